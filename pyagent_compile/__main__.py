@@ -1,0 +1,3 @@
+from pyagent_compile.cli import main
+
+raise SystemExit(main())

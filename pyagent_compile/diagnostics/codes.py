@@ -1,0 +1,219 @@
+"""The one table of diagnostic codes. `pyagent explain CODE` prints an entry.
+
+Codes are stable: a code is never reused for a different problem. Ranges:
+PA0xx usage and project files, PA1xx reading and parsing, PA2xx the schema,
+PA3xx semantic checks, PA5xx policies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    title: str
+    explanation: str
+    exit_code: int = EXIT_INVALID
+
+
+CODES: dict[str, CodeInfo] = {
+    "PA001": CodeInfo(
+        "unknown environment",
+        "`--env` named an environment that the spec does not declare under `environments:`.",
+        EXIT_USAGE,
+    ),
+    "PA002": CodeInfo(
+        "invalid project file",
+        "pyagent.toml could not be read or does not have the expected shape: a `[[spec]]` table "
+        "per spec with `path` (and optionally `out`).",
+        EXIT_USAGE,
+    ),
+    "PA003": CodeInfo(
+        "nothing to compile",
+        "No spec was given on the command line and no pyagent.toml was found in the current "
+        "directory or its parents.",
+        EXIT_USAGE,
+    ),
+    "PA004": CodeInfo(
+        "stale output",
+        "`pyagent compile --check` found files under the output folder that differ from what "
+        "the specs compile to. Run `pyagent compile` and commit the result.",
+        EXIT_INVALID,
+    ),
+    "PA005": CodeInfo(
+        "output conflict",
+        "A file in the output folder was not written by pyagent (it has no pyagent marker) and "
+        "would be overwritten. pyagent never overwrites files it did not generate; move it away "
+        "or choose another `--out`.",
+        EXIT_USAGE,
+    ),
+    "PA100": CodeInfo(
+        "cannot read input",
+        "The file does not exist, is a directory, or cannot be opened.",
+        EXIT_USAGE,
+    ),
+    "PA101": CodeInfo(
+        "YAML syntax error",
+        "The file is not well-formed YAML. The position is where the parser gave up; the mistake "
+        "is often on the line before (an indentation change or an unclosed quote or bracket).",
+    ),
+    "PA102": CodeInfo(
+        "duplicate key",
+        "A mapping has the same key twice. YAML parsers silently keep the last one; pyagent "
+        "refuses, because the first value is then lost without a word. Both places are shown.",
+    ),
+    "PA103": CodeInfo(
+        "alias expansion too large",
+        "Anchors and aliases (`&a` / `*a`) expand to more values than any real spec needs "
+        "(the 'billion laughs' attack) or refer to themselves. Write the values out or use "
+        "fewer nested aliases.",
+    ),
+    "PA104": CodeInfo(
+        "unsupported YAML tag",
+        "Only the plain YAML types are accepted (strings, numbers, booleans, null, lists and "
+        "mappings). Tags such as `!!python/object` or custom `!Tags` could construct objects and "
+        "are refused.",
+    ),
+    "PA105": CodeInfo(
+        "not a text file",
+        "The input is binary or is not valid UTF-8. Specs are UTF-8 text.",
+        EXIT_USAGE,
+    ),
+    "PA106": CodeInfo(
+        "not one document",
+        "A spec file holds exactly one YAML document; this one is empty or has several (`---`).",
+    ),
+    "PA107": CodeInfo(
+        "input too large",
+        "The file is larger than pyagent reads (32 MiB). A swarm spec of thousands of pools is "
+        "well under a megabyte; this is probably not a spec.",
+        EXIT_USAGE,
+    ),
+    "PA108": CodeInfo(
+        "invalid mapping key",
+        "Mapping keys must be plain strings (a list or a mapping as a key, or a null key, is "
+        "not allowed).",
+    ),
+    "PA109": CodeInfo(
+        "spec is not a mapping",
+        "The top level of a spec must be a mapping with `apiVersion`, `kind`, `metadata` ...",
+    ),
+    "PA110": CodeInfo(
+        "unsupported spec format",
+        "pyagent reads `.yaml`/`.yml` specs (and `.cue` through the `cue` evaluator).",
+        EXIT_USAGE,
+    ),
+    "PA201": CodeInfo(
+        "unknown field",
+        "The key is not part of the schema at this place. Check the spelling (a suggestion is "
+        "shown when one is close) or the indentation: the key may belong to another mapping.",
+    ),
+    "PA202": CodeInfo(
+        "missing required field",
+        "A field the schema requires is absent. The position is the mapping that lacks it.",
+    ),
+    "PA203": CodeInfo(
+        "wrong type",
+        "The value has the wrong type (for example a string where a number is expected, or a "
+        "list where a mapping is expected). Quoted numbers are strings.",
+    ),
+    "PA204": CodeInfo(
+        "unknown reference",
+        "A name refers to something the spec does not define: a core, a pool, a logic manifest, "
+        "a step or a tool. A suggestion is shown when a defined name is close.",
+    ),
+    "PA205": CodeInfo(
+        "value out of range",
+        "The number is outside the range the schema allows.",
+    ),
+    "PA206": CodeInfo(
+        "invalid value",
+        "The value does not have the required form: a DNS-1123 name, a Kubernetes quantity "
+        "(`500m`, `16Gi`), a CIDR, a duration, a public key, or one of a fixed set of words.",
+    ),
+    "PA207": CodeInfo(
+        "unsupported apiVersion or kind",
+        "This pyagent reads `apiVersion: pyagent.dev/v1alpha1` and `kind: Swarm`.",
+    ),
+    "PA208": CodeInfo(
+        "file not found",
+        "A file that the spec names (a scenario file, an overlay file) does not exist relative "
+        "to the spec's folder.",
+    ),
+    "PA301": CodeInfo(
+        "duplicate name",
+        "Two entries in a list that is keyed by name (steps, tools, firewall rules) share a "
+        "name. Both places are shown.",
+    ),
+    "PA302": CodeInfo(
+        "unknown GPU model",
+        "The GPU model is not in pyagent's catalog. `pyagent explain PA302` lists the models; "
+        "the catalog gives each model's memory and the node label used to schedule on it.",
+    ),
+    "PA303": CodeInfo(
+        "core needs a GPU",
+        "A core that declares `resources.gpuMemory` is placed on a pool whose hardware has no "
+        "GPU, or whose GPU has less memory than the core needs.",
+    ),
+    "PA304": CodeInfo(
+        "KV capacity exceeds GPU memory",
+        "The KV_v2 cache capacity is larger than the GPU memory of a pool that runs it. Lower "
+        "`memory.kv.capacity` or use `gpuFraction`.",
+    ),
+    "PA305": CodeInfo(
+        "Raft quorum at risk",
+        "Outside dev, the voting members must number at least 3 and be odd: an even count adds "
+        "a member without adding a tolerated failure, and fewer than 3 tolerate none.",
+    ),
+    "PA306": CodeInfo(
+        "port collision",
+        "Two listeners of a node use the same port (mesh, raft, grpc, metrics, or an MCP tool).",
+    ),
+    "PA307": CodeInfo(
+        "invalid firewall rule",
+        "A firewall rule is not concrete: it has no ports, or it opens a port no pod listens on.",
+    ),
+    "PA308": CodeInfo(
+        "overlay adds an entry the base lacks",
+        "An environment overlay names a pool, core or manifest that the base spec does not "
+        "define. Overlays adjust what the base declares; a typo here would otherwise create a "
+        "half-defined entry.",
+    ),
+    "PA309": CodeInfo(
+        "logic manifest cycle",
+        "The steps of a logic manifest must form a DAG; these steps depend on each other in a "
+        "circle. Every step on the cycle is shown.",
+    ),
+    "PA310": CodeInfo(
+        "type mismatch between steps",
+        "A step reads an input of one type from a step or manifest input of another type.",
+    ),
+    "PA311": CodeInfo(
+        "pool runs no core",
+        "A worker pool must run at least one core, or it would start agents that can do nothing.",
+    ),
+    "PA312": CodeInfo(
+        "image not pinned",
+        "Outside dev the node image must be pinned by digest (`...@sha256:<64 hex>`), so that "
+        "what was reviewed is what runs.",
+    ),
+}
+
+
+def explain(code: str) -> str | None:
+    info = CODES.get(code.upper())
+    if info is None:
+        return None
+    return f"{code.upper()}: {info.title}\n\n{info.explanation}\n"
+
+
+def exit_code_for(codes: list[str]) -> int:
+    """The process exit code for a run that produced these error codes."""
+    if not codes:
+        return EXIT_OK
+    return max(CODES[c].exit_code if c in CODES else EXIT_INVALID for c in codes)
