@@ -12,7 +12,9 @@ from pyagent_compile.model.spec import STEP_INPUT_TYPES, STEP_OUTPUT, Manifest
 def check_manifests(ctx: CheckContext) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for name, manifest in ctx.swarm.manifests.items():
-        out += _cycle(ctx, name, manifest)
+        ids = [s.id for s in manifest.steps]
+        if len(set(ids)) == len(ids):  # with duplicate ids the edges are ambiguous (PA301 says so)
+            out += _cycle(ctx, name, manifest)
         out += _types(ctx, name, manifest)
     return out
 

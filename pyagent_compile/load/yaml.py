@@ -350,7 +350,7 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
     except LoadError as err:
         return None, [err.diag]
     except yaml.MarkedYAMLError as err:
-        return None, [_syntax_diagnostic(err, file)]
+        return None, [_syntax_diagnostic(err, file, text)]
     except yaml.YAMLError as err:
         return None, [_reader_diagnostic(err, text, file)]
     except RecursionError:
@@ -368,12 +368,22 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
     return builder.doc, []
 
 
-def _syntax_diagnostic(err: yaml.MarkedYAMLError, file: str) -> Diagnostic:
+def _syntax_diagnostic(err: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     mark = err.problem_mark or err.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = err.problem or "invalid YAML"
+    if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+        problem = "a tab character where YAML expects spaces"
     secondary: tuple[Label, ...] = ()
-    if err.context and err.context_mark is not None and err.context_mark is not mark:
+    if (
+        err.context
+        and err.context_mark is not None
+        and (err.context_mark.line, err.context_mark.column)
+        != (
+            line - 1,
+            col - 1,
+        )
+    ):
         ctx = err.context_mark
         secondary = (Label(Span(file, ctx.line + 1, ctx.column + 1), err.context),)
     help_ = _syntax_hint(problem)
