@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from pyagent_compile.model.gpus import GPU_CATALOG
@@ -13,13 +12,10 @@ from pyagent_compile.model.spec import Pool, Swarm
 from pyagent_compile.plan import labels, naming
 from pyagent_compile.plan.model import PlannedObject
 from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
+from pyagent_compile.canonical import to_json as canonical_json
 
 RUN_AS = 10001
 DEV_IMAGE_TAG = "dev"
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
 def image_of(swarm: Swarm) -> str:
