@@ -591,13 +591,17 @@ mod tests {
                 )]);
                 EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1])], nodes))
             }
-            _ => EntryPayload::Normal(LogCommand {
-                signer: 1,
-                seq: index,
-                command: vec![index as u8; (index % 50) as usize],
-                signature: vec![7; 64],
-                proposed_at_ms: index * 10,
-            }),
+            _ => EntryPayload::Normal(
+                (0..index % 3 + 1)
+                    .map(|k| LogCommand {
+                        signer: 1,
+                        seq: index * 10 + k,
+                        command: vec![index as u8; (index % 50) as usize],
+                        signature: vec![7; 64],
+                        proposed_at_ms: index * 10,
+                    })
+                    .collect(),
+            ),
         };
         Entry {
             log_id: lid(1 + index / 10, index),
