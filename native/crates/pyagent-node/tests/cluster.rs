@@ -424,3 +424,107 @@ async fn three_nodes_elect_commit_and_recover() {
         n.shutdown().await;
     }
 }
+
+/// Replacing a member: a fourth node joins (learner, then voter) through a signed AddMember,
+/// catches up, and a former voter leaves through RemoveMember; the group keeps committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_a_member_through_raft_membership_changes() {
+    let root = std::env::temp_dir().join(format!("pyagent-membership-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let _guard = Dir(root.clone());
+    let mut ls: Vec<Listeners> = (0..4).map(|_| listeners()).collect();
+    let mut cfgs = configs(&root, &ls);
+    for c in cfgs.iter_mut().take(3) {
+        c.members.retain(|m| m.node_id != 4); // the first three do not know the newcomer
+    }
+    cfgs[3].join = true;
+    let l4 = ls.pop().unwrap();
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().take(3).cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    let leader = wait_leader(&nodes).await;
+    let signer = Signer::new(1, SWARM.into(), key(1));
+    let mut c = client(&nodes[(leader - 1) as usize]).await;
+    assert!(
+        c.submit(signed(&signer, signer.next_seq(), put("before", b"1")))
+            .await
+            .unwrap()
+            .into_inner()
+            .applied
+    );
+
+    let n4 = node::start(cfgs[3].clone(), key(4), l4).await.unwrap();
+    let m4 = &cfgs[3].members[3];
+    let add = Op::AddMember(proto::AddMember {
+        member: Some(proto::Member {
+            node_id: 4,
+            name: m4.name.clone(),
+            raft: m4.raft.clone(),
+            grpc: m4.grpc.clone(),
+            voter: true,
+            public_key: m4.public_key.clone().unwrap(),
+        }),
+    });
+    let r = c
+        .submit(signed(&signer, signer.next_seq(), add))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied, "{r:?}");
+    let leaving = (1..=3).find(|id| *id != leader).unwrap();
+    let remove = Op::RemoveMember(proto::RemoveMember { node_id: leaving });
+    let r = c
+        .submit(signed(&signer, signer.next_seq(), remove))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied, "{r:?}");
+    let r = c
+        .submit(signed(&signer, signer.next_seq(), put("after", b"2")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied);
+
+    let st = c
+        .status(proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let voters: BTreeSet<u64> = st
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.node_id)
+        .collect();
+    let expected: BTreeSet<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|id| *id != leaving)
+        .collect();
+    assert_eq!(voters, expected);
+    // The newcomer holds the replicated state, including what was written before it joined.
+    n4.shared
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .applied_index_at_least(Some(r.index), "newcomer caught up")
+        .await
+        .unwrap();
+    let mut c4 = client(&n4).await;
+    for k in ["before", "after"] {
+        let g = c4
+            .get(proto::GetRequest {
+                key: k.into(),
+                stale: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(g.found, "{k} missing on the new member");
+    }
+    n4.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
