@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the pinned `cue` CLI (and pyagent's `cuepos` helper, built against the same
+# cuelang.org/go module) into $REPO/.tools/bin. Idempotent: does nothing when the pinned
+# versions are already there. Needs Go >= 1.23 and access to the Go module proxy.
+#
+#   .ci/install-cue.sh            # then: export PATH="$REPO/.tools/bin:$PATH"
+set -euo pipefail
+
+CUE_VERSION="v0.17.1"   # keep in step with specs/cuepos/go.mod and pyagent_compile/load/cue.py
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$REPO/.tools/bin"
+mkdir -p "$BIN"
+export GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -mod=mod"
+
+have_cue="$("$BIN/cue" version 2>/dev/null | sed -n 's/^cue version //p' || true)"
+if [ "$have_cue" = "$CUE_VERSION" ]; then
+    echo "cue $CUE_VERSION already in $BIN"
+else
+    echo "installing cue $CUE_VERSION into $BIN"
+    go install "cuelang.org/go/cmd/cue@$CUE_VERSION"
+fi
+
+# cuepos: reports the source position of every value (cue export reports none).
+stamp="$BIN/.cuepos-$CUE_VERSION-$(cat "$REPO/specs/cuepos/go.mod" "$REPO/specs/cuepos/main.go" | sha256sum | cut -c1-16)"
+if [ -x "$BIN/cuepos" ] && [ -e "$stamp" ]; then
+    echo "cuepos already in $BIN"
+else
+    echo "building cuepos into $BIN"
+    (cd "$REPO/specs/cuepos" && go install .)
+    rm -f "$BIN"/.cuepos-*
+    touch "$stamp"
+fi

@@ -1,0 +1,155 @@
+// Command cuepos prints where every value of a CUE instance was written.
+//
+// `cue export` gives the values but no positions; pyagent needs the file:line:col of each
+// value so that its own semantic checks can point at .cue lines. cuepos loads the same
+// instance with the same cuelang.org/go module the pinned `cue` CLI is built from, walks
+// the evaluated value and prints one JSON object:
+//
+//	{"values": [[path, file, line, col], ...], "keys": [[path, file, line, col], ...]}
+//
+// A path is a list of field names (strings) and list indexes (numbers). Where a value has
+// several conjuncts (a schema default and the user's value), the position in the user's
+// own files wins over one in a dependency (anything under a cue.mod directory).
+// Usage: cuepos [-C dir] <cue args...> (files, a directory or a package, as for cue export).
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/token"
+)
+
+type entry [4]any
+
+type output struct {
+	Values []entry `json:"values"`
+	Keys   []entry `json:"keys"`
+}
+
+func main() {
+	args := os.Args[1:]
+	dir := ""
+	if len(args) >= 2 && args[0] == "-C" {
+		dir, args = args[1], args[2:]
+	}
+	insts := load.Instances(args, &load.Config{Dir: dir})
+	if len(insts) != 1 {
+		fail(fmt.Errorf("expected one instance, got %d", len(insts)))
+	}
+	if insts[0].Err != nil {
+		fail(insts[0].Err)
+	}
+	v := cuecontext.New().BuildInstance(insts[0])
+	if v.Err() != nil {
+		fail(v.Err())
+	}
+	w := &walker{}
+	w.walk(v, []any{})
+	enc := json.NewEncoder(os.Stdout)
+	if err := enc.Encode(output{w.values, w.keys}); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, errors.Details(err, nil))
+	os.Exit(1)
+}
+
+type walker struct {
+	values []entry
+	keys   []entry
+}
+
+// isDependency reports whether a file belongs to an imported module rather than to the user.
+func isDependency(file string) bool {
+	slashed := filepath.ToSlash(file)
+	return strings.Contains(slashed, "/cue.mod/") || strings.Contains(slashed, "/pkg/mod/")
+}
+
+// best picks the position of v that a user should be shown.
+func best(v cue.Value) token.Pos {
+	p := v.Pos()
+	if p.IsValid() && !isDependency(p.Filename()) {
+		return p
+	}
+	if op, parts := v.Expr(); op == cue.AndOp {
+		for _, part := range parts {
+			if q := part.Pos(); q.IsValid() && !isDependency(q.Filename()) {
+				return q
+			}
+		}
+	}
+	return p
+}
+
+// labelPos finds the position of the label that introduced v, preferring the user's files.
+func labelPos(v cue.Value) token.Pos {
+	candidates := []cue.Value{v}
+	if op, parts := v.Expr(); op == cue.AndOp {
+		candidates = append(candidates, parts...)
+	}
+	var fallback token.Pos
+	for _, c := range candidates {
+		if f, ok := c.Source().(*ast.Field); ok {
+			p := f.Label.Pos()
+			if !p.IsValid() {
+				continue
+			}
+			if !isDependency(p.Filename()) {
+				return p
+			}
+			if !fallback.IsValid() {
+				fallback = p
+			}
+		}
+	}
+	return fallback
+}
+
+func record(list *[]entry, path []any, p token.Pos) {
+	if !p.IsValid() {
+		return
+	}
+	cp := make([]any, len(path))
+	copy(cp, path)
+	*list = append(*list, entry{cp, p.Filename(), p.Line(), p.Column()})
+}
+
+func (w *walker) walk(v cue.Value, path []any) {
+	if d, ok := v.Default(); ok {
+		v = d
+	}
+	record(&w.values, path, best(v))
+	switch v.IncompleteKind() {
+	case cue.StructKind:
+		it, err := v.Fields()
+		if err != nil {
+			return
+		}
+		for it.Next() {
+			sel := it.Selector()
+			child := append(path, sel.Unquoted())
+			fv := it.Value()
+			record(&w.keys, child, labelPos(fv))
+			w.walk(fv, child)
+		}
+	case cue.ListKind:
+		it, err := v.List()
+		if err != nil {
+			return
+		}
+		for i := 0; it.Next(); i++ {
+			w.walk(it.Value(), append(path, i))
+		}
+	}
+}
