@@ -1,0 +1,45 @@
+"""What every semantic check reads: the typed model and where each of its values was written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyagent_compile.diagnostics import Diagnostic, Label
+from pyagent_compile.load.document import Document, PathT, format_path
+from pyagent_compile.model.spec import Swarm, Tier
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    swarm: Swarm
+    doc: Document
+    env: str
+    tier: Tier
+    spec_dir: Path
+
+    def problem(
+        self,
+        code: str,
+        path: PathT,
+        message: str,
+        help_: str = "",
+        label: str = "",
+        related: tuple[tuple[PathT, str], ...] = (),
+        on_key: bool = False,
+    ) -> Diagnostic:
+        """A diagnostic at the value (or key) written at `path`, with other places involved."""
+        span = self.doc.key_span(path) if on_key else self.doc.value_span(path)
+        secondary = []
+        for other_path, other_label in related:
+            other = self.doc.key_span(other_path) if on_key else self.doc.value_span(other_path)
+            if other is not None:
+                secondary.append(Label(other, other_label))
+        return Diagnostic(
+            code,
+            message,
+            path=format_path(path),
+            primary=Label(span, label) if span else None,
+            secondary=tuple(secondary),
+            help=help_,
+        )

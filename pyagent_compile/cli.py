@@ -1,0 +1,50 @@
+"""The `pyagent` command line. Each command lives in pyagent_compile/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pyagent_compile import __version__
+from pyagent_compile.commands import compile as compile_cmd
+from pyagent_compile.commands import info
+
+DESCRIPTION = """\
+pyagent compiles declarative swarm specs (YAML) into deterministic Pulumi stacks and plain
+Kubernetes manifests for pyagent's Rust node image.
+
+  pyagent compile                 compile every spec in pyagent.toml into stacks/
+  pyagent validate SPEC           report every problem in a spec, located to file:line:col
+  pyagent explain PA204           what an error code means
+  pyagent schema                  the JSON Schema of the spec, for editor completion
+
+Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
+"""
+
+COMMAND_MODULES = (compile_cmd, info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyagent", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pyagent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0

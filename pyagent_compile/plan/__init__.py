@@ -1,0 +1,41 @@
+"""Stage 4: the plan, the resolved resource graph of one environment."""
+
+from __future__ import annotations
+
+from pyagent_compile.model.spec import Swarm
+from pyagent_compile.plan import naming
+from pyagent_compile.plan.model import Plan, PlannedObject
+from pyagent_compile.plan.network import baseline_policies, peer_service_object, rule_policies
+from pyagent_compile.plan.nodeconfig import node_config
+from pyagent_compile.plan.workloads import (
+    disruption_budget_object,
+    manifests_object,
+    namespace_object,
+    pool_config_object,
+    service_account_object,
+    statefulset_object,
+)
+
+
+def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
+    name = swarm.metadata.name
+    ns = naming.namespace(name, env)
+    peer_dns = f"{naming.peer_service(name)}.{ns}.svc.cluster.local"
+    configs = {pool: node_config(swarm, pool, peer_dns) for pool in sorted(swarm.nodes)}
+    objects: list[PlannedObject] = [
+        namespace_object(swarm, env, ns),
+        service_account_object(swarm, env, ns),
+        manifests_object(swarm, env, ns),
+        peer_service_object(swarm, env, ns),
+        disruption_budget_object(swarm, env, ns),
+        *baseline_policies(swarm, env, ns),
+        *rule_policies(swarm, env, ns),
+    ]
+    for pool, config in configs.items():
+        objects.append(pool_config_object(swarm, env, ns, pool, config))
+        objects.append(statefulset_object(swarm, env, ns, pool, config))
+    ordered = tuple(sorted(objects, key=PlannedObject.sort_key))
+    return Plan(swarm=name, environment=env, tier=tier, namespace=ns, objects=ordered, node_configs=configs)
+
+
+__all__ = ["Plan", "PlannedObject", "build_plan"]

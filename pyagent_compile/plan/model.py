@@ -1,0 +1,65 @@
+"""The plan: the complete, resolved set of objects for one environment. The single source
+that the Kubernetes manifests and the Pulumi program are both rendered from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyagent_compile.load.document import PathT, format_path
+from pyagent_compile.plan.naming import PLAN_API_VERSION, logical_name
+
+# Apply order: what others refer to comes first (kubectl applies a folder in name order).
+KIND_ORDER = (
+    "Namespace",
+    "ServiceAccount",
+    "ConfigMap",
+    "NetworkPolicy",
+    "Service",
+    "PodDisruptionBudget",
+    "StatefulSet",
+)
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    body: dict[str, Any]
+    source: PathT
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def logical_name(self) -> str:
+        return logical_name(self.kind, self.name)
+
+    def sort_key(self) -> tuple[int, str]:
+        return (KIND_ORDER.index(self.kind), self.name)
+
+
+@dataclass(frozen=True)
+class Plan:
+    swarm: str
+    environment: str
+    tier: str
+    namespace: str
+    objects: tuple[PlannedObject, ...]
+    node_configs: dict[str, dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "apiVersion": PLAN_API_VERSION,
+            "swarm": self.swarm,
+            "environment": self.environment,
+            "tier": self.tier,
+            "namespace": self.namespace,
+            "objects": [
+                {"logicalName": o.logical_name, "source": format_path(o.source), "object": o.body}
+                for o in self.objects
+            ],
+        }

@@ -1,0 +1,222 @@
+"""Namespace, service account, config maps, StatefulSets and the Raft disruption budget."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pyagent_compile.model.gpus import GPU_CATALOG
+from pyagent_compile.model.quantity import format_quantity
+from pyagent_compile.model.resources import voter_count
+from pyagent_compile.model.spec import Pool, Swarm
+from pyagent_compile.plan import labels, naming
+from pyagent_compile.plan.model import PlannedObject
+from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
+
+RUN_AS = 10001
+DEV_IMAGE_TAG = "dev"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def image_of(swarm: Swarm) -> str:
+    if swarm.image.ref is not None:
+        return swarm.image.ref
+    return f"{swarm.image.repository}:{DEV_IMAGE_TAG}"
+
+
+def meta(swarm: Swarm, env: str, name: str, component: str, source: str, ns: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "labels": labels.common(swarm, env, component),
+        "annotations": {labels.SOURCE: source},
+    }
+    if ns is not None:
+        body["namespace"] = ns
+    return body
+
+
+def namespace_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(swarm, env, ns, "swarm", "metadata", None)}
+    # Pod Security Admission: the node image runs as non-root with a read-only root file system.
+    body["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "restricted"
+    return PlannedObject(body, ("metadata",))
+
+
+def service_account_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
+    body = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta(swarm, env, naming.service_account(swarm.metadata.name), "swarm", "metadata", ns),
+        "automountServiceAccountToken": False,
+    }
+    return PlannedObject(body, ("metadata",))
+
+
+def config_map(swarm: Swarm, env: str, ns: str, name: str, source: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(swarm, env, name, "config", source, ns),
+            "data": data}
+
+
+def manifests_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
+    manifests = {name: m.model_dump(mode="json", by_alias=True) for name, m in swarm.manifests.items()}
+    data = {"manifests.json": canonical_json(manifests)}
+    name = naming.manifests_config(swarm.metadata.name)
+    return PlannedObject(config_map(swarm, env, ns, name, "manifests", data), ("manifests",))
+
+
+def pool_config_object(swarm: Swarm, env: str, ns: str, pool: str, config: dict[str, Any]) -> PlannedObject:
+    name = naming.pool_config(swarm.metadata.name, pool)
+    body = config_map(swarm, env, ns, name, f"nodes.{pool}", {"node.json": canonical_json(config)})
+    return PlannedObject(body, ("nodes", pool))
+
+
+def disruption_budget_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
+    voters = voter_count(swarm)
+    body = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta(swarm, env, naming.disruption_budget(swarm.metadata.name), "consensus", "consensus", ns),
+        # Voluntary evictions may never take the Raft group below a majority.
+        "spec": {"minAvailable": voters // 2 + 1,
+                 "selector": {"matchLabels": {**labels.swarm_selector(swarm), labels.VOTER: "true"}}},
+    }
+    return PlannedObject(body, ("consensus",))
+
+
+def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: dict[str, Any]) -> PlannedObject:
+    pool = swarm.nodes[pool_name]
+    name = naming.statefulset(swarm.metadata.name, pool_name)
+    selector = labels.pool_selector(swarm, pool_name)
+    pod_labels = {**labels.common(swarm, env, pool_name), **selector,
+                  labels.VOTER: "true" if "voter" in pool.roles else "false"}
+    pod_labels.update({labels.core_label(core): "true" for core in pool.cores})
+    config_hash = hashlib.sha256(canonical_json(config).encode()).hexdigest()
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": meta(swarm, env, name, pool_name, f"nodes.{pool_name}", ns),
+        "spec": {
+            "serviceName": naming.peer_service(swarm.metadata.name),
+            "replicas": pool.replicas,
+            # Raft members must all start to elect a leader; ordered start would deadlock.
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": pod_labels,
+                             "annotations": {labels.CONFIG_HASH: config_hash, labels.SOURCE: f"nodes.{pool_name}"}},
+                "spec": _pod_spec(swarm, pool_name, pool),
+            },
+            "volumeClaimTemplates": [_data_claim(pool)],
+        },
+    }
+    return PlannedObject(body, ("nodes", pool_name))
+
+
+def _data_claim(pool: Pool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": format_quantity(pool.hardware.storage)}}}
+    if pool.hardware.storage_class is not None:
+        spec["storageClassName"] = pool.hardware.storage_class
+    return {"metadata": {"name": "data"}, "spec": spec}
+
+
+def _pod_spec(swarm: Swarm, pool_name: str, pool: Pool) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "serviceAccountName": naming.service_account(swarm.metadata.name),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [_container(swarm, pool)],
+        "volumes": _volumes(swarm, pool_name),
+        "topologySpreadConstraints": [_spread(swarm, pool_name, "kubernetes.io/hostname", "ScheduleAnyway")],
+    }
+    if pool.placement.zones:
+        spec["topologySpreadConstraints"].insert(0, _spread(swarm, pool_name, "topology.kubernetes.io/zone",
+                                                            "DoNotSchedule"))
+    affinity = _node_affinity(pool)
+    if affinity:
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                                             {"nodeSelectorTerms": [{"matchExpressions": affinity}]}}}
+    gpu = pool.hardware.gpu
+    if gpu is not None and gpu.model in GPU_CATALOG:
+        model = GPU_CATALOG[gpu.model]
+        spec["nodeSelector"] = {model.label_key: model.label}
+        spec["tolerations"] = [{"key": model.resource, "operator": "Exists", "effect": "NoSchedule"}]
+    return spec
+
+
+def _spread(swarm: Swarm, pool_name: str, key: str, when: str) -> dict[str, Any]:
+    return {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,
+            "labelSelector": {"matchLabels": labels.pool_selector(swarm, pool_name)}}
+
+
+def _node_affinity(pool: Pool) -> list[dict[str, Any]]:
+    rules = []
+    if pool.placement.region:
+        rules.append({"key": "topology.kubernetes.io/region", "operator": "In", "values": [pool.placement.region]})
+    if pool.placement.zones:
+        rules.append({"key": "topology.kubernetes.io/zone", "operator": "In", "values": sorted(pool.placement.zones)})
+    return rules
+
+
+def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
+    ports = swarm.mesh.ports
+    cpu, memory = format_quantity(pool.hardware.cpu), format_quantity(pool.hardware.memory)
+    limits: dict[str, str] = {"cpu": cpu, "memory": memory}
+    gpu = pool.hardware.gpu
+    if gpu is not None and gpu.model in GPU_CATALOG:
+        limits[GPU_CATALOG[gpu.model].resource] = str(gpu.count)
+    probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10}
+    return {
+        "name": "node",
+        "image": image_of(swarm),
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["--config", "/etc/pyagent/node.json"],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
+        "ports": [{"name": n, "containerPort": getattr(ports, n), "protocol": "TCP"}
+                  for n in ("mesh", "raft", "grpc", "metrics")],
+        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "volumeMounts": _mounts(swarm),
+    }
+
+
+def _mounts(swarm: Swarm) -> list[dict[str, Any]]:
+    mounts = [
+        {"name": "config", "mountPath": "/etc/pyagent/node.json", "subPath": "node.json", "readOnly": True},
+        {"name": "manifests", "mountPath": "/etc/pyagent/manifests", "readOnly": True},
+        {"name": "data", "mountPath": DATA_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if swarm.sovereignty.soul is not None:
+        mounts.append({"name": "soul", "mountPath": SOUL_DIR, "readOnly": True})
+    return mounts
+
+
+def _volumes(swarm: Swarm, pool_name: str) -> list[dict[str, Any]]:
+    name = swarm.metadata.name
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": naming.pool_config(name, pool_name)}},
+        {"name": "manifests", "configMap": {"name": naming.manifests_config(name)}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    soul = swarm.sovereignty.soul
+    if soul is not None:
+        # The soul's key is only referenced; its value never appears in a rendered file.
+        volumes.append({"name": "soul", "secret": {"secretName": soul.secret_ref.name, "defaultMode": 0o400,
+                                                   "items": [{"key": soul.secret_ref.key, "path": soul.secret_ref.key}]}})
+    return volumes
