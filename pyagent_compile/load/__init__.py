@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyagent_compile.diagnostics import Diagnostic, Label, Span
+from pyagent_compile.load.cue import load_cue
 from pyagent_compile.load.document import Document, PathT, format_path
 from pyagent_compile.load.text import read_text
 from pyagent_compile.load.yaml import parse_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
+CUE_SUFFIX = ".cue"
 
 
 def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagnostic]]:
@@ -23,14 +25,16 @@ def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagn
         if text is None:
             return None, diags
         return parse_yaml(text, display)
+    if path.suffix == CUE_SUFFIX or (path.is_dir() and any(path.glob("*.cue"))):
+        return load_cue(path, display)
     return None, [
         Diagnostic(
             "PA110",
             f"{display}: cannot tell the spec format from the suffix {path.suffix!r}",
             primary=Label(Span(display, 1, 1)),
-            help="name the file swarm.yaml (or .yml)",
+            help="name the file swarm.yaml (or .yml), or swarm.cue for a CUE spec",
         )
     ]
 
 
-__all__ = ["Document", "PathT", "format_path", "load_document", "YAML_SUFFIXES"]
+__all__ = ["CUE_SUFFIX", "Document", "PathT", "format_path", "load_document", "YAML_SUFFIXES"]

@@ -10,12 +10,19 @@
 // A path is a list of field names (strings) and list indexes (numbers). Where a value has
 // several conjuncts (a schema default and the user's value), the position in the user's
 // own files wins over one in a dependency (anything under a cue.mod directory).
-// Usage: cuepos [-C dir] <cue args...> (files, a directory or a package, as for cue export).
+//
+// With -schema FILE (or - for stdin), the instance is also unified with the #Swarm
+// definition of that schema file (pyagent passes the schema generated from its own models),
+// so fields that the user's own embedding of the schema leaves open are still checked.
+// Errors are printed to stderr in the same format as the cue command, with exit code 1.
+//
+// Usage: cuepos [-C dir] [-schema FILE] <cue args...> (files, a directory or a package).
 package main
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,20 +44,46 @@ type output struct {
 
 func main() {
 	args := os.Args[1:]
-	dir := ""
-	if len(args) >= 2 && args[0] == "-C" {
-		dir, args = args[1], args[2:]
+	dir, schemaFile := "", ""
+	for len(args) >= 2 && (args[0] == "-C" || args[0] == "-schema") {
+		if args[0] == "-C" {
+			dir = args[1]
+		} else {
+			schemaFile = args[1]
+		}
+		args = args[2:]
 	}
+	ctx := cuecontext.New()
 	insts := load.Instances(args, &load.Config{Dir: dir})
 	if len(insts) != 1 {
-		fail(fmt.Errorf("expected one instance, got %d", len(insts)))
+		fail(fmt.Errorf("expected one CUE instance, got %d", len(insts)))
 	}
 	if insts[0].Err != nil {
 		fail(insts[0].Err)
 	}
-	v := cuecontext.New().BuildInstance(insts[0])
+	v := ctx.BuildInstance(insts[0])
 	if v.Err() != nil {
 		fail(v.Err())
+	}
+	if schemaFile != "" {
+		var src []byte
+		var err error
+		if schemaFile == "-" {
+			src, err = io.ReadAll(os.Stdin)
+		} else {
+			src, err = os.ReadFile(schemaFile)
+		}
+		if err != nil {
+			fail(err)
+		}
+		schema := ctx.CompileBytes(src, cue.Filename("pyagent-schema.cue"))
+		if schema.Err() != nil {
+			fail(schema.Err())
+		}
+		v = schema.LookupPath(cue.ParsePath("#Swarm")).Unify(v)
+	}
+	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
+		fail(err)
 	}
 	w := &walker{}
 	w.walk(v, []any{})
@@ -61,7 +94,8 @@ func main() {
 }
 
 func fail(err error) {
-	fmt.Fprintln(os.Stderr, errors.Details(err, nil))
+	cwd, _ := os.Getwd()
+	errors.Print(os.Stderr, err, &errors.Config{Cwd: cwd})
 	os.Exit(1)
 }
 
@@ -73,18 +107,27 @@ type walker struct {
 // isDependency reports whether a file belongs to an imported module rather than to the user.
 func isDependency(file string) bool {
 	slashed := filepath.ToSlash(file)
-	return strings.Contains(slashed, "/cue.mod/") || strings.Contains(slashed, "/pkg/mod/")
+	return strings.Contains(slashed, "/cue.mod/") || strings.Contains(slashed, "/pkg/mod/") ||
+		slashed == "pyagent-schema.cue"
+}
+
+// valuePos is where a value is written: for a field, the value after the colon.
+func valuePos(v cue.Value) token.Pos {
+	if f, ok := v.Source().(*ast.Field); ok && f.Value != nil && f.Value.Pos().IsValid() {
+		return f.Value.Pos()
+	}
+	return v.Pos()
 }
 
 // best picks the position of v that a user should be shown.
 func best(v cue.Value) token.Pos {
-	p := v.Pos()
+	p := valuePos(v)
 	if p.IsValid() && !isDependency(p.Filename()) {
 		return p
 	}
 	if op, parts := v.Expr(); op == cue.AndOp {
 		for _, part := range parts {
-			if q := part.Pos(); q.IsValid() && !isDependency(q.Filename()) {
+			if q := valuePos(part); q.IsValid() && !isDependency(q.Filename()) {
 				return q
 			}
 		}
