@@ -93,20 +93,24 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
         out, err = export.communicate(timeout=TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, [Diagnostic("PA129", f"{display}: running the CUE evaluator failed: {exc}", help=INSTALL_HELP)]
+    doc = Document(None, file_display)
+    try:  # cuepos prints the positions even when the value has errors
+        positions = json.loads(pos_out) if pos_out.strip() else {}
+    except json.JSONDecodeError:
+        positions = {}
+    for table, rows in ((doc.values, positions.get("values") or []), (doc.keys, positions.get("keys") or [])):
+        for raw_path, file, line, col in rows:
+            if run.display(file) is not None:
+                table[tuple(raw_path or ())] = run.span(file, line, col)
+    run.located = doc
     if export.returncode != 0:
         return None, errors_to_diagnostics(err, run) or [_opaque(display, err)]
     if located.returncode != 0:
         return None, errors_to_diagnostics(pos_err, run) or [_opaque(display, pos_err)]
     try:
-        data = json.loads(out)
-        positions = json.loads(pos_out)
+        doc.data = json.loads(out)
     except json.JSONDecodeError as exc:
         return None, [Diagnostic("PA129", f"{display}: unexpected output from the CUE evaluator: {exc}")]
-    doc = Document(data, file_display)
-    for table, rows in ((doc.values, positions.get("values", [])), (doc.keys, positions.get("keys", []))):
-        for raw_path, file, line, col in rows:
-            if run.display(file) is not None:
-                table[tuple(raw_path or ())] = run.span(file, line, col)
     if () not in doc.values:
         doc.values[()] = Span(file_display if not path.is_dir() else _first_cue_file(path, display), 1, 1)
     return doc, []
@@ -127,6 +131,7 @@ class _Run:
 
     workdir: Path
     display_dir: str
+    located: Document | None = None
     _lines: dict[str, list[str]] = field(default_factory=dict)
 
     def display(self, file: str) -> str | None:
@@ -170,7 +175,9 @@ _HEAD = re.compile(r"^(?:(?P<path>(?:[^\s:\"]|\"(?:[^\"\\]|\\.)*\")+): )?(?P<msg
 _DISJ = re.compile(r"^\d+ errors in empty disjunction$")
 _CONFLICT = re.compile(r"^conflicting values (?P<a>.+?) and (?P<b>.+?)(?: \(mismatched types (?P<ta>\w+) and (?P<tb>\w+)\))?$")
 _BOUND = re.compile(r"^invalid value (?P<v>.+?) \(out of bound (?P<bound>.+)\)$")
-_MATCH = re.compile(r"^invalid value (?P<v>.+?) \(does not (?:match|satisfy) (?P<c>.+)\)$")
+_MATCH = re.compile(r"^invalid value (?P<v>.+?) \(does not (?:match|satisfy) (?P<c>[^()]+(?:\([^()]*\))?)\)(?P<why>.*)$")
+_FIELD_REF = re.compile(r"^undefined field: (?P<name>.+)$")
+_TYPE_NAMES = {"int", "float", "number", "string", "bool", "bytes", "null", "struct", "list", "_"}
 _REF = re.compile(r'^reference "(?P<name>[^"]+)" not found$')
 _SYNTAX = re.compile(r"expected|illegal|missing ',|string literal not terminated|unexpected")
 _TYPE_WORDS = {"string": "a string", "int": "an integer", "float": "a number", "number": "a number",
@@ -298,6 +305,20 @@ def _quote_hint(found: str, wanted: list[str]) -> str:
     return ""
 
 
+def _pattern_help(bound: str) -> str:
+    """Name the scalar type whose pattern a value failed, e.g. a DNS-1123 label."""
+    from pyagent_compile.model.cue_schema import SCALARS
+
+    try:
+        pattern = json.loads(bound[2:])
+    except json.JSONDecodeError:
+        return ""
+    for name, body in SCALARS.values():
+        if f'=~#"{pattern}"#' in body:
+            return f"the value must be a {name.lstrip('#')} (see its definition in the schema)"
+    return ""
+
+
 def _unquote(text: str) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
@@ -306,15 +327,26 @@ def _diagnostic(error: CueError, run: _Run) -> Diagnostic | None:
     msg = error.message
     if m := _CONFLICT.match(msg):
         if m["ta"]:
-            return _make("PA203", f"expected {_TYPE_WORDS.get(m['ta'], m['ta'])} here, found "
-                         f"{_TYPE_WORDS.get(m['tb'], m['tb'])} {m['b']}", error.path, error.positions, run)
+            given, found, wanted = (m["b"], m["tb"], m["ta"]) if m["a"] in _TYPE_NAMES else (m["a"], m["ta"], m["tb"])
+            return _make("PA203", f"expected {_TYPE_WORDS.get(wanted, wanted)}, found {_TYPE_WORDS.get(found, found)} "
+                         f"{given}", error.path, error.positions, run, _quote_hint(found, [wanted]))
+        if error.path in ("apiVersion", "kind"):
+            want = "pyagent.dev/v1alpha1" if error.path == "apiVersion" else "Swarm"
+            given = m["b"] if _unquote(m["a"]) == want else m["a"]
+            return _make("PA207", f"unsupported {error.path} {given}", error.path, error.positions, run,
+                         f"this pyagent reads `{error.path}: \"{want}\"`")
         return _make("PA121", f"conflicting values {m['a']} and {m['b']}", error.path, error.positions, run,
                      "CUE unifies every value written for a field; they must agree (use a default `*x | T` "
                      "in the base to let another file override it)")
+    if (m := _BOUND.match(msg)) and m["bound"].startswith(("=~", "!~")):
+        return _make("PA206", f"{m['v']} does not match {m['bound']}", error.path, error.positions, run,
+                     _pattern_help(m["bound"]))
     if m := _BOUND.match(msg):
         return _make("PA205", f"{m['v']} is out of range: must be {m['bound']}", error.path, error.positions, run)
     if m := _MATCH.match(msg):
-        return _make("PA206", f"invalid value {m['v']} (does not match {m['c']})", error.path, error.positions, run)
+        why = m["why"].lstrip(": ")
+        return _make("PA206", f"{m['v']} does not satisfy {m['c']}" + (f" ({why})" if why else ""),
+                     error.path, error.positions, run)
     if msg == "field not allowed":
         return _make("PA201", f"unknown field {_last(error.path)!r}", error.path, error.positions, run,
                      "the schema (#Swarm) is closed: check the spelling and the nesting")
@@ -323,6 +355,8 @@ def _diagnostic(error: CueError, run: _Run) -> Diagnostic | None:
     if msg.startswith(("incomplete value", "non-concrete value")) or "cannot convert incomplete value" in msg:
         return _make("PA122", f"{msg}: a value is still a type or a constraint", error.path, error.positions, run,
                      "give the field a concrete value (or a default with `*`)")
+    if m := _FIELD_REF.match(msg):
+        return _make("PA123", f"undefined field {m['name']!r}", error.path, error.positions, run)
     if m := _REF.match(msg):
         return _make("PA123", f"undefined reference {m['name']!r}", error.path, error.positions, run)
     if msg.startswith("incompatible list lengths"):
@@ -351,9 +385,16 @@ def _make(code: str, message: str, cue_path: str, positions: list[tuple[str, int
         if all((s.file, s.line) != (span.file, span.line) for s in spans):  # one label per line is enough
             spans.append(span)
     user = [s for s in spans if not _is_dependency(s.file) and not _is_schema_reference(run, s)]
-    primary = user[0] if user else (spans[0] if spans else None)
+    parts = split_path(cue_path) if cue_path else ()
+    primary = user[0] if user else None
+    if primary is None and run.located is not None and parts:
+        # CUE gave no position the user wrote: use where cuepos saw the field (or, for a missing
+        # field, the mapping that lacks it), as the YAML loader does.
+        primary = run.located.key_span(parts[:-1]) if code == "PA202" else run.located.value_span(parts)
+    if primary is None and spans:
+        primary = spans[0]
     secondary = tuple(Label(s, _role(run, s)) for s in spans if s != primary)
-    path = format_path(split_path(cue_path)) if cue_path else ""
+    path = format_path(parts)
     return Diagnostic(code, message, path=path, primary=Label(primary) if primary else None, secondary=secondary,
                       help=help_)
 

@@ -31,8 +31,13 @@ from pydantic_core import PydanticUndefined
 from pyagent_compile.model import spec, types as scalars
 
 REPO = Path(__file__).resolve().parents[2]
-# The schema module, and the copy vendored into the examples' CUE module.
-SCHEMA_PATHS = (REPO / "specs" / "cue" / "swarm.cue", REPO / "examples" / "cue.mod" / "pkg" / "pyagent.dev" / "swarm" / "swarm.cue")
+_VENDORED = ("cue.mod", "pkg", "pyagent.dev", "swarm", "swarm.cue")
+# The schema module, and the copies vendored into the CUE modules of the examples and the tests.
+SCHEMA_PATHS = (
+    REPO / "specs" / "cue" / "swarm.cue",
+    REPO.joinpath("examples", *_VENDORED),
+    REPO.joinpath("tests", "cue", "bad", *_VENDORED),
+)
 
 # Constrained scalars of model/types.py, by validator, with their CUE definition.
 SCALARS: dict[Any, tuple[str, str]] = {

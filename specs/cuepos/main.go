@@ -14,7 +14,8 @@
 // With -schema FILE (or - for stdin), the instance is also unified with the #Swarm
 // definition of that schema file (pyagent passes the schema generated from its own models),
 // so fields that the user's own embedding of the schema leaves open are still checked.
-// Errors are printed to stderr in the same format as the cue command, with exit code 1.
+// Errors are printed to stderr in the same format as the cue command, with exit code 1;
+// the positions are printed to stdout in any case.
 //
 // Usage: cuepos [-C dir] [-schema FILE] <cue args...> (files, a directory or a package).
 package main
@@ -82,13 +83,15 @@ func main() {
 		}
 		v = schema.LookupPath(cue.ParsePath("#Swarm")).Unify(v)
 	}
-	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
-		fail(err)
-	}
+	// Positions are printed even when the value has errors: an error that CUE reports
+	// without a position (an incomplete value) is then placed at the field's own position.
 	w := &walker{}
 	w.walk(v, []any{})
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(output{w.values, w.keys}); err != nil {
+		fail(err)
+	}
+	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
 		fail(err)
 	}
 }
