@@ -37,4 +37,4 @@ def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagn
     ]
 
 
-__all__ = ["CUE_SUFFIX", "Document", "PathT", "format_path", "load_document", "YAML_SUFFIXES"]
+__all__ = ["CUE_SUFFIX", "YAML_SUFFIXES", "Document", "PathT", "format_path", "load_document"]

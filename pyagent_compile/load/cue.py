@@ -76,8 +76,13 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
     cuepos = find_cuepos(cue) if cue else None
     if cue is None or cuepos is None:
         missing = "cue" if cue is None else "cuepos"
-        return None, [Diagnostic("PA125", f"{display}: the `{missing}` program is needed to read CUE specs "
-                                 "and was not found", help=INSTALL_HELP)]
+        return None, [
+            Diagnostic(
+                "PA125",
+                f"{display}: the `{missing}` program is needed to read CUE specs and was not found",
+                help=INSTALL_HELP,
+            )
+        ]
     if path.is_dir():
         workdir, target, file_display, dir_display = path, ".", display, display
     else:
@@ -85,10 +90,21 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
         dir_display = posixpath.dirname(display)
     run = _Run(workdir.resolve(), dir_display)
     try:
-        export = subprocess.Popen([cue, "export", "--out", "json", "-E", target], cwd=workdir,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        located = subprocess.Popen([cuepos, "-schema", "-", target], cwd=workdir, stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        export = subprocess.Popen(
+            [cue, "export", "--out", "json", "-E", target],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        located = subprocess.Popen(
+            [cuepos, "-schema", "-", target],
+            cwd=workdir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         pos_out, pos_err = located.communicate(schema_text(), timeout=TIMEOUT_S)
         out, err = export.communicate(timeout=TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -173,15 +189,27 @@ _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[-+]?[\w.#]+(?:\([^()]*\))?|\[[^\[\]]*\]
 _POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)$")
 _HEAD = re.compile(r"^(?:(?P<path>(?:[^\s:\"]|\"(?:[^\"\\]|\\.)*\")+): )?(?P<msg>.*?):?$")
 _DISJ = re.compile(r"^\d+ errors in empty disjunction$")
-_CONFLICT = re.compile(r"^conflicting values (?P<a>.+?) and (?P<b>.+?)(?: \(mismatched types (?P<ta>\w+) and (?P<tb>\w+)\))?$")
+_CONFLICT = re.compile(
+    r"^conflicting values (?P<a>.+?) and (?P<b>.+?)(?: \(mismatched types (?P<ta>\w+) and (?P<tb>\w+)\))?$"
+)
 _BOUND = re.compile(r"^invalid value (?P<v>.+?) \(out of bound (?P<bound>.+)\)$")
-_MATCH = re.compile(r"^invalid value (?P<v>.+?) \(does not (?:match|satisfy) (?P<c>[^()]+(?:\([^()]*\))?)\)(?P<why>.*)$")
+_MATCH = re.compile(
+    r"^invalid value (?P<v>.+?) \(does not (?:match|satisfy) (?P<c>[^()]+(?:\([^()]*\))?)\)(?P<why>.*)$"
+)
 _FIELD_REF = re.compile(r"^undefined field: (?P<name>.+)$")
 _TYPE_NAMES = {"int", "float", "number", "string", "bool", "bytes", "null", "struct", "list", "_"}
 _REF = re.compile(r'^reference "(?P<name>[^"]+)" not found$')
 _SYNTAX = re.compile(r"expected|illegal|missing ',|string literal not terminated|unexpected")
-_TYPE_WORDS = {"string": "a string", "int": "an integer", "float": "a number", "number": "a number",
-               "bool": "true or false", "struct": "a mapping", "list": "a list", "null": "null"}
+_TYPE_WORDS = {
+    "string": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "number": "a number",
+    "bool": "true or false",
+    "struct": "a mapping",
+    "list": "a list",
+    "null": "null",
+}
 
 
 @dataclass
@@ -217,7 +245,7 @@ def parse_errors(text: str) -> list[CueError]:
         path = (head["path"] or "") if head else ""
         message = head["msg"] if head else line.strip()
         if path.startswith("#Swarm"):
-            path = path[len("#Swarm"):].lstrip(".")  # cuepos's unification adds the definition's name
+            path = path[len("#Swarm") :].lstrip(".")  # cuepos's unification adds the definition's name
         error = CueError(path, message)
         while stack and not _under(path, stack[-1].path):
             stack.pop()
@@ -287,14 +315,23 @@ def _group_diagnostic(head: CueError, run: _Run, plain: set[str]) -> Diagnostic 
             found = typed[0]["ta"] if typed[0]["a"] == given else typed[0]["tb"]
             wanted = sorted({c["tb"] if c["a"] == given else c["ta"] for c in typed} - {"null"})
             expected = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted) or "another type"
-            return _make("PA203", f"expected {expected}, found {_TYPE_WORDS.get(found, found)} {given}",
-                         target.path, positions, run, _quote_hint(found, wanted))
+            return _make(
+                "PA203",
+                f"expected {expected}, found {_TYPE_WORDS.get(found, found)} {given}",
+                target.path,
+                positions,
+                run,
+                _quote_hint(found, wanted),
+            )
         choices = sorted({c["a"] if c["b"] == given else c["b"] for c in conflicts})
         hint = did_you_mean(_unquote(given), [_unquote(c) for c in choices])
         return _make("PA206", f"{given} is not one of: {', '.join(choices)}", target.path, positions, run, hint)
     singles = [d for d in (_diagnostic(e, run) for e in members if not _CONFLICT.match(e.message)) if d]
-    return singles[0] if singles else _make("PA206", f"no alternative allows this value ({target.message})",
-                                            target.path, positions, run)
+    return (
+        singles[0]
+        if singles
+        else _make("PA206", f"no alternative allows this value ({target.message})", target.path, positions, run)
+    )
 
 
 def _quote_hint(found: str, wanted: list[str]) -> str:
@@ -328,33 +365,74 @@ def _diagnostic(error: CueError, run: _Run) -> Diagnostic | None:
     if m := _CONFLICT.match(msg):
         if m["ta"]:
             given, found, wanted = (m["b"], m["tb"], m["ta"]) if m["a"] in _TYPE_NAMES else (m["a"], m["ta"], m["tb"])
-            return _make("PA203", f"expected {_TYPE_WORDS.get(wanted, wanted)}, found {_TYPE_WORDS.get(found, found)} "
-                         f"{given}", error.path, error.positions, run, _quote_hint(found, [wanted]))
+            return _make(
+                "PA203",
+                f"expected {_TYPE_WORDS.get(wanted, wanted)}, found {_TYPE_WORDS.get(found, found)} {given}",
+                error.path,
+                error.positions,
+                run,
+                _quote_hint(found, [wanted]),
+            )
         if error.path in ("apiVersion", "kind"):
             want = "pyagent.dev/v1alpha1" if error.path == "apiVersion" else "Swarm"
             given = m["b"] if _unquote(m["a"]) == want else m["a"]
-            return _make("PA207", f"unsupported {error.path} {given}", error.path, error.positions, run,
-                         f"this pyagent reads `{error.path}: \"{want}\"`")
-        return _make("PA121", f"conflicting values {m['a']} and {m['b']}", error.path, error.positions, run,
-                     "CUE unifies every value written for a field; they must agree (use a default `*x | T` "
-                     "in the base to let another file override it)")
+            return _make(
+                "PA207",
+                f"unsupported {error.path} {given}",
+                error.path,
+                error.positions,
+                run,
+                f'this pyagent reads `{error.path}: "{want}"`',
+            )
+        return _make(
+            "PA121",
+            f"conflicting values {m['a']} and {m['b']}",
+            error.path,
+            error.positions,
+            run,
+            "CUE unifies every value written for a field; they must agree (use a default `*x | T` "
+            "in the base to let another file override it)",
+        )
     if (m := _BOUND.match(msg)) and m["bound"].startswith(("=~", "!~")):
-        return _make("PA206", f"{m['v']} does not match {m['bound']}", error.path, error.positions, run,
-                     _pattern_help(m["bound"]))
+        return _make(
+            "PA206",
+            f"{m['v']} does not match {m['bound']}",
+            error.path,
+            error.positions,
+            run,
+            _pattern_help(m["bound"]),
+        )
     if m := _BOUND.match(msg):
         return _make("PA205", f"{m['v']} is out of range: must be {m['bound']}", error.path, error.positions, run)
     if m := _MATCH.match(msg):
         why = m["why"].lstrip(": ")
-        return _make("PA206", f"{m['v']} does not satisfy {m['c']}" + (f" ({why})" if why else ""),
-                     error.path, error.positions, run)
+        return _make(
+            "PA206",
+            f"{m['v']} does not satisfy {m['c']}" + (f" ({why})" if why else ""),
+            error.path,
+            error.positions,
+            run,
+        )
     if msg == "field not allowed":
-        return _make("PA201", f"unknown field {_last(error.path)!r}", error.path, error.positions, run,
-                     "the schema (#Swarm) is closed: check the spelling and the nesting")
+        return _make(
+            "PA201",
+            f"unknown field {_last(error.path)!r}",
+            error.path,
+            error.positions,
+            run,
+            "the schema (#Swarm) is closed: check the spelling and the nesting",
+        )
     if msg.startswith("field is required but not present"):
         return _make("PA202", f"missing required field {_last(error.path)!r}", error.path, error.positions, run)
     if msg.startswith(("incomplete value", "non-concrete value")) or "cannot convert incomplete value" in msg:
-        return _make("PA122", f"{msg}: a value is still a type or a constraint", error.path, error.positions, run,
-                     "give the field a concrete value (or a default with `*`)")
+        return _make(
+            "PA122",
+            f"{msg}: a value is still a type or a constraint",
+            error.path,
+            error.positions,
+            run,
+            "give the field a concrete value (or a default with `*`)",
+        )
     if m := _FIELD_REF.match(msg):
         return _make("PA123", f"undefined field {m['name']!r}", error.path, error.positions, run)
     if m := _REF.match(msg):
@@ -364,9 +442,15 @@ def _diagnostic(error: CueError, run: _Run) -> Diagnostic | None:
     if "structural cycle" in msg:
         return _make("PA126", msg, error.path, error.positions, run)
     if "cannot find package" in msg or "import failed" in msg or "no dependency found" in msg:
-        return _make("PA124", msg, error.path, error.positions, run,
-                     "vendor the schema: copy specs/cue/swarm.cue into cue.mod/pkg/pyagent.dev/swarm/ "
-                     "of your CUE module (see docs/cue.md)")
+        return _make(
+            "PA124",
+            msg,
+            error.path,
+            error.positions,
+            run,
+            "vendor the schema: copy specs/cue/swarm.cue into cue.mod/pkg/pyagent.dev/swarm/ "
+            "of your CUE module (see docs/cue.md)",
+        )
     if _SYNTAX.search(msg) and error.positions and not error.path:
         return _make("PA120", msg, "", error.positions, run)
     return _make("PA129", msg, error.path, error.positions, run)
@@ -377,8 +461,9 @@ def _last(cue_path: str) -> str:
     return str(parts[-1]) if parts else cue_path
 
 
-def _make(code: str, message: str, cue_path: str, positions: list[tuple[str, int, int]], run: _Run,
-          help_: str = "") -> Diagnostic:
+def _make(
+    code: str, message: str, cue_path: str, positions: list[tuple[str, int, int]], run: _Run, help_: str = ""
+) -> Diagnostic:
     spans: list[Span] = []
     for file, line, col in positions:
         span = run.span(file, line, col)
@@ -395,8 +480,9 @@ def _make(code: str, message: str, cue_path: str, positions: list[tuple[str, int
         primary = spans[0]
     secondary = tuple(Label(s, _role(run, s)) for s in spans if s != primary)
     path = format_path(parts)
-    return Diagnostic(code, message, path=path, primary=Label(primary) if primary else None, secondary=secondary,
-                      help=help_)
+    return Diagnostic(
+        code, message, path=path, primary=Label(primary) if primary else None, secondary=secondary, help=help_
+    )
 
 
 def _is_dependency(file: str) -> bool:
@@ -414,7 +500,7 @@ def _role(run: _Run, span: Span) -> str:
 def _is_schema_reference(run: _Run, span: Span) -> bool:
     """Whether the position is a reference to a definition (e.g. `swarm.#Swarm`), not a value."""
     line = _source_line(run, span)
-    return line is not None and re.match(r"(?:[A-Za-z_]\w*\.)?#\w", line[span.col - 1:]) is not None
+    return line is not None and re.match(r"(?:[A-Za-z_]\w*\.)?#\w", line[span.col - 1 :]) is not None
 
 
 def _source_line(run: _Run, span: Span) -> str | None:
@@ -423,4 +509,4 @@ def _source_line(run: _Run, span: Span) -> str | None:
     return lines[span.line - 1] if 0 < span.line <= len(lines) else None
 
 
-__all__ = ["CUE_ENV", "CUEPOS_ENV", "CUE_VERSION", "find_cue", "load_cue", "parse_errors", "split_path"]
+__all__ = ["CUEPOS_ENV", "CUE_ENV", "CUE_VERSION", "find_cue", "load_cue", "parse_errors", "split_path"]

@@ -26,9 +26,9 @@ import annotated_types as at
 from pydantic import AfterValidator, BaseModel
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
-from pyagent_compile.model import spec, types as scalars
+from pyagent_compile.model import spec
+from pyagent_compile.model import types as scalars
 
 REPO = Path(__file__).resolve().parents[2]
 _VENDORED = ("cue.mod", "pkg", "pyagent.dev", "swarm", "swarm.cue")
@@ -159,11 +159,13 @@ class Generator:
             elif isinstance(meta, at.Lt):
                 parts.append(f"<{meta.lt}")
             elif isinstance(meta, at.MinLen):
-                parts.append(f"list.MinItems({meta.min_length})" if kind == "list"
-                             else f"struct.MinFields({meta.min_length})")
+                parts.append(
+                    f"list.MinItems({meta.min_length})" if kind == "list" else f"struct.MinFields({meta.min_length})"
+                )
             elif isinstance(meta, at.MaxLen):
-                parts.append(f"list.MaxItems({meta.max_length})" if kind == "list"
-                             else f"struct.MaxFields({meta.max_length})")
+                parts.append(
+                    f"list.MaxItems({meta.max_length})" if kind == "list" else f"struct.MaxFields({meta.max_length})"
+                )
             else:
                 raise TypeError(f"no CUE constraint for {meta!r}")
         return " & ".join(parts)

@@ -34,5 +34,6 @@ needs_cue = pytest.mark.skipif(
 
 def run_pyagent(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pyagent_compile", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pyagent_compile", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )

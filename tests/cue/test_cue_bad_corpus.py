@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
+from cue_helpers import REPO, needs_cue
 
 from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.diagnostics.codes import CODES
 from pyagent_compile.pipeline import compile_spec
-from cue_helpers import REPO, needs_cue
 
 BAD = REPO / "tests" / "cue" / "bad"
 CASES = sorted(BAD.glob("*.cue"))
@@ -58,7 +58,7 @@ def test_every_position_cue_reports_is_shown() -> None:
     schema = [label for label in diag.secondary if label.span.file.endswith("pyagent.dev/swarm/swarm.cue")]
     assert schema and schema[0].message == "constraint in the schema"
     text = (BAD / "cue.mod/pkg/pyagent.dev/swarm/swarm.cue").read_text().splitlines()[schema[0].span.line - 1]
-    assert text[schema[0].span.col - 1:].startswith(">=1")
+    assert text[schema[0].span.col - 1 :].startswith(">=1")
 
 
 @needs_cue

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cue_helpers import REPO, needs_cue, run_pyagent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cue_helpers import REPO, needs_cue, run_pyagent
 from pyagent_compile.load import load_document
 from pyagent_compile.load.cue import CUE_ENV, CUEPOS_ENV, parse_errors, split_path
 from pyagent_compile.load.document import format_path
@@ -47,7 +47,7 @@ def test_positions_point_at_the_cue_source() -> None:
     def text_at(path: tuple[str | int, ...]) -> str:
         span = doc.values[path]
         assert span.file == "examples/research/swarm.cue"
-        return lines[span.line - 1][span.col - 1:]
+        return lines[span.line - 1][span.col - 1 :]
 
     assert text_at(("nodes", "h100", "replicas")).startswith("2")
     assert text_at(("nodes", "h100", "cores", 1)).startswith('"security"')
@@ -57,7 +57,7 @@ def test_positions_point_at_the_cue_source() -> None:
     # A value made by a comprehension points into the comprehension.
     assert "ruleName" in text_at(("firewall", "rules", 0, "name"))
     key = doc.keys[("nodes", "cpu-workers")]
-    assert lines[key.line - 1][key.col - 1:].startswith('"cpu-workers"')
+    assert lines[key.line - 1][key.col - 1 :].startswith('"cpu-workers"')
 
 
 @needs_cue
@@ -69,8 +69,9 @@ def test_a_package_with_one_file_per_environment(tmp_path: Path) -> None:
     base, _, envs = source.partition("\nenvironments: {")
     (tmp_path / "research" / "swarm.cue").write_text(base)
     (tmp_path / "research" / "dev.cue").write_text(
-        'package research\n\nenvironments: dev: overrides: nodes: {\n\th100: replicas: 1\n'
-        '\t"cpu-workers": replicas: 2\n}\n')
+        "package research\n\nenvironments: dev: overrides: nodes: {\n\th100: replicas: 1\n"
+        '\t"cpu-workers": replicas: 2\n}\n'
+    )
     prod = re.search(r'prod: overrides: image: ref: "[^"]+"', envs)
     assert prod is not None
     (tmp_path / "research" / "prod.cue").write_text(f"package research\n\nenvironments: {prod[0]}\n")
@@ -91,7 +92,8 @@ def test_an_error_in_an_environment_file_points_at_it(tmp_path: Path) -> None:
     shutil.copytree(RESEARCH / "scenarios", tmp_path / "research" / "scenarios")
     (tmp_path / "research" / "swarm.cue").write_text((RESEARCH / "swarm.cue").read_text())
     (tmp_path / "research" / "staging.cue").write_text(
-        "package research\n\nenvironments: staging: overrides: nodes: h100: replicas: 0\n")
+        "package research\n\nenvironments: staging: overrides: nodes: h100: replicas: 0\n"
+    )
     done = run_pyagent("validate", str(tmp_path / "research"), cwd=tmp_path)
     assert done.returncode == 1
     assert "research/staging.cue:3:58" in done.stderr + done.stdout, done.stderr
@@ -125,6 +127,7 @@ _LABEL = st.text(st.characters(min_codepoint=32, max_codepoint=126, blacklist_ch
 @given(st.lists(st.one_of(_LABEL, st.integers(0, 999)), min_size=1, max_size=6))
 def test_split_path_inverts_cue_path_printing(parts: list[str | int]) -> None:
     """CUE prints identifiers bare, other labels quoted and list indexes as numbers."""
-    printed = ".".join(str(p) if isinstance(p, int) else
-                       (p if re.fullmatch(r"[A-Za-z_$][\w$]*", p) else f'"{p}"') for p in parts)
+    printed = ".".join(
+        str(p) if isinstance(p, int) else (p if re.fullmatch(r"[A-Za-z_$][\w$]*", p) else f'"{p}"') for p in parts
+    )
     assert format_path(split_path(printed)) == format_path(tuple(parts))

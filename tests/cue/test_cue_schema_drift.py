@@ -18,8 +18,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from cue_helpers import REPO, needs_cue
+
 from pyagent_compile.load.cue import find_cue
 from pyagent_compile.model.cue_schema import MODEL_DEFAULTS, SCHEMA_PATHS, generate
 from pyagent_compile.model.spec import Swarm
@@ -31,9 +31,16 @@ MINIMAL = {
     "image": {"ref": "ghcr.io/acme/node:1"},
     "nodes": {"p": {"replicas": 1, "hardware": {"cpu": 1, "memory": "1Gi", "gpu": {"model": "L4-24GB"}}}},
     "cores": {"c": {"tools": [{"name": "t", "command": ["x"]}]}},
-    "manifests": {"m": {"core": "c", "steps": [
-        {"id": "a", "kind": "cort"}, {"id": "b", "kind": "sandbox", "command": ["x"]},
-        {"id": "d", "kind": "delegate", "core": "c"}]}},
+    "manifests": {
+        "m": {
+            "core": "c",
+            "steps": [
+                {"id": "a", "kind": "cort"},
+                {"id": "b", "kind": "sandbox", "command": ["x"]},
+                {"id": "d", "kind": "delegate", "core": "c"},
+            ],
+        }
+    },
     "memory": {"kv": {"capacity": {"blocks": 8}}},
     "firewall": {"rules": [{"name": "r", "from": {"swarm": True}, "to": {"pool": "p"}, "ports": [{"port": 1}]}]},
     "sovereignty": {"soul": {"secretRef": {"name": "s", "key": "k"}}, "personalData": {"jurisdictions": ["EU"]}},
@@ -45,7 +52,8 @@ MINIMAL = {
 def test_committed_schema_matches_the_models(path: Path) -> None:
     assert path.is_file(), f"{path} is missing: run python -m pyagent_compile.model.cue_schema --write"
     assert path.read_text(encoding="utf-8") == generate(), (
-        f"{path.relative_to(REPO)} is stale: run `python -m pyagent_compile.model.cue_schema --write`")
+        f"{path.relative_to(REPO)} is stale: run `python -m pyagent_compile.model.cue_schema --write`"
+    )
 
 
 def test_model_defaults_table_matches_the_models() -> None:
@@ -62,8 +70,9 @@ def test_cue_fills_the_same_defaults_as_pydantic(tmp_path: Path) -> None:
     (tmp_path / "spec.cue").write_text(f"package probe\n\nspec: #Swarm & {json.dumps(MINIMAL)}\n")
     cue = find_cue()
     assert cue is not None
-    done = subprocess.run([cue, "export", "--out", "json", "-e", "spec", "."], cwd=tmp_path,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [cue, "export", "--out", "json", "-e", "spec", "."], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     exported = json.loads(done.stdout)
     from_cue = Swarm.model_validate(exported).model_dump(by_alias=True, exclude_none=True)
@@ -74,12 +83,15 @@ def test_cue_fills_the_same_defaults_as_pydantic(tmp_path: Path) -> None:
 
 
 @needs_cue
-@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*/swarm.yaml")),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*/swarm.yaml")), ids=lambda p: p.parent.name)
 def test_schema_accepts_the_yaml_examples(example: Path, tmp_path: Path) -> None:
     shutil.copy(REPO / "specs" / "cue" / "swarm.cue", tmp_path / "swarm.cue")
     cue = find_cue()
     assert cue is not None
-    done = subprocess.run([cue, "vet", "-d", "#Swarm", str(tmp_path / "swarm.cue"), str(example)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [cue, "vet", "-d", "#Swarm", str(tmp_path / "swarm.cue"), str(example)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
