@@ -19,14 +19,26 @@ CUE_SUFFIX = ".cue"
 
 
 def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagnostic]]:
-    """Load one spec file. `display` is the path shown in diagnostics and source maps."""
+    """Load one spec file (or a directory holding a CUE package).
+
+    `display` is the path shown in diagnostics and source maps.
+    """
+    if path.suffix == CUE_SUFFIX or (path.is_dir() and any(path.glob("*.cue"))):
+        return load_cue(path, display)
+    if path.is_dir():
+        return None, [
+            Diagnostic(
+                "PA100",
+                f"{display} is a directory, not a spec file",
+                primary=Label(Span(display, 1, 1)),
+                help="name the spec file inside it, e.g. swarm.yaml (a directory is read only if it holds a CUE package)",
+            )
+        ]
     if path.suffix in YAML_SUFFIXES:
         text, diags = read_text(path, display)
         if text is None:
             return None, diags
         return parse_yaml(text, display)
-    if path.suffix == CUE_SUFFIX or (path.is_dir() and any(path.glob("*.cue"))):
-        return load_cue(path, display)
     return None, [
         Diagnostic(
             "PA110",
