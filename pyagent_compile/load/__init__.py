@@ -31,7 +31,7 @@ def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagn
                 "PA100",
                 f"{display} is a directory, not a spec file",
                 primary=Label(Span(display, 1, 1)),
-                help="name the spec file inside it, e.g. swarm.yaml (a directory is read only if it holds a CUE package)",
+                help="name the spec file inside it, e.g. swarm.yaml (a directory is read as a CUE package)",
             )
         ]
     if path.suffix in YAML_SUFFIXES:
