@@ -114,10 +114,12 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
         positions = json.loads(pos_out) if pos_out.strip() else {}
     except json.JSONDecodeError:
         positions = {}
-    for table, rows in ((doc.values, positions.get("values") or []), (doc.keys, positions.get("keys") or [])):
-        for raw_path, file, line, col in rows:
-            if run.display(file) is not None:
-                table[tuple(raw_path or ())] = run.span(file, line, col)
+    for raw_path, file, line, col in positions.get("values") or []:
+        if run.display(file) is not None:
+            at = tuple(raw_path or ())
+            doc.values[at] = run.span(file, line, col)
+            if at and isinstance(at[-1], str) and (key := run.label_before(file, line, col, at[-1])):
+                doc.keys[at] = key
     run.located = doc
     if export.returncode != 0:
         return None, errors_to_diagnostics(err, run) or [_opaque(display, err)]
@@ -175,6 +177,18 @@ class _Run:
                 self._lines[file] = []
         return self._lines[file]
 
+    def label_before(self, file: str, line: int, col: int, key: str) -> Span | None:
+        """The span of the label `key:` written just before the value at line:col, if it is there."""
+        lines = self.lines(file)
+        if not 0 < line <= len(lines):
+            return None
+        match = _LABEL_BEFORE.search(lines[line - 1][: col - 1])
+        if match is None or _unquote(match["label"]) != key:
+            return None
+        shown = self.display(file)
+        start = match.start("label") + 1
+        return Span(shown, line, start, line, match.end("label") + 1) if shown else None
+
     def token_end(self, file: str, line: int, col: int) -> int:
         """The column just past the literal, label or name that starts at line:col (0 if unknown)."""
         lines = self.lines(file)
@@ -186,6 +200,7 @@ class _Run:
 
 # -- CUE's error text -> diagnostics ----------------------------------------------------------------
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[-+]?[\w.#]+(?:\([^()]*\))?|\[[^\[\]]*\]|\{[^{}]*\}')
+_LABEL_BEFORE = re.compile(r'(?P<label>"(?:[^"\\]|\\.)*"|[A-Za-z_$#][\w$#-]*)[?!]?\s*:\s*$')
 _POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)$")
 _HEAD = re.compile(r"^(?:(?P<path>(?:[^\s:\"]|\"(?:[^\"\\]|\\.)*\")+): )?(?P<msg>.*?):?$")
 _DISJ = re.compile(r"^\d+ errors in empty disjunction$")

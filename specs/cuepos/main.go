@@ -5,11 +5,13 @@
 // instance with the same cuelang.org/go module the pinned `cue` CLI is built from, walks
 // the evaluated value and prints one JSON object:
 //
-//	{"values": [[path, file, line, col], ...], "keys": [[path, file, line, col], ...]}
+//	{"values": [[path, file, line, col], ...]}
 //
 // A path is a list of field names (strings) and list indexes (numbers). Where a value has
 // several conjuncts (a schema default and the user's value), the position in the user's
-// own files wins over one in a dependency (anything under a cue.mod directory).
+// own files wins over one in a dependency (anything under a cue.mod directory). Labels'
+// positions are not printed: pyagent finds a label just before its value on the same line,
+// which is much cheaper than asking the evaluator for every conjunct of every field.
 //
 // With -schema FILE (or - for stdin), the instance is also unified with the #Swarm
 // definition of that schema file (pyagent passes the schema generated from its own models),
@@ -40,7 +42,6 @@ type entry [4]any
 
 type output struct {
 	Values []entry `json:"values"`
-	Keys   []entry `json:"keys"`
 }
 
 func main() {
@@ -88,7 +89,7 @@ func main() {
 	w := &walker{}
 	w.walk(v, []any{})
 	enc := json.NewEncoder(os.Stdout)
-	if err := enc.Encode(output{w.values, w.keys}); err != nil {
+	if err := enc.Encode(output{w.values}); err != nil {
 		fail(err)
 	}
 	if err := v.Validate(cue.Concrete(true), cue.All()); err != nil {
@@ -104,7 +105,6 @@ func fail(err error) {
 
 type walker struct {
 	values []entry
-	keys   []entry
 }
 
 // isDependency reports whether a file belongs to an imported module rather than to the user.
@@ -138,30 +138,6 @@ func best(v cue.Value) token.Pos {
 	return p
 }
 
-// labelPos finds the position of the label that introduced v, preferring the user's files.
-func labelPos(v cue.Value) token.Pos {
-	candidates := []cue.Value{v}
-	if op, parts := v.Expr(); op == cue.AndOp {
-		candidates = append(candidates, parts...)
-	}
-	var fallback token.Pos
-	for _, c := range candidates {
-		if f, ok := c.Source().(*ast.Field); ok {
-			p := f.Label.Pos()
-			if !p.IsValid() {
-				continue
-			}
-			if !isDependency(p.Filename()) {
-				return p
-			}
-			if !fallback.IsValid() {
-				fallback = p
-			}
-		}
-	}
-	return fallback
-}
-
 func record(list *[]entry, path []any, p token.Pos) {
 	if !p.IsValid() {
 		return
@@ -185,9 +161,7 @@ func (w *walker) walk(v cue.Value, path []any) {
 		for it.Next() {
 			sel := it.Selector()
 			child := append(path, sel.Unquoted())
-			fv := it.Value()
-			record(&w.keys, child, labelPos(fv))
-			w.walk(fv, child)
+			w.walk(it.Value(), child)
 		}
 	case cue.ListKind:
 		it, err := v.List()
