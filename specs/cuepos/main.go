@@ -67,7 +67,10 @@ func main() {
 	if v.Err() != nil {
 		fail(v.Err())
 	}
-	if schemaFile != "" {
+	// A spec that is already closed by #Swarm (`swarm.#Swarm & {...}`) needs no second
+	// unification; an open one (the schema embedded beside other fields, or not imported
+	// at all) is unified with pyagent's own #Swarm so unknown fields are still caught.
+	if schemaFile != "" && v.Allows(cue.Str("pyagent-open-probe")) {
 		var src []byte
 		var err error
 		if schemaFile == "-" {
