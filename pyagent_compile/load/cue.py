@@ -151,8 +151,14 @@ class _Run:
     display_dir: str
     located: Document | None = None
     _lines: dict[str, list[str]] = field(default_factory=dict)
+    _shown: dict[str, str | None] = field(default_factory=dict)
 
     def display(self, file: str) -> str | None:
+        if file not in self._shown:
+            self._shown[file] = self._display(file)
+        return self._shown[file]
+
+    def _display(self, file: str) -> str | None:
         if file == "pyagent-schema.cue":
             return None  # a default of pyagent's own schema: nothing the user wrote
         path = Path(file)
