@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
-from cue_helpers import REPO, needs_cue
 
 from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.diagnostics.codes import CODES
 from pyagent_compile.pipeline import compile_spec
+from tests.cue.cue_helpers import REPO, needs_cue
 
 BAD = REPO / "tests" / "cue" / "bad"
 CASES = sorted(BAD.glob("*.cue"))

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cue_helpers import REPO, needs_cue, run_pyagent
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pyagent_compile.load import load_document
 from pyagent_compile.load.cue import CUE_ENV, CUEPOS_ENV, parse_errors, split_path
 from pyagent_compile.load.document import format_path
+from tests.cue.cue_helpers import REPO, needs_cue, run_pyagent
 
 RESEARCH = REPO / "examples" / "research"
 

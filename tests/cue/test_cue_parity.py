@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cue_helpers import REPO, needs_cue, run_pyagent
+
+from tests.cue.cue_helpers import REPO, needs_cue, run_pyagent
 
 EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/swarm.yaml"))
 

@@ -18,11 +18,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cue_helpers import REPO, needs_cue
 
 from pyagent_compile.load.cue import find_cue
 from pyagent_compile.model.cue_schema import MODEL_DEFAULTS, SCHEMA_PATHS, generate
 from pyagent_compile.model.spec import Swarm
+from tests.cue.cue_helpers import REPO, needs_cue
 
 MINIMAL = {
     "apiVersion": "pyagent.dev/v1alpha1",
