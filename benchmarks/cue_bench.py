@@ -66,7 +66,7 @@ def _local_generate_spec(pools: int) -> dict[str, Any]:
 
 def generate_spec(pools: int) -> tuple[dict[str, Any], str]:
     try:
-        from benchmarks.specgen import generate_spec as lead_generator  # type: ignore[import-not-found]
+        from benchmarks.specgen import generate_spec as lead_generator
     except ImportError:
         return _local_generate_spec(pools), "benchmarks/cue_bench.py (specgen.py not found)"
     return lead_generator(pools), "benchmarks/specgen.py"
