@@ -22,7 +22,7 @@ else
 fi
 
 # cuepos: reports the source position of every value (cue export reports none).
-stamp="$BIN/.cuepos-$CUE_VERSION-$(cat "$REPO/specs/cuepos/go.mod" "$REPO/specs/cuepos/main.go" | sha256sum | cut -c1-16)"
+stamp="$BIN/.cuepos-$CUE_VERSION-$(cat "$REPO/specs/cuepos/go.mod" "$REPO/specs/cuepos/go.sum" "$REPO/specs/cuepos/main.go" | sha256sum | cut -c1-16)"
 if [ -x "$BIN/cuepos" ] && [ -e "$stamp" ]; then
     echo "cuepos already in $BIN"
 else

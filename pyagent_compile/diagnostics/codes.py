@@ -146,6 +146,12 @@ CODES: dict[str, CodeInfo] = {
         "A CUE value refers to itself (for example `a: b` and `b: a` or a struct that contains "
         "itself), so it has no finite value.",
     ),
+    "PA127": CodeInfo(
+        "vendored CUE schema out of date",
+        "A warning: the copy of the schema under `cue.mod/pkg/pyagent.dev/swarm/` differs from the "
+        "schema of this pyagent (generated from its models). CUE's own checks then use the old "
+        "schema; pyagent still checks with its own. Copy `specs/cue/swarm.cue` over it.",
+    ),
     "PA129": CodeInfo(
         "CUE evaluation error",
         "The CUE evaluator reported a problem pyagent has no more specific code for; its message and "

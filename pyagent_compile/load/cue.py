@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from pyagent_compile.diagnostics import Diagnostic, Label, Span
+from pyagent_compile.diagnostics import Diagnostic, Label, Severity, Span
 from pyagent_compile.load.document import Document, PathT, format_path
 from pyagent_compile.suggest import did_you_mean
 
@@ -121,17 +121,43 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
             if at and isinstance(at[-1], str) and (key := run.label_before(file, line, col, at[-1])):
                 doc.keys[at] = key
     run.located = doc
+    notes = _stale_vendored_schema(run)
     if export.returncode != 0:
-        return None, errors_to_diagnostics(err, run) or [_opaque(display, err)]
+        return None, (errors_to_diagnostics(err, run) or [_opaque(display, err)]) + notes
     if located.returncode != 0:
-        return None, errors_to_diagnostics(pos_err, run) or [_opaque(display, pos_err)]
+        return None, (errors_to_diagnostics(pos_err, run) or [_opaque(display, pos_err)]) + notes
     try:
         doc.data = json.loads(out)
     except json.JSONDecodeError as exc:
         return None, [Diagnostic("PA129", f"{display}: unexpected output from the CUE evaluator: {exc}")]
     if () not in doc.values:
         doc.values[()] = Span(file_display if not path.is_dir() else _first_cue_file(path, display), 1, 1)
-    return doc, []
+    return doc, notes
+
+
+def _stale_vendored_schema(run: _Run) -> list[Diagnostic]:
+    """A warning when the user's vendored copy of the schema differs from this pyagent's."""
+    for folder in (run.workdir, *run.workdir.parents):
+        if (folder / "cue.mod" / "module.cue").is_file():
+            vendored = folder.joinpath("cue.mod", "pkg", "pyagent.dev", "swarm", "swarm.cue")
+            try:
+                text = vendored.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return []
+            if text == schema_text():
+                return []
+            shown = run.display(str(vendored)) or str(vendored)
+            return [
+                Diagnostic(
+                    "PA127",
+                    "the vendored pyagent.dev/swarm schema differs from this pyagent's",
+                    severity=Severity.WARNING,
+                    primary=Label(Span(shown, 1, 1)),
+                    help="copy specs/cue/swarm.cue of this pyagent over it (pyagent checks with its own schema "
+                    "in any case)",
+                )
+            ]
+    return []
 
 
 def _first_cue_file(directory: Path, display: str) -> str:

@@ -131,3 +131,14 @@ def test_split_path_inverts_cue_path_printing(parts: list[str | int]) -> None:
         str(p) if isinstance(p, int) else (p if re.fullmatch(r"[A-Za-z_$][\w$]*", p) else f'"{p}"') for p in parts
     )
     assert format_path(split_path(printed)) == format_path(tuple(parts))
+
+
+@needs_cue
+def test_a_stale_vendored_schema_is_a_warning(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "examples" / "cue.mod", tmp_path / "cue.mod")
+    shutil.copytree(RESEARCH, tmp_path / "research")
+    vendored = tmp_path.joinpath("cue.mod", "pkg", "pyagent.dev", "swarm", "swarm.cue")
+    vendored.write_text(vendored.read_text() + "\n// an older copy\n")
+    doc, diags = load_document(tmp_path / "research" / "swarm.cue", "research/swarm.cue")
+    assert doc is not None
+    assert [(d.code, d.severity.value) for d in diags] == [("PA127", "warning")]
