@@ -6,7 +6,10 @@ schema, the same data). Printed, medians of --runs runs on this machine:
 
 - `cue export --out json` alone (the evaluator's share),
 - `cuepos` alone (positions, run beside cue export by pyagent),
-- `pyagent compile` of the .cue and of the .yaml, and their ratio.
+- `pyagent compile` of the .cue and of the .yaml,
+
+each as wall-clock and CPU seconds (CPU is steadier on a busy machine), with the ratio to
+the YAML compile.
 
     python benchmarks/cue_bench.py [--pools 1000] [--runs 5]
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -89,13 +93,20 @@ def write_specs(spec: dict[str, Any], root: Path) -> tuple[Path, Path]:
     return yaml_path, cue_path
 
 
-def median_seconds(run: Callable[[], None], runs: int) -> float:
-    times = []
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_seconds(run: Callable[[], None], runs: int) -> tuple[float, float]:
+    """Median wall-clock and median CPU seconds (of the child processes) of `runs` runs."""
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), _children_cpu()
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(_children_cpu() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def command(args: list[str], cwd: Path, stdin: str | None = None) -> Callable[[], None]:
@@ -141,11 +152,11 @@ def main() -> int:
         command([py, "-m", "pyagent_compile", "compile", str(cue_path), "--out", str(out / "warm")], root)()
         shutil.rmtree(out / "warm")
         figures = [(name, median_seconds(run, args.runs)) for name, run in rows]
-    yaml_time = figures[-1][1]
-    print(f"{args.pools} pools ({len(cue_path.name) and source}), median of {args.runs} runs, cue {cue}")
-    print(f"{'step':<34} {'seconds':>9} {'x yaml compile':>15}")
-    for name, seconds in figures:
-        print(f"{name:<34} {seconds:>9.3f} {seconds / yaml_time:>15.2f}")
+    yaml_wall, yaml_cpu = figures[-1][1]
+    print(f"{args.pools} pools (spec from {source}), median of {args.runs} runs, cue {cue}")
+    print(f"{'step':<34} {'wall s':>8} {'x yaml':>7} {'cpu s':>8} {'x yaml':>7}")
+    for name, (wall, cpu) in figures:
+        print(f"{name:<34} {wall:>8.3f} {wall / yaml_wall:>7.2f} {cpu:>8.3f} {cpu / yaml_cpu:>7.2f}")
     return 0
 
 

@@ -89,6 +89,7 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
         workdir, target, file_display = path.parent, f"./{path.name}", display
         dir_display = posixpath.dirname(display)
     run = _Run(workdir.resolve(), dir_display)
+    started: list[subprocess.Popen[str]] = []
     try:
         export = subprocess.Popen(
             [cue, "export", "--out", "json", "-E", target],
@@ -97,6 +98,7 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
             stderr=subprocess.PIPE,
             text=True,
         )
+        started.append(export)
         located = subprocess.Popen(
             [cuepos, "-schema", "-", target],
             cwd=workdir,
@@ -105,9 +107,13 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
             stderr=subprocess.PIPE,
             text=True,
         )
+        started.append(located)
         pos_out, pos_err = located.communicate(schema_text(), timeout=TIMEOUT_S)
         out, err = export.communicate(timeout=TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
+        for process in started:
+            process.kill()
+            process.wait()
         return None, [Diagnostic("PA129", f"{display}: running the CUE evaluator failed: {exc}", help=INSTALL_HELP)]
     doc = Document(None, file_display)
     try:  # cuepos prints the positions even when the value has errors
