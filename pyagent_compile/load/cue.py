@@ -4,10 +4,15 @@ Two programs run side by side on the same input (a `.cue` file, or a directory h
 CUE package):
 
 - `cue export --out json -E` (the pinned `cue` CLI) gives the values, or CUE's errors;
-- `cuepos` (specs/cuepos, built against the same cuelang.org/go module) unifies the input
-  with `#Swarm` generated from pyagent's own models and prints where each value was written,
-  so pyagent's later checks point at .cue lines. It also catches fields that CUE leaves
-  open when a user embeds the schema beside other fields (`swarm.#Swarm` on its own line).
+- `cuepos` (specs/cuepos, built against the same cuelang.org/go module) prints where each
+  value was written, so pyagent's later checks point at .cue lines. When the spec is not
+  already closed by `#Swarm` (the schema embedded beside other fields, or not imported),
+  it also unifies it with the `#Swarm` generated from pyagent's own models, so unknown
+  fields are CUE errors either way.
+
+The schema comes from the model stage (model/cue_schema.py generates it from the pydantic
+models), the one place the loader looks ahead in the pipeline: a CUE spec is checked
+against the schema while it is evaluated.
 
 CUE's errors are turned into pyagent diagnostics: a code by kind of problem, the spec
 path, and every position CUE reports (the value, the other value it conflicts with, and
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from pyagent_compile.diagnostics import Diagnostic, Label, Severity, Span
 from pyagent_compile.load.document import Document, PathT, format_path
+from pyagent_compile.model.cue_schema import SCALARS, generate
 from pyagent_compile.suggest import did_you_mean
 
 CUE_ENV = "PYAGENT_CUE"
@@ -62,8 +68,6 @@ def find_cuepos(cue: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def schema_text() -> str:
-    from pyagent_compile.model.cue_schema import generate
-
     return generate()
 
 
@@ -397,8 +401,6 @@ def _quote_hint(found: str, wanted: list[str]) -> str:
 
 def _pattern_help(bound: str) -> str:
     """Name the scalar type whose pattern a value failed, e.g. a DNS-1123 label."""
-    from pyagent_compile.model.cue_schema import SCALARS
-
     try:
         pattern = json.loads(bound[2:])
     except json.JSONDecodeError:
