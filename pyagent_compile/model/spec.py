@@ -363,6 +363,20 @@ class Sovereignty(SpecModel):
     peers: Peers = Field(default_factory=Peers)
 
 
+# -- policy waivers ----------------------------------------------------------------------------------
+class Waiver(SpecModel):
+    """A reviewed, dated exception to one policy rule for one object (`pyagent policy check`)."""
+
+    rule_id: str = Field(pattern=r"^PA5[0-9]{2}$", description="The rule waived, e.g. PA511.")
+    object: str = Field(
+        min_length=1,
+        description="What it applies to: a logical name (`networkpolicy/<name>`) or a spec path "
+        "(`firewall.rules[0]`, `nodes.gateway`).",
+    )
+    reason: str = Field(min_length=1, description="Why the exception is acceptable; shown with the finding.")
+    expires: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="YYYY-MM-DD; after it, a finding.")
+
+
 # -- environments ---------------------------------------------------------------------------------------
 Tier = Literal["dev", "staging", "prod"]
 
@@ -398,4 +412,5 @@ class Swarm(SpecModel):
     memory: Memory = Field(default_factory=Memory)
     firewall: Firewall = Field(default_factory=Firewall)
     sovereignty: Sovereignty = Field(default_factory=Sovereignty)
+    waivers: list[Waiver] = Field(default_factory=list, description="Policy waivers (never rendered).")
     environments: dict[DnsLabel, Environment] = Field(default_factory=dict)
