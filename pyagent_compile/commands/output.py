@@ -10,17 +10,19 @@ from pathlib import Path
 
 from pyagent_compile.diagnostics import Diagnostic, Diagnostics
 from pyagent_compile.diagnostics.codes import exit_code_for
+from pyagent_compile.diagnostics.junit import render_junit
 from pyagent_compile.diagnostics.machine import render_github, render_json
+from pyagent_compile.diagnostics.sarif import render_sarif
 from pyagent_compile.diagnostics.sources import SourceCache
 from pyagent_compile.diagnostics.text import render_text, summary_line
 
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "sarif", "junit")
 
 
 def add_format_options(parser: argparse.ArgumentParser, formats: Sequence[str] = FORMATS) -> None:
     parser.add_argument("--format", choices=formats, default="text",
-                        help="how to print problems: text for people, json for bots, "
-                             "github for workflow annotations (default: text)")
+                        help="how to print problems: text for people, json for bots, github for workflow "
+                             "annotations, sarif (2.1.0) for code scanning, junit for test reports (default: text)")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                         help="colour text output (auto: only on a terminal and without NO_COLOR)")
 
@@ -33,14 +35,19 @@ def use_colour(args: argparse.Namespace) -> bool:
     return sys.stderr.isatty()
 
 
-def report(args: argparse.Namespace, diags: list[Diagnostic], files: int) -> int:
-    """Print every problem, sorted, and a summary; return the exit code."""
+def report(args: argparse.Namespace, diags: list[Diagnostic], files: int, passed: Sequence[str] = ()) -> int:
+    """Print every problem, sorted, and a summary; return the exit code. `passed` names checks
+    that ran clean, for the formats that list them (JUnit)."""
     collected = Diagnostics(list(diags))
     ordered = collected.sorted()
     if args.format == "json":
         sys.stdout.write(render_json(ordered, collected.errors, collected.warnings))
     elif args.format == "github":
         sys.stdout.write(render_github(ordered))
+    elif args.format == "sarif":
+        sys.stdout.write(render_sarif(ordered))
+    elif args.format == "junit":
+        sys.stdout.write(render_junit(ordered, passed=passed))
     else:
         if ordered:
             sys.stderr.write(render_text(ordered, SourceCache(Path.cwd()), use_colour(args)) + "\n")
