@@ -185,7 +185,7 @@ def concrete_allow_rules(obj: dict[str, Any], ctx: ObjectContext) -> list[Violat
                 cidr = str((peer.get("ipBlock") or {}).get("cidr", ""))
                 if _is_everywhere(cidr):
                     out.append(Violation("PA511", f"ingress from {cidr} (the whole internet)",
-                                         field=f"{where}.from[{index}].ipBlock.cidr"))
+                                         field=f"{where}.from[{index}].ipBlock.cidr", subpath=("from", "cidrs")))
     return out
 
 
@@ -220,7 +220,7 @@ def egress_restricted(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation
             cidr = str((peer.get("ipBlock") or {}).get("cidr", ""))
             if _is_too_wide(cidr):
                 out.append(Violation("PA513", f"egress to {cidr}: wider than any service the swarm needs",
-                                     field=f"{where}.to[{index}].ipBlock.cidr"))
+                                     field=f"{where}.to[{index}].ipBlock.cidr", subpath=("to", "cidrs")))
     return out
 
 
