@@ -47,7 +47,7 @@ class Finding:
     waiver: int | None = None
 
 
-def _findings(plan: Plan, swarm: Swarm) -> list[Finding]:
+def collect_findings(plan: Plan, swarm: Swarm) -> list[Finding]:
     catalog = load_catalog()
     ctx = context_for(plan, swarm)
     out = []
@@ -91,7 +91,7 @@ def expired(waiver: Waiver, today: dt.date) -> bool:
 def check_plan(plan: Plan, swarm: Swarm, doc: Document, today: dt.date) -> list[Diagnostic]:
     """All policy findings of one environment as diagnostics located in the spec."""
     catalog = load_catalog()
-    findings = _findings(plan, swarm)
+    findings = collect_findings(plan, swarm)
     used: set[int] = set()
     diags = []
     for finding in findings:

@@ -14,7 +14,7 @@ from pyagent_compile.load.document import Document
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan import Plan
 from pyagent_compile.policy.catalog import RuleInfo, load_catalog
-from pyagent_compile.policy.engine import _findings, context_for, expired, waiver_matches
+from pyagent_compile.policy.engine import collect_findings, context_for, expired, waiver_matches
 
 
 def policy_name(rule: RuleInfo) -> str:
@@ -24,7 +24,7 @@ def policy_name(rule: RuleInfo) -> str:
 
 def pack_config(plan: Plan, swarm: Swarm, doc: Document, today: dt.date) -> dict[str, Any]:
     ctx = context_for(plan, swarm)
-    findings = _findings(plan, swarm)
+    findings = collect_findings(plan, swarm)
     active = [w for w in swarm.waivers if not expired(w, today)]
     config: dict[str, Any] = {}
     for rule in load_catalog().values():
