@@ -92,7 +92,7 @@ def _compile_environment(
     display_dir = display.rpartition("/")[0]
     tier = _tier_of(base, name)
     if name == DEFAULT_ENV and not environment_names(base):
-        doc, diags = base, []
+        doc, diags = base, list[Diagnostic]()
     else:
         doc, diags = effective_document(base, name, spec_dir, display_dir, load_document)
     env = EnvironmentResult(name, tier, doc)

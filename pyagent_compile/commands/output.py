@@ -20,11 +20,19 @@ FORMATS = ("text", "json", "github", "sarif", "junit")
 
 
 def add_format_options(parser: argparse.ArgumentParser, formats: Sequence[str] = FORMATS) -> None:
-    parser.add_argument("--format", choices=formats, default="text",
-                        help="how to print problems: text for people, json for bots, github for workflow "
-                             "annotations, sarif (2.1.0) for code scanning, junit for test reports (default: text)")
-    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                        help="colour text output (auto: only on a terminal and without NO_COLOR)")
+    parser.add_argument(
+        "--format",
+        choices=formats,
+        default="text",
+        help="how to print problems: text for people, json for bots, github for workflow annotations, "
+        "sarif (2.1.0) for code scanning, junit for test reports (default: text)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour text output (auto: only on a terminal and without NO_COLOR)",
+    )
 
 
 def use_colour(args: argparse.Namespace) -> bool:

@@ -10,7 +10,7 @@ from pyagent_compile.commands.compile import compile_targets
 from pyagent_compile.commands.output import add_format_options, report
 from pyagent_compile.policy import check_plan, load_catalog
 from pyagent_compile.policy.packconfig import pack_config
-from pyagent_compile.render.canonical import to_json
+from pyagent_compile.canonical import to_json
 
 POLICY_HELP = """\
 Evaluate pyagent's policies (data sovereignty, zero-trust firewall, hygiene; see
