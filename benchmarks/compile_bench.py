@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.specgen import generate_spec  # noqa: E402
+from benchmarks.specgen import generate_spec
 
 SIZES = (10, 100, 1000)
 TARGET_SECONDS = 2.0

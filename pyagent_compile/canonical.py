@@ -34,16 +34,17 @@ def to_json(value: Any) -> str:
 # YAML 1.1 and 1.2 resolver reads them back as strings (`yes`, `0777`, `1e3`, `2024-01-01` get
 # quotes); anything unusual is double-quoted with JSON escapes, which YAML reads the same.
 _SAFE_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*|[0-9][A-Za-z0-9_./@+-]*[A-Za-z_/@+][A-Za-z0-9_./@+-]*")
-_YAML11 = yaml.resolver.Resolver()
+_YAML11: Any = yaml.resolver.Resolver()
 _STR = "tag:yaml.org,2002:str"
 _INDENT = "  "
 
 
 @functools.lru_cache(maxsize=65536)
 def _scalar_str(value: str) -> str:
-    if _SAFE_PLAIN.fullmatch(value) and _YAML11.resolve(yaml.ScalarNode, value, (True, False)) == _STR:
-        if resolve_plain(value) == value:  # the YAML 1.2 core schema agrees
-            return value
+    plain = _SAFE_PLAIN.fullmatch(value) is not None
+    # Plain only if YAML 1.1 (PyYAML, go-yaml v2 in kubectl) and the 1.2 core schema both read a string.
+    if plain and _YAML11.resolve(yaml.ScalarNode, value, (True, False)) == _STR and resolve_plain(value) == value:
+        return value
     return _UNPRINTABLE.sub(_escape, json.dumps(value, ensure_ascii=False))
 
 

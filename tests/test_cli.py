@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pyagent_compile.commands.info import swarm_json_schema
 from pyagent_compile.canonical import to_json
+from pyagent_compile.commands.info import swarm_json_schema
 from tests.conftest import CLI, ROOT
 
 LAPTOP = ROOT / "examples" / "laptop" / "swarm.yaml"

@@ -3,5 +3,8 @@
 from pack import POLICIES
 from pulumi_policy import PolicyPack
 
-PolicyPack(name="pyagent", policies=POLICIES,
-           description="Data sovereignty, zero-trust firewall and hygiene rules shared with `pyagent policy check`.")
+PolicyPack(
+    name="pyagent",
+    policies=POLICIES,
+    description="Data sovereignty, zero-trust firewall and hygiene rules shared with `pyagent policy check`.",
+)

@@ -28,12 +28,13 @@ from pyagent_compile.policy.packconfig import policy_name
 from pyagent_compile.policy.rules import OBJECT_RULES, STACK_RULES
 
 K8S_PREFIX = "kubernetes:"
-CONFIG_SCHEMA = PolicyConfigSchema(properties={
-    "tier": {"type": "string", "enum": ["dev", "staging", "prod"], "default": "prod"},
-    "internalPorts": {"type": "array", "items": {"type": "integer"},
-                      "default": sorted(DEFAULT_INTERNAL_PORTS)},
-    "waived": {"type": "array", "items": {"type": "string"}, "default": []},
-})
+CONFIG_SCHEMA = PolicyConfigSchema(
+    properties={
+        "tier": {"type": "string", "enum": ["dev", "staging", "prod"], "default": "prod"},
+        "internalPorts": {"type": "array", "items": {"type": "integer"}, "default": sorted(DEFAULT_INTERNAL_PORTS)},
+        "waived": {"type": "array", "items": {"type": "string"}, "default": []},
+    }
+)
 
 
 def kubernetes_object(resource_type: str, props: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -50,7 +51,8 @@ def context_of(config: Mapping[str, Any] | None) -> tuple[ObjectContext, frozens
     config = config or {}
     ports = frozenset(int(p) for p in config.get("internalPorts") or DEFAULT_INTERNAL_PORTS)
     return ObjectContext(tier=str(config.get("tier") or "prod"), internal_ports=ports), frozenset(
-        config.get("waived") or ())
+        config.get("waived") or ()
+    )
 
 
 def _text(violation: Violation) -> str:
@@ -73,9 +75,14 @@ def resource_policy(rule: RuleInfo) -> ResourceValidationPolicy:
         for violation in check(body, ctx):
             report_violation(_text(violation), None)
 
-    return ResourceValidationPolicy(name=policy_name(rule), description=f"{rule.id}: {rule.rationale}",
-                                    validate=validate, enforcement_level=_level(rule), config_schema=CONFIG_SCHEMA,
-                                    remediation_steps=rule.hint)
+    return ResourceValidationPolicy(
+        name=policy_name(rule),
+        description=f"{rule.id}: {rule.rationale}",
+        validate=validate,
+        enforcement_level=_level(rule),
+        config_schema=CONFIG_SCHEMA,
+        remediation_steps=rule.hint,
+    )
 
 
 def stack_policy(rule: RuleInfo) -> StackValidationPolicy:
@@ -93,9 +100,14 @@ def stack_policy(rule: RuleInfo) -> StackValidationPolicy:
             if name not in waived:
                 report_violation(_text(violation), urn)
 
-    return StackValidationPolicy(name=policy_name(rule), description=f"{rule.id}: {rule.rationale}",
-                                 validate=validate, enforcement_level=_level(rule), config_schema=CONFIG_SCHEMA,
-                                 remediation_steps=rule.hint)
+    return StackValidationPolicy(
+        name=policy_name(rule),
+        description=f"{rule.id}: {rule.rationale}",
+        validate=validate,
+        enforcement_level=_level(rule),
+        config_schema=CONFIG_SCHEMA,
+        remediation_steps=rule.hint,
+    )
 
 
 def build_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
+from pyagent_compile.canonical import to_json
 from pyagent_compile.diagnostics.codes import CODES, explain
 from pyagent_compile.model.gpus import catalog_table
 from pyagent_compile.model.spec import Swarm
-from pyagent_compile.canonical import to_json
 
 SCHEMA_ID = "https://pyagent.dev/schemas/swarm-v1alpha1.json"
 

@@ -6,11 +6,11 @@ import argparse
 import datetime as dt
 import sys
 
+from pyagent_compile.canonical import to_json
 from pyagent_compile.commands.compile import compile_targets
 from pyagent_compile.commands.output import add_format_options, report
 from pyagent_compile.policy import check_plan, load_catalog
 from pyagent_compile.policy.packconfig import pack_config
-from pyagent_compile.canonical import to_json
 
 POLICY_HELP = """\
 Evaluate pyagent's policies (data sovereignty, zero-trust firewall, hygiene; see
@@ -34,18 +34,29 @@ def _today(text: str) -> dt.date:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("policy", help="check specs against pyagent's policies",
-                            description=POLICY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        "policy",
+        help="check specs against pyagent's policies",
+        description=POLICY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
-    check = commands.add_parser("check", help="evaluate the policies on the plan of each environment",
-                                description=POLICY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check = commands.add_parser(
+        "check",
+        help="evaluate the policies on the plan of each environment",
+        description=POLICY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument("specs", nargs="*", metavar="SPEC", help="spec files (default: from pyagent.toml)")
     _common(check)
     add_format_options(check)
     check.set_defaults(run=run_check)
-    config = commands.add_parser("pack-config", help="print the CrossGuard pack configuration of one stack",
-                                 description="Print the --policy-pack-config JSON for `pulumi up --policy-pack "
-                                             "policies/pulumi` of one environment: tier, mesh/Raft ports, waivers.")
+    config = commands.add_parser(
+        "pack-config",
+        help="print the CrossGuard pack configuration of one stack",
+        description="Print the --policy-pack-config JSON for `pulumi up --policy-pack "
+        "policies/pulumi` of one environment: tier, mesh/Raft ports, waivers.",
+    )
     config.add_argument("specs", nargs=1, metavar="SPEC")
     _common(config)
     add_format_options(config)
@@ -54,8 +65,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", help="only this environment")
-    parser.add_argument("--today", type=_today, default=dt.datetime.now(dt.UTC).date(), metavar="YYYY-MM-DD",
-                        help="the date waivers' expiry is compared with (default: today, UTC)")
+    parser.add_argument(
+        "--today",
+        type=_today,
+        default=dt.datetime.now(dt.UTC).date(),
+        metavar="YYYY-MM-DD",
+        help="the date waivers' expiry is compared with (default: today, UTC)",
+    )
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -70,8 +86,11 @@ def run_check(args: argparse.Namespace) -> int:
             found = check_plan(env.plan, env.swarm, env.doc, args.today)
             diags += found
             failing = {d.code for d in found}
-            passed += [f"{rule.id} {rule.name} [{target.display} {env.name}]" for rule in catalog.values()
-                       if rule.applies_to(env.tier) and rule.id not in failing]
+            passed += [
+                f"{rule.id} {rule.name} [{target.display} {env.name}]"
+                for rule in catalog.values()
+                if rule.applies_to(env.tier) and rule.id not in failing
+            ]
     code = report(args, diags, len(results), passed)
     if code == 0 and args.format == "text":
         envs = sum(len(r.environments) for _, r in results)

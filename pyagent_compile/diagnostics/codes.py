@@ -239,7 +239,7 @@ CODES: dict[str, CodeInfo] = {
     "PA511": CodeInfo(
         "allow rule not concrete",
         "Every NetworkPolicy allow rule names its peers and its ports; an empty peer list means "
-        "\"everyone\" and an empty port list \"every port\". Ingress from 0.0.0.0/0 (or ::/0) needs a "
+        '"everyone" and an empty port list "every port". Ingress from 0.0.0.0/0 (or ::/0) needs a '
         "waiver with a reason.",
     ),
     "PA512": CodeInfo(

@@ -22,10 +22,18 @@ def _name(diag: Diagnostic) -> str:
 def render_junit(diags: Iterable[Diagnostic], suite: str = "pyagent", passed: Sequence[str] = ()) -> str:
     ordered = list(diags)
     failures = sum(1 for d in ordered if d.severity is Severity.ERROR)
-    root = ET.Element("testsuites", name=suite, tests=str(len(ordered) + len(passed)), failures=str(failures),
-                      errors="0")
-    suite_el = ET.SubElement(root, "testsuite", name=suite, tests=str(len(ordered) + len(passed)),
-                             failures=str(failures), errors="0", skipped="0")
+    root = ET.Element(
+        "testsuites", name=suite, tests=str(len(ordered) + len(passed)), failures=str(failures), errors="0"
+    )
+    suite_el = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(ordered) + len(passed)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+    )
     for diag in ordered:
         span = diag.span
         attrs = {"name": _name(diag), "classname": span.file if span else suite}

@@ -30,8 +30,9 @@ def _region(span: Span) -> dict[str, int]:
 
 
 def _location(label: Label, index: int | None = None) -> dict[str, Any]:
-    location: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": label.span.file},
-                                                     "region": _region(label.span)}}
+    location: dict[str, Any] = {
+        "physicalLocation": {"artifactLocation": {"uri": label.span.file}, "region": _region(label.span)}
+    }
     if index is not None:
         location["id"] = index
     if label.message:
@@ -60,8 +61,12 @@ def sarif_document(diags: Iterable[Diagnostic]) -> dict[str, Any]:
         text = f"{diag.path}: {diag.message}" if diag.path else diag.message
         if diag.help:
             text += f"\nhelp: {diag.help}"
-        result: dict[str, Any] = {"ruleId": diag.code, "ruleIndex": index[diag.code], "level": _LEVEL[diag.severity],
-                                  "message": {"text": text}}
+        result: dict[str, Any] = {
+            "ruleId": diag.code,
+            "ruleIndex": index[diag.code],
+            "level": _LEVEL[diag.severity],
+            "message": {"text": text},
+        }
         if diag.primary is not None:
             location = _location(diag.primary)
             if diag.path:
@@ -73,12 +78,21 @@ def sarif_document(diags: Iterable[Diagnostic]) -> dict[str, Any]:
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "pyagent", "version": __version__, "semanticVersion": __version__,
-                                "informationUri": INFORMATION_URI, "rules": [_rule(c) for c in codes]}},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "pyagent",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": [_rule(c) for c in codes],
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from pyagent_compile.canonical import to_json as canonical_json
 from pyagent_compile.model.gpus import GPU_CATALOG
 from pyagent_compile.model.quantity import format_quantity
 from pyagent_compile.model.resources import voter_count
@@ -12,7 +13,6 @@ from pyagent_compile.model.spec import Pool, Swarm
 from pyagent_compile.plan import labels, naming
 from pyagent_compile.plan.model import PlannedObject
 from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
-from pyagent_compile.canonical import to_json as canonical_json
 
 RUN_AS = 10001
 DEV_IMAGE_TAG = "dev"

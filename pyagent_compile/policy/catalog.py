@@ -38,6 +38,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> dict[str, RuleInfo]:
         severity, scope = entry["severity"], entry["scope"]
         if severity not in ("mandatory", "advisory") or scope not in ("object", "stack", "spec"):
             raise ValueError(f"{path}: rule {entry.get('id')}: bad severity or scope")
-        out[entry["id"]] = RuleInfo(entry["id"], entry["name"], severity, scope, tuple(entry["tiers"]),
-                                    entry["rationale"], entry["hint"])
+        out[entry["id"]] = RuleInfo(
+            entry["id"], entry["name"], severity, scope, tuple(entry["tiers"]), entry["rationale"], entry["hint"]
+        )
     return out

@@ -26,15 +26,20 @@ def context_for(plan: Plan, swarm: Swarm) -> ObjectContext:
 def evaluate_object(body: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     """Every object-level rule that applies to the tier, on one Kubernetes object."""
     catalog = load_catalog()
-    return [v for rule_id, rule in OBJECT_RULES.items() if catalog[rule_id].applies_to(ctx.tier)
-            for v in rule(body, ctx)]
+    return [
+        v for rule_id, rule in OBJECT_RULES.items() if catalog[rule_id].applies_to(ctx.tier) for v in rule(body, ctx)
+    ]
 
 
 def evaluate_stack(bodies: list[dict[str, Any]], ctx: ObjectContext) -> list[tuple[dict[str, Any], Violation]]:
     """Every stack-level rule, on all objects of one stack; each violation with its object."""
     catalog = load_catalog()
-    return [found for rule_id, rule in STACK_RULES.items() if catalog[rule_id].applies_to(ctx.tier)
-            for found in rule(bodies, ctx)]
+    return [
+        found
+        for rule_id, rule in STACK_RULES.items()
+        if catalog[rule_id].applies_to(ctx.tier)
+        for found in rule(bodies, ctx)
+    ]
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,9 @@ def check_plan(plan: Plan, swarm: Swarm, doc: Document, today: dt.date) -> list[
     used: set[int] = set()
     diags = []
     for finding in findings:
-        waiver_index = next((i for i, w in enumerate(swarm.waivers)
-                             if waiver_matches(w, finding) and not expired(w, today)), None)
+        waiver_index = next(
+            (i for i, w in enumerate(swarm.waivers) if waiver_matches(w, finding) and not expired(w, today)), None
+        )
         if waiver_index is not None:
             used.add(waiver_index)
         diags.append(_diagnostic(doc, finding, swarm.waivers[waiver_index] if waiver_index is not None else None))
@@ -105,13 +111,21 @@ def check_plan(plan: Plan, swarm: Swarm, doc: Document, today: dt.date) -> list[
         if expired(waiver, today):
             matched = any(waiver_matches(waiver, f) for f in findings)
             what = "and the finding it waived is reported again" if matched else "(it matches no finding)"
-            diags.append(_spec_diag(doc, catalog["PA590"], (*path, "expires"),
-                                    f"waiver of {waiver.rule_id} for {waiver.object!r} expired on {waiver.expires} "
-                                    f"{what}"))
+            diags.append(
+                _spec_diag(
+                    doc,
+                    catalog["PA590"],
+                    (*path, "expires"),
+                    f"waiver of {waiver.rule_id} for {waiver.object!r} expired on {waiver.expires} {what}",
+                )
+            )
         elif index not in used:
             known = waiver.rule_id in catalog
-            message = (f"waiver of {waiver.rule_id} for {waiver.object!r} matches no finding" if known
-                       else f"waiver names unknown rule {waiver.rule_id}")
+            message = (
+                f"waiver of {waiver.rule_id} for {waiver.object!r} matches no finding"
+                if known
+                else f"waiver names unknown rule {waiver.rule_id}"
+            )
             diags.append(_spec_diag(doc, catalog["PA591"], (*path, "object" if known else "ruleId"), message))
     return diags
 
@@ -129,11 +143,23 @@ def _diagnostic(doc: Document, finding: Finding, waiver: Waiver | None) -> Diagn
     if waiver is not None:
         severity = Severity.NOTE
         message += f" (waived until {waiver.expires}: {waiver.reason})"
-    return Diagnostic(finding.rule.id, message, severity=severity, path=format_path(finding.spec_path),
-                      primary=Label(span, where) if span else None, help=finding.rule.hint)
+    return Diagnostic(
+        finding.rule.id,
+        message,
+        severity=severity,
+        path=format_path(finding.spec_path),
+        primary=Label(span, where) if span else None,
+        help=finding.rule.hint,
+    )
 
 
 def _spec_diag(doc: Document, rule: RuleInfo, path: PathT, message: str) -> Diagnostic:
     span = doc.value_span(path)
-    return Diagnostic(rule.id, message, severity=_severity(rule), path=format_path(path),
-                      primary=Label(span) if span else None, help=rule.hint)
+    return Diagnostic(
+        rule.id,
+        message,
+        severity=_severity(rule),
+        path=format_path(path),
+        primary=Label(span) if span else None,
+        help=rule.hint,
+    )

@@ -30,8 +30,12 @@ def pack_config(plan: Plan, swarm: Swarm, doc: Document, today: dt.date) -> dict
     for rule in load_catalog().values():
         if rule.scope == "spec":
             continue
-        waived = sorted({f.logical_name for f in findings if f.rule.id == rule.id and f.logical_name
-                         and any(waiver_matches(w, f) for w in active)})
-        config[policy_name(rule)] = {"tier": ctx.tier, "internalPorts": sorted(ctx.internal_ports),
-                                     "waived": waived}
+        waived = sorted(
+            {
+                f.logical_name
+                for f in findings
+                if f.rule.id == rule.id and f.logical_name and any(waiver_matches(w, f) for w in active)
+            }
+        )
+        config[policy_name(rule)] = {"tier": ctx.tier, "internalPorts": sorted(ctx.internal_ports), "waived": waived}
     return config

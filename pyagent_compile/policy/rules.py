@@ -29,10 +29,8 @@ SECRET_NAME = re.compile(r"(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|SOUL)"
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     if obj.get("kind") not in WORKLOAD_KINDS:
         return None
-    if obj.get("kind") == "Pod":
-        spec = obj.get("spec")
-    else:
-        spec = ((obj.get("spec") or {}).get("template") or {}).get("spec")
+    template = obj if obj.get("kind") == "Pod" else (obj.get("spec") or {}).get("template") or {}
+    spec = template.get("spec")
     return spec if isinstance(spec, dict) else None
 
 
@@ -84,16 +82,22 @@ def no_plaintext_secrets(obj: dict[str, Any], ctx: ObjectContext) -> list[Violat
     if obj.get("kind") == "Secret":
         for key in ("data", "stringData"):
             if obj.get(key):
-                out.append(Violation("PA501", f"Secret carries `{key}` in plaintext; render a reference instead",
-                                     field=key))
+                out.append(
+                    Violation("PA501", f"Secret carries `{key}` in plaintext; render a reference instead", field=key)
+                )
     for where, text in _strings(obj, ""):
         if PRIVATE_KEY.search(text):
             out.append(Violation("PA501", "private key material in a rendered object", field=where))
     for where, container in containers(obj):
         for index, env in enumerate(container.get("env") or []):
             if SECRET_NAME.search(str(env.get("name", ""))) and "value" in env:
-                out.append(Violation("PA501", f"environment variable {env.get('name')!r} has a literal value; "
-                                              "use `valueFrom.secretKeyRef`", field=f"{where}.env[{index}]"))
+                out.append(
+                    Violation(
+                        "PA501",
+                        f"environment variable {env.get('name')!r} has a literal value; use `valueFrom.secretKeyRef`",
+                        field=f"{where}.env[{index}]",
+                    )
+                )
     return out
 
 
@@ -106,12 +110,19 @@ def peers_work_payloads_only(obj: dict[str, Any], ctx: ObjectContext) -> list[Vi
     try:
         config = json.loads(raw)
     except ValueError:
-        return [Violation("PA504", "node.json is not valid JSON; cannot show what peers receive",
-                          field="data.node.json")]
+        return [
+            Violation("PA504", "node.json is not valid JSON; cannot show what peers receive", field="data.node.json")
+        ]
     share = ((config.get("sovereignty") or {}).get("peerShare")) if isinstance(config, dict) else None
     if share != "work-payloads":
-        return [Violation("PA504", f"peers receive {share!r}, not only work payloads",
-                          field="data.node.json", spec_path=("sovereignty", "peers", "share"))]
+        return [
+            Violation(
+                "PA504",
+                f"peers receive {share!r}, not only work payloads",
+                field="data.node.json",
+                spec_path=("sovereignty", "peers", "share"),
+            )
+        ]
     return []
 
 
@@ -122,9 +133,14 @@ def memory_volume_encrypted(obj: dict[str, Any], ctx: ObjectContext) -> list[Vio
     for index, claim in enumerate((obj.get("spec") or {}).get("volumeClaimTemplates") or []):
         if not (claim.get("spec") or {}).get("storageClassName"):
             name = (claim.get("metadata") or {}).get("name", index)
-            out.append(Violation("PA505", f"volume {name!r} uses the cluster's default storage class, which may not "
-                                          "encrypt at rest", field=f"spec.volumeClaimTemplates[{index}]",
-                                 subpath=("hardware",)))
+            out.append(
+                Violation(
+                    "PA505",
+                    f"volume {name!r} uses the cluster's default storage class, which may not encrypt at rest",
+                    field=f"spec.volumeClaimTemplates[{index}]",
+                    subpath=("hardware",),
+                )
+            )
     return out
 
 
@@ -133,8 +149,11 @@ def image_pinned(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     for where, container in containers(obj):
         image = str(container.get("image", ""))
         if not DIGEST.search(image):
-            out.append(Violation("PA506", f"image {image!r} is not pinned by digest", field=f"{where}.image",
-                                 spec_path=("image",)))
+            out.append(
+                Violation(
+                    "PA506", f"image {image!r} is not pinned by digest", field=f"{where}.image", spec_path=("image",)
+                )
+            )
     return out
 
 
@@ -164,13 +183,27 @@ def default_deny_per_namespace(
     covered = set()
     for obj in objects:
         spec = obj.get("spec") or {}
-        if (obj.get("kind") == "NetworkPolicy" and not (spec.get("podSelector") or {})
-                and {"Ingress", "Egress"} <= set(_policy_types(obj))
-                and not spec.get("ingress") and not spec.get("egress")):
+        if (
+            obj.get("kind") == "NetworkPolicy"
+            and not (spec.get("podSelector") or {})
+            and {"Ingress", "Egress"} <= set(_policy_types(obj))
+            and not spec.get("ingress")
+            and not spec.get("egress")
+        ):
             covered.add((obj.get("metadata") or {}).get("namespace"))
-    return [(ns, Violation("PA510", f"namespace {ns['metadata']['name']!r} has no default-deny NetworkPolicy "
-                                    "(all pods, Ingress and Egress, no rules)", spec_path=("firewall",)))
-            for ns in namespaces if ns["metadata"]["name"] not in covered]
+    return [
+        (
+            ns,
+            Violation(
+                "PA510",
+                f"namespace {ns['metadata']['name']!r} has no default-deny NetworkPolicy "
+                "(all pods, Ingress and Egress, no rules)",
+                spec_path=("firewall",),
+            ),
+        )
+        for ns in namespaces
+        if ns["metadata"]["name"] not in covered
+    ]
 
 
 def concrete_allow_rules(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
@@ -184,8 +217,14 @@ def concrete_allow_rules(obj: dict[str, Any], ctx: ObjectContext) -> list[Violat
             for index, peer in enumerate(rule.get("from") or []):
                 cidr = str((peer.get("ipBlock") or {}).get("cidr", ""))
                 if _is_everywhere(cidr):
-                    out.append(Violation("PA511", f"ingress from {cidr} (the whole internet)",
-                                         field=f"{where}.from[{index}].ipBlock.cidr", subpath=("from", "cidrs")))
+                    out.append(
+                        Violation(
+                            "PA511",
+                            f"ingress from {cidr} (the whole internet)",
+                            field=f"{where}.from[{index}].ipBlock.cidr",
+                            subpath=("from", "cidrs"),
+                        )
+                    )
     return out
 
 
@@ -206,8 +245,9 @@ def internal_ports_swarm_only(obj: dict[str, Any], ctx: ObjectContext) -> list[V
         peers = rule.get(peers_key) or [{}]
         if opened and not all(_is_swarm_pod_peer(peer) for peer in peers):
             listed = ", ".join(str(p) for p in opened)
-            out.append(Violation("PA512", f"mesh/Raft port(s) {listed} open to peers outside the swarm's pods",
-                                 field=where))
+            out.append(
+                Violation("PA512", f"mesh/Raft port(s) {listed} open to peers outside the swarm's pods", field=where)
+            )
     return out
 
 
@@ -219,8 +259,14 @@ def egress_restricted(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation
         for index, peer in enumerate(rule.get("to") or []):
             cidr = str((peer.get("ipBlock") or {}).get("cidr", ""))
             if _is_too_wide(cidr):
-                out.append(Violation("PA513", f"egress to {cidr}: wider than any service the swarm needs",
-                                     field=f"{where}.to[{index}].ipBlock.cidr", subpath=("to", "cidrs")))
+                out.append(
+                    Violation(
+                        "PA513",
+                        f"egress to {cidr}: wider than any service the swarm needs",
+                        field=f"{where}.to[{index}].ipBlock.cidr",
+                        subpath=("to", "cidrs"),
+                    )
+                )
     return out
 
 
@@ -229,11 +275,21 @@ def resources_set(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     out = []
     for where, container in containers(obj):
         resources = container.get("resources") or {}
-        missing = [f"{kind}.{res}" for kind in ("requests", "limits") for res in ("cpu", "memory")
-                   if not (resources.get(kind) or {}).get(res)]
+        missing = [
+            f"{kind}.{res}"
+            for kind in ("requests", "limits")
+            for res in ("cpu", "memory")
+            if not (resources.get(kind) or {}).get(res)
+        ]
         if missing:
-            out.append(Violation("PA520", f"container {container.get('name')!r} sets no {', '.join(missing)}",
-                                 field=f"{where}.resources", subpath=("hardware",)))
+            out.append(
+                Violation(
+                    "PA520",
+                    f"container {container.get('name')!r} sets no {', '.join(missing)}",
+                    field=f"{where}.resources",
+                    subpath=("hardware",),
+                )
+            )
     return out
 
 
@@ -241,25 +297,37 @@ def no_privileged(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     spec = pod_spec(obj)
     if spec is None:
         return []
-    out = [Violation("PA521", f"pod shares the host's {key[4:]} namespace", field=f"{_pod_field(obj)}.{key}")
-           for key in ("hostNetwork", "hostPID", "hostIPC") if spec.get(key)]
+    out = [
+        Violation("PA521", f"pod shares the host's {key[4:]} namespace", field=f"{_pod_field(obj)}.{key}")
+        for key in ("hostNetwork", "hostPID", "hostIPC")
+        if spec.get(key)
+    ]
     for where, container in containers(obj):
         sc = container.get("securityContext") or {}
         name = container.get("name")
         if sc.get("privileged"):
             out.append(Violation("PA521", f"container {name!r} is privileged", field=f"{where}.securityContext"))
         if sc.get("allowPrivilegeEscalation") is not False:
-            out.append(Violation("PA521", f"container {name!r} may escalate privileges "
-                                          "(`allowPrivilegeEscalation` is not false)", field=f"{where}.securityContext"))
+            out.append(
+                Violation(
+                    "PA521",
+                    f"container {name!r} may escalate privileges (`allowPrivilegeEscalation` is not false)",
+                    field=f"{where}.securityContext",
+                )
+            )
         if (sc.get("capabilities") or {}).get("add"):
             out.append(Violation("PA521", f"container {name!r} adds capabilities", field=f"{where}.securityContext"))
     return out
 
 
 def read_only_root(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
-    return [Violation("PA522", f"container {c.get('name')!r} has a writable root file system",
-                      field=f"{where}.securityContext")
-            for where, c in containers(obj) if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True]
+    return [
+        Violation(
+            "PA522", f"container {c.get('name')!r} has a writable root file system", field=f"{where}.securityContext"
+        )
+        for where, c in containers(obj)
+        if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True
+    ]
 
 
 def non_root(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
@@ -271,24 +339,38 @@ def non_root(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     for where, container in containers(obj):
         sc = {**pod_sc, **(container.get("securityContext") or {})}
         if sc.get("runAsNonRoot") is not True:
-            out.append(Violation("PA523", f"container {container.get('name')!r} does not set `runAsNonRoot: true`",
-                                 field=f"{where}.securityContext"))
+            out.append(
+                Violation(
+                    "PA523",
+                    f"container {container.get('name')!r} does not set `runAsNonRoot: true`",
+                    field=f"{where}.securityContext",
+                )
+            )
         elif sc.get("runAsUser") == 0:
-            out.append(Violation("PA523", f"container {container.get('name')!r} runs as user 0",
-                                 field=f"{where}.securityContext"))
+            out.append(
+                Violation(
+                    "PA523", f"container {container.get('name')!r} runs as user 0", field=f"{where}.securityContext"
+                )
+            )
     return out
 
 
 def no_token_automount(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     if obj.get("kind") == "ServiceAccount":
         if obj.get("automountServiceAccountToken") is not False:
-            return [Violation("PA524", "the ServiceAccount auto-mounts its API token",
-                              field="automountServiceAccountToken")]
+            return [
+                Violation("PA524", "the ServiceAccount auto-mounts its API token", field="automountServiceAccountToken")
+            ]
         return []
     spec = pod_spec(obj)
     if spec is not None and spec.get("automountServiceAccountToken") is not False:
-        return [Violation("PA524", "the pod auto-mounts the service account's API token",
-                          field=f"{_pod_field(obj)}.automountServiceAccountToken")]
+        return [
+            Violation(
+                "PA524",
+                "the pod auto-mounts the service account's API token",
+                field=f"{_pod_field(obj)}.automountServiceAccountToken",
+            )
+        ]
     return []
 
 

@@ -22,21 +22,37 @@ def personal_data_jurisdiction(swarm: Swarm) -> list[Violation]:
     for name, pool in sorted(swarm.nodes.items()):
         where = pool.placement.jurisdiction
         if where is None:
-            out.append(Violation("PA502", f"pool {name!r} declares no jurisdiction, but may hold personal data "
-                                          f"allowed only in {', '.join(sorted(allowed))}",
-                                 spec_path=("nodes", name, "placement"), field=f"nodes.{name}"))
+            out.append(
+                Violation(
+                    "PA502",
+                    f"pool {name!r} declares no jurisdiction, but may hold personal data "
+                    f"allowed only in {', '.join(sorted(allowed))}",
+                    spec_path=("nodes", name, "placement"),
+                    field=f"nodes.{name}",
+                )
+            )
         elif where not in allowed:
-            out.append(Violation("PA502", f"pool {name!r} is in {where}, outside the allowed jurisdictions "
-                                          f"({', '.join(sorted(allowed))})",
-                                 spec_path=("nodes", name, "placement", "jurisdiction"), field=f"nodes.{name}"))
+            out.append(
+                Violation(
+                    "PA502",
+                    f"pool {name!r} is in {where}, outside the allowed jurisdictions ({', '.join(sorted(allowed))})",
+                    spec_path=("nodes", name, "placement", "jurisdiction"),
+                    field=f"nodes.{name}",
+                )
+            )
     return out
 
 
 def personal_data_declared(swarm: Swarm) -> list[Violation]:
     if swarm.metadata.owner is None or swarm.sovereignty.personal_data is not None:
         return []
-    return [Violation("PA503", "the swarm has an owner but declares no personal-data jurisdictions",
-                      spec_path=("metadata", "owner"))]
+    return [
+        Violation(
+            "PA503",
+            "the swarm has an owner but declares no personal-data jurisdictions",
+            spec_path=("metadata", "owner"),
+        )
+    ]
 
 
 SPEC_RULES: dict[str, SpecRule] = {

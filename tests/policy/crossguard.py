@@ -35,8 +35,14 @@ def load_pack() -> ModuleType:
 
 
 def _options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None, aliases=[],
-                                 custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[])
+    return PolicyResourceOptions(
+        protect=False,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+    )
 
 
 def _urn(resource: dict[str, Any]) -> str:
@@ -52,13 +58,25 @@ def run_pack(resources: list[dict[str, Any]], config: dict[str, Any]) -> set[tup
         policy_config = config.get(policy.name, {})
         if isinstance(policy, ResourceValidationPolicy):
             for resource in resources:
-                args = ResourceValidationArgs(resource["type"], resource["inputs"], _urn(resource), resource["name"],
-                                              _options(), None, policy_config)
-                policy.validate(args, lambda message, urn, name=resource["name"]: found.add(
-                    (message.split(":", 1)[0], name)))
+                args = ResourceValidationArgs(
+                    resource["type"],
+                    resource["inputs"],
+                    _urn(resource),
+                    resource["name"],
+                    _options(),
+                    None,
+                    policy_config,
+                )
+                policy.validate(
+                    args, lambda message, urn, name=resource["name"]: found.add((message.split(":", 1)[0], name))
+                )
         else:
-            stack = [PolicyResource(r["type"], r["inputs"], _urn(r), r["name"], _options(), None, None, [], {})
-                     for r in resources]
-            policy.validate(StackValidationArgs(stack, policy_config),
-                            lambda message, urn: found.add((message.split(":", 1)[0], by_urn[urn or ""])))
+            stack = [
+                PolicyResource(r["type"], r["inputs"], _urn(r), r["name"], _options(), None, None, [], {})
+                for r in resources
+            ]
+            policy.validate(
+                StackValidationArgs(stack, policy_config),
+                lambda message, urn: found.add((message.split(":", 1)[0], by_urn[urn or ""])),
+            )
     return found

@@ -31,8 +31,9 @@ def _capture_here(stack_dir: Path) -> list[dict[str, Any]]:
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
             return {}
 
-    pulumi.runtime.set_mocks(CaptureMocks(), project=f"pyagent-{stack_dir.parent.name}", stack=stack_dir.name,
-                             preview=False)
+    pulumi.runtime.set_mocks(
+        CaptureMocks(), project=f"pyagent-{stack_dir.parent.name}", stack=stack_dir.name, preview=False
+    )
 
     @pulumi.runtime.test  # type: ignore[misc]
     def run() -> Any:
@@ -48,8 +49,13 @@ def _capture_here(stack_dir: Path) -> list[dict[str, Any]]:
 
 def capture_stack(stack_dir: Path) -> list[dict[str, Any]]:
     """What the stack's program registers, captured by Pulumi's mocks in a fresh interpreter."""
-    done = subprocess.run([sys.executable, "-m", "tests.policy.mocks", str(stack_dir)], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.policy.mocks", str(stack_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result: list[dict[str, Any]] = json.loads(done.stdout)
     return result
 

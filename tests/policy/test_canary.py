@@ -28,7 +28,7 @@ def forms(secret: str) -> list[bytes]:
     encoded = [raw, base64.b64encode(raw), binascii.hexlify(raw), secret.replace("-", "\\u002d").encode()]
     # base64 of the canary at any alignment inside a longer value: the three shifted cores.
     for shift in range(3):
-        core = base64.b64encode(b"\0" * shift + raw)[4 if shift else 0:-4]
+        core = base64.b64encode(b"\0" * shift + raw)[4 if shift else 0 : -4]
         encoded.append(core)
     return encoded
 
@@ -42,9 +42,12 @@ def scan(folder: Path, needles: list[bytes]) -> list[str]:
 
 
 def test_canary_never_reaches_a_stack_file(tmp_path: Path) -> None:
-    spec = copy_example("sovereign", tmp_path, edit=(
-        ("      name: sovereign-soul\n", f"      name: sovereign-soul   # sealed copy of {CANARY}\n"),
-    ), append=WAIVER)
+    spec = copy_example(
+        "sovereign",
+        tmp_path,
+        edit=(("      name: sovereign-soul\n", f"      name: sovereign-soul   # sealed copy of {CANARY}\n"),),
+        append=WAIVER,
+    )
     assert CANARY in spec.read_text()
     out = tmp_path / "stacks"
     code, _, err = run_cli("compile", str(spec), "--out", str(out))

@@ -39,9 +39,8 @@ def test_examples_exit_0(example: str) -> None:
 
 def test_mandatory_failure_exits_1_on_the_spec_line(tmp_path: Path) -> None:
     spec = leaky(tmp_path)
-    code, _, err = run_cli("policy", "check", str(spec), "--today", TODAY, "--format", "json", "--env", "prod")
-    assert code == 1
     code, out, _ = run_cli("policy", "check", str(spec), "--today", TODAY, "--format", "json", "--env", "prod")
+    assert code == 1
     found = [d for d in json.loads(out)["diagnostics"] if d["code"] == "PA511"]
     assert len(found) == 1
     location = found[0]["location"]
@@ -92,16 +91,18 @@ def test_sarif_is_valid_against_the_oasis_schema(tmp_path: Path) -> None:
         document = json.loads(out)
         jsonschema.validate(document, schema)
         assert document["version"] == "2.1.0"
-    results = json.loads(run_cli("policy", "check", str(leaky(tmp_path / "x")), "--today", TODAY, "--format",
-                                 "sarif", "--env", "prod")[1])["runs"][0]["results"]
+    results = json.loads(
+        run_cli("policy", "check", str(leaky(tmp_path / "x")), "--today", TODAY, "--format", "sarif", "--env", "prod")[
+            1
+        ]
+    )["runs"][0]["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [("PA511", "error")]
     region = results[0]["locations"][0]["physicalLocation"]["region"]
     assert region["startLine"] == line_of(tmp_path / "x" / "sovereign" / "swarm.yaml", "0.0.0.0/0")
 
 
 def test_junit_parses_with_one_failure_per_mandatory_finding(tmp_path: Path) -> None:
-    _, out, _ = run_cli("policy", "check", str(leaky(tmp_path)), "--today", TODAY, "--format", "junit",
-                        "--env", "prod")
+    _, out, _ = run_cli("policy", "check", str(leaky(tmp_path)), "--today", TODAY, "--format", "junit", "--env", "prod")
     root = ET.fromstring(out)
     suite = root.find("testsuite")
     assert suite is not None
@@ -125,5 +126,4 @@ def test_pack_config_lists_waived_objects(tmp_path: Path) -> None:
     assert code == 0
     config = json.loads(out)
     assert config["pa511-concrete-allow-rules"]["waived"] == ["networkpolicy/sovereign-fw-partner-tls-in"]
-    assert config["pa512-internal-ports-swarm-only"] == {"internalPorts": [7100, 7946], "tier": "prod",
-                                                         "waived": []}
+    assert config["pa512-internal-ports-swarm-only"] == {"internalPorts": [7100, 7946], "tier": "prod", "waived": []}

@@ -25,8 +25,23 @@ def checkov() -> str:
 
 
 def failed_checks(manifests: Path) -> set[str]:
-    done = subprocess.run([checkov(), "-d", str(manifests), "--framework", "kubernetes", "--quiet", "--compact",
-                           "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            checkov(),
+            "-d",
+            str(manifests),
+            "--framework",
+            "kubernetes",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode in (0, 1), done.stderr
     reports = json.loads(done.stdout)
     reports = reports if isinstance(reports, list) else [reports]

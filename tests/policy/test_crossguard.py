@@ -3,7 +3,6 @@ the committed example stacks (clean) and stacks compiled from specs with mistake
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from tests.policy.mocks import capture_stack
 
 TODAY = "2026-11-24"
 STACKS = sorted(str(p.parent.relative_to(ROOT)) for p in (ROOT / "stacks").glob("*/*/plan.json"))
+DUBLIN_DISK = "      memory: 128Gi\n      storage: 200Gi\n"
+DUBLIN_GPU = "      gpu:\n        model: L40S-48GB\n        count: 2\n    placement:\n      region: eu-west-1"
 WAIVER = """
 waivers:
   - ruleId: PA505
@@ -32,8 +33,11 @@ def pyagent_verdicts(spec: Path, env: str) -> set[tuple[str, str]]:
     e = result.environments[0]
     assert e.plan is not None and e.swarm is not None
     config = json.loads(run_cli("policy", "pack-config", str(spec), "--env", env, "--today", TODAY)[1])
-    return {(f.rule.id, f.logical_name) for f in collect_findings(e.plan, e.swarm)
-            if f.rule.scope != "spec" and f.logical_name not in config[f"{f.rule.id.lower()}-{f.rule.name}"]["waived"]}
+    return {
+        (f.rule.id, f.logical_name)
+        for f in collect_findings(e.plan, e.swarm)
+        if f.rule.scope != "spec" and f.logical_name not in config[f"{f.rule.id.lower()}-{f.rule.name}"]["waived"]
+    }
 
 
 def spec_of(stack: str) -> tuple[Path, str]:
@@ -55,14 +59,16 @@ def test_example_stacks_pass_the_pack(stack: str) -> None:
 
 
 def test_pack_and_check_agree_on_a_stack_with_mistakes(tmp_path: Path) -> None:
-    spec = copy_example("sovereign", tmp_path, edit=(
-        ("from: {cidrs: [203.0.113.0/24]}", "from: {cidrs: [0.0.0.0/0]}"),
-        ("      memory: 128Gi\n      storage: 200Gi\n      storageClass: encrypted-ssd\n      gpu:\n        model: L40S-48GB\n"
-         "        count: 2\n    placement:\n      region: eu-west-1",
-         "      memory: 128Gi\n      storage: 200Gi\n      gpu:\n        model: L40S-48GB\n"
-         "        count: 2\n    placement:\n      region: eu-west-1"),
-        ("      memory: 4Gi\n      storageClass: encrypted-ssd\n", "      memory: 4Gi\n"),
-    ), append=WAIVER)
+    spec = copy_example(
+        "sovereign",
+        tmp_path,
+        edit=(
+            ("from: {cidrs: [203.0.113.0/24]}", "from: {cidrs: [0.0.0.0/0]}"),
+            (DUBLIN_DISK + "      storageClass: encrypted-ssd\n" + DUBLIN_GPU, DUBLIN_DISK + DUBLIN_GPU),
+            ("      memory: 4Gi\n      storageClass: encrypted-ssd\n", "      memory: 4Gi\n"),
+        ),
+        append=WAIVER,
+    )
     out = tmp_path / "out"
     assert run_cli("compile", str(spec), "--out", str(out), "--env", "prod")[0] == 0
     config = json.loads(run_cli("policy", "pack-config", str(spec), "--env", "prod", "--today", TODAY)[1])

@@ -51,8 +51,12 @@ def netpol(ingress: list[Any] | None = None, egress: list[Any] | None = None) ->
     if egress is not None:
         spec["policyTypes"].append("Egress")
         spec["egress"] = egress
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": "x", "namespace": "sovereign-prod"}, "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "x", "namespace": "sovereign-prod"},
+        "spec": spec,
+    }
 
 
 def _secret(objs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -217,8 +221,16 @@ def _check(spec: Path, env: str = "prod") -> list[Any]:
 
 
 def test_pool_outside_allowed_jurisdiction_is_located_on_its_line(tmp_path: Path) -> None:
-    spec = copy_example("sovereign", tmp_path, edit=(("      jurisdiction: EU\n    cores: [assistant]\n  dublin",
-                                                      "      jurisdiction: US\n    cores: [assistant]\n  dublin"),))
+    spec = copy_example(
+        "sovereign",
+        tmp_path,
+        edit=(
+            (
+                "      jurisdiction: EU\n    cores: [assistant]\n  dublin",
+                "      jurisdiction: US\n    cores: [assistant]\n  dublin",
+            ),
+        ),
+    )
     diags = [d for d in _check(spec) if d.code == "PA502"]
     assert len(diags) == 1 and diags[0].severity is Severity.ERROR
     line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1) if "jurisdiction: US" in text)
@@ -227,8 +239,16 @@ def test_pool_outside_allowed_jurisdiction_is_located_on_its_line(tmp_path: Path
 
 
 def test_pool_without_jurisdiction_fails(tmp_path: Path) -> None:
-    spec = copy_example("sovereign", tmp_path, edit=(("      zones: [eu-west-1a, eu-west-1b]\n      jurisdiction: EU\n",
-                                                      "      zones: [eu-west-1a, eu-west-1b]\n"),))
+    spec = copy_example(
+        "sovereign",
+        tmp_path,
+        edit=(
+            (
+                "      zones: [eu-west-1a, eu-west-1b]\n      jurisdiction: EU\n",
+                "      zones: [eu-west-1a, eu-west-1b]\n",
+            ),
+        ),
+    )
     assert [d.path for d in _check(spec) if d.code == "PA502"] == ["nodes.dublin.placement"]
 
 
