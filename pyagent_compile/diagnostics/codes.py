@@ -274,6 +274,13 @@ CODES: dict[str, CodeInfo] = {
         "Neither the ServiceAccount nor the pod auto-mounts an API token; the node never talks to the "
         "Kubernetes API. Waive this rule for a pod that really needs one.",
     ),
+    "PA595": CodeInfo(
+        "cannot read a git revision",
+        "`pyagent diff BASE HEAD SPEC` reads SPEC's folder at two git revisions; git is not "
+        "installed, the spec is not inside a git work tree, or a revision does not exist or "
+        "does not contain the spec. Use `.` for the working tree.",
+        EXIT_USAGE,
+    ),
     "PA590": CodeInfo(
         "expired policy waiver",
         "A waiver under `waivers:` is past its `expires` date. Fix the finding it waived, or renew the "
