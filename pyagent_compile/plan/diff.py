@@ -67,8 +67,8 @@ def diff_plans(environment: str, base: Plan | None, head: Plan | None, labels: t
     for name in sorted(old.keys() | new.keys()):
         kind = str((new.get(name) or old[name])["kind"])
         if name not in old:
-            after = to_yaml(masked(new[name])).splitlines(keepends=True)
-            lines = difflib.unified_diff([], after, "/dev/null", f"{labels[1]}/{name}", n=0)
+            added = to_yaml(masked(new[name])).splitlines(keepends=True)
+            lines = difflib.unified_diff([], added, "/dev/null", f"{labels[1]}/{name}", n=0)
             result.added.append(Change(name, kind, "".join(lines)))
         elif name not in new:
             result.removed.append(Change(name, kind, ""))
