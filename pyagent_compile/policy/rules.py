@@ -26,10 +26,20 @@ SECRET_NAME = re.compile(r"(?:KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|SOUL)"
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _map(value: Any) -> dict[str, Any]:
+    """The value if it is a mapping, else empty: rules also see objects pyagent did not render."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    """The mappings of a list (anything else is not a valid entry and is skipped)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     if obj.get("kind") not in WORKLOAD_KINDS:
         return None
-    template = obj if obj.get("kind") == "Pod" else (obj.get("spec") or {}).get("template") or {}
+    template = obj if obj.get("kind") == "Pod" else _map(_map(obj.get("spec")).get("template"))
     spec = template.get("spec")
     return spec if isinstance(spec, dict) else None
 
@@ -44,7 +54,7 @@ def containers(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         return
     base = _pod_field(obj)
     for group in ("initContainers", "containers"):
-        for index, container in enumerate(spec.get(group) or []):
+        for index, container in enumerate(_items(spec.get(group))):
             yield f"{base}.{group}[{index}]", container
 
 
@@ -89,7 +99,7 @@ def no_plaintext_secrets(obj: dict[str, Any], ctx: ObjectContext) -> list[Violat
         if PRIVATE_KEY.search(text):
             out.append(Violation("PA501", "private key material in a rendered object", field=where))
     for where, container in containers(obj):
-        for index, env in enumerate(container.get("env") or []):
+        for index, env in enumerate(_items(container.get("env"))):
             if SECRET_NAME.search(str(env.get("name", ""))) and "value" in env:
                 out.append(
                     Violation(
@@ -104,7 +114,7 @@ def no_plaintext_secrets(obj: dict[str, Any], ctx: ObjectContext) -> list[Violat
 def peers_work_payloads_only(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     if obj.get("kind") != "ConfigMap":
         return []
-    raw = (obj.get("data") or {}).get("node.json")
+    raw = _map(obj.get("data")).get("node.json")
     if not isinstance(raw, str):
         return []
     try:
@@ -113,7 +123,7 @@ def peers_work_payloads_only(obj: dict[str, Any], ctx: ObjectContext) -> list[Vi
         return [
             Violation("PA504", "node.json is not valid JSON; cannot show what peers receive", field="data.node.json")
         ]
-    share = ((config.get("sovereignty") or {}).get("peerShare")) if isinstance(config, dict) else None
+    share = _map(_map(config).get("sovereignty")).get("peerShare")
     if share != "work-payloads":
         return [
             Violation(
@@ -130,9 +140,9 @@ def memory_volume_encrypted(obj: dict[str, Any], ctx: ObjectContext) -> list[Vio
     if obj.get("kind") != "StatefulSet":
         return []
     out = []
-    for index, claim in enumerate((obj.get("spec") or {}).get("volumeClaimTemplates") or []):
-        if not (claim.get("spec") or {}).get("storageClassName"):
-            name = (claim.get("metadata") or {}).get("name", index)
+    for index, claim in enumerate(_items(_map(obj.get("spec")).get("volumeClaimTemplates"))):
+        if not _map(claim.get("spec")).get("storageClassName"):
+            name = _map(claim.get("metadata")).get("name", index)
             out.append(
                 Violation(
                     "PA505",
@@ -161,17 +171,17 @@ def image_pinned(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
 def _rules(obj: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     if obj.get("kind") != "NetworkPolicy":
         return
-    spec = obj.get("spec") or {}
+    spec = _map(obj.get("spec"))
     for direction, peers_key in (("ingress", "from"), ("egress", "to")):
-        for index, rule in enumerate(spec.get(direction) or []):
+        for index, rule in enumerate(_items(spec.get(direction))):
             yield f"spec.{direction}[{index}]", peers_key, rule if isinstance(rule, dict) else {}
 
 
 def _policy_types(obj: dict[str, Any]) -> list[str]:
-    spec = obj.get("spec") or {}
+    spec = _map(obj.get("spec"))
     types = spec.get("policyTypes")
-    if types:
-        return list(types)
+    if isinstance(types, list) and types:
+        return [str(t) for t in types]
     return ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
 
 
@@ -179,18 +189,20 @@ def default_deny_per_namespace(
     objects: list[dict[str, Any]], ctx: ObjectContext
 ) -> list[tuple[dict[str, Any], Violation]]:
     """Violations are reported on the Namespace object that lacks the policy."""
-    namespaces = [o for o in objects if o.get("kind") == "Namespace"]
+    namespaces = [
+        o for o in objects if o.get("kind") == "Namespace" and isinstance(_map(o.get("metadata")).get("name"), str)
+    ]
     covered = set()
     for obj in objects:
-        spec = obj.get("spec") or {}
+        spec = _map(obj.get("spec"))
         if (
             obj.get("kind") == "NetworkPolicy"
-            and not (spec.get("podSelector") or {})
+            and not _map(spec.get("podSelector"))
             and {"Ingress", "Egress"} <= set(_policy_types(obj))
             and not spec.get("ingress")
             and not spec.get("egress")
         ):
-            covered.add((obj.get("metadata") or {}).get("namespace"))
+            covered.add(_map(obj.get("metadata")).get("namespace"))
     return [
         (
             ns,
@@ -214,8 +226,8 @@ def concrete_allow_rules(obj: dict[str, Any], ctx: ObjectContext) -> list[Violat
         if not rule.get("ports"):
             out.append(Violation("PA511", "allow rule has no `ports`: it allows every port", field=where))
         if peers_key == "from":
-            for index, peer in enumerate(rule.get("from") or []):
-                cidr = str((peer.get("ipBlock") or {}).get("cidr", ""))
+            for index, peer in enumerate(_items(rule.get("from"))):
+                cidr = str(_map(peer.get("ipBlock")).get("cidr", ""))
                 if _is_everywhere(cidr):
                     out.append(
                         Violation(
@@ -232,17 +244,17 @@ def _is_swarm_pod_peer(peer: dict[str, Any]) -> bool:
     selector = peer.get("podSelector")
     if "ipBlock" in peer or "namespaceSelector" in peer or not isinstance(selector, dict):
         return False
-    return "pyagent.dev/swarm" in (selector.get("matchLabels") or {})
+    return "pyagent.dev/swarm" in _map(selector.get("matchLabels"))
 
 
 def internal_ports_swarm_only(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     out = []
     for where, peers_key, rule in _rules(obj):
-        ports = {p.get("port") for p in rule.get("ports") or []}
+        ports = [p.get("port") for p in _items(rule.get("ports"))]
         opened = sorted(p for p in ports if isinstance(p, int) and p in ctx.internal_ports)
         if not rule.get("ports"):
             opened = sorted(ctx.internal_ports)
-        peers = rule.get(peers_key) or [{}]
+        peers = _items(rule.get(peers_key)) or [{}]
         if opened and not all(_is_swarm_pod_peer(peer) for peer in peers):
             listed = ", ".join(str(p) for p in opened)
             out.append(
@@ -256,8 +268,8 @@ def egress_restricted(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation
     for where, peers_key, rule in _rules(obj):
         if peers_key != "to":
             continue
-        for index, peer in enumerate(rule.get("to") or []):
-            cidr = str((peer.get("ipBlock") or {}).get("cidr", ""))
+        for index, peer in enumerate(_items(rule.get("to"))):
+            cidr = str(_map(peer.get("ipBlock")).get("cidr", ""))
             if _is_too_wide(cidr):
                 out.append(
                     Violation(
@@ -274,12 +286,12 @@ def egress_restricted(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation
 def resources_set(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     out = []
     for where, container in containers(obj):
-        resources = container.get("resources") or {}
+        resources = _map(container.get("resources"))
         missing = [
             f"{kind}.{res}"
             for kind in ("requests", "limits")
             for res in ("cpu", "memory")
-            if not (resources.get(kind) or {}).get(res)
+            if not _map(resources.get(kind)).get(res)
         ]
         if missing:
             out.append(
@@ -303,7 +315,7 @@ def no_privileged(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
         if spec.get(key)
     ]
     for where, container in containers(obj):
-        sc = container.get("securityContext") or {}
+        sc = _map(container.get("securityContext"))
         name = container.get("name")
         if sc.get("privileged"):
             out.append(Violation("PA521", f"container {name!r} is privileged", field=f"{where}.securityContext"))
@@ -315,7 +327,7 @@ def no_privileged(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
                     field=f"{where}.securityContext",
                 )
             )
-        if (sc.get("capabilities") or {}).get("add"):
+        if _map(sc.get("capabilities")).get("add"):
             out.append(Violation("PA521", f"container {name!r} adds capabilities", field=f"{where}.securityContext"))
     return out
 
@@ -326,7 +338,7 @@ def read_only_root(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
             "PA522", f"container {c.get('name')!r} has a writable root file system", field=f"{where}.securityContext"
         )
         for where, c in containers(obj)
-        if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True
+        if _map(c.get("securityContext")).get("readOnlyRootFilesystem") is not True
     ]
 
 
@@ -334,10 +346,10 @@ def non_root(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     spec = pod_spec(obj)
     if spec is None:
         return []
-    pod_sc = spec.get("securityContext") or {}
+    pod_sc = _map(spec.get("securityContext"))
     out = []
     for where, container in containers(obj):
-        sc = {**pod_sc, **(container.get("securityContext") or {})}
+        sc = {**pod_sc, **_map(container.get("securityContext"))}
         if sc.get("runAsNonRoot") is not True:
             out.append(
                 Violation(
