@@ -72,6 +72,8 @@ def sarif_document(diags: Iterable[Diagnostic]) -> dict[str, Any]:
             if diag.path:
                 location["logicalLocations"] = [{"fullyQualifiedName": diag.path, "kind": "member"}]
             result["locations"] = [location]
+        if diag.suppressed:
+            result["suppressions"] = [{"kind": "inSource", "status": "accepted", "justification": diag.suppressed}]
         if diag.secondary:
             result["relatedLocations"] = [_location(label, i + 1) for i, label in enumerate(diag.secondary)]
         results.append(result)

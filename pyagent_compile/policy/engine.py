@@ -140,9 +140,11 @@ def _diagnostic(doc: Document, finding: Finding, waiver: Waiver | None) -> Diagn
     where = ": ".join(p for p in (finding.logical_name, v.field) if p)
     message = v.message
     severity = _severity(finding.rule)
+    suppressed = ""
     if waiver is not None:
         severity = Severity.NOTE
         message += f" (waived until {waiver.expires}: {waiver.reason})"
+        suppressed = f"{waiver.reason} (waiver expires {waiver.expires})"
     return Diagnostic(
         finding.rule.id,
         message,
@@ -150,6 +152,7 @@ def _diagnostic(doc: Document, finding: Finding, waiver: Waiver | None) -> Diagn
         path=format_path(finding.spec_path),
         primary=Label(span, where) if span else None,
         help=finding.rule.hint,
+        suppressed=suppressed,
     )
 
 

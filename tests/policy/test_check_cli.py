@@ -127,3 +127,21 @@ def test_pack_config_lists_waived_objects(tmp_path: Path) -> None:
     config = json.loads(out)
     assert config["pa511-concrete-allow-rules"]["waived"] == ["networkpolicy/sovereign-fw-partner-tls-in"]
     assert config["pa512-internal-ports-swarm-only"] == {"internalPorts": [7100, 7946], "tier": "prod", "waived": []}
+
+
+def test_sarif_reports_waived_findings_as_suppressed(tmp_path: Path) -> None:
+    spec = copy_example("sovereign", tmp_path, edit=(INTERNET,), append=WAIVER.format(expires="2027-01-31"))
+    code, out, _ = run_cli("policy", "check", str(spec), "--today", TODAY, "--format", "sarif", "--env", "prod")
+    assert code == 0
+    document = json.loads(out)
+    jsonschema.validate(document, json.loads((DATA / "sarif-schema-2.1.0.json").read_text()))
+    (result,) = document["runs"][0]["results"]
+    assert result["level"] == "note"
+    assert result["suppressions"] == [
+        {
+            "kind": "inSource",
+            "status": "accepted",
+            "justification": "the public status page is served by the gateway; reviewed by the security "
+            "team (waiver expires 2027-01-31)",
+        }
+    ]
