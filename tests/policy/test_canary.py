@@ -58,7 +58,9 @@ def test_canary_never_reaches_a_stack_file(tmp_path: Path) -> None:
 
 
 def test_committed_stacks_hold_no_secret_material() -> None:
+    assert CANARY in (ROOT / "examples" / "sovereign" / "swarm.yaml").read_text()  # planted in the example
     stacks = ROOT / "stacks"
+    assert len([p for p in stacks.rglob("*") if p.is_file()]) > 50
     assert scan(stacks, forms(CANARY)) == []
     for path in sorted(p for p in stacks.rglob("*") if p.is_file()):
         text = path.read_bytes().decode("utf-8")
