@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.policy.helpers import DATA, EXAMPLES, copy_example, run_cli
+from tests.policy.helpers import DATA, EXAMPLES, ROOT, copy_example, run_cli
 
 TODAY = "2026-11-24"
 INTERNET = ("from: {cidrs: [203.0.113.0/24]}", "from: {cidrs: [0.0.0.0/0]}")
@@ -145,3 +145,19 @@ def test_sarif_reports_waived_findings_as_suppressed(tmp_path: Path) -> None:
             "team (waiver expires 2027-01-31)",
         }
     ]
+
+
+def test_validate_sarif_and_junit_on_the_bad_spec_corpus() -> None:
+    """The formats serve every command: the whole bad-spec corpus (secondary locations, usage
+    errors without a position) renders to schema-valid SARIF and to parseable JUnit."""
+    schema = json.loads((DATA / "sarif-schema-2.1.0.json").read_text())
+    bad = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "bad").glob("*.yaml"))
+    assert len(bad) > 10
+    code, out, _ = run_cli("validate", *bad, "--format", "sarif")
+    assert code in (1, 2)
+    document = json.loads(out)
+    jsonschema.validate(document, schema)
+    assert len(document["runs"][0]["results"]) >= len(bad)
+    assert any("relatedLocations" in r for r in document["runs"][0]["results"])
+    _, out, _ = run_cli("validate", *bad, "--format", "junit")
+    assert len(ET.fromstring(out).findall("testsuite/testcase/failure")) >= len(bad) - 2
