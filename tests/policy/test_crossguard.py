@@ -82,3 +82,19 @@ def test_pack_enforces_tier_from_config() -> None:
     assert run_pack(resources, {}) >= {("PA506", "statefulset/laptop-agents"), ("PA505", "statefulset/laptop-agents")}
     dev = {name: {"tier": "dev"} for name in ("pa505-memory-volume-encrypted", "pa506-image-pinned-by-digest")}
     assert run_pack(resources, dev) == set()
+
+
+def test_pack_project_file() -> None:
+    import ast
+
+    import yaml
+
+    from tests.policy.crossguard import PACK_DIR, load_pack
+
+    project = yaml.safe_load((PACK_DIR / "PulumiPolicy.yaml").read_text())
+    assert project["runtime"]["name"] == "python"
+    assert (PACK_DIR / project["runtime"]["options"]["virtualenv"]).resolve() == ROOT / ".venv"
+    main = ast.parse((PACK_DIR / "__main__.py").read_text())
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "pack" for n in main.body)
+    names = [p.name for p in load_pack().POLICIES]
+    assert len(names) == len(set(names)) == 13 and all(n.startswith("pa5") for n in names)

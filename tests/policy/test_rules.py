@@ -257,3 +257,11 @@ def test_owner_without_personal_data_is_advisory(tmp_path: Path) -> None:
     diags = [d for d in _check(spec) if d.code == "PA503"]
     assert len(diags) == 1 and diags[0].severity is Severity.WARNING
     assert not [d for d in _check(copy_example("sovereign", tmp_path / "b")) if d.code == "PA503"]
+
+
+def test_docs_list_every_rule() -> None:
+    from tests.policy.helpers import ROOT
+
+    docs = (ROOT / "docs" / "policies.md").read_text()
+    for rule in load_catalog().values():
+        assert f"| {rule.id} | {rule.name} | {rule.severity} |" in docs, rule.id
