@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from dataclasses import replace
 
 from pyagent_compile.canonical import to_json
 from pyagent_compile.commands.compile import compile_targets
-from pyagent_compile.commands.output import add_format_options, report
+from pyagent_compile.commands.output import add_format_options, add_output_files_option, report
+from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.policy import check_plan, load_catalog
 from pyagent_compile.policy.packconfig import pack_config
 
@@ -22,6 +24,7 @@ Exit codes: 0 no mandatory rule fails, 1 a mandatory rule fails (or the spec is 
 examples:
   pyagent policy check examples/sovereign/swarm.yaml
   pyagent policy check examples/research/swarm.yaml --env prod --format sarif > policy.sarif
+  pyagent policy check --format github --output sarif=policy.sarif --output junit=policy.xml
   pyagent policy pack-config examples/sovereign/swarm.yaml --env prod > crossguard.json
 """
 
@@ -50,6 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("specs", nargs="*", metavar="SPEC", help="spec files (default: from pyagent.toml)")
     _common(check)
     add_format_options(check)
+    add_output_files_option(check)
     check.set_defaults(run=run_check)
     config = commands.add_parser(
         "pack-config",
@@ -81,21 +85,36 @@ def run_check(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     passed = []
     for target, result in results:
+        per_env = []
         for env in result.environments:
             assert env.plan is not None and env.swarm is not None
             found = check_plan(env.plan, env.swarm, env.doc, args.today)
-            diags += found
+            per_env.append((env.name, found))
             failing = {d.code for d in found}
             passed += [
                 f"{rule.id} {rule.name} [{target.display} {env.name}]"
                 for rule in catalog.values()
                 if rule.applies_to(env.tier) and rule.id not in failing
             ]
+        diags += merge_environments(per_env)
     code = report(args, diags, len(results), passed)
     if code == 0 and args.format == "text":
         envs = sum(len(r.environments) for _, r in results)
         sys.stderr.write(f"ok: {envs} environment(s) pass every mandatory policy\n")
     return code
+
+
+def merge_environments(per_env: list[tuple[str, list[Diagnostic]]]) -> list[Diagnostic]:
+    """One diagnostic per finding: a finding located on the same spec value in several
+    environments is reported once; one that only some environments have names them."""
+    envs_of: dict[Diagnostic, list[str]] = {}
+    for name, found in per_env:
+        for diag in found:
+            envs_of.setdefault(diag, []).append(name)
+    return [
+        diag if len(names) == len(per_env) else replace(diag, message=f"{diag.message} [{', '.join(names)}]")
+        for diag, names in envs_of.items()
+    ]
 
 
 def run_pack_config(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ def test_valid_waiver_turns_the_failure_into_a_note(tmp_path: Path) -> None:
     code, out, _ = run_cli("policy", "check", str(spec), "--today", TODAY, "--format", "json")
     assert code == 0
     codes = [(d["code"], d["severity"]) for d in json.loads(out)["diagnostics"]]
-    assert codes == [("PA511", "note"), ("PA511", "note")]  # staging and prod
+    assert codes == [("PA511", "note")]  # staging and prod: the same finding, reported once
 
 
 def test_expired_waiver_is_a_finding_and_waives_nothing(tmp_path: Path) -> None:
@@ -161,3 +161,29 @@ def test_validate_sarif_and_junit_on_the_bad_spec_corpus() -> None:
     assert any("relatedLocations" in r for r in document["runs"][0]["results"])
     _, out, _ = run_cli("validate", *bad, "--format", "junit")
     assert len(ET.fromstring(out).findall("testsuite/testcase/failure")) >= len(bad) - 2
+
+
+def test_findings_of_some_environments_name_them(tmp_path: Path) -> None:
+    no_class = ("      memory: 4Gi\n      storageClass: encrypted-ssd\n", "      memory: 4Gi\n")
+    dev = ("environments:\n", "environments:\n  dev:\n    tier: dev\n")
+    spec = copy_example("sovereign", tmp_path, edit=(no_class, dev))
+    sarif_file, junit_file = tmp_path / "p.sarif", tmp_path / "p.xml"
+    code, out, _ = run_cli(
+        "policy",
+        "check",
+        str(spec),
+        "--today",
+        TODAY,
+        "--format",
+        "json",
+        "--output",
+        f"sarif={sarif_file}",
+        "--output",
+        f"junit={junit_file}",
+    )
+    assert code == 1
+    (found,) = [d for d in json.loads(out)["diagnostics"] if d["code"] == "PA505"]
+    assert found["message"].endswith("[prod, staging]")  # dev allows the default storage class
+    sarif = json.loads(sarif_file.read_text())
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["PA505"]
+    assert ET.parse(junit_file).getroot().find("testsuite/testcase/failure") is not None
