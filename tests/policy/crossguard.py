@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -49,6 +50,13 @@ def _urn(resource: dict[str, Any]) -> str:
     return f"urn:pulumi:stack::project::{resource['type']}::{resource['name']}"
 
 
+def _reporter(found: set[tuple[str, str]], name: str) -> Callable[[str, str | None], None]:
+    def report(message: str, urn: str | None) -> None:
+        found.add((message.split(":", 1)[0], name))
+
+    return report
+
+
 def run_pack(resources: list[dict[str, Any]], config: dict[str, Any]) -> set[tuple[str, str]]:
     """Every violation the pack reports on the captured resources: (rule id, logical name)."""
     pack = load_pack()
@@ -67,9 +75,7 @@ def run_pack(resources: list[dict[str, Any]], config: dict[str, Any]) -> set[tup
                     None,
                     policy_config,
                 )
-                policy.validate(
-                    args, lambda message, urn, name=resource["name"]: found.add((message.split(":", 1)[0], name))
-                )
+                policy.validate(args, _reporter(found, resource["name"]))
         else:
             stack = [
                 PolicyResource(r["type"], r["inputs"], _urn(r), r["name"], _options(), None, None, [], {})

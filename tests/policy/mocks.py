@@ -28,14 +28,14 @@ def _capture_here(stack_dir: Path) -> list[dict[str, Any]]:
             captured.append({"type": args.typ, "name": args.name, "inputs": dict(args.inputs)})
             return f"{args.name}-id", dict(args.inputs)
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-            return {}
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            return {}, None
 
     pulumi.runtime.set_mocks(
         CaptureMocks(), project=f"pyagent-{stack_dir.parent.name}", stack=stack_dir.name, preview=False
     )
 
-    @pulumi.runtime.test  # type: ignore[misc]
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def run() -> Any:
         spec = importlib.util.spec_from_file_location("stack_program", stack_dir / "__main__.py")
         assert spec is not None and spec.loader is not None
