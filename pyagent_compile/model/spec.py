@@ -8,9 +8,10 @@ silently ignored or coerced key in infrastructure config is a production inciden
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from pyagent_compile.model.types import (
@@ -379,6 +380,15 @@ class Waiver(SpecModel):
     )
     reason: str = Field(min_length=1, description="Why the exception is acceptable; shown with the finding.")
     expires: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="YYYY-MM-DD; after it, a finding.")
+
+    @field_validator("expires")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise invalid(f"not a calendar date: {value}") from None
+        return value
 
 
 # -- environments ---------------------------------------------------------------------------------------

@@ -187,3 +187,12 @@ def test_findings_of_some_environments_name_them(tmp_path: Path) -> None:
     sarif = json.loads(sarif_file.read_text())
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["PA505"]
     assert ET.parse(junit_file).getroot().find("testsuite/testcase/failure") is not None
+
+
+def test_waiver_with_an_impossible_date_is_a_spec_error(tmp_path: Path) -> None:
+    spec = copy_example("sovereign", tmp_path, append=WAIVER.format(expires="2026-02-30"))
+    code, out, _ = run_cli("policy", "check", str(spec), "--today", TODAY, "--format", "json", "--env", "prod")
+    assert code == 1
+    (diag,) = json.loads(out)["diagnostics"]
+    assert (diag["code"], diag["path"]) == ("PA206", "waivers[0].expires")
+    assert diag["location"]["line"] == line_of(spec, 'expires: "2026-02-30"')
