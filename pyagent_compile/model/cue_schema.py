@@ -86,7 +86,7 @@ import (
 )
 
 // Keep the imports used whatever the models contain.
-_imports: [list.MinItems, net.IPCIDR, strings.MaxRunes, struct.MinFields]
+_imports: [list.MinItems, net.IPCIDR, strings.MinRunes, struct.MinFields]
 """
 
 
@@ -144,7 +144,7 @@ class Generator:
         if tp is Any:
             return "_"
         if tp in simple:
-            return self.constrained(simple[tp], metadata, "number")
+            return self.constrained(simple[tp], metadata, "string" if tp is str else "number")
         raise TypeError(f"no CUE type for {tp!r}")
 
     def constrained(self, body: str, metadata: list[Any], kind: str) -> str:
@@ -159,13 +159,11 @@ class Generator:
             elif isinstance(meta, at.Lt):
                 parts.append(f"<{meta.lt}")
             elif isinstance(meta, at.MinLen):
-                parts.append(
-                    f"list.MinItems({meta.min_length})" if kind == "list" else f"struct.MinFields({meta.min_length})"
-                )
+                parts.append(f"{_LENGTH[kind]}.Min{_UNIT[kind]}({meta.min_length})")
             elif isinstance(meta, at.MaxLen):
-                parts.append(
-                    f"list.MaxItems({meta.max_length})" if kind == "list" else f"struct.MaxFields({meta.max_length})"
-                )
+                parts.append(f"{_LENGTH[kind]}.Max{_UNIT[kind]}({meta.max_length})")
+            elif getattr(meta, "pattern", None) is not None and kind == "string":
+                parts.append(f'=~#"{meta.pattern}"#')
             else:
                 raise TypeError(f"no CUE constraint for {meta!r}")
         return " & ".join(parts)
@@ -214,6 +212,10 @@ class Generator:
         blocks.append(scalar_block)
         text = HEADER + "\n" + "\n\n".join("\n".join(b) for b in blocks) + "\n"
         return text
+
+
+_LENGTH = {"list": "list", "struct": "struct", "string": "strings"}
+_UNIT = {"list": "Items", "struct": "Fields", "string": "Runes"}
 
 
 def _group(expr: str) -> str:
