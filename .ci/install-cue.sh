@@ -9,6 +9,16 @@ set -euo pipefail
 CUE_VERSION="v0.17.1"   # keep in step with specs/cuepos/go.mod and pyagent_compile/load/cue.py
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if [ "${PYAGENT_SKIP_CUE:-}" = "1" ]; then
+    echo "PYAGENT_SKIP_CUE=1: not installing cue (.cue specs will report PA125; YAML works)" >&2
+    exit 0
+fi
+if ! command -v go >/dev/null 2>&1; then
+    echo "install-cue.sh: Go (>= 1.23) is needed to install cue $CUE_VERSION and cuepos." >&2
+    echo "  Install Go, or set PYAGENT_SKIP_CUE=1 to go on without CUE support (YAML specs work)." >&2
+    exit 1
+fi
 BIN="$REPO/.tools/bin"
 mkdir -p "$BIN"
 export GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -mod=mod"

@@ -6,6 +6,8 @@ appears in CUE, and `tests/cue/test_schema_drift.py` fails when the committed
 
     python -m pyagent_compile.model.cue_schema --write
 
+and vendor it into a user's CUE module with `... --vendor path/to/module`.
+
 What CUE checks here is per field (types, bounds, patterns, closedness, defaults).
 Rules that tie several fields together (`exactly one of ref and build`, `minMs < maxMs`)
 live in the model's validators and run on the exported data, pointing at the .cue lines.
@@ -227,7 +229,19 @@ def generate() -> str:
 
 
 def main(argv: list[str]) -> int:
+    """`--write`: regenerate the committed copies; `--vendor DIR`: vendor the schema into the
+    CUE module at DIR (its cue.mod/pkg), so that `import "pyagent.dev/swarm"` resolves there."""
     text = generate()
+    if len(argv) == 2 and argv[0] == "--vendor":
+        module = Path(argv[1])
+        if not (module / "cue.mod" / "module.cue").is_file():
+            print(f"{module} is not a CUE module (no cue.mod/module.cue): run `cue mod init` there", file=sys.stderr)
+            return 2
+        target = module.joinpath(*_VENDORED)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}")
+        return 0
     if argv == ["--write"]:
         for path in SCHEMA_PATHS:
             path.parent.mkdir(parents=True, exist_ok=True)

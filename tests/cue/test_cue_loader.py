@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,32 @@ def test_a_stale_vendored_schema_is_a_warning(tmp_path: Path) -> None:
     doc, diags = load_document(tmp_path / "research" / "swarm.cue", "research/swarm.cue")
     assert doc is not None
     assert [(d.code, d.severity.value) for d in diags] == [("PA127", "warning")]
+
+
+@needs_cue
+def test_a_user_module_vendors_the_schema_and_compiles(tmp_path: Path) -> None:
+    """The documented path for a user: `cue mod init`, vendor the schema, import it."""
+    from pyagent_compile.load.cue import find_cue
+
+    cue = find_cue()
+    assert cue is not None
+    subprocess.run([cue, "mod", "init", "example.com/platform"], cwd=tmp_path, check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pyagent_compile.model.cue_schema", "--vendor", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "swarm.cue").write_text(
+        'package platform\n\nimport "pyagent.dev/swarm"\n\nswarm.#Swarm & {\n'
+        '\tapiVersion: "pyagent.dev/v1alpha1"\n\tkind: "Swarm"\n\tmetadata: name: "demo"\n'
+        '\timage: build: "native"\n'
+        '\tnodes: agents: {replicas: 3, roles: ["voter", "worker"], hardware: {cpu: 1, memory: "2Gi"}, cores: ["c"]}\n'
+        '\tcores: c: tools: [{name: "git", command: ["mcp-server-git"]}]\n'
+        "\tmemory: kv: capacity: blocks: 64\n\tenvironments: dev: {}\n}\n"
+    )
+    done = run_pyagent("compile", "swarm.cue", "--out", "stacks", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "stacks" / "demo" / "dev").is_dir()
