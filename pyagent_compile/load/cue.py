@@ -88,7 +88,7 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
             )
         ]
     if path.is_dir():
-        workdir, target, file_display, dir_display = path, ".", display, display
+        workdir, target, file_display, dir_display = path, ".", _first_cue_file(path, display), display
     else:
         workdir, target, file_display = path.parent, f"./{path.name}", display
         dir_display = posixpath.dirname(display)
@@ -141,7 +141,7 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
     except json.JSONDecodeError as exc:
         return None, [Diagnostic("PA129", f"{display}: unexpected output from the CUE evaluator: {exc}")]
     if () not in doc.values:
-        doc.values[()] = Span(file_display if not path.is_dir() else _first_cue_file(path, display), 1, 1)
+        doc.values[()] = Span(file_display, 1, 1)
     return doc, notes
 
 
