@@ -94,10 +94,14 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
         dir_display = posixpath.dirname(display)
     run = _Run(workdir.resolve(), dir_display)
     started: list[subprocess.Popen[str]] = []
+    # Go's collector takes about half the evaluators' CPU on a large spec at its default
+    # (GOGC=100); 400 halves cuepos's CPU for ~1.6x the memory (740 MB for 1000 pools).
+    env = {**os.environ, "GOGC": os.environ.get("GOGC", "400")}
     try:
         export = subprocess.Popen(
             [cue, "export", "--out", "json", "-E", target],
             cwd=workdir,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -106,6 +110,7 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
         located = subprocess.Popen(
             [cuepos, "-schema", "-", target],
             cwd=workdir,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
