@@ -168,8 +168,8 @@ def _stale_vendored_schema(run: _Run) -> list[Diagnostic]:
                     "the vendored pyagent.dev/swarm schema differs from this pyagent's",
                     severity=Severity.WARNING,
                     primary=Label(Span(shown, 1, 1)),
-                    help="copy specs/cue/swarm.cue of this pyagent over it (pyagent checks with its own schema "
-                    "in any case)",
+                    help=f"refresh it: python -m pyagent_compile.model.cue_schema --vendor {folder} "
+                    "(pyagent checks with its own schema in any case)",
                 )
             ]
     return []

@@ -13,9 +13,10 @@
 // positions are not printed: pyagent finds a label just before its value on the same line,
 // which is much cheaper than asking the evaluator for every conjunct of every field.
 //
-// With -schema FILE (or - for stdin), the instance is also unified with the #Swarm
-// definition of that schema file (pyagent passes the schema generated from its own models),
-// so fields that the user's own embedding of the schema leaves open are still checked.
+// With -schema FILE (or - for stdin), an instance that is not already closed by #Swarm
+// (the schema embedded beside other fields, or not imported at all) is also unified with
+// the #Swarm of that file (pyagent passes the schema generated from its own models), so
+// unknown fields are errors either way.
 // Errors are printed to stderr in the same format as the cue command, with exit code 1;
 // the positions are printed to stdout in any case.
 //
