@@ -152,6 +152,12 @@ CODES: dict[str, CodeInfo] = {
         "schema of this pyagent (generated from its models). CUE's own checks then use the old "
         "schema; pyagent still checks with its own. Copy `specs/cue/swarm.cue` over it.",
     ),
+    "PA128": CodeInfo(
+        "CUE package only partly read",
+        "A warning: the `.cue` file given belongs to a package with other files in the same folder, "
+        "and a single file is evaluated on its own. To unify the whole package (a base and one file "
+        "per environment, say), give pyagent the folder.",
+    ),
     "PA129": CodeInfo(
         "CUE evaluation error",
         "The CUE evaluator reported a problem pyagent has no more specific code for; its message and "

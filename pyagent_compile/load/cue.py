@@ -136,7 +136,7 @@ def load_cue(path: Path, display: str) -> tuple[Document | None, list[Diagnostic
             if at and isinstance(at[-1], str) and (key := run.label_before(file, line, col, at[-1])):
                 doc.keys[at] = key
     run.located = doc
-    notes = _stale_vendored_schema(run)
+    notes = _stale_vendored_schema(run) + ([] if path.is_dir() else _siblings_not_read(path, display))
     if export.returncode != 0:
         return None, (errors_to_diagnostics(err, run) or [_opaque(display, err)]) + notes
     if located.returncode != 0:
@@ -173,6 +173,37 @@ def _stale_vendored_schema(run: _Run) -> list[Diagnostic]:
                 )
             ]
     return []
+
+
+_PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w]*)", re.M)
+
+
+def _siblings_not_read(path: Path, display: str) -> list[Diagnostic]:
+    """A warning when the file is one of several of a package: `cue export FILE` reads only it."""
+
+    def package(file: Path) -> str | None:
+        try:
+            match = _PACKAGE.search(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return None
+        return match[1] if match else None
+
+    own = package(path)
+    if own is None:
+        return []
+    others = sorted(p.name for p in path.parent.glob("*.cue") if p != path and package(p) == own)
+    if not others:
+        return []
+    folder = posixpath.dirname(display) or "."
+    return [
+        Diagnostic(
+            "PA128",
+            f"only {path.name} was read; {', '.join(others)} of package {own} beside it were not",
+            severity=Severity.WARNING,
+            primary=Label(Span(display, 1, 1)),
+            help=f"to unify the whole package (e.g. one file per environment), compile the folder: {folder}",
+        )
+    ]
 
 
 def _first_cue_file(directory: Path, display: str) -> str:

@@ -1,6 +1,7 @@
 """The corpus of bad CUE specs: each file is a mistake users make, with the exact diagnostics.
 
-Every file in tests/cue/bad/ starts with a comment saying what is wrong and one
+Every file in tests/cue/bad/ (a package of its own, so that each is read alone) starts
+with a comment saying what is wrong and one
 `// expect: CODE line:col` line per diagnostic the whole pipeline must produce (CUE's own
 errors, and pyagent's model rules and checks, which must point at the .cue lines too).
 """

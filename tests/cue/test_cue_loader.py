@@ -173,3 +173,14 @@ def test_a_user_module_vendors_the_schema_and_compiles(tmp_path: Path) -> None:
     done = run_pyagent("compile", "swarm.cue", "--out", "stacks", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "stacks" / "demo" / "dev").is_dir()
+
+
+@needs_cue
+def test_one_file_of_a_package_warns_that_the_rest_was_not_read(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "examples" / "cue.mod", tmp_path / "cue.mod")
+    shutil.copytree(RESEARCH, tmp_path / "research")
+    (tmp_path / "research" / "prod.cue").write_text("package research\n")
+    doc, diags = load_document(tmp_path / "research" / "swarm.cue", "research/swarm.cue")
+    assert doc is not None
+    assert [(d.code, d.severity.value) for d in diags] == [("PA128", "warning")]
+    assert "prod.cue" in diags[0].message and diags[0].help.endswith("research")
