@@ -1,0 +1,1310 @@
+//! The block pool: ref-counted blocks, the free structure, the prefix index and eviction.
+//!
+//! Every block except the null block 0 is in exactly one state:
+//!
+//! * **free**: reference count 0 and in the free structure, so allocation can take it. A free
+//!   block may still hold a hash ("evictable"): a hit on it revives it without recomputation.
+//! * **used**: reference count > 0, owned by one or more requests.
+//! * **pinned-idle**: reference count 0 but pinned (a system prompt, say): cached, never taken.
+//!
+//! Under [`Policy::Lru`] the free structure is vLLM's: one doubly linked list through the block
+//! array, un-hashed blocks put at the head (reused first), hashed ones at the tail (evicted in
+//! least-recently-freed order), popped from the head. The other policies keep un-hashed blocks
+//! in that list and order the evictable hashed blocks in a B-tree by their policy key.
+
+use std::collections::BTreeSet;
+
+use hashbrown::HashTable;
+
+use crate::error::{KvError, Result};
+use crate::hash::Key;
+
+/// Index of a block in the pool.
+pub type BlockId = u32;
+/// The reserved placeholder block (vLLM's `null_block`); never allocated, freed or hashed.
+pub const NULL_BLOCK: BlockId = 0;
+const NIL: u32 = u32::MAX;
+
+const F_HASHED: u8 = 1;
+const F_PARTIAL: u8 = 2;
+const F_PINNED: u8 = 4;
+const F_FREE: u8 = 8;
+const F_IN_TREE: u8 = 16;
+
+/// Per-block metadata. Kept to 48 bytes: a key, list links, counters and flags.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    key_hi: u64,
+    key_lo: u64,
+    prev: u32,
+    next: u32,
+    /// Next block holding the same key (duplicates are kept under [`DupPolicy::KeepAll`]).
+    dup_next: u32,
+    ref_cnt: u32,
+    /// Hits plus allocations, saturating (LFU).
+    freq: u32,
+    /// Logical time of the last release or touch (LRU order inside the B-tree policies).
+    last: u32,
+    /// Caller's clock at the last release (TTL).
+    stamp: u32,
+    prio: u8,
+    flags: u8,
+}
+
+impl Block {
+    const EMPTY: Block = Block {
+        key_hi: 0,
+        key_lo: 0,
+        prev: NIL,
+        next: NIL,
+        dup_next: NIL,
+        ref_cnt: 0,
+        freq: 0,
+        last: 0,
+        stamp: 0,
+        prio: 0,
+        flags: 0,
+    };
+    fn key(&self) -> Key {
+        (u128::from(self.key_hi) << 64) | u128::from(self.key_lo)
+    }
+    fn set_key(&mut self, k: Key) {
+        self.key_hi = (k >> 64) as u64;
+        self.key_lo = k as u64;
+    }
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+}
+
+/// How evictable cached blocks are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// vLLM v1's order, exactly.
+    Lru,
+    /// Least frequently used first, least recently used among equals.
+    Lfu,
+    /// Lowest priority first (see [`Pool::set_priority`]), LRU among equals.
+    Priority,
+    /// LRU, and idle cached blocks older than `ttl` (caller clock units) stop hitting and are
+    /// dropped by [`Pool::expire`].
+    Ttl { ttl: u32 },
+}
+
+/// What [`Pool::register`] does when the key is already cached on another block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DupPolicy {
+    /// vLLM's behaviour: both blocks stay cached (block tables stay append-only); lookups
+    /// return the oldest.
+    KeepAll,
+    /// Keep the cached block, release the new one: the caller's table gets the cached id.
+    Dedup,
+}
+
+/// Where an event happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Medium {
+    Device,
+    Host,
+}
+
+/// A KV event, in the shape of vLLM's `BlockStored` / `BlockRemoved` / `AllBlocksCleared`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Stored {
+        keys: Vec<Key>,
+        parent: Option<Key>,
+        block_ids: Vec<BlockId>,
+        medium: Medium,
+    },
+    Removed {
+        keys: Vec<Key>,
+        medium: Medium,
+    },
+    Cleared,
+}
+
+/// An event with its monotonic id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: u64,
+    pub kind: EventKind,
+}
+
+/// A device block whose contents must be copied to a host slot before the block is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offload {
+    pub block: BlockId,
+    pub slot: u32,
+    pub key: Key,
+}
+
+/// Pool shape and behaviour.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Blocks in the pool, the null block included.
+    pub num_blocks: usize,
+    /// Tokens per block (used for token statistics and persisted-shape checks).
+    pub block_size: usize,
+    pub policy: Policy,
+    pub dup: DupPolicy,
+    /// Blocks that [`Pool::allocate`] leaves free unless asked to use the reserve.
+    pub reserve: usize,
+    pub events: bool,
+    /// Slots in the host tier; 0 disables tiering.
+    pub host_blocks: usize,
+    /// Tag of the hash mode the keys come from (persisted; a restore must match).
+    pub hash_tag: u8,
+}
+
+impl Config {
+    /// A vLLM-like pool: LRU, duplicates kept, no reserve, no tiering.
+    pub fn new(num_blocks: usize, block_size: usize) -> Self {
+        Self {
+            num_blocks,
+            block_size,
+            policy: Policy::Lru,
+            dup: DupPolicy::KeepAll,
+            reserve: 0,
+            events: false,
+            host_blocks: 0,
+            hash_tag: 1,
+        }
+    }
+}
+
+/// Counters and gauges.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub num_blocks: usize,
+    pub free: usize,
+    pub used: usize,
+    pub evictable: usize,
+    pub pinned: usize,
+    pub cached: usize,
+    pub query_blocks: u64,
+    pub hit_blocks: u64,
+    pub query_tokens: u64,
+    pub hit_tokens: u64,
+    pub evictions: u64,
+    pub host_cached: usize,
+    pub host_hits: u64,
+    pub metadata_bytes_per_block: f64,
+}
+
+/// One entry of a persisted index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub block: BlockId,
+    pub key: Key,
+    pub partial: bool,
+    pub pinned: bool,
+    pub prio: u8,
+    pub freq: u32,
+}
+
+/// The block manager.
+#[derive(Debug)]
+pub struct Pool {
+    cfg: Config,
+    blocks: Vec<Block>,
+    head: u32,
+    tail: u32,
+    list_len: usize,
+    tree: BTreeSet<(u64, u32)>,
+    index: HashTable<u32>,
+    used: usize,
+    pinned_idle: usize,
+    tick: u32,
+    now: u32,
+    events: Vec<Event>,
+    next_event: u64,
+    offloads: Vec<Offload>,
+    host: Option<Box<Pool>>,
+    stats: Stats,
+}
+
+fn key_hash(k: Key) -> u64 {
+    // Keys are already uniformly distributed hash outputs; fold the halves.
+    (k as u64) ^ ((k >> 64) as u64).rotate_left(29)
+}
+
+impl Pool {
+    /// A pool with every block but the null block free, in id order.
+    pub fn new(cfg: Config) -> Result<Self> {
+        if cfg.num_blocks < 2 || cfg.num_blocks >= NIL as usize {
+            return Err(KvError::Config(format!(
+                "num_blocks must be in 2..{}, got {}",
+                NIL, cfg.num_blocks
+            )));
+        }
+        if cfg.block_size == 0 {
+            return Err(KvError::Config("block_size must be > 0".into()));
+        }
+        if cfg.reserve >= cfg.num_blocks {
+            return Err(KvError::Config("reserve must be below num_blocks".into()));
+        }
+        let host = if cfg.host_blocks > 0 {
+            let mut hc = Config::new(cfg.host_blocks + 1, cfg.block_size);
+            hc.dup = DupPolicy::Dedup;
+            hc.hash_tag = cfg.hash_tag;
+            Some(Box::new(Pool::new(hc)?))
+        } else {
+            None
+        };
+        let n = cfg.num_blocks;
+        let mut pool = Pool {
+            blocks: vec![Block::EMPTY; n],
+            head: NIL,
+            tail: NIL,
+            list_len: 0,
+            tree: BTreeSet::new(),
+            index: HashTable::with_capacity(n),
+            used: 0,
+            pinned_idle: 0,
+            tick: 0,
+            now: 0,
+            events: Vec::new(),
+            next_event: 0,
+            offloads: Vec::new(),
+            host,
+            stats: Stats::default(),
+            cfg,
+        };
+        for id in 1..n as u32 {
+            pool.list_push_back(id);
+            pool.blocks[id as usize].flags = F_FREE;
+        }
+        Ok(pool)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    // ---- the doubly linked free list --------------------------------------------------------
+
+    fn list_push_back(&mut self, id: u32) {
+        let t = self.tail;
+        let b = &mut self.blocks[id as usize];
+        b.prev = t;
+        b.next = NIL;
+        if t == NIL {
+            self.head = id;
+        } else {
+            self.blocks[t as usize].next = id;
+        }
+        self.tail = id;
+        self.list_len += 1;
+    }
+
+    fn list_push_front(&mut self, id: u32) {
+        let h = self.head;
+        let b = &mut self.blocks[id as usize];
+        b.next = h;
+        b.prev = NIL;
+        if h == NIL {
+            self.tail = id;
+        } else {
+            self.blocks[h as usize].prev = id;
+        }
+        self.head = id;
+        self.list_len += 1;
+    }
+
+    fn list_remove(&mut self, id: u32) {
+        let Block { prev, next, .. } = self.blocks[id as usize];
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.blocks[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.blocks[next as usize].prev = prev;
+        }
+        let b = &mut self.blocks[id as usize];
+        b.prev = NIL;
+        b.next = NIL;
+        self.list_len -= 1;
+    }
+
+    // ---- the free structure -----------------------------------------------------------------
+
+    fn uses_tree(&self) -> bool {
+        matches!(self.cfg.policy, Policy::Lfu | Policy::Priority)
+    }
+
+    fn tree_key(&self, id: u32) -> (u64, u32) {
+        let b = &self.blocks[id as usize];
+        let k = match self.cfg.policy {
+            Policy::Lfu => (u64::from(b.freq) << 32) | u64::from(b.last),
+            _ => (u64::from(b.prio) << 32) | u64::from(b.last),
+        };
+        (k, id)
+    }
+
+    /// Put a block with reference count 0 where allocation can find it.
+    fn put_free(&mut self, id: u32, front: bool) {
+        let hashed = self.blocks[id as usize].has(F_HASHED);
+        if self.uses_tree() && hashed {
+            let k = self.tree_key(id);
+            self.tree.insert(k);
+            self.blocks[id as usize].flags |= F_FREE | F_IN_TREE;
+            return;
+        }
+        if front {
+            self.list_push_front(id);
+        } else {
+            self.list_push_back(id);
+        }
+        self.blocks[id as usize].flags |= F_FREE;
+    }
+
+    fn take_free(&mut self, id: u32) {
+        let f = self.blocks[id as usize].flags;
+        if f & F_IN_TREE != 0 {
+            let k = self.tree_key(id);
+            self.tree.remove(&k);
+        } else {
+            self.list_remove(id);
+        }
+        self.blocks[id as usize].flags &= !(F_FREE | F_IN_TREE);
+    }
+
+    fn pop_victim(&mut self) -> Option<u32> {
+        let id = if self.head != NIL {
+            self.head
+        } else {
+            self.tree.first()?.1
+        };
+        self.take_free(id);
+        Some(id)
+    }
+
+    fn free_count(&self) -> usize {
+        self.list_len + self.tree.len()
+    }
+
+    // ---- the prefix index -------------------------------------------------------------------
+
+    fn index_find(&self, key: Key) -> Option<u32> {
+        let blocks = &self.blocks;
+        self.index
+            .find(key_hash(key), |&id| blocks[id as usize].key() == key)
+            .copied()
+    }
+
+    fn index_insert(&mut self, id: u32, key: Key) {
+        self.blocks[id as usize].set_key(key);
+        self.blocks[id as usize].flags |= F_HASHED;
+        self.blocks[id as usize].dup_next = NIL;
+        match self.index_find(key) {
+            None => {
+                let blocks = &self.blocks;
+                self.index
+                    .insert_unique(key_hash(key), id, |&b| key_hash(blocks[b as usize].key()));
+            }
+            Some(mut cur) => {
+                while self.blocks[cur as usize].dup_next != NIL {
+                    cur = self.blocks[cur as usize].dup_next;
+                }
+                self.blocks[cur as usize].dup_next = id;
+            }
+        }
+    }
+
+    /// Drop a block's hash; returns the key it had.
+    fn index_remove(&mut self, id: u32) -> Key {
+        let key = self.blocks[id as usize].key();
+        let next = self.blocks[id as usize].dup_next;
+        let blocks = &self.blocks;
+        if let Ok(entry) = self
+            .index
+            .find_entry(key_hash(key), |&b| blocks[b as usize].key() == key)
+        {
+            let head = *entry.get();
+            if head == id {
+                if next == NIL {
+                    entry.remove();
+                } else {
+                    *entry.into_mut() = next;
+                }
+            } else {
+                let mut cur = head;
+                while self.blocks[cur as usize].dup_next != id {
+                    cur = self.blocks[cur as usize].dup_next;
+                }
+                self.blocks[cur as usize].dup_next = next;
+            }
+        }
+        let b = &mut self.blocks[id as usize];
+        b.dup_next = NIL;
+        b.flags &= !(F_HASHED | F_PARTIAL);
+        b.key_hi = 0;
+        b.key_lo = 0;
+        key
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        if self.cfg.events {
+            self.events.push(Event {
+                id: self.next_event,
+                kind,
+            });
+            self.next_event += 1;
+        }
+    }
+
+    fn check_id(&self, id: u32) -> Result<()> {
+        if id == NULL_BLOCK || id as usize >= self.blocks.len() {
+            return Err(KvError::InvalidBlock(id));
+        }
+        Ok(())
+    }
+
+    fn is_live(&self, id: u32) -> bool {
+        match self.cfg.policy {
+            Policy::Ttl { ttl } => {
+                let b = &self.blocks[id as usize];
+                b.ref_cnt > 0 || b.has(F_PINNED) || self.now.saturating_sub(b.stamp) < ttl
+            }
+            _ => true,
+        }
+    }
+
+    // ---- lookup -----------------------------------------------------------------------------
+
+    /// The longest cached prefix of `keys` (stops at the first miss), without side effects:
+    /// a router's estimate. Hit block ids are appended to `out` when given.
+    pub fn lookup(&self, keys: &[Key], mut out: Option<&mut Vec<BlockId>>) -> usize {
+        let mut n = 0;
+        for &k in keys {
+            match self.index_find(k) {
+                Some(id) if self.is_live(id) => {
+                    if let Some(o) = out.as_deref_mut() {
+                        o.push(id);
+                    }
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
+    /// Lookup for admission: take a reference on every hit block (reviving evictable ones) and
+    /// count the query in the statistics. Hit ids are appended to `out`.
+    pub fn acquire(&mut self, keys: &[Key], out: &mut Vec<BlockId>) -> usize {
+        let start = out.len();
+        let n = self.lookup(keys, Some(out));
+        let hits: Vec<BlockId> = out[start..].to_vec();
+        for id in hits {
+            self.touch_one(id);
+        }
+        self.count_query(keys.len(), n);
+        n
+    }
+
+    /// Count a query of `queried` blocks of which `hit` hit (for callers that look up and
+    /// touch in separate steps, as vLLM's scheduler does).
+    pub fn count_query(&mut self, queried: usize, hit: usize) {
+        let bs = self.cfg.block_size as u64;
+        self.stats.query_blocks += queried as u64;
+        self.stats.hit_blocks += hit as u64;
+        self.stats.query_tokens += queried as u64 * bs;
+        self.stats.hit_tokens += hit as u64 * bs;
+    }
+
+    fn touch_one(&mut self, id: u32) {
+        let b = self.blocks[id as usize];
+        if b.ref_cnt == 0 {
+            if b.has(F_FREE) {
+                self.take_free(id);
+            } else if b.has(F_PINNED) {
+                self.pinned_idle -= 1;
+            }
+            self.used += 1;
+        }
+        self.tick = self.tick.wrapping_add(1);
+        let b = &mut self.blocks[id as usize];
+        b.ref_cnt += 1;
+        b.freq = b.freq.saturating_add(1);
+        b.last = self.tick;
+    }
+
+    /// Take a reference on each block (vLLM's `touch`); the null block is skipped.
+    pub fn touch(&mut self, ids: &[BlockId]) -> Result<()> {
+        for &id in ids {
+            if id != NULL_BLOCK {
+                self.check_id(id)?;
+            }
+        }
+        for &id in ids {
+            if id != NULL_BLOCK {
+                self.touch_one(id);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- allocation -------------------------------------------------------------------------
+
+    /// Blocks [`Pool::allocate`] can hand out now (without the reserve unless `use_reserve`).
+    pub fn allocatable(&self, use_reserve: bool) -> usize {
+        let f = self.free_count();
+        if use_reserve {
+            f
+        } else {
+            f.saturating_sub(self.cfg.reserve)
+        }
+    }
+
+    /// Allocate `n` blocks, all or nothing, evicting cached blocks in policy order. Keys of the
+    /// evicted blocks are appended to `evicted`; the new ids (reference count 1) to `out`.
+    pub fn allocate(
+        &mut self,
+        n: usize,
+        use_reserve: bool,
+        out: &mut Vec<BlockId>,
+        evicted: &mut Vec<Key>,
+    ) -> Result<()> {
+        let avail = self.allocatable(use_reserve);
+        if n > avail {
+            return Err(KvError::OutOfBlocks {
+                wanted: n,
+                available: avail,
+                reserve: if use_reserve { 0 } else { self.cfg.reserve },
+            });
+        }
+        out.reserve(n);
+        let first_evicted = evicted.len();
+        for _ in 0..n {
+            let Some(id) = self.pop_victim() else {
+                unreachable!("free_count said enough blocks")
+            };
+            if self.blocks[id as usize].has(F_HASHED) {
+                let key = self.index_remove(id);
+                evicted.push(key);
+                self.stats.evictions += 1;
+                self.offload(id, key);
+            }
+            self.tick = self.tick.wrapping_add(1);
+            let b = &mut self.blocks[id as usize];
+            b.ref_cnt = 1;
+            b.freq = 1;
+            b.prio = 0;
+            b.last = self.tick;
+            self.used += 1;
+            out.push(id);
+        }
+        if evicted.len() > first_evicted && self.cfg.events {
+            // vLLM emits one BlockRemoved per evicted block.
+            let keys: Vec<Key> = evicted[first_evicted..].to_vec();
+            for k in keys {
+                self.emit(EventKind::Removed {
+                    keys: vec![k],
+                    medium: Medium::Device,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    // ---- registration -----------------------------------------------------------------------
+
+    /// Cache full blocks: `ids[i]` now holds the block whose chained hash is `keys[i]`;
+    /// `parent` is the key of the block before `ids[0]` (for the stored event). Under
+    /// [`DupPolicy::Dedup`] a block whose key is already cached elsewhere is released and the
+    /// cached block taken instead; `out` (when given) receives the resulting table entries.
+    pub fn register(
+        &mut self,
+        ids: &[BlockId],
+        keys: &[Key],
+        parent: Option<Key>,
+        mut out: Option<&mut Vec<BlockId>>,
+    ) -> Result<()> {
+        if ids.len() != keys.len() {
+            return Err(KvError::Length(format!(
+                "{} blocks but {} keys",
+                ids.len(),
+                keys.len()
+            )));
+        }
+        for (&id, &k) in ids.iter().zip(keys) {
+            if id == NULL_BLOCK {
+                continue;
+            }
+            self.check_id(id)?;
+            let b = &self.blocks[id as usize];
+            if b.ref_cnt == 0 {
+                return Err(KvError::NotInUse(id));
+            }
+            if b.has(F_HASHED) && !b.has(F_PARTIAL) && b.key() != k {
+                return Err(KvError::AlreadyHashed(id));
+            }
+        }
+        let mut stored = Vec::new();
+        let mut stored_ids = Vec::new();
+        for (&id, &k) in ids.iter().zip(keys) {
+            if id == NULL_BLOCK {
+                if let Some(o) = out.as_deref_mut() {
+                    o.push(id);
+                }
+                continue;
+            }
+            let b = self.blocks[id as usize];
+            if b.has(F_HASHED) {
+                if b.key() == k && !b.has(F_PARTIAL) {
+                    if let Some(o) = out.as_deref_mut() {
+                        o.push(id);
+                    }
+                    continue;
+                }
+                let old = self.index_remove(id);
+                self.emit(EventKind::Removed {
+                    keys: vec![old],
+                    medium: Medium::Device,
+                });
+            }
+            let existing = self.index_find(k);
+            match (existing, self.cfg.dup) {
+                (Some(other), DupPolicy::Dedup) if other != id => {
+                    self.touch_one(other);
+                    self.release(&[id]);
+                    if let Some(o) = out.as_deref_mut() {
+                        o.push(other);
+                    }
+                }
+                _ => {
+                    self.index_insert(id, k);
+                    stored.push(k);
+                    stored_ids.push(id);
+                    if let Some(o) = out.as_deref_mut() {
+                        o.push(id);
+                    }
+                }
+            }
+        }
+        if !stored.is_empty() {
+            self.emit(EventKind::Stored {
+                keys: stored,
+                parent,
+                block_ids: stored_ids,
+                medium: Medium::Device,
+            });
+        }
+        Ok(())
+    }
+
+    /// Cache a partial trailing block under the hash of its tokens so far. When the block
+    /// fills up, [`Pool::register`] replaces this key with the full one.
+    pub fn register_partial(&mut self, id: BlockId, key: Key, parent: Option<Key>) -> Result<()> {
+        self.check_id(id)?;
+        let b = self.blocks[id as usize];
+        if b.ref_cnt == 0 {
+            return Err(KvError::NotInUse(id));
+        }
+        if b.has(F_HASHED) && !b.has(F_PARTIAL) {
+            return Err(KvError::AlreadyHashed(id));
+        }
+        if b.has(F_HASHED) {
+            if b.key() == key {
+                return Ok(());
+            }
+            let old = self.index_remove(id);
+            self.emit(EventKind::Removed {
+                keys: vec![old],
+                medium: Medium::Device,
+            });
+        }
+        self.index_insert(id, key);
+        self.blocks[id as usize].flags |= F_PARTIAL;
+        self.emit(EventKind::Stored {
+            keys: vec![key],
+            parent,
+            block_ids: vec![id],
+            medium: Medium::Device,
+        });
+        Ok(())
+    }
+
+    // ---- release ----------------------------------------------------------------------------
+
+    /// Drop one reference from each block, in eviction-priority order (vLLM's `free_blocks`:
+    /// the first block is evicted first). Blocks reaching zero go, un-hashed, to the head of
+    /// the free list and, hashed, to its tail. All or nothing: a block that is not in use
+    /// fails the call before anything changes.
+    pub fn free(&mut self, ordered: &[BlockId]) -> Result<()> {
+        let mut zeroed = Vec::new();
+        for (i, &id) in ordered.iter().enumerate() {
+            if id == NULL_BLOCK {
+                continue;
+            }
+            if self.check_id(id).is_err() || self.blocks[id as usize].ref_cnt == 0 {
+                for &undo in ordered[..i].iter().filter(|&&u| u != NULL_BLOCK) {
+                    self.blocks[undo as usize].ref_cnt += 1;
+                }
+                self.check_id(id)?;
+                return Err(KvError::NotInUse(id));
+            }
+            let b = &mut self.blocks[id as usize];
+            b.ref_cnt -= 1;
+            if b.ref_cnt == 0 {
+                zeroed.push(id);
+            }
+        }
+        self.finish_release(&zeroed);
+        Ok(())
+    }
+
+    /// Free a request's block table: vLLM frees tail blocks first, so they are evicted first.
+    pub fn free_request(&mut self, table: &[BlockId]) -> Result<()> {
+        let rev: Vec<BlockId> = table.iter().rev().copied().collect();
+        self.free(&rev)
+    }
+
+    /// Internal release of blocks known to be in use.
+    fn release(&mut self, ordered: &[BlockId]) {
+        let mut zeroed = Vec::new();
+        for &id in ordered {
+            let b = &mut self.blocks[id as usize];
+            b.ref_cnt -= 1;
+            if b.ref_cnt == 0 {
+                zeroed.push(id);
+            }
+        }
+        self.finish_release(&zeroed);
+    }
+
+    /// Second half of a release: `zeroed` are the blocks whose count just reached zero, each
+    /// once, in eviction-priority order.
+    fn finish_release(&mut self, zeroed: &[BlockId]) {
+        let mut first: Vec<u32> = Vec::new();
+        let mut last: Vec<u32> = Vec::new();
+        for &id in zeroed {
+            self.tick = self.tick.wrapping_add(1);
+            let b = &mut self.blocks[id as usize];
+            b.last = self.tick;
+            b.stamp = self.now;
+            self.used -= 1;
+            if b.has(F_PINNED) {
+                self.pinned_idle += 1;
+            } else if b.has(F_HASHED) {
+                last.push(id);
+            } else {
+                first.push(id);
+            }
+        }
+        for &id in first.iter().rev() {
+            self.put_free(id, true);
+        }
+        for &id in &last {
+            self.put_free(id, false);
+        }
+    }
+
+    // ---- explicit eviction, pins, priorities, TTL -------------------------------------------
+
+    /// Drop the hashes of these blocks (in use or not; pinned ones are skipped). Returns the
+    /// removed keys.
+    pub fn evict(&mut self, ids: &[BlockId]) -> Result<Vec<Key>> {
+        for &id in ids {
+            self.check_id(id)?;
+        }
+        let mut removed = Vec::new();
+        for &id in ids {
+            let b = self.blocks[id as usize];
+            if !b.has(F_HASHED) || b.has(F_PINNED) {
+                continue;
+            }
+            let in_tree = b.has(F_IN_TREE);
+            if in_tree {
+                self.take_free(id);
+            }
+            removed.push(self.index_remove(id));
+            if in_tree {
+                self.put_free(id, true);
+            }
+        }
+        for &k in &removed {
+            self.emit(EventKind::Removed {
+                keys: vec![k],
+                medium: Medium::Device,
+            });
+        }
+        Ok(removed)
+    }
+
+    /// Pin blocks (a shared system prompt): while pinned and idle they are never evicted.
+    pub fn pin(&mut self, ids: &[BlockId]) -> Result<()> {
+        for &id in ids {
+            self.check_id(id)?;
+        }
+        for &id in ids {
+            let b = self.blocks[id as usize];
+            if b.has(F_PINNED) {
+                continue;
+            }
+            if b.has(F_FREE) {
+                self.take_free(id);
+                self.pinned_idle += 1;
+            }
+            self.blocks[id as usize].flags |= F_PINNED;
+        }
+        Ok(())
+    }
+
+    /// Unpin blocks; idle ones become evictable again (at the tail: most recently used).
+    pub fn unpin(&mut self, ids: &[BlockId]) -> Result<()> {
+        for &id in ids {
+            self.check_id(id)?;
+        }
+        for &id in ids {
+            let b = self.blocks[id as usize];
+            if !b.has(F_PINNED) {
+                continue;
+            }
+            self.blocks[id as usize].flags &= !F_PINNED;
+            if b.ref_cnt == 0 {
+                self.pinned_idle -= 1;
+                let hashed = b.has(F_HASHED);
+                self.put_free(id, !hashed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Set the eviction priority (higher survives longer under [`Policy::Priority`]).
+    pub fn set_priority(&mut self, ids: &[BlockId], prio: u8) -> Result<()> {
+        for &id in ids {
+            self.check_id(id)?;
+        }
+        for &id in ids {
+            let in_tree = self.blocks[id as usize].has(F_IN_TREE);
+            if in_tree {
+                self.take_free(id);
+            }
+            self.blocks[id as usize].prio = prio;
+            if in_tree {
+                self.put_free(id, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Set the caller's clock (seconds, milliseconds: the unit of the TTL).
+    pub fn set_time(&mut self, now: u32) {
+        self.now = now;
+    }
+
+    /// Drop the hashes of idle cached blocks whose TTL ran out. Returns the removed keys.
+    pub fn expire(&mut self) -> Vec<Key> {
+        let Policy::Ttl { ttl } = self.cfg.policy else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        let mut cur = self.head;
+        while cur != NIL {
+            let b = self.blocks[cur as usize];
+            if b.has(F_HASHED) {
+                // Hashed blocks enter the list in release order, so stamps only grow.
+                if self.now.saturating_sub(b.stamp) < ttl {
+                    break;
+                }
+                removed.push(self.index_remove(cur));
+            }
+            cur = b.next;
+        }
+        for &k in &removed {
+            self.emit(EventKind::Removed {
+                keys: vec![k],
+                medium: Medium::Device,
+            });
+        }
+        removed
+    }
+
+    /// Forget every hash (after a weight update). Fails if any block is in use.
+    pub fn reset(&mut self) -> Result<()> {
+        if self.used != 0 {
+            return Err(KvError::Busy(self.used));
+        }
+        let mut order = Vec::with_capacity(self.cfg.num_blocks);
+        while let Some(id) = self.pop_victim() {
+            order.push(id);
+        }
+        for id in 1..self.blocks.len() as u32 {
+            let b = self.blocks[id as usize];
+            if b.has(F_PINNED) {
+                order.push(id);
+            }
+        }
+        self.index.clear();
+        self.pinned_idle = 0;
+        for &id in &order {
+            let b = &mut self.blocks[id as usize];
+            b.flags = 0;
+            b.key_hi = 0;
+            b.key_lo = 0;
+            b.dup_next = NIL;
+            self.list_push_back(id);
+            self.blocks[id as usize].flags = F_FREE;
+        }
+        self.emit(EventKind::Cleared);
+        Ok(())
+    }
+
+    // ---- copy-on-write ----------------------------------------------------------------------
+
+    /// Fork a request's block table: the child shares every block (one more reference each).
+    pub fn fork(&mut self, table: &[BlockId]) -> Result<Vec<BlockId>> {
+        self.touch(table)?;
+        Ok(table.to_vec())
+    }
+
+    /// Whether the caller may write into the block in place.
+    pub fn is_writable(&self, id: BlockId) -> bool {
+        let ok = self.check_id(id).is_ok();
+        ok && {
+            let b = &self.blocks[id as usize];
+            b.ref_cnt == 1 && !b.has(F_HASHED)
+        }
+    }
+
+    /// Make a table slot writable: if the block is shared or cached, allocate a private copy
+    /// and drop the reference on the original. Returns `(block, must_copy)`.
+    pub fn make_writable(
+        &mut self,
+        id: BlockId,
+        evicted: &mut Vec<Key>,
+    ) -> Result<(BlockId, bool)> {
+        self.check_id(id)?;
+        if self.blocks[id as usize].ref_cnt == 0 {
+            return Err(KvError::NotInUse(id));
+        }
+        if self.is_writable(id) {
+            return Ok((id, false));
+        }
+        let mut out = Vec::with_capacity(1);
+        self.allocate(1, false, &mut out, evicted)?;
+        self.release(&[id]);
+        Ok((out[0], true))
+    }
+
+    // ---- host tier --------------------------------------------------------------------------
+
+    fn offload(&mut self, block: u32, key: Key) {
+        let Some(host) = self.host.as_deref_mut() else {
+            return;
+        };
+        let mut slot = Vec::with_capacity(1);
+        if host.acquire(&[key], &mut slot) == 1 {
+            // Already on the host: refresh its recency only.
+            host.release(&slot);
+            return;
+        }
+        slot.clear();
+        let mut dropped = Vec::new();
+        if host.allocate(1, true, &mut slot, &mut dropped).is_err() {
+            return;
+        }
+        let s = slot[0];
+        host.index_insert(s, key);
+        host.release(&[s]);
+        self.offloads.push(Offload {
+            block,
+            slot: s,
+            key,
+        });
+        if !dropped.is_empty() {
+            self.emit(EventKind::Removed {
+                keys: dropped,
+                medium: Medium::Host,
+            });
+        }
+        self.emit(EventKind::Stored {
+            keys: vec![key],
+            parent: None,
+            block_ids: vec![s],
+            medium: Medium::Host,
+        });
+    }
+
+    /// Offloads produced since the last call: copy each device block to its host slot before
+    /// writing into the block.
+    pub fn take_offloads(&mut self) -> Vec<Offload> {
+        std::mem::take(&mut self.offloads)
+    }
+
+    /// How many of `keys`, after the first `start`, are consecutively cached on the host.
+    pub fn lookup_host(&self, keys: &[Key], start: usize) -> usize {
+        let Some(host) = self.host.as_deref() else {
+            return 0;
+        };
+        host.lookup(keys.get(start..).unwrap_or(&[]), None)
+    }
+
+    /// Load blocks back from the host: for the keys after `start` that the host holds
+    /// consecutively, allocate device blocks, register them under the same keys and return
+    /// `(host_slot, device_block)` pairs to copy. The device blocks are owned by the caller.
+    pub fn load_from_host(
+        &mut self,
+        keys: &[Key],
+        start: usize,
+        parent: Option<Key>,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Vec<(u32, BlockId)>> {
+        let rest = keys.get(start..).unwrap_or(&[]);
+        let mut slots = Vec::new();
+        let n = match self.host.as_deref() {
+            Some(h) => h.lookup(rest, Some(&mut slots)),
+            None => 0,
+        };
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(n);
+        self.allocate(n, false, &mut ids, evicted)?;
+        self.register(&ids, &rest[..n], parent, None)?;
+        if let Some(h) = self.host.as_deref_mut() {
+            h.stats.host_hits += n as u64;
+        }
+        self.stats.host_hits += n as u64;
+        Ok(slots.into_iter().zip(ids).collect())
+    }
+
+    // ---- events, statistics, persistence ----------------------------------------------------
+
+    /// Drain the pending events (oldest first).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Current gauges and counters.
+    pub fn stats(&self) -> Stats {
+        let n = self.cfg.num_blocks;
+        let cached = self.blocks.iter().filter(|b| b.has(F_HASHED)).count();
+        let mut s = self.stats.clone();
+        s.num_blocks = n;
+        s.free = self.free_count();
+        s.used = self.used;
+        s.pinned = self.blocks.iter().filter(|b| b.has(F_PINNED)).count();
+        s.cached = cached;
+        s.evictable = self
+            .blocks
+            .iter()
+            .filter(|b| b.has(F_FREE) && b.has(F_HASHED))
+            .count();
+        s.host_cached = self.host.as_deref().map_or(0, |h| h.index.len());
+        s.metadata_bytes_per_block = self.metadata_bytes() as f64 / n as f64;
+        s
+    }
+
+    /// Bytes of metadata the pool holds for its blocks: the block array, the index table
+    /// (4-byte ids plus one control byte per bucket) and the policy tree.
+    pub fn metadata_bytes(&self) -> usize {
+        std::mem::size_of::<Block>() * self.blocks.len()
+            + self.index.capacity().next_power_of_two() * 5
+            + self.tree.len() * std::mem::size_of::<(u64, u32)>()
+    }
+
+    /// Blocks currently free, from next-to-allocate to last (the eviction order).
+    pub fn free_order(&self) -> Vec<BlockId> {
+        let mut v = Vec::with_capacity(self.free_count());
+        let mut cur = self.head;
+        while cur != NIL {
+            v.push(cur);
+            cur = self.blocks[cur as usize].next;
+        }
+        v.extend(self.tree.iter().map(|&(_, id)| id));
+        v
+    }
+
+    pub fn ref_count(&self, id: BlockId) -> Result<u32> {
+        self.check_id(id)?;
+        Ok(self.blocks[id as usize].ref_cnt)
+    }
+
+    /// The key a block is cached under, if any.
+    pub fn block_key(&self, id: BlockId) -> Result<Option<Key>> {
+        self.check_id(id)?;
+        let b = &self.blocks[id as usize];
+        Ok(b.has(F_HASHED).then(|| b.key()))
+    }
+
+    /// The cached blocks in eviction order (idle ones), then the in-use and pinned ones: what
+    /// a restarted node needs to rebuild its index.
+    pub fn export_index(&self) -> Vec<IndexEntry> {
+        let entry = |id: u32| {
+            let b = &self.blocks[id as usize];
+            IndexEntry {
+                block: id,
+                key: b.key(),
+                partial: b.has(F_PARTIAL),
+                pinned: b.has(F_PINNED),
+                prio: b.prio,
+                freq: b.freq,
+            }
+        };
+        let mut v: Vec<IndexEntry> = self
+            .free_order()
+            .into_iter()
+            .filter(|&id| self.blocks[id as usize].has(F_HASHED))
+            .map(entry)
+            .collect();
+        for id in 1..self.blocks.len() as u32 {
+            let b = &self.blocks[id as usize];
+            if b.has(F_HASHED) && !b.has(F_FREE) {
+                v.push(entry(id));
+            }
+        }
+        v
+    }
+
+    /// Rebuild the index into a pool that holds no hashes and no references (a restarted
+    /// node): entries become idle cached blocks, evicted in the given order.
+    pub fn import_index(&mut self, entries: &[IndexEntry]) -> Result<()> {
+        if self.used != 0 {
+            return Err(KvError::Busy(self.used));
+        }
+        if !self.index.is_empty() {
+            return Err(KvError::Corrupt("the pool already holds an index".into()));
+        }
+        let mut seen = vec![false; self.blocks.len()];
+        let mut keys = std::collections::HashSet::with_capacity(entries.len());
+        for e in entries {
+            if e.block == NULL_BLOCK || e.block as usize >= self.blocks.len() {
+                return Err(KvError::Corrupt(format!(
+                    "block id {} out of range",
+                    e.block
+                )));
+            }
+            if std::mem::replace(&mut seen[e.block as usize], true) {
+                return Err(KvError::Corrupt(format!("block {} listed twice", e.block)));
+            }
+            if !keys.insert(e.key) && self.cfg.dup == DupPolicy::Dedup {
+                return Err(KvError::Corrupt("duplicate key under dedup policy".into()));
+            }
+        }
+        for e in entries {
+            let id = e.block;
+            self.take_free(id);
+            self.index_insert(id, e.key);
+            let b = &mut self.blocks[id as usize];
+            b.prio = e.prio;
+            b.freq = e.freq;
+            b.stamp = self.now;
+            if e.partial {
+                b.flags |= F_PARTIAL;
+            }
+            if e.pinned {
+                b.flags |= F_PINNED;
+                self.pinned_idle += 1;
+            } else {
+                self.tick = self.tick.wrapping_add(1);
+                self.blocks[id as usize].last = self.tick;
+                self.put_free(id, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every structural invariant; `Err` describes the first violation. Used by the
+    /// property tests (Rust and Python); O(n).
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let n = self.blocks.len();
+        // The free list: a well-linked chain, no repeats, all marked free and idle.
+        let mut in_list = vec![false; n];
+        let (mut cur, mut prev, mut len) = (self.head, NIL, 0usize);
+        while cur != NIL {
+            if cur as usize >= n || cur == NULL_BLOCK {
+                return Err(format!("bad id {cur} in free list"));
+            }
+            if std::mem::replace(&mut in_list[cur as usize], true) {
+                return Err(format!("block {cur} twice in free list"));
+            }
+            let b = &self.blocks[cur as usize];
+            if b.prev != prev {
+                return Err(format!("block {cur}: prev link {} != {prev}", b.prev));
+            }
+            prev = cur;
+            cur = b.next;
+            len += 1;
+        }
+        if prev != self.tail || len != self.list_len {
+            return Err("free list tail or length out of sync".into());
+        }
+        let mut in_tree = vec![false; n];
+        for &(k, id) in &self.tree {
+            if self.tree_key(id).0 != k {
+                return Err(format!("stale tree key for block {id}"));
+            }
+            in_tree[id as usize] = true;
+        }
+        let (mut used, mut pinned_idle) = (0, 0);
+        for id in 1..n {
+            let b = &self.blocks[id];
+            let free = in_list[id] || in_tree[id];
+            if in_list[id] && in_tree[id] {
+                return Err(format!("block {id} in list and tree"));
+            }
+            if free != b.has(F_FREE) || in_tree[id] != b.has(F_IN_TREE) {
+                return Err(format!("block {id}: free flags disagree with structures"));
+            }
+            if in_tree[id] && !b.has(F_HASHED) {
+                return Err(format!("un-hashed block {id} in the policy tree"));
+            }
+            match (free, b.ref_cnt, b.has(F_PINNED)) {
+                (true, 0, false) => {}
+                (true, _, _) => return Err(format!("free block {id} in use or pinned")),
+                (false, 0, true) => pinned_idle += 1,
+                (false, 0, false) => return Err(format!("block {id} lost: idle, not free")),
+                (false, _, _) => used += 1,
+            }
+            if b.has(F_HASHED) {
+                // Reachable from the index, through its key's duplicate chain.
+                let mut c = self.index_find(b.key());
+                let mut found = false;
+                while let Some(x) = c {
+                    if x as usize == id {
+                        found = true;
+                        break;
+                    }
+                    let nx = self.blocks[x as usize].dup_next;
+                    c = (nx != NIL).then_some(nx);
+                }
+                if !found {
+                    return Err(format!("hashed block {id} unreachable from the index"));
+                }
+            } else if b.dup_next != NIL {
+                return Err(format!("un-hashed block {id} in a duplicate chain"));
+            }
+        }
+        if used != self.used || pinned_idle != self.pinned_idle {
+            return Err(format!(
+                "counters: used {used} vs {}, pinned idle {pinned_idle} vs {}",
+                self.used, self.pinned_idle
+            ));
+        }
+        let nb = &self.blocks[NULL_BLOCK as usize];
+        if nb.flags != 0 || nb.ref_cnt != 0 {
+            return Err("the null block changed".into());
+        }
+        for &head in self.index.iter() {
+            let b = &self.blocks[head as usize];
+            if !b.has(F_HASHED) {
+                return Err(format!("index points at un-hashed block {head}"));
+            }
+            if self.cfg.dup == DupPolicy::Dedup && b.dup_next != NIL {
+                return Err("duplicate cached under dedup policy".into());
+            }
+        }
+        if let Some(h) = &self.host {
+            h.check_invariants()
+                .map_err(|e| format!("host tier: {e}"))?;
+        }
+        Ok(())
+    }
+}
