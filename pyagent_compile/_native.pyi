@@ -108,7 +108,7 @@ class KvPool:
         self, n: int, use_reserve: bool = False
     ) -> tuple[list[int], bytes]: ...
     def admit(
-        self, keys: bytes, num_new: int, use_reserve: bool = False
+        self, keys: bytes, total_blocks: int, use_reserve: bool = False
     ) -> tuple[list[int], int, bytes] | None: ...
     def register(
         self, ids: list[int], keys: bytes, parent: bytes | None = None

@@ -612,6 +612,38 @@ impl Pool {
         Ok(())
     }
 
+    /// Admission in one step, as vLLM's scheduler does it: reference the cached prefix of
+    /// `keys` and allocate the rest of the request's `total` blocks, appending both to `table`. Returns `None`, with
+    /// nothing changed, when the blocks do not fit (hit blocks that are idle count against
+    /// the free blocks too, because taking them removes them from the free list).
+    pub fn admit(
+        &mut self,
+        keys: &[Key],
+        total: usize,
+        use_reserve: bool,
+        table: &mut Vec<BlockId>,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
+        let start = table.len();
+        let hits = self.lookup(keys, Some(table));
+        let num_new = total.saturating_sub(hits);
+        let idle = table[start..]
+            .iter()
+            .filter(|&&id| self.blocks[id as usize].has(F_FREE))
+            .count();
+        if num_new + idle > self.allocatable(use_reserve) {
+            table.truncate(start);
+            return Ok(None);
+        }
+        let got: Vec<BlockId> = table[start..].to_vec();
+        for id in got {
+            self.touch_one(id);
+        }
+        self.count_query(keys.len(), hits);
+        self.allocate(num_new, use_reserve, table, evicted)?;
+        Ok(Some(hits))
+    }
+
     // ---- registration -----------------------------------------------------------------------
 
     /// Cache full blocks: `ids[i]` now holds the block whose chained hash is `keys[i]`;

@@ -361,31 +361,26 @@ impl PyPool {
         Ok((ids, blob(py, &ev)))
     }
 
-    /// One-call admission: reference the cached prefix of `keys`, then allocate `num_new`
-    /// blocks. All or nothing: on failure the hits are released and `None` returned.
+    /// One-call admission: reference the cached prefix of `keys`, then allocate the rest of
+    /// the request's `total_blocks`. All or nothing: when they do not fit, nothing changes and `None` is returned.
     /// Returns `(table, num_hit_blocks, evicted_keys)`.
-    #[pyo3(signature = (keys, num_new, use_reserve = false))]
+    #[pyo3(signature = (keys, total_blocks, use_reserve = false))]
     #[allow(clippy::type_complexity)]
     fn admit<'py>(
         &mut self,
         py: Python<'py>,
         keys: &[u8],
-        num_new: usize,
+        total_blocks: usize,
         use_reserve: bool,
     ) -> PyResult<Option<(Vec<u32>, usize, Bound<'py, PyBytes>)>> {
         let k = keys_from(keys)?;
         let inner = &mut self.inner;
-        let r = work(py, k.len() + num_new, || {
-            let mut table = Vec::with_capacity(k.len() + num_new);
-            let hits = inner.acquire(&k, &mut table);
+        let r = work(py, total_blocks, || {
+            let mut table = Vec::with_capacity(total_blocks);
             let mut ev = Vec::new();
-            match inner.allocate(num_new, use_reserve, &mut table, &mut ev) {
-                Ok(()) => Ok(Some((table, hits, ev))),
-                Err(KvError::OutOfBlocks { .. }) => {
-                    inner.free_request(&table[..hits]).map(|()| None)
-                }
-                Err(e) => Err(e),
-            }
+            inner
+                .admit(&k, total_blocks, use_reserve, &mut table, &mut ev)
+                .map(|hits| hits.map(|h| (table, h, ev)))
         })
         .map_err(err)?;
         Ok(r.map(|(t, h, ev)| (t, h, blob(py, &ev))))
