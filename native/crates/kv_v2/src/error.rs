@@ -30,6 +30,12 @@ pub enum KvError {
     /// Argument lists whose lengths must agree did not.
     #[error("length mismatch: {0}")]
     Length(String),
+    /// No request with this id.
+    #[error("unknown request {0}")]
+    UnknownRequest(u64),
+    /// A request with this id already exists.
+    #[error("request {0} already exists")]
+    RequestExists(u64),
     /// The operation needs every block free (reset, restore).
     #[error("{0} blocks are still in use")]
     Busy(usize),

@@ -6,6 +6,7 @@
 //!
 //! * [`hash`]: chained block hashes (xxh3, blake3, or vLLM's `sha256_cbor` byte for byte).
 //! * [`pool`]: the ref-counted pool, prefix index, eviction policies, events, host tier.
+//! * [`requests`]: per-request block tables beside the pool (vLLM's `req_to_blocks`).
 //! * [`persist`]: the prefix index on disk (msgpack, blake3-checksummed).
 //!
 //! Under [`pool::Policy::Lru`] with [`pool::DupPolicy::KeepAll`] the pool reproduces vLLM v1's
@@ -15,6 +16,7 @@ pub mod error;
 pub mod hash;
 pub mod persist;
 pub mod pool;
+pub mod requests;
 
 pub use error::{KvError, Result};
 pub use hash::{BlockHasher, Digest, Extra, HashMode, Key, MmFeature};
@@ -22,3 +24,4 @@ pub use pool::{
     BlockId, Config, DupPolicy, Event, EventKind, IndexEntry, Medium, Offload, Policy, Pool, Stats,
     NULL_BLOCK,
 };
+pub use requests::{RequestTable, Requests};

@@ -222,6 +222,8 @@ pub struct Pool {
     offloads: Vec<Offload>,
     host: Option<Box<Pool>>,
     stats: Stats,
+    /// Reused buffer for releases (no allocation per free call).
+    scratch: Vec<u32>,
 }
 
 fn key_hash(k: Key) -> u64 {
@@ -269,6 +271,7 @@ impl Pool {
             offloads: Vec::new(),
             host,
             stats: Stats::default(),
+            scratch: Vec::new(),
             cfg,
         };
         for id in 1..n as u32 {
@@ -769,15 +772,27 @@ impl Pool {
     /// the free list and, hashed, to its tail. All or nothing: a block that is not in use
     /// fails the call before anything changes.
     pub fn free(&mut self, ordered: &[BlockId]) -> Result<()> {
-        let mut zeroed = Vec::new();
-        for (i, &id) in ordered.iter().enumerate() {
+        self.free_iter(ordered.iter().copied())
+    }
+
+    /// Free a request's block table: vLLM frees tail blocks first, so they are evicted first.
+    pub fn free_request(&mut self, table: &[BlockId]) -> Result<()> {
+        self.free_iter(table.iter().rev().copied())
+    }
+
+    fn free_iter<I: Iterator<Item = BlockId> + Clone>(&mut self, ordered: I) -> Result<()> {
+        let mut zeroed = std::mem::take(&mut self.scratch);
+        zeroed.clear();
+        for (i, id) in ordered.clone().enumerate() {
             if id == NULL_BLOCK {
                 continue;
             }
-            if self.check_id(id).is_err() || self.blocks[id as usize].ref_cnt == 0 {
-                for &undo in ordered[..i].iter().filter(|&&u| u != NULL_BLOCK) {
+            let bad = id as usize >= self.blocks.len() || self.blocks[id as usize].ref_cnt == 0;
+            if bad {
+                for undo in ordered.take(i).filter(|&u| u != NULL_BLOCK) {
                     self.blocks[undo as usize].ref_cnt += 1;
                 }
+                self.scratch = zeroed;
                 self.check_id(id)?;
                 return Err(KvError::NotInUse(id));
             }
@@ -788,13 +803,8 @@ impl Pool {
             }
         }
         self.finish_release(&zeroed);
+        self.scratch = zeroed;
         Ok(())
-    }
-
-    /// Free a request's block table: vLLM frees tail blocks first, so they are evicted first.
-    pub fn free_request(&mut self, table: &[BlockId]) -> Result<()> {
-        let rev: Vec<BlockId> = table.iter().rev().copied().collect();
-        self.free(&rev)
     }
 
     /// Internal release of blocks known to be in use.
@@ -811,29 +821,33 @@ impl Pool {
     }
 
     /// Second half of a release: `zeroed` are the blocks whose count just reached zero, each
-    /// once, in eviction-priority order.
+    /// once, in eviction-priority order. Un-hashed blocks go to the head in that order (the
+    /// first one ends up first), hashed ones to the tail.
     fn finish_release(&mut self, zeroed: &[BlockId]) {
-        let mut first: Vec<u32> = Vec::new();
-        let mut last: Vec<u32> = Vec::new();
+        let now = self.now;
+        let mut unhashed = 0usize;
         for &id in zeroed {
             self.tick = self.tick.wrapping_add(1);
             let b = &mut self.blocks[id as usize];
             b.last = self.tick;
-            b.stamp = self.now;
+            b.stamp = now;
             self.used -= 1;
             if b.has(F_PINNED) {
                 self.pinned_idle += 1;
             } else if b.has(F_HASHED) {
-                last.push(id);
+                self.put_free(id, false);
             } else {
-                first.push(id);
+                unhashed += 1;
             }
         }
-        for &id in first.iter().rev() {
-            self.put_free(id, true);
-        }
-        for &id in &last {
-            self.put_free(id, false);
+        if unhashed > 0 {
+            // Prepend in reverse so the first un-hashed block ends up at the head.
+            for &id in zeroed.iter().rev() {
+                let b = &self.blocks[id as usize];
+                if !b.has(F_PINNED) && !b.has(F_HASHED) && !b.has(F_FREE) {
+                    self.put_free(id, true);
+                }
+            }
         }
     }
 

@@ -366,3 +366,69 @@ fn metadata_stays_under_64_bytes_per_block() {
         s.metadata_bytes_per_block
     );
 }
+
+#[test]
+fn request_tables_admit_grow_commit_free() {
+    use kv_v2::Requests;
+    let mut p = pool(10);
+    let mut r = Requests::new();
+    let mut ev = Vec::new();
+    assert_eq!(
+        r.admit(&mut p, 1, vec![1, 2, 3], 4, 3, &mut ev).unwrap(),
+        Some(0)
+    );
+    assert_eq!(r.commit(&mut p, 1, usize::MAX).unwrap(), 3);
+    assert!(r.grow(&mut p, 1, &[4], 5, &mut ev).unwrap());
+    assert_eq!(r.commit(&mut p, 1, usize::MAX).unwrap(), 1);
+    assert_eq!(r.get(1).unwrap().blocks.len(), 5);
+    // A second request shares the prefix; max_hit caps the hits.
+    assert_eq!(
+        r.admit(&mut p, 2, vec![1, 2, 3, 4], 4, 2, &mut ev).unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        r.admit(&mut p, 2, vec![], 1, 0, &mut ev),
+        Err(KvError::RequestExists(2))
+    );
+    assert_eq!(
+        r.admit(&mut p, 3, vec![], 9, 0, &mut ev).unwrap(),
+        None,
+        "does not fit"
+    );
+    assert!(!r.grow(&mut p, 2, &[], 9, &mut ev).unwrap());
+    r.fork(&mut p, 2, 4).unwrap();
+    assert_eq!(p.ref_count(r.get(2).unwrap().blocks[0]).unwrap(), 3);
+    for rid in [1, 2, 4] {
+        r.free(&mut p, rid).unwrap();
+    }
+    assert_eq!(r.free(&mut p, 1), Err(KvError::UnknownRequest(1)));
+    assert!(r.is_empty());
+    assert_eq!(p.stats().used, 0);
+    assert_eq!(p.lookup(&[1, 2, 3, 4], None), 4);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn refused_admission_changes_nothing() {
+    let mut p = pool(5);
+    let (t, _) = alloc(&mut p, 2);
+    p.register(&t, &[1, 2], None, None).unwrap();
+    p.free_request(&t).unwrap();
+    let before = p.free_order();
+    let mut table = Vec::new();
+    // 2 idle hits leave the free list, so 3 more blocks cannot fit in 4 free.
+    assert_eq!(
+        p.admit(&[1, 2], 5, false, &mut table, &mut Vec::new())
+            .unwrap(),
+        None
+    );
+    assert!(table.is_empty());
+    assert_eq!(p.free_order(), before);
+    assert_eq!(p.stats().query_blocks, 0);
+    assert_eq!(
+        p.admit(&[1, 2], 4, false, &mut table, &mut Vec::new())
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(table.len(), 4);
+}

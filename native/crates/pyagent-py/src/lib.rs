@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use kv_v2::{
     persist, BlockHasher, Config, Digest, DupPolicy, EventKind, Extra, HashMode, Key, KvError,
-    Medium, MmFeature, Policy, Pool,
+    Medium, MmFeature, Policy, Pool, Requests,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -261,10 +261,11 @@ fn medium(m: Medium) -> &'static str {
     }
 }
 
-/// The KV_v2 block manager (see `kv_v2::pool`).
+/// The KV_v2 block manager (see `kv_v2::pool`), with request-level block tables.
 #[pyclass(module = "pyagent_compile._native", name = "KvPool")]
 struct PyPool {
     inner: Pool,
+    reqs: Requests,
 }
 
 #[pymethods]
@@ -313,7 +314,84 @@ impl PyPool {
         };
         Ok(Self {
             inner: Pool::new(cfg).map_err(err)?,
+            reqs: Requests::new(),
         })
+    }
+
+    // ---- request-level API: tables stay in Rust, calls carry only ids and key blobs -----
+
+    /// Admit request `rid` whose full blocks have `keys`: take its cached prefix (at most
+    /// `max_hit` blocks, default all keys) and allocate up to `total_blocks`. Returns the
+    /// number of hit blocks, or None (nothing changed) when it does not fit.
+    #[pyo3(signature = (rid, keys, total_blocks, max_hit = None))]
+    fn req_admit(
+        &mut self,
+        py: Python<'_>,
+        rid: u64,
+        keys: &[u8],
+        total_blocks: usize,
+        max_hit: Option<usize>,
+    ) -> PyResult<Option<usize>> {
+        let k = keys_from(keys)?;
+        let (inner, reqs) = (&mut self.inner, &mut self.reqs);
+        let max_hit = max_hit.unwrap_or(k.len());
+        work(py, total_blocks, || {
+            reqs.admit(inner, rid, k, total_blocks, max_hit, &mut Vec::new())
+        })
+        .map_err(err)
+    }
+
+    /// Append keys of newly full blocks and grow the table to `total_blocks`. Returns False
+    /// when the blocks do not fit (the keys are kept).
+    #[pyo3(signature = (rid, total_blocks, keys = None))]
+    fn req_grow(&mut self, rid: u64, total_blocks: usize, keys: Option<&[u8]>) -> PyResult<bool> {
+        let k = keys.map(keys_from).transpose()?.unwrap_or_default();
+        self.reqs
+            .grow(&mut self.inner, rid, &k, total_blocks, &mut Vec::new())
+            .map_err(err)
+    }
+
+    /// Cache the request's full blocks up to `computed` blocks (default: every block with a
+    /// key). Returns how many were registered.
+    #[pyo3(signature = (rid, computed = None))]
+    fn req_commit(&mut self, py: Python<'_>, rid: u64, computed: Option<usize>) -> PyResult<usize> {
+        let (inner, reqs) = (&mut self.inner, &mut self.reqs);
+        work(py, 0, || {
+            reqs.commit(inner, rid, computed.unwrap_or(usize::MAX))
+        })
+        .map_err(err)
+    }
+
+    /// Free the request's blocks (tail first) and forget it. Returns the number of blocks.
+    fn req_free(&mut self, py: Python<'_>, rid: u64) -> PyResult<usize> {
+        let (inner, reqs) = (&mut self.inner, &mut self.reqs);
+        let n = reqs.get(rid).map_err(err)?.blocks.len();
+        work(py, n, || reqs.free(inner, rid)).map_err(err)
+    }
+
+    /// A child request sharing every block of `parent` (an agent branching).
+    fn req_fork(&mut self, parent: u64, child: u64) -> PyResult<()> {
+        self.reqs.fork(&mut self.inner, parent, child).map_err(err)
+    }
+
+    /// The request's block table.
+    fn req_table(&self, rid: u64) -> PyResult<Vec<u32>> {
+        Ok(self.reqs.get(rid).map_err(err)?.blocks.clone())
+    }
+
+    /// The request's block table as packed little-endian u32 (for `array('I')` or numpy).
+    fn req_table_bytes<'py>(&self, py: Python<'py>, rid: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let t = &self.reqs.get(rid).map_err(err)?.blocks;
+        let mut v = Vec::with_capacity(t.len() * 4);
+        for b in t {
+            v.extend_from_slice(&b.to_le_bytes());
+        }
+        Ok(PyBytes::new(py, &v))
+    }
+
+    /// Number of requests holding tables.
+    fn num_requests(&self) -> usize {
+        self.reqs.len()
     }
 
     /// Longest cached prefix of `keys`, in blocks. No side effects (a router's estimate).
