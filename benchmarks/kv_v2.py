@@ -110,6 +110,7 @@ def make_trace(seed: int, num_sessions: int, active: int = 64) -> Trace:
 class Timer:
     calls: list[int] = field(default_factory=list)  # ns per call
     blocks: int = 0
+    all_calls: list[int] = field(default_factory=list)  # every repetition's calls
 
     def add(self, ns: int, blocks: int) -> None:
         self.calls.append(ns)
@@ -123,9 +124,10 @@ class Timer:
         return self.blocks / self.total_s if self.calls and self.total_s else 0.0
 
     def pct(self, q: float) -> float:
-        if not self.calls:
+        calls = self.all_calls or self.calls
+        if not calls:
             return 0.0
-        s = sorted(self.calls)
+        s = sorted(calls)
         return s[min(len(s) - 1, int(q * len(s)))] / 1e3
 
 
@@ -140,11 +142,31 @@ class Result:
     meta_bytes: float = 0.0
 
     def req_rate(self, with_hashing: bool) -> float:
-        keys = ["admit", "allocate", "register", "free"] + (
-            ["hash"] if with_hashing else []
-        )
+        keys = ["admit", "step", "free"] + (["hash"] if with_hashing else [])
         t = sum(self.timers[k].total_s for k in keys if k in self.timers)
         return self.admitted / t if t else 0.0
+
+
+def best_of(runs: list[Result]) -> Result:
+    """Per metric, the run that spent the least time in it (machines here are shared and
+    noisy: a 4 ms preemption inside one sub-microsecond call would dominate its mean);
+    p50/p99 come from every call of every run. The runs make identical decisions."""
+    first = runs[0]
+    out = Result(
+        first.name,
+        {},
+        first.admitted,
+        first.hits,
+        first.query_blocks,
+        first.hit_blocks,
+        first.meta_bytes,
+    )
+    for k in first.timers:
+        best = min((r.timers[k] for r in runs), key=lambda t: t.total_s)
+        t = Timer(list(best.calls), best.blocks)
+        t.all_calls = [c for r in runs for c in r.timers[k].calls]
+        out.timers[k] = t
+    return out
 
 
 def timers(*names: str) -> dict[str, Timer]:
@@ -162,9 +184,7 @@ def run_vllm(v: Any, trace: Trace, num_blocks: int) -> Result:
 
     pool = v.BlockPool(num_blocks, True, BS)
     hbt, sha = v.hash_block_tokens, v.sha256_cbor
-    res = Result(
-        "vLLM", timers("hash", "lookup", "admit", "allocate", "register", "free")
-    )
+    res = Result("vLLM", timers("hash", "lookup", "admit", "step", "free"))
     T = res.timers
     reqs: dict[int, Any] = {}
     tables: dict[int, list[Any]] = {}
@@ -183,21 +203,23 @@ def run_vllm(v: Any, trace: Trace, num_blocks: int) -> Result:
         T["hash"].add(ns() - t0, n // BS - start)
 
     def cache(r: int) -> None:
+        """One scheduler step: allocate what the request grew into, cache full blocks."""
         n = ntok[r]
         full = n // BS
         table = tables[r]
         need = -(-n // BS) - len(table)
+        t0 = ns()
         if need > 0:
             if need > pool.get_num_free_blocks():
                 return
-            t0 = ns()
             table.extend(pool.get_new_blocks(need))
-            T["allocate"].add(ns() - t0, need)
+        done = 0
         if full > cached[r]:
-            t0 = ns()
             pool.cache_full_blocks(reqs[r], table, cached[r], full, BS, 0)
-            T["register"].add(ns() - t0, full - cached[r])
+            done = full - cached[r]
             cached[r] = full
+        if need > 0 or done:
+            T["step"].add(ns() - t0, max(need, 0) + done)
 
     for op in trace.ops:
         kind, r = op[0], op[1]
@@ -278,7 +300,7 @@ def vllm_meta_bytes(v: Any, n: int) -> float:
 def run_kv(trace: Trace, num_blocks: int, fused: bool) -> Result:
     pool = KvPool(num_blocks, BS)
     hasher = BlockHasher(BS)
-    names = ("hash", "lookup", "admit", "allocate", "register", "free")
+    names = ("hash", "lookup", "admit", "step", "free")
     res = Result("KV_v2" + (" fused" if fused else ""), timers(*names))
     T = res.timers
     tables: dict[int, list[int]] = {}
@@ -307,22 +329,23 @@ def run_kv(trace: Trace, num_blocks: int, fused: bool) -> Result:
         full = n // BS
         table = tables[r]
         need = -(-n // BS) - len(table)
+        t0 = ns()
         if need > 0:
-            t0 = ns()
             try:
                 ids, _ = pool.allocate(need)
             except KvOutOfBlocksError:
                 return
-            T["allocate"].add(ns() - t0, need)
             table.extend(ids)
         c = cached[r]
+        done = 0
         if full > c:
             k = keys[r]
             par = k[16 * (c - 1) : 16 * c] if c else None
-            t0 = ns()
             table[c:full] = pool.register(table[c:full], k[16 * c : 16 * full], par)
-            T["register"].add(ns() - t0, full - c)
+            done = full - c
             cached[r] = full
+        if need > 0 or done:
+            T["step"].add(ns() - t0, max(need, 0) + done)
 
     for op in trace.ops:
         kind, r = op[0], op[1]
@@ -336,7 +359,7 @@ def run_kv(trace: Trace, num_blocks: int, fused: bool) -> Result:
             if fused:
                 t0 = ns()
                 got = pool.admit(k[: 16 * max_hit], total)
-                # One call does lookup, touch and allocate: book it under "allocate".
+                # One call does lookup, touch and allocate.
                 if got is None:
                     res.hits.append(-1)
                     continue
@@ -383,16 +406,13 @@ def run_kv_requests(trace: Trace, num_blocks: int) -> Result:
     its own; admission (lookup + touch + allocate) is one call."""
     pool = KvPool(num_blocks, BS)
     hasher = BlockHasher(BS)
-    res = Result(
-        "KV_v2", timers("hash", "lookup", "admit", "allocate", "register", "free")
-    )
+    res = Result("KV_v2", timers("hash", "lookup", "admit", "step", "free"))
     T = res.timers
     nkeys: dict[int, int] = {}
     parent: dict[int, bytes | None] = {}
     ntok: dict[int, int] = {}
     ctx_of: dict[int, list[int]] = {}
     nblocks: dict[int, int] = {}
-    cached: dict[int, int] = {}
 
     def hash_new(r: int, n: int) -> bytes:
         done = nkeys[r]
@@ -412,18 +432,14 @@ def run_kv_requests(trace: Trace, num_blocks: int) -> Result:
         n = ntok[r]
         total = -(-n // BS)
         t0 = ns()
-        ok = pool.req_grow(r, total, fresh)
-        if total > nblocks[r]:
-            T["allocate"].add(ns() - t0, total - nblocks[r])
-        if not ok:
+        done = pool.req_step(r, total, fresh)
+        dt = ns() - t0
+        if done is None:
             return
+        grew = total - nblocks[r]
         nblocks[r] = total
-        full = n // BS
-        if full > cached[r]:
-            t0 = ns()
-            done = pool.req_commit(r)
-            T["register"].add(ns() - t0, done)
-            cached[r] = full
+        if grew or done:
+            T["step"].add(dt, grew + done)
 
     for op in trace.ops:
         kind, r = op[0], op[1]
@@ -445,7 +461,7 @@ def run_kv_requests(trace: Trace, num_blocks: int) -> Result:
             res.query_blocks += max_hit
             res.hit_blocks += hits
             res.hits.append(hits)
-            nblocks[r], cached[r] = total, hits
+            nblocks[r] = total
             res.admitted += 1
         elif r not in nblocks:
             continue
@@ -501,8 +517,7 @@ def report(
     labels = {
         "lookup": "lookup (no side effects)",
         "admit": "admit (lookup+touch+allocate)",
-        "allocate": "allocate (decode growth)",
-        "register": "register (cache full blocks)",
+        "step": "step (allocate+register)",
         "free": "free (reverse order)",
         "hash": "hash (xxh3 vs sha256_cbor)",
     }
@@ -547,6 +562,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one small pool (smoke run)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--reps", type=int, default=3, help="replays per side; best time per metric"
+    )
     args = ap.parse_args()
     os.environ.pop("PYTHONHASHSEED", None)
     why = ""
@@ -562,9 +580,15 @@ def main() -> int:
     for num_blocks, sessions in sizes:
         trace = make_trace(args.seed, sessions)
         gc.collect()
-        kv = run_kv_requests(trace, num_blocks)
-        kvf = run_kv(trace, num_blocks, fused=False)
-        vl = run_vllm(v, trace, num_blocks) if v else None
+        kv = best_of([run_kv_requests(trace, num_blocks) for _ in range(args.reps)])
+        kvf = best_of(
+            [run_kv(trace, num_blocks, fused=False) for _ in range(args.reps)]
+        )
+        vl = (
+            best_of([run_vllm(v, trace, num_blocks) for _ in range(args.reps)])
+            if v
+            else None
+        )
         vmeta = vllm_meta_bytes(v, num_blocks) if v else 0.0
         report(num_blocks, trace, kv, kvf, vl, vmeta, why)
     print("\n" + SGLANG_NOTE)

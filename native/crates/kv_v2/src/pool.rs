@@ -780,75 +780,71 @@ impl Pool {
         self.free_iter(table.iter().rev().copied())
     }
 
+    /// One pass: each block is touched once. Blocks reaching zero go straight to the tail
+    /// (hashed) or are collected and prepended at the end (un-hashed, so the first one ends
+    /// up at the head). A block that is not in use undoes the pass and fails the call.
     fn free_iter<I: Iterator<Item = BlockId> + Clone>(&mut self, ordered: I) -> Result<()> {
-        let mut zeroed = std::mem::take(&mut self.scratch);
-        zeroed.clear();
+        let mut pending = std::mem::take(&mut self.scratch);
+        pending.clear();
+        let now = self.now;
         for (i, id) in ordered.clone().enumerate() {
             if id == NULL_BLOCK {
                 continue;
             }
-            let bad = id as usize >= self.blocks.len() || self.blocks[id as usize].ref_cnt == 0;
-            if bad {
-                for undo in ordered.take(i).filter(|&u| u != NULL_BLOCK) {
-                    self.blocks[undo as usize].ref_cnt += 1;
-                }
-                self.scratch = zeroed;
+            if id as usize >= self.blocks.len() || self.blocks[id as usize].ref_cnt == 0 {
+                self.undo_free(ordered.take(i));
+                self.scratch = pending;
                 self.check_id(id)?;
                 return Err(KvError::NotInUse(id));
             }
+            self.tick = self.tick.wrapping_add(1);
             let b = &mut self.blocks[id as usize];
             b.ref_cnt -= 1;
-            if b.ref_cnt == 0 {
-                zeroed.push(id);
+            if b.ref_cnt != 0 {
+                continue;
+            }
+            b.last = self.tick;
+            b.stamp = now;
+            let flags = b.flags;
+            self.used -= 1;
+            if flags & F_PINNED != 0 {
+                self.pinned_idle += 1;
+            } else if flags & F_HASHED != 0 {
+                self.put_free(id, false);
+            } else {
+                pending.push(id);
             }
         }
-        self.finish_release(&zeroed);
-        self.scratch = zeroed;
+        for &id in pending.iter().rev() {
+            self.put_free(id, true);
+        }
+        self.scratch = pending;
         Ok(())
+    }
+
+    /// Undo the part of a release already done (see [`Pool::free_iter`]).
+    fn undo_free(&mut self, done: impl Iterator<Item = BlockId>) {
+        for id in done {
+            if id == NULL_BLOCK {
+                continue;
+            }
+            let b = self.blocks[id as usize];
+            if b.ref_cnt == 0 {
+                if b.has(F_FREE) {
+                    self.take_free(id);
+                } else if b.has(F_PINNED) {
+                    self.pinned_idle -= 1;
+                }
+                self.used += 1;
+            }
+            self.blocks[id as usize].ref_cnt += 1;
+        }
     }
 
     /// Internal release of blocks known to be in use.
     fn release(&mut self, ordered: &[BlockId]) {
-        let mut zeroed = Vec::new();
-        for &id in ordered {
-            let b = &mut self.blocks[id as usize];
-            b.ref_cnt -= 1;
-            if b.ref_cnt == 0 {
-                zeroed.push(id);
-            }
-        }
-        self.finish_release(&zeroed);
-    }
-
-    /// Second half of a release: `zeroed` are the blocks whose count just reached zero, each
-    /// once, in eviction-priority order. Un-hashed blocks go to the head in that order (the
-    /// first one ends up first), hashed ones to the tail.
-    fn finish_release(&mut self, zeroed: &[BlockId]) {
-        let now = self.now;
-        let mut unhashed = 0usize;
-        for &id in zeroed {
-            self.tick = self.tick.wrapping_add(1);
-            let b = &mut self.blocks[id as usize];
-            b.last = self.tick;
-            b.stamp = now;
-            self.used -= 1;
-            if b.has(F_PINNED) {
-                self.pinned_idle += 1;
-            } else if b.has(F_HASHED) {
-                self.put_free(id, false);
-            } else {
-                unhashed += 1;
-            }
-        }
-        if unhashed > 0 {
-            // Prepend in reverse so the first un-hashed block ends up at the head.
-            for &id in zeroed.iter().rev() {
-                let b = &self.blocks[id as usize];
-                if !b.has(F_PINNED) && !b.has(F_HASHED) && !b.has(F_FREE) {
-                    self.put_free(id, true);
-                }
-            }
-        }
+        let r = self.free_iter(ordered.iter().copied());
+        debug_assert!(r.is_ok(), "internal release of a block not in use");
     }
 
     // ---- explicit eviction, pins, priorities, TTL -------------------------------------------

@@ -143,6 +143,23 @@ impl Requests {
         Ok(end - start)
     }
 
+    /// One scheduler step for a running request: append the keys of newly full blocks,
+    /// grow the table to `total` blocks, then cache every full block with a key. `None` when
+    /// the blocks do not fit (keys kept, nothing cached); otherwise the number registered.
+    pub fn step(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        new_keys: &[Key],
+        total: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
+        if !self.grow(pool, rid, new_keys, total, evicted)? {
+            return Ok(None);
+        }
+        self.commit(pool, rid, usize::MAX).map(Some)
+    }
+
     /// Free the request's blocks (tail first, as vLLM does) and forget it.
     pub fn free(&mut self, pool: &mut Pool, rid: u64) -> Result<usize> {
         let r = self.reqs.remove(&rid).ok_or(KvError::UnknownRequest(rid))?;

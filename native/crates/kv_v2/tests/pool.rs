@@ -116,6 +116,15 @@ fn double_free_is_an_error_and_changes_nothing() {
     assert_eq!(p.ref_count(t[1]).unwrap(), 1, "rolled back");
     assert_eq!(p.free_order(), before);
     assert_eq!(p.free(&[99]), Err(KvError::InvalidBlock(99)));
+    // The same block twice with one reference: the first release is undone.
+    let (u, _) = alloc(&mut p, 1);
+    p.register(&u, &[42], None, None).unwrap();
+    let before = p.free_order();
+    assert_eq!(p.free(&[u[0], t[1], u[0]]), Err(KvError::NotInUse(u[0])));
+    assert_eq!(p.ref_count(u[0]).unwrap(), 1);
+    assert_eq!(p.ref_count(t[1]).unwrap(), 1);
+    assert_eq!(p.free_order(), before);
+    assert_eq!(p.stats().used, 2);
     p.check_invariants().unwrap();
 }
 
@@ -381,6 +390,9 @@ fn request_tables_admit_grow_commit_free() {
     assert!(r.grow(&mut p, 1, &[4], 5, &mut ev).unwrap());
     assert_eq!(r.commit(&mut p, 1, usize::MAX).unwrap(), 1);
     assert_eq!(r.get(1).unwrap().blocks.len(), 5);
+    assert_eq!(r.step(&mut p, 1, &[5], 6, &mut ev).unwrap(), Some(1));
+    assert_eq!(r.step(&mut p, 1, &[], 60, &mut ev).unwrap(), None);
+    assert_eq!(r.get(1).unwrap().blocks.len(), 6);
     // A second request shares the prefix; max_hit caps the hits.
     assert_eq!(
         r.admit(&mut p, 2, vec![1, 2, 3, 4], 4, 2, &mut ev).unwrap(),

@@ -362,6 +362,24 @@ impl PyPool {
         .map_err(err)
     }
 
+    /// One scheduler step: append keys of newly full blocks, grow to `total_blocks`, cache
+    /// the full blocks. None when the blocks do not fit; else the number newly cached.
+    #[pyo3(signature = (rid, total_blocks, keys = None))]
+    fn req_step(
+        &mut self,
+        rid: u64,
+        total_blocks: usize,
+        keys: Option<&[u8]>,
+    ) -> PyResult<Option<usize>> {
+        let k = match keys {
+            Some(b) => keys_from(b)?,
+            None => Vec::new(),
+        };
+        self.reqs
+            .step(&mut self.inner, rid, &k, total_blocks, &mut Vec::new())
+            .map_err(err)
+    }
+
     /// Free the request's blocks (tail first) and forget it. Returns the number of blocks.
     fn req_free(&mut self, py: Python<'_>, rid: u64) -> PyResult<usize> {
         let (inner, reqs) = (&mut self.inner, &mut self.reqs);
