@@ -237,3 +237,30 @@ def test_invariants_hold_through_the_bindings(
         pool.free_request(t)
     pool.check_invariants()
     assert pool.stats().used == 0
+
+
+def test_request_tables_stay_in_rust() -> None:
+    pool = KvPool(16, 4)
+    keys = keys_for(list(range(14)))  # 3 full blocks, 4 blocks in all
+    assert pool.req_admit(7, keys, 4, max_hit=3) == 0
+    assert pool.req_step(7, 4) == 3, "the three full blocks are cached"
+    table = pool.req_table(7)
+    assert len(table) == 4
+    packed = pool.req_table_bytes(7)
+    assert [
+        int.from_bytes(packed[i : i + 4], "little") for i in range(0, 16, 4)
+    ] == table
+    more = keys_for(list(range(16)))[48:]
+    assert pool.req_step(7, 5, more) == 1
+    assert pool.req_step(7, 99) is None, "does not fit: nothing changes"
+    assert len(pool.req_table(7)) == 5
+    pool.req_fork(7, 8)
+    assert pool.ref_count(table[0]) == 2
+    with pytest.raises(KvCacheError, match="already exists"):
+        pool.req_admit(8, keys, 1)
+    assert pool.req_free(7) == 5 and pool.req_free(8) == 5
+    with pytest.raises(KvCacheError, match="unknown request 7"):
+        pool.req_free(7)
+    assert pool.num_requests() == 0
+    assert pool.req_admit(9, keys, 4, max_hit=3) == 3
+    pool.check_invariants()

@@ -193,3 +193,91 @@ def test_replay_with_each_side_hashing_as_requests_grow(vllm: Any) -> None:
     vo, ko = _replay(vllm, shape, num_blocks=80, bs=4, precomputed=False)
     assert vo.hits == ko.hits
     assert sum(h for h in vo.hits if h > 0) > 0
+
+
+class _ReqDriver:
+    """KV_v2's request-level API (tables in Rust) driven like vLLM's scheduler: the pool is
+    given the keys of full blocks only, as they fill."""
+
+    def __init__(self, pool: KvPool, bs: int) -> None:
+        self.pool, self.bs = pool, bs
+        self.ntok: dict[int, int] = {}
+        self.life: dict[int, bytes] = {}
+
+    def admit(
+        self, rid: int, tokens: list[int], life_keys: bytes, out: kv_trace.Outcome
+    ) -> None:
+        n, bs = len(tokens), self.bs
+        full = life_keys[: 16 * (n // bs)]
+        hits = self.pool.req_admit(rid, full, -(-n // bs), (n - 1) // bs)
+        out.hits.append(-1 if hits is None else hits)
+        if hits is not None:
+            self.ntok[rid] = n
+            self.life[rid] = life_keys
+
+    def grow(self, rid: int, new: list[int]) -> None:
+        if rid not in self.ntok:
+            return
+        bs = self.bs
+        before = self.ntok[rid] // bs
+        self.ntok[rid] += len(new)
+        after = self.ntok[rid] // bs
+        fresh = self.life[rid][16 * before : 16 * after]
+        self.pool.req_step(rid, -(-self.ntok[rid] // bs), fresh)
+
+    def finish(self, rid: int) -> None:
+        if rid in self.ntok:
+            self.grow(rid, [])
+            self.pool.req_free(rid)
+            del self.ntok[rid]
+
+    def table_ids(self, rid: int) -> list[int]:
+        return self.pool.req_table(rid) if rid in self.ntok else []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_request_api_replay_matches_vllm(vllm: Any, seed: int) -> None:
+    shape = kv_trace.TraceShape(
+        seed=seed,
+        num_prompts=4,
+        prompt_min=20,
+        prompt_max=150,
+        num_sessions=40,
+        turns_max=4,
+        user_min=1,
+        user_max=50,
+        output_min=0,
+        output_max=50,
+        decode_chunk=17,
+        active=7,
+        vocab=40,
+    )
+    bs, n_blocks = 4, 100
+    ops = kv_trace.make_trace(shape)
+    life: dict[int, list[int]] = {}
+    for op in ops:
+        if op[0] == "admit":
+            life[op[1]] = list(op[2])
+        elif op[0] == "grow":
+            life[op[1]].extend(op[2])
+    hasher = BlockHasher(bs, "sha256_cbor")
+    v = kv_trace.VllmDriver(vllm, n_blocks, bs)
+    pool = KvPool(n_blocks, bs, hash_mode="sha256_cbor")
+    k = _ReqDriver(pool, bs)
+    vo, ko = kv_trace.Outcome(), kv_trace.Outcome()
+    for step, op in enumerate(ops):
+        if op[0] == "admit":
+            digests = hasher.hash_digests(life[op[1]])
+            v.admit(op[1], op[2], digests, vo)
+            k.admit(op[1], op[2], b"".join(d[16:] for d in digests), ko)
+        elif op[0] == "grow":
+            v.grow(op[1], op[2])
+            k.grow(op[1], op[2])
+        else:
+            v.finish(op[1])
+            k.finish(op[1])
+        if op[0] != "finish":
+            assert k.table_ids(op[1]) == v.table_ids(op[1]), f"step {step}"
+        assert pool.free_order() == v.free_order(), f"step {step}: eviction order"
+    assert ko.hits == vo.hits
+    assert max(vo.hits) > 0
