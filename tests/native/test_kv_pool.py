@@ -264,3 +264,32 @@ def test_request_tables_stay_in_rust() -> None:
     assert pool.num_requests() == 0
     assert pool.req_admit(9, keys, 4, max_hit=3) == 3
     pool.check_invariants()
+
+
+def test_ttl_and_lfu_policies_through_the_bindings() -> None:
+    pool = KvPool(8, 4, policy="ttl", ttl=10)
+    keys = keys_for(list(range(8)))
+    pool.set_time(100)
+    ids, _ = pool.allocate(2)
+    pool.register(ids, keys)
+    pool.free_request(ids)
+    pool.set_time(109)
+    assert pool.lookup(keys) == 2
+    pool.set_time(110)
+    assert pool.lookup(keys) == 0, "stale blocks stop hitting"
+    assert split_keys(pool.expire()) == split_keys(keys)[::-1], "in eviction order"
+    assert pool.stats().cached == 0
+    with pytest.raises(ValueError, match="ttl > 0"):
+        KvPool(8, 4, policy="ttl")
+
+    lfu = KvPool(4, 4, policy="lfu")
+    a, b = keys_for([1, 1, 1, 1]), keys_for([2, 2, 2, 2])
+    for k in (a, b):
+        got = lfu.admit(k, 1)
+        assert got is not None
+        lfu.register(got[0], k)
+        lfu.free_request(got[0])
+    for _ in range(3):
+        lfu.free_request(lfu.acquire(a))
+    _, evicted = lfu.allocate(2)
+    assert evicted == b, "the less used block goes first"
