@@ -714,8 +714,10 @@ impl Pool {
                 }
                 _ => {
                     self.index_insert(id, k);
-                    stored.push(k);
-                    stored_ids.push(id);
+                    if self.cfg.events {
+                        stored.push(k);
+                        stored_ids.push(id);
+                    }
                     if let Some(o) = out.as_deref_mut() {
                         o.push(id);
                     }

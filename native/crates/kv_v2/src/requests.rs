@@ -125,22 +125,7 @@ impl Requests {
             .reqs
             .get_mut(&rid)
             .ok_or(KvError::UnknownRequest(rid))?;
-        let end = computed.min(r.keys.len()).min(r.blocks.len());
-        let start = r.cached;
-        if end <= start {
-            return Ok(0);
-        }
-        let parent = start.checked_sub(1).map(|p| r.keys[p]);
-        self.scratch.clear();
-        pool.register(
-            &r.blocks[start..end],
-            &r.keys[start..end],
-            parent,
-            Some(&mut self.scratch),
-        )?;
-        r.blocks[start..end].copy_from_slice(&self.scratch);
-        r.cached = end;
-        Ok(end - start)
+        commit_table(pool, r, computed, &mut self.scratch)
     }
 
     /// One scheduler step for a running request: append the keys of newly full blocks,
@@ -154,13 +139,28 @@ impl Requests {
         total: usize,
         evicted: &mut Vec<Key>,
     ) -> Result<Option<usize>> {
-        if !self.grow(pool, rid, new_keys, total, evicted)? {
-            return Ok(None);
+        let r = self
+            .reqs
+            .get_mut(&rid)
+            .ok_or(KvError::UnknownRequest(rid))?;
+        r.keys.extend_from_slice(new_keys);
+        let need = total.saturating_sub(r.blocks.len());
+        if need > 0 {
+            match pool.allocate(need, false, &mut r.blocks, evicted) {
+                Ok(()) => {}
+                Err(KvError::OutOfBlocks { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
         }
-        self.commit(pool, rid, usize::MAX).map(Some)
+        commit_table(pool, r, usize::MAX, &mut self.scratch).map(Some)
     }
 
     /// Free the request's blocks (tail first, as vLLM does) and forget it.
+    /// Blocks in the request's table.
+    pub fn num_blocks(&self, rid: u64) -> Result<usize> {
+        Ok(self.get(rid)?.blocks.len())
+    }
+
     pub fn free(&mut self, pool: &mut Pool, rid: u64) -> Result<usize> {
         let r = self.reqs.remove(&rid).ok_or(KvError::UnknownRequest(rid))?;
         if let Err(e) = pool.free_request(&r.blocks) {
@@ -180,4 +180,29 @@ impl Requests {
         self.reqs.insert(child, p);
         Ok(())
     }
+}
+
+/// Register `r`'s blocks from `r.cached` up to `computed` (bounded by keys and blocks).
+fn commit_table(
+    pool: &mut Pool,
+    r: &mut RequestTable,
+    computed: usize,
+    scratch: &mut Vec<BlockId>,
+) -> Result<usize> {
+    let end = computed.min(r.keys.len()).min(r.blocks.len());
+    let start = r.cached;
+    if end <= start {
+        return Ok(0);
+    }
+    let parent = start.checked_sub(1).map(|p| r.keys[p]);
+    scratch.clear();
+    pool.register(
+        &r.blocks[start..end],
+        &r.keys[start..end],
+        parent,
+        Some(scratch),
+    )?;
+    r.blocks[start..end].copy_from_slice(scratch);
+    r.cached = end;
+    Ok(end - start)
 }

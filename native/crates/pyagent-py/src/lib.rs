@@ -47,6 +47,9 @@ fn err(e: KvError) -> PyErr {
 }
 
 fn keys_from(blob: &[u8]) -> PyResult<Vec<Key>> {
+    if blob.is_empty() {
+        return Ok(Vec::new());
+    }
     if !blob.len().is_multiple_of(16) {
         return Err(PyValueError::new_err(format!(
             "a key blob is a multiple of 16 bytes, got {}",
@@ -383,8 +386,11 @@ impl PyPool {
     /// Free the request's blocks (tail first) and forget it. Returns the number of blocks.
     fn req_free(&mut self, py: Python<'_>, rid: u64) -> PyResult<usize> {
         let (inner, reqs) = (&mut self.inner, &mut self.reqs);
-        let n = reqs.get(rid).map_err(err)?.blocks.len();
-        work(py, n, || reqs.free(inner, rid)).map_err(err)
+        if reqs.num_blocks(rid).map_err(err)? >= DETACH_AT {
+            py.detach(|| reqs.free(inner, rid)).map_err(err)
+        } else {
+            reqs.free(inner, rid).map_err(err)
+        }
     }
 
     /// A child request sharing every block of `parent` (an agent branching).
