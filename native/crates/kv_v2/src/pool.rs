@@ -227,8 +227,12 @@ pub struct Pool {
 }
 
 fn key_hash(k: Key) -> u64 {
-    // Keys are already uniformly distributed hash outputs; fold the halves.
-    (k as u64) ^ ((k >> 64) as u64).rotate_left(29)
+    // Keys are usually hash outputs already, but callers may index anything (small integers
+    // in tests, other routers' ids): a folded multiply spreads every bit into the table's
+    // bucket bits and tag bits alike.
+    let x = (k as u64) ^ ((k >> 64) as u64).rotate_left(32);
+    let m = u128::from(x) * 0x9E37_79B9_7F4A_7C15_u128;
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
 impl Pool {
