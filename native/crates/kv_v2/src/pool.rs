@@ -40,13 +40,15 @@ struct Block {
     next: u32,
     /// Next block holding the same key (duplicates are kept under [`DupPolicy::KeepAll`]).
     dup_next: u32,
+    /// Previous block holding the same key; for the chain's head, its last block (so
+    /// appending and unlinking a duplicate are O(1)).
+    dup_prev: u32,
     ref_cnt: u32,
     /// Hits plus allocations, saturating (LFU).
     freq: u32,
-    /// Logical time of the last release or touch (LRU order inside the B-tree policies).
+    /// When the block was last released or touched: a logical tick (LRU order inside the
+    /// B-tree policies), or the caller's clock under [`Policy::Ttl`].
     last: u32,
-    /// Caller's clock at the last release (TTL).
-    stamp: u32,
     prio: u8,
     flags: u8,
 }
@@ -58,10 +60,10 @@ impl Block {
         prev: NIL,
         next: NIL,
         dup_next: NIL,
+        dup_prev: NIL,
         ref_cnt: 0,
         freq: 0,
         last: 0,
-        stamp: 0,
         prio: 0,
         flags: 0,
     };
@@ -409,15 +411,17 @@ impl Pool {
         self.blocks[id as usize].dup_next = NIL;
         match self.index_find(key) {
             None => {
+                self.blocks[id as usize].dup_prev = id;
                 let blocks = &self.blocks;
                 self.index
                     .insert_unique(key_hash(key), id, |&b| key_hash(blocks[b as usize].key()));
             }
-            Some(mut cur) => {
-                while self.blocks[cur as usize].dup_next != NIL {
-                    cur = self.blocks[cur as usize].dup_next;
-                }
-                self.blocks[cur as usize].dup_next = id;
+            Some(head) => {
+                // Append after the chain's last block, which the head points back to.
+                let tail = self.blocks[head as usize].dup_prev;
+                self.blocks[tail as usize].dup_next = id;
+                self.blocks[id as usize].dup_prev = tail;
+                self.blocks[head as usize].dup_prev = id;
             }
         }
     }
@@ -425,29 +429,44 @@ impl Pool {
     /// Drop a block's hash; returns the key it had.
     fn index_remove(&mut self, id: u32) -> Key {
         let key = self.blocks[id as usize].key();
-        let next = self.blocks[id as usize].dup_next;
+        let Block {
+            dup_next: next,
+            dup_prev: prev,
+            ..
+        } = self.blocks[id as usize];
         let blocks = &self.blocks;
+        let mut head = NIL;
         if let Ok(entry) = self
             .index
             .find_entry(key_hash(key), |&b| blocks[b as usize].key() == key)
         {
-            let head = *entry.get();
+            head = *entry.get();
             if head == id {
                 if next == NIL {
                     entry.remove();
                 } else {
                     *entry.into_mut() = next;
                 }
+            }
+        }
+        if head == NIL {
+            // Not indexed (cannot happen for a hashed block): nothing to unlink.
+        } else if head == id {
+            if next != NIL {
+                // The new head points back to the chain's last block.
+                self.blocks[next as usize].dup_prev = prev;
+            }
+        } else {
+            self.blocks[prev as usize].dup_next = next;
+            if next == NIL {
+                self.blocks[head as usize].dup_prev = prev;
             } else {
-                let mut cur = head;
-                while self.blocks[cur as usize].dup_next != id {
-                    cur = self.blocks[cur as usize].dup_next;
-                }
-                self.blocks[cur as usize].dup_next = next;
+                self.blocks[next as usize].dup_prev = prev;
             }
         }
         let b = &mut self.blocks[id as usize];
         b.dup_next = NIL;
+        b.dup_prev = NIL;
         b.flags &= !(F_HASHED | F_PARTIAL);
         b.key_hi = 0;
         b.key_lo = 0;
@@ -464,6 +483,16 @@ impl Pool {
         }
     }
 
+    /// The value a block's `last` takes now: the caller's clock under TTL, else a new tick.
+    fn stamp(&mut self) -> u32 {
+        self.tick = self.tick.wrapping_add(1);
+        if matches!(self.cfg.policy, Policy::Ttl { .. }) {
+            self.now
+        } else {
+            self.tick
+        }
+    }
+
     fn check_id(&self, id: u32) -> Result<()> {
         if id == NULL_BLOCK || id as usize >= self.blocks.len() {
             return Err(KvError::InvalidBlock(id));
@@ -475,7 +504,7 @@ impl Pool {
         match self.cfg.policy {
             Policy::Ttl { ttl } => {
                 let b = &self.blocks[id as usize];
-                b.ref_cnt > 0 || b.has(F_PINNED) || self.now.saturating_sub(b.stamp) < ttl
+                b.ref_cnt > 0 || b.has(F_PINNED) || self.now.saturating_sub(b.last) < ttl
             }
             _ => true,
         }
@@ -534,11 +563,11 @@ impl Pool {
             }
             self.used += 1;
         }
-        self.tick = self.tick.wrapping_add(1);
+        let st = self.stamp();
         let b = &mut self.blocks[id as usize];
         b.ref_cnt += 1;
         b.freq = b.freq.saturating_add(1);
-        b.last = self.tick;
+        b.last = st;
     }
 
     /// Take a reference on each block (vLLM's `touch`); the null block is skipped.
@@ -597,12 +626,12 @@ impl Pool {
                 self.stats.evictions += 1;
                 self.offload(id, key);
             }
-            self.tick = self.tick.wrapping_add(1);
+            let st = self.stamp();
             let b = &mut self.blocks[id as usize];
             b.ref_cnt = 1;
             b.freq = 1;
             b.prio = 0;
-            b.last = self.tick;
+            b.last = st;
             self.used += 1;
             out.push(id);
         }
@@ -792,7 +821,6 @@ impl Pool {
     fn free_iter<I: Iterator<Item = BlockId> + Clone>(&mut self, ordered: I) -> Result<()> {
         let mut pending = std::mem::take(&mut self.scratch);
         pending.clear();
-        let now = self.now;
         for (i, id) in ordered.clone().enumerate() {
             if id == NULL_BLOCK {
                 continue;
@@ -803,14 +831,14 @@ impl Pool {
                 self.check_id(id)?;
                 return Err(KvError::NotInUse(id));
             }
-            self.tick = self.tick.wrapping_add(1);
             let b = &mut self.blocks[id as usize];
             b.ref_cnt -= 1;
             if b.ref_cnt != 0 {
                 continue;
             }
-            b.last = self.tick;
-            b.stamp = now;
+            let st = self.stamp();
+            let b = &mut self.blocks[id as usize];
+            b.last = st;
             let flags = b.flags;
             self.used -= 1;
             if flags & F_PINNED != 0 {
@@ -917,6 +945,8 @@ impl Pool {
             self.blocks[id as usize].flags &= !F_PINNED;
             if b.ref_cnt == 0 {
                 self.pinned_idle -= 1;
+                let st = self.stamp();
+                self.blocks[id as usize].last = st;
                 let hashed = b.has(F_HASHED);
                 self.put_free(id, !hashed);
             }
@@ -958,7 +988,7 @@ impl Pool {
             let b = self.blocks[cur as usize];
             if b.has(F_HASHED) {
                 // Hashed blocks enter the list in release order, so stamps only grow.
-                if self.now.saturating_sub(b.stamp) < ttl {
+                if self.now.saturating_sub(b.last) < ttl {
                     break;
                 }
                 removed.push(self.index_remove(cur));
@@ -997,6 +1027,7 @@ impl Pool {
             b.key_hi = 0;
             b.key_lo = 0;
             b.dup_next = NIL;
+            b.dup_prev = NIL;
             self.list_push_back(id);
             self.blocks[id as usize].flags = F_FREE;
         }
@@ -1243,7 +1274,6 @@ impl Pool {
             let b = &mut self.blocks[id as usize];
             b.prio = e.prio;
             b.freq = e.freq;
-            b.stamp = self.now;
             if e.partial {
                 b.flags |= F_PARTIAL;
             }
@@ -1251,8 +1281,8 @@ impl Pool {
                 b.flags |= F_PINNED;
                 self.pinned_idle += 1;
             } else {
-                self.tick = self.tick.wrapping_add(1);
-                self.blocks[id as usize].last = self.tick;
+                let st = self.stamp();
+                self.blocks[id as usize].last = st;
                 self.put_free(id, false);
             }
         }
@@ -1312,21 +1342,33 @@ impl Pool {
                 (false, _, _) => used += 1,
             }
             if b.has(F_HASHED) {
-                // Reachable from the index, through its key's duplicate chain.
-                let mut c = self.index_find(b.key());
-                let mut found = false;
-                while let Some(x) = c {
-                    if x as usize == id {
-                        found = true;
-                        break;
+                // Reachable from the index, through its key's duplicate chain, whose links
+                // agree both ways (the head's back link is the chain's last block).
+                let Some(head) = self.index_find(b.key()) else {
+                    return Err(format!("hashed block {id}: key not in the index"));
+                };
+                let (mut x, mut prev, mut found) = (head, NIL, false);
+                while x != NIL {
+                    let bx = &self.blocks[x as usize];
+                    if bx.key() != b.key() {
+                        return Err(format!("block {x} in the chain of another key"));
                     }
-                    let nx = self.blocks[x as usize].dup_next;
-                    c = (nx != NIL).then_some(nx);
+                    if prev != NIL && bx.dup_prev != prev {
+                        return Err(format!("block {x}: dup_prev {} != {prev}", bx.dup_prev));
+                    }
+                    found |= x as usize == id;
+                    prev = x;
+                    x = bx.dup_next;
+                }
+                if self.blocks[head as usize].dup_prev != prev {
+                    return Err(format!(
+                        "chain head {head} does not point to its last block"
+                    ));
                 }
                 if !found {
                     return Err(format!("hashed block {id} unreachable from the index"));
                 }
-            } else if b.dup_next != NIL {
+            } else if b.dup_next != NIL || b.dup_prev != NIL {
                 return Err(format!("un-hashed block {id} in a duplicate chain"));
             }
         }

@@ -143,6 +143,31 @@ fn duplicates_are_kept_like_vllm_or_deduplicated() {
     assert_eq!(out, [a[1]], "the other duplicate still answers");
     p.check_invariants().unwrap();
 
+    // Three duplicates: unlink the middle, then the last, then the head; the oldest remaining
+    // always answers, as in vLLM's insertion-ordered dict.
+    let mut p = pool(8);
+    let (d, _) = alloc(&mut p, 4);
+    for &b in &d[..3] {
+        p.register(&[b], &[9], None, None).unwrap();
+    }
+    let who = |p: &Pool| {
+        let mut o = Vec::new();
+        p.lookup(&[9], Some(&mut o));
+        o
+    };
+    p.evict(&[d[1]]).unwrap();
+    assert_eq!(who(&p), [d[0]]);
+    p.register(&[d[3]], &[9], None, None).unwrap();
+    p.evict(&[d[3]]).unwrap();
+    p.check_invariants().unwrap();
+    p.evict(&[d[0]]).unwrap();
+    assert_eq!(who(&p), [d[2]]);
+    p.register(&[d[1]], &[9], None, None).unwrap();
+    p.check_invariants().unwrap();
+    p.evict(&[d[2]]).unwrap();
+    assert_eq!(who(&p), [d[1]]);
+    p.check_invariants().unwrap();
+
     let mut cfg = Config::new(6, 4);
     cfg.dup = DupPolicy::Dedup;
     let mut p = Pool::new(cfg).unwrap();
