@@ -821,11 +821,16 @@ impl Pool {
     fn free_iter<I: Iterator<Item = BlockId> + Clone>(&mut self, ordered: I) -> Result<()> {
         let mut pending = std::mem::take(&mut self.scratch);
         pending.clear();
+        // Hoisted out of the loop: the common case (LRU or TTL, a hashed block) is an append
+        // to the free list's tail, inlined below.
+        let list_only = !self.uses_tree();
+        let ttl_now = matches!(self.cfg.policy, Policy::Ttl { .. }).then_some(self.now);
+        let n = self.blocks.len();
         for (i, id) in ordered.clone().enumerate() {
             if id == NULL_BLOCK {
                 continue;
             }
-            if id as usize >= self.blocks.len() || self.blocks[id as usize].ref_cnt == 0 {
+            if id as usize >= n || self.blocks[id as usize].ref_cnt == 0 {
                 self.undo_free(ordered.take(i));
                 self.scratch = pending;
                 self.check_id(id)?;
@@ -836,17 +841,28 @@ impl Pool {
             if b.ref_cnt != 0 {
                 continue;
             }
-            let st = self.stamp();
-            let b = &mut self.blocks[id as usize];
-            b.last = st;
+            self.tick = self.tick.wrapping_add(1);
+            b.last = ttl_now.unwrap_or(self.tick);
             let flags = b.flags;
             self.used -= 1;
             if flags & F_PINNED != 0 {
                 self.pinned_idle += 1;
-            } else if flags & F_HASHED != 0 {
-                self.put_free(id, false);
-            } else {
+            } else if flags & F_HASHED == 0 {
                 pending.push(id);
+            } else if list_only {
+                let tail = self.tail;
+                b.prev = tail;
+                b.next = NIL;
+                b.flags = flags | F_FREE;
+                if tail == NIL {
+                    self.head = id;
+                } else {
+                    self.blocks[tail as usize].next = id;
+                }
+                self.tail = id;
+                self.list_len += 1;
+            } else {
+                self.put_free(id, false);
             }
         }
         for &id in pending.iter().rev() {
