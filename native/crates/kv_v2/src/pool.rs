@@ -31,11 +31,10 @@ const F_PINNED: u8 = 4;
 const F_FREE: u8 = 8;
 const F_IN_TREE: u8 = 16;
 
-/// Per-block metadata. Kept to 48 bytes: a key, list links, counters and flags.
+/// Per-block metadata used by allocation, release and the free list: 32 bytes, two blocks per
+/// cache line. The block's key lives in a parallel array, read by the index only.
 #[derive(Clone, Copy, Debug)]
 struct Block {
-    key_hi: u64,
-    key_lo: u64,
     prev: u32,
     next: u32,
     /// Next block holding the same key (duplicates are kept under [`DupPolicy::KeepAll`]).
@@ -55,8 +54,6 @@ struct Block {
 
 impl Block {
     const EMPTY: Block = Block {
-        key_hi: 0,
-        key_lo: 0,
         prev: NIL,
         next: NIL,
         dup_next: NIL,
@@ -67,13 +64,6 @@ impl Block {
         prio: 0,
         flags: 0,
     };
-    fn key(&self) -> Key {
-        (u128::from(self.key_hi) << 64) | u128::from(self.key_lo)
-    }
-    fn set_key(&mut self, k: Key) {
-        self.key_hi = (k >> 64) as u64;
-        self.key_lo = k as u64;
-    }
     fn has(&self, f: u8) -> bool {
         self.flags & f != 0
     }
@@ -210,6 +200,8 @@ pub struct IndexEntry {
 pub struct Pool {
     cfg: Config,
     blocks: Vec<Block>,
+    /// Each block's key (0 when un-hashed), beside `blocks` so the hot metadata stays small.
+    keys: Vec<Key>,
     head: u32,
     tail: u32,
     list_len: usize,
@@ -263,6 +255,7 @@ impl Pool {
         let n = cfg.num_blocks;
         let mut pool = Pool {
             blocks: vec![Block::EMPTY; n],
+            keys: vec![0; n],
             head: NIL,
             tail: NIL,
             list_len: 0,
@@ -399,22 +392,22 @@ impl Pool {
     // ---- the prefix index -------------------------------------------------------------------
 
     fn index_find(&self, key: Key) -> Option<u32> {
-        let blocks = &self.blocks;
+        let keys = &self.keys;
         self.index
-            .find(key_hash(key), |&id| blocks[id as usize].key() == key)
+            .find(key_hash(key), |&id| keys[id as usize] == key)
             .copied()
     }
 
     fn index_insert(&mut self, id: u32, key: Key) {
-        self.blocks[id as usize].set_key(key);
+        self.keys[id as usize] = key;
         self.blocks[id as usize].flags |= F_HASHED;
         self.blocks[id as usize].dup_next = NIL;
         match self.index_find(key) {
             None => {
                 self.blocks[id as usize].dup_prev = id;
-                let blocks = &self.blocks;
+                let keys = &self.keys;
                 self.index
-                    .insert_unique(key_hash(key), id, |&b| key_hash(blocks[b as usize].key()));
+                    .insert_unique(key_hash(key), id, |&b| key_hash(keys[b as usize]));
             }
             Some(head) => {
                 // Append after the chain's last block, which the head points back to.
@@ -428,17 +421,17 @@ impl Pool {
 
     /// Drop a block's hash; returns the key it had.
     fn index_remove(&mut self, id: u32) -> Key {
-        let key = self.blocks[id as usize].key();
+        let key = self.keys[id as usize];
         let Block {
             dup_next: next,
             dup_prev: prev,
             ..
         } = self.blocks[id as usize];
-        let blocks = &self.blocks;
+        let keys = &self.keys;
         let mut head = NIL;
         if let Ok(entry) = self
             .index
-            .find_entry(key_hash(key), |&b| blocks[b as usize].key() == key)
+            .find_entry(key_hash(key), |&b| keys[b as usize] == key)
         {
             head = *entry.get();
             if head == id {
@@ -468,8 +461,7 @@ impl Pool {
         b.dup_next = NIL;
         b.dup_prev = NIL;
         b.flags &= !(F_HASHED | F_PARTIAL);
-        b.key_hi = 0;
-        b.key_lo = 0;
+        self.keys[id as usize] = 0;
         key
     }
 
@@ -709,7 +701,7 @@ impl Pool {
             if b.ref_cnt == 0 {
                 return Err(KvError::NotInUse(id));
             }
-            if b.has(F_HASHED) && !b.has(F_PARTIAL) && b.key() != k {
+            if b.has(F_HASHED) && !b.has(F_PARTIAL) && self.keys[id as usize] != k {
                 return Err(KvError::AlreadyHashed(id));
             }
         }
@@ -724,7 +716,7 @@ impl Pool {
             }
             let b = self.blocks[id as usize];
             if b.has(F_HASHED) {
-                if b.key() == k && !b.has(F_PARTIAL) {
+                if self.keys[id as usize] == k && !b.has(F_PARTIAL) {
                     if let Some(o) = out.as_deref_mut() {
                         o.push(id);
                     }
@@ -780,7 +772,7 @@ impl Pool {
             return Err(KvError::AlreadyHashed(id));
         }
         if b.has(F_HASHED) {
-            if b.key() == key {
+            if self.keys[id as usize] == key {
                 return Ok(());
             }
             let old = self.index_remove(id);
@@ -1040,8 +1032,7 @@ impl Pool {
         for &id in &order {
             let b = &mut self.blocks[id as usize];
             b.flags = 0;
-            b.key_hi = 0;
-            b.key_lo = 0;
+            self.keys[id as usize] = 0;
             b.dup_next = NIL;
             b.dup_prev = NIL;
             self.list_push_back(id);
@@ -1200,7 +1191,7 @@ impl Pool {
     /// Bytes of metadata the pool holds for its blocks: the block array, the index table
     /// (4-byte ids plus one control byte per bucket) and the policy tree.
     pub fn metadata_bytes(&self) -> usize {
-        std::mem::size_of::<Block>() * self.blocks.len()
+        (std::mem::size_of::<Block>() + std::mem::size_of::<Key>()) * self.blocks.len()
             + self.index.capacity().next_power_of_two() * 5
             + self.tree.len() * std::mem::size_of::<(u64, u32)>()
     }
@@ -1226,7 +1217,7 @@ impl Pool {
     pub fn block_key(&self, id: BlockId) -> Result<Option<Key>> {
         self.check_id(id)?;
         let b = &self.blocks[id as usize];
-        Ok(b.has(F_HASHED).then(|| b.key()))
+        Ok(b.has(F_HASHED).then(|| self.keys[id as usize]))
     }
 
     /// The cached blocks in eviction order (idle ones), then the in-use and pinned ones: what
@@ -1236,7 +1227,7 @@ impl Pool {
             let b = &self.blocks[id as usize];
             IndexEntry {
                 block: id,
-                key: b.key(),
+                key: self.keys[id as usize],
                 partial: b.has(F_PARTIAL),
                 pinned: b.has(F_PINNED),
                 prio: b.prio,
@@ -1360,13 +1351,14 @@ impl Pool {
             if b.has(F_HASHED) {
                 // Reachable from the index, through its key's duplicate chain, whose links
                 // agree both ways (the head's back link is the chain's last block).
-                let Some(head) = self.index_find(b.key()) else {
+                let key = self.keys[id];
+                let Some(head) = self.index_find(key) else {
                     return Err(format!("hashed block {id}: key not in the index"));
                 };
                 let (mut x, mut prev, mut found) = (head, NIL, false);
                 while x != NIL {
                     let bx = &self.blocks[x as usize];
-                    if bx.key() != b.key() {
+                    if self.keys[x as usize] != key {
                         return Err(format!("block {x} in the chain of another key"));
                     }
                     if prev != NIL && bx.dup_prev != prev {
