@@ -93,7 +93,9 @@ impl Requests {
     }
 
     /// Append the keys of newly full blocks and grow the table to `total` blocks (all or
-    /// nothing). Returns whether the blocks were allocated (the keys are kept either way).
+    /// nothing). Running requests may use the pool's reserve, which admission cannot: that
+    /// headroom is what lets admitted requests keep decoding. Returns whether the blocks were
+    /// allocated (the keys are kept either way).
     pub fn grow(
         &mut self,
         pool: &mut Pool,
@@ -111,7 +113,7 @@ impl Requests {
         if need == 0 {
             return Ok(true);
         }
-        match pool.allocate(need, false, &mut r.blocks, evicted) {
+        match pool.allocate(need, true, &mut r.blocks, evicted) {
             Ok(()) => Ok(true),
             Err(KvError::OutOfBlocks { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -129,7 +131,8 @@ impl Requests {
     }
 
     /// One scheduler step for a running request: append the keys of newly full blocks,
-    /// grow the table to `total` blocks, then cache every full block with a key. `None` when
+    /// grow the table to `total` blocks (the reserve may be used, as in [`Requests::grow`]),
+    /// then cache every full block with a key. `None` when
     /// the blocks do not fit (keys kept, nothing cached); otherwise the number registered.
     pub fn step(
         &mut self,
@@ -146,7 +149,7 @@ impl Requests {
         r.keys.extend_from_slice(new_keys);
         let need = total.saturating_sub(r.blocks.len());
         if need > 0 {
-            match pool.allocate(need, false, &mut r.blocks, evicted) {
+            match pool.allocate(need, true, &mut r.blocks, evicted) {
                 Ok(()) => {}
                 Err(KvError::OutOfBlocks { .. }) => return Ok(None),
                 Err(e) => return Err(e),

@@ -469,3 +469,26 @@ fn refused_admission_changes_nothing() {
     );
     assert_eq!(table.len(), 4);
 }
+
+#[test]
+fn running_requests_may_use_the_reserve_admission_may_not() {
+    use kv_v2::Requests;
+    let mut cfg = Config::new(8, 4);
+    cfg.reserve = 3;
+    let mut p = Pool::new(cfg).unwrap();
+    let mut r = Requests::new();
+    let mut ev = Vec::new();
+    assert_eq!(r.admit(&mut p, 1, vec![], 5, 0, &mut ev).unwrap(), None);
+    assert_eq!(r.admit(&mut p, 1, vec![], 4, 0, &mut ev).unwrap(), Some(0));
+    assert_eq!(
+        r.admit(&mut p, 2, vec![], 1, 0, &mut ev).unwrap(),
+        None,
+        "only the reserve is left"
+    );
+    assert!(
+        r.grow(&mut p, 1, &[], 7, &mut ev).unwrap(),
+        "decode growth dips into the reserve"
+    );
+    assert!(!r.grow(&mut p, 1, &[], 8, &mut ev).unwrap());
+    p.check_invariants().unwrap();
+}

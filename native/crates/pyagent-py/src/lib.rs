@@ -344,8 +344,8 @@ impl PyPool {
         .map_err(err)
     }
 
-    /// Append keys of newly full blocks and grow the table to `total_blocks`. Returns False
-    /// when the blocks do not fit (the keys are kept).
+    /// Append keys of newly full blocks and grow the table to `total_blocks` (running
+    /// requests may use the reserve). Returns False when the blocks do not fit (keys kept).
     #[pyo3(signature = (rid, total_blocks, keys = None))]
     fn req_grow(&mut self, rid: u64, total_blocks: usize, keys: Option<&[u8]>) -> PyResult<bool> {
         let k = keys.map(keys_from).transpose()?.unwrap_or_default();
@@ -365,8 +365,9 @@ impl PyPool {
         .map_err(err)
     }
 
-    /// One scheduler step: append keys of newly full blocks, grow to `total_blocks`, cache
-    /// the full blocks. None when the blocks do not fit; else the number newly cached.
+    /// One scheduler step: append keys of newly full blocks, grow to `total_blocks` (the
+    /// reserve may be used), cache the full blocks. None when the blocks do not fit; else the
+    /// number newly cached.
     #[pyo3(signature = (rid, total_blocks, keys = None))]
     fn req_step(
         &mut self,
