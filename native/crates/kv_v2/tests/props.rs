@@ -245,3 +245,96 @@ proptest! {
         p.check_invariants().map_err(TestCaseError::fail)?;
     }
 }
+
+#[derive(Debug, Clone)]
+enum ReqOp {
+    Admit { chain: u8, len: u8, extra: u8 },
+    Step { r: u8, grow: u8 },
+    Free { r: u8 },
+    Fork { r: u8 },
+}
+
+fn req_op() -> impl Strategy<Value = ReqOp> {
+    prop_oneof![
+        3 => (0u8..5, 0u8..8, 0u8..3).prop_map(|(chain, len, extra)| ReqOp::Admit { chain, len, extra }),
+        4 => (any::<u8>(), 0u8..3).prop_map(|(r, grow)| ReqOp::Step { r, grow }),
+        2 => any::<u8>().prop_map(|r| ReqOp::Free { r }),
+        1 => any::<u8>().prop_map(|r| ReqOp::Fork { r }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The request layer keeps tables and ref counts consistent with the pool, and a table's
+    /// cached prefix always holds the request's keys.
+    #[test]
+    fn request_tables_stay_consistent(cfg in config(), ops in prop::collection::vec(req_op(), 1..80)) {
+        use kv_v2::Requests;
+        let n = cfg.num_blocks;
+        let mut p = Pool::new(cfg).unwrap();
+        let mut reqs = Requests::new();
+        let mut live: Vec<(u64, u8)> = Vec::new(); // (rid, chain)
+        let mut next_rid = 0u64;
+        let mut ev = Vec::new();
+        for op in ops {
+            let pick = |r: u8, len: usize| (len > 0).then(|| r as usize % len);
+            match op {
+                ReqOp::Admit { chain, len, extra } => {
+                    let keys: Vec<u128> = (0..len).map(|i| key(chain, i)).collect();
+                    let total = usize::from(len) + usize::from(extra);
+                    let rid = next_rid;
+                    next_rid += 1;
+                    if let Some(h) = reqs.admit(&mut p, rid, keys, total, usize::from(len), &mut ev).unwrap() {
+                        prop_assert!(h <= usize::from(len));
+                        live.push((rid, chain));
+                    }
+                }
+                ReqOp::Step { r, grow } => {
+                    if let Some(i) = pick(r, live.len()) {
+                        let (rid, chain) = live[i];
+                        let t = reqs.get(rid).unwrap();
+                        let have = t.keys.len() as u8;
+                        let new: Vec<u128> = (have..have + grow).map(|j| key(chain, j)).collect();
+                        let total = t.blocks.len() + usize::from(grow);
+                        reqs.step(&mut p, rid, &new, total, &mut ev).unwrap();
+                    }
+                }
+                ReqOp::Free { r } => {
+                    if let Some(i) = pick(r, live.len()) {
+                        let (rid, _) = live.swap_remove(i);
+                        reqs.free(&mut p, rid).unwrap();
+                    }
+                }
+                ReqOp::Fork { r } => {
+                    if let Some(i) = pick(r, live.len()) {
+                        let child = next_rid;
+                        next_rid += 1;
+                        reqs.fork(&mut p, live[i].0, child).unwrap();
+                        live.push((child, live[i].1));
+                    }
+                }
+            }
+            p.check_invariants().map_err(TestCaseError::fail)?;
+            let mut want = vec![0u32; n];
+            for &(rid, _) in &live {
+                let t = reqs.get(rid).unwrap();
+                for (j, &b) in t.blocks.iter().enumerate() {
+                    want[b as usize] += 1;
+                    if j < t.cached {
+                        prop_assert_eq!(p.block_key(b).unwrap(), Some(t.keys[j]));
+                    }
+                }
+            }
+            for id in 1..n as u32 {
+                prop_assert_eq!(p.ref_count(id).unwrap(), want[id as usize], "block {}", id);
+            }
+            prop_assert_eq!(reqs.len(), live.len());
+        }
+        for (rid, _) in live {
+            reqs.free(&mut p, rid).unwrap();
+        }
+        prop_assert_eq!(p.stats().used, 0);
+        p.check_invariants().map_err(TestCaseError::fail)?;
+    }
+}
