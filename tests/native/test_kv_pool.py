@@ -293,3 +293,18 @@ def test_ttl_and_lfu_policies_through_the_bindings() -> None:
         lfu.free_request(lfu.acquire(a))
     _, evicted = lfu.allocate(2)
     assert evicted == b, "the less used block goes first"
+
+
+def test_bad_shapes_and_extreme_inputs_are_errors_not_crashes() -> None:
+    with pytest.raises(KvCacheError, match="num_blocks"):
+        KvPool(2**31 + 1, 16)
+    with pytest.raises(KvCacheError, match="num_blocks"):
+        KvPool(1, 16)
+    with pytest.raises(KvCacheError, match="block_size"):
+        KvPool(8, 0)
+    with pytest.raises(OverflowError):
+        KvPool(8, 4).free([-1])
+    h = BlockHasher(4, "sha256_cbor")
+    far = 2**64 - 1
+    assert len(h.hash_digests([1] * 8, first_token=far - 3, mm=[("x", far, far)])) == 2
+    assert len(BlockHasher(4).hash_keys([1] * 8, mm=[("x", 0, far)])[0]) == 32

@@ -156,7 +156,7 @@ impl BlockHasher {
         };
         out.reserve(tokens.len() / bs);
         for (i, chunk) in tokens.chunks_exact(bs).enumerate() {
-            let start = first_token + (i * bs) as u64;
+            let start = first_token.saturating_add((i * bs) as u64);
             prev = self.hash_one(&prev, chunk, start, extra, &mut buf);
             out.push(prev);
         }
@@ -184,12 +184,12 @@ impl BlockHasher {
                     buf.extend_from_slice(&t.to_le_bytes());
                 }
                 // Only multimodal inputs are per block; the namespace is in the chain's root.
-                let end = start + tokens.len() as u64;
+                let end = start.saturating_add(tokens.len() as u64);
                 for f in mm_in_block(&extra.mm, start, end) {
                     buf.push(0xfe);
                     buf.extend_from_slice(&(f.identifier.len() as u32).to_le_bytes());
                     buf.extend_from_slice(f.identifier.as_bytes());
-                    buf.extend_from_slice(&(f.offset as i64 - start as i64).to_le_bytes());
+                    buf.extend_from_slice(&rel_offset(f.offset, start).to_le_bytes());
                 }
                 self.digest(buf)
             }
@@ -242,7 +242,12 @@ impl BlockHasher {
 /// Multimodal inputs overlapping the token range `[start, end)`.
 fn mm_in_block(mm: &[MmFeature], start: u64, end: u64) -> impl Iterator<Item = &MmFeature> {
     mm.iter()
-        .filter(move |f| end > f.offset && start < f.offset + f.length)
+        .filter(move |f| end > f.offset && start < f.offset.saturating_add(f.length))
+}
+
+/// An input's offset relative to the block start (negative when it began in an earlier block).
+fn rel_offset(offset: u64, start: u64) -> i64 {
+    (offset as i64).wrapping_sub(start as i64)
 }
 
 // --- canonical CBOR, just the subset vLLM's block tuples use ---------------------------------
@@ -269,7 +274,7 @@ fn cbor_int(buf: &mut Vec<u8>, v: i64) {
     if v >= 0 {
         cbor_head(buf, 0, v as u64);
     } else {
-        cbor_head(buf, 1, (-1 - v) as u64);
+        cbor_head(buf, 1, !(v as u64)); // -1 - v without overflow at i64::MIN
     }
 }
 
@@ -289,7 +294,7 @@ fn cbor_vllm_block(buf: &mut Vec<u8>, parent: &Digest, tokens: &[u32], start: u6
     for &t in tokens {
         cbor_head(buf, 0, u64::from(t));
     }
-    let end = start + tokens.len() as u64;
+    let end = start.saturating_add(tokens.len() as u64);
     let mut keys: Vec<Vec<u8>> = Vec::new();
     if !extra.is_empty() {
         if let Some((name, path)) = &extra.lora {
@@ -305,7 +310,7 @@ fn cbor_vllm_block(buf: &mut Vec<u8>, parent: &Digest, tokens: &[u32], start: u6
             cbor_head(&mut k, 4, 3);
             cbor_text(&mut k, "mm");
             cbor_text(&mut k, &f.identifier);
-            cbor_int(&mut k, f.offset as i64 - start as i64);
+            cbor_int(&mut k, rel_offset(f.offset, start));
             keys.push(k);
         }
         if let (0, Some(salt)) = (start, &extra.cache_salt) {

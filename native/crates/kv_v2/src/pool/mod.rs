@@ -28,6 +28,8 @@ pub type BlockId = u32;
 /// The reserved placeholder block (vLLM's `null_block`); never allocated, freed or hashed.
 pub const NULL_BLOCK: BlockId = 0;
 const NIL: u32 = u32::MAX;
+/// Largest pool: block ids must stay clear of the `u32::MAX` link sentinel.
+pub const MAX_BLOCKS: usize = 1 << 31;
 
 const F_HASHED: u8 = 1;
 const F_PARTIAL: u8 = 2;
@@ -227,10 +229,16 @@ pub struct Pool {
 impl Pool {
     /// A pool with every block but the null block free, in id order.
     pub fn new(cfg: Config) -> Result<Self> {
-        if cfg.num_blocks < 2 || cfg.num_blocks >= NIL as usize {
+        if cfg.num_blocks < 2 || cfg.num_blocks > MAX_BLOCKS {
             return Err(KvError::Config(format!(
-                "num_blocks must be in 2..{}, got {}",
-                NIL, cfg.num_blocks
+                "num_blocks must be in 2..={MAX_BLOCKS}, got {}",
+                cfg.num_blocks
+            )));
+        }
+        if cfg.host_blocks >= MAX_BLOCKS {
+            return Err(KvError::Config(format!(
+                "host_blocks must be below {MAX_BLOCKS}, got {}",
+                cfg.host_blocks
             )));
         }
         if cfg.block_size == 0 {
@@ -248,14 +256,28 @@ impl Pool {
             None
         };
         let n = cfg.num_blocks;
+        // Allocation failure is an error for the caller, not an abort of the interpreter.
+        let oom = |what: &str| KvError::Config(format!("cannot allocate {what} for {n} blocks"));
+        let mut blocks = Vec::new();
+        blocks
+            .try_reserve_exact(n)
+            .map_err(|_| oom("block metadata"))?;
+        blocks.resize(n, Block::EMPTY);
+        let mut keys = Vec::new();
+        keys.try_reserve_exact(n).map_err(|_| oom("keys"))?;
+        keys.resize(n, 0);
+        let mut index = HashTable::new();
+        index
+            .try_reserve(n, |_: &u32| 0)
+            .map_err(|_| oom("the index"))?;
         let mut pool = Pool {
-            blocks: vec![Block::EMPTY; n],
-            keys: vec![0; n],
+            blocks,
+            keys,
             head: NIL,
             tail: NIL,
             list_len: 0,
             tree: BTreeSet::new(),
-            index: HashTable::with_capacity(n),
+            index,
             used: 0,
             pinned_idle: 0,
             tick: 0,
