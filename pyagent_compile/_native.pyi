@@ -1,6 +1,18 @@
 """Type stubs for the Rust extension built from native/crates/pyagent-py."""
 
 from os import PathLike
+from typing import final
+
+__all__ = [
+    "NULL_BLOCK",
+    "BlockHasher",
+    "KvCacheError",
+    "KvCorruptIndexError",
+    "KvEvent",
+    "KvOutOfBlocksError",
+    "KvPool",
+    "KvStats",
+]
 
 NULL_BLOCK: int
 
@@ -8,10 +20,11 @@ class KvCacheError(Exception): ...
 class KvOutOfBlocksError(KvCacheError): ...
 class KvCorruptIndexError(KvCacheError): ...
 
+@final
 class BlockHasher:
-    def __init__(
-        self, block_size: int, mode: str = "xxh3", seed: str = "vllm-none-hash"
-    ) -> None: ...
+    def __new__(
+        cls, block_size: int, mode: str = "xxh3", seed: str = "vllm-none-hash"
+    ) -> BlockHasher: ...
     @property
     def mode(self) -> str: ...
     @property
@@ -39,6 +52,7 @@ class BlockHasher:
     @staticmethod
     def key_of(digest: bytes) -> bytes: ...
 
+@final
 class KvStats:
     @property
     def num_blocks(self) -> int: ...
@@ -71,6 +85,7 @@ class KvStats:
     @property
     def hit_rate(self) -> float: ...
 
+@final
 class KvEvent:
     @property
     def id(self) -> int: ...
@@ -85,9 +100,10 @@ class KvEvent:
     @property
     def medium(self) -> str: ...
 
+@final
 class KvPool:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         num_blocks: int,
         block_size: int,
         *,
@@ -98,7 +114,7 @@ class KvPool:
         events: bool = False,
         host_blocks: int = 0,
         hash_mode: str = "xxh3",
-    ) -> None: ...
+    ) -> KvPool: ...
     def req_admit(
         self, rid: int, keys: bytes, total_blocks: int, max_hit: int | None = None
     ) -> int | None: ...

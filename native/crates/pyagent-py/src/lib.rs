@@ -126,7 +126,7 @@ fn digest_arg(parent: Option<&[u8]>) -> PyResult<Option<Digest>> {
 #[pymethods]
 impl PyHasher {
     #[new]
-    #[pyo3(signature = (block_size, mode = "xxh3", seed = kv_v2::hash::VLLM_DEFAULT_SEED))]
+    #[pyo3(signature = (block_size, mode = "xxh3", seed = "vllm-none-hash"))]
     fn new(block_size: usize, mode: &str, seed: &str) -> PyResult<Self> {
         let m = HashMode::parse(mode).ok_or_else(|| {
             PyValueError::new_err(format!(
