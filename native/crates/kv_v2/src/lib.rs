@@ -7,6 +7,7 @@
 //! * [`hash`]: chained block hashes (xxh3, blake3, or vLLM's `sha256_cbor` byte for byte).
 //! * [`pool`]: the ref-counted pool, prefix index, eviction policies, events, host tier.
 //! * [`requests`]: per-request block tables beside the pool (vLLM's `req_to_blocks`).
+//! * [`vllm_events`]: events in vLLM's `KVEventBatch` wire format (msgpack).
 //! * [`persist`]: the prefix index on disk (msgpack, blake3-checksummed).
 //!
 //! Under [`pool::Policy::Lru`] with [`pool::DupPolicy::KeepAll`] the pool reproduces vLLM v1's
@@ -17,6 +18,7 @@ pub mod hash;
 pub mod persist;
 pub mod pool;
 pub mod requests;
+pub mod vllm_events;
 
 pub use error::{KvError, Result};
 pub use hash::{BlockHasher, Digest, Extra, HashMode, Key, MmFeature};

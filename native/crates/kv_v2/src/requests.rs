@@ -16,6 +16,9 @@ pub struct RequestTable {
     pub keys: Vec<Key>,
     /// Leading blocks already in the prefix index (hits, or registered by [`Requests::commit`]).
     pub cached: usize,
+    /// Token ids of the keyed blocks after `cached`, kept only while the pool records events
+    /// (they go into the stored event when the blocks are cached).
+    pub pending_tokens: Vec<u32>,
 }
 
 /// Request ids are the caller's counters, not attacker-chosen keys: one multiply mixes them
@@ -73,6 +76,21 @@ impl Requests {
         max_hit: usize,
         evicted: &mut Vec<Key>,
     ) -> Result<Option<usize>> {
+        self.admit_tokens(pool, rid, keys, &[], total, max_hit, evicted)
+    }
+
+    /// [`Requests::admit`] with the token ids of the keyed blocks, for the stored events.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit_tokens(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        keys: Vec<Key>,
+        tokens: &[u32],
+        total: usize,
+        max_hit: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
         if self.reqs.contains_key(&rid) {
             return Err(KvError::RequestExists(rid));
         }
@@ -81,12 +99,19 @@ impl Requests {
         let Some(hits) = pool.admit(probe, total, false, &mut blocks, evicted)? else {
             return Ok(None);
         };
+        let bs = pool.config().block_size;
+        let pending_tokens = if pool.events_enabled() && tokens.len() == keys.len() * bs {
+            tokens[hits * bs..].to_vec()
+        } else {
+            Vec::new()
+        };
         self.reqs.insert(
             rid,
             RequestTable {
                 blocks,
                 keys,
                 cached: hits,
+                pending_tokens,
             },
         );
         Ok(Some(hits))
@@ -142,11 +167,27 @@ impl Requests {
         total: usize,
         evicted: &mut Vec<Key>,
     ) -> Result<Option<usize>> {
+        self.step_tokens(pool, rid, new_keys, &[], total, evicted)
+    }
+
+    /// [`Requests::step`] with the token ids of the newly keyed blocks, for stored events.
+    pub fn step_tokens(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        new_keys: &[Key],
+        new_tokens: &[u32],
+        total: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
         let r = self
             .reqs
             .get_mut(&rid)
             .ok_or(KvError::UnknownRequest(rid))?;
         r.keys.extend_from_slice(new_keys);
+        if pool.events_enabled() {
+            r.pending_tokens.extend_from_slice(new_tokens);
+        }
         let need = total.saturating_sub(r.blocks.len());
         if need > 0 {
             match pool.allocate(need, true, &mut r.blocks, evicted) {
@@ -198,14 +239,20 @@ fn commit_table(
         return Ok(0);
     }
     let parent = start.checked_sub(1).map(|p| r.keys[p]);
+    let bs = pool.config().block_size;
+    let ntok = (end - start) * bs;
+    let tokens = r.pending_tokens.get(..ntok).unwrap_or(&[]);
     scratch.clear();
-    pool.register(
+    pool.register_tokens(
         &r.blocks[start..end],
         &r.keys[start..end],
         parent,
         Some(scratch),
+        tokens,
     )?;
     r.blocks[start..end].copy_from_slice(scratch);
     r.cached = end;
+    let drained = ntok.min(r.pending_tokens.len());
+    r.pending_tokens.drain(..drained);
     Ok(end - start)
 }

@@ -114,6 +114,11 @@ pub enum EventKind {
         parent: Option<Key>,
         block_ids: Vec<BlockId>,
         medium: Medium,
+        /// Token ids of the stored blocks, when the caller supplied them (vLLM's events
+        /// carry them); empty otherwise.
+        tokens: Vec<u32>,
+        /// Tokens per block in this event (a partial block stores fewer).
+        block_size: u32,
     },
     Removed {
         keys: Vec<Key>,
@@ -519,8 +524,29 @@ impl Pool {
         ids: &[BlockId],
         keys: &[Key],
         parent: Option<Key>,
-        mut out: Option<&mut Vec<BlockId>>,
+        out: Option<&mut Vec<BlockId>>,
     ) -> Result<()> {
+        self.register_tokens(ids, keys, parent, out, &[])
+    }
+
+    /// [`Pool::register`] with the blocks' token ids (`block_size` per block) for the stored
+    /// event, so consumers of vLLM-format events get them; `tokens` may be empty.
+    pub fn register_tokens(
+        &mut self,
+        ids: &[BlockId],
+        keys: &[Key],
+        parent: Option<Key>,
+        mut out: Option<&mut Vec<BlockId>>,
+        tokens: &[u32],
+    ) -> Result<()> {
+        let bs = self.cfg.block_size;
+        if !tokens.is_empty() && tokens.len() != ids.len() * bs {
+            return Err(KvError::Length(format!(
+                "{} token ids for {} blocks of {bs}",
+                tokens.len(),
+                ids.len()
+            )));
+        }
         if ids.len() != keys.len() {
             return Err(KvError::Length(format!(
                 "{} blocks but {} keys",
@@ -543,7 +569,8 @@ impl Pool {
         }
         let mut stored = Vec::new();
         let mut stored_ids = Vec::new();
-        for (&id, &k) in ids.iter().zip(keys) {
+        let mut stored_tokens = Vec::new();
+        for (i, (&id, &k)) in ids.iter().zip(keys).enumerate() {
             if id == NULL_BLOCK {
                 if let Some(o) = out.as_deref_mut() {
                     o.push(id);
@@ -578,6 +605,9 @@ impl Pool {
                     if self.cfg.events {
                         stored.push(k);
                         stored_ids.push(id);
+                        if !tokens.is_empty() {
+                            stored_tokens.extend_from_slice(&tokens[i * bs..(i + 1) * bs]);
+                        }
                     }
                     if let Some(o) = out.as_deref_mut() {
                         o.push(id);
@@ -591,6 +621,8 @@ impl Pool {
                 parent,
                 block_ids: stored_ids,
                 medium: Medium::Device,
+                tokens: stored_tokens,
+                block_size: bs as u32,
             });
         }
         Ok(())
@@ -624,6 +656,8 @@ impl Pool {
             parent,
             block_ids: vec![id],
             medium: Medium::Device,
+            tokens: Vec::new(),
+            block_size: self.cfg.block_size as u32,
         });
         Ok(())
     }
@@ -916,6 +950,11 @@ impl Pool {
     }
 
     // ---- events, statistics, persistence ----------------------------------------------------
+
+    /// Whether this pool records events.
+    pub fn events_enabled(&self) -> bool {
+        self.cfg.events
+    }
 
     /// Drain the pending events (oldest first).
     pub fn take_events(&mut self) -> Vec<Event> {

@@ -39,6 +39,8 @@ impl Pool {
             parent: None,
             block_ids: vec![s],
             medium: Medium::Host,
+            tokens: Vec::new(),
+            block_size: self.cfg.block_size as u32,
         });
     }
 
