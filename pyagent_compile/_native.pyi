@@ -116,14 +116,23 @@ class KvPool:
         hash_mode: str = "xxh3",
     ) -> KvPool: ...
     def req_admit(
-        self, rid: int, keys: bytes, total_blocks: int, max_hit: int | None = None
+        self,
+        rid: int,
+        keys: bytes,
+        total_blocks: int,
+        max_hit: int | None = None,
+        token_ids: list[int] | None = None,
     ) -> int | None: ...
     def req_grow(
         self, rid: int, total_blocks: int, keys: bytes | None = None
     ) -> bool: ...
     def req_commit(self, rid: int, computed: int | None = None) -> int: ...
     def req_step(
-        self, rid: int, total_blocks: int, keys: bytes | None = None
+        self,
+        rid: int,
+        total_blocks: int,
+        keys: bytes | None = None,
+        token_ids: list[int] | None = None,
     ) -> int | None: ...
     def req_free(self, rid: int) -> int: ...
     def req_fork(self, parent: int, child: int) -> None: ...
@@ -142,7 +151,11 @@ class KvPool:
         self, keys: bytes, total_blocks: int, use_reserve: bool = False
     ) -> tuple[list[int], int, bytes] | None: ...
     def register(
-        self, ids: list[int], keys: bytes, parent: bytes | None = None
+        self,
+        ids: list[int],
+        keys: bytes,
+        parent: bytes | None = None,
+        token_ids: list[int] | None = None,
     ) -> list[int]: ...
     def register_partial(
         self, block: int, key: bytes, parent: bytes | None = None
@@ -160,6 +173,12 @@ class KvPool:
     def is_writable(self, block: int) -> bool: ...
     def make_writable(self, block: int) -> tuple[int, bool]: ...
     def take_events(self) -> list[KvEvent]: ...
+    def take_events_vllm(
+        self,
+        ts: float | None = None,
+        data_parallel_rank: int | None = None,
+        group_idx: int | None = 0,
+    ) -> bytes: ...
     def take_offloads(self) -> list[tuple[int, int, bytes]]: ...
     def lookup_host(self, keys: bytes, start: int = 0) -> int: ...
     def load_from_host(

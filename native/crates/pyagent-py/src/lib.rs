@@ -326,7 +326,7 @@ impl PyPool {
     /// Admit request `rid` whose full blocks have `keys`: take its cached prefix (at most
     /// `max_hit` blocks, default all keys) and allocate up to `total_blocks`. Returns the
     /// number of hit blocks, or None (nothing changed) when it does not fit.
-    #[pyo3(signature = (rid, keys, total_blocks, max_hit = None))]
+    #[pyo3(signature = (rid, keys, total_blocks, max_hit = None, token_ids = None))]
     fn req_admit(
         &mut self,
         py: Python<'_>,
@@ -334,12 +334,22 @@ impl PyPool {
         keys: &[u8],
         total_blocks: usize,
         max_hit: Option<usize>,
+        token_ids: Option<Vec<u32>>,
     ) -> PyResult<Option<usize>> {
+        let tokens = token_ids.unwrap_or_default();
         let k = keys_from(keys)?;
         let (inner, reqs) = (&mut self.inner, &mut self.reqs);
         let max_hit = max_hit.unwrap_or(k.len());
         work(py, total_blocks, || {
-            reqs.admit(inner, rid, k, total_blocks, max_hit, &mut Vec::new())
+            reqs.admit_tokens(
+                inner,
+                rid,
+                k,
+                &tokens,
+                total_blocks,
+                max_hit,
+                &mut Vec::new(),
+            )
         })
         .map_err(err)
     }
@@ -368,19 +378,28 @@ impl PyPool {
     /// One scheduler step: append keys of newly full blocks, grow to `total_blocks` (the
     /// reserve may be used), cache the full blocks. None when the blocks do not fit; else the
     /// number newly cached.
-    #[pyo3(signature = (rid, total_blocks, keys = None))]
+    #[pyo3(signature = (rid, total_blocks, keys = None, token_ids = None))]
     fn req_step(
         &mut self,
         rid: u64,
         total_blocks: usize,
         keys: Option<&[u8]>,
+        token_ids: Option<Vec<u32>>,
     ) -> PyResult<Option<usize>> {
+        let tokens = token_ids.unwrap_or_default();
         let k = match keys {
             Some(b) => keys_from(b)?,
             None => Vec::new(),
         };
         self.reqs
-            .step(&mut self.inner, rid, &k, total_blocks, &mut Vec::new())
+            .step_tokens(
+                &mut self.inner,
+                rid,
+                &k,
+                &tokens,
+                total_blocks,
+                &mut Vec::new(),
+            )
             .map_err(err)
     }
 
@@ -491,20 +510,22 @@ impl PyPool {
 
     /// Cache full blocks under `keys`. Returns the resulting table entries (with `dedup`, a
     /// duplicate is replaced by the cached block).
-    #[pyo3(signature = (ids, keys, parent = None))]
+    #[pyo3(signature = (ids, keys, parent = None, token_ids = None))]
     fn register(
         &mut self,
         py: Python<'_>,
         ids: Vec<u32>,
         keys: &[u8],
         parent: Option<&[u8]>,
+        token_ids: Option<Vec<u32>>,
     ) -> PyResult<Vec<u32>> {
+        let tokens = token_ids.unwrap_or_default();
         let k = keys_from(keys)?;
         let parent = parent.map(one_key).transpose()?;
         let mut out = Vec::with_capacity(ids.len());
         let inner = &mut self.inner;
         work(py, ids.len(), || {
-            inner.register(&ids, &k, parent, Some(&mut out))
+            inner.register_tokens(&ids, &k, parent, Some(&mut out), &tokens)
         })
         .map_err(err)?;
         Ok(out)
@@ -587,6 +608,7 @@ impl PyPool {
                         parent,
                         block_ids,
                         medium: m,
+                        ..
                     } => ("stored", keys, parent, block_ids, medium(m)),
                     EventKind::Removed { keys, medium: m } => {
                         ("removed", keys, None, Vec::new(), medium(m))
@@ -603,6 +625,27 @@ impl PyPool {
                 }
             })
             .collect()
+    }
+
+    /// Drain the pending events as one vLLM `KVEventBatch` (msgpack, hashes in vLLM's int
+    /// form), ready to publish to routers that consume vLLM's KV events. `ts` defaults to now.
+    #[pyo3(signature = (ts = None, data_parallel_rank = None, group_idx = Some(0)))]
+    fn take_events_vllm<'py>(
+        &mut self,
+        py: Python<'py>,
+        ts: Option<f64>,
+        data_parallel_rank: Option<i64>,
+        group_idx: Option<u32>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let ts = ts.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
+        let events = self.inner.take_events();
+        let b = kv_v2::vllm_events::encode_batch(&events, ts, data_parallel_rank, group_idx)
+            .map_err(err)?;
+        Ok(PyBytes::new(py, &b))
     }
 
     /// `(device_block, host_slot, key)` copies to make before the device blocks are reused.
