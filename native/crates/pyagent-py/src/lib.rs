@@ -629,7 +629,10 @@ impl PyPool {
 
     /// Drain the pending events as one vLLM `KVEventBatch` (msgpack, hashes in vLLM's int
     /// form), ready to publish to routers that consume vLLM's KV events. `ts` defaults to now.
-    #[pyo3(signature = (ts = None, data_parallel_rank = None, group_idx = Some(0)))]
+    #[pyo3(
+        signature = (ts = None, data_parallel_rank = None, group_idx = Some(0)),
+        text_signature = "(self, /, ts=None, data_parallel_rank=None, group_idx=0)"
+    )]
     fn take_events_vllm<'py>(
         &mut self,
         py: Python<'py>,
