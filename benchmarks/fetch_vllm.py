@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Fetch the pieces of vLLM (and cbor2, which its hashing uses) that the KV_v2 differential
-test and benchmark run, into .bench-cache/ (git-ignored; vLLM's code is never committed).
+"""Fetch the pieces of vLLM (and cbor2 and msgspec, which its hashing and events use) that the
+KV_v2 differential tests and benchmark run, into .bench-cache/ (git-ignored; vLLM's code is never committed).
 
 Idempotent: returns at once when the cache is complete. Exit status 0 when the cache is
 ready, 3 when the registry could not be reached (the tests then skip and say so).
@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 VLLM_VERSION = "0.33.0"
 CBOR2_VERSION = "6.3.0"
+MSGSPEC_VERSION = "0.22.0"  # decodes vLLM's KV event batches in the event-format test
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench-cache"
 VLLM_DIR = CACHE / f"vllm-{VLLM_VERSION}"
@@ -35,11 +35,15 @@ FILES = (
     "vllm/v1/core/block_pool.py",
     "vllm/v1/core/kv_cache_utils.py",
     "vllm/utils/hashing.py",
+    "vllm/distributed/kv_events.py",
 )
+WHEELS = {"cbor2": CBOR2_VERSION, "msgspec": MSGSPEC_VERSION}
 
 
 def ready() -> bool:
-    return all((VLLM_DIR / f).is_file() for f in FILES) and (PYLIB / "cbor2").is_dir()
+    return all((VLLM_DIR / f).is_file() for f in FILES) and all(
+        (PYLIB / name).is_dir() for name in WHEELS
+    )
 
 
 def index_url() -> str:
@@ -72,29 +76,32 @@ def fetch_vllm() -> None:
             out.write_bytes(member.read())
 
 
-def fetch_cbor2() -> None:
+def fetch_wheels() -> None:
+    """cbor2 (vLLM's sha256_cbor) and msgspec (vLLM's event structs), unpacked into PYLIB."""
+    PYLIB.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary",
-                ":all:",
-                "--quiet",
-                f"cbor2=={CBOR2_VERSION}",
-                "-d",
-                tmp,
-            ],
-            check=True,
-        )
-        wheel = next(Path(tmp).glob("cbor2-*.whl"))
-        if PYLIB.exists():
-            shutil.rmtree(PYLIB)
-        with zipfile.ZipFile(wheel) as z:
-            z.extractall(PYLIB)
+        for name, version in WHEELS.items():
+            if (PYLIB / name).is_dir():
+                continue
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary",
+                    ":all:",
+                    "--quiet",
+                    f"{name}=={version}",
+                    "-d",
+                    tmp,
+                ],
+                check=True,
+            )
+            wheel = next(Path(tmp).glob(f"{name}-*.whl"))
+            with zipfile.ZipFile(wheel) as z:
+                z.extractall(PYLIB)
 
 
 def main() -> int:
@@ -105,12 +112,11 @@ def main() -> int:
     try:
         if not all((VLLM_DIR / f).is_file() for f in FILES):
             fetch_vllm()
-        if not (PYLIB / "cbor2").is_dir():
-            fetch_cbor2()
+        fetch_wheels()
     except (OSError, RuntimeError, StopIteration, subprocess.CalledProcessError) as e:
         print(f"fetch_vllm: unavailable ({e!r}); the vLLM comparisons will skip")
         return 3
-    print(f"fetch_vllm: vLLM {VLLM_VERSION} block pool and cbor2 in {CACHE}")
+    print(f"fetch_vllm: vLLM {VLLM_VERSION} block pool, cbor2 and msgspec in {CACHE}")
     return 0
 
 

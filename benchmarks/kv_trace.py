@@ -155,10 +155,14 @@ class VllmDriver:
     (precomputed); without them the driver hashes like vLLM's request block hasher.
     """
 
-    def __init__(self, vllm: Any, num_blocks: int, block_size: int) -> None:
+    def __init__(
+        self, vllm: Any, num_blocks: int, block_size: int, events: bool = False
+    ) -> None:
         self.v = vllm
         self.bs = block_size
-        self.pool = vllm.BlockPool(num_blocks, True, block_size)
+        self.pool = vllm.BlockPool(
+            num_blocks, True, block_size, enable_kv_cache_events=events
+        )
         self.reqs: dict[int, Any] = {}
         self.tables: dict[int, list[Any]] = {}
         self.cached: dict[int, int] = {}
@@ -178,9 +182,15 @@ class VllmDriver:
     def admit(
         self, rid: int, tokens: list[int], hashes: list[bytes] | None, out: Outcome
     ) -> None:
+        # The attributes vLLM's stored events read (no LoRA, salt, multimodal or session).
         req = SimpleNamespace(
             all_token_ids=list(tokens),
             block_hashes=list(hashes) if hashes is not None else [],
+            lora_request=None,
+            session_id=None,
+            mm_features=None,
+            cache_salt=None,
+            prompt_embeds=None,
         )
         if hashes is None:
             self._hash_new_blocks(req)
@@ -250,10 +260,15 @@ class KvDriver:
     without it the driver hashes natively, continuing each request's chain as it grows.
     """
 
-    def __init__(self, pool: Any, hasher: Any, block_size: int) -> None:
+    def __init__(
+        self, pool: Any, hasher: Any, block_size: int, tokens: bool = False
+    ) -> None:
         self.pool = pool
         self.hasher = hasher
         self.bs = block_size
+        # With `tokens`, registrations pass the blocks' token ids (for vLLM-format events).
+        self.with_tokens = tokens
+        self.tokens: dict[int, list[int]] = {}
         self.tables: dict[int, list[int]] = {}
         self.keys: dict[int, bytes] = {}
         self.parent: dict[int, bytes | None] = {}
@@ -284,6 +299,8 @@ class KvDriver:
         self.tables[rid] = table
         self.keys[rid] = keys
         self.ntok[rid] = n
+        if self.with_tokens:
+            self.tokens[rid] = list(tokens)
         self.cached[rid] = hits
         self.hashing[rid] = hashing
         if hashing:
@@ -297,6 +314,8 @@ class KvDriver:
         table = self.tables[rid]
         self.ntok[rid] += len(new)
         n = self.ntok[rid]
+        if self.with_tokens:
+            self.tokens[rid].extend(new)
         if self.hashing[rid]:
             tail = self.tail[rid] + new
             start = len(self.keys[rid]) // 16 * bs
@@ -318,8 +337,9 @@ class KvDriver:
         if full > c:
             k = self.keys[rid]
             parent = k[16 * (c - 1) : 16 * c] if c else None
+            toks = self.tokens[rid][c * bs : full * bs] if self.with_tokens else None
             table[c:full] = self.pool.register(
-                table[c:full], k[16 * c : 16 * full], parent
+                table[c:full], k[16 * c : 16 * full], parent, toks
             )
             self.cached[rid] = full
 

@@ -43,11 +43,6 @@ def _stub(name: str, **attrs: Any) -> types.ModuleType:
     return mod
 
 
-class _Event:
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-
 def _load_file(name: str, rel: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(name, VLLM_DIR / rel)
     assert spec is not None and spec.loader is not None
@@ -62,7 +57,9 @@ _loaded: types.SimpleNamespace | None = None
 
 def load() -> types.SimpleNamespace:
     """``BlockPool``, ``KVCacheBlock``, ``hash_block_tokens``, ``init_none_hash``,
-    ``sha256_cbor`` and ``make_block_hash_with_group_id`` from vLLM."""
+    ``sha256_cbor``, ``make_block_hash_with_group_id`` and the ``events`` module
+    (``KVEventBatch``...) from vLLM; ``envs`` is the stub holding
+    ``VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES``."""
     global _loaded
     if _loaded is not None:
         return _loaded
@@ -93,16 +90,14 @@ def load() -> types.SimpleNamespace:
     _stub("vllm.v1.request")
     _stub("vllm.v1.utils", tensor_data=lambda t: t)
     _stub("vllm.v1.core.kv_cache_metrics")
-    _stub(
-        "vllm.distributed.kv_events",
-        MEDIUM_GPU="GPU",
-        AllBlocksCleared=_Event,
-        BlockRemoved=_Event,
-        BlockStored=_Event,
-        KVCacheEvent=_Event,
-    )
+    # kv_events.py itself (its msgspec structs are the wire format) needs only these names
+    # from the rest of vLLM and zmq, which it uses for publishing, not for the structs.
+    _stub("zmq")
+    _stub("vllm.config.kv_events")
+    _stub("vllm.utils.network_utils")
     hashing = _load_file("vllm.utils.hashing", "vllm/utils/hashing.py")
     utils = _load_file("vllm.v1.core.kv_cache_utils", "vllm/v1/core/kv_cache_utils.py")
+    events = _load_file("vllm.distributed.kv_events", "vllm/distributed/kv_events.py")
     pool = _load_file("vllm.v1.core.block_pool", "vllm/v1/core/block_pool.py")
     init: Callable[[Any], None] = utils.init_none_hash
     init(hashing.sha256_cbor)
@@ -114,6 +109,8 @@ def load() -> types.SimpleNamespace:
         sha256_cbor=hashing.sha256_cbor,
         make_block_hash_with_group_id=utils.make_block_hash_with_group_id,
         utils=utils,
+        events=events,
+        envs=sys.modules["vllm.envs"],
     )
     return _loaded
 
