@@ -492,3 +492,32 @@ fn running_requests_may_use_the_reserve_admission_may_not() {
     assert!(!r.grow(&mut p, 1, &[], 8, &mut ev).unwrap());
     p.check_invariants().unwrap();
 }
+
+#[test]
+fn logical_clock_rebases_without_changing_eviction_order() {
+    for policy in [Policy::Lfu, Policy::Priority] {
+        let mut cfg = Config::new(10, 4);
+        cfg.policy = policy;
+        let mut p = Pool::new(cfg).unwrap();
+        let (t, _) = alloc(&mut p, 6);
+        p.register(&t, &[1, 2, 3, 4, 5, 6], None, None).unwrap();
+        p.set_priority(&t[..2], 3).unwrap();
+        p.free(&t[..3]).unwrap();
+        // Three blocks released before the clock nears its end, three after.
+        p.debug_set_tick(u32::MAX - (1 << 30) - 2);
+        p.free(&t[3..]).unwrap();
+        let mut h = Vec::new();
+        p.acquire(&[5], &mut h); // another stamp, past the threshold: rebase
+        p.free(&h).unwrap();
+        p.check_invariants().unwrap();
+        let (_, ev) = alloc(&mut p, 9);
+        let want: &[u128] = match policy {
+            // LFU: freq 1 blocks oldest first (3, 4, 6), then 1, 2 (freq 1, older)... all freq
+            // 1 except 5 (acquired again), so age order with 5 last.
+            Policy::Lfu => &[1, 2, 3, 4, 6, 5],
+            // Priority: prio 0 blocks by age (3, 4, 6, 5), then prio 3 (1, 2).
+            _ => &[3, 4, 6, 5, 1, 2],
+        };
+        assert_eq!(ev, want, "{policy:?}");
+    }
+}

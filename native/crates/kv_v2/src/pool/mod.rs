@@ -28,6 +28,9 @@ pub type BlockId = u32;
 /// The reserved placeholder block (vLLM's `null_block`); never allocated, freed or hashed.
 pub const NULL_BLOCK: BlockId = 0;
 const NIL: u32 = u32::MAX;
+/// The logical clock is renumbered when it reaches this, far enough below `u32::MAX` that no
+/// single call can run past the end.
+const TICK_REBASE: u32 = u32::MAX - (1 << 30);
 /// Largest pool: block ids must stay clear of the `u32::MAX` link sentinel.
 pub const MAX_BLOCKS: usize = 1 << 31;
 
@@ -318,12 +321,33 @@ impl Pool {
 
     /// The value a block's `last` takes now: the caller's clock under TTL, else a new tick.
     fn stamp(&mut self) -> u32 {
-        self.tick = self.tick.wrapping_add(1);
+        if self.tick >= TICK_REBASE {
+            self.rebase_ticks();
+        }
+        self.tick += 1;
         if matches!(self.cfg.policy, Policy::Ttl { .. }) {
             self.now
         } else {
             self.tick
         }
+    }
+
+    /// Renumber the logical clock before it can wrap. Ticks only order the policy tree's
+    /// blocks, so they are renumbered 1..=k in tree order (keeping every key's order) and the
+    /// clock restarts after them; other blocks are stamped again before they enter the tree.
+    fn rebase_ticks(&mut self) {
+        let order: Vec<u32> = self.tree.iter().map(|&(_, id)| id).collect();
+        for (i, &id) in order.iter().enumerate() {
+            self.blocks[id as usize].last = i as u32 + 1;
+        }
+        self.tree = order.iter().map(|&id| self.tree_key(id)).collect();
+        self.tick = order.len() as u32;
+    }
+
+    /// Move the logical clock (tests of the rebase only).
+    #[doc(hidden)]
+    pub fn debug_set_tick(&mut self, tick: u32) {
+        self.tick = tick;
     }
 
     fn check_id(&self, id: u32) -> Result<()> {
@@ -685,6 +709,9 @@ impl Pool {
         pending.clear();
         // Hoisted out of the loop: the common case (LRU or TTL, a hashed block) is an append
         // to the free list's tail, inlined below.
+        if self.tick >= TICK_REBASE {
+            self.rebase_ticks();
+        }
         let list_only = !self.uses_tree();
         let ttl_now = matches!(self.cfg.policy, Policy::Ttl { .. }).then_some(self.now);
         let n = self.blocks.len();
@@ -703,7 +730,7 @@ impl Pool {
             if b.ref_cnt != 0 {
                 continue;
             }
-            self.tick = self.tick.wrapping_add(1);
+            self.tick += 1;
             b.last = ttl_now.unwrap_or(self.tick);
             let flags = b.flags;
             self.used -= 1;
