@@ -512,8 +512,7 @@ fn logical_clock_rebases_without_changing_eviction_order() {
         p.check_invariants().unwrap();
         let (_, ev) = alloc(&mut p, 9);
         let want: &[u128] = match policy {
-            // LFU: freq 1 blocks oldest first (3, 4, 6), then 1, 2 (freq 1, older)... all freq
-            // 1 except 5 (acquired again), so age order with 5 last.
+            // LFU: every block was used once but 5 (acquired again): release order, 5 last.
             Policy::Lfu => &[1, 2, 3, 4, 6, 5],
             // Priority: prio 0 blocks by age (3, 4, 6, 5), then prio 3 (1, 2).
             _ => &[3, 4, 6, 5, 1, 2],
