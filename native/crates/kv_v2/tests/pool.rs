@@ -520,3 +520,22 @@ fn logical_clock_rebases_without_changing_eviction_order() {
         assert_eq!(ev, want, "{policy:?}");
     }
 }
+
+#[test]
+fn a_stale_duplicate_does_not_hide_a_fresh_one_under_ttl() {
+    let mut cfg = Config::new(6, 4);
+    cfg.policy = Policy::Ttl { ttl: 10 };
+    let mut p = Pool::new(cfg).unwrap();
+    let (a, _) = alloc(&mut p, 1);
+    p.register(&a, &[7], None, None).unwrap();
+    p.free(&a).unwrap();
+    p.set_time(50); // the cached block went stale, nobody called expire()
+    assert_eq!(p.lookup(&[7], None), 0);
+    let (b, _) = alloc(&mut p, 1);
+    p.register(&b, &[7], None, None).unwrap(); // recomputed: a fresh duplicate
+    p.free(&b).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(p.lookup(&[7], Some(&mut out)), 1);
+    assert_eq!(out, b);
+    p.check_invariants().unwrap();
+}

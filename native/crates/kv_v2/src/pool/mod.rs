@@ -374,17 +374,32 @@ impl Pool {
     pub fn lookup(&self, keys: &[Key], mut out: Option<&mut Vec<BlockId>>) -> usize {
         let mut n = 0;
         for &k in keys {
-            match self.index_find(k) {
-                Some(id) if self.is_live(id) => {
+            match self.index_find(k).and_then(|head| self.first_live(head)) {
+                Some(id) => {
                     if let Some(o) = out.as_deref_mut() {
                         o.push(id);
                     }
                     n += 1;
                 }
-                _ => break,
+                None => break,
             }
         }
         n
+    }
+
+    /// The oldest live block of a duplicate chain: the head, except under TTL, where a stale
+    /// head must not hide a fresh duplicate computed after it expired.
+    fn first_live(&self, head: u32) -> Option<u32> {
+        let mut id = head;
+        loop {
+            if self.is_live(id) {
+                return Some(id);
+            }
+            id = self.blocks[id as usize].dup_next;
+            if id == NIL {
+                return None;
+            }
+        }
     }
 
     /// Lookup for admission: take a reference on every hit block (reviving evictable ones) and
