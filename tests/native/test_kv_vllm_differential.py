@@ -281,3 +281,24 @@ def test_request_api_replay_matches_vllm(vllm: Any, seed: int) -> None:
         assert pool.free_order() == v.free_order(), f"step {step}: eviction order"
     assert ko.hits == vo.hits
     assert max(vo.hits) > 0
+
+
+def test_larger_replay_with_realistic_block_size(vllm: Any) -> None:
+    shape = kv_trace.TraceShape(
+        seed=2026,
+        num_prompts=8,
+        prompt_min=200,
+        prompt_max=900,
+        num_sessions=60,
+        turns_max=4,
+        user_min=10,
+        user_max=120,
+        output_min=5,
+        output_max=120,
+        decode_chunk=32,
+        active=12,
+        vocab=32000,
+    )
+    vo, ko = _replay(vllm, shape, num_blocks=400, bs=16)
+    assert vo.hits == ko.hits
+    assert sum(h for h in vo.hits if h > 0) > 100
