@@ -1,7 +1,14 @@
 """KV_v2, the paged KV-cache block manager a pyagent node runs (Rust, `native/crates/kv_v2`).
 
-Keys cross into Rust as one ``bytes`` blob of 16-byte keys (see :func:`split_keys`), block ids
-as lists, so a single call covers a whole request.
+Two ways to drive a :class:`KvPool`:
+
+* the request API (``req_admit``, ``req_step``, ``req_free``, ``req_fork``): block tables stay
+  in Rust, so a scheduler step is one call carrying a request id and key blobs;
+* the block API (``lookup``, ``acquire``, ``allocate``, ``register``, ``free_request``...),
+  call for call like vLLM's ``BlockPool``, with block-id lists.
+
+Keys cross into Rust as one ``bytes`` blob of 16-byte keys (see :func:`split_keys`), made by
+:class:`BlockHasher`. See docs/kv_v2.md.
 """
 
 from pyagent_compile._native import (
