@@ -46,9 +46,13 @@ def spec_with_overlay_file(tmp_path: Path) -> Path:
     overlay = tmp_path / "research" / "overlays" / "staging.yaml"
     overlay.parent.mkdir()
     overlay.write_text("nodes:\n  control:\n    replicas: 4\n  cpu-workers:\n    replicas: 3\n")
-    spec.write_text(spec.read_text().replace(
-        "environments:\n", "environments:\n  staging:\n    file: overlays/staging.yaml\n    overrides:\n"
-        "      nodes:\n        cpu-workers:\n          replicas: 5\n"))
+    spec.write_text(
+        spec.read_text().replace(
+            "environments:\n",
+            "environments:\n  staging:\n    file: overlays/staging.yaml\n    overrides:\n"
+            "      nodes:\n        cpu-workers:\n          replicas: 5\n",
+        )
+    )
     return spec
 
 
@@ -61,8 +65,11 @@ def test_file_then_inline_overrides_and_errors_point_into_the_overlay_file(
     assert env.doc.data["nodes"]["cpu-workers"]["replicas"] == 5  # inline overrides win over the file
     # 4 control voters + 2 h100 voters = 6: even, so PA305, located in the overlay file.
     quorum = [d for d in result.diagnostics if d.code == "PA305"]
-    assert quorum and any(label.span.file == "research/overlays/staging.yaml" for label in
-                          [quorum[0].primary, *quorum[0].secondary] if label is not None)
+    assert quorum and any(
+        label.span.file == "research/overlays/staging.yaml"
+        for label in [quorum[0].primary, *quorum[0].secondary]
+        if label is not None
+    )
     run = pyagent("validate", "research/swarm.yaml", "--env", "staging", "--format", "json")
     located = {d["location"]["file"] for d in json.loads(run.out)["diagnostics"]}
     assert run.code == 1 and located

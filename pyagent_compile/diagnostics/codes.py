@@ -106,6 +106,63 @@ CODES: dict[str, CodeInfo] = {
         "pyagent reads `.yaml`/`.yml` specs (and `.cue` through the `cue` evaluator).",
         EXIT_USAGE,
     ),
+    "PA120": CodeInfo(
+        "CUE syntax error",
+        "The CUE file does not parse. The position is where the CUE parser gave up; often an "
+        "unclosed brace or bracket, or a missing comma between fields on one line.",
+    ),
+    "PA121": CodeInfo(
+        "conflicting values",
+        "CUE unifies every value written for a field, and two of them disagree (e.g. `replicas: 3` "
+        "in one place and `replicas: 5` in another, or two files of one package). Both places are "
+        "shown. To let one file override another, give the base a default: `replicas: *3 | int`.",
+    ),
+    "PA122": CodeInfo(
+        "incomplete value",
+        "A field is still a type or a constraint (`int`, `>=1`, `string | null`) where the spec needs "
+        "a concrete value. Give it a value, or a default with `*`.",
+    ),
+    "PA123": CodeInfo(
+        "undefined reference",
+        "A CUE expression refers to a name that is not defined (a misspelt field, a hidden `_name` "
+        "from another package, or a definition the import does not export).",
+    ),
+    "PA124": CodeInfo(
+        "cannot load CUE package",
+        "An import could not be resolved or the package is inconsistent. To import the schema, the "
+        "spec must be inside a CUE module (`cue.mod/module.cue`) that has the schema under "
+        "`cue.mod/pkg/pyagent.dev/swarm/` (see docs/cue.md).",
+        EXIT_USAGE,
+    ),
+    "PA125": CodeInfo(
+        "cue is not installed",
+        "Reading a `.cue` spec needs the pinned `cue` command and pyagent's `cuepos` helper. Run "
+        "`.ci/install-cue.sh` and put `.tools/bin` on PATH, or set PYAGENT_CUE and PYAGENT_CUEPOS. "
+        "YAML specs do not need them.",
+        EXIT_USAGE,
+    ),
+    "PA126": CodeInfo(
+        "structural cycle",
+        "A CUE value refers to itself (for example `a: b` and `b: a` or a struct that contains "
+        "itself), so it has no finite value.",
+    ),
+    "PA127": CodeInfo(
+        "vendored CUE schema out of date",
+        "A warning: the copy of the schema under `cue.mod/pkg/pyagent.dev/swarm/` differs from the "
+        "schema of this pyagent (generated from its models). CUE's own checks then use the old "
+        "schema; pyagent still checks with its own. Copy `specs/cue/swarm.cue` over it.",
+    ),
+    "PA128": CodeInfo(
+        "CUE package only partly read",
+        "A warning: the `.cue` file given belongs to a package with other files in the same folder, "
+        "and a single file is evaluated on its own. To unify the whole package (a base and one file "
+        "per environment, say), give pyagent the folder.",
+    ),
+    "PA129": CodeInfo(
+        "CUE evaluation error",
+        "The CUE evaluator reported a problem pyagent has no more specific code for; its message and "
+        "positions are shown as CUE gave them.",
+    ),
     "PA201": CodeInfo(
         "unknown field",
         "The key is not part of the schema at this place. Check the spelling (a suggestion is "
@@ -198,6 +255,98 @@ CODES: dict[str, CodeInfo] = {
         "image not pinned",
         "Outside dev the node image must be pinned by digest (`...@sha256:<64 hex>`), so that "
         "what was reviewed is what runs.",
+    ),
+    "PA501": CodeInfo(
+        "plaintext secret in a rendered object",
+        "A rendered object carries secret material in plaintext: a Secret with `data`/`stringData`, a "
+        "private key, or a secret-looking environment variable with a literal value. pyagent renders "
+        "secrets by reference only (`secretRef`, `valueFrom`), or sealed to the owner's public key.",
+    ),
+    "PA502": CodeInfo(
+        "personal data outside the allowed jurisdictions",
+        "Every pool may hold personal data (the soul, agent memory, the KV cache of the owner's "
+        "sessions), so every pool must be placed (`placement.jurisdiction`) in one of "
+        "`sovereignty.personalData.jurisdictions`. A pool without a jurisdiction cannot be shown to comply.",
+    ),
+    "PA503": CodeInfo(
+        "personal data jurisdictions not declared",
+        "The swarm has an owner, so its memory and KV cache hold the owner's data, but "
+        "`sovereignty.personalData.jurisdictions` is not declared: nothing restricts where it may live.",
+    ),
+    "PA504": CodeInfo(
+        "peers receive more than work payloads",
+        "A node's configuration lets peers outside the owner's trust set receive more than work "
+        "payloads (`sovereignty.peers.share` must be `work-payloads`).",
+    ),
+    "PA505": CodeInfo(
+        "memory volume not on an encrypted storage class",
+        "Outside dev, the persistent volume that holds Raft log, memory and KV spill must name a "
+        "storage class (`hardware.storageClass`) that encrypts at rest; the cluster default is unknown.",
+    ),
+    "PA506": CodeInfo(
+        "image not pinned by digest",
+        "Outside dev every container image is pinned by digest (`@sha256:<64 hex>`), so that what was "
+        "reviewed is what runs.",
+    ),
+    "PA510": CodeInfo(
+        "namespace without default-deny NetworkPolicy",
+        "Every namespace gets a NetworkPolicy that selects all pods (`podSelector: {}`) for both "
+        "Ingress and Egress and allows nothing; everything else is an explicit allow.",
+    ),
+    "PA511": CodeInfo(
+        "allow rule not concrete",
+        "Every NetworkPolicy allow rule names its peers and its ports; an empty peer list means "
+        '"everyone" and an empty port list "every port". Ingress from 0.0.0.0/0 (or ::/0) needs a '
+        "waiver with a reason.",
+    ),
+    "PA512": CodeInfo(
+        "mesh or Raft port open beyond the swarm",
+        "The mesh and Raft ports carry consensus and gossip between members; only the swarm's own "
+        "pods may reach them, never an IP block or another namespace.",
+    ),
+    "PA513": CodeInfo(
+        "unrestricted egress",
+        "Egress goes to named peers only; an egress rule to 0.0.0.0/0, ::/0 or any block wider than "
+        "/8 (/16 for IPv6) lets a compromised agent send data anywhere.",
+    ),
+    "PA520": CodeInfo(
+        "resource requests or limits missing",
+        "Every container sets CPU and memory requests and limits, so one agent cannot starve a node.",
+    ),
+    "PA521": CodeInfo(
+        "privileged container",
+        "No container is privileged, may escalate privileges, adds capabilities, or shares the host's "
+        "network, PID or IPC namespace.",
+    ),
+    "PA522": CodeInfo(
+        "writable root file system",
+        "Containers run with `readOnlyRootFilesystem: true`; writable state lives on named volumes.",
+    ),
+    "PA523": CodeInfo(
+        "container may run as root",
+        "Pods run with `runAsNonRoot: true` and a non-zero `runAsUser`.",
+    ),
+    "PA524": CodeInfo(
+        "service account token auto-mounted",
+        "Neither the ServiceAccount nor the pod auto-mounts an API token; the node never talks to the "
+        "Kubernetes API. Waive this rule for a pod that really needs one.",
+    ),
+    "PA595": CodeInfo(
+        "cannot read a git revision",
+        "`pyagent diff BASE HEAD SPEC` reads SPEC's folder at two git revisions; git is not "
+        "installed, the spec is not inside a git work tree, or a revision does not exist or "
+        "does not contain the spec. Use `.` for the working tree.",
+        EXIT_USAGE,
+    ),
+    "PA590": CodeInfo(
+        "expired policy waiver",
+        "A waiver under `waivers:` is past its `expires` date. Fix the finding it waived, or renew the "
+        "waiver with a new reason and date after review.",
+    ),
+    "PA591": CodeInfo(
+        "waiver matches nothing",
+        "A waiver names a rule or object that produces no finding: the problem was fixed (delete the "
+        "waiver) or the waiver has a typo (it waives nothing).",
     ),
 }
 

@@ -1,0 +1,258 @@
+//! Request-level block tables kept next to the pool, as vLLM's `KVCacheManager` keeps
+//! `req_to_blocks`: a scheduler names a request once and every later call is O(1) crossings,
+//! with no block-id lists going back and forth.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::error::{KvError, Result};
+use crate::hash::Key;
+use crate::pool::{BlockId, Pool};
+
+/// One request's blocks and the keys of its full blocks so far.
+#[derive(Debug, Clone, Default)]
+pub struct RequestTable {
+    pub blocks: Vec<BlockId>,
+    pub keys: Vec<Key>,
+    /// Leading blocks already in the prefix index (hits, or registered by [`Requests::commit`]).
+    pub cached: usize,
+    /// Token ids of the keyed blocks after `cached`, kept only while the pool records events
+    /// (they go into the stored event when the blocks are cached).
+    pub pending_tokens: Vec<u32>,
+}
+
+/// Request ids are the caller's counters, not attacker-chosen keys: one multiply mixes them
+/// well enough and costs a fraction of SipHash.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Block tables by request id.
+#[derive(Debug, Default)]
+pub struct Requests {
+    reqs: HashMap<u64, RequestTable, BuildHasherDefault<IdHasher>>,
+    scratch: Vec<BlockId>,
+}
+
+impl Requests {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.reqs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    pub fn get(&self, rid: u64) -> Result<&RequestTable> {
+        self.reqs.get(&rid).ok_or(KvError::UnknownRequest(rid))
+    }
+
+    /// Admit request `rid` whose full blocks have `keys`: take its cached prefix (at most
+    /// `max_hit` blocks) and allocate up to `total` blocks. `None` (nothing changed) when it
+    /// does not fit.
+    pub fn admit(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        keys: Vec<Key>,
+        total: usize,
+        max_hit: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
+        self.admit_tokens(pool, rid, keys, &[], total, max_hit, evicted)
+    }
+
+    /// [`Requests::admit`] with the token ids of the keyed blocks, for the stored events.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit_tokens(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        keys: Vec<Key>,
+        tokens: &[u32],
+        total: usize,
+        max_hit: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
+        if self.reqs.contains_key(&rid) {
+            return Err(KvError::RequestExists(rid));
+        }
+        let mut blocks = Vec::with_capacity(total);
+        let probe = &keys[..max_hit.min(keys.len())];
+        let Some(hits) = pool.admit(probe, total, false, &mut blocks, evicted)? else {
+            return Ok(None);
+        };
+        let bs = pool.config().block_size;
+        let pending_tokens = if pool.events_enabled() && tokens.len() == keys.len() * bs {
+            tokens[hits * bs..].to_vec()
+        } else {
+            Vec::new()
+        };
+        self.reqs.insert(
+            rid,
+            RequestTable {
+                blocks,
+                keys,
+                cached: hits,
+                pending_tokens,
+            },
+        );
+        Ok(Some(hits))
+    }
+
+    /// Append the keys of newly full blocks and grow the table to `total` blocks (all or
+    /// nothing). Running requests may use the pool's reserve, which admission cannot: that
+    /// headroom is what lets admitted requests keep decoding. Returns whether the blocks were
+    /// allocated (the keys are kept either way).
+    pub fn grow(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        new_keys: &[Key],
+        total: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<bool> {
+        let r = self
+            .reqs
+            .get_mut(&rid)
+            .ok_or(KvError::UnknownRequest(rid))?;
+        r.keys.extend_from_slice(new_keys);
+        let need = total.saturating_sub(r.blocks.len());
+        if need == 0 {
+            return Ok(true);
+        }
+        match pool.allocate(need, true, &mut r.blocks, evicted) {
+            Ok(()) => Ok(true),
+            Err(KvError::OutOfBlocks { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Cache the request's computed full blocks (those with keys, up to `computed` blocks).
+    /// Returns how many were registered.
+    pub fn commit(&mut self, pool: &mut Pool, rid: u64, computed: usize) -> Result<usize> {
+        let r = self
+            .reqs
+            .get_mut(&rid)
+            .ok_or(KvError::UnknownRequest(rid))?;
+        commit_table(pool, r, computed, &mut self.scratch)
+    }
+
+    /// One scheduler step for a running request: append the keys of newly full blocks,
+    /// grow the table to `total` blocks (the reserve may be used, as in [`Requests::grow`]),
+    /// then cache every full block with a key. `None` when
+    /// the blocks do not fit (keys kept, nothing cached); otherwise the number registered.
+    pub fn step(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        new_keys: &[Key],
+        total: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
+        self.step_tokens(pool, rid, new_keys, &[], total, evicted)
+    }
+
+    /// [`Requests::step`] with the token ids of the newly keyed blocks, for stored events.
+    pub fn step_tokens(
+        &mut self,
+        pool: &mut Pool,
+        rid: u64,
+        new_keys: &[Key],
+        new_tokens: &[u32],
+        total: usize,
+        evicted: &mut Vec<Key>,
+    ) -> Result<Option<usize>> {
+        let r = self
+            .reqs
+            .get_mut(&rid)
+            .ok_or(KvError::UnknownRequest(rid))?;
+        r.keys.extend_from_slice(new_keys);
+        if pool.events_enabled() {
+            r.pending_tokens.extend_from_slice(new_tokens);
+        }
+        let need = total.saturating_sub(r.blocks.len());
+        if need > 0 {
+            match pool.allocate(need, true, &mut r.blocks, evicted) {
+                Ok(()) => {}
+                Err(KvError::OutOfBlocks { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        commit_table(pool, r, usize::MAX, &mut self.scratch).map(Some)
+    }
+
+    /// Free the request's blocks (tail first, as vLLM does) and forget it.
+    /// Blocks in the request's table.
+    pub fn num_blocks(&self, rid: u64) -> Result<usize> {
+        Ok(self.get(rid)?.blocks.len())
+    }
+
+    pub fn free(&mut self, pool: &mut Pool, rid: u64) -> Result<usize> {
+        let r = self.reqs.remove(&rid).ok_or(KvError::UnknownRequest(rid))?;
+        if let Err(e) = pool.free_request(&r.blocks) {
+            self.reqs.insert(rid, r);
+            return Err(e);
+        }
+        Ok(r.blocks.len())
+    }
+
+    /// A child request sharing every block of `parent` (copy-on-write branches).
+    pub fn fork(&mut self, pool: &mut Pool, parent: u64, child: u64) -> Result<()> {
+        if self.reqs.contains_key(&child) {
+            return Err(KvError::RequestExists(child));
+        }
+        let p = self.get(parent)?.clone();
+        pool.touch(&p.blocks)?;
+        self.reqs.insert(child, p);
+        Ok(())
+    }
+}
+
+/// Register `r`'s blocks from `r.cached` up to `computed` (bounded by keys and blocks).
+fn commit_table(
+    pool: &mut Pool,
+    r: &mut RequestTable,
+    computed: usize,
+    scratch: &mut Vec<BlockId>,
+) -> Result<usize> {
+    let end = computed.min(r.keys.len()).min(r.blocks.len());
+    let start = r.cached;
+    if end <= start {
+        return Ok(0);
+    }
+    let parent = start.checked_sub(1).map(|p| r.keys[p]);
+    let bs = pool.config().block_size;
+    let ntok = (end - start) * bs;
+    let tokens = r.pending_tokens.get(..ntok).unwrap_or(&[]);
+    scratch.clear();
+    pool.register_tokens(
+        &r.blocks[start..end],
+        &r.keys[start..end],
+        parent,
+        Some(scratch),
+        tokens,
+    )?;
+    r.blocks[start..end].copy_from_slice(scratch);
+    r.cached = end;
+    let drained = ntok.min(r.pending_tokens.len());
+    r.pending_tokens.drain(..drained);
+    Ok(end - start)
+}
