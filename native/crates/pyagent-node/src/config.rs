@@ -374,6 +374,15 @@ pub fn parse(
     if kv.block_size == 0 {
         return Err(r.err("memory.kv.blockSize", "must be at least 1"));
     }
+    if kv.blocks < 2 {
+        return Err(r.err(
+            "memory.kv.blocks",
+            "must be at least 2 (the null block included)",
+        ));
+    }
+    if let Err(e) = crate::kv::policy(&kv) {
+        return Err(r.err("memory.kv.eviction", e));
+    }
     Ok(NodeConfig {
         swarm,
         pool,

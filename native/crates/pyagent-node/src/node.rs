@@ -75,6 +75,8 @@ pub enum StartError {
     Storage(String, std::io::Error),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("KV_v2 engine (memory.kv): {0}")]
+    Kv(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -138,9 +140,10 @@ pub async fn start(
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
+    let kv = KvEngine::new(&cfg.kv).map_err(StartError::Kv)?;
     let (proposer, proposer_task) = crate::api::Proposer::spawn(raft.clone());
     let shared = Arc::new(Shared {
-        kv: KvEngine::new(&cfg.kv),
+        kv,
         proposer,
         cfg,
         raft: raft.clone(),

@@ -378,12 +378,19 @@ async fn three_nodes_elect_commit_and_recover() {
         .into_inner();
     assert_eq!(st.leader_id, leader);
     assert_eq!(st.members.len(), 3);
+    let kv = st.kv.unwrap();
+    assert!(
+        kv.available && kv.blocks_total == 64 && kv.block_size == 16,
+        "{kv:?}"
+    );
     assert!(st
         .members
         .iter()
         .all(|m| m.voter && !m.public_key.is_empty()));
     let text = pyagent_node::http::render(&nodes[li].shared);
     assert!(text.contains("pyagent_raft_is_leader 1"));
+    assert!(text.contains("pyagent_kv_available 1"));
+    assert!(text.contains("pyagent_kv_blocks_total 64"));
     assert!(text.contains("pyagent_commit_latency_seconds_count"));
     // Group commit: concurrent commands share log entries (and fsyncs).
     let commands = n_seq + per_client * clients;
