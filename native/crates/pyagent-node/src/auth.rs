@@ -66,6 +66,18 @@ pub struct Envelope {
     pub sig: Vec<u8>,
 }
 
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
+/// Raft envelopes whose sequence (a sender's microsecond clock) is older than this, relative to
+/// when the receiver started, are refused as replays: the receiver's in-memory window does not
+/// survive a restart, this floor does. Assumes clocks within this much of each other.
+pub const MAX_CLOCK_SKEW_MICROS: u64 = 120_000_000;
+
 fn push_u64(buf: &mut Vec<u8>, v: u64) {
     buf.extend_from_slice(&v.to_be_bytes());
 }
@@ -131,8 +143,17 @@ impl Signer {
         self.key.verifying_key()
     }
 
+    /// A hybrid clock: strictly increasing, and never behind the wall clock in microseconds, so
+    /// a receiver that restarted (and lost its replay window) can refuse old captured messages.
     pub fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+        let now = now_micros();
+        let prev = self
+            .seq
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_add(1).max(now))
+            })
+            .unwrap_or(0);
+        prev.saturating_add(1).max(now)
     }
 
     pub fn envelope(&self, to: u64, body: Vec<u8>) -> Envelope {

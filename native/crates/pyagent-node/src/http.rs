@@ -14,6 +14,7 @@ use crate::node::Shared;
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let shared = shared.clone();

@@ -183,6 +183,7 @@ async fn three_nodes_elect_commit_and_recover() {
     let per_client = 100u64;
     let clients = 32u64;
     let t = Instant::now();
+    let base = signer.next_seq() + 1;
     let mut handles = Vec::new();
     for w in 0..clients {
         let mut c = c.clone();
@@ -192,7 +193,7 @@ async fn three_nodes_elect_commit_and_recover() {
                 let r = c
                     .submit(signed(
                         &s,
-                        s.next_seq() + w * 1_000_000,
+                        base + i * clients + w, // unique across the writers sharing key 1
                         put(&format!("c{w}-{i}"), b"x"),
                     ))
                     .await;
