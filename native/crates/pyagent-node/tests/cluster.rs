@@ -391,6 +391,30 @@ async fn three_nodes_elect_commit_and_recover() {
     let text = pyagent_node::http::render(&nodes[li].shared);
     assert!(text.contains("pyagent_raft_is_leader 1"));
     assert!(text.contains("pyagent_kv_available 1"));
+    // The same over HTTP on the metrics port, and /healthz.
+    let http = |path: &'static str, addr: std::net::SocketAddr| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    let metrics_addr = nodes[li].shared.cfg.listen_metrics;
+    let health = http("/healthz", metrics_addr).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = http("/metrics", metrics_addr).await;
+    assert!(
+        body.starts_with("HTTP/1.1 200")
+            && body.contains(
+                "pyagent_rejected_messages_total{channel=\"client\",reason=\"replay\"} 1"
+            ),
+        "{body}"
+    );
+    assert!(http("/nope", metrics_addr)
+        .await
+        .starts_with("HTTP/1.1 404"));
     assert!(text.contains("pyagent_kv_blocks_total 64"));
     assert!(text.contains("pyagent_commit_latency_seconds_count"));
     // Group commit: concurrent commands share log entries (and fsyncs).
