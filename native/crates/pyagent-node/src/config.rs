@@ -219,6 +219,10 @@ fn prefix(mut e: ConfigError, p: &str) -> ConfigError {
     e
 }
 
+/// Node ids of pool `poolIndex` start at `poolIndex * POOL_ID_STRIDE + 1` (Kubernetes, where
+/// the id is derived from the pod's ordinal).
+pub const POOL_ID_STRIDE: u64 = 1000;
+
 /// Node id from a StatefulSet pod name `<name>-<ordinal>`: ordinal + 1.
 pub fn node_id_from_pod_name(pod: &str) -> Option<u64> {
     let ordinal: u64 = pod.rsplit_once('-')?.1.parse().ok()?;
@@ -261,6 +265,11 @@ pub fn parse(
         None => env_pod_name
             .as_deref()
             .and_then(node_id_from_pod_name)
+            .map(|o| {
+                r.opt_u64(&v, "poolIndex")
+                    .map(|p| p.unwrap_or(0) * POOL_ID_STRIDE + o)
+            })
+            .transpose()?
             .ok_or_else(|| {
                 r.err(
                     "nodeId",
@@ -467,5 +476,18 @@ mod tests {
     fn pod_ordinal() {
         assert_eq!(node_id_from_pod_name("laptop-agents-2"), Some(3));
         assert_eq!(node_id_from_pod_name("x"), None);
+        let m = format!(
+            r#"{{"nodeId":2002,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}"#
+        );
+        let text = sample(&m).replace("\"nodeId\":1,", "\"poolIndex\":2,");
+        let c = parse(
+            "n.json",
+            &text,
+            Path::new("/"),
+            None,
+            Some("sw-gpu-1".into()),
+        )
+        .unwrap();
+        assert_eq!((c.node_id, c.name.as_str()), (2002, "sw-gpu-1"));
     }
 }
