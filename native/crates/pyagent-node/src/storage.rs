@@ -393,18 +393,44 @@ impl LogStore {
             ..Default::default()
         };
         let mut offsets = BTreeMap::new();
-        for (off, e) in scan.entries {
-            let idx = e.get_log_id().index;
-            offsets.insert(idx, off);
-            if last_purged.is_none_or(|p| idx > p.index) {
-                mem.entries.insert(idx, e);
+        let mut end = scan.valid_len;
+        let last_in_file = scan.entries.last().map(|(_, e)| e.get_log_id().index);
+        if let (Some(p), Some(last)) = (last_purged, last_in_file) {
+            if last <= p.index {
+                // A crash between recording a purge past the end of the log and emptying the
+                // file: finish the job, or the next append would leave a gap in indexes.
+                file.set_len(0)?;
+                file.sync_all()?;
+                end = 0;
             }
+        }
+        if end > 0 {
+            for (off, e) in scan.entries {
+                let idx = e.get_log_id().index;
+                offsets.insert(idx, off);
+                if last_purged.is_none_or(|p| idx > p.index) {
+                    mem.entries.insert(idx, e);
+                }
+            }
+        }
+        // The committed id is a hint: never past the log we actually hold.
+        let last_held = mem
+            .entries
+            .keys()
+            .next_back()
+            .copied()
+            .or(last_purged.map(|p| p.index));
+        if mem
+            .committed
+            .is_some_and(|c| last_held.is_none_or(|l| c.index > l))
+        {
+            mem.committed = None;
         }
         let writer = Writer {
             dir: dir.to_path_buf(),
             file,
             offsets,
-            end: scan.valid_len,
+            end,
             stats: stats.clone(),
         };
         writer.publish();
@@ -671,6 +697,36 @@ mod tests {
         assert_eq!(es.len(), 1);
         assert_eq!(es[0].log_id.index, 101);
         assert_eq!(s.stats.truncated_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn crash_after_recording_a_purge_past_the_end() {
+        let dir = TempDir::new("log-purge-crash");
+        write(dir.path(), 5);
+        // as if the process died right after purged.bin was written, before the file was emptied
+        write_atomic(
+            &dir.path().join(PURGED_FILE),
+            &encode_checked(&lid(9, 100)).unwrap(),
+        )
+        .unwrap();
+        rt().block_on(async {
+            let mut s = LogStore::open(dir.path()).unwrap();
+            assert_eq!(
+                s.get_log_state().await.unwrap().last_log_id,
+                Some(lid(9, 100))
+            );
+            s.blocking_append(vec![Entry {
+                log_id: lid(9, 101),
+                payload: EntryPayload::Blank,
+            }])
+            .await
+            .unwrap();
+        });
+        let (es, _) = read_all(dir.path());
+        assert_eq!(
+            es.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            vec![101]
+        );
     }
 
     fn file_len(dir: &Path) -> u64 {
