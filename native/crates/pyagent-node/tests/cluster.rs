@@ -602,3 +602,91 @@ async fn replace_a_member_through_raft_membership_changes() {
         n.shutdown().await;
     }
 }
+
+/// The leader stops: the other two elect a new leader (higher term) and keep committing; the old
+/// leader comes back as a follower and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_failover() {
+    let root = std::env::temp_dir().join(format!("pyagent-failover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let _guard = Dir(root.clone());
+    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
+    let cfgs = configs(&root, &ls);
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(Some(node::start(cfg, key(id), l).await.unwrap()));
+    }
+    let live: Vec<Node> = nodes.iter_mut().map(|n| n.take().unwrap()).collect();
+    let old = wait_leader(&live).await;
+    let old_term = live[0].shared.raft.metrics().borrow().current_term;
+    let signer = Signer::new(1, SWARM.into(), key(1));
+    let mut c = client(&live[(old - 1) as usize]).await;
+    assert!(
+        c.submit(signed(&signer, signer.next_seq(), put("a", b"1")))
+            .await
+            .unwrap()
+            .into_inner()
+            .applied
+    );
+
+    let mut rest = Vec::new();
+    for n in live {
+        if n.shared.cfg.node_id == old {
+            n.shutdown().await;
+        } else {
+            rest.push(n);
+        }
+    }
+    let m = rest[0]
+        .shared
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(
+            |m| m.current_leader.is_some_and(|l| l != old),
+            "a new leader",
+        )
+        .await
+        .unwrap();
+    let new = m.current_leader.unwrap();
+    assert!(m.current_term > old_term);
+    let ni = rest
+        .iter()
+        .position(|n| n.shared.cfg.node_id == new)
+        .unwrap();
+    let mut c = client(&rest[ni]).await;
+    let r = c
+        .submit(signed(&signer, signer.next_seq(), put("b", b"2")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied);
+
+    let cfg = cfgs[(old - 1) as usize].clone();
+    let back = node::start(cfg.clone(), key(old), rebind(&cfg))
+        .await
+        .unwrap();
+    back.shared
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .applied_index_at_least(Some(r.index), "old leader caught up")
+        .await
+        .unwrap();
+    let mut cb = client(&back).await;
+    for k in ["a", "b"] {
+        assert!(
+            cb.get(proto::GetRequest {
+                key: k.into(),
+                stale: true
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .found
+        );
+    }
+    back.shutdown().await;
+    for n in rest {
+        n.shutdown().await;
+    }
+}
