@@ -109,10 +109,20 @@ impl Api {
                     grpc: m.grpc,
                     public_key: m.public_key,
                 };
-                let r = raft
-                    .add_learner(m.node_id, node, true)
-                    .await
-                    .map_err(|e| self.write_error(e))?;
+                // Blocks until the learner has caught up; a node that never answers must not
+                // hold the call forever (it stays a learner; RemoveMember cleans up).
+                let r = tokio::time::timeout(
+                    ADD_MEMBER_CATCH_UP,
+                    raft.add_learner(m.node_id, node, true),
+                )
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "node {} was added as a learner but did not catch up within {:?}",
+                        m.node_id, ADD_MEMBER_CATCH_UP
+                    ))
+                })?
+                .map_err(|e| self.write_error(e))?;
                 if m.voter {
                     raft.change_membership(
                         ChangeMembers::AddVoterIds(BTreeSet::from([m.node_id])),
@@ -338,6 +348,9 @@ type Proposal = (
     LogCommand,
     tokio::sync::oneshot::Sender<Result<(ApplyResult, LogId), WriteError>>,
 );
+
+/// How long AddMember waits for the new node to catch up before answering DEADLINE_EXCEEDED.
+pub const ADD_MEMBER_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Commands in one entry at most.
 pub const MAX_BATCH: usize = 512;
