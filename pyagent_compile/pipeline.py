@@ -143,7 +143,7 @@ def _compile_environment(
     display_dir = display.rpartition("/")[0]
     tier = tier or _tier_of(base, name)
     if name == DEFAULT_ENV and DEFAULT_ENV not in environment_names(base):
-        doc, diags = base, []
+        doc, diags = base, list[Diagnostic]()
     else:
         doc, diags = effective_document(base, name, spec_dir, display_dir, load_document)
     env = EnvironmentResult(name, tier, doc)

@@ -1,9 +1,9 @@
 """pyagent.toml: the specs a repository compiles with a bare `pyagent compile`.
 
-    out = "stacks"                  # optional, default "stacks"
-    [[spec]]
-    path = "examples/research/swarm.yaml"
-    out = "stacks"                  # optional, per spec
+out = "stacks"                  # optional, default "stacks"
+[[spec]]
+path = "examples/research/swarm.yaml"
+out = "stacks"                  # optional, per spec
 """
 
 from __future__ import annotations
@@ -52,8 +52,13 @@ def load_project(path: Path, display: str) -> tuple[Project | None, list[Diagnos
     default_out = data.get("out", "stacks")
     specs = data.get("spec")
     if not isinstance(default_out, str) or not isinstance(specs, list) or not specs:
-        return None, [_error(display, f"{display} needs `[[spec]]` tables with a `path`",
-                             'add:\n[[spec]]\npath = "examples/laptop/swarm.yaml"')]
+        return None, [
+            _error(
+                display,
+                f"{display} needs `[[spec]]` tables with a `path`",
+                'add:\n[[spec]]\npath = "examples/laptop/swarm.yaml"',
+            )
+        ]
     entries = []
     for index, entry in enumerate(specs):
         spec_path = entry.get("path") if isinstance(entry, dict) else None

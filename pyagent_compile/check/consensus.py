@@ -13,14 +13,35 @@ def check_consensus(ctx: CheckContext) -> list[Diagnostic]:
     first = ("nodes", voting[0], "roles") if voting else ("nodes",)
     related = tuple((("nodes", name, "replicas"), f"{ctx.swarm.nodes[name].replicas} voter(s)") for name in voting[1:])
     if voters == 0:
-        return [ctx.problem("PA305", ("nodes",), "no pool votes: the swarm has no Raft members",
-                            "give at least one pool `roles: [voter]`", on_key=True)]
+        return [
+            ctx.problem(
+                "PA305",
+                ("nodes",),
+                "no pool votes: the swarm has no Raft members",
+                "give at least one pool `roles: [voter]`",
+                on_key=True,
+            )
+        ]
     if ctx.tier == "dev":
         return []
     if voters < 3:
-        return [ctx.problem("PA305", first, f"{voters} voter(s) in {ctx.tier} tolerate no failure",
-                            "use 3 or 5 voters", related=related)]
+        return [
+            ctx.problem(
+                "PA305",
+                first,
+                f"{voters} voter(s) in {ctx.tier} tolerate no failure",
+                "use 3 or 5 voters",
+                related=related,
+            )
+        ]
     if voters % 2 == 0:
-        return [ctx.problem("PA305", first, f"{voters} voters: an even count tolerates no more failures than "
-                            f"{voters - 1}", f"use {voters - 1} or {voters + 1} voters", related=related)]
+        return [
+            ctx.problem(
+                "PA305",
+                first,
+                f"{voters} voters: an even count tolerates no more failures than {voters - 1}",
+                f"use {voters - 1} or {voters + 1} voters",
+                related=related,
+            )
+        ]
     return []

@@ -11,15 +11,33 @@ def check_deployment(ctx: CheckContext) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for name, pool in ctx.swarm.nodes.items():
         if "worker" in pool.roles and not pool.cores:
-            out.append(ctx.problem("PA311", ("nodes", name, "roles"), f"worker pool {name!r} runs no core",
-                                   "list the cores it runs under `cores:`, or drop the `worker` role"))
+            out.append(
+                ctx.problem(
+                    "PA311",
+                    ("nodes", name, "roles"),
+                    f"worker pool {name!r} runs no core",
+                    "list the cores it runs under `cores:`, or drop the `worker` role",
+                )
+            )
     image = ctx.swarm.image
     if ctx.tier != "dev":
         if image.build is not None:
-            out.append(ctx.problem("PA312", ("image", "build"), f"{ctx.env} ({ctx.tier}) cannot build the image at "
-                                   "deploy time", "build and push it, then set `image.ref` to "
-                                   "`<repository>@sha256:<digest>` in this environment's overrides"))
+            out.append(
+                ctx.problem(
+                    "PA312",
+                    ("image", "build"),
+                    f"{ctx.env} ({ctx.tier}) cannot build the image at deploy time",
+                    "build and push it, then set `image.ref` to "
+                    "`<repository>@sha256:<digest>` in this environment's overrides",
+                )
+            )
         elif image.ref is not None and not is_pinned(image.ref):
-            out.append(ctx.problem("PA312", ("image", "ref"), f"the image is not pinned by digest in {ctx.env}",
-                                   "use `<repository>@sha256:<digest>`; a tag can be moved after review"))
+            out.append(
+                ctx.problem(
+                    "PA312",
+                    ("image", "ref"),
+                    f"the image is not pinned by digest in {ctx.env}",
+                    "use `<repository>@sha256:<digest>`; a tag can be moved after review",
+                )
+            )
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pyagent_compile.check.context import CheckContext
 from pyagent_compile.diagnostics import Diagnostic
@@ -12,7 +12,9 @@ from pyagent_compile.model.spec import STEP_INPUT_TYPES, STEP_OUTPUT, Manifest
 def check_manifests(ctx: CheckContext) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for name, manifest in ctx.swarm.manifests.items():
-        out += _cycle(ctx, name, manifest)
+        ids = [s.id for s in manifest.steps]
+        if len(set(ids)) == len(ids):  # with duplicate ids the edges are ambiguous (PA301 says so)
+            out += _cycle(ctx, name, manifest)
         out += _types(ctx, name, manifest)
     return out
 
@@ -36,8 +38,13 @@ def _cycle(ctx: CheckContext, name: str, manifest: Manifest) -> Iterable[Diagnos
         return
     paths = [("manifests", name, "steps", index[step], "id") for step in cycle]
     related = tuple((p, f"step {cycle[i]!r} is on the cycle") for i, p in enumerate(paths[1:], 1))
-    yield ctx.problem("PA309", paths[0], f"steps depend on each other in a circle: {' -> '.join([*cycle, cycle[0]])}",
-                      "remove one dependency (`after` or a `steps.` input) to break the cycle", related=related)
+    yield ctx.problem(
+        "PA309",
+        paths[0],
+        f"steps depend on each other in a circle: {' -> '.join([*cycle, cycle[0]])}",
+        "remove one dependency (`after` or a `steps.` input) to break the cycle",
+        related=related,
+    )
 
 
 def _find_cycle(edges: dict[str, list[str]]) -> list[str]:
@@ -56,7 +63,7 @@ def _find_cycle(edges: dict[str, list[str]]) -> list[str]:
                 stack[-1] = (node, i + 1)
                 nxt = deps[i]
                 if state.get(nxt) == 1:
-                    return trail[trail.index(nxt):]
+                    return trail[trail.index(nxt) :]
                 if not state.get(nxt):
                     state[nxt] = 1
                     stack.append((nxt, 0))
@@ -75,22 +82,33 @@ def _types(ctx: CheckContext, name: str, manifest: Manifest) -> Iterable[Diagnos
             path = ("manifests", name, "steps", index, "inputs", input_name)
             binding = step.inputs.get(input_name)
             if binding is None:
-                yield ctx.problem("PA202", ("manifests", name, "steps", index), f"a {step.kind} step needs the input "
-                                  f"{input_name!r} of type {want}", f"bind it, e.g. `{input_name}: steps.<id>`")
+                yield ctx.problem(
+                    "PA202",
+                    ("manifests", name, "steps", index),
+                    f"a {step.kind} step needs the input {input_name!r} of type {want}",
+                    f"bind it, e.g. `{input_name}: steps.<id>`",
+                )
                 continue
             got = _binding_type(binding, manifest, outputs)
             if got is not None and got != want:
-                yield ctx.problem("PA310", path, f"{input_name!r} expects a {want}, but {binding} is a {got}",
-                                  f"bind a step whose output is a {want}")
+                yield ctx.problem(
+                    "PA310",
+                    path,
+                    f"{input_name!r} expects a {want}, but {binding} is a {got}",
+                    f"bind a step whose output is a {want}",
+                )
     for out_name, output in manifest.outputs.items():
         got = _binding_type(output.source, manifest, outputs)
         if got is not None and got != output.type:
-            yield ctx.problem("PA310", ("manifests", name, "outputs", out_name, "from"),
-                              f"output {out_name!r} is declared {output.type}, but {output.source} is a {got}",
-                              f"declare `type: {got}` or take it from another step")
+            yield ctx.problem(
+                "PA310",
+                ("manifests", name, "outputs", out_name, "from"),
+                f"output {out_name!r} is declared {output.type}, but {output.source} is a {got}",
+                f"declare `type: {got}` or take it from another step",
+            )
 
 
-def _binding_type(binding: str, manifest: Manifest, outputs: dict[str, str]) -> str | None:
+def _binding_type(binding: str, manifest: Manifest, outputs: Mapping[str, str]) -> str | None:
     kind, _, target = binding.partition(".")
     if kind == "steps":
         return outputs.get(target)

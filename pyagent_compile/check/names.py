@@ -14,9 +14,14 @@ def _duplicates(ctx: CheckContext, base: PathT, names: Sequence[str], field: str
     first: dict[str, int] = {}
     for index, name in enumerate(names):
         if name in first:
-            yield ctx.problem("PA301", (*base, index, field), f"duplicate {what} {name!r}",
-                              f"rename one of them; {what}s are referred to by name", label="defined again here",
-                              related=(((*base, first[name], field), "first defined here"),))
+            yield ctx.problem(
+                "PA301",
+                (*base, index, field),
+                f"duplicate {what} {name!r}",
+                f"rename one of them; {what}s are referred to by name",
+                label="defined again here",
+                related=(((*base, first[name], field), "first defined here"),),
+            )
         else:
             first[name] = index
 

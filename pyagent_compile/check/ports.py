@@ -14,7 +14,7 @@ def check_ports(ctx: CheckContext) -> list[Diagnostic]:
     for name in ("mesh", "raft", "grpc", "metrics"):
         out += _claim(ctx, owners, getattr(ports, name), ("mesh", "ports", name))
     base = dict(owners)
-    for pool_name, pool in ctx.swarm.nodes.items():
+    for pool in ctx.swarm.nodes.values():
         pool_owners = dict(base)
         for core_name in pool.cores:
             core = ctx.swarm.cores.get(core_name)
@@ -28,8 +28,16 @@ def _claim(ctx: CheckContext, owners: dict[int, PathT], port: int, path: PathT) 
     if port in owners:
         if owners[port] == path:
             return []
-        return [ctx.problem("PA306", path, f"port {port} is already used on the same node", "choose another port",
-                            label="used again here", related=((owners[port], "first used here"),))]
+        return [
+            ctx.problem(
+                "PA306",
+                path,
+                f"port {port} is already used on the same node",
+                "choose another port",
+                label="used again here",
+                related=((owners[port], "first used here"),),
+            )
+        ]
     owners[port] = path
     return []
 

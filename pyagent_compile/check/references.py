@@ -3,7 +3,7 @@ names must exist (PA208)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pyagent_compile.check.context import CheckContext
 from pyagent_compile.diagnostics import Diagnostic
@@ -14,7 +14,9 @@ from pyagent_compile.suggest import did_you_mean
 
 def _unknown(ctx: CheckContext, path: PathT, what: str, name: str, defined: Iterable[str], where: str) -> Diagnostic:
     names = sorted(defined)
-    hint = did_you_mean(name, names) or (f"defined: {', '.join(names)}" if names else f"nothing is defined under `{where}`")
+    hint = did_you_mean(name, names) or (
+        f"defined: {', '.join(names)}" if names else f"nothing is defined under `{where}`"
+    )
     return ctx.problem("PA204", path, f"unknown {what} {name!r}", hint, label=f"not defined under `{where}`")
 
 
@@ -46,12 +48,18 @@ def _manifest_refs(ctx: CheckContext) -> Iterable[Diagnostic]:
                 yield from _binding(ctx, (*path, "inputs", input_name), binding, manifest.inputs, step_ids, name)
             yield from _step_targets(ctx, path, step, manifest.core)
         for out_name, output in manifest.outputs.items():
-            yield from _binding(ctx, (*base, "outputs", out_name, "from"), output.source, {}, step_ids, name,
-                                steps_only=True)
+            yield from _binding(
+                ctx, (*base, "outputs", out_name, "from"), output.source, {}, step_ids, name, steps_only=True
+            )
 
 
 def _binding(
-    ctx: CheckContext, path: PathT, binding: str, inputs: dict[str, str], step_ids: list[str], manifest: str,
+    ctx: CheckContext,
+    path: PathT,
+    binding: str,
+    inputs: Mapping[str, str],
+    step_ids: list[str],
+    manifest: str,
     steps_only: bool = False,
 ) -> Iterable[Diagnostic]:
     kind, _, target = binding.partition(".")
@@ -79,10 +87,14 @@ def _step_targets(ctx: CheckContext, path: PathT, step: object, core_name: str) 
         tool = step.tool.split(".", 1)[0]
         if core is not None and tool not in tools:
             yield _unknown(ctx, (*path, "tool"), "tool", tool, tools, f"cores.{core_name}.tools")
-    elif isinstance(step, VerifyStep):
-        if not (ctx.spec_dir / step.scenario).is_file():
-            yield ctx.problem("PA208", (*path, "scenario"), f"scenario file {step.scenario!r} not found",
-                              "the path is relative to the spec's folder", label="no such file")
+    elif isinstance(step, VerifyStep) and not (ctx.spec_dir / step.scenario).is_file():
+        yield ctx.problem(
+            "PA208",
+            (*path, "scenario"),
+            f"scenario file {step.scenario!r} not found",
+            "the path is relative to the spec's folder",
+            label="no such file",
+        )
 
 
 def _firewall_refs(ctx: CheckContext) -> Iterable[Diagnostic]:
@@ -90,9 +102,13 @@ def _firewall_refs(ctx: CheckContext) -> Iterable[Diagnostic]:
         for side, endpoint in (("from", rule.source), ("to", rule.to)):
             yield from _endpoint(ctx, ("firewall", "rules", index, side), endpoint)
         if rule.source.cidrs is not None and rule.to.cidrs is not None:
-            yield ctx.problem("PA307", ("firewall", "rules", index), f"rule {rule.name!r} joins two external "
-                              "networks; a swarm firewall rule has the swarm on at least one side",
-                              "make `from` or `to` a pool, a core or `swarm: true`")
+            yield ctx.problem(
+                "PA307",
+                ("firewall", "rules", index),
+                f"rule {rule.name!r} joins two external "
+                "networks; a swarm firewall rule has the swarm on at least one side",
+                "make `from` or `to` a pool, a core or `swarm: true`",
+            )
 
 
 def _endpoint(ctx: CheckContext, path: PathT, endpoint: Endpoint) -> Iterable[Diagnostic]:
@@ -102,5 +118,9 @@ def _endpoint(ctx: CheckContext, path: PathT, endpoint: Endpoint) -> Iterable[Di
         if endpoint.core not in ctx.swarm.cores:
             yield _unknown(ctx, (*path, "core"), "core", endpoint.core, ctx.swarm.cores, "cores:")
         elif not any(endpoint.core in p.cores for p in ctx.swarm.nodes.values()):
-            yield ctx.problem("PA307", (*path, "core"), f"no pool runs the core {endpoint.core!r}",
-                              "add the core to a pool's `cores:` or remove the rule")
+            yield ctx.problem(
+                "PA307",
+                (*path, "core"),
+                f"no pool runs the core {endpoint.core!r}",
+                "add the core to a pool's `cores:` or remove the rule",
+            )

@@ -32,20 +32,29 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("compile", help="validate specs and render their stacks",
-                            description=COMPILE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        "compile",
+        help="validate specs and render their stacks",
+        description=COMPILE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("specs", nargs="*", metavar="SPEC", help="spec files (default: from pyagent.toml)")
     parser.add_argument("--env", help="compile only this environment (`local`: only the local target)")
     parser.add_argument("--out", help="output folder (default: stacks, or pyagent.toml's `out`)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 and name the files that would change")
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite generated files even if they were edited by hand")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 and name the files that would change"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite generated files even if they were edited by hand"
+    )
     add_format_options(parser)
     parser.set_defaults(run=run_compile)
 
-    validate = sub.add_parser("validate", help="check specs and report every problem; write nothing",
-                              description="Validate swarm specs: every problem, located, in one run.")
+    validate = sub.add_parser(
+        "validate",
+        help="check specs and report every problem; write nothing",
+        description="Validate swarm specs: every problem, located, in one run.",
+    )
     validate.add_argument("specs", nargs="+", metavar="SPEC")
     validate.add_argument("--env", help="validate only this environment")
     add_format_options(validate)
@@ -99,14 +108,27 @@ def _emit(args: argparse.Namespace, folder: Path, files: dict[str, str], lines: 
         if not diff.stale:
             lines.append(f"up to date  {shown}\n")
             return []
-        changes = [f"{kind} {shown}/{p}" for kind, paths in (("added", diff.added), ("changed", diff.changed),
-                                                             ("removed", diff.removed)) for p in paths]
-        return [Diagnostic("PA004", f"{shown} is stale: {len(changes)} file(s) would change",
-                           help="run `pyagent compile` and commit the result\n" + "\n".join(changes))]
+        changes = [
+            f"{kind} {shown}/{p}"
+            for kind, paths in (("added", diff.added), ("changed", diff.changed), ("removed", diff.removed))
+            for p in paths
+        ]
+        return [
+            Diagnostic(
+                "PA004",
+                f"{shown} is stale: {len(changes)} file(s) would change",
+                help="run `pyagent compile` and commit the result\n" + "\n".join(changes),
+            )
+        ]
     if diff.conflicts and not args.force:
         listed = ", ".join(diff.conflicts[:5])
-        return [Diagnostic("PA005", f"{shown}: refusing to overwrite files pyagent did not write or that were "
-                           f"edited by hand: {listed}", help="move them away, or pass --force to overwrite")]
+        return [
+            Diagnostic(
+                "PA005",
+                f"{shown}: refusing to overwrite files pyagent did not write or that were edited by hand: {listed}",
+                help="move them away, or pass --force to overwrite",
+            )
+        ]
     emit.write(folder, files, diff)
     objects = sum(1 for p in files if p.startswith("manifests/"))
     nodes = sum(1 for p in files if p.startswith("nodes/"))

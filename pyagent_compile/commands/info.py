@@ -20,14 +20,19 @@ def swarm_json_schema() -> dict[str, Any]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    schema = sub.add_parser("schema", help="print the JSON Schema of the spec (for editors)",
-                            description="Print the JSON Schema of `kind: Swarm`. The same file is published "
-                                        "as specs/swarm.schema.json; point yaml-language-server at it with "
-                                        "`# yaml-language-server: $schema=<path>` on a spec's first line.")
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the spec (for editors)",
+        description="Print the JSON Schema of `kind: Swarm`. The same file is published "
+        "as specs/swarm.schema.json; point yaml-language-server at it with "
+        "`# yaml-language-server: $schema=<path>` on a spec's first line.",
+    )
     schema.set_defaults(run=run_schema)
-    explain_cmd = sub.add_parser("explain", help="explain an error code, e.g. PA204",
-                                 description="Print what a diagnostic code means and how to fix it. "
-                                             "`pyagent explain --list` lists every code.")
+    explain_cmd = sub.add_parser(
+        "explain",
+        help="explain an error code, e.g. PA204",
+        description="Print what a diagnostic code means and how to fix it. `pyagent explain --list` lists every code.",
+    )
     explain_cmd.add_argument("code", nargs="?")
     explain_cmd.add_argument("--list", action="store_true", help="list every code")
     explain_cmd.set_defaults(run=run_explain)

@@ -18,11 +18,18 @@ FORMATS = ("text", "json", "github")
 
 
 def add_format_options(parser: argparse.ArgumentParser, formats: Sequence[str] = FORMATS) -> None:
-    parser.add_argument("--format", choices=formats, default="text",
-                        help="how to print problems: text for people, json for bots, "
-                             "github for workflow annotations (default: text)")
-    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                        help="colour text output (auto: only on a terminal and without NO_COLOR)")
+    parser.add_argument(
+        "--format",
+        choices=formats,
+        default="text",
+        help="how to print problems: text for people, json for bots, github for workflow annotations (default: text)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour text output (auto: only on a terminal and without NO_COLOR)",
+    )
 
 
 def use_colour(args: argparse.Namespace) -> bool:

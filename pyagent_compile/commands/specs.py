@@ -23,8 +23,13 @@ def resolve_targets(specs: list[str], out: str | None) -> tuple[list[Target], li
         return [Target(Path(s), display_path(Path(s)), out_dir) for s in specs], []
     project_file = find_project(Path.cwd())
     if project_file is None:
-        return [], [Diagnostic("PA003", f"no spec given and no {PROJECT_FILE} found here or above",
-                               help=f"run `pyagent compile path/to/swarm.yaml`, or add a {PROJECT_FILE}")]
+        return [], [
+            Diagnostic(
+                "PA003",
+                f"no spec given and no {PROJECT_FILE} found here or above",
+                help=f"run `pyagent compile path/to/swarm.yaml`, or add a {PROJECT_FILE}",
+            )
+        ]
     project, diags = load_project(project_file, display_path(project_file))
     if project is None:
         return [], diags

@@ -36,8 +36,7 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA003": CodeInfo(
         "nothing to compile",
-        "No spec was given on the command line and no pyagent.toml was found in the current "
-        "directory or its parents.",
+        "No spec was given on the command line and no pyagent.toml was found in the current directory or its parents.",
         EXIT_USAGE,
     ),
     "PA004": CodeInfo(
@@ -97,8 +96,7 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA108": CodeInfo(
         "invalid mapping key",
-        "Mapping keys must be plain strings (a list or a mapping as a key, or a null key, is "
-        "not allowed).",
+        "Mapping keys must be plain strings (a list or a mapping as a key, or a null key, is not allowed).",
     ),
     "PA109": CodeInfo(
         "spec is not a mapping",
@@ -143,8 +141,7 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA208": CodeInfo(
         "file not found",
-        "A file that the spec names (a scenario file, an overlay file) does not exist relative "
-        "to the spec's folder.",
+        "A file that the spec names (a scenario file, an overlay file) does not exist relative to the spec's folder.",
     ),
     "PA301": CodeInfo(
         "duplicate name",

@@ -1,11 +1,11 @@
 """The human rendering, in the style of rustc and KCL:
 
-    error[PA204]: nodes.gpu-pool.cores[1]: unknown core "secuirty"
-      --> examples/research/swarm.yaml:42:13
-       |
-    42 |     cores: [coder, secuirty]
-       |                    ^^^^^^^^ not defined under `cores:`
-       = help: did you mean "security"?
+error[PA204]: nodes.gpu-pool.cores[1]: unknown core "secuirty"
+  --> examples/research/swarm.yaml:42:13
+   |
+42 |     cores: [coder, secuirty]
+   |                    ^^^^^^^^ not defined under `cores:`
+   = help: did you mean "security"?
 """
 
 from __future__ import annotations
@@ -58,9 +58,7 @@ def _render_one(diag: Diagnostic, sources: SourceCache, style: _Style) -> str:
     return "\n".join(out) + "\n"
 
 
-def _render_label(
-    label: Label, sources: SourceCache, style: _Style, gutter: int, primary: bool
-) -> list[str]:
+def _render_label(label: Label, sources: SourceCache, style: _Style, gutter: int, primary: bool) -> list[str]:
     span = label.span
     pad = " " * gutter
     arrow = "-->" if primary else ":::"

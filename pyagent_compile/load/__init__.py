@@ -33,4 +33,4 @@ def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagn
     ]
 
 
-__all__ = ["Document", "PathT", "format_path", "load_document", "YAML_SUFFIXES"]
+__all__ = ["YAML_SUFFIXES", "Document", "PathT", "format_path", "load_document"]

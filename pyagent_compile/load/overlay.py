@@ -54,16 +54,28 @@ def _extends_chain(base: Document, env: str) -> tuple[list[str], list[Diagnostic
         if name in chain:
             span = base.value_span(("environments", chain[-1], "extends"))
             cycle = " -> ".join([*chain, name])
-            return [], [Diagnostic("PA309", f"environments extend each other in a circle: {cycle}",
-                                   path=f"environments.{chain[-1]}.extends", primary=Label(span) if span else None)]
+            return [], [
+                Diagnostic(
+                    "PA309",
+                    f"environments extend each other in a circle: {cycle}",
+                    path=f"environments.{chain[-1]}.extends",
+                    primary=Label(span) if span else None,
+                )
+            ]
         chain.append(name)
         parent = _env_entry(base, name).get("extends")
         if parent is not None and (not isinstance(parent, str) or parent not in envs):
             path = ("environments", name, "extends")
             span = base.value_span(path)
-            return [], [Diagnostic("PA204", f"unknown environment {parent!r}", path=format_path(path),
-                                   primary=Label(span) if span else None,
-                                   help=did_you_mean(str(parent), envs) or f"defined: {', '.join(sorted(envs))}")]
+            return [], [
+                Diagnostic(
+                    "PA204",
+                    f"unknown environment {parent!r}",
+                    path=format_path(path),
+                    primary=Label(span) if span else None,
+                    help=did_you_mean(str(parent), envs) or f"defined: {', '.join(sorted(envs))}",
+                )
+            ]
         name = parent
     return list(reversed(chain)), []
 
@@ -79,9 +91,15 @@ def _overlays_of(
         if not (spec_dir / file).is_file():
             path = ("environments", name, "file")
             span = base.value_span(path)
-            diags.append(Diagnostic("PA208", f"overlay file {file!r} not found", path=format_path(path),
-                                    primary=Label(span) if span else None,
-                                    help="the path is relative to the spec's folder"))
+            diags.append(
+                Diagnostic(
+                    "PA208",
+                    f"overlay file {file!r} not found",
+                    path=format_path(path),
+                    primary=Label(span) if span else None,
+                    help="the path is relative to the spec's folder",
+                )
+            )
         else:
             doc, errors = loader(spec_dir / file, display)
             diags += errors
@@ -108,8 +126,14 @@ def _check_overlay(overlay: Document, base: Document) -> list[Diagnostic]:
     for key in overlay.data:
         if key in FIXED_KEYS:
             span = overlay.key_span((key,))
-            diags.append(Diagnostic("PA308", f"an environment overlay cannot set `{key}`", path=key,
-                                    primary=Label(span) if span else None))
+            diags.append(
+                Diagnostic(
+                    "PA308",
+                    f"an environment overlay cannot set `{key}`",
+                    path=key,
+                    primary=Label(span) if span else None,
+                )
+            )
     for collection in NAMED_COLLECTIONS:
         added = overlay.data.get(collection)
         known = base.data.get(collection)
@@ -119,11 +143,16 @@ def _check_overlay(overlay: Document, base: Document) -> list[Diagnostic]:
             if name not in known:
                 path = (collection, name)
                 span = overlay.key_span(path)
-                diags.append(Diagnostic(
-                    "PA308", f"the overlay names {collection[:-1] if collection != 'nodes' else 'pool'} "
-                    f"{name!r}, which the base does not define", path=format_path(path),
-                    primary=Label(span) if span else None,
-                    help=did_you_mean(name, known) or "define it in the base spec first"))
+                diags.append(
+                    Diagnostic(
+                        "PA308",
+                        f"the overlay names {collection[:-1] if collection != 'nodes' else 'pool'} "
+                        f"{name!r}, which the base does not define",
+                        path=format_path(path),
+                        primary=Label(span) if span else None,
+                        help=did_you_mean(name, known) or "define it in the base spec first",
+                    )
+                )
     return diags
 
 

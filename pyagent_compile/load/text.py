@@ -18,11 +18,19 @@ def read_text(path: Path, display: str) -> tuple[str | None, list[Diagnostic]]:
     """Read `path`; never raises for anything a user can hand us."""
     try:
         if path.is_dir():
-            return None, [_problem("PA100", display, f"{display} is a directory, not a spec file",
-                                   "name the spec file inside it, e.g. swarm.yaml")]
+            return None, [
+                _problem(
+                    "PA100",
+                    display,
+                    f"{display} is a directory, not a spec file",
+                    "name the spec file inside it, e.g. swarm.yaml",
+                )
+            ]
         size = path.stat().st_size
         if size > MAX_SPEC_BYTES:
-            return None, [_problem("PA107", display, f"{display} is {size} bytes; specs are read up to {MAX_SPEC_BYTES}")]
+            return None, [
+                _problem("PA107", display, f"{display} is {size} bytes; specs are read up to {MAX_SPEC_BYTES}")
+            ]
         raw = path.read_bytes()
     except FileNotFoundError:
         return None, [_problem("PA100", display, f"{display}: no such file")]
@@ -40,8 +48,16 @@ def decode(raw: bytes, display: str) -> tuple[str | None, list[Diagnostic]]:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError as exc:
         line, col = _line_col_of_byte(raw, exc.start)
-        return None, [_problem("PA105", display, f"{display} is not valid UTF-8 (byte {exc.start})",
-                               "save the file as UTF-8", line, col)]
+        return None, [
+            _problem(
+                "PA105",
+                display,
+                f"{display} is not valid UTF-8 (byte {exc.start})",
+                "save the file as UTF-8",
+                line,
+                col,
+            )
+        ]
 
 
 def _line_col_of_byte(raw: bytes, offset: int) -> tuple[int, int]:

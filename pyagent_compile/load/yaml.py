@@ -25,6 +25,12 @@ MAX_DEPTH = 128
 ALIAS_BUDGET = 100_000
 
 _CORE = "tag:yaml.org,2002:"
+_SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "null": type(None),
+}
 _INT = re.compile(r"[-+]?[0-9]+")
 _OCT = re.compile(r"0o[0-7]+")
 _HEX = re.compile(r"0x[0-9a-fA-F]+")
@@ -108,15 +114,18 @@ class _Builder:
         return Span(self.file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
     def fail(self, code: str, message: str, span: Span, help_: str = "", path: PathT = ()) -> None:
-        raise LoadError(Diagnostic(code=code, message=message, path=format_path(path),
-                                   primary=Label(span), help=help_))
+        raise LoadError(Diagnostic(code=code, message=message, path=format_path(path), primary=Label(span), help=help_))
 
     def feed(self, event: Any) -> None:
         if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
-                self.fail("PA106", "a spec holds one YAML document; this file has more", self.span(event),
-                          "split the documents into separate files")
+                self.fail(
+                    "PA106",
+                    "a spec holds one YAML document; this file has more",
+                    self.span(event),
+                    "split the documents into separate files",
+                )
         elif isinstance(event, yaml.ScalarEvent):
             self.on_scalar(event)
         elif isinstance(event, yaml.MappingStartEvent):
@@ -155,11 +164,15 @@ class _Builder:
         tag = event.tag
         if tag is None or tag == "!":
             return
-        if tag.startswith(_CORE) and tag[len(_CORE):] in kinds:
+        if tag.startswith(_CORE) and tag[len(_CORE) :] in kinds:
             return
         shown = tag.replace(_CORE, "!!")
-        self.fail("PA104", f"the tag {shown} is not allowed", self.span(event),
-                  "remove the tag; specs use plain strings, numbers, booleans, lists and mappings")
+        self.fail(
+            "PA104",
+            f"the tag {shown} is not allowed",
+            self.span(event),
+            "remove the tag; specs use plain strings, numbers, booleans, lists and mappings",
+        )
 
     # -- events -------------------------------------------------------------------------
     def on_scalar(self, event: Any) -> None:
@@ -180,11 +193,11 @@ class _Builder:
         tag, text = event.tag, event.value
         if tag in (None, "!"):
             return resolve_plain(text) if event.implicit[0] else text
-        kind = tag[len(_CORE):]
+        kind = tag[len(_CORE) :]
         if kind == "str":
             return text
         value = resolve_plain(text)
-        expected = {"int": int, "float": (int, float), "bool": bool, "null": type(None)}[kind]
+        expected = _SCALAR_TYPES[kind]
         if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
             self.fail("PA203", f"{text!r} is not a valid !!{kind}", span)
         return float(value) if kind == "float" else value
@@ -202,10 +215,16 @@ class _Builder:
         if name in top.value:
             first = self.doc.keys.get(path)
             secondary = (Label(first, "first defined here"),) if first else ()
-            raise LoadError(Diagnostic(
-                code="PA102", message=f"duplicate key {name!r}", path=format_path(path),
-                primary=Label(span, "defined again here"), secondary=secondary,
-                help="remove one of them; YAML would otherwise keep only the last"))
+            raise LoadError(
+                Diagnostic(
+                    code="PA102",
+                    message=f"duplicate key {name!r}",
+                    path=format_path(path),
+                    primary=Label(span, "defined again here"),
+                    secondary=secondary,
+                    help="remove one of them; YAML would otherwise keep only the last",
+                )
+            )
         top.pending_key = name
         self.doc.keys[path] = span
 
@@ -220,16 +239,16 @@ class _Builder:
             return
         path = self.next_path()
         if path is None:
-            self.fail("PA108", "a mapping key must be a plain string, not a list or a mapping", span,
-                      path=self.stack[-1].path)
+            self.fail(
+                "PA108", "a mapping key must be a plain string, not a list or a mapping", span, path=self.stack[-1].path
+            )
             return
         self.place(value, path, span)
         self.stack.append(_Frame(value, path))
         if event.anchor:
             self.open_anchors[event.anchor] = path
 
-    def open_merge_source(self, event: Any, value: dict[str, Any] | list[Any], target: _Frame,
-                          span: Span) -> None:
+    def open_merge_source(self, event: Any, value: dict[str, Any] | list[Any], target: _Frame, span: Span) -> None:
         if isinstance(value, list) and not target.awaiting_merge:
             self.fail("PA203", "a merge key `<<` takes a mapping or a list of mappings", span)
         path = (*target.path, "<<", len(target.merges))
@@ -257,7 +276,7 @@ class _Builder:
                 if key in frame.value:
                     continue  # keys written in the mapping itself win over merged ones
                 frame.value[key] = value
-                self.copy_positions(source_path + (key,), frame.path + (key,), include_root=True)
+                self.copy_positions((*source_path, key), (*frame.path, key), include_root=True)
 
     def on_alias(self, event: Any) -> None:
         span = self.span(event)
@@ -270,8 +289,12 @@ class _Builder:
             return
         self.expanded += max(anchor.size, 1)
         if self.expanded > ALIAS_BUDGET:
-            self.fail("PA103", f"aliases expand to more than {ALIAS_BUDGET} values", span,
-                      "a spec does not need this many aliased values; is this a YAML bomb?")
+            self.fail(
+                "PA103",
+                f"aliases expand to more than {ALIAS_BUDGET} values",
+                span,
+                "a spec does not need this many aliased values; is this a YAML bomb?",
+            )
         target = self.merge_target()
         if target is not None:
             if not isinstance(anchor.value, dict):
@@ -327,24 +350,40 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
     except LoadError as err:
         return None, [err.diag]
     except yaml.MarkedYAMLError as err:
-        return None, [_syntax_diagnostic(err, file)]
+        return None, [_syntax_diagnostic(err, file, text)]
     except yaml.YAMLError as err:
         return None, [_reader_diagnostic(err, text, file)]
     except RecursionError:
         span = Span(file, 1, 1)
         return None, [Diagnostic("PA103", "the document is nested too deeply", primary=Label(span))]
     if not builder.root_set or builder.doc.data is None:
-        return None, [Diagnostic("PA106", "the spec is empty", primary=Label(Span(file, 1, 1)),
-                                 help="a spec starts with `apiVersion: pyagent.dev/v1alpha1` and `kind: Swarm`")]
+        return None, [
+            Diagnostic(
+                "PA106",
+                "the spec is empty",
+                primary=Label(Span(file, 1, 1)),
+                help="a spec starts with `apiVersion: pyagent.dev/v1alpha1` and `kind: Swarm`",
+            )
+        ]
     return builder.doc, []
 
 
-def _syntax_diagnostic(err: yaml.MarkedYAMLError, file: str) -> Diagnostic:
+def _syntax_diagnostic(err: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     mark = err.problem_mark or err.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = err.problem or "invalid YAML"
+    if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+        problem = "a tab character where YAML expects spaces"
     secondary: tuple[Label, ...] = ()
-    if err.context and err.context_mark is not None and err.context_mark is not mark:
+    if (
+        err.context
+        and err.context_mark is not None
+        and (err.context_mark.line, err.context_mark.column)
+        != (
+            line - 1,
+            col - 1,
+        )
+    ):
         ctx = err.context_mark
         secondary = (Label(Span(file, ctx.line + 1, ctx.column + 1), err.context),)
     help_ = _syntax_hint(problem)
@@ -368,5 +407,9 @@ def _reader_diagnostic(err: yaml.YAMLError, text: str, file: str) -> Diagnostic:
         before = text[:position]
         line = before.count("\n") + 1
         col = position - (before.rfind("\n") + 1) + 1
-    return Diagnostic("PA105", "the file contains a character YAML does not allow",
-                      primary=Label(Span(file, line, col)), help="remove control characters from the file")
+    return Diagnostic(
+        "PA105",
+        "the file contains a character YAML does not allow",
+        primary=Label(Span(file, line, col)),
+        help="remove control characters from the file",
+    )

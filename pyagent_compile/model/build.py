@@ -20,9 +20,15 @@ from pyagent_compile.model.spec import API_VERSION, Swarm
 from pyagent_compile.suggest import did_you_mean
 
 _TYPE_CODES = {
-    "string_type": "a string", "int_type": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "bool_type": "true or false", "dict_type": "a mapping",
-    "model_type": "a mapping", "model_attributes_type": "a mapping", "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
     "none_required": "null",
 }
 _RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long"}
@@ -31,8 +37,14 @@ _RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", 
 def build_swarm(doc: Document) -> tuple[Swarm | None, list[Diagnostic]]:
     if not isinstance(doc.data, dict):
         span = doc.value_span(()) or Span(doc.file, 1, 1)
-        return None, [Diagnostic("PA109", f"the spec is {_describe(doc.data)}, not a mapping",
-                                 primary=Label(span), help="a spec starts with `apiVersion:` and `kind:` keys")]
+        return None, [
+            Diagnostic(
+                "PA109",
+                f"the spec is {_describe(doc.data)}, not a mapping",
+                primary=Label(span),
+                help="a spec starts with `apiVersion:` and `kind:` keys",
+            )
+        ]
     header = _check_header(doc)
     if header:
         return None, header
@@ -49,8 +61,15 @@ def _check_header(doc: Document) -> list[Diagnostic]:
         got = doc.data.get(key)
         if got is not None and got != want:
             span = doc.value_span((key,)) or Span(doc.file, 1, 1)
-            diags.append(Diagnostic("PA207", f"unsupported {key} {got!r}", path=key, primary=Label(span),
-                                    help=f"this pyagent reads `{key}: {want}`"))
+            diags.append(
+                Diagnostic(
+                    "PA207",
+                    f"unsupported {key} {got!r}",
+                    path=key,
+                    primary=Label(span),
+                    help=f"this pyagent reads `{key}: {want}`",
+                )
+            )
     return diags
 
 
@@ -67,10 +86,9 @@ def resolve_loc(loc: tuple[int | str, ...], data: Any) -> tuple[PathT, bool]:
         if part == "[key]":
             is_key = True
             continue
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             path.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part == loc[-1]:
@@ -87,12 +105,18 @@ def _to_diagnostic(err: ErrorDetails, doc: Document) -> Diagnostic:
         allowed = _allowed_fields(path[:-1], doc.data)
         hint = did_you_mean(str(path[-1]), allowed)
         listing = ", ".join(sorted(allowed))
-        return _diag("PA201", f"unknown field {path[-1]!r}", shown, doc.key_span(path),
-                     hint or f"allowed here: {listing}")
+        return _diag(
+            "PA201", f"unknown field {path[-1]!r}", shown, doc.key_span(path), hint or f"allowed here: {listing}"
+        )
     if kind == "missing":
         parent = path[:-1]
-        return _diag("PA202", f"missing required field {path[-1]!r}", shown,
-                     doc.key_span(parent) if parent else doc.value_span(()), "")
+        return _diag(
+            "PA202",
+            f"missing required field {path[-1]!r}",
+            shown,
+            doc.key_span(parent) if parent else doc.value_span(()),
+            "",
+        )
     span = doc.key_span(path) if is_key else doc.value_span(path)
     if kind == "pyagent_invalid":
         return _diag("PA206", err["msg"], shown, span, "")
@@ -102,13 +126,23 @@ def _to_diagnostic(err: ErrorDetails, doc: Document) -> Diagnostic:
     if kind == "literal_error":
         return _choice_diagnostic(err, shown, span)
     if kind == "union_tag_not_found":
-        return _diag("PA202", "missing required field 'kind'", shown, span,
-                     "a step's kind is one of: sandbox, analyze-trace, cort, verify, mcp, delegate")
+        return _diag(
+            "PA202",
+            "missing required field 'kind'",
+            shown,
+            span,
+            "a step's kind is one of: sandbox, analyze-trace, cort, verify, mcp, delegate",
+        )
     if kind in _RANGE:
         return _diag("PA205", _range_message(err), shown, span, "")
     if kind in _TYPE_CODES:
-        return _diag("PA203", f"expected {_TYPE_CODES[kind]}, found {_describe(err['input'])}", shown, span,
-                     _type_hint(kind, err["input"]))
+        return _diag(
+            "PA203",
+            f"expected {_TYPE_CODES[kind]}, found {_describe(err['input'])}",
+            shown,
+            span,
+            _type_hint(kind, err["input"]),
+        )
     return _diag("PA206", err["msg"], shown, span, "")
 
 
@@ -168,7 +202,12 @@ def _allowed_fields(path: PathT, data: Any) -> list[str]:
     node = data
     for part in path:
         annotation = _step_into(annotation, part, node)
-        node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
         if annotation is None:
             return []
     model = _model_of(annotation, node)

@@ -31,9 +31,7 @@ API_VERSION = "pyagent.dev/v1alpha1"
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True)
 
 
 # -- metadata ------------------------------------------------------------------------------
@@ -56,9 +54,7 @@ class Image(SpecModel):
 
     ref: ImageRef | None = Field(default=None, description="registry/name@sha256:<digest> or :tag (dev).")
     build: Literal["native"] | None = Field(default=None, description="Build the image from native/.")
-    repository: ImageRef = Field(
-        default="ghcr.io/pyagent/pyagent-node", description="Where a built image is pushed."
-    )
+    repository: ImageRef = Field(default="ghcr.io/pyagent/pyagent-node", description="Where a built image is pushed.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Image:
@@ -76,15 +72,21 @@ class Gpu(SpecModel):
 class Hardware(SpecModel):
     cpu: Quantity = Field(description="CPU per node, a Kubernetes quantity: 4, 500m.")
     memory: Quantity = Field(description="Memory per node: 16Gi.")
-    storage: Quantity = Field(default="10Gi", description="Persistent volume per node for Raft log, snapshots and KV spill.")
-    storage_class: DnsLabel | None = Field(default=None, description="StorageClass of the volume (should be encrypted).")
+    storage: Quantity = Field(
+        default="10Gi", description="Persistent volume per node for Raft log, snapshots and KV spill."
+    )
+    storage_class: DnsLabel | None = Field(
+        default=None, description="StorageClass of the volume (should be encrypted)."
+    )
     gpu: Gpu | None = None
 
 
 class Placement(SpecModel):
     region: str | None = Field(default=None, description="topology.kubernetes.io/region of the nodes.")
     zones: list[str] = Field(default_factory=list, description="Zones to spread over (topology.kubernetes.io/zone).")
-    jurisdiction: Jurisdiction | None = Field(default=None, description="Legal jurisdiction of the pool, e.g. EU, DE, US-CA.")
+    jurisdiction: Jurisdiction | None = Field(
+        default=None, description="Legal jurisdiction of the pool, e.g. EU, DE, US-CA."
+    )
 
 
 Role = Literal["voter", "worker", "gateway"]
@@ -94,7 +96,7 @@ class Pool(SpecModel):
     """A node pool: identical nodes with the same hardware, placement, roles and cores."""
 
     replicas: int = Field(ge=1, le=10_000)
-    roles: list[Role] = Field(default_factory=lambda: ["worker"], min_length=1)
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["worker"]), min_length=1)
     hardware: Hardware
     placement: Placement = Field(default_factory=Placement)
     cores: list[str] = Field(default_factory=list, description="Names of cores (under `cores:`) this pool runs.")
@@ -251,8 +253,10 @@ class Consensus(SpecModel):
     @model_validator(mode="after")
     def _heartbeat_below_election(self) -> Consensus:
         if self.heartbeat_ms * 2 > self.election_timeout.min_ms:
-            raise invalid("`heartbeatMs` must be at most half of `electionTimeout.minMs`, or followers "
-                          "start elections while the leader is healthy")
+            raise invalid(
+                "`heartbeatMs` must be at most half of `electionTimeout.minMs`, or followers "
+                "start elections while the leader is healthy"
+            )
         return self
 
 

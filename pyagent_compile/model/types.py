@@ -15,7 +15,9 @@ from pyagent_compile.model.quantity import parse_duration, parse_quantity
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$")
 _JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
@@ -27,8 +29,10 @@ def invalid(message: str) -> PydanticCustomError:
 
 def _dns_label(value: str) -> str:
     if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise invalid(f"{value!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
-                      "starting and ending with a letter or digit, at most 63 characters)")
+        raise invalid(
+            f"{value!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)"
+        )
     return value
 
 
@@ -75,7 +79,7 @@ def _public_key(value: str) -> str:
     if not value.startswith(prefix):
         raise invalid("the owner key is written `ed25519:<base64 of the 32-byte public key>`")
     try:
-        raw = base64.b64decode(value[len(prefix):], validate=True)
+        raw = base64.b64decode(value[len(prefix) :], validate=True)
     except ValueError:
         raise invalid("the owner key is not valid base64") from None
     if len(raw) != 32:
@@ -91,8 +95,10 @@ def _image_ref(value: str) -> str:
 
 def _jurisdiction(value: str) -> str:
     if not _JURISDICTION.match(value):
-        raise invalid(f"{value!r} is not a jurisdiction code (ISO 3166 alpha-2 such as DE or US, "
-                      "a region such as EU, or a subdivision such as US-CA)")
+        raise invalid(
+            f"{value!r} is not a jurisdiction code (ISO 3166 alpha-2 such as DE or US, "
+            "a region such as EU, or a subdivision such as US-CA)"
+        )
     return value
 
 

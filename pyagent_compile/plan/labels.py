@@ -18,15 +18,17 @@ def core_label(core: str) -> str:
 
 def common(swarm: Swarm, env: str, component: str) -> dict[str, str]:
     labels = dict(swarm.metadata.labels)
-    labels.update({
-        "app.kubernetes.io/name": "pyagent-node",
-        "app.kubernetes.io/instance": f"{swarm.metadata.name}-{env}",
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": swarm.metadata.name,
-        "app.kubernetes.io/managed-by": "pyagent",
-        "app.kubernetes.io/version": __version__,
-        SWARM: swarm.metadata.name,
-    })
+    labels.update(
+        {
+            "app.kubernetes.io/name": "pyagent-node",
+            "app.kubernetes.io/instance": f"{swarm.metadata.name}-{env}",
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": swarm.metadata.name,
+            "app.kubernetes.io/managed-by": "pyagent",
+            "app.kubernetes.io/version": __version__,
+            SWARM: swarm.metadata.name,
+        }
+    )
     return labels
 
 

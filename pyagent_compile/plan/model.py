@@ -59,7 +59,6 @@ class Plan:
             "tier": self.tier,
             "namespace": self.namespace,
             "objects": [
-                {"logicalName": o.logical_name, "source": format_path(o.source), "object": o.body}
-                for o in self.objects
+                {"logicalName": o.logical_name, "source": format_path(o.source), "object": o.body} for o in self.objects
             ],
         }

@@ -24,8 +24,10 @@ def peer_service_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
             # Raft peers must find each other before they are ready: they become ready by electing.
             "publishNotReadyAddresses": True,
             "selector": labels.swarm_selector(swarm),
-            "ports": [{"name": n, "port": getattr(ports, n), "targetPort": n, "protocol": "TCP"}
-                      for n in ("mesh", "raft", "grpc")],
+            "ports": [
+                {"name": n, "port": getattr(ports, n), "targetPort": n, "protocol": "TCP"}
+                for n in ("mesh", "raft", "grpc")
+            ],
         },
     }
     return PlannedObject(body, ("mesh",))
@@ -40,23 +42,49 @@ def baseline_policies(swarm: Swarm, env: str, ns: str) -> list[PlannedObject]:
     ports = swarm.mesh.ports
     peer_ports = [{"port": getattr(ports, n), "protocol": "TCP"} for n in ("mesh", "raft", "grpc")]
     swarm_pods = {"podSelector": {"matchLabels": labels.swarm_selector(swarm)}}
-    deny = _policy(swarm, env, ns, "default-deny", "firewall.default",
-                   {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
-    peers = _policy(swarm, env, ns, "allow-peers", "mesh.ports", {
-        "podSelector": {"matchLabels": labels.swarm_selector(swarm)},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": [{"from": [swarm_pods], "ports": peer_ports}],
-        "egress": [{"to": [swarm_pods], "ports": peer_ports}],
-    })
-    dns = _policy(swarm, env, ns, "allow-dns", "mesh.discovery", {
-        "podSelector": {"matchLabels": labels.swarm_selector(swarm)},
-        "policyTypes": ["Egress"],
-        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}],
-    })
-    return [PlannedObject(deny, ("firewall",)), PlannedObject(peers, ("mesh", "ports")),
-            PlannedObject(dns, ("mesh", "discovery"))]
+    deny = _policy(
+        swarm, env, ns, "default-deny", "firewall.default", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    )
+    peers = _policy(
+        swarm,
+        env,
+        ns,
+        "allow-peers",
+        "mesh.ports",
+        {
+            "podSelector": {"matchLabels": labels.swarm_selector(swarm)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [swarm_pods], "ports": peer_ports}],
+            "egress": [{"to": [swarm_pods], "ports": peer_ports}],
+        },
+    )
+    dns = _policy(
+        swarm,
+        env,
+        ns,
+        "allow-dns",
+        "mesh.discovery",
+        {
+            "podSelector": {"matchLabels": labels.swarm_selector(swarm)},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+                }
+            ],
+        },
+    )
+    return [
+        PlannedObject(deny, ("firewall",)),
+        PlannedObject(peers, ("mesh", "ports")),
+        PlannedObject(dns, ("mesh", "discovery")),
+    ]
 
 
 def _selector(swarm: Swarm, endpoint: Endpoint) -> dict[str, Any]:
@@ -86,16 +114,30 @@ def rule_policies(swarm: Swarm, env: str, ns: str) -> list[PlannedObject]:
 
 
 def _ingress(swarm: Swarm, env: str, ns: str, rule: FirewallRule, source: str, ports: list[Any]) -> dict[str, Any]:
-    return _policy(swarm, env, ns, f"fw-{rule.name}-in", source, {
-        "podSelector": _selector(swarm, rule.to),
-        "policyTypes": ["Ingress"],
-        "ingress": [{"from": _peer(swarm, rule.source), "ports": ports}],
-    })
+    return _policy(
+        swarm,
+        env,
+        ns,
+        f"fw-{rule.name}-in",
+        source,
+        {
+            "podSelector": _selector(swarm, rule.to),
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": _peer(swarm, rule.source), "ports": ports}],
+        },
+    )
 
 
 def _egress(swarm: Swarm, env: str, ns: str, rule: FirewallRule, source: str, ports: list[Any]) -> dict[str, Any]:
-    return _policy(swarm, env, ns, f"fw-{rule.name}-out", source, {
-        "podSelector": _selector(swarm, rule.source),
-        "policyTypes": ["Egress"],
-        "egress": [{"to": _peer(swarm, rule.to), "ports": ports}],
-    })
+    return _policy(
+        swarm,
+        env,
+        ns,
+        f"fw-{rule.name}-out",
+        source,
+        {
+            "podSelector": _selector(swarm, rule.source),
+            "policyTypes": ["Egress"],
+            "egress": [{"to": _peer(swarm, rule.to), "ports": ports}],
+        },
+    )

@@ -40,9 +40,10 @@ def meta(swarm: Swarm, env: str, name: str, component: str, source: str, ns: str
 
 
 def namespace_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
-    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(swarm, env, ns, "swarm", "metadata", None)}
+    metadata = meta(swarm, env, ns, "swarm", "metadata", None)
     # Pod Security Admission: the node image runs as non-root with a read-only root file system.
-    body["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "restricted"
+    metadata["labels"]["pod-security.kubernetes.io/enforce"] = "restricted"
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
     return PlannedObject(body, ("metadata",))
 
 
@@ -57,8 +58,12 @@ def service_account_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
 
 
 def config_map(swarm: Swarm, env: str, ns: str, name: str, source: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(swarm, env, name, "config", source, ns),
-            "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(swarm, env, name, "config", source, ns),
+        "data": data,
+    }
 
 
 def manifests_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
@@ -81,8 +86,10 @@ def disruption_budget_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
         "kind": "PodDisruptionBudget",
         "metadata": meta(swarm, env, naming.disruption_budget(swarm.metadata.name), "consensus", "consensus", ns),
         # Voluntary evictions may never take the Raft group below a majority.
-        "spec": {"minAvailable": voters // 2 + 1,
-                 "selector": {"matchLabels": {**labels.swarm_selector(swarm), labels.VOTER: "true"}}},
+        "spec": {
+            "minAvailable": voters // 2 + 1,
+            "selector": {"matchLabels": {**labels.swarm_selector(swarm), labels.VOTER: "true"}},
+        },
     }
     return PlannedObject(body, ("consensus",))
 
@@ -91,8 +98,11 @@ def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: 
     pool = swarm.nodes[pool_name]
     name = naming.statefulset(swarm.metadata.name, pool_name)
     selector = labels.pool_selector(swarm, pool_name)
-    pod_labels = {**labels.common(swarm, env, pool_name), **selector,
-                  labels.VOTER: "true" if "voter" in pool.roles else "false"}
+    pod_labels = {
+        **labels.common(swarm, env, pool_name),
+        **selector,
+        labels.VOTER: "true" if "voter" in pool.roles else "false",
+    }
     pod_labels.update({labels.core_label(core): "true" for core in pool.cores})
     config_hash = hashlib.sha256(canonical_json(config).encode()).hexdigest()
     body = {
@@ -107,8 +117,10 @@ def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: 
             "updateStrategy": {"type": "RollingUpdate"},
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": pod_labels,
-                             "annotations": {labels.CONFIG_HASH: config_hash, labels.SOURCE: f"nodes.{pool_name}"}},
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {labels.CONFIG_HASH: config_hash, labels.SOURCE: f"nodes.{pool_name}"},
+                },
                 "spec": _pod_spec(swarm, pool_name, pool),
             },
             "volumeClaimTemplates": [_data_claim(pool)],
@@ -118,8 +130,10 @@ def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: 
 
 
 def _data_claim(pool: Pool) -> dict[str, Any]:
-    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": format_quantity(pool.hardware.storage)}}}
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": format_quantity(pool.hardware.storage)}},
+    }
     if pool.hardware.storage_class is not None:
         spec["storageClassName"] = pool.hardware.storage_class
     return {"metadata": {"name": "data"}, "spec": spec}
@@ -131,19 +145,30 @@ def _pod_spec(swarm: Swarm, pool_name: str, pool: Pool) -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 30,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [_container(swarm, pool)],
         "volumes": _volumes(swarm, pool_name),
         "topologySpreadConstraints": [_spread(swarm, pool_name, "kubernetes.io/hostname", "ScheduleAnyway")],
     }
     if pool.placement.zones:
-        spec["topologySpreadConstraints"].insert(0, _spread(swarm, pool_name, "topology.kubernetes.io/zone",
-                                                            "DoNotSchedule"))
+        spec["topologySpreadConstraints"].insert(
+            0, _spread(swarm, pool_name, "topology.kubernetes.io/zone", "DoNotSchedule")
+        )
     affinity = _node_affinity(pool)
     if affinity:
-        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
-                                             {"nodeSelectorTerms": [{"matchExpressions": affinity}]}}}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": affinity}]
+                }
+            }
+        }
     gpu = pool.hardware.gpu
     if gpu is not None and gpu.model in GPU_CATALOG:
         model = GPU_CATALOG[gpu.model]
@@ -153,8 +178,12 @@ def _pod_spec(swarm: Swarm, pool_name: str, pool: Pool) -> dict[str, Any]:
 
 
 def _spread(swarm: Swarm, pool_name: str, key: str, when: str) -> dict[str, Any]:
-    return {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,
-            "labelSelector": {"matchLabels": labels.pool_selector(swarm, pool_name)}}
+    return {
+        "maxSkew": 1,
+        "topologyKey": key,
+        "whenUnsatisfiable": when,
+        "labelSelector": {"matchLabels": labels.pool_selector(swarm, pool_name)},
+    }
 
 
 def _node_affinity(pool: Pool) -> list[dict[str, Any]]:
@@ -183,12 +212,18 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         ],
-        "ports": [{"name": n, "containerPort": getattr(ports, n), "protocol": "TCP"}
-                  for n in ("mesh", "raft", "grpc", "metrics")],
+        "ports": [
+            {"name": n, "containerPort": getattr(ports, n), "protocol": "TCP"}
+            for n in ("mesh", "raft", "grpc", "metrics")
+        ],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "readinessProbe": probe,
         "livenessProbe": {**probe, "failureThreshold": 6},
         "volumeMounts": _mounts(swarm),
@@ -196,7 +231,7 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
 
 
 def _mounts(swarm: Swarm) -> list[dict[str, Any]]:
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": "/etc/pyagent/node.json", "subPath": "node.json", "readOnly": True},
         {"name": "manifests", "mountPath": "/etc/pyagent/manifests", "readOnly": True},
         {"name": "data", "mountPath": DATA_DIR},
@@ -217,6 +252,14 @@ def _volumes(swarm: Swarm, pool_name: str) -> list[dict[str, Any]]:
     soul = swarm.sovereignty.soul
     if soul is not None:
         # The soul's key is only referenced; its value never appears in a rendered file.
-        volumes.append({"name": "soul", "secret": {"secretName": soul.secret_ref.name, "defaultMode": 0o400,
-                                                   "items": [{"key": soul.secret_ref.key, "path": soul.secret_ref.key}]}})
+        volumes.append(
+            {
+                "name": "soul",
+                "secret": {
+                    "secretName": soul.secret_ref.name,
+                    "defaultMode": 0o400,
+                    "items": [{"key": soul.secret_ref.key, "path": soul.secret_ref.key}],
+                },
+            }
+        )
     return volumes

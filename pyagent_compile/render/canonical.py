@@ -31,6 +31,7 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def to_yaml(value: Any) -> str:
-    text = yaml.dump(value, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True,
-                     width=2**31 - 1, indent=2)
+    text = yaml.dump(
+        value, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=2**31 - 1, indent=2
+    )
     return str(text)
