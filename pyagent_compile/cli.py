@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pyagent_compile import __version__
 from pyagent_compile.commands import compile as compile_cmd
 from pyagent_compile.commands import info
+from pyagent_compile.commands import local as local_cmd
 
 DESCRIPTION = """\
 pyagent compiles declarative swarm specs (YAML) into deterministic Pulumi stacks and plain
@@ -18,11 +19,14 @@ Kubernetes manifests for pyagent's Rust node image.
   pyagent validate SPEC           report every problem in a spec, located to file:line:col
   pyagent explain PA204           what an error code means
   pyagent schema                  the JSON Schema of the spec, for editor completion
+  pyagent up --local STACK        start a swarm's nodes on loopback (STACK: stacks/<swarm>/local)
+  pyagent status STACK            each node's pid, Raft role, term, leader and commit index
+  pyagent down STACK [--purge]    stop them (data kept unless --purge)
 
 Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
 """
 
-COMMAND_MODULES = (compile_cmd, info)
+COMMAND_MODULES = (compile_cmd, info, local_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
