@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -267,6 +268,45 @@ def attempt_get(cluster: Cluster, history: History, client: int, key: str) -> No
         return  # an unanswered read tells nothing
     ret = time.monotonic()
     history.add(Operation(client, call, ret, "get", key, response.value.decode() if response.found else None))
+
+
+def run_clients(
+    cluster: Cluster, history: History, stop: threading.Event, clients: int, registers: int, seed: int
+) -> list[threading.Thread]:
+    def client(cid: int) -> None:
+        rng = random.Random(seed * 1000 + cid)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            roll = rng.random()
+            if roll < 0.3:  # a unique key: "every acknowledged write is present" is checked on these
+                key, value = f"u{cid}-{n}", f"{cid}-{n}"
+                if attempt_put(cluster, history, cid, key, value):
+                    with history.lock:
+                        history.acked_unique[key] = value.encode()
+            elif roll < 0.65:
+                attempt_put(cluster, history, cid, f"r{rng.randrange(registers)}", f"{cid}-{n}")
+            else:
+                attempt_get(cluster, history, cid, f"r{rng.randrange(registers)}")
+
+    threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def acked_count(history: History) -> int:
+    with history.lock:
+        return sum(1 for op in history.ops if op.kind == "put" and op.ret != float("inf"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
 
 
 # -- launching --------------------------------------------------------------------------------

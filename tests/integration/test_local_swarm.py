@@ -79,59 +79,20 @@ def test_thousand_proposals_are_readable_on_every_node(cluster3: harness.Cluster
         assert got.value == values["k0999"]
 
 
-def _run_clients(
-    cluster: harness.Cluster, history: harness.History, stop: threading.Event, clients: int, registers: int, seed: int
-) -> list[threading.Thread]:
-    def client(cid: int) -> None:
-        rng = random.Random(seed * 1000 + cid)
-        n = 0
-        while not stop.is_set():
-            n += 1
-            roll = rng.random()
-            if roll < 0.3:  # a unique key: "every acknowledged write is present" is checked on these
-                key, value = f"u{cid}-{n}", f"{cid}-{n}"
-                if harness.attempt_put(cluster, history, cid, key, value):
-                    with history.lock:
-                        history.acked_unique[key] = value.encode()
-            elif roll < 0.65:
-                harness.attempt_put(cluster, history, cid, f"r{rng.randrange(registers)}", f"{cid}-{n}")
-            else:
-                harness.attempt_get(cluster, history, cid, f"r{rng.randrange(registers)}")
-
-    threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
-    for t in threads:
-        t.start()
-    return threads
-
-
-def _acked_count(history: harness.History) -> int:
-    with history.lock:
-        return sum(1 for op in history.ops if op.kind == "put" and op.ret != float("inf"))
-
-
-def _wait_for(condition: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def test_kill_leader_mid_stream_loses_no_acknowledged_write(cluster3: harness.Cluster) -> None:
     cluster = cluster3
     leader = cluster.wait_leader()
     history = harness.History()
     stop = threading.Event()
-    threads = _run_clients(cluster, history, stop, clients=6, registers=5, seed=1)
+    threads = harness.run_clients(cluster, history, stop, clients=6, registers=5, seed=1)
     try:
-        _wait_for(lambda: _acked_count(history) >= 150, 60)
+        harness.wait_for(lambda: harness.acked_count(history) >= 150, 60)
         cluster.kill(leader, signal.SIGKILL)
         new_leader = cluster.wait_leader(among={n for n in cluster.clients if n != leader})
-        before = _acked_count(history)
-        _wait_for(lambda: _acked_count(history) >= before + 150, 60)
+        before = harness.acked_count(history)
+        harness.wait_for(lambda: harness.acked_count(history) >= before + 150, 60)
         cluster.restart(leader)
-        _wait_for(lambda: _acked_count(history) >= before + 250, 60)
+        harness.wait_for(lambda: harness.acked_count(history) >= before + 250, 60)
     finally:
         stop.set()
         for t in threads:
