@@ -32,7 +32,7 @@ test: setup lint native pytest
 # Regenerate the committed stacks and golden files after an intended change; review the diff.
 golden: setup
 	$(VENV)/pyagent compile
-	$(VENV)/python -m tests.golden regenerate
+	$(VENV)/pyagent schema > specs/swarm.schema.json
 
 bench: setup
 	$(VENV)/python benchmarks/compile_bench.py

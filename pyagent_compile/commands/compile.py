@@ -95,14 +95,20 @@ def run_compile(args: argparse.Namespace) -> int:
         if result.local is not None:
             folder = target.out / result.local.swarm / LOCAL_ENV
             diags += _emit(args, folder, render_local(result.local), lines)
+        swarm = next((e.plan.swarm for e in result.environments if e.plan is not None), None)
+        if args.env is None and swarm is not None:
+            current = {e.name for e in result.environments} | {LOCAL_ENV}
+            for orphan in emit.orphan_stacks(target.out / swarm, current):
+                diags += _emit(args, orphan, None, lines)
     code = report(args, diags, len(results))
     if args.format == "text":
         sys.stderr.write("".join(lines))
     return code
 
 
-def _emit(args: argparse.Namespace, folder: Path, files: dict[str, str], lines: list[str]) -> list[Diagnostic]:
-    diff = emit.compare(folder, files)
+def _emit(args: argparse.Namespace, folder: Path, files: dict[str, str] | None, lines: list[str]) -> list[Diagnostic]:
+    """Write (or with --check, compare) one stack folder; `files` None removes an orphaned stack."""
+    diff = emit.compare(folder, files) if files is not None else emit.compare_orphan(folder)
     shown = display_path(folder)
     if args.check:
         if not diff.stale:
@@ -129,7 +135,10 @@ def _emit(args: argparse.Namespace, folder: Path, files: dict[str, str], lines: 
                 help="move them away, or pass --force to overwrite",
             )
         ]
-    emit.write(folder, files, diff)
+    emit.write(folder, files or {}, diff)
+    if files is None:
+        lines.append(f"removed {shown}: its environment is no longer in the spec\n")
+        return []
     objects = sum(1 for p in files if p.startswith("manifests/"))
     nodes = sum(1 for p in files if p.startswith("nodes/"))
     changed = len(diff.added) + len(diff.changed) + len(diff.removed)

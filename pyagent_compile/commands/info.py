@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
+from pyagent_compile.canonical import to_json
 from pyagent_compile.diagnostics.codes import CODES, explain
 from pyagent_compile.model.gpus import catalog_table
 from pyagent_compile.model.spec import Swarm
-from pyagent_compile.render.canonical import to_json
 
 SCHEMA_ID = "https://pyagent.dev/schemas/swarm-v1alpha1.json"
 
@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     explain_cmd.add_argument("code", nargs="?")
     explain_cmd.add_argument("--list", action="store_true", help="list every code")
+    explain_cmd.add_argument(
+        "--format",
+        choices=("text", "markdown"),
+        default="text",
+        help="with --list: markdown gives the table the README embeds",
+    )
     explain_cmd.set_defaults(run=run_explain)
 
 
@@ -43,10 +49,19 @@ def run_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def code_listing() -> str:
+    return "".join(f"{code}  {info.title}\n" for code, info in CODES.items())
+
+
+def code_table_markdown() -> str:
+    rows = ["| code | problem | exit |", "| --- | --- | --- |"]
+    rows += [f"| {code} | {info.title} | {info.exit_code} |" for code, info in CODES.items()]
+    return "\n".join(rows) + "\n"
+
+
 def run_explain(args: argparse.Namespace) -> int:
     if args.list or not args.code:
-        for code, info in CODES.items():
-            sys.stdout.write(f"{code}  {info.title}\n")
+        sys.stdout.write(code_table_markdown() if args.format == "markdown" else code_listing())
         return 0
     text = explain(args.code)
     if text is None:

@@ -80,15 +80,37 @@ def compare(folder: Path, texts: dict[str, str]) -> StackDiff:
     return diff
 
 
+def compare_orphan(folder: Path) -> StackDiff:
+    """A stack folder whose environment is gone: every file pyagent generated there goes."""
+    previous = _read_marker(folder) or {}
+    diff = StackDiff()
+    for rel in sorted(set(previous) | {MARKER}):
+        current = _read(folder / rel)
+        if current is None:
+            continue
+        diff.removed.append(rel)
+        if rel != MARKER and _digest(current) != previous[rel]:
+            diff.conflicts.append(rel)
+    return diff
+
+
+def orphan_stacks(swarm_folder: Path, current: set[str]) -> list[Path]:
+    """Environment folders that pyagent generated and that the spec no longer declares."""
+    if not swarm_folder.is_dir():
+        return []
+    return sorted(p for p in swarm_folder.iterdir() if p.name not in current and (p / MARKER).is_file())
+
+
 def write(folder: Path, texts: dict[str, str], diff: StackDiff) -> None:
     """Apply `diff` (computed by `compare` with no conflicts, or with --force)."""
     files = {p: t.encode() for p, t in texts.items()}
-    files[MARKER] = _marker_content(files)
+    if texts or not diff.removed:
+        files[MARKER] = _marker_content(files)
     for rel in [*diff.added, *diff.changed]:
         _atomic_write(folder / rel, files[rel])
     for rel in diff.removed:
         (folder / rel).unlink(missing_ok=True)
-        _prune_empty(folder, (folder / rel).parent)
+        _prune_empty(folder.parent, (folder / rel).parent)
 
 
 def _atomic_write(path: Path, content: bytes) -> None:

@@ -18,6 +18,15 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagnostic]]:
     """Load one spec file. `display` is the path shown in diagnostics and source maps."""
+    if path.is_dir():
+        return None, [
+            Diagnostic(
+                "PA100",
+                f"{display} is a directory, not a spec file",
+                primary=Label(Span(display, 1, 1)),
+                help="name the spec file inside it, e.g. swarm.yaml",
+            )
+        ]
     if path.suffix in YAML_SUFFIXES:
         text, diags = read_text(path, display)
         if text is None:

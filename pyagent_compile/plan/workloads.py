@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
+from pyagent_compile.canonical import to_json as canonical_json
 from pyagent_compile.model.gpus import GPU_CATALOG
 from pyagent_compile.model.quantity import format_quantity
 from pyagent_compile.model.resources import voter_count
@@ -16,10 +16,6 @@ from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
 
 RUN_AS = 10001
 DEV_IMAGE_TAG = "dev"
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
 def image_of(swarm: Swarm) -> str:

@@ -8,8 +8,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pyagent_compile import __version__
+from pyagent_compile.canonical import to_json
 from pyagent_compile.plan.model import Plan
-from pyagent_compile.render.canonical import to_json
 
 # The versions the generated program is tested against (tests/test_pulumi_program.py).
 PULUMI_VERSION = "3.272.0"

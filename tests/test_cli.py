@@ -1,0 +1,215 @@
+"""The command line as users and CI meet it: exit codes, formats, unreadable input, and a
+stack folder that never loses a file the user had."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyagent_compile.canonical import to_json
+from pyagent_compile.commands.info import swarm_json_schema
+from tests.conftest import CLI, ROOT
+
+LAPTOP = ROOT / "examples" / "laptop" / "swarm.yaml"
+
+
+def run_subprocess(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pyagent_compile", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code"),
+    [
+        ("empty.yaml", b"", 1),
+        ("binary.yaml", bytes(range(256)) * 4, 2),
+        ("latin1.yaml", "name: caf\xe9\n".encode("latin-1"), 2),
+        ("list.yaml", b"- a\n- b\n", 1),
+        ("spec.json", b"{}", 2),
+    ],
+)
+def test_unreadable_or_wrong_input_is_a_clean_error(tmp_path: Path, name: str, content: bytes, code: int) -> None:
+    (tmp_path / name).write_bytes(content)
+    result = run_subprocess("validate", str(tmp_path / name))
+    assert result.returncode == code
+    assert "Traceback" not in result.stderr
+    assert "error[PA" in result.stderr
+
+
+def test_a_directory_and_a_missing_file_exit_2(tmp_path: Path) -> None:
+    for target in (tmp_path, tmp_path / "nope.yaml"):
+        result = run_subprocess("validate", str(target))
+        assert result.returncode == 2 and "error[PA100]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_50_mb_input_is_refused_without_a_traceback(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    result = run_subprocess("validate", str(big))
+    assert result.returncode == 2 and "error[PA107]" in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run_subprocess("compile", "--format", "yaml").returncode == 2
+    assert run_subprocess().returncode == 2
+
+
+def test_valid_spec_exits_0(pyagent: CLI, in_root: Path) -> None:
+    run = pyagent("validate", "examples/research/swarm.yaml")
+    assert run.code == 0 and "ok:" in run.err
+
+
+def test_every_problem_in_one_run_sorted_with_a_summary(pyagent: CLI, in_root: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "swarm.yaml"
+    text = LAPTOP.read_text().replace("storage: 2Gi", "storage: 2Gi\n      gpus: 1")
+    spec.write_text(text.replace("replicas: 3", "replicas: 0").replace("blockSize: 16", "blockSize: 17"))
+    run = pyagent("validate", str(spec), "--format", "json")
+    document = json.loads(run.out)
+    lines = [d["location"]["line"] for d in document["diagnostics"]]
+    assert len(lines) == 3 and lines == sorted(lines)
+    assert document["summary"] == {"errors": 3, "warnings": 0}
+    text_run = pyagent("validate", str(spec), "--color", "never")
+    assert text_run.err.rstrip().endswith("3 errors, 0 warnings in 1 spec")
+
+
+def test_github_annotations(pyagent: CLI, in_root: Path) -> None:
+    run = pyagent("validate", "tests/bad/01-unknown-core-typo.yaml", "--format", "github")
+    first = run.out.splitlines()[0]
+    assert first.startswith("::error file=tests/bad/01-unknown-core-typo.yaml,line=28,col=20,")
+    assert "title=PA204" in first and "unknown core" in first
+
+
+def test_unknown_environment(pyagent: CLI, in_root: Path) -> None:
+    run = pyagent("validate", "examples/research/swarm.yaml", "--env", "prd")
+    assert run.code == 2 and "PA001" in run.err and 'did you mean "prod"?' in run.err
+
+
+def test_explain_prints_every_code(pyagent: CLI) -> None:
+    listing = pyagent("explain", "--list").out
+    for code in ("PA101", "PA204", "PA305"):
+        assert code in listing
+        assert pyagent("explain", code).code == 0
+    assert "H100-80GB" in pyagent("explain", "PA302").out
+    assert pyagent("explain", "PA999").code == 2
+
+
+def test_published_schema_is_current() -> None:
+    published = (ROOT / "specs" / "swarm.schema.json").read_text()
+    assert published == to_json(swarm_json_schema()), "run `make golden` to republish specs/swarm.schema.json"
+
+
+def test_schema_validates_the_examples_and_rejects_a_typo() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    schema = swarm_json_schema()
+    for spec in sorted((ROOT / "examples").glob("*/swarm.yaml")):
+        jsonschema.validate(yaml.safe_load(spec.read_text()), schema)
+    bad = yaml.safe_load(LAPTOP.read_text())
+    bad["nodes"]["agents"]["replica"] = 3
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_no_spec_and_no_project_file(pyagent: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = pyagent("compile")
+    assert run.code == 2 and "PA003" in run.err
+
+
+# -- the stack folder ---------------------------------------------------------------------------
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "examples" / "laptop", tmp_path / "laptop")
+    (tmp_path / "pyagent.toml").write_text('[[spec]]\npath = "laptop/swarm.yaml"\n')
+    return tmp_path
+
+
+def test_check_names_stale_files_and_compile_fixes_them(
+    pyagent: CLI, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    assert pyagent("compile").code == 0
+    assert pyagent("compile", "--check").code == 0
+    spec = project / "laptop" / "swarm.yaml"
+    spec.write_text(spec.read_text().replace("replicas: 3", "replicas: 5"))
+    run = pyagent("compile", "--check")
+    assert run.code == 1 and "PA004" in run.err and "changed stacks/laptop/dev/plan.json" in run.err
+    assert pyagent("compile").code == 0
+    assert pyagent("compile", "--check").code == 0
+
+
+def test_removed_objects_are_removed_but_user_files_stay(
+    pyagent: CLI, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    spec = project / "laptop" / "swarm.yaml"
+    original = spec.read_text()
+    extra_pool = "nodes:\n  extra:\n    replicas: 1\n    roles: [voter]\n    hardware: {cpu: 1, memory: 1Gi}\n"
+    spec.write_text(original.replace("nodes:\n", extra_pool, 1))
+    assert pyagent("compile").code == 0
+    stack = project / "stacks" / "laptop" / "dev"
+    extra = {p.name for p in (stack / "manifests").iterdir() if "extra" in p.name}
+    assert extra == {"02-configmap-laptop-extra-config.yaml", "06-statefulset-laptop-extra.yaml"}
+    (stack / "NOTES.md").write_text("my notes")
+    spec.write_text(original)
+    assert pyagent("compile").code == 0
+    assert not any("extra" in p.name for p in (stack / "manifests").iterdir())
+    assert (stack / "NOTES.md").read_text() == "my notes"
+    assert pyagent("compile", "--check").code == 0
+
+
+def test_a_removed_environment_is_stale_and_then_removed(
+    pyagent: CLI, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    spec = project / "laptop" / "swarm.yaml"
+    original = spec.read_text()
+    spec.write_text(original.replace("  dev: {}\n", "  dev: {}\n  qa: {tier: dev}\n"))
+    assert pyagent("compile").code == 0
+    assert (project / "stacks" / "laptop" / "qa" / "plan.json").is_file()
+    spec.write_text(original)
+    run = pyagent("compile", "--check")
+    assert run.code == 1 and "stacks/laptop/qa" in run.err
+    assert pyagent("compile").code == 0
+    assert not (project / "stacks" / "laptop" / "qa").exists()
+
+
+def test_hand_edited_generated_file_is_not_overwritten(
+    pyagent: CLI, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    assert pyagent("compile").code == 0
+    edited = project / "stacks" / "laptop" / "dev" / "plan.json"
+    edited.write_text(edited.read_text() + "\n")
+    spec = project / "laptop" / "swarm.yaml"
+    spec.write_text(spec.read_text().replace("replicas: 3", "replicas: 5"))
+    run = pyagent("compile")
+    assert run.code == 2 and "PA005" in run.err
+    assert edited.read_text().endswith("\n\n")
+    assert pyagent("compile", "--force").code == 0
+
+
+def test_a_file_pyagent_did_not_write_is_not_overwritten(
+    pyagent: CLI, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    stack = project / "stacks" / "laptop" / "dev"
+    stack.mkdir(parents=True)
+    (stack / "Pulumi.yaml").write_text("name: mine\n")
+    run = pyagent("compile")
+    assert run.code == 2 and "PA005" in run.err
+    assert (stack / "Pulumi.yaml").read_text() == "name: mine\n"
