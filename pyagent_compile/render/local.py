@@ -7,8 +7,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pyagent_compile import __version__
+from pyagent_compile.canonical import to_json
 from pyagent_compile.plan.local import DATA_DIR, LocalPlan
-from pyagent_compile.render.canonical import to_json
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "local"
 
