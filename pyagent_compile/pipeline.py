@@ -116,16 +116,25 @@ def _check_local_size(env: EnvironmentResult) -> Diagnostic | None:
     if count <= MAX_NODES:
         return None
     span = env.doc.key_span(("nodes",))
-    return Diagnostic("PA601", f"the local target runs one process per replica, {count} here; at most {MAX_NODES} "
-                      "fit in a swarm's loopback port slot", path="nodes", primary=Label(span) if span else None,
-                      help="lower `replicas` in the `dev` environment's overrides; the local target uses them")
+    return Diagnostic(
+        "PA601",
+        f"the local target runs one process per replica, {count} here; at most {MAX_NODES} "
+        "fit in a swarm's loopback port slot",
+        path="nodes",
+        primary=Label(span) if span else None,
+        help="lower `replicas` in the `dev` environment's overrides; the local target uses them",
+    )
 
 
 def _reserved_local(base: Document) -> Diagnostic:
     span = base.key_span(("environments", LOCAL_ENV))
-    return Diagnostic("PA602", "the environment name `local` is reserved for the local target",
-                      path=f"environments.{LOCAL_ENV}", primary=Label(span) if span else None,
-                      help="rename it; the local target takes its values from `dev` (or the base spec)")
+    return Diagnostic(
+        "PA602",
+        "the environment name `local` is reserved for the local target",
+        path=f"environments.{LOCAL_ENV}",
+        primary=Label(span) if span else None,
+        help="rename it; the local target takes its values from `dev` (or the base spec)",
+    )
 
 
 def _tier_of(base: Document, name: str) -> Tier:

@@ -233,8 +233,7 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA613": CodeInfo(
         "key generation failed",
-        "`pyagent-node keygen` failed for a node; its output is shown. Check that the data "
-        "directory is writable.",
+        "`pyagent-node keygen` failed for a node; its output is shown. Check that the data directory is writable.",
     ),
     "PA614": CodeInfo(
         "node exited",

@@ -39,10 +39,12 @@ def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
     build = None
     if swarm.image.build == "native":
         ports = swarm.mesh.ports
-        build = ImageBuild(image_of(swarm), {"mesh": ports.mesh, "raft": ports.raft, "grpc": ports.grpc,
-                                             "metrics": ports.metrics})
-    return Plan(swarm=name, environment=env, tier=tier, namespace=ns, objects=ordered, node_configs=configs,
-                image_build=build)
+        build = ImageBuild(
+            image_of(swarm), {"mesh": ports.mesh, "raft": ports.raft, "grpc": ports.grpc, "metrics": ports.metrics}
+        )
+    return Plan(
+        swarm=name, environment=env, tier=tier, namespace=ns, objects=ordered, node_configs=configs, image_build=build
+    )
 
 
 __all__ = ["Plan", "PlannedObject", "build_plan"]
