@@ -95,8 +95,12 @@ class NodeClient:
         return response
 
     def get(self, key: str, stale: bool = False, timeout: float = 2.0) -> pb.GetResponse:
-        response: pb.GetResponse = self.stub.Get(pb.GetRequest(key=key, stale=stale), timeout=timeout)
-        return response
+        """Linearizable unless `stale`; raises NotLeader when a follower cannot serve it."""
+        try:
+            response: pb.GetResponse = self.stub.Get(pb.GetRequest(key=key, stale=stale), timeout=timeout)
+            return response
+        except grpc.RpcError as error:
+            raise _redirect(error) from error
 
     def submit(self, command: pb.SignedCommand, timeout: float = 5.0) -> pb.CommandResult:
         """Raises NotLeader when this node is a follower (with the leader it names)."""
@@ -104,14 +108,17 @@ class NodeClient:
             response: pb.CommandResult = self.stub.Submit(command, timeout=timeout)
             return response
         except grpc.RpcError as error:
-            call: Any = error
-            if call.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                trailers = {str(k): v for k, v in (call.trailing_metadata() or ())}
-                leader = str(trailers.get(LEADER_ID_TRAILER, "0"))
-                raise NotLeader(
-                    int(leader) if leader.isdigit() else 0, str(trailers.get(LEADER_GRPC_TRAILER, ""))
-                ) from error
-            raise
+            raise _redirect(error) from error
+
+
+def _redirect(error: grpc.RpcError) -> Exception:
+    """FAILED_PRECONDITION from a follower becomes NotLeader (with the leader its trailers name)."""
+    call: Any = error
+    if call.code() != grpc.StatusCode.FAILED_PRECONDITION:
+        return error
+    trailers = {str(k): v for k, v in (call.trailing_metadata() or ())}
+    leader = str(trailers.get(LEADER_ID_TRAILER, "0"))
+    return NotLeader(int(leader) if leader.isdigit() else 0, str(trailers.get(LEADER_GRPC_TRAILER, "")))
 
 
 def put_command(key: str, value: bytes) -> pb.Command:

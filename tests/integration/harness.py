@@ -263,6 +263,9 @@ def attempt_get(cluster: Cluster, history: History, client: int, key: str) -> No
     call = time.monotonic()
     try:
         response = cluster.clients[target].get(key, timeout=2.0)
+    except NotLeader as redirect:
+        cluster.leader_hint = redirect.leader_id
+        return
     except grpc.RpcError:
         cluster.leader_hint = 0
         return  # an unanswered read tells nothing
