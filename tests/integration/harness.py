@@ -236,7 +236,7 @@ UNKNOWN = (
 
 def attempt_put(cluster: Cluster, history: History, client: int, key: str, value: str) -> bool:
     """One attempt, recorded: acknowledged (True), definitely not applied, or unknown (ret=inf)."""
-    target = cluster.leader_hint or cluster.stack.nodes[0].id
+    target = cluster.leader_hint or random.choice(sorted(cluster.clients))
     command = cluster.signer.sign(put_command(key, value.encode()))
     call = time.monotonic()
     try:
@@ -259,7 +259,7 @@ def attempt_put(cluster: Cluster, history: History, client: int, key: str, value
 
 
 def attempt_get(cluster: Cluster, history: History, client: int, key: str) -> None:
-    target = cluster.leader_hint or cluster.stack.nodes[0].id
+    target = cluster.leader_hint or random.choice(sorted(cluster.clients))
     call = time.monotonic()
     try:
         response = cluster.clients[target].get(key, timeout=2.0)
