@@ -90,6 +90,8 @@ def prepare(stack: LocalStack, daemon: Path) -> list[Diagnostic]:
     """Data dirs (0700), one key per node (`keygen`), and data/members.json with every public key."""
     stack.data_root.mkdir(mode=0o700, exist_ok=True)
     os.chmod(stack.data_root, 0o700)
+    # The full member entries of the rendered config, each with the key keygen printed.
+    rendered = {int(m["nodeId"]): dict(m) for m in json.loads(stack.nodes[0].config.read_text())["members"]}
     members = []
     for node in stack.nodes:
         node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -110,7 +112,7 @@ def prepare(stack: LocalStack, daemon: Path) -> list[Diagnostic]:
                     help=(done.stderr.strip() or done.stdout.strip())[-2000:],
                 )
             ]
-        members.append({"nodeId": node.id, "name": node.name, "publicKey": key})
+        members.append({**rendered[node.id], "publicKey": key})
     text = json.dumps({"members": members}, indent=2, sort_keys=True) + "\n"
     stack.members_file.write_text(text, encoding="utf-8")
     os.chmod(stack.members_file, 0o600)
