@@ -55,6 +55,12 @@ nodes:
     replicas: 3
     roles: [voter]
     hardware: {cpu: 1, memory: 1Gi}
+memory:
+  kv:
+    blockSize: 16
+    bytesPerToken: 32Ki
+    capacity:
+      blocks: 256
 environments:
   dev: {}
 """

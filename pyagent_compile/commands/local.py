@@ -8,8 +8,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from pyagent_compile.commands.output import add_format_options, end_progress, progress, report
-from pyagent_compile.diagnostics import Diagnostic
+from pyagent_compile.commands.output import add_format_options, end_progress, progress, use_colour
+from pyagent_compile.diagnostics import Diagnostic, Diagnostics
+from pyagent_compile.diagnostics.codes import exit_code_for
+from pyagent_compile.diagnostics.machine import render_json
+from pyagent_compile.diagnostics.sources import SourceCache
+from pyagent_compile.diagnostics.text import render_text
 from pyagent_compile.local.daemon import find_daemon
 from pyagent_compile.local.processes import check_ports, log_tail, node_pid, prepare, start_node, stop_nodes
 from pyagent_compile.local.stack import LocalStack, load_stack
@@ -70,6 +74,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     down.set_defaults(run=run_down)
 
 
+def _finish(
+    args: argparse.Namespace, diags: list[Diagnostic], payload: dict[str, object] | None = None, text: str = ""
+) -> int:
+    """One JSON document (the payload and the diagnostics) or text on stdout and problems on stderr."""
+    if args.format == "json":
+        collected = Diagnostics(list(diags))
+        document = json.loads(render_json(collected.sorted(), collected.errors, collected.warnings))
+        document.update(payload or {})
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return exit_code_for([d.code for d in diags if d.severity.value == "error"])
+    sys.stdout.write(text)
+    collected = Diagnostics(list(diags))
+    if diags:
+        sys.stderr.write(render_text(collected.sorted(), SourceCache(Path.cwd()), use_colour(args)) + "\n")
+        sys.stderr.write(f"{collected.errors} error(s), {collected.warnings} warning(s)\n")
+    return exit_code_for([d.code for d in diags if d.severity.value == "error"])
+
+
 def _load(args: argparse.Namespace) -> tuple[LocalStack | None, list[Diagnostic]]:
     stack, diag = load_stack(Path(args.stack))
     return stack, [diag] if diag else []
@@ -93,13 +115,12 @@ def _opt(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def _print_status(args: argparse.Namespace, stack: LocalStack, views: list[NodeView], leader: int | None) -> None:
-    if args.format == "json":
-        sys.stdout.write(
-            json.dumps({"swarm": stack.swarm, "leader": leader, "nodes": [v.to_json() for v in views]}, indent=2) + "\n"
-        )
-    else:
-        sys.stdout.write(f"swarm {stack.swarm} ({stack.folder})\n" + status_table(views, leader))
+def _status_payload(stack: LocalStack, views: list[NodeView], leader: int | None) -> dict[str, object]:
+    return {"swarm": stack.swarm, "leader": leader, "nodes": [v.to_json() for v in views]}
+
+
+def _status_text(stack: LocalStack, views: list[NodeView], leader: int | None) -> str:
+    return f"swarm {stack.swarm} ({stack.folder})\n" + status_table(views, leader)
 
 
 def _view_diags(views: list[NodeView]) -> list[Diagnostic]:
@@ -113,10 +134,10 @@ def _view_diags(views: list[NodeView]) -> list[Diagnostic]:
 def run_up(args: argparse.Namespace) -> int:
     stack, diags = _load(args)
     if stack is None:
-        return report(args, diags, 1)
+        return _finish(args, diags)
     running = [n.name for n in stack.nodes if node_pid(n) is not None]
     if running:
-        return report(
+        return _finish(
             args,
             [
                 Diagnostic(
@@ -125,11 +146,10 @@ def run_up(args: argparse.Namespace) -> int:
                     help=f"pyagent status {args.stack}  /  pyagent down {args.stack}",
                 )
             ],
-            1,
         )
     diags = check_ports(stack)
     if diags:
-        return report(args, diags, 1)
+        return _finish(args, diags)
 
     def say(message: str) -> None:
         if args.format == "text":
@@ -137,12 +157,12 @@ def run_up(args: argparse.Namespace) -> int:
 
     daemon, diag = find_daemon(report=say)
     if daemon is None:
-        return report(args, [diag] if diag else [], 1)
+        return _finish(args, [diag] if diag else [])
     progress(args, f"generating keys for {len(stack.nodes)} node(s)")
     diags = prepare(stack, daemon)
     if diags:
         end_progress(args)
-        return report(args, diags, 1)
+        return _finish(args, diags)
     processes = {}
     for node in stack.nodes:
         progress(args, f"starting {node.name}")
@@ -158,7 +178,7 @@ def run_up(args: argparse.Namespace) -> int:
         node = stack.node(exited)
         code = processes[exited].returncode
         stop_nodes(stack.nodes, timeout=5.0)
-        return report(
+        return _finish(
             args,
             [
                 Diagnostic(
@@ -167,64 +187,49 @@ def run_up(args: argparse.Namespace) -> int:
                     help=f"last lines of {node.log_file}:\n{log_tail(node)}",
                 )
             ],
-            1,
         )
-    _print_status(args, stack, views, leader)
+    diags = []
     if leader is None:
-        return report(
-            args,
-            [
-                Diagnostic(
-                    "PA615",
-                    f"no leader elected within {args.timeout:g}s; the nodes keep running",
-                    help=f"logs: {stack.data_root}/<node>/node.log; stop with `pyagent down {args.stack}`",
-                )
-            ],
-            1,
+        diags.append(
+            Diagnostic(
+                "PA615",
+                f"no leader elected within {args.timeout:g}s; the nodes keep running",
+                help=f"logs: {stack.data_root}/<node>/node.log; stop with `pyagent down {args.stack}`",
+            )
         )
-    return report(args, [], 1)
+    return _finish(args, diags, _status_payload(stack, views, leader), _status_text(stack, views, leader))
 
 
 def run_status(args: argparse.Namespace) -> int:
     stack, diags = _load(args)
     if stack is None:
-        return report(args, diags, 1)
+        return _finish(args, diags)
     views = swarm_view(stack)
     leader = agreed_leader(stack, views)
-    _print_status(args, stack, views, leader)
     diags = _view_diags(views)
     if leader is None and not diags:
         diags.append(Diagnostic("PA615", "the running nodes do not agree on a leader"))
-    return report(args, diags, 1)
+    return _finish(args, diags, _status_payload(stack, views, leader), _status_text(stack, views, leader))
 
 
 def run_down(args: argparse.Namespace) -> int:
     stack, diags = _load(args)
     if stack is None:
-        return report(args, diags, 1)
+        return _finish(args, diags)
     results, diags = stop_nodes(stack.nodes, args.timeout, lambda m: progress(args, m))
     end_progress(args)
     stopped = [r for r in results if r.pid is not None]
     if args.purge and stack.data_root.is_dir():
         shutil.rmtree(stack.data_root)
-    if args.format == "json":
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "swarm": stack.swarm,
-                    "stopped": [r.node for r in stopped],
-                    "killed": [r.node for r in stopped if r.killed],
-                    "purged": bool(args.purge),
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-    else:
-        what = f"stopped {len(stopped)} node(s) of {stack.swarm}" if stopped else f"{stack.swarm}: no node was running"
-        kept = "data deleted" if args.purge else f"data kept in {stack.data_root}"
-        sys.stdout.write(f"{what}; {kept}\n")
-    return report(args, diags, 1)
+    payload: dict[str, object] = {
+        "swarm": stack.swarm,
+        "stopped": [r.node for r in stopped],
+        "killed": [r.node for r in stopped if r.killed],
+        "purged": bool(args.purge),
+    }
+    what = f"stopped {len(stopped)} node(s) of {stack.swarm}" if stopped else f"{stack.swarm}: no node was running"
+    kept = "data deleted" if args.purge else f"data kept in {stack.data_root}"
+    return _finish(args, diags, payload, f"{what}; {kept}\n")
 
 
 __all__ = ["register"]

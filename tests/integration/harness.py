@@ -47,8 +47,14 @@ nodes:
       cpu: 1
       memory: 1Gi
 consensus:
-  electionTimeout: {{min: 300ms, max: 600ms}}
-  heartbeat: 100ms
+  electionTimeout: {{minMs: 300, maxMs: 600}}
+  heartbeatMs: 100
+memory:
+  kv:
+    blockSize: 16
+    bytesPerToken: 32Ki
+    capacity:
+      blocks: 256
 environments:
   dev: {{}}
 """
