@@ -42,15 +42,18 @@ def signed_bytes(swarm: str, signer: int, seq: int, command: bytes) -> bytes:
 
 
 class _Sequence:
-    """Per-signer sequence numbers: time in ns, strictly increasing within this process."""
+    """Per-signer sequence numbers, dense: the daemon accepts a number out of order only within
+    a window of 4096 below the highest it has seen, so concurrent commands must not leave gaps
+    (nanosecond timestamps would). Starting at the time in microseconds keeps a later process's
+    numbers above an earlier one's (unless it issued more than a million commands a second)."""
 
     def __init__(self) -> None:
-        self._last = 0
+        self._last = time.time_ns() // 1000
         self._lock = threading.Lock()
 
     def next(self) -> int:
         with self._lock:
-            self._last = max(self._last + 1, time.time_ns())
+            self._last += 1
             return self._last
 
 
