@@ -23,6 +23,8 @@ from pyagent_compile.diagnostics import Diagnostic, Severity
 from pyagent_compile.local.stack import LocalStack, StackNode
 
 LOG_TAIL_LINES = 12
+# Everything a node writes (keys, Raft log, snapshots) is for its own user only.
+PRIVATE_UMASK = 0o077
 
 
 def _proc_state(pid: int) -> str | None:
@@ -102,6 +104,7 @@ def prepare(stack: LocalStack, daemon: Path) -> list[Diagnostic]:
             text=True,
             check=False,
             timeout=60,
+            umask=PRIVATE_UMASK,
         )
         key = done.stdout.strip()
         if done.returncode != 0 or not key:
@@ -125,6 +128,7 @@ def start_node(stack: LocalStack, node: StackNode, daemon: Path) -> subprocess.P
         process = subprocess.Popen(
             [str(daemon), "run", "--config", str(node.config), "--members", str(stack.members_file)],
             cwd=stack.folder,
+            umask=PRIVATE_UMASK,
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=fd,

@@ -470,6 +470,7 @@ def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Clust
                 stdout=fd,
                 stderr=fd,
                 start_new_session=True,
+                umask=processes.PRIVATE_UMASK,
             )
         finally:
             os.close(fd)
