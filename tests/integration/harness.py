@@ -447,8 +447,15 @@ def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Clust
         path = folder / f"{node.name}.json"
         path.write_text(json.dumps(config, indent=2))
         configs[node.id] = path
+    # members.json (with the public keys) overrides the configs' members: rewrite it as well.
     members = json.loads(stack.members_file.read_text())
-    stack_members = stack.members_file
+    for member in members["members"]:
+        other = stack.nodes[member["nodeId"] - 1]
+        member["raft"] = f"{net.data_ip(other.id)}:{other.ports['raft']}"
+        member["grpc"] = f"{net.ctl_ip(other.id)}:{other.ports['grpc']}"
+    stack_members = folder / "members.json"
+    stack_members.write_text(json.dumps(members, indent=2))
+    stack_members.chmod(0o600)
 
     def launch(node: StackNode) -> None:
         fd = os.open(node.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -476,7 +483,6 @@ def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Clust
             os.close(fd)
         node.pid_file.write_text(f"{process.pid}\n")
 
-    del members
     # node_pid() checks that the pid's command line names the node's config: point it at ours.
     rewritten = LocalStack(
         stack.folder,
