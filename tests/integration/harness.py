@@ -421,7 +421,9 @@ class Netns:
 
     def destroy(self) -> None:
         for nid in self.nodes:
-            _ip("netns", "del", self.ns(nid), check=False)  # deletes the veths with it
+            for kind in ("d", "c"):
+                _ip("link", "del", self._link(kind, nid), check=False)  # deletes both ends of the veth
+            _ip("netns", "del", self.ns(nid), check=False)
         for which in ("maj", "min", "ctl"):
             _ip("link", "del", self._bridge(which), check=False)
 
