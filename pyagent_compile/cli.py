@@ -8,8 +8,12 @@ from collections.abc import Sequence
 
 from pyagent_compile import __version__
 from pyagent_compile.commands import compile as compile_cmd
+<<<<<<< HEAD
 from pyagent_compile.commands import info
 from pyagent_compile.commands import local as local_cmd
+=======
+from pyagent_compile.commands import diff, info, policy
+>>>>>>> main
 
 DESCRIPTION = """\
 pyagent compiles declarative swarm specs (YAML) into deterministic Pulumi stacks and plain
@@ -17,6 +21,8 @@ Kubernetes manifests for pyagent's Rust node image.
 
   pyagent compile                 compile every spec in pyagent.toml into stacks/
   pyagent validate SPEC           report every problem in a spec, located to file:line:col
+  pyagent policy check SPEC       sovereignty, zero-trust and hygiene policies on the plan
+  pyagent diff BASE HEAD [SPEC]   per-resource diff of two versions of a spec (PR review)
   pyagent explain PA204           what an error code means
   pyagent schema                  the JSON Schema of the spec, for editor completion
   pyagent up --local STACK        start a swarm's nodes on loopback (STACK: stacks/<swarm>/local)
@@ -26,7 +32,11 @@ Kubernetes manifests for pyagent's Rust node image.
 Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
 """
 
+<<<<<<< HEAD
 COMMAND_MODULES = (compile_cmd, info, local_cmd)
+=======
+COMMAND_MODULES = (compile_cmd, info, policy, diff)
+>>>>>>> main
 
 
 def build_parser() -> argparse.ArgumentParser:

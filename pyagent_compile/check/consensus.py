@@ -10,7 +10,7 @@ from pyagent_compile.model.resources import voter_count
 def check_consensus(ctx: CheckContext) -> list[Diagnostic]:
     voters = voter_count(ctx.swarm)
     voting = [name for name, pool in ctx.swarm.nodes.items() if "voter" in pool.roles]
-    first = ("nodes", voting[0], "roles") if voting else ("nodes",)
+    first = ("nodes", voting[0], "replicas") if voting else ("nodes",)
     related = tuple((("nodes", name, "replicas"), f"{ctx.swarm.nodes[name].replicas} voter(s)") for name in voting[1:])
     if voters == 0:
         return [

@@ -200,6 +200,7 @@ CODES: dict[str, CodeInfo] = {
         "Outside dev the node image must be pinned by digest (`...@sha256:<64 hex>`), so that "
         "what was reviewed is what runs.",
     ),
+<<<<<<< HEAD
     "PA601": CodeInfo(
         "local target too large",
         "The local target runs one node process per replica on loopback, and each swarm has a slot "
@@ -261,6 +262,99 @@ CODES: dict[str, CodeInfo] = {
         "node killed",
         "A node did not exit within the timeout after SIGTERM and was sent SIGKILL. Its data is "
         "kept; the daemon recovers from its durable log on the next start.",
+=======
+    "PA501": CodeInfo(
+        "plaintext secret in a rendered object",
+        "A rendered object carries secret material in plaintext: a Secret with `data`/`stringData`, a "
+        "private key, or a secret-looking environment variable with a literal value. pyagent renders "
+        "secrets by reference only (`secretRef`, `valueFrom`), or sealed to the owner's public key.",
+    ),
+    "PA502": CodeInfo(
+        "personal data outside the allowed jurisdictions",
+        "Every pool may hold personal data (the soul, agent memory, the KV cache of the owner's "
+        "sessions), so every pool must be placed (`placement.jurisdiction`) in one of "
+        "`sovereignty.personalData.jurisdictions`. A pool without a jurisdiction cannot be shown to comply.",
+    ),
+    "PA503": CodeInfo(
+        "personal data jurisdictions not declared",
+        "The swarm has an owner, so its memory and KV cache hold the owner's data, but "
+        "`sovereignty.personalData.jurisdictions` is not declared: nothing restricts where it may live.",
+    ),
+    "PA504": CodeInfo(
+        "peers receive more than work payloads",
+        "A node's configuration lets peers outside the owner's trust set receive more than work "
+        "payloads (`sovereignty.peers.share` must be `work-payloads`).",
+    ),
+    "PA505": CodeInfo(
+        "memory volume not on an encrypted storage class",
+        "Outside dev, the persistent volume that holds Raft log, memory and KV spill must name a "
+        "storage class (`hardware.storageClass`) that encrypts at rest; the cluster default is unknown.",
+    ),
+    "PA506": CodeInfo(
+        "image not pinned by digest",
+        "Outside dev every container image is pinned by digest (`@sha256:<64 hex>`), so that what was "
+        "reviewed is what runs.",
+    ),
+    "PA510": CodeInfo(
+        "namespace without default-deny NetworkPolicy",
+        "Every namespace gets a NetworkPolicy that selects all pods (`podSelector: {}`) for both "
+        "Ingress and Egress and allows nothing; everything else is an explicit allow.",
+    ),
+    "PA511": CodeInfo(
+        "allow rule not concrete",
+        "Every NetworkPolicy allow rule names its peers and its ports; an empty peer list means "
+        '"everyone" and an empty port list "every port". Ingress from 0.0.0.0/0 (or ::/0) needs a '
+        "waiver with a reason.",
+    ),
+    "PA512": CodeInfo(
+        "mesh or Raft port open beyond the swarm",
+        "The mesh and Raft ports carry consensus and gossip between members; only the swarm's own "
+        "pods may reach them, never an IP block or another namespace.",
+    ),
+    "PA513": CodeInfo(
+        "unrestricted egress",
+        "Egress goes to named peers only; an egress rule to 0.0.0.0/0, ::/0 or any block wider than "
+        "/8 (/16 for IPv6) lets a compromised agent send data anywhere.",
+    ),
+    "PA520": CodeInfo(
+        "resource requests or limits missing",
+        "Every container sets CPU and memory requests and limits, so one agent cannot starve a node.",
+    ),
+    "PA521": CodeInfo(
+        "privileged container",
+        "No container is privileged, may escalate privileges, adds capabilities, or shares the host's "
+        "network, PID or IPC namespace.",
+    ),
+    "PA522": CodeInfo(
+        "writable root file system",
+        "Containers run with `readOnlyRootFilesystem: true`; writable state lives on named volumes.",
+    ),
+    "PA523": CodeInfo(
+        "container may run as root",
+        "Pods run with `runAsNonRoot: true` and a non-zero `runAsUser`.",
+    ),
+    "PA524": CodeInfo(
+        "service account token auto-mounted",
+        "Neither the ServiceAccount nor the pod auto-mounts an API token; the node never talks to the "
+        "Kubernetes API. Waive this rule for a pod that really needs one.",
+    ),
+    "PA595": CodeInfo(
+        "cannot read a git revision",
+        "`pyagent diff BASE HEAD SPEC` reads SPEC's folder at two git revisions; git is not "
+        "installed, the spec is not inside a git work tree, or a revision does not exist or "
+        "does not contain the spec. Use `.` for the working tree.",
+        EXIT_USAGE,
+    ),
+    "PA590": CodeInfo(
+        "expired policy waiver",
+        "A waiver under `waivers:` is past its `expires` date. Fix the finding it waived, or renew the "
+        "waiver with a new reason and date after review.",
+    ),
+    "PA591": CodeInfo(
+        "waiver matches nothing",
+        "A waiver names a rule or object that produces no finding: the problem was fixed (delete the "
+        "waiver) or the waiver has a typo (it waives nothing).",
+>>>>>>> main
     ),
 }
 

@@ -43,6 +43,8 @@ class Diagnostic:
     primary: Label | None = None
     secondary: tuple[Label, ...] = ()
     help: str = ""
+    # Why the problem is accepted (a policy waiver's reason); SARIF reports it as a suppression.
+    suppressed: str = ""
 
     @property
     def span(self) -> Span | None:

@@ -8,9 +8,10 @@ silently ignored or coerced key in infrastructure config is a production inciden
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from pyagent_compile.model.types import (
@@ -367,6 +368,29 @@ class Sovereignty(SpecModel):
     peers: Peers = Field(default_factory=Peers)
 
 
+# -- policy waivers ----------------------------------------------------------------------------------
+class Waiver(SpecModel):
+    """A reviewed, dated exception to one policy rule for one object (`pyagent policy check`)."""
+
+    rule_id: str = Field(pattern=r"^PA5[0-9]{2}$", description="The rule waived, e.g. PA511.")
+    object: str = Field(
+        min_length=1,
+        description="What it applies to: a logical name (`networkpolicy/<name>`) or a spec path "
+        "(`firewall.rules[0]`, `nodes.gateway`).",
+    )
+    reason: str = Field(min_length=1, description="Why the exception is acceptable; shown with the finding.")
+    expires: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="YYYY-MM-DD; after it, a finding.")
+
+    @field_validator("expires")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise invalid(f"not a calendar date: {value}") from None
+        return value
+
+
 # -- environments ---------------------------------------------------------------------------------------
 Tier = Literal["dev", "staging", "prod"]
 
@@ -402,4 +426,5 @@ class Swarm(SpecModel):
     memory: Memory = Field(default_factory=Memory)
     firewall: Firewall = Field(default_factory=Firewall)
     sovereignty: Sovereignty = Field(default_factory=Sovereignty)
+    waivers: list[Waiver] = Field(default_factory=list, description="Policy waivers (never rendered).")
     environments: dict[DnsLabel, Environment] = Field(default_factory=dict)

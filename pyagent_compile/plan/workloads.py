@@ -202,7 +202,7 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
     return {
         "name": "node",
         "image": image_of(swarm),
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": _pull_policy(swarm),
         "args": ["--config", "/etc/pyagent/node.json"],
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -224,6 +224,15 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
         "livenessProbe": {**probe, "failureThreshold": 6},
         "volumeMounts": _mounts(swarm),
     }
+
+
+def _pull_policy(swarm: Swarm) -> str:
+    """A digest never changes, and a locally built image (`build: native`, loaded into kind or
+    minikube) exists only on the node; a registry tag can be moved, so it is pulled every time."""
+    ref = swarm.image.ref
+    if ref is None or "@sha256:" in ref:
+        return "IfNotPresent"
+    return "Always"
 
 
 def _mounts(swarm: Swarm) -> list[dict[str, Any]]:
