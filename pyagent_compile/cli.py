@@ -8,12 +8,8 @@ from collections.abc import Sequence
 
 from pyagent_compile import __version__
 from pyagent_compile.commands import compile as compile_cmd
-<<<<<<< HEAD
-from pyagent_compile.commands import info
-from pyagent_compile.commands import local as local_cmd
-=======
 from pyagent_compile.commands import diff, info, policy
->>>>>>> main
+from pyagent_compile.commands import local as local_cmd
 
 DESCRIPTION = """\
 pyagent compiles declarative swarm specs (YAML) into deterministic Pulumi stacks and plain
@@ -32,11 +28,7 @@ Kubernetes manifests for pyagent's Rust node image.
 Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
 """
 
-<<<<<<< HEAD
-COMMAND_MODULES = (compile_cmd, info, local_cmd)
-=======
-COMMAND_MODULES = (compile_cmd, info, policy, diff)
->>>>>>> main
+COMMAND_MODULES = (compile_cmd, info, policy, diff, local_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
