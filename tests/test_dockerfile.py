@@ -70,4 +70,4 @@ def test_no_secrets_in_layers(parsed: DockerfileParser) -> None:
 
 def test_exposes_the_spec_ports(parsed: DockerfileParser) -> None:
     exposed = {p for x in parsed.structure if x["instruction"] == "EXPOSE" for p in x["value"].split()}
-    assert exposed == {"7100", "7443", "9100", "7946"}
+    assert exposed == {"7100/tcp", "7443/tcp", "9100/tcp"}  # raft, grpc, metrics of the spec

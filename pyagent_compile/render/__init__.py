@@ -12,7 +12,7 @@ def render_stack(plan: Plan) -> dict[str, str]:
     """Relative path -> file content for `stacks/<swarm>/<env>/`."""
     files = render_pulumi(plan)
     files.update(render_manifests(plan))
-    files.update(render_dockerfile(plan, f"stacks/{plan.swarm}/{plan.environment}"))
+    files.update(render_dockerfile(plan))
     return dict(sorted(files.items()))
 
 

@@ -14,7 +14,7 @@ use crate::metrics::{Channel, Metrics};
 use crate::node::Shared;
 use crate::proto::{self, command::Op, node_server};
 use crate::sm::read_state;
-use crate::types::{LogCommand, Member, NodeId};
+use crate::types::{ApplyResult, LogCommand, LogId, Member, NodeId};
 
 pub struct Api {
     pub shared: Arc<Shared>,
@@ -196,14 +196,13 @@ impl node_server::Node for Api {
             return self.membership_change(op).await.map(Response::new);
         }
         let started = Instant::now();
-        let resp = self
+        let (r, log_id) = self
             .shared
-            .raft
-            .client_write(cmd)
+            .proposer
+            .propose(cmd)
             .await
             .map_err(|e| self.write_error(e))?;
         self.metrics().commit_latency.observe(started.elapsed());
-        let r = resp.data;
         if r.applied {
             self.metrics().applied.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -221,8 +220,8 @@ impl node_server::Node for Api {
             applied: r.applied,
             refusal: r.refusal,
             message: r.message,
-            term: resp.log_id.leader_id.term,
-            index: resp.log_id.index,
+            term: log_id.leader_id.term,
+            index: log_id.index,
             token: token(r.token),
             lease_expires_ms: r.lease_expires_ms,
         }))
@@ -325,5 +324,68 @@ pub fn status(shared: &Shared) -> proto::StatusResponse {
             evictions: kv.evictions,
         }),
         version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Group commit for client commands: openraft 0.9 waits for each log append's fsync before the
+/// next, so commands that arrive while a batch is in flight are proposed together as one entry.
+pub struct Proposer {
+    tx: tokio::sync::mpsc::Sender<Proposal>,
+}
+
+type WriteError = RaftError<NodeId, ClientWriteError<NodeId, Member>>;
+type Proposal = (
+    LogCommand,
+    tokio::sync::oneshot::Sender<Result<(ApplyResult, LogId), WriteError>>,
+);
+
+/// Commands in one entry at most.
+pub const MAX_BATCH: usize = 512;
+/// Batches being committed at once (pipelining between the leader's fsync and replication).
+pub const IN_FLIGHT: usize = 2;
+
+impl Proposer {
+    pub fn spawn(raft: crate::types::Raft) -> (Proposer, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Proposal>(MAX_BATCH * 8);
+        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let raft = raft.clone();
+                tokio::spawn(async move {
+                    let (cmds, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                    match raft.client_write(cmds).await {
+                        Ok(resp) => {
+                            for (reply, r) in replies.into_iter().zip(resp.data) {
+                                let _ = reply.send(Ok((r, resp.log_id)));
+                            }
+                        }
+                        Err(e) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(e.clone()));
+                            }
+                        }
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        (Proposer { tx }, task)
+    }
+
+    pub async fn propose(&self, cmd: LogCommand) -> Result<(ApplyResult, LogId), WriteError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stopped = || RaftError::Fatal(openraft::error::Fatal::Stopped);
+        self.tx.send((cmd, tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }

@@ -158,18 +158,14 @@ impl Signer {
     }
 }
 
-/// Per-sender replay protection: the highest sequence number seen and the numbers seen within
-/// [`REPLAY_WINDOW`] below it. Serialisable, as the client-command window lives in the
-/// replicated state.
+/// Per-sender replay protection: the last [`REPLAY_WINDOW`] sequence numbers accepted from each
+/// sender. A number is refused if it was seen, or if it is below all of them once the window is
+/// full; so concurrent clients may arrive out of order by up to the window's size, whatever the
+/// numbers' spacing (e.g. nanosecond clocks). Serialisable: the client-command window lives in
+/// the replicated state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReplayWindow {
-    senders: BTreeMap<u64, SenderWindow>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-struct SenderWindow {
-    max: u64,
-    seen: BTreeSet<u64>,
+    senders: BTreeMap<u64, BTreeSet<u64>>,
 }
 
 impl ReplayWindow {
@@ -177,8 +173,9 @@ impl ReplayWindow {
     pub fn check(&self, sender: u64, seq: u64) -> Result<(), Reject> {
         match self.senders.get(&sender) {
             None => Ok(()),
-            Some(w) => {
-                if seq.saturating_add(REPLAY_WINDOW) <= w.max || w.seen.contains(&seq) {
+            Some(seen) => {
+                let full = seen.len() as u64 >= REPLAY_WINDOW;
+                if seen.contains(&seq) || (full && seen.first().is_some_and(|min| seq < *min)) {
                     Err(Reject::Replay)
                 } else {
                     Ok(())
@@ -190,12 +187,10 @@ impl ReplayWindow {
     /// Checks and records `seq`.
     pub fn accept(&mut self, sender: u64, seq: u64) -> Result<(), Reject> {
         self.check(sender, seq)?;
-        let w = self.senders.entry(sender).or_default();
-        w.seen.insert(seq);
-        if seq > w.max {
-            w.max = seq;
-            let floor = w.max.saturating_sub(REPLAY_WINDOW);
-            w.seen = w.seen.split_off(&floor);
+        let seen = self.senders.entry(sender).or_default();
+        seen.insert(seq);
+        while seen.len() as u64 > REPLAY_WINDOW {
+            seen.pop_first();
         }
         Ok(())
     }
@@ -244,11 +239,15 @@ mod tests {
         let mut w = ReplayWindow::default();
         w.accept(1, 10_000).unwrap();
         assert_eq!(w.accept(1, 10_000), Err(Reject::Replay));
-        w.accept(1, 9_999).unwrap(); // out of order within the window
+        w.accept(1, 9_999).unwrap(); // out of order: fine while the window is not full
         assert_eq!(w.accept(1, 9_999), Err(Reject::Replay));
-        assert_eq!(w.accept(1, 10_000 - REPLAY_WINDOW), Err(Reject::Replay));
         w.accept(2, 10_000).unwrap(); // senders are independent
-        w.accept(1, 50_000).unwrap();
+        for i in 0..REPLAY_WINDOW {
+            w.accept(1, 1_000_000 + i * 1_000_000).unwrap(); // widely spaced numbers
+        }
+        // the window now holds only the large numbers: anything older is refused
         assert_eq!(w.accept(1, 10_001), Err(Reject::Replay));
+        assert_eq!(w.accept(1, 1_000_000), Err(Reject::Replay));
+        w.accept(1, 2_500_000).unwrap(); // unseen and above the window's floor
     }
 }

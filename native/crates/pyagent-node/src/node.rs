@@ -30,6 +30,7 @@ pub struct Shared {
     pub log: LogStore,
     pub log_stats: Arc<LogStats>,
     pub kv: KvEngine,
+    pub proposer: crate::api::Proposer,
 }
 
 impl Shared {
@@ -137,8 +138,10 @@ pub async fn start(
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
+    let (proposer, proposer_task) = crate::api::Proposer::spawn(raft.clone());
     let shared = Arc::new(Shared {
         kv: KvEngine::new(&cfg.kv),
+        proposer,
         cfg,
         raft: raft.clone(),
         state,
@@ -148,7 +151,7 @@ pub async fn start(
         log,
         log_stats,
     });
-    let mut tasks = Vec::new();
+    let mut tasks = vec![proposer_task];
     let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;
     tasks.push(tokio::spawn(crate::net::serve(
         raft_listener,

@@ -159,7 +159,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((st.last_applied, st.last_membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResult>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<ApplyResult>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -170,11 +170,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let log_id = *entry.get_log_id();
             st.last_applied = Some(log_id);
             out.push(match entry.payload {
-                EntryPayload::Blank => ApplyResult::ok(),
-                EntryPayload::Normal(cmd) => st.apply_command(&self.swarm, log_id, &cmd),
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(batch) => batch
+                    .iter()
+                    .map(|cmd| st.apply_command(&self.swarm, log_id, cmd))
+                    .collect(),
                 EntryPayload::Membership(m) => {
                     st.last_membership = StoredMembership::new(Some(log_id), m);
-                    ApplyResult::ok()
+                    Vec::new()
                 }
             });
         }

@@ -22,7 +22,8 @@ impl fmt::Display for Member {
     }
 }
 
-/// A client command as it is stored in the log: the signed bytes exactly as received, plus the
+/// A client command as it is stored in the log (a log entry holds a batch of them, proposed
+/// together: one entry, one fsync per node, for all the commands that arrived meanwhile): the signed bytes exactly as received, plus the
 /// leader's clock when it was proposed (leases are measured on it, identically on every replica).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogCommand {
@@ -66,8 +67,8 @@ impl ApplyResult {
 openraft::declare_raft_types!(
     /// Types of the pyagent swarm's Raft group.
     pub TypeConfig:
-        D = LogCommand,
-        R = ApplyResult,
+        D = Vec<LogCommand>,
+        R = Vec<ApplyResult>,
         NodeId = u64,
         Node = Member,
 );
