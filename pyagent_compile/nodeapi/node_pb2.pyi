@@ -1,8 +1,7 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -116,7 +115,7 @@ class Member(_message.Message):
     grpc: str
     voter: bool
     public_key: str
-    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., raft: _Optional[str] = ..., grpc: _Optional[str] = ..., voter: _Optional[bool] = ..., public_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., raft: _Optional[str] = ..., grpc: _Optional[str] = ..., voter: bool = ..., public_key: _Optional[str] = ...) -> None: ...
 
 class AddMember(_message.Message):
     __slots__ = ("member",)
@@ -146,7 +145,7 @@ class CommandResult(_message.Message):
     index: int
     token: FencingToken
     lease_expires_ms: int
-    def __init__(self, applied: _Optional[bool] = ..., refusal: _Optional[str] = ..., message: _Optional[str] = ..., term: _Optional[int] = ..., index: _Optional[int] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., lease_expires_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, applied: bool = ..., refusal: _Optional[str] = ..., message: _Optional[str] = ..., term: _Optional[int] = ..., index: _Optional[int] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., lease_expires_ms: _Optional[int] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("key", "stale")
@@ -154,7 +153,7 @@ class GetRequest(_message.Message):
     STALE_FIELD_NUMBER: _ClassVar[int]
     key: str
     stale: bool
-    def __init__(self, key: _Optional[str] = ..., stale: _Optional[bool] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., stale: bool = ...) -> None: ...
 
 class GetResponse(_message.Message):
     __slots__ = ("found", "value", "revision", "read_index")
@@ -166,7 +165,7 @@ class GetResponse(_message.Message):
     value: bytes
     revision: int
     read_index: int
-    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., revision: _Optional[int] = ..., read_index: _Optional[int] = ...) -> None: ...
+    def __init__(self, found: bool = ..., value: _Optional[bytes] = ..., revision: _Optional[int] = ..., read_index: _Optional[int] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("task", "stale")
@@ -174,7 +173,7 @@ class GetTaskRequest(_message.Message):
     STALE_FIELD_NUMBER: _ClassVar[int]
     task: str
     stale: bool
-    def __init__(self, task: _Optional[str] = ..., stale: _Optional[bool] = ...) -> None: ...
+    def __init__(self, task: _Optional[str] = ..., stale: bool = ...) -> None: ...
 
 class TaskInfo(_message.Message):
     __slots__ = ("held", "owner", "token", "lease_expires_ms")
@@ -186,7 +185,7 @@ class TaskInfo(_message.Message):
     owner: str
     token: FencingToken
     lease_expires_ms: int
-    def __init__(self, held: _Optional[bool] = ..., owner: _Optional[str] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., lease_expires_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, held: bool = ..., owner: _Optional[str] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., lease_expires_ms: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
@@ -208,7 +207,7 @@ class KvStats(_message.Message):
     hits: int
     misses: int
     evictions: int
-    def __init__(self, available: _Optional[bool] = ..., block_size: _Optional[int] = ..., blocks_total: _Optional[int] = ..., blocks_used: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ...) -> None: ...
+    def __init__(self, available: bool = ..., block_size: _Optional[int] = ..., blocks_total: _Optional[int] = ..., blocks_used: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("node_id", "name", "swarm", "role", "term", "leader_id", "commit_index", "applied_index", "last_log_index", "members", "kv", "version")
