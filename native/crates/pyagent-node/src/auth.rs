@@ -234,6 +234,35 @@ mod tests {
         );
     }
 
+    /// The exact signed bytes are a cross-language contract (docs/node-daemon.md has this
+    /// vector for the Python side).
+    #[test]
+    fn command_signature_vector() {
+        let msg = command_message("laptop", 1, 2, b"cmd");
+        let mut expected = b"pyagent.node.v1.Command\0laptop\0".to_vec();
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
+        expected.extend_from_slice(b"cmd");
+        assert_eq!(msg, expected);
+        let s = Signer::new(1, "laptop".into(), SigningKey::from_bytes(&[1; 32]));
+        let sig = s.sign_command(2, b"cmd");
+        let hex: String = sig.iter().map(|b| format!("{b:02x}")).collect();
+        let pk: String = s
+            .verifying_key()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            pk,
+            "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+        );
+        assert_eq!(
+            hex,
+            "a47a6e5ecca6e36fc9f37fbbfabcc3818759e728d0961d4144f6ecf2a55247b8\
+             188891779aa1e8d3950f48594926e43b2f51612e2cba02167e596eeac051aa0c"
+        );
+    }
+
     #[test]
     fn replay_window() {
         let mut w = ReplayWindow::default();

@@ -37,6 +37,10 @@ pub struct SwarmState {
     pub kv: BTreeMap<String, Value>,
     pub tasks: BTreeMap<String, Task>,
     pub replay: ReplayWindow,
+    /// The replicated clock (ms since the Unix epoch): the largest time stamped into an applied
+    /// command, so lease time never runs backwards when a leader with a slower clock takes over.
+    #[serde(default)]
+    pub clock_ms: u64,
 }
 
 pub mod refusal {
@@ -94,7 +98,8 @@ impl SwarmState {
         }
         // Recorded even when the command is later refused: the signed bytes were consumed.
         let _ = self.replay.accept(cmd.signer, cmd.seq);
-        let now = cmd.proposed_at_ms;
+        self.clock_ms = self.clock_ms.max(cmd.proposed_at_ms);
+        let now = self.clock_ms;
         let command = match proto::Command::decode(cmd.command.as_slice()) {
             Ok(c) => c,
             Err(e) => {

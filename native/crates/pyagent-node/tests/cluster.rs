@@ -295,6 +295,24 @@ async fn three_nodes_elect_commit_and_recover() {
             .rejected(Channel::Raft, Reject::BadSignature),
         1
     );
+    // ... and so is one from a node that is not a member, even correctly signed.
+    let stranger = Signer::new(9, SWARM.into(), key(9));
+    let env = stranger.envelope(target.shared.cfg.node_id, b"junk".to_vec());
+    let bytes = rmp_serde::to_vec(&env).unwrap();
+    s.write_all(&(bytes.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&bytes).await.unwrap();
+    let len = s.read_u32().await.unwrap();
+    let mut buf = vec![0; len as usize];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(
+        target
+            .shared
+            .metrics
+            .rejected(Channel::Raft, Reject::NonMember),
+        1
+    );
 
     // Fencing through the API: a stale owner's write is refused.
     let acq = |owner: &str, seq| {
@@ -430,6 +448,9 @@ async fn replace_a_member_through_raft_membership_changes() {
     let _guard = Dir(root.clone());
     let mut ls: Vec<Listeners> = (0..4).map(|_| listeners()).collect();
     let mut cfgs = configs(&root, &ls);
+    for c in cfgs.iter_mut() {
+        c.snapshot_every_entries = 20; // so the newcomer must be sent a snapshot
+    }
     for c in cfgs.iter_mut().take(3) {
         c.members.retain(|m| m.node_id != 4); // the first three do not know the newcomer
     }
@@ -450,6 +471,27 @@ async fn replace_a_member_through_raft_membership_changes() {
             .into_inner()
             .applied
     );
+    for i in 0..80 {
+        let r = c
+            .submit(signed(
+                &signer,
+                signer.next_seq(),
+                put(&format!("fill{i}"), b"x"),
+            ))
+            .await
+            .unwrap();
+        assert!(r.into_inner().applied);
+    }
+    let ln = &nodes[(leader - 1) as usize];
+    ln.shared
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index >= 20),
+            "leader purged its log after a snapshot",
+        )
+        .await
+        .unwrap();
 
     let n4 = node::start(cfgs[3].clone(), key(4), l4).await.unwrap();
     let m4 = &cfgs[3].members[3];
@@ -508,7 +550,11 @@ async fn replace_a_member_through_raft_membership_changes() {
         .await
         .unwrap();
     let mut c4 = client(&n4).await;
-    for k in ["before", "after"] {
+    assert!(
+        n4.shared.raft.metrics().borrow().snapshot.is_some(),
+        "the newcomer was not sent a snapshot"
+    );
+    for k in ["before", "fill79", "after"] {
         let g = c4
             .get(proto::GetRequest {
                 key: k.into(),
