@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -111,6 +112,12 @@ def test_kill_leader_mid_stream_loses_no_acknowledged_write(cluster3: harness.Cl
     result = check(history.ops)
     assert result.ok is True, f"history not linearizable on key {result.key} ({result.operations} ops)"
     assert len(history.acked_unique) > 50
+    # not vacuous: the reads were checked, so one read changed to a value never written fails
+    reads = [i for i, op in enumerate(history.ops) if op.kind == "get" and op.value is not None]
+    assert len(reads) > 20
+    tampered = list(history.ops)
+    tampered[reads[-1]] = dataclasses.replace(tampered[reads[-1]], value="never-written")
+    assert check(tampered).ok is False
 
 
 def test_forged_client_command_is_rejected(cluster3: harness.Cluster) -> None:
