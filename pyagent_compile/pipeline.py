@@ -148,8 +148,9 @@ def _tier_of(base: Document, name: str) -> Tier:
 def _compile_environment(
     base: Document, path: Path, display: str, name: str, tier: Tier | None = None
 ) -> tuple[EnvironmentResult, list[Diagnostic]]:
-    spec_dir = path.parent
-    display_dir = display.rpartition("/")[0]
+    # A CUE package is given as its directory; files the spec names are relative to it.
+    spec_dir = path if path.is_dir() else path.parent
+    display_dir = display if path.is_dir() else display.rpartition("/")[0]
     tier = tier or _tier_of(base, name)
     if name == DEFAULT_ENV and DEFAULT_ENV not in environment_names(base):
         doc, diags = base, list[Diagnostic]()

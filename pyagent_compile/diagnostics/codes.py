@@ -107,6 +107,63 @@ CODES: dict[str, CodeInfo] = {
         "pyagent reads `.yaml`/`.yml` specs (and `.cue` through the `cue` evaluator).",
         EXIT_USAGE,
     ),
+    "PA120": CodeInfo(
+        "CUE syntax error",
+        "The CUE file does not parse. The position is where the CUE parser gave up; often an "
+        "unclosed brace or bracket, or a missing comma between fields on one line.",
+    ),
+    "PA121": CodeInfo(
+        "conflicting values",
+        "CUE unifies every value written for a field, and two of them disagree (e.g. `replicas: 3` "
+        "in one place and `replicas: 5` in another, or two files of one package). Both places are "
+        "shown. To let one file override another, give the base a default: `replicas: *3 | int`.",
+    ),
+    "PA122": CodeInfo(
+        "incomplete value",
+        "A field is still a type or a constraint (`int`, `>=1`, `string | null`) where the spec needs "
+        "a concrete value. Give it a value, or a default with `*`.",
+    ),
+    "PA123": CodeInfo(
+        "undefined reference",
+        "A CUE expression refers to a name that is not defined (a misspelt field, a hidden `_name` "
+        "from another package, or a definition the import does not export).",
+    ),
+    "PA124": CodeInfo(
+        "cannot load CUE package",
+        "An import could not be resolved or the package is inconsistent. To import the schema, the "
+        "spec must be inside a CUE module (`cue.mod/module.cue`) that has the schema under "
+        "`cue.mod/pkg/pyagent.dev/swarm/` (see docs/cue.md).",
+        EXIT_USAGE,
+    ),
+    "PA125": CodeInfo(
+        "cue is not installed",
+        "Reading a `.cue` spec needs the pinned `cue` command and pyagent's `cuepos` helper. Run "
+        "`.ci/install-cue.sh` and put `.tools/bin` on PATH, or set PYAGENT_CUE and PYAGENT_CUEPOS. "
+        "YAML specs do not need them.",
+        EXIT_USAGE,
+    ),
+    "PA126": CodeInfo(
+        "structural cycle",
+        "A CUE value refers to itself (for example `a: b` and `b: a` or a struct that contains "
+        "itself), so it has no finite value.",
+    ),
+    "PA127": CodeInfo(
+        "vendored CUE schema out of date",
+        "A warning: the copy of the schema under `cue.mod/pkg/pyagent.dev/swarm/` differs from the "
+        "schema of this pyagent (generated from its models). CUE's own checks then use the old "
+        "schema; pyagent still checks with its own. Copy `specs/cue/swarm.cue` over it.",
+    ),
+    "PA128": CodeInfo(
+        "CUE package only partly read",
+        "A warning: the `.cue` file given belongs to a package with other files in the same folder, "
+        "and a single file is evaluated on its own. To unify the whole package (a base and one file "
+        "per environment, say), give pyagent the folder.",
+    ),
+    "PA129": CodeInfo(
+        "CUE evaluation error",
+        "The CUE evaluator reported a problem pyagent has no more specific code for; its message and "
+        "positions are shown as CUE gave them.",
+    ),
     "PA201": CodeInfo(
         "unknown field",
         "The key is not part of the schema at this place. Check the spelling (a suggestion is "
