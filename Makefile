@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test lint pytest native golden bench
+.PHONY: setup demo demo-local test lint pytest native golden bench bench-raft nemesis
 
 setup:
 	bash .ci/setup
@@ -36,3 +36,20 @@ golden: setup
 
 bench: setup
 	$(VENV)/python benchmarks/compile_bench.py
+
+# The default example as real processes on loopback (builds pyagent-node with cargo if needed),
+# left running and shown healthy; `pyagent down stacks/laptop/local` stops it. To be appended
+# to `make demo`.
+demo-local: setup
+	$(VENV)/pyagent compile
+	$(VENV)/pyagent down stacks/laptop/local
+	$(VENV)/pyagent up --local stacks/laptop/local
+	$(VENV)/pyagent status stacks/laptop/local
+
+# pyagent's Raft against etcd 3.4 (installed with apt-get if missing), same machine, same run.
+bench-raft: setup
+	$(VENV)/python benchmarks/raft.py
+
+# The nemesis for longer than CI runs it.
+nemesis: setup
+	PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 $(VENV)/pytest tests/integration/test_nemesis.py

@@ -1,0 +1,391 @@
+//! The client gRPC API (`pyagent.node.v1.Node`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use prost::Message as _;
+use tonic::{Request, Response, Status};
+
+use crate::metrics::{Channel, Metrics};
+use crate::node::Shared;
+use crate::proto::{self, command::Op, node_server};
+use crate::sm::read_state;
+use crate::types::{ApplyResult, LogCommand, LogId, Member, NodeId};
+
+pub struct Api {
+    pub shared: Arc<Shared>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn token(t: Option<(u64, u64)>) -> Option<proto::FencingToken> {
+    t.map(|(term, index)| proto::FencingToken { term, index })
+}
+
+impl Api {
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// A FAILED_PRECONDITION naming the leader, for clients to retry there.
+    fn not_leader(&self, leader: Option<NodeId>) -> Status {
+        let mut st = Status::failed_precondition(match leader {
+            Some(l) => format!("not the leader; node {l} is"),
+            None => "not the leader; no leader is known yet".to_string(),
+        });
+        if let Some(l) = leader {
+            let grpc = self
+                .shared
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&l)
+                .map(|m| m.grpc.clone())
+                .unwrap_or_default();
+            if let Ok(v) = l.to_string().parse() {
+                st.metadata_mut().insert("pyagent-leader-id", v);
+            }
+            if let Ok(v) = grpc.parse() {
+                st.metadata_mut().insert("pyagent-leader-grpc", v);
+            }
+        }
+        st
+    }
+
+    fn write_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Status {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                self.not_leader(f.leader_id)
+            }
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+                Status::failed_precondition(c.to_string())
+            }
+            RaftError::Fatal(f) => Status::unavailable(f.to_string()),
+        }
+    }
+
+    async fn linearize(&self, stale: bool) -> Result<(), Status> {
+        if stale {
+            return Ok(());
+        }
+        match self.shared.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(self.not_leader(f.leader_id))
+            }
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+
+    async fn membership_change(&self, op: Op) -> Result<proto::CommandResult, Status> {
+        let raft = &self.shared.raft;
+        let resp = match op {
+            Op::AddMember(a) => {
+                let m = a
+                    .member
+                    .ok_or_else(|| Status::invalid_argument("add_member.member is missing"))?;
+                if m.node_id == 0 {
+                    return Err(Status::invalid_argument(
+                        "add_member.member.node_id must be at least 1",
+                    ));
+                }
+                crate::identity::decode_public_key(&m.public_key).map_err(|e| {
+                    Status::invalid_argument(format!("add_member.member.public_key: {e}"))
+                })?;
+                let node = Member {
+                    name: m.name,
+                    raft: m.raft,
+                    grpc: m.grpc,
+                    public_key: m.public_key,
+                };
+                let r = raft
+                    .add_learner(m.node_id, node, true)
+                    .await
+                    .map_err(|e| self.write_error(e))?;
+                if m.voter {
+                    raft.change_membership(
+                        ChangeMembers::AddVoterIds(BTreeSet::from([m.node_id])),
+                        false,
+                    )
+                    .await
+                    .map_err(|e| self.write_error(e))?
+                } else {
+                    r
+                }
+            }
+            Op::RemoveMember(r) => {
+                let is_voter = raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == r.node_id);
+                let change = if is_voter {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([r.node_id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([r.node_id]))
+                };
+                raft.change_membership(change, false)
+                    .await
+                    .map_err(|e| self.write_error(e))?
+            }
+            _ => return Err(Status::internal("not a membership change")),
+        };
+        Ok(proto::CommandResult {
+            applied: true,
+            term: resp.log_id.leader_id.term,
+            index: resp.log_id.index,
+            ..Default::default()
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl node_server::Node for Api {
+    async fn submit(
+        &self,
+        request: Request<proto::SignedCommand>,
+    ) -> Result<Response<proto::CommandResult>, Status> {
+        let sc = request.into_inner();
+        let cmd = LogCommand {
+            signer: sc.signer,
+            seq: sc.seq,
+            command: sc.command,
+            signature: sc.signature,
+            proposed_at_ms: now_ms(),
+        };
+        // Checked here to refuse early (and count); checked again on apply by every replica.
+        let auth = read_state(&self.shared.state).authenticate(&self.shared.cfg.swarm, &cmd);
+        let auth = match auth {
+            // Before the first membership is applied, fall back to the keys we know.
+            Err(crate::auth::Reject::NonMember) => match self.shared.keyring.get(cmd.signer) {
+                Some(k) => crate::auth::verify(
+                    &k,
+                    &crate::auth::command_message(
+                        &self.shared.cfg.swarm,
+                        cmd.signer,
+                        cmd.seq,
+                        &cmd.command,
+                    ),
+                    &cmd.signature,
+                ),
+                None => Err(crate::auth::Reject::NonMember),
+            },
+            other => other,
+        };
+        if let Err(r) = auth {
+            self.metrics().reject(Channel::Client, r);
+            return Err(Status::unauthenticated(format!("command refused: {r}")));
+        }
+        let decoded = proto::Command::decode(cmd.command.as_slice()).map_err(|e| {
+            Status::invalid_argument(format!("command is not a pyagent.node.v1.Command: {e}"))
+        })?;
+        if let Some(op @ (Op::AddMember(_) | Op::RemoveMember(_))) = decoded.op {
+            return self.membership_change(op).await.map(Response::new);
+        }
+        let started = Instant::now();
+        let (r, log_id) = self
+            .shared
+            .proposer
+            .propose(cmd)
+            .await
+            .map_err(|e| self.write_error(e))?;
+        self.metrics().commit_latency.observe(started.elapsed());
+        if r.applied {
+            self.metrics().applied.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.metrics().refused.fetch_add(1, Ordering::Relaxed);
+            if r.refusal == crate::state::refusal::UNAUTHENTICATED {
+                if let Some(reason) = crate::auth::Reject::ALL
+                    .iter()
+                    .find(|x| x.label() == r.message)
+                {
+                    self.metrics().reject(Channel::Client, *reason);
+                }
+            }
+        }
+        Ok(Response::new(proto::CommandResult {
+            applied: r.applied,
+            refusal: r.refusal,
+            message: r.message,
+            term: log_id.leader_id.term,
+            index: log_id.index,
+            token: token(r.token),
+            lease_expires_ms: r.lease_expires_ms,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<proto::GetRequest>,
+    ) -> Result<Response<proto::GetResponse>, Status> {
+        let req = request.into_inner();
+        self.linearize(req.stale).await?;
+        let st = read_state(&self.shared.state);
+        let read_index = st.last_applied.map(|l| l.index).unwrap_or(0);
+        Ok(Response::new(match st.kv.get(&req.key) {
+            Some(v) => proto::GetResponse {
+                found: true,
+                value: v.bytes.clone(),
+                revision: v.revision,
+                read_index,
+            },
+            None => proto::GetResponse {
+                found: false,
+                read_index,
+                ..Default::default()
+            },
+        }))
+    }
+
+    async fn get_task(
+        &self,
+        request: Request<proto::GetTaskRequest>,
+    ) -> Result<Response<proto::TaskInfo>, Status> {
+        let req = request.into_inner();
+        self.linearize(req.stale).await?;
+        let st = read_state(&self.shared.state);
+        Ok(Response::new(match st.tasks.get(&req.task) {
+            Some(t) => proto::TaskInfo {
+                held: t.lease_expires_ms > now_ms(),
+                owner: t.owner.clone(),
+                token: token(Some(t.token)),
+                lease_expires_ms: t.lease_expires_ms,
+            },
+            None => proto::TaskInfo::default(),
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        Ok(Response::new(status(&self.shared)))
+    }
+}
+
+pub fn role(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "Leader",
+        ServerState::Follower => "Follower",
+        ServerState::Candidate => "Candidate",
+        ServerState::Learner => "Learner",
+        ServerState::Shutdown => "Shutdown",
+    }
+}
+
+pub fn status(shared: &Shared) -> proto::StatusResponse {
+    let m = shared.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let nodes: BTreeMap<NodeId, Member> =
+        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let kv = shared.kv.stats();
+    proto::StatusResponse {
+        node_id: shared.cfg.node_id,
+        name: shared.cfg.name.clone(),
+        swarm: shared.cfg.swarm.clone(),
+        role: role(m.state).to_string(),
+        term: m.current_term,
+        leader_id: m.current_leader.unwrap_or(0),
+        commit_index: shared.committed_index(),
+        applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+        last_log_index: m.last_log_index.unwrap_or(0),
+        members: nodes
+            .into_iter()
+            .map(|(id, n)| proto::Member {
+                node_id: id,
+                name: n.name,
+                raft: n.raft,
+                grpc: n.grpc,
+                voter: voters.contains(&id),
+                public_key: n.public_key,
+            })
+            .collect(),
+        kv: Some(proto::KvStats {
+            available: kv.available,
+            block_size: kv.block_size,
+            blocks_total: kv.blocks_total,
+            blocks_used: kv.blocks_used,
+            hits: kv.hits,
+            misses: kv.misses,
+            evictions: kv.evictions,
+        }),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Group commit for client commands: openraft 0.9 waits for each log append's fsync before the
+/// next, so commands that arrive while a batch is in flight are proposed together as one entry.
+pub struct Proposer {
+    tx: tokio::sync::mpsc::Sender<Proposal>,
+}
+
+type WriteError = RaftError<NodeId, ClientWriteError<NodeId, Member>>;
+type Proposal = (
+    LogCommand,
+    tokio::sync::oneshot::Sender<Result<(ApplyResult, LogId), WriteError>>,
+);
+
+/// Commands in one entry at most.
+pub const MAX_BATCH: usize = 512;
+/// Batches being committed at once (pipelining between the leader's fsync and replication).
+pub const IN_FLIGHT: usize = 2;
+
+impl Proposer {
+    pub fn spawn(raft: crate::types::Raft) -> (Proposer, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Proposal>(MAX_BATCH * 8);
+        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let raft = raft.clone();
+                tokio::spawn(async move {
+                    let (cmds, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                    match raft.client_write(cmds).await {
+                        Ok(resp) => {
+                            for (reply, r) in replies.into_iter().zip(resp.data) {
+                                let _ = reply.send(Ok((r, resp.log_id)));
+                            }
+                        }
+                        Err(e) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(e.clone()));
+                            }
+                        }
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        (Proposer { tx }, task)
+    }
+
+    pub async fn propose(&self, cmd: LogCommand) -> Result<(ApplyResult, LogId), WriteError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stopped = || RaftError::Fatal(openraft::error::Fatal::Stopped);
+        self.tx.send((cmd, tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}

@@ -1,0 +1,196 @@
+//! A tiny HTTP/1.1 responder for `/metrics` and `/healthz` (no HTTP framework needed for two
+//! read-only endpoints; each connection serves one request and is closed).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::metrics::{counter, esc, gauge};
+use crate::node::Shared;
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                    let n = stream.read(&mut chunk).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+            if !matches!(read, Ok(Ok(()))) {
+                return;
+            }
+            let line = buf.split(|b| *b == b'\n').next().unwrap_or(&[]);
+            let line = String::from_utf8_lossy(line);
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let path = path.split('?').next().unwrap_or("");
+            let (status, ctype, body) = match (method, path) {
+                ("GET", "/metrics") => (
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    render(&shared),
+                ),
+                ("GET", "/healthz") => {
+                    if shared.raft.metrics().borrow().current_leader.is_some() {
+                        ("200 OK", "text/plain", "ok\n".to_string())
+                    } else {
+                        (
+                            "503 Service Unavailable",
+                            "text/plain",
+                            "no leader\n".to_string(),
+                        )
+                    }
+                }
+                ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+                _ => (
+                    "405 Method Not Allowed",
+                    "text/plain",
+                    "method not allowed\n".to_string(),
+                ),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+pub fn render(shared: &Shared) -> String {
+    let mut out = String::with_capacity(4096);
+    let cfg = &shared.cfg;
+    let m = shared.raft.metrics().borrow().clone();
+    let labels = format!(
+        "node_id=\"{}\",name=\"{}\",swarm=\"{}\",pool=\"{}\",version=\"{}\"",
+        cfg.node_id,
+        esc(&cfg.name),
+        esc(&cfg.swarm),
+        esc(&cfg.pool),
+        env!("CARGO_PKG_VERSION")
+    );
+    gauge(
+        &mut out,
+        "pyagent_node_info",
+        "Static facts about this node.",
+        &[(&labels, 1.0)],
+    );
+    gauge(
+        &mut out,
+        "pyagent_raft_term",
+        "Current Raft term.",
+        &[("", m.current_term as f64)],
+    );
+    gauge(
+        &mut out,
+        "pyagent_raft_leader_id",
+        "Known leader's node id (0: none).",
+        &[("", m.current_leader.unwrap_or(0) as f64)],
+    );
+    let is_leader = m.current_leader == Some(cfg.node_id);
+    gauge(
+        &mut out,
+        "pyagent_raft_is_leader",
+        "1 if this node is the leader.",
+        &[("", f64::from(u8::from(is_leader)))],
+    );
+    gauge(
+        &mut out,
+        "pyagent_raft_commit_index",
+        "Highest log index known committed.",
+        &[("", shared.committed_index() as f64)],
+    );
+    gauge(
+        &mut out,
+        "pyagent_raft_applied_index",
+        "Highest log index applied to the state machine.",
+        &[("", m.last_applied.map(|l| l.index).unwrap_or(0) as f64)],
+    );
+    gauge(
+        &mut out,
+        "pyagent_raft_last_log_index",
+        "Last index in the log.",
+        &[("", m.last_log_index.unwrap_or(0) as f64)],
+    );
+    let membership = m.membership_config.membership();
+    let voters = membership.voter_ids().count();
+    let all = membership.nodes().count();
+    gauge(
+        &mut out,
+        "pyagent_raft_members",
+        "Members in the current membership.",
+        &[
+            ("voter=\"true\"", voters as f64),
+            ("voter=\"false\"", all.saturating_sub(voters) as f64),
+        ],
+    );
+    let ls = &shared.log_stats;
+    gauge(
+        &mut out,
+        "pyagent_log_entries",
+        "Entries in the on-disk log file.",
+        &[("", ls.entries.load(Ordering::Relaxed) as f64)],
+    );
+    gauge(
+        &mut out,
+        "pyagent_log_bytes",
+        "Size of the on-disk log file.",
+        &[("", ls.bytes.load(Ordering::Relaxed) as f64)],
+    );
+    counter(
+        &mut out,
+        "pyagent_log_fsyncs_total",
+        "fdatasync calls of the log writer (one per group commit).",
+        ls.fsyncs.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "pyagent_log_appended_entries_total",
+        "Entries appended to the log.",
+        ls.appended.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "pyagent_log_truncated_bytes_total",
+        "Bytes of torn or corrupt log tail dropped at start-up.",
+        ls.truncated_bytes.load(Ordering::Relaxed),
+    );
+    shared.metrics.render_counters(&mut out);
+    let kv = shared.kv.stats();
+    gauge(
+        &mut out,
+        "pyagent_kv_available",
+        "1 when the KV_v2 engine is linked in.",
+        &[("", f64::from(u8::from(kv.available)))],
+    );
+    gauge(
+        &mut out,
+        "pyagent_kv_blocks_total",
+        "KV_v2 blocks configured.",
+        &[("", kv.blocks_total as f64)],
+    );
+    gauge(
+        &mut out,
+        "pyagent_kv_blocks_used",
+        "KV_v2 blocks in use.",
+        &[("", kv.blocks_used as f64)],
+    );
+    out
+}

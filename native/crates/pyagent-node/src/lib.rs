@@ -1,0 +1,25 @@
+//! The pyagent node daemon: a Raft group (openraft) over signed messages, holding the swarm's
+//! shared truth (membership with keys, task ownership with fencing tokens, a small KV store).
+//! See docs/node-daemon.md for the contract.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod kv;
+pub mod metrics;
+pub mod net;
+pub mod node;
+pub mod sm;
+pub mod state;
+pub mod storage;
+pub mod types;
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("pyagent.node.v1");
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,0 +1,211 @@
+//! `pyagent-node`: run a swarm node, or create its identity key.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use pyagent_node::{config, identity, node};
+
+const USAGE: &str = "usage:
+  pyagent-node run --config <node.json> [--members <members.json>]
+  pyagent-node keygen --data-dir <dir>
+  pyagent-node --version";
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn flag(args: &[String], name: &str) -> Result<Option<String>, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| format!("{name} needs a value")),
+    }
+}
+
+fn init_logging() {
+    let level = std::env::var("PYAGENT_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let level = match level.as_str() {
+        "trace" => tracing::Level::TRACE,
+        "debug" => tracing::Level::DEBUG,
+        "warn" => tracing::Level::WARN,
+        "error" => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // openraft's INFO lines dump whole Raft states: only its warnings unless asked for debug.
+    let openraft = if level >= tracing::Level::DEBUG {
+        level
+    } else {
+        tracing::Level::WARN
+    };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("openraft", openraft);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--version" | "-V" | "version") => {
+            println!("pyagent-node {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some("keygen") => keygen(&args[1..]),
+        Some("run") => run(&args[1..]),
+        Some(other) => usage_error(&format!("unknown command {other:?}")),
+        None => usage_error("missing command"),
+    }
+}
+
+fn keygen(args: &[String]) -> ExitCode {
+    let dir = match flag(args, "--data-dir") {
+        Ok(Some(d)) => PathBuf::from(d),
+        Ok(None) => return usage_error("keygen needs --data-dir <dir>"),
+        Err(e) => return usage_error(&e),
+    };
+    match identity::load_or_create(&dir) {
+        Ok(k) => {
+            println!("{}", identity::public_key_b64(&k));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let (config_path, members_path) = match (flag(args, "--config"), flag(args, "--members")) {
+        (Ok(Some(c)), Ok(m)) => (PathBuf::from(c), m.map(PathBuf::from)),
+        (Ok(None), _) => return usage_error("run needs --config <node.json>"),
+        (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+    };
+    let text = match read(&config_path) {
+        Ok(t) => t,
+        Err(e) => return config_error(&e),
+    };
+    let members = match &members_path {
+        Some(p) => match read(p) {
+            Ok(t) => Some((p.display().to_string(), t)),
+            Err(e) => return config_error(&e),
+        },
+        None => None,
+    };
+    let base = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let cfg = match config::parse(
+        &config_path.display().to_string(),
+        &text,
+        &base,
+        members.as_ref().map(|(s, t)| (s.as_str(), t.as_str())),
+        std::env::var("POD_NAME").ok(),
+    ) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e.to_string()),
+    };
+    let key = match identity::load_or_create(&cfg.data_dir) {
+        Ok(k) => k,
+        Err(e) => return config_error(&e.to_string()),
+    };
+    let own = identity::public_key_b64(&key);
+    if let Some(me) = cfg.me() {
+        if me.public_key.as_deref() != Some(own.as_str()) {
+            return config_error(&format!(
+                "{}: members: publicKey of node {} does not match {} ({own})",
+                config_path.display(),
+                cfg.node_id,
+                identity::key_path(&cfg.data_dir).display()
+            ));
+        }
+    }
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let listeners = match node::Listeners::bind(&cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let (id, grpc, raft, metrics) = (
+            cfg.node_id,
+            cfg.listen_grpc,
+            cfg.listen_raft,
+            cfg.listen_metrics,
+        );
+        let node = match node::start(cfg, key, listeners).await {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(node = id, %raft, %grpc, %metrics, "pyagent-node running");
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        node.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn config_error(msg: &str) -> ExitCode {
+    eprintln!("error: config {msg}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,346 @@
+//! Raft RPCs between nodes over TCP: every request and response is a signed [`Envelope`] in a
+//! length-prefixed frame (`[u32 BE length][msgpack]`). One connection per openraft client,
+//! reused for its request/response pairs and re-dialled after an error.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::auth::{self, Envelope, Reject, ReplayWindow, Signer};
+use crate::metrics::{Channel, Metrics};
+use crate::types::{Member, NodeId, Raft, TypeConfig};
+
+const MAX_FRAME: usize = 256 << 20;
+
+#[derive(Serialize, Deserialize)]
+pub enum RaftRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum RaftReply {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// The receiver refused the request (signature, membership, replay); the reason label.
+    Rejected(String),
+}
+
+/// Public keys of the current members, refreshed from the Raft membership.
+#[derive(Debug, Default)]
+pub struct Keyring {
+    keys: RwLock<BTreeMap<NodeId, VerifyingKey>>,
+}
+
+impl Keyring {
+    pub fn new(keys: BTreeMap<NodeId, VerifyingKey>) -> Self {
+        Keyring {
+            keys: RwLock::new(keys),
+        }
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<VerifyingKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()
+    }
+
+    pub fn replace(&self, keys: BTreeMap<NodeId, VerifyingKey>) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    pub fn keys_from_members<'a>(
+        members: impl Iterator<Item = (&'a NodeId, &'a Member)>,
+    ) -> BTreeMap<NodeId, VerifyingKey> {
+        members
+            .filter_map(|(id, m)| {
+                crate::identity::decode_public_key(&m.public_key)
+                    .ok()
+                    .map(|k| (*id, k))
+            })
+            .collect()
+    }
+}
+
+/// Verifies incoming envelopes and counts what it refuses.
+pub struct Gate {
+    pub me: NodeId,
+    pub swarm: String,
+    pub keyring: Arc<Keyring>,
+    pub metrics: Arc<Metrics>,
+    replay: Mutex<ReplayWindow>,
+}
+
+impl Gate {
+    pub fn new(me: NodeId, swarm: String, keyring: Arc<Keyring>, metrics: Arc<Metrics>) -> Self {
+        Gate {
+            me,
+            swarm,
+            keyring,
+            metrics,
+            replay: Mutex::new(ReplayWindow::default()),
+        }
+    }
+
+    pub fn check(&self, env: &Envelope) -> Result<(), Reject> {
+        let res = (|| {
+            if env.to != self.me {
+                return Err(Reject::WrongRecipient);
+            }
+            let key = self.keyring.get(env.from).ok_or(Reject::NonMember)?;
+            auth::verify(
+                &key,
+                &auth::raft_message(&self.swarm, env.from, env.to, env.seq, &env.body),
+                &env.sig,
+            )?;
+            self.replay
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .accept(env.from, env.seq)
+        })();
+        if let Err(r) = res {
+            self.metrics.reject(Channel::Raft, r);
+        }
+        res
+    }
+}
+
+pub async fn write_frame(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    stream
+        .write_all(&(bytes.len() as u32).to_be_bytes())
+        .await?;
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u32().await? as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!(
+            "frame of {len} bytes is too large"
+        )));
+    }
+    let mut buf = vec![0; len];
+    stream.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Serves Raft RPCs from peers until the listener fails.
+pub async fn serve(listener: TcpListener, raft: Raft, signer: Arc<Signer>, gate: Arc<Gate>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (raft, signer, gate) = (raft.clone(), signer.clone(), gate.clone());
+        tokio::spawn(async move {
+            while let Ok(frame) = read_frame(&mut stream).await {
+                let Ok(env) = rmp_serde::from_slice::<Envelope>(&frame) else {
+                    gate.metrics.reject(Channel::Raft, Reject::Malformed);
+                    return;
+                };
+                let reply = match gate.check(&env) {
+                    Err(r) => RaftReply::Rejected(r.label().to_string()),
+                    Ok(()) => match rmp_serde::from_slice::<RaftRequest>(&env.body) {
+                        Err(_) => {
+                            gate.metrics.reject(Channel::Raft, Reject::Malformed);
+                            RaftReply::Rejected(Reject::Malformed.label().to_string())
+                        }
+                        Ok(RaftRequest::Append(r)) => {
+                            RaftReply::Append(raft.append_entries(r).await)
+                        }
+                        Ok(RaftRequest::Vote(r)) => RaftReply::Vote(raft.vote(r).await),
+                        Ok(RaftRequest::Snapshot(r)) => {
+                            RaftReply::Snapshot(raft.install_snapshot(r).await)
+                        }
+                    },
+                };
+                let Ok(body) = rmp_serde::to_vec(&reply) else {
+                    return;
+                };
+                let out = signer.envelope(env.from, body);
+                let Ok(bytes) = rmp_serde::to_vec(&out) else {
+                    return;
+                };
+                if write_frame(&mut stream, &bytes).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[derive(Clone)]
+pub struct NetworkFactory {
+    pub signer: Arc<Signer>,
+    pub gate: Arc<Gate>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.raft.clone(),
+            stream: None,
+            signer: self.signer.clone(),
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    stream: Option<TcpStream>,
+    signer: Arc<Signer>,
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("connect {0}: {1}")]
+    Connect(String, std::io::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl PeerClient {
+    async fn exchange(&mut self, body: Vec<u8>) -> Result<RaftReply, CallError> {
+        if self.stream.is_none() {
+            let s = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|e| CallError::Connect(self.addr.clone(), e))?;
+            let _ = s.set_nodelay(true);
+            self.stream = Some(s);
+        }
+        let env = self.signer.envelope(self.target, body);
+        let bytes = rmp_serde::to_vec(&env).map_err(|e| CallError::Protocol(e.to_string()))?;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| CallError::Protocol("no connection".into()))?;
+        write_frame(stream, &bytes).await?;
+        let frame = read_frame(stream).await?;
+        let reply: Envelope = rmp_serde::from_slice(&frame).map_err(|e| {
+            self.gate.metrics.reject(Channel::Raft, Reject::Malformed);
+            CallError::Protocol(e.to_string())
+        })?;
+        if reply.from != self.target {
+            self.gate.metrics.reject(Channel::Raft, Reject::NonMember);
+            return Err(CallError::Protocol(format!(
+                "reply from node {} instead of {}",
+                reply.from, self.target
+            )));
+        }
+        self.gate
+            .check(&reply)
+            .map_err(|r| CallError::Protocol(format!("reply refused: {r}")))?;
+        let reply: RaftReply =
+            rmp_serde::from_slice(&reply.body).map_err(|e| CallError::Protocol(e.to_string()))?;
+        if let RaftReply::Rejected(reason) = &reply {
+            return Err(CallError::Protocol(format!(
+                "node {} refused our message: {reason}",
+                self.target
+            )));
+        }
+        Ok(reply)
+    }
+
+    async fn call<E: std::error::Error>(
+        &mut self,
+        req: RaftRequest,
+        ttl: Duration,
+    ) -> Result<RaftReply, RPCError<NodeId, Member, RaftError<NodeId, E>>> {
+        let body = rmp_serde::to_vec(&req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let res = match tokio::time::timeout(ttl, self.exchange(body)).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout),
+        };
+        res.map_err(|e| {
+            self.stream = None;
+            match e {
+                CallError::Connect(..) => RPCError::Unreachable(Unreachable::new(&e)),
+                _ => RPCError::Network(NetworkError::new(&e)),
+            }
+        })
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, RaftError<NodeId, E>> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(
+        "unexpected reply kind",
+    )))
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self
+            .call(RaftRequest::Append(rpc), option.hard_ttl())
+            .await?
+        {
+            RaftReply::Append(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self
+            .call(RaftRequest::Snapshot(rpc), option.hard_ttl())
+            .await?
+        {
+            RaftReply::Snapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await? {
+            RaftReply::Vote(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+}

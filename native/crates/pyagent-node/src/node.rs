@@ -1,0 +1,281 @@
+//! Assembles a running node: storage, Raft, the peer transport, the gRPC API and /metrics.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use openraft::{Config, ServerState, SnapshotPolicy};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::Signer;
+use crate::config::NodeConfig;
+use crate::kv::KvEngine;
+use crate::metrics::Metrics;
+use crate::net::{Gate, Keyring, NetworkFactory};
+use crate::sm::{SharedState, StateMachineStore};
+use crate::storage::{LogStats, LogStore};
+use crate::types::{Member, NodeId, Raft};
+
+/// What the API, the metrics endpoint and tests share.
+pub struct Shared {
+    pub cfg: NodeConfig,
+    pub raft: Raft,
+    pub state: SharedState,
+    pub signer: Arc<Signer>,
+    pub keyring: Arc<Keyring>,
+    pub metrics: Arc<Metrics>,
+    pub log: LogStore,
+    pub log_stats: Arc<LogStats>,
+    pub kv: KvEngine,
+    pub proposer: crate::api::Proposer,
+}
+
+impl Shared {
+    pub fn committed_index(&self) -> u64 {
+        self.log.committed_index()
+    }
+}
+
+/// Sockets bound before start, so bind errors surface early and tests can use port 0.
+pub struct Listeners {
+    pub raft: std::net::TcpListener,
+    pub grpc: std::net::TcpListener,
+    pub metrics: std::net::TcpListener,
+}
+
+impl Listeners {
+    pub fn bind(cfg: &NodeConfig) -> std::io::Result<Listeners> {
+        let bind = |a: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+            let l = std::net::TcpListener::bind(a)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("bind {a}: {e}")))?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        };
+        Ok(Listeners {
+            raft: bind(cfg.listen_raft)?,
+            grpc: bind(cfg.listen_grpc)?,
+            metrics: bind(cfg.listen_metrics)?,
+        })
+    }
+}
+
+pub struct Node {
+    pub shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    grpc: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage in {0}: {1}")]
+    Storage(String, std::io::Error),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn member_of(m: &crate::config::MemberConfig) -> Member {
+    Member {
+        name: m.name.clone(),
+        raft: m.raft.clone(),
+        grpc: m.grpc.clone(),
+        public_key: m.public_key.clone().unwrap_or_default(),
+    }
+}
+
+pub async fn start(
+    cfg: NodeConfig,
+    key: SigningKey,
+    listeners: Listeners,
+) -> Result<Node, StartError> {
+    let raft_dir = cfg.data_dir.join("raft");
+    let snap_dir = cfg.data_dir.join("snapshots");
+    let log = LogStore::open(&raft_dir)
+        .map_err(|e| StartError::Storage(raft_dir.display().to_string(), e))?;
+    let sm = StateMachineStore::open(&snap_dir, cfg.swarm.clone(), cfg.snapshots_kept)
+        .map_err(|e| StartError::Storage(snap_dir.display().to_string(), e))?;
+    let state = sm.state.clone();
+
+    let signer = Arc::new(Signer::new(cfg.node_id, cfg.swarm.clone(), key));
+    let config_members: BTreeMap<NodeId, Member> = cfg
+        .members
+        .iter()
+        .map(|m| (m.node_id, member_of(m)))
+        .collect();
+    let mut keys = Keyring::keys_from_members(config_members.iter());
+    keys.insert(cfg.node_id, signer.verifying_key());
+    let keyring = Arc::new(Keyring::new(keys));
+    let metrics = Arc::new(Metrics::default());
+    let gate = Arc::new(Gate::new(
+        cfg.node_id,
+        cfg.swarm.clone(),
+        keyring.clone(),
+        metrics.clone(),
+    ));
+
+    let raft_config = Config {
+        cluster_name: cfg.swarm.clone(),
+        election_timeout_min: cfg.election_timeout_ms.0,
+        election_timeout_max: cfg.election_timeout_ms.1,
+        heartbeat_interval: cfg.heartbeat_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: cfg.snapshot_every_entries.min(1000),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+    let network = NetworkFactory {
+        signer: signer.clone(),
+        gate: gate.clone(),
+    };
+    let log_stats = log.stats.clone();
+    let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log.clone(), sm)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let (proposer, proposer_task) = crate::api::Proposer::spawn(raft.clone());
+    let shared = Arc::new(Shared {
+        kv: KvEngine::new(&cfg.kv),
+        proposer,
+        cfg,
+        raft: raft.clone(),
+        state,
+        signer: signer.clone(),
+        keyring: keyring.clone(),
+        metrics,
+        log,
+        log_stats,
+    });
+    let mut tasks = vec![proposer_task];
+    let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;
+    tasks.push(tokio::spawn(crate::net::serve(
+        raft_listener,
+        raft.clone(),
+        signer.clone(),
+        gate,
+    )));
+    tasks.push(tokio::spawn(refresh_keys(shared.clone())));
+    let metrics_listener = tokio::net::TcpListener::from_std(listeners.metrics)?;
+    tasks.push(tokio::spawn(crate::http::serve(
+        metrics_listener,
+        shared.clone(),
+    )));
+
+    let (stop, mut stop_rx) = watch::channel(false);
+    let grpc_listener = tokio::net::TcpListener::from_std(listeners.grpc)?;
+    let api = crate::api::Api {
+        shared: shared.clone(),
+    };
+    let grpc = tokio::spawn(async move {
+        let res = tonic::transport::Server::builder()
+            .add_service(crate::proto::node_server::NodeServer::new(api))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                },
+            )
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "gRPC server stopped");
+        }
+    });
+
+    if shared.cfg.is_bootstrapper()
+        && !raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?
+    {
+        let voters: BTreeMap<NodeId, Member> = shared
+            .cfg
+            .initial_voters()
+            .map(|m| (m.node_id, member_of(m)))
+            .collect();
+        tracing::info!(voters = ?voters.keys().collect::<Vec<_>>(), "initialising the Raft group");
+        raft.initialize(voters)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        tasks.push(tokio::spawn(add_initial_learners(shared.clone())));
+    }
+    Ok(Node {
+        shared,
+        tasks,
+        stop,
+        grpc: Some(grpc),
+    })
+}
+
+/// Keeps the keyring equal to the keys in the latest Raft membership (plus our own).
+async fn refresh_keys(shared: Arc<Shared>) {
+    let mut rx = shared.raft.metrics();
+    loop {
+        let keys = {
+            let m = rx.borrow_and_update();
+            let membership = m.membership_config.membership();
+            if membership.nodes().next().is_none() {
+                None
+            } else {
+                let mut keys = Keyring::keys_from_members(membership.nodes());
+                keys.insert(shared.cfg.node_id, shared.signer.verifying_key());
+                Some(keys)
+            }
+        };
+        if let Some(keys) = keys {
+            shared.keyring.replace(keys);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The bootstrapper adds the configuration's non-voters as learners once it leads.
+async fn add_initial_learners(shared: Arc<Shared>) {
+    let learners: Vec<_> = shared
+        .cfg
+        .members
+        .iter()
+        .filter(|m| !m.voter)
+        .cloned()
+        .collect();
+    if learners.is_empty() {
+        return;
+    }
+    let wait = shared
+        .raft
+        .wait(Some(Duration::from_secs(60)))
+        .metrics(|m| m.state == ServerState::Leader, "leader")
+        .await;
+    if wait.is_err() {
+        return;
+    }
+    for m in learners {
+        if let Err(e) = shared
+            .raft
+            .add_learner(m.node_id, member_of(&m), false)
+            .await
+        {
+            tracing::warn!(node = m.node_id, error = %e, "could not add learner");
+        }
+    }
+}
+
+impl Node {
+    /// Stops serving and shuts Raft down.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(g) = self.grpc.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), g).await;
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.shared.raft.shutdown().await;
+    }
+}

@@ -1,0 +1,232 @@
+//! The openraft state machine over [`SwarmState`], with durable snapshots in `snapshots/`
+//! (`snap-<term>-<index>.bin` = `[blake3][msgpack(SnapshotFile)]`, written atomically).
+
+use std::fs;
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, OptionalSend, RaftLogId, RaftSnapshotBuilder, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+use crate::state::SwarmState;
+use crate::storage::{decode_checked, encode_checked, write_atomic};
+use crate::types::{
+    ApplyResult, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    #[serde(with = "crate::types::serde_bytes_vec")]
+    data: Vec<u8>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    StorageError::IO {
+        source: StorageIOError::write_state_machine(openraft::AnyError::error(e.to_string())),
+    }
+}
+
+pub type SharedState = Arc<RwLock<SwarmState>>;
+
+pub fn read_state(s: &SharedState) -> std::sync::RwLockReadGuard<'_, SwarmState> {
+    s.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_state(s: &SharedState) -> std::sync::RwLockWriteGuard<'_, SwarmState> {
+    s.write().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct StateMachineStore {
+    pub state: SharedState,
+    swarm: String,
+    dir: PathBuf,
+    kept: usize,
+}
+
+pub struct SnapshotBuilder {
+    state: SharedState,
+    dir: PathBuf,
+    kept: usize,
+}
+
+fn snapshot_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snap-") && n.ends_with(".bin"))
+        })
+        .collect();
+    out.sort(); // zero-padded names sort by (term, index)
+    Ok(out)
+}
+
+fn newest_valid(dir: &Path) -> io::Result<Option<SnapshotFile>> {
+    for path in snapshot_files(dir)?.into_iter().rev() {
+        match fs::read(&path).and_then(|b| decode_checked::<SnapshotFile>(&b)) {
+            Ok(f) => return Ok(Some(f)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping a corrupt snapshot")
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn persist(dir: &Path, kept: usize, file: &SnapshotFile) -> io::Result<()> {
+    let (term, index) = file
+        .meta
+        .last_log_id
+        .map(|l| (l.leader_id.term, l.index))
+        .unwrap_or((0, 0));
+    let path = dir.join(format!("snap-{term:020}-{index:020}.bin"));
+    write_atomic(&path, &encode_checked(file)?)?;
+    let files = snapshot_files(dir)?;
+    if files.len() > kept {
+        for old in &files[..files.len() - kept] {
+            let _ = fs::remove_file(old);
+        }
+    }
+    Ok(())
+}
+
+impl StateMachineStore {
+    pub fn open(dir: &Path, swarm: String, kept: u64) -> io::Result<StateMachineStore> {
+        fs::create_dir_all(dir)?;
+        let state = match newest_valid(dir)? {
+            Some(f) => {
+                let mut st: SwarmState =
+                    rmp_serde::from_slice(&f.data).map_err(io::Error::other)?;
+                st.last_applied = f.meta.last_log_id;
+                st.last_membership = f.meta.last_membership;
+                st
+            }
+            None => SwarmState::default(),
+        };
+        Ok(StateMachineStore {
+            state: Arc::new(RwLock::new(state)),
+            swarm,
+            dir: dir.to_path_buf(),
+            kept: kept.max(1) as usize,
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (data, last, membership) = {
+            let st = read_state(&self.state);
+            (
+                rmp_serde::to_vec(&*st).map_err(sm_err)?,
+                st.last_applied,
+                st.last_membership.clone(),
+            )
+        };
+        let snapshot_id = match last {
+            Some(l) => format!("{}-{}", l.leader_id.term, l.index),
+            None => "0-0".to_string(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data,
+        };
+        let (dir, kept) = (self.dir.clone(), self.kept);
+        let file = tokio::task::spawn_blocking(move || persist(&dir, kept, &file).map(|_| file))
+            .await
+            .map_err(sm_err)?
+            .map_err(sm_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(file.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let st = read_state(&self.state);
+        Ok((st.last_applied, st.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<ApplyResult>>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut st = write_state(&self.state);
+        let mut out = Vec::new();
+        for entry in entries {
+            let log_id = *entry.get_log_id();
+            st.last_applied = Some(log_id);
+            out.push(match entry.payload {
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(batch) => batch
+                    .iter()
+                    .map(|cmd| st.apply_command(&self.swarm, log_id, cmd))
+                    .collect(),
+                EntryPayload::Membership(m) => {
+                    st.last_membership = StoredMembership::new(Some(log_id), m);
+                    Vec::new()
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            state: self.state.clone(),
+            dir: self.dir.clone(),
+            kept: self.kept,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let mut new: SwarmState = rmp_serde::from_slice(&data).map_err(sm_err)?;
+        new.last_applied = meta.last_log_id;
+        new.last_membership = meta.last_membership.clone();
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data,
+        };
+        let (dir, kept) = (self.dir.clone(), self.kept);
+        tokio::task::spawn_blocking(move || persist(&dir, kept, &file))
+            .await
+            .map_err(sm_err)?
+            .map_err(sm_err)?;
+        *write_state(&self.state) = new;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let dir = self.dir.clone();
+        let file = tokio::task::spawn_blocking(move || newest_valid(&dir))
+            .await
+            .map_err(sm_err)?
+            .map_err(sm_err)?;
+        Ok(file.map(|f| Snapshot {
+            meta: f.meta,
+            snapshot: Box::new(Cursor::new(f.data)),
+        }))
+    }
+}

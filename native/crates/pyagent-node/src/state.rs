@@ -1,0 +1,419 @@
+//! The replicated state machine: the swarm's shared truth.
+//!
+//! Pure and deterministic: every replica applies the same entries in the same order and reaches
+//! the same state, since signatures are checked against the replicated membership, the replay
+//! window is part of the state, and time is the leader's clock stamped into each entry.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, ReplayWindow};
+use crate::identity;
+use crate::proto::{self, command::Op};
+use crate::types::{ApplyResult, LogCommand, LogId, StoredMembership};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Value {
+    #[serde(with = "crate::types::serde_bytes_vec")]
+    pub bytes: Vec<u8>,
+    /// Log index of the write that set it.
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub owner: String,
+    /// The fencing token: (term, index) of the entry that granted ownership.
+    pub token: (u64, u64),
+    pub lease_expires_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmState {
+    pub last_applied: Option<LogId>,
+    pub last_membership: StoredMembership,
+    pub kv: BTreeMap<String, Value>,
+    pub tasks: BTreeMap<String, Task>,
+    pub replay: ReplayWindow,
+    /// The replicated clock (ms since the Unix epoch): the largest time stamped into an applied
+    /// command, so lease time never runs backwards when a leader with a slower clock takes over.
+    #[serde(default)]
+    pub clock_ms: u64,
+}
+
+pub mod refusal {
+    pub const STALE_TOKEN: &str = "stale_token";
+    pub const HELD_BY_OTHER: &str = "held_by_other";
+    pub const NOT_OWNER: &str = "not_owner";
+    pub const UNKNOWN_TASK: &str = "unknown_task";
+    pub const INVALID: &str = "invalid";
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+}
+
+impl SwarmState {
+    /// The public key of member `id` in the replicated membership.
+    pub fn member_key(&self, id: u64) -> Option<ed25519_dalek::VerifyingKey> {
+        let node = self.last_membership.membership().get_node(&id)?;
+        identity::decode_public_key(&node.public_key).ok()
+    }
+
+    /// Checks a signed command's signature, membership and replay window against this state,
+    /// without recording anything. Used by the API before proposing and again on apply.
+    pub fn authenticate(&self, swarm: &str, cmd: &LogCommand) -> Result<(), auth::Reject> {
+        let key = self.member_key(cmd.signer).ok_or(auth::Reject::NonMember)?;
+        auth::verify(
+            &key,
+            &auth::command_message(swarm, cmd.signer, cmd.seq, &cmd.command),
+            &cmd.signature,
+        )?;
+        self.replay.check(cmd.signer, cmd.seq)
+    }
+
+    fn fence_ok(&self, fence: &Option<proto::Fence>, now_ms: u64) -> Result<(), ApplyResult> {
+        let Some(f) = fence else { return Ok(()) };
+        let token = f.token.map(|t| (t.term, t.index));
+        match self.tasks.get(&f.task) {
+            Some(t) if Some(t.token) == token && t.lease_expires_ms > now_ms => Ok(()),
+            Some(t) => Err(ApplyResult::refused(
+                refusal::STALE_TOKEN,
+                format!(
+                    "task {:?}: current token is {:?}, lease ends at {}",
+                    f.task, t.token, t.lease_expires_ms
+                ),
+            )),
+            None => Err(ApplyResult::refused(
+                refusal::STALE_TOKEN,
+                format!("task {:?} has no owner", f.task),
+            )),
+        }
+    }
+
+    /// Applies one client command at `log_id`. Returns what the client is told; a refusal
+    /// changes nothing but the replay window.
+    pub fn apply_command(&mut self, swarm: &str, log_id: LogId, cmd: &LogCommand) -> ApplyResult {
+        if let Err(reject) = self.authenticate(swarm, cmd) {
+            return ApplyResult::refused(refusal::UNAUTHENTICATED, reject.label());
+        }
+        // Recorded even when the command is later refused: the signed bytes were consumed.
+        let _ = self.replay.accept(cmd.signer, cmd.seq);
+        self.clock_ms = self.clock_ms.max(cmd.proposed_at_ms);
+        let now = self.clock_ms;
+        let command = match proto::Command::decode(cmd.command.as_slice()) {
+            Ok(c) => c,
+            Err(e) => {
+                return ApplyResult::refused(refusal::INVALID, format!("undecodable command: {e}"))
+            }
+        };
+        let term = log_id.leader_id.term;
+        let index = log_id.index;
+        match command.op {
+            None => ApplyResult::refused(refusal::INVALID, "empty command"),
+            Some(Op::Put(p)) => {
+                if p.key.is_empty() {
+                    return ApplyResult::refused(refusal::INVALID, "empty key");
+                }
+                if let Err(r) = self.fence_ok(&p.fence, now) {
+                    return r;
+                }
+                self.kv.insert(
+                    p.key,
+                    Value {
+                        bytes: p.value,
+                        revision: index,
+                    },
+                );
+                ApplyResult::ok()
+            }
+            Some(Op::Delete(d)) => {
+                if let Err(r) = self.fence_ok(&d.fence, now) {
+                    return r;
+                }
+                self.kv.remove(&d.key);
+                ApplyResult::ok()
+            }
+            Some(Op::Acquire(a)) => {
+                if a.task.is_empty() || a.owner.is_empty() {
+                    return ApplyResult::refused(
+                        refusal::INVALID,
+                        "task and owner must not be empty",
+                    );
+                }
+                let expires = now.saturating_add(a.lease_ms);
+                match self.tasks.get_mut(&a.task) {
+                    Some(t) if t.lease_expires_ms > now && t.owner != a.owner => {
+                        ApplyResult::refused(
+                            refusal::HELD_BY_OTHER,
+                            format!(
+                                "task {:?} is held by {:?} until {}",
+                                a.task, t.owner, t.lease_expires_ms
+                            ),
+                        )
+                    }
+                    Some(t) if t.lease_expires_ms > now => {
+                        // The owner asks again while holding it: same token, longer lease.
+                        t.lease_expires_ms = t.lease_expires_ms.max(expires);
+                        ApplyResult {
+                            token: Some(t.token),
+                            lease_expires_ms: t.lease_expires_ms,
+                            ..ApplyResult::ok()
+                        }
+                    }
+                    _ => {
+                        let token = (term, index);
+                        self.tasks.insert(
+                            a.task,
+                            Task {
+                                owner: a.owner,
+                                token,
+                                lease_expires_ms: expires,
+                            },
+                        );
+                        ApplyResult {
+                            token: Some(token),
+                            lease_expires_ms: expires,
+                            ..ApplyResult::ok()
+                        }
+                    }
+                }
+            }
+            Some(Op::Renew(r)) => {
+                let token = r.token.map(|t| (t.term, t.index));
+                match self.tasks.get_mut(&r.task) {
+                    None => ApplyResult::refused(
+                        refusal::UNKNOWN_TASK,
+                        format!("task {:?} has no owner", r.task),
+                    ),
+                    Some(t) if t.owner != r.owner => ApplyResult::refused(
+                        refusal::NOT_OWNER,
+                        format!("task {:?} is held by {:?}", r.task, t.owner),
+                    ),
+                    Some(t) if Some(t.token) != token || t.lease_expires_ms <= now => {
+                        ApplyResult::refused(
+                            refusal::STALE_TOKEN,
+                            format!(
+                                "task {:?}: token {:?} is not current or the lease ended",
+                                r.task, token
+                            ),
+                        )
+                    }
+                    Some(t) => {
+                        t.lease_expires_ms = now.saturating_add(r.lease_ms);
+                        ApplyResult {
+                            token: Some(t.token),
+                            lease_expires_ms: t.lease_expires_ms,
+                            ..ApplyResult::ok()
+                        }
+                    }
+                }
+            }
+            Some(Op::Release(r)) => {
+                let token = r.token.map(|t| (t.term, t.index));
+                match self.tasks.get(&r.task) {
+                    None => ApplyResult::refused(
+                        refusal::UNKNOWN_TASK,
+                        format!("task {:?} has no owner", r.task),
+                    ),
+                    Some(t) if t.owner != r.owner => ApplyResult::refused(
+                        refusal::NOT_OWNER,
+                        format!("task {:?} is held by {:?}", r.task, t.owner),
+                    ),
+                    Some(t) if Some(t.token) != token => ApplyResult::refused(
+                        refusal::STALE_TOKEN,
+                        format!("task {:?}: token {:?} is not current", r.task, token),
+                    ),
+                    Some(_) => {
+                        self.tasks.remove(&r.task);
+                        ApplyResult::ok()
+                    }
+                }
+            }
+            Some(Op::AddMember(_)) | Some(Op::RemoveMember(_)) => {
+                ApplyResult::refused(refusal::INVALID, "membership changes are not log commands")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use ed25519_dalek::SigningKey;
+    use openraft::{CommittedLeaderId, Membership};
+
+    use super::*;
+    use crate::auth::Signer;
+    use crate::types::Member;
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        openraft::LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn state_with_members(signers: &[&Signer]) -> SwarmState {
+        let mut nodes = BTreeMap::new();
+        for s in signers {
+            nodes.insert(
+                s.node_id,
+                Member {
+                    name: format!("n{}", s.node_id),
+                    raft: String::new(),
+                    grpc: String::new(),
+                    public_key: base64_pk(s),
+                },
+            );
+        }
+        let voters: BTreeSet<u64> = nodes.keys().copied().collect();
+        let m = Membership::new(vec![voters], nodes);
+        SwarmState {
+            last_membership: StoredMembership::new(Some(log_id(1, 1)), m),
+            ..Default::default()
+        }
+    }
+
+    fn base64_pk(s: &Signer) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s.verifying_key().as_bytes())
+    }
+
+    pub(crate) fn signed(s: &Signer, seq: u64, op: Op, now: u64) -> LogCommand {
+        let command = proto::Command { op: Some(op) }.encode_to_vec();
+        let signature = s.sign_command(seq, &command);
+        LogCommand {
+            signer: s.node_id,
+            seq,
+            command,
+            signature,
+            proposed_at_ms: now,
+        }
+    }
+
+    fn put(key: &str, fence: Option<(&str, (u64, u64))>) -> Op {
+        Op::Put(proto::Put {
+            key: key.into(),
+            value: b"v".to_vec(),
+            fence: fence.map(|(task, (term, index))| proto::Fence {
+                task: task.into(),
+                token: Some(proto::FencingToken { term, index }),
+            }),
+        })
+    }
+
+    fn acquire(task: &str, owner: &str, lease_ms: u64) -> Op {
+        Op::Acquire(proto::AcquireTask {
+            task: task.into(),
+            owner: owner.into(),
+            lease_ms,
+        })
+    }
+
+    #[test]
+    fn fencing_refuses_a_stale_owner() {
+        let s = Signer::new(1, "sw".into(), SigningKey::from_bytes(&[7; 32]));
+        let mut st = state_with_members(&[&s]);
+        // worker A acquires at index 10
+        let r = st.apply_command(
+            "sw",
+            log_id(2, 10),
+            &signed(&s, 1, acquire("t", "A", 1000), 0),
+        );
+        assert!(r.applied);
+        let tok_a = r.token.unwrap();
+        assert_eq!(tok_a, (2, 10));
+        // B cannot take it while A's lease runs
+        let r = st.apply_command(
+            "sw",
+            log_id(2, 11),
+            &signed(&s, 2, acquire("t", "B", 1000), 500),
+        );
+        assert_eq!(r.refusal, refusal::HELD_BY_OTHER);
+        // A's lease ends; B acquires with a larger token
+        let r = st.apply_command(
+            "sw",
+            log_id(3, 12),
+            &signed(&s, 3, acquire("t", "B", 1000), 1500),
+        );
+        assert!(r.applied);
+        let tok_b = r.token.unwrap();
+        assert!(tok_b > tok_a);
+        // A, unaware, writes with its old token: refused, nothing changes
+        let r = st.apply_command(
+            "sw",
+            log_id(3, 13),
+            &signed(&s, 4, put("k", Some(("t", tok_a))), 1600),
+        );
+        assert_eq!(r.refusal, refusal::STALE_TOKEN);
+        assert!(!st.kv.contains_key("k"));
+        // B's write with the current token goes through
+        let r = st.apply_command(
+            "sw",
+            log_id(3, 14),
+            &signed(&s, 5, put("k", Some(("t", tok_b))), 1700),
+        );
+        assert!(r.applied, "{r:?}");
+        assert_eq!(st.kv["k"].revision, 14);
+        // A cannot renew nor release
+        let renew = Op::Renew(proto::RenewTask {
+            task: "t".into(),
+            owner: "A".into(),
+            token: Some(proto::FencingToken {
+                term: tok_a.0,
+                index: tok_a.1,
+            }),
+            lease_ms: 1000,
+        });
+        assert_eq!(
+            st.apply_command("sw", log_id(3, 15), &signed(&s, 6, renew, 1800))
+                .refusal,
+            refusal::NOT_OWNER
+        );
+        // after B's lease ends, even B's token is stale for writes
+        let r = st.apply_command(
+            "sw",
+            log_id(3, 16),
+            &signed(&s, 7, put("k", Some(("t", tok_b))), 10_000),
+        );
+        assert_eq!(r.refusal, refusal::STALE_TOKEN);
+    }
+
+    #[test]
+    fn commands_need_a_member_signature_and_fresh_sequence() {
+        let member = Signer::new(1, "sw".into(), SigningKey::from_bytes(&[7; 32]));
+        let outsider = Signer::new(9, "sw".into(), SigningKey::from_bytes(&[8; 32]));
+        let impostor = Signer::new(1, "sw".into(), SigningKey::from_bytes(&[8; 32]));
+        let mut st = state_with_members(&[&member]);
+        let c = signed(&member, 1, put("a", None), 0);
+        assert!(st.apply_command("sw", log_id(1, 2), &c).applied);
+        // replayed
+        let r = st.apply_command("sw", log_id(1, 3), &c);
+        assert_eq!(
+            (r.refusal.as_str(), r.message.as_str()),
+            (refusal::UNAUTHENTICATED, "replay")
+        );
+        // non-member
+        let r = st.apply_command("sw", log_id(1, 4), &signed(&outsider, 1, put("b", None), 0));
+        assert_eq!(r.message, "non_member");
+        // forged: a member's id with another key
+        let r = st.apply_command("sw", log_id(1, 5), &signed(&impostor, 2, put("b", None), 0));
+        assert_eq!(r.message, "bad_signature");
+        // tampered command bytes
+        let mut t = signed(&member, 3, put("b", None), 0);
+        t.command = proto::Command {
+            op: Some(put("evil", None)),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            st.apply_command("sw", log_id(1, 6), &t).message,
+            "bad_signature"
+        );
+        // another swarm's signature
+        let other = Signer::new(1, "other".into(), SigningKey::from_bytes(&[7; 32]));
+        assert_eq!(
+            st.apply_command("sw", log_id(1, 7), &signed(&other, 4, put("b", None), 0))
+                .message,
+            "bad_signature"
+        );
+        assert!(!st.kv.contains_key("b") && !st.kv.contains_key("evil"));
+    }
+}

@@ -1,0 +1,572 @@
+//! An in-process 3-node cluster over loopback: elects a leader, commits signed writes durably,
+//! refuses forged and unsigned messages, enforces fencing, and survives a full restart.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use prost::Message as _;
+use pyagent_node::auth::{Envelope, Reject, Signer};
+use pyagent_node::config::{KvConfig, MemberConfig, NodeConfig};
+use pyagent_node::identity::public_key_b64;
+use pyagent_node::metrics::Channel;
+use pyagent_node::node::{self, Listeners, Node};
+use pyagent_node::proto::{self, command::Op, node_client::NodeClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SWARM: &str = "test-swarm";
+
+struct Dir(PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn key(i: u64) -> SigningKey {
+    SigningKey::from_bytes(&[i as u8 + 1; 32])
+}
+
+fn listeners() -> Listeners {
+    let bind = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    };
+    Listeners {
+        raft: bind(),
+        grpc: bind(),
+        metrics: bind(),
+    }
+}
+
+fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
+    let members: Vec<MemberConfig> = ls
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let id = i as u64 + 1;
+            MemberConfig {
+                node_id: id,
+                name: format!("n{id}"),
+                raft: l.raft.local_addr().unwrap().to_string(),
+                grpc: l.grpc.local_addr().unwrap().to_string(),
+                voter: true,
+                public_key: Some(public_key_b64(&key(id))),
+            }
+        })
+        .collect();
+    ls.iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let id = i as u64 + 1;
+            NodeConfig {
+                swarm: SWARM.into(),
+                pool: "agents".into(),
+                node_id: id,
+                name: format!("n{id}"),
+                data_dir: root.join(format!("n{id}")),
+                listen_raft: l.raft.local_addr().unwrap(),
+                listen_grpc: l.grpc.local_addr().unwrap(),
+                listen_metrics: l.metrics.local_addr().unwrap(),
+                members: members.clone(),
+                join: false,
+                election_timeout_ms: (150, 300),
+                heartbeat_ms: 50,
+                snapshot_every_entries: 500,
+                snapshots_kept: 2,
+                kv: KvConfig {
+                    block_size: 16,
+                    blocks: 64,
+                    eviction: "lru".into(),
+                    ttl_seconds: None,
+                },
+            }
+        })
+        .collect()
+}
+
+fn rebind(cfg: &NodeConfig) -> Listeners {
+    // Re-binding the same ports after a shutdown; retried while the old sockets close.
+    for _ in 0..100 {
+        if let Ok(l) = node::Listeners::bind(cfg) {
+            return l;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("could not re-bind {:?}", cfg.listen_raft);
+}
+
+async fn wait_leader(nodes: &[Node]) -> u64 {
+    let m = nodes[0]
+        .shared
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(|m| m.current_leader.is_some(), "a leader")
+        .await
+        .expect("no leader elected");
+    let leader = m.current_leader.unwrap();
+    for n in nodes {
+        n.shared
+            .raft
+            .wait(Some(Duration::from_secs(20)))
+            .metrics(|m| m.current_leader == Some(leader), "same leader")
+            .await
+            .expect("nodes disagree on the leader");
+    }
+    leader
+}
+
+async fn client(n: &Node) -> NodeClient<tonic::transport::Channel> {
+    let ch =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", n.shared.cfg.listen_grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    NodeClient::new(ch)
+}
+
+fn signed(signer: &Signer, seq: u64, op: Op) -> proto::SignedCommand {
+    let command = proto::Command { op: Some(op) }.encode_to_vec();
+    let signature = signer.sign_command(seq, &command);
+    proto::SignedCommand {
+        command,
+        signer: signer.node_id,
+        seq,
+        signature,
+    }
+}
+
+fn put(key: &str, value: &[u8]) -> Op {
+    Op::Put(proto::Put {
+        key: key.into(),
+        value: value.to_vec(),
+        fence: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_commit_and_recover() {
+    let root = std::env::temp_dir().join(format!("pyagent-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let _guard = Dir(root.clone());
+    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
+    let cfgs = configs(&root, &ls);
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    let leader = wait_leader(&nodes).await;
+    let li = (leader - 1) as usize;
+    let signer = Signer::new(1, SWARM.into(), key(1));
+    let mut c = client(&nodes[li]).await;
+
+    // Sequential writes (one client), then concurrent writes (32 clients).
+    let n_seq = 200u64;
+    let t = Instant::now();
+    for i in 0..n_seq {
+        let r = c
+            .submit(signed(
+                &signer,
+                signer.next_seq(),
+                put(&format!("k{i}"), b"v"),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.applied, "{r:?}");
+    }
+    let seq_rate = n_seq as f64 / t.elapsed().as_secs_f64();
+    let per_client = 100u64;
+    let clients = 32u64;
+    let t = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..clients {
+        let mut c = c.clone();
+        let s = Signer::new(1, SWARM.into(), key(1));
+        handles.push(tokio::spawn(async move {
+            for i in 0..per_client {
+                let r = c
+                    .submit(signed(
+                        &s,
+                        s.next_seq() + w * 1_000_000,
+                        put(&format!("c{w}-{i}"), b"x"),
+                    ))
+                    .await;
+                assert!(r.unwrap().into_inner().applied);
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let conc_rate = (per_client * clients) as f64 / t.elapsed().as_secs_f64();
+    eprintln!(
+        "FIGURES: 3 nodes, fsync on: 1 client {seq_rate:.0} writes/s; {clients} clients {conc_rate:.0} writes/s"
+    );
+
+    // Linearizable read on the leader; a follower answers with the leader's address.
+    let g = c
+        .get(proto::GetRequest {
+            key: "k7".into(),
+            stale: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(g.found && g.value == b"v");
+    let fi = (li + 1) % 3;
+    let mut fc = client(&nodes[fi]).await;
+    let err = fc
+        .get(proto::GetRequest {
+            key: "k7".into(),
+            stale: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        err.metadata()
+            .get("pyagent-leader-id")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        leader.to_string()
+    );
+
+    // Unsigned, forged, replayed and non-member commands are refused and counted.
+    let good = signed(&signer, signer.next_seq(), put("once", b"1"));
+    assert!(c.submit(good.clone()).await.unwrap().into_inner().applied);
+    let replay = c.submit(good.clone()).await.unwrap_err();
+    assert_eq!(replay.code(), tonic::Code::Unauthenticated);
+    let mut forged = signed(&signer, signer.next_seq(), put("evil", b"1"));
+    forged.command = proto::Command {
+        op: Some(put("evil", b"2")),
+    }
+    .encode_to_vec();
+    assert_eq!(
+        c.submit(forged).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    let mut unsigned = signed(&signer, signer.next_seq(), put("evil", b"1"));
+    unsigned.signature.clear();
+    assert_eq!(
+        c.submit(unsigned).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    let outsider = Signer::new(9, SWARM.into(), key(9));
+    assert_eq!(
+        c.submit(signed(&outsider, 1, put("evil", b"1")))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::Unauthenticated
+    );
+    let m = &nodes[li].shared.metrics;
+    assert_eq!(m.rejected(Channel::Client, Reject::Replay), 1);
+    assert_eq!(m.rejected(Channel::Client, Reject::BadSignature), 1);
+    assert_eq!(m.rejected(Channel::Client, Reject::Unsigned), 1);
+    assert_eq!(m.rejected(Channel::Client, Reject::NonMember), 1);
+
+    // A forged Raft message on the transport is refused and counted.
+    let target = &nodes[fi];
+    let fake = Signer::new(leader, SWARM.into(), key(42)); // the leader's id, the wrong key
+    let env = fake.envelope(target.shared.cfg.node_id, b"junk".to_vec());
+    let mut s = tokio::net::TcpStream::connect(target.shared.cfg.listen_raft)
+        .await
+        .unwrap();
+    let bytes = rmp_serde::to_vec(&env).unwrap();
+    s.write_all(&(bytes.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&bytes).await.unwrap();
+    let len = s.read_u32().await.unwrap();
+    let mut buf = vec![0; len as usize];
+    s.read_exact(&mut buf).await.unwrap();
+    let reply: Envelope = rmp_serde::from_slice(&buf).unwrap();
+    assert_eq!(reply.from, target.shared.cfg.node_id);
+    assert_eq!(
+        target
+            .shared
+            .metrics
+            .rejected(Channel::Raft, Reject::BadSignature),
+        1
+    );
+    // ... and so is one from a node that is not a member, even correctly signed.
+    let stranger = Signer::new(9, SWARM.into(), key(9));
+    let env = stranger.envelope(target.shared.cfg.node_id, b"junk".to_vec());
+    let bytes = rmp_serde::to_vec(&env).unwrap();
+    s.write_all(&(bytes.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&bytes).await.unwrap();
+    let len = s.read_u32().await.unwrap();
+    let mut buf = vec![0; len as usize];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(
+        target
+            .shared
+            .metrics
+            .rejected(Channel::Raft, Reject::NonMember),
+        1
+    );
+
+    // Fencing through the API: a stale owner's write is refused.
+    let acq = |owner: &str, seq| {
+        signed(
+            &signer,
+            seq,
+            Op::Acquire(proto::AcquireTask {
+                task: "t".into(),
+                owner: owner.into(),
+                lease_ms: 200,
+            }),
+        )
+    };
+    let a = c
+        .submit(acq("A", signer.next_seq()))
+        .await
+        .unwrap()
+        .into_inner();
+    let tok_a = a.token.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await; // A's lease runs out
+    let b = c
+        .submit(acq("B", signer.next_seq()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(b.applied);
+    let fenced = |tok: proto::FencingToken, seq| {
+        signed(
+            &signer,
+            seq,
+            Op::Put(proto::Put {
+                key: "out".into(),
+                value: b"x".to_vec(),
+                fence: Some(proto::Fence {
+                    task: "t".into(),
+                    token: Some(tok),
+                }),
+            }),
+        )
+    };
+    let stale = c
+        .submit(fenced(tok_a, signer.next_seq()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (stale.applied, stale.refusal.as_str()),
+        (false, "stale_token")
+    );
+    assert!(
+        c.submit(fenced(b.token.unwrap(), signer.next_seq()))
+            .await
+            .unwrap()
+            .into_inner()
+            .applied
+    );
+
+    // Status and metrics.
+    let st = c
+        .status(proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.leader_id, leader);
+    assert_eq!(st.members.len(), 3);
+    assert!(st
+        .members
+        .iter()
+        .all(|m| m.voter && !m.public_key.is_empty()));
+    let text = pyagent_node::http::render(&nodes[li].shared);
+    assert!(text.contains("pyagent_raft_is_leader 1"));
+    assert!(text.contains("pyagent_commit_latency_seconds_count"));
+    // Group commit: concurrent commands share log entries (and fsyncs).
+    let commands = n_seq + per_client * clients;
+    eprintln!(
+        "FIGURES: {commands} sequential+concurrent commands in {} log entries",
+        st.last_log_index
+    );
+    assert!(st.last_log_index < commands);
+
+    // Restart every node from its data dir: the acknowledged writes are all there.
+    for n in nodes.drain(..) {
+        n.shutdown().await;
+    }
+    for cfg in cfgs.iter().cloned() {
+        let id = cfg.node_id;
+        let l = rebind(&cfg);
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    let leader = wait_leader(&nodes).await;
+    let mut c = client(&nodes[(leader - 1) as usize]).await;
+    for key in ["k0", "k199", "c31-99", "once", "out"] {
+        let g = c
+            .get(proto::GetRequest {
+                key: key.into(),
+                stale: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(g.found, "{key} lost after restart");
+    }
+    let g = c
+        .get(proto::GetRequest {
+            key: "evil".into(),
+            stale: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!g.found);
+    let ids: BTreeSet<u64> = c
+        .status(proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .members
+        .iter()
+        .map(|m| m.node_id)
+        .collect();
+    assert_eq!(ids, BTreeSet::from([1, 2, 3]));
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Replacing a member: a fourth node joins (learner, then voter) through a signed AddMember,
+/// catches up, and a former voter leaves through RemoveMember; the group keeps committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_a_member_through_raft_membership_changes() {
+    let root = std::env::temp_dir().join(format!("pyagent-membership-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let _guard = Dir(root.clone());
+    let mut ls: Vec<Listeners> = (0..4).map(|_| listeners()).collect();
+    let mut cfgs = configs(&root, &ls);
+    for c in cfgs.iter_mut() {
+        c.snapshot_every_entries = 20; // so the newcomer must be sent a snapshot
+    }
+    for c in cfgs.iter_mut().take(3) {
+        c.members.retain(|m| m.node_id != 4); // the first three do not know the newcomer
+    }
+    cfgs[3].join = true;
+    let l4 = ls.pop().unwrap();
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().take(3).cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    let leader = wait_leader(&nodes).await;
+    let signer = Signer::new(1, SWARM.into(), key(1));
+    let mut c = client(&nodes[(leader - 1) as usize]).await;
+    assert!(
+        c.submit(signed(&signer, signer.next_seq(), put("before", b"1")))
+            .await
+            .unwrap()
+            .into_inner()
+            .applied
+    );
+    for i in 0..80 {
+        let r = c
+            .submit(signed(
+                &signer,
+                signer.next_seq(),
+                put(&format!("fill{i}"), b"x"),
+            ))
+            .await
+            .unwrap();
+        assert!(r.into_inner().applied);
+    }
+    let ln = &nodes[(leader - 1) as usize];
+    ln.shared
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index >= 20),
+            "leader purged its log after a snapshot",
+        )
+        .await
+        .unwrap();
+
+    let n4 = node::start(cfgs[3].clone(), key(4), l4).await.unwrap();
+    let m4 = &cfgs[3].members[3];
+    let add = Op::AddMember(proto::AddMember {
+        member: Some(proto::Member {
+            node_id: 4,
+            name: m4.name.clone(),
+            raft: m4.raft.clone(),
+            grpc: m4.grpc.clone(),
+            voter: true,
+            public_key: m4.public_key.clone().unwrap(),
+        }),
+    });
+    let r = c
+        .submit(signed(&signer, signer.next_seq(), add))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied, "{r:?}");
+    let leaving = (1..=3).find(|id| *id != leader).unwrap();
+    let remove = Op::RemoveMember(proto::RemoveMember { node_id: leaving });
+    let r = c
+        .submit(signed(&signer, signer.next_seq(), remove))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied, "{r:?}");
+    let r = c
+        .submit(signed(&signer, signer.next_seq(), put("after", b"2")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.applied);
+
+    let st = c
+        .status(proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let voters: BTreeSet<u64> = st
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.node_id)
+        .collect();
+    let expected: BTreeSet<u64> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|id| *id != leaving)
+        .collect();
+    assert_eq!(voters, expected);
+    // The newcomer holds the replicated state, including what was written before it joined.
+    n4.shared
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .applied_index_at_least(Some(r.index), "newcomer caught up")
+        .await
+        .unwrap();
+    let mut c4 = client(&n4).await;
+    assert!(
+        n4.shared.raft.metrics().borrow().snapshot.is_some(),
+        "the newcomer was not sent a snapshot"
+    );
+    for k in ["before", "fill79", "after"] {
+        let g = c4
+            .get(proto::GetRequest {
+                key: k.into(),
+                stale: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(g.found, "{k} missing on the new member");
+    }
+    n4.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
