@@ -5,15 +5,21 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test lint pytest native golden bench
+.PHONY: setup demo test lint pytest native golden bench bench-raft nemesis
 
 setup:
 	bash .ci/setup
 
+# Compiles every spec of pyagent.toml, shows the default example's Kubernetes stack, then runs
+# the same swarm locally as real node processes on loopback (building pyagent-node with cargo
+# on first use) and shows it healthy. It is left running: `.venv/bin/pyagent down stacks/laptop/local`.
 demo: setup
 	$(VENV)/pyagent compile
 	$(VENV)/pyagent validate examples/laptop/swarm.yaml
-	@echo "--- stacks/laptop/dev:" && find stacks/laptop/dev -type f | sort
+	@echo "--- stacks/laptop/dev (Pulumi stack and manifests):" && find stacks/laptop/dev -type f | sort
+	$(VENV)/pyagent down stacks/laptop/local
+	$(VENV)/pyagent up --local stacks/laptop/local
+	$(VENV)/pyagent status stacks/laptop/local
 
 lint:
 	$(VENV)/ruff check pyagent_compile tests benchmarks
@@ -33,6 +39,15 @@ test: setup lint native pytest
 golden: setup
 	$(VENV)/pyagent compile
 	$(VENV)/pyagent schema > specs/swarm.schema.json
+	$(VENV)/python -m pyagent_compile.model.cue_schema --write
 
 bench: setup
 	$(VENV)/python benchmarks/compile_bench.py
+
+# pyagent's Raft against etcd 3.4 (installed with apt-get if missing), same machine, same run.
+bench-raft: setup
+	$(VENV)/python benchmarks/raft.py
+
+# The nemesis for longer than CI runs it.
+nemesis: setup
+	PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 $(VENV)/pytest tests/integration/test_nemesis.py

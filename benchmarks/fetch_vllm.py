@@ -41,9 +41,7 @@ WHEELS = {"cbor2": CBOR2_VERSION, "msgspec": MSGSPEC_VERSION}
 
 
 def ready() -> bool:
-    return all((VLLM_DIR / f).is_file() for f in FILES) and all(
-        (PYLIB / name).is_dir() for name in WHEELS
-    )
+    return all((VLLM_DIR / f).is_file() for f in FILES) and all((PYLIB / name).is_dir() for name in WHEELS)
 
 
 def index_url() -> str:

@@ -62,10 +62,7 @@ def make_trace(shape: TraceShape) -> list[Op]:
     """Ops interleaving about ``shape.active`` concurrent requests."""
     rng = random.Random(shape.seed)
     prompts = [
-        [
-            rng.randrange(shape.vocab)
-            for _ in range(rng.randint(shape.prompt_min, shape.prompt_max))
-        ]
+        [rng.randrange(shape.vocab) for _ in range(rng.randint(shape.prompt_min, shape.prompt_max))]
         for _ in range(shape.num_prompts)
     ]
     weights = [1.0 / (i + 1) ** shape.zipf_s for i in range(shape.num_prompts)]
@@ -85,16 +82,11 @@ def make_trace(shape: TraceShape) -> list[Op]:
         if waiting and len(running) < shape.active:
             s = waiting.pop()
             sess = sessions[s]
-            msg = [
-                rng.randrange(shape.vocab)
-                for _ in range(rng.randint(shape.user_min, shape.user_max))
-            ]
+            msg = [rng.randrange(shape.vocab) for _ in range(rng.randint(shape.user_min, shape.user_max))]
             sess.context.extend(msg)
             rid = next_rid
             next_rid += 1
-            running[rid] = _Req(
-                s, rng.randint(shape.output_min, shape.output_max), list(sess.context)
-            )
+            running[rid] = _Req(s, rng.randint(shape.output_min, shape.output_max), list(sess.context))
             ops.append(("admit", rid, list(sess.context)))
             continue
         rid = rng.choice(list(running))
@@ -155,14 +147,10 @@ class VllmDriver:
     (precomputed); without them the driver hashes like vLLM's request block hasher.
     """
 
-    def __init__(
-        self, vllm: Any, num_blocks: int, block_size: int, events: bool = False
-    ) -> None:
+    def __init__(self, vllm: Any, num_blocks: int, block_size: int, events: bool = False) -> None:
         self.v = vllm
         self.bs = block_size
-        self.pool = vllm.BlockPool(
-            num_blocks, True, block_size, enable_kv_cache_events=events
-        )
+        self.pool = vllm.BlockPool(num_blocks, True, block_size, enable_kv_cache_events=events)
         self.reqs: dict[int, Any] = {}
         self.tables: dict[int, list[Any]] = {}
         self.cached: dict[int, int] = {}
@@ -174,14 +162,10 @@ class VllmDriver:
         hashes = req.block_hashes
         parent = hashes[-1] if hashes else None
         for i in range(len(hashes), len(toks) // bs):
-            parent = self.v.hash_block_tokens(
-                self.v.sha256_cbor, parent, toks[i * bs : (i + 1) * bs], None
-            )
+            parent = self.v.hash_block_tokens(self.v.sha256_cbor, parent, toks[i * bs : (i + 1) * bs], None)
             hashes.append(parent)
 
-    def admit(
-        self, rid: int, tokens: list[int], hashes: list[bytes] | None, out: Outcome
-    ) -> None:
+    def admit(self, rid: int, tokens: list[int], hashes: list[bytes] | None, out: Outcome) -> None:
         # The attributes vLLM's stored events read (no LoRA, salt, multimodal or session).
         req = SimpleNamespace(
             all_token_ids=list(tokens),
@@ -260,9 +244,7 @@ class KvDriver:
     without it the driver hashes natively, continuing each request's chain as it grows.
     """
 
-    def __init__(
-        self, pool: Any, hasher: Any, block_size: int, tokens: bool = False
-    ) -> None:
+    def __init__(self, pool: Any, hasher: Any, block_size: int, tokens: bool = False) -> None:
         self.pool = pool
         self.hasher = hasher
         self.bs = block_size
@@ -277,9 +259,7 @@ class KvDriver:
         self.tail: dict[int, list[int]] = {}
         self.hashing: dict[int, bool] = {}
 
-    def admit(
-        self, rid: int, tokens: list[int], keys: bytes | None, out: Outcome
-    ) -> None:
+    def admit(self, rid: int, tokens: list[int], keys: bytes | None, out: Outcome) -> None:
         n = len(tokens)
         bs = self.bs
         hashing = keys is None
@@ -338,9 +318,7 @@ class KvDriver:
             k = self.keys[rid]
             parent = k[16 * (c - 1) : 16 * c] if c else None
             toks = self.tokens[rid][c * bs : full * bs] if self.with_tokens else None
-            table[c:full] = self.pool.register(
-                table[c:full], k[16 * c : 16 * full], parent, toks
-            )
+            table[c:full] = self.pool.register(table[c:full], k[16 * c : 16 * full], parent, toks)
             self.cached[rid] = full
 
     def finish(self, rid: int) -> None:

@@ -61,10 +61,7 @@ class Trace:
 def make_trace(seed: int, num_sessions: int, active: int = 64) -> Trace:
     rng = random.Random(seed)
     vocab = 32000
-    prompts = [
-        [rng.randrange(vocab) for _ in range(rng.randint(1000, 6000))]
-        for _ in range(32)
-    ]
+    prompts = [[rng.randrange(vocab) for _ in range(rng.randint(1000, 6000))] for _ in range(32)]
     weights = [1.0 / (i + 1) ** 1.1 for i in range(len(prompts))]
     ctxs = [list(rng.choices(prompts, weights)[0]) for _ in range(num_sessions)]
     turns = [rng.randint(1, 6) for _ in range(num_sessions)]
@@ -349,9 +346,7 @@ def run_kv(trace: Trace, num_blocks: int, fused: bool) -> Result:
             return
         ctx = ctx_of[r]
         t0 = ns()
-        fresh, last = hasher.hash_keys(
-            ctx[done * BS : (n // BS) * BS], parent[r], done * BS
-        )
+        fresh, last = hasher.hash_keys(ctx[done * BS : (n // BS) * BS], parent[r], done * BS)
         T["hash"].add(ns() - t0, n // BS - done)
         keys[r] = k + fresh
         parent[r] = last
@@ -460,9 +455,7 @@ def run_kv_requests(trace: Trace, num_blocks: int) -> Result:
             return b""
         ctx = ctx_of[r]
         t0 = ns()
-        fresh, last = hasher.hash_keys(
-            ctx[done * BS : (n // BS) * BS], parent[r], done * BS
-        )
+        fresh, last = hasher.hash_keys(ctx[done * BS : (n // BS) * BS], parent[r], done * BS)
         T["hash"].add(ns() - t0, n // BS - done)
         nkeys[r] = n // BS
         parent[r] = last
@@ -545,9 +538,7 @@ def report(
     )
     print(f"{'metric':34} {'KV_v2':>12} {'vLLM':>12} {'ratio':>8}")
 
-    def row(
-        label: str, ours: float, theirs: float | None, higher_better: bool = True
-    ) -> None:
+    def row(label: str, ours: float, theirs: float | None, higher_better: bool = True) -> None:
         if theirs:
             ratio = ours / theirs if higher_better else theirs / ours
             print(f"{label:34} {fmt(ours):>12} {fmt(theirs):>12} {ratio:>7.1f}x")
@@ -575,29 +566,21 @@ def report(
             b.pct(0.99) if b else None,
             higher_better=False,
         )
-    row(
-        "requests/s, no hashing", kv.req_rate(False), vl.req_rate(False) if vl else None
-    )
-    row(
-        "requests/s, with hashing", kv.req_rate(True), vl.req_rate(True) if vl else None
-    )
+    row("requests/s, no hashing", kv.req_rate(False), vl.req_rate(False) if vl else None)
+    row("requests/s, with hashing", kv.req_rate(True), vl.req_rate(True) if vl else None)
     row(
         "requests/s, list API, no hashing",
         kvf.req_rate(False),
         vl.req_rate(False) if vl else None,
     )
     kv_hr = kv.hit_blocks / max(1, kv.query_blocks)
-    print(
-        f"{'hit rate (blocks)':34} {kv_hr:>12.4f} {(vl.hit_blocks / max(1, vl.query_blocks)) if vl else float('nan'):>12.4f}"
-    )
-    print(
-        f"{'metadata bytes/block':34} {kv.meta_bytes:>12.1f} {vmeta:>12.1f} {vmeta / kv.meta_bytes if vmeta else 0:>7.1f}x"
-    )
+    vl_hr = vl.hit_blocks / max(1, vl.query_blocks) if vl else float("nan")
+    print(f"{'hit rate (blocks)':34} {kv_hr:>12.4f} {vl_hr:>12.4f}")
+    meta_ratio = vmeta / kv.meta_bytes if vmeta else 0
+    print(f"{'metadata bytes/block':34} {kv.meta_bytes:>12.1f} {vmeta:>12.1f} {meta_ratio:>7.1f}x")
     if vl:
         same = vl.hits == kv.hits == kvf.hits
-        print(
-            f"identical admission decisions and hits vs vLLM (LRU): {'yes' if same else 'NO'}"
-        )
+        print(f"identical admission decisions and hits vs vLLM (LRU): {'yes' if same else 'NO'}")
     else:
         print(f"vLLM: not run ({why})")
 

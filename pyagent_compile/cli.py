@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pyagent_compile import __version__
 from pyagent_compile.commands import compile as compile_cmd
 from pyagent_compile.commands import diff, info, policy
+from pyagent_compile.commands import local as local_cmd
 
 DESCRIPTION = """\
 pyagent compiles declarative swarm specs (YAML) into deterministic Pulumi stacks and plain
@@ -20,11 +21,14 @@ Kubernetes manifests for pyagent's Rust node image.
   pyagent diff BASE HEAD [SPEC]   per-resource diff of two versions of a spec (PR review)
   pyagent explain PA204           what an error code means
   pyagent schema                  the JSON Schema of the spec, for editor completion
+  pyagent up --local STACK        start a swarm's nodes on loopback (STACK: stacks/<swarm>/local)
+  pyagent status STACK            each node's pid, Raft role, term, leader and commit index
+  pyagent down STACK [--purge]    stop them (data kept unless --purge)
 
 Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
 """
 
-COMMAND_MODULES = (compile_cmd, info, policy, diff)
+COMMAND_MODULES = (compile_cmd, info, policy, diff, local_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from pyagent_compile.load.overlay import effective_document, environment_names
 from pyagent_compile.model.build import build_swarm
 from pyagent_compile.model.spec import Environment, Swarm, Tier
 from pyagent_compile.plan import Plan, build_plan
+from pyagent_compile.plan.local import LOCAL_ENV, MAX_NODES, LocalPlan, build_local_plan, local_nodes
 from pyagent_compile.suggest import did_you_mean
 
 DEFAULT_ENV = "default"
@@ -37,6 +38,7 @@ class SpecResult:
     base: Document | None = None
     environments: list[EnvironmentResult] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    local: LocalPlan | None = None
 
     @property
     def ok(self) -> bool:
@@ -52,29 +54,87 @@ def display_path(path: Path, root: Path | None = None) -> str:
         return path.as_posix()
 
 
-def compile_spec(path: Path, display: str, only_env: str | None = None) -> SpecResult:
+def compile_spec(path: Path, display: str, only_env: str | None = None, local: bool = True) -> SpecResult:
+    """Every environment of the spec (or `only_env`), plus the `local` target unless `local` is
+    False. `only_env="local"` compiles the local target alone."""
     result = SpecResult(path, display)
     base, diags = load_document(path, display)
     result.diagnostics += diags
     if base is None:
         return result
     result.base = base
-    names = environment_names(base) or [DEFAULT_ENV]
+    declared = environment_names(base)
+    if LOCAL_ENV in declared:
+        result.diagnostics.append(_reserved_local(base))
+        return result
+    names = declared or [DEFAULT_ENV]
+    local_source = local_source_environment(declared)
     if only_env is not None:
-        if only_env not in names:
-            result.diagnostics.append(_unknown_env(base, only_env, names))
+        if only_env == LOCAL_ENV:
+            names, local = [], True
+        elif only_env not in names:
+            result.diagnostics.append(_unknown_env(base, only_env, [*names, LOCAL_ENV]))
             return result
-        names = [only_env]
+        else:
+            names, local = [only_env], False
     seen: set[tuple[str, str, str, str]] = set()
-    for name in names:
-        env_result, env_diags = _compile_environment(base, path, display, name)
-        result.environments.append(env_result)
-        for diag in env_diags:
+
+    def add(diags: list[Diagnostic]) -> None:
+        for diag in diags:
             key = (diag.code, str(diag.span), diag.message, diag.path)
             if key not in seen:
                 seen.add(key)
                 result.diagnostics.append(diag)
+
+    for name in names:
+        env_result, env_diags = _compile_environment(base, path, display, name)
+        result.environments.append(env_result)
+        add(env_diags)
+    if local:
+        source = next((e for e in result.environments if e.name == local_source), None)
+        if source is None:
+            source, env_diags = _compile_environment(base, path, display, local_source, tier="dev")
+            add(env_diags)
+        if source.swarm is not None and source.plan is not None:
+            diag = _check_local_size(source)
+            if diag is not None:
+                add([diag])
+            else:
+                result.local = build_local_plan(source.swarm, local_source)
     return result
+
+
+def local_source_environment(declared: list[str]) -> str:
+    """The environment whose effective values the local target uses: `dev` if declared, else
+    the base spec (named `default`)."""
+    return "dev" if "dev" in declared else DEFAULT_ENV
+
+
+def _check_local_size(env: EnvironmentResult) -> Diagnostic | None:
+    assert env.swarm is not None
+    count = len(local_nodes(env.swarm))
+    if count <= MAX_NODES:
+        return None
+    span = env.doc.key_span(("nodes",))
+    return Diagnostic(
+        "PA601",
+        f"the local target runs one process per replica, {count} here; at most {MAX_NODES} "
+        "fit in a swarm's loopback port slot",
+        path="nodes",
+        primary=Label(span) if span else None,
+        help="lower `replicas` in the `dev` environment's overrides; the local target uses them",
+    )
+
+
+def _reserved_local(base: Document) -> Diagnostic:
+    span = base.key_span(("environments", LOCAL_ENV))
+    return Diagnostic(
+        "PA602",
+        "the environment name `local` is reserved for the local target",
+        path=f"environments.{LOCAL_ENV}",
+        primary=Label(span) if span else None,
+        help="rename it; the local target takes its values from `dev` (or the base spec)",
+    )
 
 
 def _tier_of(base: Document, name: str) -> Tier:
@@ -86,13 +146,13 @@ def _tier_of(base: Document, name: str) -> Tier:
 
 
 def _compile_environment(
-    base: Document, path: Path, display: str, name: str
+    base: Document, path: Path, display: str, name: str, tier: Tier | None = None
 ) -> tuple[EnvironmentResult, list[Diagnostic]]:
     # A CUE package is given as its directory; files the spec names are relative to it.
     spec_dir = path if path.is_dir() else path.parent
     display_dir = display if path.is_dir() else display.rpartition("/")[0]
-    tier = _tier_of(base, name)
-    if name == DEFAULT_ENV and not environment_names(base):
+    tier = tier or _tier_of(base, name)
+    if name == DEFAULT_ENV and DEFAULT_ENV not in environment_names(base):
         doc, diags = base, list[Diagnostic]()
     else:
         doc, diags = effective_document(base, name, spec_dir, display_dir, load_document)

@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/swarm.yaml"))
 
 
+def stack_files(folder: Path) -> list[Path]:
+    """The files under a stacks folder that pyagent generated: without the runtime state that
+    `pyagent up --local` keeps in `<swarm>/local/data/` (git-ignored, never compiled)."""
+    return [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "/local/data/" not in "/" + p.relative_to(folder).as_posix()
+    ]
+
+
 @dataclass
 class Run:
     code: int

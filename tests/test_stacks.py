@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, EXAMPLES, ROOT
+from tests.conftest import CLI, EXAMPLES, ROOT, stack_files
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in stack_files(folder)}
 
 
 def compile_examples(out: Path, cwd: Path, env: dict[str, str] | None = None) -> None:

@@ -11,11 +11,15 @@ from pyagent_compile.commands.output import add_format_options, end_progress, pr
 from pyagent_compile.commands.specs import Target, resolve_targets
 from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.pipeline import SpecResult, compile_spec, display_path
+from pyagent_compile.plan.local import LOCAL_ENV
 from pyagent_compile.render import render_stack
+from pyagent_compile.render.local import render_local
 
 COMPILE_HELP = """\
 Validate swarm specs and render, for every environment, a stack folder
-<out>/<swarm>/<env>/ with a Pulumi program, plan.json and plain manifests/.
+<out>/<swarm>/<env>/ with a Pulumi program, plan.json and plain manifests/,
+and the local target <out>/<swarm>/local/ (node processes on loopback, for
+`pyagent up --local`; it uses the `dev` environment's values, else the base spec).
 
 With no SPEC, compiles every spec listed in pyagent.toml (searched from here upwards).
 Files pyagent did not generate, or that were edited by hand, are never overwritten.
@@ -35,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("specs", nargs="*", metavar="SPEC", help="spec files (default: from pyagent.toml)")
-    parser.add_argument("--env", help="compile only this environment")
+    parser.add_argument("--env", help="compile only this environment (`local`: only the local target)")
     parser.add_argument("--out", help="output folder (default: stacks, or pyagent.toml's `out`)")
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 and name the files that would change"
@@ -88,9 +92,12 @@ def run_compile(args: argparse.Namespace) -> int:
             assert env.plan is not None
             folder = target.out / env.plan.swarm / env.name
             diags += _emit(args, folder, render_stack(env.plan), lines)
+        if result.local is not None:
+            folder = target.out / result.local.swarm / LOCAL_ENV
+            diags += _emit(args, folder, render_local(result.local), lines)
         swarm = next((e.plan.swarm for e in result.environments if e.plan is not None), None)
         if args.env is None and swarm is not None:
-            current = {e.name for e in result.environments}
+            current = {e.name for e in result.environments} | {LOCAL_ENV}
             for orphan in emit.orphan_stacks(target.out / swarm, current):
                 diags += _emit(args, orphan, None, lines)
     code = report(args, diags, len(results))
@@ -133,7 +140,9 @@ def _emit(args: argparse.Namespace, folder: Path, files: dict[str, str] | None, 
         lines.append(f"removed {shown}: its environment is no longer in the spec\n")
         return []
     objects = sum(1 for p in files if p.startswith("manifests/"))
+    nodes = sum(1 for p in files if p.startswith("nodes/"))
     changed = len(diff.added) + len(diff.changed) + len(diff.removed)
     state = f"{changed} file(s) changed" if changed else "unchanged"
-    lines.append(f"wrote {shown}: {objects} objects, {state}\n")
+    what = f"{nodes} local node(s)" if nodes else f"{objects} objects"
+    lines.append(f"wrote {shown}: {what}, {state}\n")
     return []

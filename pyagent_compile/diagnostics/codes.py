@@ -2,7 +2,8 @@
 
 Codes are stable: a code is never reused for a different problem. Ranges:
 PA0xx usage and project files, PA1xx reading and parsing, PA2xx the schema,
-PA3xx semantic checks, PA5xx policies.
+PA3xx semantic checks, PA5xx policies, PA6xx the local target (`pyagent up --local`,
+`status`, `down`).
 """
 
 from __future__ import annotations
@@ -347,6 +348,68 @@ CODES: dict[str, CodeInfo] = {
         "waiver matches nothing",
         "A waiver names a rule or object that produces no finding: the problem was fixed (delete the "
         "waiver) or the waiver has a typo (it waives nothing).",
+    ),
+    "PA601": CodeInfo(
+        "local target too large",
+        "The local target runs one node process per replica on loopback, and each swarm has a slot "
+        "of 200 loopback ports (4 per node), so at most 50 nodes. Lower `replicas` in the `dev` "
+        "environment's overrides: the local target takes its values from `dev` (else the base spec).",
+    ),
+    "PA602": CodeInfo(
+        "reserved environment name",
+        "`local` names the local target that `pyagent compile` renders for every spec (node "
+        "processes on loopback); an environment of the spec cannot use that name.",
+    ),
+    "PA610": CodeInfo(
+        "not a local stack",
+        "`pyagent up --local`, `status` and `down` take a local stack folder, "
+        "`stacks/<swarm>/local/`, written by `pyagent compile` (it holds local.json and nodes/). "
+        "Run `pyagent compile` first, or check the path.",
+        EXIT_USAGE,
+    ),
+    "PA611": CodeInfo(
+        "node daemon not available",
+        "The node daemon `pyagent-node` was not found and could not be built. pyagent looks at "
+        "$PYAGENT_NODE_BIN, then native/target/release/pyagent-node, then builds it with "
+        "`cargo build --release -p pyagent-node --manifest-path native/Cargo.toml` (needs cargo). "
+        "The build log's last lines are shown.",
+    ),
+    "PA612": CodeInfo(
+        "port in use",
+        "A loopback port the local target needs is taken by another process (perhaps another "
+        "swarm, or a previous run that was not stopped). Stop it (`pyagent down <stack>`), or "
+        "find the owner with `ss -ltnp 'sport = :PORT'`.",
+    ),
+    "PA613": CodeInfo(
+        "key generation failed",
+        "`pyagent-node keygen` failed for a node; its output is shown. Check that the data directory is writable.",
+    ),
+    "PA614": CodeInfo(
+        "node exited",
+        "A node process exited while the swarm was starting, or is not running. The last lines "
+        "of its log (data/<node>/node.log) are shown.",
+    ),
+    "PA615": CodeInfo(
+        "no leader elected",
+        "The nodes are running but did not elect a Raft leader in time. A majority of voters "
+        "must be running and able to reach each other on loopback; the status table and the "
+        "logs under data/<node>/ show which ones are not.",
+    ),
+    "PA616": CodeInfo(
+        "already running",
+        "The local swarm already has running nodes (their pid files point at live processes). "
+        "`pyagent status` shows them; `pyagent down` stops them.",
+        EXIT_USAGE,
+    ),
+    "PA617": CodeInfo(
+        "node not responding",
+        "A node's process is alive but its gRPC API did not answer the status call in time, "
+        "or a node is not running at all.",
+    ),
+    "PA618": CodeInfo(
+        "node killed",
+        "A node did not exit within the timeout after SIGTERM and was sent SIGKILL. Its data is "
+        "kept; the daemon recovers from its durable log on the next start.",
     ),
 }
 

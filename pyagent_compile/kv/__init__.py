@@ -42,9 +42,7 @@ __all__ = [
 def split_keys(blob: bytes) -> list[bytes]:
     """The individual 16-byte keys of a key blob."""
     if len(blob) % KEY_BYTES:
-        raise ValueError(
-            f"a key blob is a multiple of {KEY_BYTES} bytes, got {len(blob)}"
-        )
+        raise ValueError(f"a key blob is a multiple of {KEY_BYTES} bytes, got {len(blob)}")
     return [blob[i : i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
 
 

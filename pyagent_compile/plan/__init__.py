@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan import naming
-from pyagent_compile.plan.model import Plan, PlannedObject
+from pyagent_compile.plan.model import ImageBuild, Plan, PlannedObject
 from pyagent_compile.plan.network import baseline_policies, peer_service_object, rule_policies
 from pyagent_compile.plan.nodeconfig import node_config
 from pyagent_compile.plan.workloads import (
     disruption_budget_object,
+    image_of,
     manifests_object,
     namespace_object,
     pool_config_object,
@@ -35,7 +36,15 @@ def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
         objects.append(pool_config_object(swarm, env, ns, pool, config))
         objects.append(statefulset_object(swarm, env, ns, pool, config))
     ordered = tuple(sorted(objects, key=PlannedObject.sort_key))
-    return Plan(swarm=name, environment=env, tier=tier, namespace=ns, objects=ordered, node_configs=configs)
+    build = None
+    if swarm.image.build == "native":
+        ports = swarm.mesh.ports
+        build = ImageBuild(
+            image_of(swarm), {"mesh": ports.mesh, "raft": ports.raft, "grpc": ports.grpc, "metrics": ports.metrics}
+        )
+    return Plan(
+        swarm=name, environment=env, tier=tier, namespace=ns, objects=ordered, node_configs=configs, image_build=build
+    )
 
 
 __all__ = ["Plan", "PlannedObject", "build_plan"]

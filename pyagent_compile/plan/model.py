@@ -43,6 +43,12 @@ class PlannedObject:
 
 
 @dataclass(frozen=True)
+class ImageBuild:
+    image: str
+    ports: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Plan:
     swarm: str
     environment: str
@@ -50,6 +56,9 @@ class Plan:
     namespace: str
     objects: tuple[PlannedObject, ...]
     node_configs: dict[str, dict[str, Any]]
+    # The node image to build from native/ (`image: {build: native}`), with the ports it exposes;
+    # None when the spec names a prebuilt image.
+    image_build: ImageBuild | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyagent_compile.plan.model import Plan
+from pyagent_compile.render.dockerfile import render_dockerfile
 from pyagent_compile.render.manifests import render_manifests
 from pyagent_compile.render.pulumi import render_pulumi
 
@@ -11,6 +12,7 @@ def render_stack(plan: Plan) -> dict[str, str]:
     """Relative path -> file content for `stacks/<swarm>/<env>/`."""
     files = render_pulumi(plan)
     files.update(render_manifests(plan))
+    files.update(render_dockerfile(plan))
     return dict(sorted(files.items()))
 
 

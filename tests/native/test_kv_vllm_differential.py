@@ -24,9 +24,7 @@ def vllm() -> Any:
         pytest.skip(str(e))
 
 
-def _vllm_hashes(
-    vllm: Any, tokens: list[int], bs: int, req: SimpleNamespace
-) -> list[bytes]:
+def _vllm_hashes(vllm: Any, tokens: list[int], bs: int, req: SimpleNamespace) -> list[bytes]:
     hasher = vllm.utils.get_request_block_hasher(bs, vllm.sha256_cbor)
     req.block_hashes = []
     req.all_token_ids = tokens
@@ -39,15 +37,8 @@ def _vllm_hashes(
 def test_sha256_cbor_hashes_match_vllm_byte_for_byte(vllm: Any, seed: int) -> None:
     rng = random.Random(seed)
     bs = rng.choice([1, 4, 16, 32])
-    tokens = [
-        rng.randrange(1 << rng.choice([8, 16, 17, 31]))
-        for _ in range(rng.randint(0, 300))
-    ]
-    lora = (
-        ("adapter-" + str(rng.randrange(3)), f"/loras/{rng.randrange(9)}")
-        if rng.random() < 0.5
-        else None
-    )
+    tokens = [rng.randrange(1 << rng.choice([8, 16, 17, 31])) for _ in range(rng.randint(0, 300))]
+    lora = ("adapter-" + str(rng.randrange(3)), f"/loras/{rng.randrange(9)}") if rng.random() < 0.5 else None
     salt = rng.choice([None, "", "tenant-a", "ünï"])
     mm: list[tuple[str, int, int]] = []
     pos = rng.randrange(20)
@@ -56,27 +47,16 @@ def test_sha256_cbor_hashes_match_vllm_byte_for_byte(vllm: Any, seed: int) -> No
         mm.append((f"img{len(mm)}", pos, length))
         pos += length + rng.randrange(30)
     req = SimpleNamespace(
-        mm_features=[
-            SimpleNamespace(
-                identifier=i, mm_position=SimpleNamespace(offset=o, length=n)
-            )
-            for i, o, n in mm
-        ],
-        lora_request=SimpleNamespace(lora_name=lora[0], lora_path=lora[1])
-        if lora
-        else None,
+        mm_features=[SimpleNamespace(identifier=i, mm_position=SimpleNamespace(offset=o, length=n)) for i, o, n in mm],
+        lora_request=SimpleNamespace(lora_name=lora[0], lora_path=lora[1]) if lora else None,
         cache_salt=salt,
         prompt_embeds=None,
     )
     want = _vllm_hashes(vllm, tokens, bs, req)
-    ours = BlockHasher(bs, "sha256_cbor").hash_digests(
-        tokens, lora=lora, cache_salt=salt, mm=mm or None
-    )
+    ours = BlockHasher(bs, "sha256_cbor").hash_digests(tokens, lora=lora, cache_salt=salt, mm=mm or None)
     assert ours == want
     # The pool key is the digest's last 16 bytes; its low 64 bits are vLLM's int hash form.
-    keys, last = BlockHasher(bs, "sha256_cbor").hash_keys(
-        tokens, lora=lora, cache_salt=salt, mm=mm or None
-    )
+    keys, last = BlockHasher(bs, "sha256_cbor").hash_keys(tokens, lora=lora, cache_salt=salt, mm=mm or None)
     assert split_keys(keys) == [d[16:] for d in want]
     assert last == (want[-1] if want else None)
 
@@ -118,13 +98,9 @@ def _replay(
             v.finish(op[1])
             k.finish(op[1])
         if op[0] != "finish":
-            assert k.table_ids(op[1]) == v.table_ids(op[1]), (
-                f"step {step}: block tables differ"
-            )
+            assert k.table_ids(op[1]) == v.table_ids(op[1]), f"step {step}: block tables differ"
         if step % 7 == 0:
-            assert k.free_order() == v.free_order(), (
-                f"step {step}: eviction order differs"
-            )
+            assert k.free_order() == v.free_order(), f"step {step}: eviction order differs"
     assert k.free_order() == v.free_order()
     k.pool.check_invariants()
     return vo, ko
@@ -204,9 +180,7 @@ class _ReqDriver:
         self.ntok: dict[int, int] = {}
         self.life: dict[int, bytes] = {}
 
-    def admit(
-        self, rid: int, tokens: list[int], life_keys: bytes, out: kv_trace.Outcome
-    ) -> None:
+    def admit(self, rid: int, tokens: list[int], life_keys: bytes, out: kv_trace.Outcome) -> None:
         n, bs = len(tokens), self.bs
         full = life_keys[: 16 * (n // bs)]
         hits = self.pool.req_admit(rid, full, -(-n // bs), (n - 1) // bs)

@@ -63,19 +63,12 @@ def test_batch_decodes_with_vllms_structs(vllm: Any) -> None:
     batch = _decode(vllm, pool.take_events_vllm(ts=12.5, data_parallel_rank=2))
     assert batch.ts == 12.5 and batch.data_parallel_rank == 2
     stored, *removed = batch.events
-    ints = [
-        int.from_bytes(keys[i : i + 16], "big") & (2**64 - 1) for i in range(0, 48, 16)
-    ]
+    ints = [int.from_bytes(keys[i : i + 16], "big") & (2**64 - 1) for i in range(0, 48, 16)]
     assert isinstance(stored, vllm.events.BlockStored)
     assert stored.block_hashes == ints and stored.parent_block_hash is None
-    assert (
-        stored.token_ids == tokens and stored.block_size == 4 and stored.medium == "GPU"
-    )
+    assert stored.token_ids == tokens and stored.block_size == 4 and stored.medium == "GPU"
     assert [r.block_hashes for r in removed] == [[h] for h in ints[::-1]]
-    assert (
-        pool.take_events_vllm() != b""
-        and _decode(vllm, pool.take_events_vllm()).events == []
-    )
+    assert pool.take_events_vllm() != b"" and _decode(vllm, pool.take_events_vllm()).events == []
 
 
 def test_replay_emits_the_same_events_as_vllm(vllm: Any) -> None:

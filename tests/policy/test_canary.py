@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from pyagent_compile.policy.rules import PRIVATE_KEY
+from tests.conftest import stack_files
 from tests.policy.helpers import ROOT, copy_example, run_cli
 
 CANARY = "pyagent-canary-7f3a9c1e5b2d4f60-soul-secret"
@@ -35,7 +36,7 @@ def forms(secret: str) -> list[bytes]:
 
 def scan(folder: Path, needles: list[bytes]) -> list[str]:
     hits = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in stack_files(folder):
         data = path.read_bytes()
         hits += [f"{path}: {needle!r}" for needle in needles if needle in data]
     return hits
@@ -60,9 +61,9 @@ def test_canary_never_reaches_a_stack_file(tmp_path: Path) -> None:
 def test_committed_stacks_hold_no_secret_material() -> None:
     assert CANARY in (ROOT / "examples" / "sovereign" / "swarm.yaml").read_text()  # planted in the example
     stacks = ROOT / "stacks"
-    assert len([p for p in stacks.rglob("*") if p.is_file()]) > 50
+    assert len(stack_files(stacks)) > 50
     assert scan(stacks, forms(CANARY)) == []
-    for path in sorted(p for p in stacks.rglob("*") if p.is_file()):
+    for path in stack_files(stacks):
         text = path.read_bytes().decode("utf-8")
         assert not PRIVATE_KEY.search(text), path
         assert not re.search(r"^kind: Secret$", text, re.M), path

@@ -1,0 +1,329 @@
+"""pyagent's Raft (3 pyagent-node processes) against etcd (3 members), side by side.
+
+    python benchmarks/raft.py                 # both, default sizes
+    python benchmarks/raft.py --quick         # smaller counts (a smoke run)
+
+Same machine, same run, loopback, fsync on both (etcd's default; pyagent-node fsyncs every
+batch before acknowledging), values of 256 B. Both are driven the same way: one Python
+process, grpc.aio, one channel per server, N coroutines each issuing one request at a time
+against the leader. pyagent's client also signs each command with Ed25519 (part of its
+protocol); etcd's requests are unauthenticated. Reads are linearizable on both (etcd Range
+with serializable=false; pyagent Get with stale=false, ReadIndex through the leader).
+
+etcd comes from Debian (`apt-get install etcd-server`, 3.4); this script installs it with
+apt-get when it is missing and it runs as root. Figures and the command are recorded in
+docs/local-and-raft.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import grpc.aio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pyagent_compile.local.daemon import find_daemon  # noqa: E402
+from pyagent_compile.local.stack import load_stack  # noqa: E402
+from pyagent_compile.nodeapi import node_pb2 as pb  # noqa: E402
+from pyagent_compile.nodeapi.client import Signer, put_command  # noqa: E402
+
+VALUE = b"v" * 256
+ETCD_BASE = 31000  # below the ephemeral range, away from the local target's 20000-29999
+SPEC = """\
+apiVersion: pyagent.dev/v1alpha1
+kind: Swarm
+metadata:
+  name: bench-raft
+nodes:
+  voters:
+    replicas: 3
+    roles: [voter]
+    hardware: {cpu: 1, memory: 1Gi}
+memory:
+  kv:
+    blockSize: 16
+    bytesPerToken: 32Ki
+    capacity:
+      blocks: 256
+environments:
+  dev: {}
+"""
+
+
+# -- a minimal etcd v3 client: the two requests we need, protobuf-encoded by hand -------------
+def _field(number: int, data: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    length = len(data)
+    varint = bytearray()
+    while True:
+        byte = length & 0x7F
+        length >>= 7
+        varint.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return bytes([number << 3 | 2]) + bytes(varint) + data
+
+
+def etcd_put(key: bytes, value: bytes) -> bytes:
+    return _field(1, key) + _field(2, value)  # etcdserverpb.PutRequest{key, value}
+
+
+def etcd_range(key: bytes) -> bytes:
+    return _field(1, key)  # etcdserverpb.RangeRequest{key}; serializable=false: linearizable
+
+
+# -- measurement ------------------------------------------------------------------------------
+@dataclass
+class Figures:
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    retries: int = 0
+
+
+RETRIABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+async def measure(op: Callable[[int], Awaitable[None]], clients: int, total: int) -> Figures:
+    """`total` operations by `clients` coroutines; an operation refused as UNAVAILABLE or timed out
+    is retried (up to 5 times) and its latency includes the retries, which are counted."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+    retries = 0
+
+    async def worker() -> None:
+        nonlocal retries
+        for i in counter:
+            start = time.perf_counter()
+            for attempt in range(6):
+                try:
+                    await op(i)
+                    break
+                except grpc.aio.AioRpcError as error:
+                    if error.code() not in RETRIABLE or attempt == 5:
+                        raise
+                    retries += 1
+            latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    ordered = sorted(latencies)
+    p99 = ordered[int(len(ordered) * 0.99) - 1]
+    return Figures(total / elapsed, statistics.median(ordered) * 1000, p99 * 1000, retries)
+
+
+async def workload(
+    put: Callable[[int], Awaitable[None]], get: Callable[[int], Awaitable[None]], sizes: dict[str, int]
+) -> dict[str, Figures]:
+    await measure(put, 8, 200)  # warm-up: connections, leader caches
+    return {
+        "write, 1 client": await measure(put, 1, sizes["single"]),
+        "write, 64 clients": await measure(put, 64, sizes["many"]),
+        "linearizable read, 64 clients": await measure(get, 64, sizes["reads"]),
+    }
+
+
+# -- etcd -------------------------------------------------------------------------------------
+def ensure_etcd() -> str:
+    etcd = shutil.which("etcd")
+    if etcd:
+        return etcd
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing etcd-server with apt-get ...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-q", "etcd-server"], check=True, stdout=subprocess.DEVNULL)
+        etcd = shutil.which("etcd")
+    if not etcd:
+        raise SystemExit("etcd not found: apt-get install etcd-server (Debian ships 3.4)")
+    return etcd
+
+
+def start_etcd(etcd: str, folder: Path) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    members = [(f"m{i}", ETCD_BASE + 10 * i, ETCD_BASE + 10 * i + 1) for i in range(3)]
+    cluster = ",".join(f"{n}=http://127.0.0.1:{peer}" for n, _, peer in members)
+    procs = []
+    for name, client, peer in members:
+        log = open(folder / f"{name}.log", "wb")  # noqa: SIM115 - closed by the process's end
+        procs.append(
+            subprocess.Popen(
+                [
+                    etcd,
+                    "--name",
+                    name,
+                    "--data-dir",
+                    str(folder / name),
+                    "--listen-client-urls",
+                    f"http://127.0.0.1:{client}",
+                    "--advertise-client-urls",
+                    f"http://127.0.0.1:{client}",
+                    "--listen-peer-urls",
+                    f"http://127.0.0.1:{peer}",
+                    "--initial-advertise-peer-urls",
+                    f"http://127.0.0.1:{peer}",
+                    "--initial-cluster",
+                    cluster,
+                    "--initial-cluster-state",
+                    "new",
+                    "--initial-cluster-token",
+                    "bench",
+                    "--log-level",
+                    "warn",
+                ],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    return procs, [f"127.0.0.1:{client}" for _, client, _ in members]
+
+
+def etcd_leader(clients: list[str], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for address in clients:
+            try:
+                with urllib.request.urlopen(f"http://{address}/v3/maintenance/status", data=b"{}", timeout=1) as r:
+                    status = json.loads(r.read())
+                if status.get("leader") and status["leader"] == status["header"]["member_id"]:
+                    return address
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise SystemExit("etcd elected no leader")
+
+
+async def bench_etcd(leader: str, sizes: dict[str, int]) -> dict[str, Figures]:
+    async with grpc.aio.insecure_channel(leader) as channel:
+        put_rpc = channel.unary_unary("/etcdserverpb.KV/Put")
+        range_rpc = channel.unary_unary("/etcdserverpb.KV/Range")
+
+        async def put(i: int) -> None:
+            await put_rpc(etcd_put(f"k{i % 1000}".encode(), VALUE), timeout=10)
+
+        async def get(i: int) -> None:
+            await range_rpc(etcd_range(f"k{i % 1000}".encode()), timeout=10)
+
+        return await workload(put, get, sizes)
+
+
+# -- pyagent ----------------------------------------------------------------------------------
+def pyagent_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pyagent_compile", *args], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+
+
+async def bench_pyagent(stack_folder: Path, sizes: dict[str, int]) -> dict[str, Figures]:
+    stack, _ = load_stack(stack_folder)
+    assert stack is not None
+    done = pyagent_cli("status", str(stack_folder), "--format", "json")
+    status = json.loads(done.stdout)
+    leader = stack.nodes[status["leader"] - 1]
+    signer = Signer.from_file(stack.swarm, leader.id, leader.key_file)
+    async with grpc.aio.insecure_channel(leader.grpc) as channel:
+        submit = channel.unary_unary(
+            "/pyagent.node.v1.Node/Submit",
+            request_serializer=pb.SignedCommand.SerializeToString,
+            response_deserializer=pb.CommandResult.FromString,
+        )
+        read = channel.unary_unary(
+            "/pyagent.node.v1.Node/Get",
+            request_serializer=pb.GetRequest.SerializeToString,
+            response_deserializer=pb.GetResponse.FromString,
+        )
+
+        async def put(i: int) -> None:
+            result = await submit(signer.sign(put_command(f"k{i % 1000}", VALUE)), timeout=10)
+            assert result.applied, result
+
+        async def get(i: int) -> None:
+            await read(pb.GetRequest(key=f"k{i % 1000}"), timeout=10)
+
+        return await workload(put, get, sizes)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
+    args = parser.parse_args()
+    sizes = (
+        {"single": 200, "many": 2000, "reads": 2000} if args.quick else {"single": 1000, "many": 10000, "reads": 10000}
+    )
+    daemon, diag = find_daemon(build=True, report=lambda m: print(m, file=sys.stderr))
+    if daemon is None:
+        raise SystemExit(f"pyagent-node: {diag}")
+    etcd = ensure_etcd()
+    work = ROOT / ".bench-cache" / "raft"  # on the repository's disk, so fsync is real (not tmpfs)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    results: dict[str, dict[str, Figures]] = {}
+
+    spec = work / "swarm.yaml"
+    spec.write_text(SPEC)
+    assert pyagent_cli("compile", str(spec), "--env", "local", "--out", str(work / "stacks")).returncode == 0
+    stack_folder = work / "stacks" / "bench-raft" / "local"
+    env = dict(os.environ, PYAGENT_NODE_BIN=str(daemon))
+    up = subprocess.run(
+        [sys.executable, "-m", "pyagent_compile", "up", "--local", str(stack_folder)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if up.returncode != 0:
+        raise SystemExit(f"pyagent up failed:\n{up.stdout}{up.stderr}")
+    try:
+        results["pyagent"] = asyncio.run(bench_pyagent(stack_folder, sizes))
+    finally:
+        pyagent_cli("down", str(stack_folder), "--purge")
+
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        procs, clients = start_etcd(etcd, Path(tmp))
+        try:
+            results["etcd"] = asyncio.run(bench_etcd(etcd_leader(clients), sizes))
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+
+    version = subprocess.run([etcd, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+    print(f"3 nodes on loopback, fsync on, 256 B values; {os.cpu_count()} CPUs; {version}")
+    header = f"{'workload':32} {'':9} {'pyagent':>10} {'etcd':>10} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for workload_name in results["pyagent"]:
+        ours, theirs = results["pyagent"][workload_name], results["etcd"][workload_name]
+        rows = [
+            ("ops/s", ours.ops_per_s, theirs.ops_per_s),
+            ("p50 ms", ours.p50_ms, theirs.p50_ms),
+            ("p99 ms", ours.p99_ms, theirs.p99_ms),
+        ]
+        for i, (unit, a, b) in enumerate(rows):
+            label = workload_name if i == 0 else ""
+            print(f"{label:32} {unit:9} {a:10.1f} {b:10.1f} {a / b:7.2f}")
+        if ours.retries or theirs.retries:
+            print(f"{'':32} {'retried':9} {ours.retries:10d} {theirs.retries:10d}")
+    print("ratio = pyagent / etcd (above 1 is better for ops/s, worse for latency)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

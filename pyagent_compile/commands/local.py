@@ -1,0 +1,235 @@
+"""`pyagent up --local`, `pyagent status` and `pyagent down`: the local target's processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from pyagent_compile.commands.output import add_format_options, end_progress, progress, use_colour
+from pyagent_compile.diagnostics import Diagnostic, Diagnostics
+from pyagent_compile.diagnostics.codes import exit_code_for
+from pyagent_compile.diagnostics.machine import render_json
+from pyagent_compile.diagnostics.sources import SourceCache
+from pyagent_compile.diagnostics.text import render_text
+from pyagent_compile.local.daemon import find_daemon
+from pyagent_compile.local.processes import check_ports, log_tail, node_pid, prepare, start_node, stop_nodes
+from pyagent_compile.local.stack import LocalStack, load_stack
+from pyagent_compile.local.swarm import NodeView, agreed_leader, swarm_view, wait_for_leader
+
+UP_HELP = """\
+Start the local target of a swarm: one pyagent-node process per node on loopback.
+
+Finds the daemon ($PYAGENT_NODE_BIN, else native/target/release/pyagent-node, else builds
+it with cargo), creates a key per node (`pyagent-node keygen`), starts the nodes detached
+(pid files and logs in <stack>/data/<node>/), waits until a leader is elected, then prints
+the status table.
+
+examples:
+  pyagent compile && pyagent up --local stacks/laptop/local
+  pyagent status stacks/laptop/local
+  pyagent down stacks/laptop/local --purge
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser(
+        "up",
+        help="start a swarm's nodes (--local: processes on loopback)",
+        description=UP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument(
+        "--local",
+        action="store_true",
+        required=True,
+        help="run the local target (the only target `up` runs; Kubernetes stacks deploy with Pulumi)",
+    )
+    up.add_argument("stack", metavar="STACK", help="a local stack folder, e.g. stacks/laptop/local")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a leader (default: 60)")
+    add_format_options(up, ("text", "json"))
+    up.set_defaults(run=run_up)
+
+    status = sub.add_parser(
+        "status",
+        help="show each node of a local swarm: pid, role, term, leader, commit index",
+        description="Ask every node of a local swarm for its Raft view. Exit 0 when every "
+        "node runs and a majority agrees on a leader, else 1.",
+    )
+    status.add_argument("stack", metavar="STACK")
+    add_format_options(status, ("text", "json"))
+    status.set_defaults(run=run_status)
+
+    down = sub.add_parser(
+        "down",
+        help="stop a local swarm (SIGTERM, then SIGKILL after --timeout)",
+        description="Stop every node of a local swarm. Data is kept unless --purge.",
+    )
+    down.add_argument("stack", metavar="STACK")
+    down.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default: 10)")
+    down.add_argument("--purge", action="store_true", help="also delete the data directories (keys, Raft logs)")
+    add_format_options(down, ("text", "json"))
+    down.set_defaults(run=run_down)
+
+
+def _finish(
+    args: argparse.Namespace, diags: list[Diagnostic], payload: dict[str, object] | None = None, text: str = ""
+) -> int:
+    """One JSON document (the payload and the diagnostics) or text on stdout and problems on stderr."""
+    if args.format == "json":
+        collected = Diagnostics(list(diags))
+        document = json.loads(render_json(collected.sorted(), collected.errors, collected.warnings))
+        document.update(payload or {})
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return exit_code_for([d.code for d in diags if d.severity.value == "error"])
+    sys.stdout.write(text)
+    collected = Diagnostics(list(diags))
+    if diags:
+        sys.stderr.write(render_text(collected.sorted(), SourceCache(Path.cwd()), use_colour(args)) + "\n")
+        sys.stderr.write(f"{collected.errors} error(s), {collected.warnings} warning(s)\n")
+    return exit_code_for([d.code for d in diags if d.severity.value == "error"])
+
+
+def _load(args: argparse.Namespace) -> tuple[LocalStack | None, list[Diagnostic]]:
+    stack, diag = load_stack(Path(args.stack))
+    return stack, [diag] if diag else []
+
+
+def status_table(views: list[NodeView], leader: int | None) -> str:
+    header = ("NODE", "ID", "PID", "ROLE", "TERM", "LEADER", "COMMIT")
+    rows = [header] + [
+        (v.name, str(v.id), str(v.pid or "-"), v.role, _opt(v.term), _opt(v.leader_id or None), _opt(v.commit_index))
+        for v in views
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    healthy = leader is not None and all(v.term is not None for v in views)
+    lines.append(f"leader: {leader}" if leader else "leader: none")
+    lines.append("swarm healthy" if healthy else "swarm NOT healthy")
+    return "\n".join(lines) + "\n"
+
+
+def _opt(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _status_payload(stack: LocalStack, views: list[NodeView], leader: int | None) -> dict[str, object]:
+    return {"swarm": stack.swarm, "leader": leader, "nodes": [v.to_json() for v in views]}
+
+
+def _status_text(stack: LocalStack, views: list[NodeView], leader: int | None) -> str:
+    return f"swarm {stack.swarm} ({stack.folder})\n" + status_table(views, leader)
+
+
+def _view_diags(views: list[NodeView]) -> list[Diagnostic]:
+    return [
+        Diagnostic("PA617", f"node {v.name} is {v.role}" + (f" (pid {v.pid})" if v.pid else ""))
+        for v in views
+        if v.term is None
+    ]
+
+
+def run_up(args: argparse.Namespace) -> int:
+    stack, diags = _load(args)
+    if stack is None:
+        return _finish(args, diags)
+    running = [n.name for n in stack.nodes if node_pid(n) is not None]
+    if running:
+        return _finish(
+            args,
+            [
+                Diagnostic(
+                    "PA616",
+                    f"{len(running)} node(s) of {stack.swarm} already running: {', '.join(running)}",
+                    help=f"pyagent status {args.stack}  /  pyagent down {args.stack}",
+                )
+            ],
+        )
+    diags = check_ports(stack)
+    if diags:
+        return _finish(args, diags)
+
+    def say(message: str) -> None:
+        if args.format == "text":
+            sys.stderr.write(message + "\n")
+
+    daemon, diag = find_daemon(report=say)
+    if daemon is None:
+        return _finish(args, [diag] if diag else [])
+    progress(args, f"generating keys for {len(stack.nodes)} node(s)")
+    diags = prepare(stack, daemon)
+    if diags:
+        end_progress(args)
+        return _finish(args, diags)
+    processes = {}
+    for node in stack.nodes:
+        progress(args, f"starting {node.name}")
+        processes[node.name] = start_node(stack, node, daemon)
+
+    def dead() -> str | None:
+        return next((name for name, p in processes.items() if p.poll() is not None), None)
+
+    leader, views = wait_for_leader(stack, args.timeout, lambda m: progress(args, m), dead)
+    end_progress(args)
+    exited = dead()
+    if exited is not None:
+        node = stack.node(exited)
+        code = processes[exited].returncode
+        stop_nodes(stack.nodes, timeout=5.0)
+        return _finish(
+            args,
+            [
+                Diagnostic(
+                    "PA614",
+                    f"node {exited} exited with code {code} while starting; the other nodes were stopped",
+                    help=f"last lines of {node.log_file}:\n{log_tail(node)}",
+                )
+            ],
+        )
+    diags = []
+    if leader is None:
+        diags.append(
+            Diagnostic(
+                "PA615",
+                f"no leader elected within {args.timeout:g}s; the nodes keep running",
+                help=f"logs: {stack.data_root}/<node>/node.log; stop with `pyagent down {args.stack}`",
+            )
+        )
+    return _finish(args, diags, _status_payload(stack, views, leader), _status_text(stack, views, leader))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    stack, diags = _load(args)
+    if stack is None:
+        return _finish(args, diags)
+    views = swarm_view(stack)
+    leader = agreed_leader(stack, views)
+    diags = _view_diags(views)
+    if leader is None and not diags:
+        diags.append(Diagnostic("PA615", "the running nodes do not agree on a leader"))
+    return _finish(args, diags, _status_payload(stack, views, leader), _status_text(stack, views, leader))
+
+
+def run_down(args: argparse.Namespace) -> int:
+    stack, diags = _load(args)
+    if stack is None:
+        return _finish(args, diags)
+    results, diags = stop_nodes(stack.nodes, args.timeout, lambda m: progress(args, m))
+    end_progress(args)
+    stopped = [r for r in results if r.pid is not None]
+    if args.purge and stack.data_root.is_dir():
+        shutil.rmtree(stack.data_root)
+    payload: dict[str, object] = {
+        "swarm": stack.swarm,
+        "stopped": [r.node for r in stopped],
+        "killed": [r.node for r in stopped if r.killed],
+        "purged": bool(args.purge),
+    }
+    what = f"stopped {len(stopped)} node(s) of {stack.swarm}" if stopped else f"{stack.swarm}: no node was running"
+    kept = "data deleted" if args.purge else f"data kept in {stack.data_root}"
+    return _finish(args, diags, payload, f"{what}; {kept}\n")
+
+
+__all__ = ["register"]

@@ -1,0 +1,69 @@
+"""Finding (or building) the node daemon binary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from pyagent_compile.diagnostics import Diagnostic
+from pyagent_compile.project import find_project
+
+ENV_VAR = "PYAGENT_NODE_BIN"
+RELEASE_BIN = Path("native/target/release/pyagent-node")
+BUILD_COMMAND = ("cargo", "build", "--release", "-p", "pyagent-node", "--manifest-path")
+
+
+def _roots() -> list[Path]:
+    """Repository roots to look in: the project around the working folder, then pyagent's own."""
+    roots = []
+    project = find_project(Path.cwd())
+    if project is not None:
+        roots.append(project.parent)
+    roots.append(Path(__file__).resolve().parents[2])
+    return list(dict.fromkeys(r.resolve() for r in roots))
+
+
+def find_daemon(
+    build: bool = True, report: Callable[[str], None] = lambda _: None
+) -> tuple[Path | None, Diagnostic | None]:
+    """$PYAGENT_NODE_BIN, else native/target/release/pyagent-node, else `cargo build` it."""
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        path = Path(explicit)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path, None
+        return None, Diagnostic(
+            "PA611",
+            f"${ENV_VAR} is {explicit!r}, which is not an executable file",
+            help=f"point ${ENV_VAR} at a pyagent-node binary, or unset it",
+        )
+    roots = _roots()
+    for root in roots:
+        if (root / RELEASE_BIN).is_file():
+            return root / RELEASE_BIN, None
+    source = next((r for r in roots if (r / "native" / "Cargo.toml").is_file()), None)
+    if source is None or not build:
+        return None, Diagnostic(
+            "PA611",
+            "pyagent-node not found: set $PYAGENT_NODE_BIN or build it in a pyagent checkout",
+            help="cargo build --release -p pyagent-node --manifest-path native/Cargo.toml",
+        )
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        return None, Diagnostic(
+            "PA611",
+            "pyagent-node is not built and cargo is not installed",
+            help="install Rust (https://rustup.rs), or set $PYAGENT_NODE_BIN",
+        )
+    report(f"building pyagent-node (cargo build --release; a few minutes the first time) in {source}")
+    command = [cargo, *BUILD_COMMAND[1:], str(source / "native" / "Cargo.toml")]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not (source / RELEASE_BIN).is_file():
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        return None, Diagnostic(
+            "PA611", f"building pyagent-node failed (exit {done.returncode})", help=f"{' '.join(command)}\n{tail}"
+        )
+    return source / RELEASE_BIN, None

@@ -1,0 +1,146 @@
+"""The `local` target: one node process per replica on loopback, for a laptop or CI.
+
+Which values: the `dev` environment's effective values when the spec declares `dev`, else the
+base spec (compiled at the dev tier). Kubernetes-only settings have no meaning for processes on
+one machine and are ignored: hardware requests (cpu, memory, storage, storageClass), GPUs,
+placement (region, zones, jurisdiction labels), the image, network policies and the firewall.
+
+Ports are deterministic and documented (docs/local-and-raft.md): every swarm gets a slot of
+`SLOT_WIDTH` ports in [PORT_BASE, PORT_BASE + SLOTS * SLOT_WIDTH), chosen by the SHA-256 of its
+name, and node i (0-based, pools sorted by name, then ordinal) takes the four ports
+`slot + 4*i + (0 raft, 1 grpc, 2 metrics, 3 mesh)`. The range sits below Linux's ephemeral
+ports (32768+), so outgoing connections never take them. The examples' slots do not collide
+(tests/test_local_target.py checks it).
+
+Data lives in `data/<node>/` under the stack folder (the members file with the public keys
+that `pyagent up` collects is `data/members.json`): relative paths, so the rendered files are
+the same on every machine and `pyagent compile --check` never sees runtime files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from pyagent_compile.model.spec import Swarm
+from pyagent_compile.plan.nodeconfig import node_config
+
+LOCAL_ENV = "local"
+LOCAL_API = "pyagent.dev/local/v1alpha1"
+LOOPBACK = "127.0.0.1"
+PORT_BASE = 20000
+SLOT_WIDTH = 200
+SLOTS = 50
+PORTS_PER_NODE = 4
+MAX_NODES = SLOT_WIDTH // PORTS_PER_NODE
+PORT_OFFSETS = {"raft": 0, "grpc": 1, "metrics": 2, "mesh": 3}
+DATA_DIR = "data"
+
+
+def port_slot(swarm: str) -> int:
+    """The first port of a swarm's slot."""
+    index = int(hashlib.sha256(swarm.encode()).hexdigest(), 16) % SLOTS
+    return PORT_BASE + index * SLOT_WIDTH
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    id: int  # Raft node id, 1-based and stable: the order below
+    name: str  # <pool>-<ordinal>, like the StatefulSet's pod names without the swarm prefix
+    pool: str
+    voter: bool
+    ports: dict[str, int]
+
+    @property
+    def data_dir(self) -> str:
+        return f"{DATA_DIR}/{self.name}"
+
+    @property
+    def config_file(self) -> str:
+        return f"nodes/{self.name}.json"
+
+    def address(self, port: str) -> str:
+        return f"{LOOPBACK}:{self.ports[port]}"
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    swarm: str
+    source_environment: str  # "dev", or "default" for the base spec
+    nodes: tuple[LocalNode, ...]
+    configs: dict[str, dict[str, Any]]  # node name -> node.json
+
+    def to_json(self) -> dict[str, Any]:
+        """`local.json`: what `pyagent up/status/down` read."""
+        return {
+            "apiVersion": LOCAL_API,
+            "swarm": self.swarm,
+            "sourceEnvironment": self.source_environment,
+            "nodes": [
+                {
+                    "id": n.id,
+                    "name": n.name,
+                    "pool": n.pool,
+                    "voter": n.voter,
+                    "config": n.config_file,
+                    "dataDir": n.data_dir,
+                    "ports": dict(sorted(n.ports.items())),
+                }
+                for n in self.nodes
+            ],
+        }
+
+
+def local_nodes(swarm: Swarm) -> list[tuple[str, str, bool]]:
+    """(node name, pool, voter) for every replica, in id order."""
+    return [
+        (f"{pool}-{ordinal}", pool, "voter" in swarm.nodes[pool].roles)
+        for pool in sorted(swarm.nodes)
+        for ordinal in range(swarm.nodes[pool].replicas)
+    ]
+
+
+def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
+    """Assumes `len(local_nodes(swarm)) <= MAX_NODES` (checked by check/local.py)."""
+    slot = port_slot(swarm.metadata.name)
+    nodes = tuple(
+        LocalNode(
+            id=index + 1,
+            name=name,
+            pool=pool,
+            voter=voter,
+            ports={p: slot + PORTS_PER_NODE * index + off for p, off in PORT_OFFSETS.items()},
+        )
+        for index, (name, pool, voter) in enumerate(local_nodes(swarm))
+    )
+    configs = {n.name: _node_config(swarm, n, nodes) for n in nodes}
+    return LocalPlan(swarm.metadata.name, source_environment, nodes, configs)
+
+
+def _node_config(swarm: Swarm, node: LocalNode, nodes: tuple[LocalNode, ...]) -> dict[str, Any]:
+    """node.json for one process (schema: docs/node-daemon.md)."""
+    config = node_config(swarm, node.pool, peer_dns="")
+    config["nodeId"] = node.id
+    config["name"] = node.name
+    # The daemon resolves a relative dataDir against the config file's folder (nodes/).
+    config["dataDir"] = f"../{node.data_dir}"
+    config["listen"] = {p: node.address(p) for p in ("grpc", "metrics", "raft")}
+    config["ports"] = dict(sorted(node.ports.items()))
+    config["discovery"] = {"mode": "static", "dns": None, "neighbours": swarm.mesh.neighbours}
+    # Public keys are made by `pyagent up` (`pyagent-node keygen`) and passed with `--members`;
+    # they are runtime state, never rendered.
+    config["members"] = [
+        {
+            "nodeId": n.id,
+            "name": n.name,
+            "voter": n.voter,
+            "raft": n.address("raft"),
+            "grpc": n.address("grpc"),
+            "publicKey": None,
+        }
+        for n in nodes
+    ]
+    config["join"] = False
+    config["sovereignty"]["jurisdiction"] = None
+    return config

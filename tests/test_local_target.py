@@ -1,0 +1,134 @@
+"""The `local` target the compiler renders: deterministic loopback ports, node configs, data
+dirs that are git-ignored and never make `pyagent compile --check` stale."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pyagent_compile.pipeline import compile_spec
+from pyagent_compile.plan.local import PORT_BASE, SLOT_WIDTH, SLOTS, port_slot
+from pyagent_compile.render.local import render_local
+from tests.conftest import EXAMPLES, ROOT, Run
+
+
+def _local(example: str) -> dict[str, str]:
+    spec = ROOT / "examples" / example / "swarm.yaml"
+    result = compile_spec(spec, f"examples/{example}/swarm.yaml")
+    assert result.ok and result.local is not None
+    return render_local(result.local)
+
+
+def test_examples_get_disjoint_port_ranges() -> None:
+    ranges = []
+    for example in EXAMPLES:
+        files = _local(example)
+        ports = [p for n in json.loads(files["local.json"])["nodes"] for p in n["ports"].values()]
+        assert len(set(ports)) == len(ports), f"{example}: two listeners share a port"
+        assert all(PORT_BASE <= p < PORT_BASE + SLOTS * SLOT_WIDTH < 32768 for p in ports)
+        ranges.append(set(ports))
+    for i, a in enumerate(ranges):
+        for b in ranges[i + 1 :]:
+            assert not a & b, "two examples' local targets would collide"
+
+
+def test_ports_are_a_documented_function_of_the_name() -> None:
+    assert port_slot("laptop") == 20000  # docs/local-and-raft.md shows the laptop's ports
+    files = _local("laptop")
+    nodes = json.loads(files["local.json"])["nodes"]
+    assert [n["ports"]["raft"] for n in nodes] == [20000, 20004, 20008]
+    assert [n["ports"]["grpc"] for n in nodes] == [20001, 20005, 20009]
+
+
+def test_rendering_is_deterministic() -> None:
+    assert _local("research") == _local("research")
+
+
+def test_node_config_is_the_daemon_contract() -> None:
+    files = _local("laptop")
+    assert sorted(files) == [
+        ".gitignore",
+        "README.md",
+        "local.json",
+        "nodes/agents-0.json",
+        "nodes/agents-1.json",
+        "nodes/agents-2.json",
+    ]
+    config = json.loads(files["nodes/agents-1.json"])
+    assert config["nodeId"] == 2 and config["name"] == "agents-1"
+    assert config["dataDir"] == "../data/agents-1"  # relative to the config file's folder
+    assert config["listen"] == {"grpc": "127.0.0.1:20005", "metrics": "127.0.0.1:20006", "raft": "127.0.0.1:20004"}
+    assert [m["nodeId"] for m in config["members"]] == [1, 2, 3]
+    assert all(m["voter"] and m["publicKey"] is None for m in config["members"])
+    assert files[".gitignore"].endswith("/data/\n")
+
+
+def test_local_uses_dev_values_else_the_base() -> None:
+    laptop = compile_spec(ROOT / "examples/laptop/swarm.yaml", "x")
+    assert laptop.local is not None and laptop.local.source_environment == "dev"
+    sovereign = compile_spec(ROOT / "examples/sovereign/swarm.yaml", "x")  # staging and prod only
+    assert sovereign.local is not None and sovereign.local.source_environment == "default"
+    # Kubernetes-only settings are dropped: no jurisdiction, no DNS discovery
+    config = render_local(sovereign.local)["nodes/frankfurt-0.json"]
+    assert '"jurisdiction": null' in config and '"mode": "static"' in config
+
+
+def test_only_local(pyagent: Callable[..., Run], tmp_path: Path) -> None:
+    run = pyagent("compile", str(ROOT / "examples/laptop/swarm.yaml"), "--env", "local", "--out", str(tmp_path))
+    assert run.code == 0, run.err
+    assert sorted(p.name for p in tmp_path.joinpath("laptop").iterdir()) == ["local"]
+
+
+def test_data_dir_does_not_make_check_stale(pyagent: Callable[..., Run], tmp_path: Path) -> None:
+    spec = str(ROOT / "examples/laptop/swarm.yaml")
+    assert pyagent("compile", spec, "--out", str(tmp_path)).code == 0
+    data = tmp_path / "laptop/local/data/agents-0"
+    data.mkdir(parents=True)
+    (data / "identity.key").write_text("secret\n")
+    (data / "node.log").write_text("log\n")
+    run = pyagent("compile", spec, "--out", str(tmp_path), "--check")
+    assert run.code == 0, run.err
+    assert pyagent("compile", spec, "--out", str(tmp_path)).code == 0
+    assert (data / "identity.key").exists(), "compile never deletes runtime files"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_data_dirs_are_git_ignored() -> None:
+    path = "stacks/laptop/local/data/agents-0/identity.key"
+    done = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, check=False)
+    assert done.returncode == 0
+
+
+def test_reserved_and_too_large(tmp_path: Path) -> None:
+    base = (ROOT / "examples/laptop/swarm.yaml").read_text()
+    reserved = tmp_path / "reserved.yaml"
+    reserved.write_text(base.replace("  dev: {}", "  local: {}"))
+    result = compile_spec(reserved, "reserved.yaml")
+    assert [d.code for d in result.diagnostics] == ["PA602"]
+    assert result.diagnostics[0].span is not None and result.diagnostics[0].span.line > 1
+    large = tmp_path / "large.yaml"
+    large.write_text(base.replace("replicas: 3", "replicas: 51"))
+    result = compile_spec(large, "large.yaml")
+    assert "PA601" in [d.code for d in result.diagnostics]
+
+
+def test_up_status_down_report_coded_diagnostics(pyagent: Callable[..., Run], tmp_path: Path) -> None:
+    for command in (["up", "--local"], ["status"], ["down"]):
+        run = pyagent(*command, str(tmp_path))
+        assert run.code == 2 and "PA610" in run.err and "Traceback" not in run.err
+
+
+def test_up_reports_a_missing_daemon(
+    pyagent: Callable[..., Run], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (
+        pyagent("compile", str(ROOT / "examples/laptop/swarm.yaml"), "--env", "local", "--out", str(tmp_path)).code == 0
+    )
+    monkeypatch.setenv("PYAGENT_NODE_BIN", str(tmp_path / "nope"))
+    run = pyagent("up", "--local", str(tmp_path / "laptop/local"))
+    assert run.code == 1 and "PA611" in run.err

@@ -1,0 +1,63 @@
+"""The Python client signs exactly the bytes the daemon verifies (docs/node-daemon.md)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pyagent_compile.nodeapi.client import (
+    Signer,
+    _Sequence,
+    load_identity,
+    public_key_b64,
+    put_command,
+    signed_bytes,
+)
+
+
+def test_signature_matches_the_daemons_pinned_vector() -> None:
+    # auth::tests::command_signature_vector in native/crates/pyagent-node
+    key = Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
+    public = base64.b64decode(public_key_b64(key)).hex()
+    assert public == "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+    signature = key.sign(signed_bytes("laptop", 1, 2, b"cmd")).hex()
+    assert signature == (
+        "a47a6e5ecca6e36fc9f37fbbfabcc3818759e728d0961d4144f6ecf2a55247b8"
+        "188891779aa1e8d3950f48594926e43b2f51612e2cba02167e596eeac051aa0c"
+    )
+
+
+def test_identity_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "identity.key"
+    path.write_text(base64.b64encode(b"\x01" * 32).decode() + "\n")
+    assert (
+        public_key_b64(load_identity(path))
+        == base64.b64encode(bytes.fromhex("8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c")).decode()
+    )
+
+
+def test_sequence_numbers_are_dense_and_unique_across_threads() -> None:
+    # The daemon's replay window is 4096 numbers: concurrent commands must not leave gaps.
+    sequence = _Sequence()
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        for _ in range(500):
+            value = sequence.next()
+            with lock:
+                seen.append(value)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == list(range(min(seen), min(seen) + 4000))
+    signer = Signer("laptop", 1, Ed25519PrivateKey.from_private_bytes(b"\x01" * 32), _Sequence())
+    a, b = signer.sign(put_command("k", b"x")), signer.sign(put_command("k", b"x"))
+    assert b.seq == a.seq + 1 and a.signer == 1
+    signer.key.public_key().verify(a.signature, signed_bytes("laptop", 1, a.seq, a.command))  # raises if wrong
