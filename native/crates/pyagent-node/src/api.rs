@@ -79,8 +79,8 @@ impl Api {
         if stale {
             return Ok(());
         }
-        match self.shared.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
+        match self.shared.reads.barrier().await {
+            Ok(()) => Ok(()),
             Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(self.not_leader(f.leader_id))
             }
@@ -400,5 +400,65 @@ impl Proposer {
         let stopped = || RaftError::Fatal(openraft::error::Fatal::Stopped);
         self.tx.send((cmd, tx)).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+}
+
+type ReadError = RaftError<NodeId, openraft::error::CheckIsLeaderError<NodeId, Member>>;
+
+/// Batches linearizable reads: one ReadIndex round (openraft `ensure_linearizable`) serves every
+/// read that arrived before the round started. Reads arriving during a round wait for the next
+/// one, which starts after them, so each read still observes every write committed before it
+/// arrived.
+pub struct ReadBarrier {
+    raft: crate::types::Raft,
+    state: std::sync::Mutex<ReadQueue>,
+}
+
+#[derive(Default)]
+struct ReadQueue {
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), ReadError>>>,
+    running: bool,
+}
+
+impl ReadBarrier {
+    pub fn new(raft: crate::types::Raft) -> Arc<Self> {
+        Arc::new(ReadBarrier {
+            raft,
+            state: std::sync::Mutex::new(ReadQueue::default()),
+        })
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, ReadQueue> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub async fn barrier(self: &Arc<Self>) -> Result<(), ReadError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut q = self.queue();
+            q.waiting.push(tx);
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut q = me.queue();
+                        if q.waiting.is_empty() {
+                            q.running = false;
+                            return;
+                        }
+                        std::mem::take(&mut q.waiting)
+                    };
+                    let res = me.raft.ensure_linearizable().await.map(|_| ());
+                    for tx in batch {
+                        let _ = tx.send(res.clone());
+                    }
+                }
+            });
+        }
+        rx.await
+            .map_err(|_| RaftError::Fatal(openraft::error::Fatal::Stopped))?
     }
 }

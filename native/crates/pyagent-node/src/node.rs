@@ -31,6 +31,7 @@ pub struct Shared {
     pub log_stats: Arc<LogStats>,
     pub kv: KvEngine,
     pub proposer: crate::api::Proposer,
+    pub reads: Arc<crate::api::ReadBarrier>,
 }
 
 impl Shared {
@@ -145,6 +146,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         kv,
         proposer,
+        reads: crate::api::ReadBarrier::new(raft.clone()),
         cfg,
         raft: raft.clone(),
         state,
