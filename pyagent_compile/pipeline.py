@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyagent_compile.check import CheckContext, run_checks
-from pyagent_compile.diagnostics import Diagnostic, Label, Span
+from pyagent_compile.diagnostics import Diagnostic, Label, Severity, Span
 from pyagent_compile.load import Document, load_document
 from pyagent_compile.load.overlay import effective_document, environment_names
 from pyagent_compile.model.build import build_swarm
@@ -116,10 +116,13 @@ def _check_local_size(env: EnvironmentResult) -> Diagnostic | None:
     if count <= MAX_NODES:
         return None
     span = env.doc.key_span(("nodes",))
+    # A warning, not an error: a spec for a large cluster is valid; it just cannot also run on
+    # one machine, and that must not stop its Kubernetes stacks from compiling.
     return Diagnostic(
         "PA601",
-        f"the local target runs one process per replica, {count} here; at most {MAX_NODES} "
-        "fit in a swarm's loopback port slot",
+        f"the local target is not rendered: it would run one process per replica, {count} here, and "
+        f"at most {MAX_NODES} fit in a swarm's loopback port slot",
+        severity=Severity.WARNING,
         path="nodes",
         primary=Label(span) if span else None,
         help="lower `replicas` in the `dev` environment's overrides; the local target uses them",

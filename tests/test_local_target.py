@@ -114,7 +114,9 @@ def test_reserved_and_too_large(tmp_path: Path) -> None:
     large = tmp_path / "large.yaml"
     large.write_text(base.replace("replicas: 3", "replicas: 51"))
     result = compile_spec(large, "large.yaml")
-    assert "PA601" in [d.code for d in result.diagnostics]
+    assert [(d.code, d.severity.value) for d in result.diagnostics] == [("PA601", "warning")]
+    assert result.ok and result.local is None  # the Kubernetes stacks still compile
+    assert all(env.plan is not None for env in result.environments)
 
 
 def test_up_status_down_report_coded_diagnostics(pyagent: Callable[..., Run], tmp_path: Path) -> None:

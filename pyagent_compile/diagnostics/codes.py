@@ -351,9 +351,11 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA601": CodeInfo(
         "local target too large",
-        "The local target runs one node process per replica on loopback, and each swarm has a slot "
-        "of 200 loopback ports (4 per node), so at most 50 nodes. Lower `replicas` in the `dev` "
-        "environment's overrides: the local target takes its values from `dev` (else the base spec).",
+        "A warning: the local target runs one node process per replica on loopback, and each swarm "
+        "has a slot of 200 loopback ports (4 per node), so at most 50 nodes; a larger swarm's "
+        "Kubernetes stacks compile, its local target is not rendered. To run it locally, lower "
+        "`replicas` in the `dev` environment's overrides: the local target takes its values from "
+        "`dev` (else the base spec).",
     ),
     "PA602": CodeInfo(
         "reserved environment name",
