@@ -32,6 +32,7 @@ CONFIG_SCHEMA = PolicyConfigSchema(
     properties={
         "tier": {"type": "string", "enum": ["dev", "staging", "prod"], "default": "prod"},
         "internalPorts": {"type": "array", "items": {"type": "integer"}, "default": sorted(DEFAULT_INTERNAL_PORTS)},
+        "jurisdictions": {"type": "array", "items": {"type": "string"}, "default": []},
         "waived": {"type": "array", "items": {"type": "string"}, "default": []},
     }
 )
@@ -50,9 +51,9 @@ def kubernetes_object(resource_type: str, props: Mapping[str, Any]) -> dict[str,
 def context_of(config: Mapping[str, Any] | None) -> tuple[ObjectContext, frozenset[str]]:
     config = config or {}
     ports = frozenset(int(p) for p in config.get("internalPorts") or DEFAULT_INTERNAL_PORTS)
-    return ObjectContext(tier=str(config.get("tier") or "prod"), internal_ports=ports), frozenset(
-        config.get("waived") or ()
-    )
+    allowed = frozenset(str(j) for j in config.get("jurisdictions") or ())
+    ctx = ObjectContext(tier=str(config.get("tier") or "prod"), internal_ports=ports, jurisdictions=allowed)
+    return ctx, frozenset(config.get("waived") or ())
 
 
 def _text(violation: Violation) -> str:

@@ -8,6 +8,7 @@ from pyagent_compile.model.spec import Swarm
 SWARM = "pyagent.dev/swarm"
 POOL = "pyagent.dev/pool"
 VOTER = "pyagent.dev/voter"
+JURISDICTION = "pyagent.dev/jurisdiction"
 SOURCE = "pyagent.dev/source"
 CONFIG_HASH = "pyagent.dev/config-sha256"
 

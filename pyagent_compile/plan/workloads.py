@@ -100,11 +100,17 @@ def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: 
         labels.VOTER: "true" if "voter" in pool.roles else "false",
     }
     pod_labels.update({labels.core_label(core): "true" for core in pool.cores})
+    metadata = meta(swarm, env, name, pool_name, f"nodes.{pool_name}", ns)
+    if pool.placement.jurisdiction is not None:
+        # Where the pods' data lives, readable from the object alone: the policy pack that
+        # guards `pulumi up` checks it against the allowed jurisdictions (PA502).
+        pod_labels[labels.JURISDICTION] = pool.placement.jurisdiction
+        metadata["labels"][labels.JURISDICTION] = pool.placement.jurisdiction
     config_hash = hashlib.sha256(canonical_json(config).encode()).hexdigest()
     body = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": meta(swarm, env, name, pool_name, f"nodes.{pool_name}", ns),
+        "metadata": metadata,
         "spec": {
             "serviceName": naming.peer_service(swarm.metadata.name),
             "replicas": pool.replicas,

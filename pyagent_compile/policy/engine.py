@@ -20,7 +20,9 @@ from pyagent_compile.policy.spec_rules import SPEC_RULES
 
 def context_for(plan: Plan, swarm: Swarm) -> ObjectContext:
     ports = swarm.mesh.ports
-    return ObjectContext(tier=plan.tier, internal_ports=frozenset({ports.mesh, ports.raft}))
+    personal = swarm.sovereignty.personal_data
+    allowed = frozenset(personal.jurisdictions) if personal is not None else frozenset()
+    return ObjectContext(tier=plan.tier, internal_ports=frozenset({ports.mesh, ports.raft}), jurisdictions=allowed)
 
 
 def evaluate_object(body: dict[str, Any], ctx: ObjectContext) -> list[Violation]:

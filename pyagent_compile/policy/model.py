@@ -14,11 +14,13 @@ DEFAULT_INTERNAL_PORTS = frozenset({7946, 7100})
 class ObjectContext:
     """What an object-level rule may know beyond the object: the same in the CLI and CrossGuard.
 
-    `internal_ports` are the mesh and Raft ports (only swarm pods may reach them). CrossGuard
-    gets both values from the pack's configuration (`pyagent policy pack-config`)."""
+    `internal_ports` are the mesh and Raft ports (only swarm pods may reach them);
+    `jurisdictions` are where personal data may be stored (empty: the spec sets no limit).
+    CrossGuard gets these values from the pack's configuration (`pyagent policy pack-config`)."""
 
     tier: str = "prod"
     internal_ports: frozenset[int] = DEFAULT_INTERNAL_PORTS
+    jurisdictions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

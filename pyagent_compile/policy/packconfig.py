@@ -2,7 +2,8 @@
 
 CrossGuard sees resource properties only, so what the rules need from the spec travels as
 per-policy configuration (`pulumi up --policy-pack policies/pulumi --policy-pack-config FILE`):
-the tier, the mesh and Raft ports, and the logical names that active waivers exempt. With
+the tier, the mesh and Raft ports, the allowed personal-data jurisdictions, and the logical
+names that active waivers exempt. With
 it, the pack's verdicts are exactly `pyagent policy check`'s for the object and stack rules."""
 
 from __future__ import annotations
@@ -37,5 +38,10 @@ def pack_config(plan: Plan, swarm: Swarm, doc: Document, today: dt.date) -> dict
                 if f.rule.id == rule.id and f.logical_name and any(waiver_matches(w, f) for w in active)
             }
         )
-        config[policy_name(rule)] = {"tier": ctx.tier, "internalPorts": sorted(ctx.internal_ports), "waived": waived}
+        config[policy_name(rule)] = {
+            "tier": ctx.tier,
+            "internalPorts": sorted(ctx.internal_ports),
+            "jurisdictions": sorted(ctx.jurisdictions),
+            "waived": waived,
+        }
     return config

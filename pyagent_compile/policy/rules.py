@@ -111,6 +111,29 @@ def no_plaintext_secrets(obj: dict[str, Any], ctx: ObjectContext) -> list[Violat
     return out
 
 
+JURISDICTION_LABEL = "pyagent.dev/jurisdiction"
+
+
+def personal_data_jurisdiction(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
+    """Every swarm pod may hold personal data (memory, the KV cache of the owner's sessions), so
+    its `pyagent.dev/jurisdiction` label must name an allowed jurisdiction."""
+    if not ctx.jurisdictions or pod_spec(obj) is None:
+        return []
+    template = obj if obj.get("kind") == "Pod" else _map(_map(obj.get("spec")).get("template"))
+    pod_labels = _map(_map(template.get("metadata")).get("labels"))
+    name = pod_labels.get("pyagent.dev/pool") or _map(obj.get("metadata")).get("name", "?")
+    field = "metadata.labels" if obj.get("kind") == "Pod" else "spec.template.metadata.labels"
+    allowed = ", ".join(sorted(ctx.jurisdictions))
+    where = pod_labels.get(JURISDICTION_LABEL)
+    if where is None:
+        message = f"pool {name!r} declares no jurisdiction, but may hold personal data allowed only in {allowed}"
+        return [Violation("PA502", message, field=field, subpath=("placement",))]
+    if where not in ctx.jurisdictions:
+        message = f"pool {name!r} is in {where}, outside the allowed jurisdictions ({allowed})"
+        return [Violation("PA502", message, field=field, subpath=("placement", "jurisdiction"))]
+    return []
+
+
 def peers_work_payloads_only(obj: dict[str, Any], ctx: ObjectContext) -> list[Violation]:
     if obj.get("kind") != "ConfigMap":
         return []
@@ -388,6 +411,7 @@ def no_token_automount(obj: dict[str, Any], ctx: ObjectContext) -> list[Violatio
 
 OBJECT_RULES: dict[str, ObjectRule] = {
     "PA501": no_plaintext_secrets,
+    "PA502": personal_data_jurisdiction,
     "PA504": peers_work_payloads_only,
     "PA505": memory_volume_encrypted,
     "PA506": image_pinned,

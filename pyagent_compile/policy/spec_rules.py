@@ -1,4 +1,5 @@
-"""Rules that need the spec: jurisdictions of pools and the owner's declarations.
+"""Rules that need the spec: the owner's declarations (PA502, where pools are, reads the
+`pyagent.dev/jurisdiction` label of the rendered workloads, so CrossGuard runs it too).
 
 They run in `pyagent policy check` only: CrossGuard sees resource properties, not the spec
 (docs/policies.md says which rule runs where)."""
@@ -11,36 +12,6 @@ from pyagent_compile.model.spec import Swarm
 from pyagent_compile.policy.model import Violation
 
 SpecRule = Callable[[Swarm], list[Violation]]
-
-
-def personal_data_jurisdiction(swarm: Swarm) -> list[Violation]:
-    personal = swarm.sovereignty.personal_data
-    if personal is None:
-        return []
-    allowed = set(personal.jurisdictions)
-    out = []
-    for name, pool in sorted(swarm.nodes.items()):
-        where = pool.placement.jurisdiction
-        if where is None:
-            out.append(
-                Violation(
-                    "PA502",
-                    f"pool {name!r} declares no jurisdiction, but may hold personal data "
-                    f"allowed only in {', '.join(sorted(allowed))}",
-                    spec_path=("nodes", name, "placement"),
-                    field=f"nodes.{name}",
-                )
-            )
-        elif where not in allowed:
-            out.append(
-                Violation(
-                    "PA502",
-                    f"pool {name!r} is in {where}, outside the allowed jurisdictions ({', '.join(sorted(allowed))})",
-                    spec_path=("nodes", name, "placement", "jurisdiction"),
-                    field=f"nodes.{name}",
-                )
-            )
-    return out
 
 
 def personal_data_declared(swarm: Swarm) -> list[Violation]:
@@ -56,6 +27,5 @@ def personal_data_declared(swarm: Swarm) -> list[Violation]:
 
 
 SPEC_RULES: dict[str, SpecRule] = {
-    "PA502": personal_data_jurisdiction,
     "PA503": personal_data_declared,
 }

@@ -126,7 +126,12 @@ def test_pack_config_lists_waived_objects(tmp_path: Path) -> None:
     assert code == 0
     config = json.loads(out)
     assert config["pa511-concrete-allow-rules"]["waived"] == ["networkpolicy/sovereign-fw-partner-tls-in"]
-    assert config["pa512-internal-ports-swarm-only"] == {"internalPorts": [7100, 7946], "tier": "prod", "waived": []}
+    assert config["pa512-internal-ports-swarm-only"] == {
+        "internalPorts": [7100, 7946],
+        "jurisdictions": ["EU"],
+        "tier": "prod",
+        "waived": [],
+    }
 
 
 def test_sarif_reports_waived_findings_as_suppressed(tmp_path: Path) -> None:

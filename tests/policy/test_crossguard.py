@@ -97,4 +97,4 @@ def test_pack_project_file() -> None:
     main = ast.parse((PACK_DIR / "__main__.py").read_text())
     assert any(isinstance(n, ast.ImportFrom) and n.module == "pack" for n in main.body)
     names = [p.name for p in load_pack().POLICIES]
-    assert len(names) == len(set(names)) == 13 and all(n.startswith("pa5") for n in names)
+    assert len(names) == len(set(names)) == 14 and all(n.startswith("pa5") for n in names)

@@ -15,7 +15,7 @@ import pytest
 from pyagent_compile.diagnostics import Severity
 from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.policy import ObjectContext, check_plan, evaluate_object, evaluate_stack, load_catalog
-from pyagent_compile.policy.rules import OBJECT_RULES, STACK_RULES
+from pyagent_compile.policy.rules import OBJECT_RULES, STACK_RULES, personal_data_jurisdiction
 from pyagent_compile.policy.spec_rules import SPEC_RULES
 from tests.policy.helpers import EXAMPLES, copy_example, example_environments
 
@@ -175,8 +175,22 @@ def test_object_rule_fails_on_its_mistake(rule: str, case: str, mutate: Callable
     assert rule in {v.rule for v in evaluate_object(obj, PROD)}
 
 
+def test_jurisdiction_label_is_checked_against_the_allowed_set() -> None:
+    eu_only = ObjectContext(tier="prod", jurisdictions=frozenset({"EU"}))
+    sts = first(sovereign_objects(), "StatefulSet")
+    assert personal_data_jurisdiction(sts, eu_only) == []
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    labels["pyagent.dev/jurisdiction"] = "US"
+    found = personal_data_jurisdiction(sts, eu_only)
+    assert [(v.rule, v.subpath) for v in found] == [("PA502", ("placement", "jurisdiction"))]
+    assert "PA502" in {v.rule for v in evaluate_object(sts, eu_only)}
+    del labels["pyagent.dev/jurisdiction"]
+    assert [v.subpath for v in personal_data_jurisdiction(sts, eu_only)] == [("placement",)]
+    assert personal_data_jurisdiction(sts, PROD) == []  # no allowed set: nothing to enforce
+
+
 def test_every_object_and_stack_rule_has_a_failing_fixture() -> None:
-    covered = {rule for rule, _, _ in FAILING} | {"PA510"}
+    covered = {rule for rule, _, _ in FAILING} | {"PA510", "PA502"}  # PA502: the test above
     assert covered == set(OBJECT_RULES) | set(STACK_RULES)
 
 
