@@ -419,6 +419,38 @@ impl PyPool {
         r
     }
 
+    /// Several requests' scheduler steps in one call, applied in order: each item is
+    /// `(rid, total_blocks, keys)` as for [`req_step`] (`keys` may be empty). Returns one
+    /// result per item (None: that request's blocks did not fit). A scheduler that steps
+    /// every running request per iteration can make one crossing instead of one per request.
+    /// An error (unknown request, bad blob) stops the batch; earlier items stay applied.
+    fn req_step_many(
+        &mut self,
+        steps: Vec<(u64, usize, Bound<'_, PyBytes>)>,
+    ) -> PyResult<Vec<Option<usize>>> {
+        let mut out = Vec::with_capacity(steps.len());
+        let mut k = std::mem::take(&mut self.key_buf);
+        for (rid, total, keys) in &steps {
+            if let Err(e) = keys_into(keys.as_bytes(), &mut k) {
+                self.key_buf = k;
+                return Err(e);
+            }
+            self.ev_buf.clear();
+            match self
+                .reqs
+                .step_tokens(&mut self.inner, *rid, &k, &[], *total, &mut self.ev_buf)
+            {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    self.key_buf = k;
+                    return Err(err(e));
+                }
+            }
+        }
+        self.key_buf = k;
+        Ok(out)
+    }
+
     /// Free the request's blocks (tail first) and forget it. Returns the number of blocks.
     fn req_free(&mut self, py: Python<'_>, rid: u64) -> PyResult<usize> {
         let (inner, reqs) = (&mut self.inner, &mut self.reqs);
