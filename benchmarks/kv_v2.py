@@ -360,7 +360,8 @@ def run_kv(trace: Trace, num_blocks: int, fused: bool) -> Result:
         if need > 0:
             t0 = ns()
             try:
-                ids, _ = pool.allocate(need)
+                # Ids only, as get_new_blocks returns (allocate() adds the evicted keys).
+                ids = pool.allocate_ids(need)
             except KvOutOfBlocksError:
                 return
             dt = ns() - t0

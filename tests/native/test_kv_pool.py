@@ -283,6 +283,23 @@ def test_req_step_many_is_req_step_in_order() -> None:
     many.check_invariants()
 
 
+def test_allocate_ids_is_allocate_without_the_evicted_keys() -> None:
+    a, b = KvPool(6, 4, events=True), KvPool(6, 4, events=True)
+    keys = keys_for(list(range(20)))
+    for p in (a, b):
+        ids, _ = p.allocate(5)
+        p.register(ids, keys)
+        p.free_request(ids)
+        p.take_events()
+    got, evicted = a.allocate(3)
+    assert b.allocate_ids(3) == got and len(evicted) == 48
+    assert [e.kind for e in b.take_events()] == [e.kind for e in a.take_events()]
+    with pytest.raises(KvOutOfBlocksError):
+        b.allocate_ids(3)
+    assert b.free_order() == a.free_order()
+    b.check_invariants()
+
+
 def test_ttl_and_lfu_policies_through_the_bindings() -> None:
     pool = KvPool(8, 4, policy="ttl", ttl=10)
     keys = keys_for(list(range(8)))

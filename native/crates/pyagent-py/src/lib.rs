@@ -531,6 +531,18 @@ impl PyPool {
         Ok((ids, blob(py, &ev)))
     }
 
+    /// Allocate `n` blocks (all or nothing) and return only their ids, as vLLM's
+    /// `get_new_blocks` does: for callers that do not want the evicted keys (they still go
+    /// into events when the pool records them).
+    #[pyo3(signature = (n, use_reserve = false))]
+    fn allocate_ids(&mut self, py: Python<'_>, n: usize, use_reserve: bool) -> PyResult<Vec<u32>> {
+        let mut ids = Vec::new();
+        self.ev_buf.clear();
+        let (inner, ev) = (&mut self.inner, &mut self.ev_buf);
+        work(py, n, || inner.allocate(n, use_reserve, &mut ids, ev)).map_err(err)?;
+        Ok(ids)
+    }
+
     /// One-call admission: reference the cached prefix of `keys`, then allocate the rest of
     /// the request's `total_blocks`. All or nothing: when they do not fit, nothing changes and `None` is returned.
     /// Returns `(table, num_hit_blocks, evicted_keys)`.
