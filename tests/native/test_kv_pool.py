@@ -261,6 +261,45 @@ def test_request_tables_stay_in_rust() -> None:
     pool.check_invariants()
 
 
+def test_req_step_many_is_req_step_in_order() -> None:
+    toks = {r: list(range(r * 100, r * 100 + 40)) for r in (1, 2, 3)}
+    one, many = KvPool(12, 4), KvPool(12, 4)
+    for p in (one, many):
+        for r in (1, 2, 3):
+            assert p.req_admit(r, keys_for(toks[r][:6]), 2, max_hit=1) == 0
+    # Growth past the pool's size: later steps evict, and the last does not fit.
+    steps = [(1, 3, keys_for(toks[1][:12])[16:]), (2, 4, keys_for(toks[2][:16])[16:]), (1, 4, b"")]
+    steps += [(3, 5, keys_for(toks[3][:20])[16:]), (2, 9, b"")]
+    expect = [one.req_step(r, t, k) for r, t, k in steps]
+    assert many.req_step_many(steps) == expect
+    assert expect[-1] is None
+    for r in (1, 2, 3):
+        assert many.req_table(r) == one.req_table(r)
+    assert many.free_order() == one.free_order()
+    with pytest.raises(KvCacheError, match="unknown request 9"):
+        many.req_step_many([(1, 4, b""), (9, 1, b"")])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        many.req_step_many([(1, 4, b"x")])
+    many.check_invariants()
+
+
+def test_allocate_ids_is_allocate_without_the_evicted_keys() -> None:
+    a, b = KvPool(6, 4, events=True), KvPool(6, 4, events=True)
+    keys = keys_for(list(range(20)))
+    for p in (a, b):
+        ids, _ = p.allocate(5)
+        p.register(ids, keys)
+        p.free_request(ids)
+        p.take_events()
+    got, evicted = a.allocate(3)
+    assert b.allocate_ids(3) == got and len(evicted) == 48
+    assert [e.kind for e in b.take_events()] == [e.kind for e in a.take_events()]
+    with pytest.raises(KvOutOfBlocksError):
+        b.allocate_ids(3)
+    assert b.free_order() == a.free_order()
+    b.check_invariants()
+
+
 def test_ttl_and_lfu_policies_through_the_bindings() -> None:
     pool = KvPool(8, 4, policy="ttl", ttl=10)
     keys = keys_for(list(range(8)))

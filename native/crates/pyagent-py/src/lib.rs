@@ -47,23 +47,26 @@ fn err(e: KvError) -> PyErr {
 }
 
 fn keys_from(blob: &[u8]) -> PyResult<Vec<Key>> {
-    if blob.is_empty() {
-        return Ok(Vec::new());
-    }
+    let mut v = Vec::new();
+    keys_into(blob, &mut v)?;
+    Ok(v)
+}
+
+/// Parse a key blob into `out` (cleared first), reusing its allocation.
+fn keys_into(blob: &[u8], out: &mut Vec<Key>) -> PyResult<()> {
+    out.clear();
     if !blob.len().is_multiple_of(16) {
         return Err(PyValueError::new_err(format!(
             "a key blob is a multiple of 16 bytes, got {}",
             blob.len()
         )));
     }
-    Ok(blob
-        .chunks_exact(16)
-        .map(|c| {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(c);
-            u128::from_be_bytes(b)
-        })
-        .collect())
+    out.extend(blob.chunks_exact(16).map(|c| {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(c);
+        u128::from_be_bytes(b)
+    }));
+    Ok(())
 }
 
 fn one_key(b: &[u8]) -> PyResult<Key> {
@@ -269,6 +272,10 @@ fn medium(m: Medium) -> &'static str {
 struct PyPool {
     inner: Pool,
     reqs: Requests,
+    /// Reused per call by the request API: parsed keys and the evicted keys it discards, so a
+    /// decode step allocates nothing.
+    key_buf: Vec<Key>,
+    ev_buf: Vec<Key>,
 }
 
 #[pymethods]
@@ -318,6 +325,8 @@ impl PyPool {
         Ok(Self {
             inner: Pool::new(cfg).map_err(err)?,
             reqs: Requests::new(),
+            key_buf: Vec::new(),
+            ev_buf: Vec::new(),
         })
     }
 
@@ -358,10 +367,15 @@ impl PyPool {
     /// requests may use the reserve). Returns False when the blocks do not fit (keys kept).
     #[pyo3(signature = (rid, total_blocks, keys = None))]
     fn req_grow(&mut self, rid: u64, total_blocks: usize, keys: Option<&[u8]>) -> PyResult<bool> {
-        let k = keys.map(keys_from).transpose()?.unwrap_or_default();
-        self.reqs
-            .grow(&mut self.inner, rid, &k, total_blocks, &mut Vec::new())
-            .map_err(err)
+        let mut k = std::mem::take(&mut self.key_buf);
+        keys_into(keys.unwrap_or(&[]), &mut k)?;
+        self.ev_buf.clear();
+        let r = self
+            .reqs
+            .grow(&mut self.inner, rid, &k, total_blocks, &mut self.ev_buf)
+            .map_err(err);
+        self.key_buf = k;
+        r
     }
 
     /// Cache the request's full blocks up to `computed` blocks (default: every block with a
@@ -387,20 +401,54 @@ impl PyPool {
         token_ids: Option<Vec<u32>>,
     ) -> PyResult<Option<usize>> {
         let tokens = token_ids.unwrap_or_default();
-        let k = match keys {
-            Some(b) => keys_from(b)?,
-            None => Vec::new(),
-        };
-        self.reqs
+        let mut k = std::mem::take(&mut self.key_buf);
+        keys_into(keys.unwrap_or(&[]), &mut k)?;
+        self.ev_buf.clear();
+        let r = self
+            .reqs
             .step_tokens(
                 &mut self.inner,
                 rid,
                 &k,
                 &tokens,
                 total_blocks,
-                &mut Vec::new(),
+                &mut self.ev_buf,
             )
-            .map_err(err)
+            .map_err(err);
+        self.key_buf = k;
+        r
+    }
+
+    /// Several requests' scheduler steps in one call, applied in order: each item is
+    /// `(rid, total_blocks, keys)` as for [`req_step`] (`keys` may be empty). Returns one
+    /// result per item (None: that request's blocks did not fit). A scheduler that steps
+    /// every running request per iteration can make one crossing instead of one per request.
+    /// An error (unknown request, bad blob) stops the batch; earlier items stay applied.
+    fn req_step_many(
+        &mut self,
+        steps: Vec<(u64, usize, Bound<'_, PyBytes>)>,
+    ) -> PyResult<Vec<Option<usize>>> {
+        let mut out = Vec::with_capacity(steps.len());
+        let mut k = std::mem::take(&mut self.key_buf);
+        for (rid, total, keys) in &steps {
+            if let Err(e) = keys_into(keys.as_bytes(), &mut k) {
+                self.key_buf = k;
+                return Err(e);
+            }
+            self.ev_buf.clear();
+            match self
+                .reqs
+                .step_tokens(&mut self.inner, *rid, &k, &[], *total, &mut self.ev_buf)
+            {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    self.key_buf = k;
+                    return Err(err(e));
+                }
+            }
+        }
+        self.key_buf = k;
+        Ok(out)
     }
 
     /// Free the request's blocks (tail first) and forget it. Returns the number of blocks.
@@ -481,6 +529,18 @@ impl PyPool {
         let inner = &mut self.inner;
         work(py, n, || inner.allocate(n, use_reserve, &mut ids, &mut ev)).map_err(err)?;
         Ok((ids, blob(py, &ev)))
+    }
+
+    /// Allocate `n` blocks (all or nothing) and return only their ids, as vLLM's
+    /// `get_new_blocks` does: for callers that do not want the evicted keys (they still go
+    /// into events when the pool records them).
+    #[pyo3(signature = (n, use_reserve = false))]
+    fn allocate_ids(&mut self, py: Python<'_>, n: usize, use_reserve: bool) -> PyResult<Vec<u32>> {
+        let mut ids = Vec::new();
+        self.ev_buf.clear();
+        let (inner, ev) = (&mut self.inner, &mut self.ev_buf);
+        work(py, n, || inner.allocate(n, use_reserve, &mut ids, ev)).map_err(err)?;
+        Ok(ids)
     }
 
     /// One-call admission: reference the cached prefix of `keys`, then allocate the rest of

@@ -132,14 +132,20 @@ impl Pool {
         self.keys[id as usize] = key;
         self.blocks[id as usize].flags |= F_HASHED;
         self.blocks[id as usize].dup_next = NIL;
-        match self.index_find(key) {
-            None => {
+        // One probe: the entry is either the chain's head or the slot the block takes.
+        let keys = &self.keys;
+        let entry = self.index.entry(
+            key_hash(key),
+            |&b| b != id && keys[b as usize] == key,
+            |&b| key_hash(keys[b as usize]),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(id);
                 self.blocks[id as usize].dup_prev = id;
-                let keys = &self.keys;
-                self.index
-                    .insert_unique(key_hash(key), id, |&b| key_hash(keys[b as usize]));
             }
-            Some(head) => {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                let head = *o.get();
                 // Append after the chain's last block, which the head points back to.
                 let tail = self.blocks[head as usize].dup_prev;
                 self.blocks[tail as usize].dup_next = id;
@@ -161,7 +167,7 @@ impl Pool {
         let mut head = NIL;
         if let Ok(entry) = self
             .index
-            .find_entry(key_hash(key), |&b| keys[b as usize] == key)
+            .find_entry(key_hash(key), |&b| b == id || keys[b as usize] == key)
         {
             head = *entry.get();
             if head == id {

@@ -507,6 +507,12 @@ impl Pool {
             self.used += 1;
             out.push(id);
         }
+        // The next allocation takes the free list's head: read its metadata and key now, so
+        // on a large pool those cache misses overlap the caller's work instead of the next call.
+        if self.head != NIL {
+            let h = self.head as usize;
+            std::hint::black_box((self.blocks[h].next, self.keys[h] as u64));
+        }
         if evicted.len() > first_evicted && self.cfg.events {
             // vLLM emits one BlockRemoved per evicted block.
             let keys: Vec<Key> = evicted[first_evicted..].to_vec();
@@ -630,7 +636,11 @@ impl Pool {
                     medium: Medium::Device,
                 });
             }
-            let existing = self.index_find(k);
+            // Under KeepAll the insert finds the duplicate chain itself: one probe, not two.
+            let existing = match self.cfg.dup {
+                DupPolicy::Dedup => self.index_find(k),
+                DupPolicy::KeepAll => None,
+            };
             match (existing, self.cfg.dup) {
                 (Some(other), DupPolicy::Dedup) if other != id => {
                     self.touch_one(other);
