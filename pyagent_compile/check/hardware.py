@@ -4,6 +4,7 @@ cache that fits the memory it lives in (PA304)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from pyagent_compile.check.context import CheckContext
 from pyagent_compile.diagnostics import Diagnostic
@@ -19,8 +20,8 @@ from pyagent_compile.model.resources import (
 from pyagent_compile.suggest import did_you_mean
 
 
-def _gib(value: object) -> str:
-    return f"{float(value) / GIB:.1f} GiB"  # type: ignore[arg-type]
+def _gib(value: Decimal) -> str:
+    return f"{float(value) / GIB:.1f} GiB"
 
 
 def check_hardware(ctx: CheckContext) -> list[Diagnostic]:

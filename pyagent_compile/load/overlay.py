@@ -9,6 +9,7 @@ diagnostic on a prod value points at the prod overlay, not the base.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pyagent_compile.suggest import did_you_mean
 NAMED_COLLECTIONS = ("nodes", "cores", "manifests")
 FIXED_KEYS = ("apiVersion", "kind", "environments")
 
-Loader = Any  # Callable[[Path, str], tuple[Document | None, list[Diagnostic]]]
+Loader = Callable[[Path, str], tuple[Document | None, list[Diagnostic]]]
 
 
 def environment_names(base: Document) -> list[str]:
