@@ -61,12 +61,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     validate.set_defaults(run=run_validate)
 
 
-def compile_targets(args: argparse.Namespace) -> tuple[list[tuple[Target, SpecResult]], list[Diagnostic]]:
+def compile_targets(
+    args: argparse.Namespace, local: bool = True
+) -> tuple[list[tuple[Target, SpecResult]], list[Diagnostic]]:
+    """Compile every target; `local=False` skips the local target for commands that never use it."""
     targets, diags = resolve_targets(args.specs, getattr(args, "out", None))
     results = []
     for target in targets:
         progress(args, f"compiling {target.display}")
-        result = compile_spec(target.path, target.display, args.env)
+        result = compile_spec(target.path, target.display, args.env, local=local)
         results.append((target, result))
         diags += result.diagnostics
     end_progress(args)

@@ -82,7 +82,7 @@ def run_diff(args: argparse.Namespace) -> int:
                 if isinstance(got, Diagnostic):
                     return report(args, [got], 1)
                 sides.append(got)
-        results = [compile_spec(path, display, args.env) for path, display in sides]
+        results = [compile_spec(path, display, args.env, local=False) for path, display in sides]
         diags = [d for r in results for d in r.diagnostics]
         if any(not r.ok for r in results):
             return report(args, diags, 2)

@@ -79,7 +79,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    results, diags = compile_targets(args)
+    results, diags = compile_targets(args, local=False)
     if any(not r.ok for _, r in results) or (diags and not results):
         return report(args, diags, len(results))
     catalog = load_catalog()
@@ -118,7 +118,7 @@ def merge_environments(per_env: list[tuple[str, list[Diagnostic]]]) -> list[Diag
 
 
 def run_pack_config(args: argparse.Namespace) -> int:
-    results, diags = compile_targets(args)
+    results, diags = compile_targets(args, local=False)
     envs = [env for _, r in results for env in r.environments]
     if diags or len(envs) != 1:
         if not diags:
