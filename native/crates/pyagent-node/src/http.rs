@@ -68,8 +68,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(body.as_bytes()).await;
+            // one write: a second small segment would wait for the client's delayed ACK
+            let _ = stream.write_all((head + &body).as_bytes()).await;
             let _ = stream.shutdown().await;
         });
     }

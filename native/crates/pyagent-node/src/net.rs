@@ -130,10 +130,11 @@ impl Gate {
 }
 
 pub async fn write_frame(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
-    stream
-        .write_all(&(bytes.len() as u32).to_be_bytes())
-        .await?;
-    stream.write_all(bytes).await?;
+    // length and body in one write: one segment, one wake-up on the receiving side
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(bytes);
+    stream.write_all(&frame).await?;
     stream.flush().await
 }
 

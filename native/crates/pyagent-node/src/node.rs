@@ -180,7 +180,10 @@ pub async fn start(
         let res = tonic::transport::Server::builder()
             .add_service(crate::proto::node_server::NodeServer::new(api))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                // Nagle's algorithm on the accepted sockets holds back a response's last frame
+                // until the client's delayed ACK (~40 ms); tonic does not set TCP_NODELAY on
+                // sockets from a listener we hand it.
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 async move {
                     let _ = stop_rx.wait_for(|s| *s).await;
                 },
