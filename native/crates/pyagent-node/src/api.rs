@@ -177,7 +177,12 @@ impl node_server::Node for Api {
             proposed_at_ms: now_ms(),
         };
         // Checked here to refuse early (and count); checked again on apply by every replica.
-        let auth = read_state(&self.shared.state).authenticate(&self.shared.cfg.swarm, &cmd);
+        let auth = read_state(&self.shared.state).authenticate(
+            &self.shared.cfg.swarm,
+            &cmd,
+            &self.shared.sigs,
+            true,
+        );
         let auth = match auth {
             // Before the first membership is applied, fall back to the keys we know.
             Err(crate::auth::Reject::NonMember) => match self.shared.keyring.get(cmd.signer) {

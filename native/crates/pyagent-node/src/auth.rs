@@ -3,8 +3,9 @@
 //! What is signed always starts with a domain tag and the swarm name, so a signature made for one
 //! purpose (or one swarm) never verifies for another.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
@@ -116,6 +117,83 @@ pub fn verify(key: &VerifyingKey, message: &[u8], sig: &[u8]) -> Result<(), Reje
         .map_err(|_| Reject::BadSignature)
 }
 
+/// Signature checks with their costly parts remembered, per process: decoded public keys (point
+/// decompression costs about as much as the verification) and commands this node already
+/// verified on its API, so the leader's apply of its own proposal does not check the curve
+/// twice. Verification is a pure function of (key, message, signature), so remembering a success
+/// changes no outcome; followers, which never saw the command on their API, verify it in full.
+#[derive(Debug, Default)]
+pub struct SigCache {
+    keys: Mutex<HashMap<String, VerifyingKey>>,
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+/// Remembered verifications at most (a leader that proposes faster than it applies, or whose
+/// proposals are refused before apply, cannot grow the set without bound).
+const VERIFIED_CAP: usize = 1 << 16;
+/// Distinct public keys remembered at most (members come and go over a swarm's life).
+const KEYS_CAP: usize = 4096;
+
+impl SigCache {
+    /// The decoded key for a base64 public key, decoded once.
+    pub fn key(&self, b64: &str) -> Option<VerifyingKey> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(b64) {
+            return Some(*k);
+        }
+        let k = crate::identity::decode_public_key(b64).ok()?;
+        if keys.len() >= KEYS_CAP {
+            keys.clear();
+        }
+        keys.insert(b64.to_string(), k);
+        Some(k)
+    }
+
+    fn digest(key: &VerifyingKey, message: &[u8], sig: &[u8]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(key.as_bytes());
+        h.update(&(sig.len() as u64).to_le_bytes());
+        h.update(sig);
+        h.update(message);
+        *h.finalize().as_bytes()
+    }
+
+    /// Verifies and remembers the success for one later [`SigCache::verify_once`].
+    pub fn verify_and_remember(
+        &self,
+        key: &VerifyingKey,
+        message: &[u8],
+        sig: &[u8],
+    ) -> Result<(), Reject> {
+        verify(key, message, sig)?;
+        let mut done = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if done.len() >= VERIFIED_CAP {
+            done.clear();
+        }
+        done.insert(Self::digest(key, message, sig));
+        Ok(())
+    }
+
+    /// Verifies, using (and forgetting) a success remembered by the API.
+    pub fn verify_once(
+        &self,
+        key: &VerifyingKey,
+        message: &[u8],
+        sig: &[u8],
+    ) -> Result<(), Reject> {
+        let digest = Self::digest(key, message, sig);
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&digest)
+        {
+            return Ok(());
+        }
+        verify(key, message, sig)
+    }
+}
+
 /// Signs outgoing envelopes with this node's key and a sequence that keeps growing across
 /// restarts (it starts at the wall clock in microseconds).
 pub struct Signer {
@@ -223,6 +301,42 @@ mod tests {
 
     fn key(b: u8) -> SigningKey {
         SigningKey::from_bytes(&[b; 32])
+    }
+
+    #[test]
+    fn sig_cache_remembers_a_success_once_and_never_a_failure() {
+        let k = key(5);
+        let pk = k.verifying_key();
+        let cache = SigCache::default();
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pk.as_bytes());
+        assert_eq!(cache.key(&b64), Some(pk));
+        assert_eq!(cache.key("not base64"), None);
+        let msg = b"command".to_vec();
+        let sig = k.sign(&msg).to_bytes().to_vec();
+        cache.verify_and_remember(&pk, &msg, &sig).unwrap();
+        cache.verify_once(&pk, &msg, &sig).unwrap(); // remembered
+        cache.verify_once(&pk, &msg, &sig).unwrap(); // verified again in full
+                                                     // a remembered success covers exactly (key, message, signature)
+        cache.verify_and_remember(&pk, &msg, &sig).unwrap();
+        assert_eq!(
+            cache.verify_once(&pk, b"other", &sig),
+            Err(Reject::BadSignature)
+        );
+        assert_eq!(
+            cache.verify_once(&key(6).verifying_key(), &msg, &sig),
+            Err(Reject::BadSignature)
+        );
+        let mut forged = sig.clone();
+        forged[3] ^= 1;
+        assert_eq!(
+            cache.verify_and_remember(&pk, &msg, &forged),
+            Err(Reject::BadSignature)
+        );
+        assert_eq!(
+            cache.verify_once(&pk, &msg, &forged),
+            Err(Reject::BadSignature)
+        );
+        assert_eq!(cache.verify_once(&pk, &msg, &[]), Err(Reject::Unsigned));
     }
 
     #[test]

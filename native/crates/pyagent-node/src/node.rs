@@ -29,6 +29,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub log: LogStore,
     pub log_stats: Arc<LogStats>,
+    pub sigs: Arc<crate::auth::SigCache>,
     pub kv: KvEngine,
     pub proposer: crate::api::Proposer,
     pub reads: Arc<crate::api::ReadBarrier>,
@@ -103,6 +104,7 @@ pub async fn start(
     let sm = StateMachineStore::open(&snap_dir, cfg.swarm.clone(), cfg.snapshots_kept)
         .map_err(|e| StartError::Storage(snap_dir.display().to_string(), e))?;
     let state = sm.state.clone();
+    let sigs = sm.sigs.clone();
 
     let signer = Arc::new(Signer::new(cfg.node_id, cfg.swarm.clone(), key));
     let config_members: BTreeMap<NodeId, Member> = cfg
@@ -155,6 +157,7 @@ pub async fn start(
         metrics,
         log,
         log_stats,
+        sigs,
     });
     let mut tasks = vec![proposer_task];
     let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;

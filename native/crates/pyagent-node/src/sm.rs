@@ -41,6 +41,7 @@ fn write_state(s: &SharedState) -> std::sync::RwLockWriteGuard<'_, SwarmState> {
 
 pub struct StateMachineStore {
     pub state: SharedState,
+    pub sigs: Arc<crate::auth::SigCache>,
     swarm: String,
     dir: PathBuf,
     kept: usize,
@@ -109,6 +110,7 @@ impl StateMachineStore {
         };
         Ok(StateMachineStore {
             state: Arc::new(RwLock::new(state)),
+            sigs: Arc::default(),
             swarm,
             dir: dir.to_path_buf(),
             kept: kept.max(1) as usize,
@@ -173,7 +175,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(batch) => batch
                     .iter()
-                    .map(|cmd| st.apply_command(&self.swarm, log_id, cmd))
+                    .map(|cmd| st.apply_command_with(&self.sigs, &self.swarm, log_id, cmd))
                     .collect(),
                 EntryPayload::Membership(m) => {
                     st.last_membership = StoredMembership::new(Some(log_id), m);

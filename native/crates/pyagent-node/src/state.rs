@@ -53,21 +53,37 @@ pub mod refusal {
 }
 
 impl SwarmState {
+    /// The public key (base64) of member `id` in the replicated membership.
+    fn member_key_b64(&self, id: u64) -> Option<&str> {
+        let node = self.last_membership.membership().get_node(&id)?;
+        Some(node.public_key.as_str())
+    }
+
     /// The public key of member `id` in the replicated membership.
     pub fn member_key(&self, id: u64) -> Option<ed25519_dalek::VerifyingKey> {
-        let node = self.last_membership.membership().get_node(&id)?;
-        identity::decode_public_key(&node.public_key).ok()
+        identity::decode_public_key(self.member_key_b64(id)?).ok()
     }
 
     /// Checks a signed command's signature, membership and replay window against this state,
-    /// without recording anything. Used by the API before proposing and again on apply.
-    pub fn authenticate(&self, swarm: &str, cmd: &LogCommand) -> Result<(), auth::Reject> {
-        let key = self.member_key(cmd.signer).ok_or(auth::Reject::NonMember)?;
-        auth::verify(
-            &key,
-            &auth::command_message(swarm, cmd.signer, cmd.seq, &cmd.command),
-            &cmd.signature,
-        )?;
+    /// without recording anything. The API checks before proposing (and remembers the success
+    /// in `sigs`); apply checks again on every replica.
+    pub fn authenticate(
+        &self,
+        swarm: &str,
+        cmd: &LogCommand,
+        sigs: &auth::SigCache,
+        at_api: bool,
+    ) -> Result<(), auth::Reject> {
+        let key = self
+            .member_key_b64(cmd.signer)
+            .and_then(|b64| sigs.key(b64))
+            .ok_or(auth::Reject::NonMember)?;
+        let message = auth::command_message(swarm, cmd.signer, cmd.seq, &cmd.command);
+        if at_api {
+            sigs.verify_and_remember(&key, &message, &cmd.signature)?;
+        } else {
+            sigs.verify_once(&key, &message, &cmd.signature)?;
+        }
         self.replay.check(cmd.signer, cmd.seq)
     }
 
@@ -93,7 +109,18 @@ impl SwarmState {
     /// Applies one client command at `log_id`. Returns what the client is told; a refusal
     /// changes nothing but the replay window.
     pub fn apply_command(&mut self, swarm: &str, log_id: LogId, cmd: &LogCommand) -> ApplyResult {
-        if let Err(reject) = self.authenticate(swarm, cmd) {
+        self.apply_command_with(&auth::SigCache::default(), swarm, log_id, cmd)
+    }
+
+    /// [`SwarmState::apply_command`] with this process's signature cache.
+    pub fn apply_command_with(
+        &mut self,
+        sigs: &auth::SigCache,
+        swarm: &str,
+        log_id: LogId,
+        cmd: &LogCommand,
+    ) -> ApplyResult {
+        if let Err(reject) = self.authenticate(swarm, cmd, sigs, false) {
             return ApplyResult::refused(refusal::UNAUTHENTICATED, reject.label());
         }
         // Recorded even when the command is later refused: the signed bytes were consumed.

@@ -14,6 +14,7 @@ use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageIOError};
@@ -26,6 +27,8 @@ pub const LOG_FILE: &str = "log.dat";
 pub const VOTE_FILE: &str = "vote.bin";
 pub const PURGED_FILE: &str = "purged.bin";
 pub const COMMITTED_FILE: &str = "committed.bin";
+/// How often the committed hint is written at most.
+const HINT_EVERY: Duration = Duration::from_millis(100);
 const HEADER: usize = 4 + 32;
 /// Refuse records larger than this when reading (a corrupt length must not allocate 4 GiB).
 const MAX_RECORD: usize = 256 << 20;
@@ -197,7 +200,27 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Op>) {
-        while let Ok(first) = rx.recv() {
+        // The committed id is a hint (openraft re-learns it from the leader), so it is written at
+        // most every HINT_EVERY and when the writer goes idle or stops, not once per commit: a
+        // file rewrite per commit sat between the fsyncs on the write path.
+        let mut hint: Option<Option<LogId>> = None;
+        let mut hint_written = Instant::now();
+        loop {
+            let first = if hint.is_some() {
+                match rx.recv_timeout(HINT_EVERY) {
+                    Ok(op) => op,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.write_hint(&mut hint, &mut hint_written);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(op) => op,
+                    Err(_) => break,
+                }
+            };
             let mut batch = vec![first];
             while let Ok(op) = rx.try_recv() {
                 batch.push(op);
@@ -221,6 +244,7 @@ impl Writer {
                         }
                         pending.push(cb);
                     }
+                    Op::Committed(c) => hint = Some(c),
                     other_op => {
                         // Everything else is ordered after the appends before it.
                         self.flush(&mut buf, &mut pending, &mut failed);
@@ -229,6 +253,19 @@ impl Writer {
                 }
             }
             self.flush(&mut buf, &mut pending, &mut failed);
+            if hint_written.elapsed() >= HINT_EVERY {
+                self.write_hint(&mut hint, &mut hint_written);
+            }
+        }
+        self.write_hint(&mut hint, &mut hint_written);
+    }
+
+    fn write_hint(&self, hint: &mut Option<Option<LogId>>, written: &mut Instant) {
+        if let Some(c) = hint.take() {
+            if let Ok(b) = encode_checked(&c) {
+                let _ = fs::write(self.dir.join(COMMITTED_FILE), b);
+            }
+            *written = Instant::now();
         }
     }
 
@@ -293,12 +330,7 @@ impl Writer {
                     encode_checked(&vote).and_then(|b| write_atomic(&self.dir.join(VOTE_FILE), &b));
                 let _ = reply.send(res);
             }
-            Op::Committed(c) => {
-                // A hint only (openraft re-learns it from the leader), so no fsync.
-                if let Ok(b) = encode_checked(&c) {
-                    let _ = fs::write(self.dir.join(COMMITTED_FILE), b);
-                }
-            }
+            Op::Committed(_) => unreachable!("hints are kept by the loop"),
             #[cfg(test)]
             Op::Sync(reply) => {
                 let _ = reply.send(());
@@ -697,6 +729,25 @@ mod tests {
         assert_eq!(es.len(), 1);
         assert_eq!(es[0].log_id.index, 101);
         assert_eq!(s.stats.truncated_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn committed_hint_is_written_once_the_writer_is_idle() {
+        let dir = TempDir::new("log-hint");
+        write(dir.path(), 9);
+        rt().block_on(async {
+            let mut s = LogStore::open(dir.path()).unwrap();
+            for i in 1..=9 {
+                s.save_committed(Some(lid(1, i))).await.unwrap();
+            }
+            assert_eq!(s.read_committed().await.unwrap(), Some(lid(1, 9)));
+            // only the last of a burst reaches the file, within HINT_EVERY of going idle
+            std::thread::sleep(HINT_EVERY * 4);
+            let on_disk: Option<LogId> = read_small(&dir.path().join(COMMITTED_FILE)).unwrap();
+            assert_eq!(on_disk, Some(lid(1, 9)));
+        });
+        let (_, mut s) = read_all(dir.path());
+        assert_eq!(rt().block_on(s.read_committed()).unwrap(), Some(lid(1, 9)));
     }
 
     #[test]

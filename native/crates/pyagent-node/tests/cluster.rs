@@ -72,8 +72,10 @@ fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
                 listen_metrics: l.metrics.local_addr().unwrap(),
                 members: members.clone(),
                 join: false,
-                election_timeout_ms: (150, 300),
-                heartbeat_ms: 50,
+                // Three in-process clusters share the test machine's cores (and, on a developer
+                // machine, its builds): etcd-like headroom keeps leadership stable under load.
+                election_timeout_ms: (500, 1000),
+                heartbeat_ms: 100,
                 snapshot_every_entries: 500,
                 snapshots_kept: 2,
                 kv: KvConfig {
