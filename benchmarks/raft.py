@@ -55,6 +55,9 @@ nodes:
     replicas: 3
     roles: [voter]
     hardware: {cpu: 1, memory: 1Gi}
+consensus:  # etcd's defaults (--heartbeat-interval 100, --election-timeout 1000), as its side runs
+  heartbeatMs: 100
+  electionTimeout: {minMs: 1000, maxMs: 2000}
 memory:
   kv:
     blockSize: 16
