@@ -356,6 +356,14 @@ impl Pool {
         prefetch(&self.keys[id]);
     }
 
+    /// Prefetch the index lines these keys probe first: a caller that will look them up or
+    /// register them soon lets the misses overlap its other work.
+    pub fn prefetch_keys(&self, keys: &[Key]) {
+        for &k in keys {
+            self.index_prefetch(k);
+        }
+    }
+
     /// For the free list's head `h`, about to be taken: prefetch the index line its key
     /// probes (when hashed: evicting it removes that entry), and the metadata and key of the
     /// block after it.
@@ -392,6 +400,7 @@ impl Pool {
     /// a router's estimate. Hit block ids are appended to `out` when given.
     pub fn lookup(&self, keys: &[Key], mut out: Option<&mut Vec<BlockId>>) -> usize {
         let mut n = 0;
+        self.prefetch_keys(&keys[..keys.len().min(PREFETCH_AHEAD)]);
         for (i, &k) in keys.iter().enumerate() {
             if let Some(&a) = keys.get(i + PREFETCH_AHEAD) {
                 self.index_prefetch(a);
@@ -627,6 +636,13 @@ impl Pool {
                 keys.len()
             )));
         }
+        let first = ids.len().min(PREFETCH_AHEAD);
+        self.prefetch_keys(&keys[..first]);
+        for &a in &ids[..first] {
+            if (a as usize) < self.blocks.len() {
+                self.prefetch_block(a as usize);
+            }
+        }
         for (i, (&id, &k)) in ids.iter().zip(keys).enumerate() {
             if let Some(&a) = ids.get(i + PREFETCH_AHEAD) {
                 if (a as usize) < self.blocks.len() {
@@ -774,6 +790,11 @@ impl Pool {
         let list_only = !self.uses_tree();
         let ttl_now = matches!(self.cfg.policy, Policy::Ttl { .. }).then_some(self.now);
         let n = self.blocks.len();
+        for a in ordered.clone().take(PREFETCH_AHEAD) {
+            if (a as usize) < n {
+                prefetch(&self.blocks[a as usize]);
+            }
+        }
         let mut ahead = ordered.clone().skip(PREFETCH_AHEAD);
         for (i, id) in ordered.clone().enumerate() {
             if let Some(a) = ahead.next() {
