@@ -17,6 +17,7 @@ pub mod error;
 pub mod hash;
 pub mod persist;
 pub mod pool;
+mod prefetch;
 pub mod requests;
 pub mod vllm_events;
 

@@ -180,6 +180,9 @@ impl Requests {
         total: usize,
         evicted: &mut Vec<Key>,
     ) -> Result<Option<usize>> {
+        // The new keys are registered at the end of the step: their index lines load while
+        // the table is found and grown.
+        pool.prefetch_keys(&new_keys[..new_keys.len().min(16)]);
         let r = self
             .reqs
             .get_mut(&rid)

@@ -14,7 +14,7 @@ use kv_v2::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 create_exception!(
     _native,
@@ -70,10 +70,25 @@ fn keys_into(blob: &[u8], out: &mut Vec<Key>) -> PyResult<()> {
 }
 
 fn one_key(b: &[u8]) -> PyResult<Key> {
-    match keys_from(b)?.as_slice() {
-        [k] => Ok(*k),
-        _ => Err(PyValueError::new_err("expected exactly one 16-byte key")),
+    match <[u8; 16]>::try_from(b) {
+        Ok(a) => Ok(u128::from_be_bytes(a)),
+        Err(_) => Err(PyValueError::new_err("expected exactly one 16-byte key")),
     }
+}
+
+/// Block ids from a Python list (read in place: no iterator protocol, no sequence probing)
+/// or any other sequence, into `out` (cleared first, its allocation reused).
+fn ids_into(obj: &Bound<'_, PyAny>, out: &mut Vec<u32>) -> PyResult<()> {
+    out.clear();
+    if let Ok(list) = obj.cast::<PyList>() {
+        out.reserve(list.len());
+        for item in list.iter() {
+            out.push(item.extract::<u32>()?);
+        }
+    } else {
+        out.extend(obj.extract::<Vec<u32>>()?);
+    }
+    Ok(())
 }
 
 fn blob<'py>(py: Python<'py>, keys: &[Key]) -> Bound<'py, PyBytes> {
@@ -276,6 +291,9 @@ struct PyPool {
     /// decode step allocates nothing.
     key_buf: Vec<Key>,
     ev_buf: Vec<Key>,
+    /// Reused by the list API (`allocate_ids`, `register`): block ids in and out.
+    ids_buf: Vec<u32>,
+    out_buf: Vec<u32>,
 }
 
 #[pymethods]
@@ -327,6 +345,8 @@ impl PyPool {
             reqs: Requests::new(),
             key_buf: Vec::new(),
             ev_buf: Vec::new(),
+            ids_buf: Vec::new(),
+            out_buf: Vec::new(),
         })
     }
 
@@ -535,12 +555,17 @@ impl PyPool {
     /// `get_new_blocks` does: for callers that do not want the evicted keys (they still go
     /// into events when the pool records them).
     #[pyo3(signature = (n, use_reserve = false))]
-    fn allocate_ids(&mut self, py: Python<'_>, n: usize, use_reserve: bool) -> PyResult<Vec<u32>> {
-        let mut ids = Vec::new();
+    fn allocate_ids<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: usize,
+        use_reserve: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
         self.ev_buf.clear();
-        let (inner, ev) = (&mut self.inner, &mut self.ev_buf);
-        work(py, n, || inner.allocate(n, use_reserve, &mut ids, ev)).map_err(err)?;
-        Ok(ids)
+        self.out_buf.clear();
+        let (inner, ids, ev) = (&mut self.inner, &mut self.out_buf, &mut self.ev_buf);
+        work(py, n, || inner.allocate(n, use_reserve, ids, ev)).map_err(err)?;
+        PyList::new(py, &self.out_buf)
     }
 
     /// One-call admission: reference the cached prefix of `keys`, then allocate the rest of
@@ -571,24 +596,30 @@ impl PyPool {
     /// Cache full blocks under `keys`. Returns the resulting table entries (with `dedup`, a
     /// duplicate is replaced by the cached block).
     #[pyo3(signature = (ids, keys, parent = None, token_ids = None))]
-    fn register(
+    fn register<'py>(
         &mut self,
-        py: Python<'_>,
-        ids: Vec<u32>,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
         keys: &[u8],
         parent: Option<&[u8]>,
         token_ids: Option<Vec<u32>>,
-    ) -> PyResult<Vec<u32>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let tokens = token_ids.unwrap_or_default();
-        let k = keys_from(keys)?;
         let parent = parent.map(one_key).transpose()?;
-        let mut out = Vec::with_capacity(ids.len());
-        let inner = &mut self.inner;
+        ids_into(ids, &mut self.ids_buf)?;
+        keys_into(keys, &mut self.key_buf)?;
+        self.out_buf.clear();
+        let (inner, ids, k, out) = (
+            &mut self.inner,
+            &self.ids_buf,
+            &self.key_buf,
+            &mut self.out_buf,
+        );
         work(py, ids.len(), || {
-            inner.register_tokens(&ids, &k, parent, Some(&mut out), &tokens)
+            inner.register_tokens(ids, k, parent, Some(out), &tokens)
         })
         .map_err(err)?;
-        Ok(out)
+        PyList::new(py, &self.out_buf)
     }
 
     #[pyo3(signature = (block, key, parent = None))]

@@ -97,7 +97,7 @@ impl Pool {
         if nb.flags != 0 || nb.ref_cnt != 0 {
             return Err("the null block changed".into());
         }
-        for &head in self.index.iter() {
+        for head in self.index.iter() {
             let b = &self.blocks[head as usize];
             if !b.has(F_HASHED) {
                 return Err(format!("index points at un-hashed block {head}"));

@@ -1,6 +1,6 @@
 //! The two intrusive structures of the pool: the doubly linked free list (with the B-tree the
-//! non-LRU policies order evictable blocks in) and the prefix index (a hashbrown table of block
-//! ids keyed by the keys array, duplicates chained through the blocks).
+//! non-LRU policies order evictable blocks in) and the prefix index (block ids in [`super::index`],
+//! keyed by the keys array, duplicates chained through the blocks).
 
 use super::*;
 
@@ -124,8 +124,12 @@ impl Pool {
     pub(super) fn index_find(&self, key: Key) -> Option<u32> {
         let keys = &self.keys;
         self.index
-            .find(key_hash(key), |&id| keys[id as usize] == key)
-            .copied()
+            .find(key_hash(key), |id| keys[id as usize] == key)
+    }
+
+    /// Prefetch the index line `key` probes first.
+    pub(super) fn index_prefetch(&self, key: Key) {
+        self.index.prefetch(key_hash(key));
     }
 
     pub(super) fn index_insert(&mut self, id: u32, key: Key) {
@@ -134,18 +138,14 @@ impl Pool {
         self.blocks[id as usize].dup_next = NIL;
         // One probe: the entry is either the chain's head or the slot the block takes.
         let keys = &self.keys;
-        let entry = self.index.entry(
-            key_hash(key),
-            |&b| b != id && keys[b as usize] == key,
-            |&b| key_hash(keys[b as usize]),
-        );
-        match entry {
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(id);
+        let found = self
+            .index
+            .find_or_insert(key_hash(key), id, |b| b != id && keys[b as usize] == key);
+        match found {
+            None => {
                 self.blocks[id as usize].dup_prev = id;
             }
-            hashbrown::hash_table::Entry::Occupied(o) => {
-                let head = *o.get();
+            Some(head) => {
                 // Append after the chain's last block, which the head points back to.
                 let tail = self.blocks[head as usize].dup_prev;
                 self.blocks[tail as usize].dup_next = id;
@@ -165,16 +165,16 @@ impl Pool {
         } = self.blocks[id as usize];
         let keys = &self.keys;
         let mut head = NIL;
-        if let Ok(entry) = self
+        if let Some(slot) = self
             .index
-            .find_entry(key_hash(key), |&b| b == id || keys[b as usize] == key)
+            .find_slot(key_hash(key), |b| b == id || keys[b as usize] == key)
         {
-            head = *entry.get();
+            head = self.index.get(slot);
             if head == id {
                 if next == NIL {
-                    entry.remove();
+                    self.index.remove(slot);
                 } else {
-                    *entry.into_mut() = next;
+                    self.index.set(slot, next);
                 }
             }
         }

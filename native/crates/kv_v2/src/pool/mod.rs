@@ -14,12 +14,12 @@
 
 use std::collections::BTreeSet;
 
-use hashbrown::HashTable;
-
 use crate::error::{KvError, Result};
 use crate::hash::Key;
+use crate::prefetch::prefetch;
 
 mod check;
+mod index;
 mod links;
 mod tier;
 
@@ -33,6 +33,9 @@ const NIL: u32 = u32::MAX;
 const TICK_REBASE: u32 = u32::MAX - (1 << 30);
 /// Largest pool: block ids must stay clear of the `u32::MAX` link sentinel.
 pub const MAX_BLOCKS: usize = 1 << 31;
+
+/// How many blocks ahead the batched loops prefetch (see [`crate::prefetch`]).
+const PREFETCH_AHEAD: usize = 8;
 
 const F_HASHED: u8 = 1;
 const F_PARTIAL: u8 = 2;
@@ -220,7 +223,7 @@ pub struct Pool {
     tail: u32,
     list_len: usize,
     tree: BTreeSet<(u64, u32)>,
-    index: HashTable<u32>,
+    index: index::Index,
     used: usize,
     pinned_idle: usize,
     tick: u32,
@@ -274,10 +277,7 @@ impl Pool {
         let mut keys = Vec::new();
         keys.try_reserve_exact(n).map_err(|_| oom("keys"))?;
         keys.resize(n, 0);
-        let mut index = HashTable::new();
-        index
-            .try_reserve(n, |_: &u32| 0)
-            .map_err(|_| oom("the index"))?;
+        let index = index::Index::with_capacity(n).ok_or_else(|| oom("the index"))?;
         let mut pool = Pool {
             blocks,
             keys,
@@ -350,6 +350,33 @@ impl Pool {
         self.tick = tick;
     }
 
+    /// Prefetch a block's metadata and key (`id` must be in range).
+    fn prefetch_block(&self, id: usize) {
+        prefetch(&self.blocks[id]);
+        prefetch(&self.keys[id]);
+    }
+
+    /// Prefetch the index lines these keys probe first: a caller that will look them up or
+    /// register them soon lets the misses overlap its other work.
+    pub fn prefetch_keys(&self, keys: &[Key]) {
+        for &k in keys {
+            self.index_prefetch(k);
+        }
+    }
+
+    /// For the free list's head `h`, about to be taken: prefetch the index line its key
+    /// probes (when hashed: evicting it removes that entry), and the metadata and key of the
+    /// block after it.
+    fn prefetch_victim(&self, h: u32) {
+        let b = &self.blocks[h as usize];
+        if b.has(F_HASHED) {
+            self.index_prefetch(self.keys[h as usize]);
+        }
+        if b.next != NIL {
+            self.prefetch_block(b.next as usize);
+        }
+    }
+
     fn check_id(&self, id: u32) -> Result<()> {
         if id == NULL_BLOCK || id as usize >= self.blocks.len() {
             return Err(KvError::InvalidBlock(id));
@@ -373,7 +400,11 @@ impl Pool {
     /// a router's estimate. Hit block ids are appended to `out` when given.
     pub fn lookup(&self, keys: &[Key], mut out: Option<&mut Vec<BlockId>>) -> usize {
         let mut n = 0;
-        for &k in keys {
+        self.prefetch_keys(&keys[..keys.len().min(PREFETCH_AHEAD)]);
+        for (i, &k) in keys.iter().enumerate() {
+            if let Some(&a) = keys.get(i + PREFETCH_AHEAD) {
+                self.index_prefetch(a);
+            }
             match self.index_find(k).and_then(|head| self.first_live(head)) {
                 Some(id) => {
                     if let Some(o) = out.as_deref_mut() {
@@ -492,6 +523,12 @@ impl Pool {
             let Some(id) = self.pop_victim() else {
                 unreachable!("free_count said enough blocks")
             };
+            // The next victim's index line (its key was fetched one block earlier) and the
+            // links and key of the block after it.
+            let h = self.head;
+            if h != NIL {
+                self.prefetch_victim(h);
+            }
             if self.blocks[id as usize].has(F_HASHED) {
                 let key = self.index_remove(id);
                 evicted.push(key);
@@ -507,11 +544,11 @@ impl Pool {
             self.used += 1;
             out.push(id);
         }
-        // The next allocation takes the free list's head: read its metadata and key now, so
-        // on a large pool those cache misses overlap the caller's work instead of the next call.
+        // The next allocations take the free list's head and the block after it: ask for
+        // their metadata and keys now, so on a large pool those misses overlap the caller's
+        // work instead of stalling the next call.
         if self.head != NIL {
-            let h = self.head as usize;
-            std::hint::black_box((self.blocks[h].next, self.keys[h] as u64));
+            self.prefetch_victim(self.head);
         }
         if evicted.len() > first_evicted && self.cfg.events {
             // vLLM emits one BlockRemoved per evicted block.
@@ -599,7 +636,20 @@ impl Pool {
                 keys.len()
             )));
         }
-        for (&id, &k) in ids.iter().zip(keys) {
+        let first = ids.len().min(PREFETCH_AHEAD);
+        self.prefetch_keys(&keys[..first]);
+        for &a in &ids[..first] {
+            if (a as usize) < self.blocks.len() {
+                self.prefetch_block(a as usize);
+            }
+        }
+        for (i, (&id, &k)) in ids.iter().zip(keys).enumerate() {
+            if let Some(&a) = ids.get(i + PREFETCH_AHEAD) {
+                if (a as usize) < self.blocks.len() {
+                    self.prefetch_block(a as usize);
+                }
+                self.index_prefetch(keys[i + PREFETCH_AHEAD]);
+            }
             if id == NULL_BLOCK {
                 continue;
             }
@@ -740,7 +790,18 @@ impl Pool {
         let list_only = !self.uses_tree();
         let ttl_now = matches!(self.cfg.policy, Policy::Ttl { .. }).then_some(self.now);
         let n = self.blocks.len();
+        for a in ordered.clone().take(PREFETCH_AHEAD) {
+            if (a as usize) < n {
+                prefetch(&self.blocks[a as usize]);
+            }
+        }
+        let mut ahead = ordered.clone().skip(PREFETCH_AHEAD);
         for (i, id) in ordered.clone().enumerate() {
+            if let Some(a) = ahead.next() {
+                if (a as usize) < n {
+                    prefetch(&self.blocks[a as usize]);
+                }
+            }
             if id == NULL_BLOCK {
                 continue;
             }
@@ -1033,11 +1094,11 @@ impl Pool {
         s
     }
 
-    /// Bytes of metadata the pool holds for its blocks: the block array, the index table
-    /// (4-byte ids plus one control byte per bucket) and the policy tree.
+    /// Bytes of metadata the pool holds for its blocks: the block array, the keys, the index
+    /// table and the policy tree.
     pub fn metadata_bytes(&self) -> usize {
         (std::mem::size_of::<Block>() + std::mem::size_of::<Key>()) * self.blocks.len()
-            + self.index.capacity().next_power_of_two() * 5
+            + self.index.bytes()
             + self.tree.len() * std::mem::size_of::<(u64, u32)>()
     }
 
