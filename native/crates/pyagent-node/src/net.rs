@@ -201,6 +201,33 @@ pub async fn serve(listener: TcpListener, raft: Raft, signer: Arc<Signer>, gate:
 pub struct NetworkFactory {
     pub signer: Arc<Signer>,
     pub gate: Arc<Gate>,
+    pub idle: Arc<IdleConnections>,
+}
+
+/// Connections left by dropped clients, reused by the next client to the same peer: openraft 0.9
+/// creates a client for every leadership check (each linearizable-read round), which otherwise
+/// dialled, accepted and spawned a connection per round.
+#[derive(Default)]
+pub struct IdleConnections {
+    by_peer: Mutex<BTreeMap<(NodeId, String), Vec<TcpStream>>>,
+}
+
+/// Idle connections kept per peer at most.
+const IDLE_PER_PEER: usize = 4;
+
+impl IdleConnections {
+    fn take(&self, target: NodeId, addr: &str) -> Option<TcpStream> {
+        let mut idle = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        idle.get_mut(&(target, addr.to_string()))?.pop()
+    }
+
+    fn put(&self, target: NodeId, addr: &str, stream: TcpStream) {
+        let mut idle = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let v = idle.entry((target, addr.to_string())).or_default();
+        if v.len() < IDLE_PER_PEER {
+            v.push(stream);
+        }
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -211,8 +238,10 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             addr: node.raft.clone(),
             stream: None,
+            mid_call: false,
             signer: self.signer.clone(),
             gate: self.gate.clone(),
+            idle: self.idle.clone(),
         }
     }
 }
@@ -220,9 +249,23 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct PeerClient {
     target: NodeId,
     addr: String,
+    /// A connection with no request or reply half-sent: it is dropped on any error or timeout.
     stream: Option<TcpStream>,
+    /// A request was written and its whole reply not yet read (e.g. the call's future was
+    /// dropped on a timeout): the connection must not be reused, or the next call would read
+    /// this call's reply.
+    mid_call: bool,
     signer: Arc<Signer>,
     gate: Arc<Gate>,
+    idle: Arc<IdleConnections>,
+}
+
+impl Drop for PeerClient {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take().filter(|_| !self.mid_call) {
+            self.idle.put(self.target, &self.addr, stream);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,20 +283,35 @@ enum CallError {
 impl PeerClient {
     async fn exchange(&mut self, body: Vec<u8>) -> Result<RaftReply, CallError> {
         if self.stream.is_none() {
+            if let Some(idle) = self.idle.take(self.target, &self.addr) {
+                // The peer may have closed it since (restart, idle timeout): one failure on a
+                // reused connection is retried once on a fresh one. Raft RPCs are idempotent.
+                self.stream = Some(idle);
+                match self.exchange_once(body.clone()).await {
+                    Err(CallError::Io(_)) => self.stream = None,
+                    other => return other,
+                }
+            }
             let s = TcpStream::connect(&self.addr)
                 .await
                 .map_err(|e| CallError::Connect(self.addr.clone(), e))?;
             let _ = s.set_nodelay(true);
             self.stream = Some(s);
         }
+        self.exchange_once(body).await
+    }
+
+    async fn exchange_once(&mut self, body: Vec<u8>) -> Result<RaftReply, CallError> {
         let env = self.signer.envelope(self.target, body);
         let bytes = rmp_serde::to_vec(&env).map_err(|e| CallError::Protocol(e.to_string()))?;
         let stream = self
             .stream
             .as_mut()
             .ok_or_else(|| CallError::Protocol("no connection".into()))?;
+        self.mid_call = true;
         write_frame(stream, &bytes).await?;
         let frame = read_frame(stream).await?;
+        self.mid_call = false;
         let reply: Envelope = rmp_serde::from_slice(&frame).map_err(|e| {
             self.gate.metrics.reject(Channel::Raft, Reject::Malformed);
             CallError::Protocol(e.to_string())

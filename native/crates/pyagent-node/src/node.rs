@@ -137,6 +137,7 @@ pub async fn start(
     let network = NetworkFactory {
         signer: signer.clone(),
         gate: gate.clone(),
+        idle: Arc::default(),
     };
     let log_stats = log.stats.clone();
     let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log.clone(), sm)
