@@ -117,8 +117,8 @@ def load() -> types.SimpleNamespace:
     # KV tensors and the request-to-token table: named in type hints only here (the
     # benchmark passes its own request-to-token table, see kv_v2.py).
     _stub("sglang.srt.mem_cache.memory_pool")
-    # sglang/srt/utils/common.py imports the whole server's dependencies; the four helpers the
-    # allocator imports and the one radix_cache.py imports, as SGLang defines them on CPU.
+    # sglang/srt/utils/common.py imports the whole server's dependencies: the helpers the
+    # allocator and radix_cache.py import, as SGLang defines them on CPU.
     _stub(
         "sglang.srt.utils",
         get_bool_env_var=lambda name, default="false": False,  # SGLANG_DEBUG_MEMORY_POOL off
