@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test lint pytest native golden bench bench-raft nemesis
+.PHONY: setup demo test lint pytest native golden bench bench-kv bench-raft nemesis
 
 setup:
 	bash .ci/setup
@@ -43,6 +43,13 @@ golden: setup
 
 bench: setup
 	$(VENV)/python benchmarks/compile_bench.py
+
+# KV_v2 against vLLM's BlockPool and SGLang's RadixCache, fetched into .bench-cache/ on first use
+# (SGLang needs torch with its CUDA libraries, about 5 GB, in .bench-cache/sglang-venv; runs on CPU).
+bench-kv: setup
+	$(VENV)/python benchmarks/fetch_vllm.py
+	$(VENV)/python benchmarks/fetch_sglang.py
+	$(VENV)/python benchmarks/kv_v2.py
 
 # pyagent's Raft against etcd 3.4 (installed with apt-get if missing), same machine, same run.
 bench-raft: setup

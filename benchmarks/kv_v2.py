@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
-"""KV_v2 (from Python, through the bindings) beside vLLM's own BlockPool, same trace, same run.
+"""KV_v2 (from Python, through the bindings) beside vLLM's own BlockPool and SGLang's own
+RadixCache, same trace, same run.
 
     python benchmarks/kv_v2.py            # pools of 16k and 100k blocks
     python benchmarks/kv_v2.py --quick    # a small pool, for a smoke run
+    python benchmarks/kv_v2.py --no-sglang
+
+The SGLang column needs ``benchmarks/fetch_sglang.py`` (about 5 GB: torch and its CUDA
+libraries, in .bench-cache/sglang-venv; SGLang's radix cache files); the benchmark runs it
+itself unless --no-sglang is given, and skips the column, saying why, when it cannot.
 
 The trace: multi-turn agent sessions whose system prompts (1-6k tokens) are shared by a Zipf
 law, about 64 requests active, a working set 2-4x the pool. Both sides are driven the way
@@ -12,8 +18,13 @@ are blocks handled per second of thread CPU time spent in that kind of call (the
 cost subtracted), so other processes on a shared machine do not distort them; p50/p99 per
 call come from a second replay timed with the wall clock.
 
-SGLang's RadixCache is not run: it keeps its values as torch tensors (torch.cat in
-match_prefix, tensor slicing on split), and torch is not installed here.
+SGLang 0.5.23's RadixCache runs on CPU with the real torch (2.14.1, the version it pins),
+page size 16, LRU, driven as SGLang's scheduler drives it: ``match_prefix`` on the prompt
+minus its last token, ``lock`` of the matched node, ``evict`` when its own paged allocator is
+short, ``alloc`` of whole pages, the request's row of the request-to-token table written;
+``checkpoint`` (insert of the prompt's full pages, duplicates freed, row re-pointed) after
+prefill and again at finish; decode steps only allocate pages; at release the tail past the
+inserted pages is freed and the lock dropped. Its keys are token ids, so it hashes nothing.
 """
 
 from __future__ import annotations
@@ -33,15 +44,25 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fetch_sglang
+import sglang_shim
 import vllm_shim
 
 from pyagent_compile.kv import BlockHasher, KvOutOfBlocksError, KvPool
 
 BS = 16
 SGLANG_NOTE = (
-    "SGLang RadixCache: not run. It stores KV indices as torch tensors (torch.cat in "
-    "match_prefix, tensor slicing when splitting nodes) and torch is not installed; "
-    "stubbing torch would measure the stub, not SGLang."
+    "SGLang: its own RadixCache and PagedTokenToKVPoolAllocator, page = block = 16 tokens. "
+    "Its scheduler inserts (checkpoint) after prefill and at finish, not per decode step: its "
+    "step row is decode-step page allocations plus those inserts (register row: checkpoint; "
+    "allocate row: decode allocations). Its lookup is match_prefix (it refreshes LRU times and "
+    "may split a node). Its free is release after the final checkpoint (tail pages freed, "
+    "lock dropped). Its admission decisions differ from vLLM's and KV_v2's (prompts cached at "
+    "prefill, not block by block; LRU over tree leaves), hence its own hit rate. It hashes "
+    "nothing (keys are token ids): requests/s is the same with and without hashing. "
+    "Metadata not measured (its indices are torch tensors, outside tracemalloc).\n"
+    "** evict: RadixCache.evict calls on their own; they are also inside its admit and "
+    "allocate figures, as the other sides' evictions are inside their allocations."
 )
 
 
@@ -323,6 +344,182 @@ def vllm_meta_bytes(v: Any, n: int) -> float:
     return cur / n
 
 
+# ---- SGLang side -----------------------------------------------------------------------------
+
+
+class ReqToToken:
+    """SGLang's ``ReqToTokenPool`` as ``RadixCache.checkpoint`` uses it: ``req_to_token``
+    (one int32 row of KV indices per running request, as SGLang allocates it) and
+    ``write``. SGLang's own class lives in memory_pool.py with the GPU KV buffers."""
+
+    def __init__(self, torch: Any, rows: int, width: int) -> None:
+        self.req_to_token = torch.zeros((rows, width), dtype=torch.int32)
+
+    def write(self, indices: Any, values: Any) -> None:
+        self.req_to_token[indices] = values
+
+
+def run_sglang(s: Any, trace: Trace, num_blocks: int) -> Result:
+    """SGLang's RadixCache and PagedTokenToKVPoolAllocator (page = block = 16 tokens), with
+    the same number of usable blocks as the other sides (its allocator, like vLLM's pool,
+    keeps one page back). Blocks are pages; rates are pages per second.
+
+    - lookup: ``match_prefix`` (it also refreshes LRU times and may split a node: SGLang has
+      no side-effect-free lookup); admit: that + ``lock`` + ``evict`` when short + ``alloc``
+      + the row write (the scheduler's ``prepare_for_extend``).
+    - step: ``alloc`` of the pages a decode step grows into (the allocate row), and
+      ``checkpoint`` after prefill and at finish (the register row: the insert of the
+      request's full pages, duplicates freed, row re-pointed onto the tree's pages).
+    - free: ``release_kv_cache`` after its checkpoint: the row's pages past the tree's freed
+      with ``free_segment`` (what ``free_kv_row`` does for one full-attention pool), the
+      lock dropped. Counted as the request's pages, like the other sides' tables.
+    - evict: ``RadixCache.evict`` calls on their own (they also count inside admit and
+      allocate, as vLLM's and KV_v2's evictions count inside their allocations).
+    """
+    from array import array
+    from types import SimpleNamespace
+
+    torch = s.torch
+    torch.set_num_threads(1)  # the other sides run on one thread; thread time counts one
+    alloc = s.PagedTokenToKVPoolAllocator(
+        size=(num_blocks - 1) * BS,
+        page_size=BS,
+        dtype=torch.float16,
+        device="cpu",
+        kvcache=None,
+        need_sort=False,  # SGLang's default outside prefill/decode disaggregation
+    )
+    longest, n_of = 0, {}
+    for op in trace.ops:
+        if op[0] == "admit":
+            n_of[op[1]] = op[3]
+        elif op[0] == "grow":
+            n_of[op[1]] += op[2]
+            longest = max(longest, n_of[op[1]])
+    rtt = ReqToToken(torch, 128, -(-max(longest, max(n_of.values())) // BS) * BS)
+    cache = s.RadixCache(
+        s.CacheInitParams(
+            disable=False,
+            req_to_token_pool=rtt,
+            token_to_kv_pool_allocator=alloc,
+            page_size=BS,
+            eviction_policy="lru",
+        )
+    )
+    Match, Key, Evict = s.MatchPrefixParams, s.RadixKey, s.EvictParams
+    res = Result("SGLang", timers("lookup", "admit", "step", "allocate", "register", "free", "evict"))
+    T = res.timers
+    slots = list(range(127, -1, -1))
+    reqs: dict[int, Any] = {}
+    held: dict[int, int] = {}  # pages in the request's row
+    ntok: dict[int, int] = {}
+    ctx_of: dict[int, list[int]] = {}
+
+    def make_room(tokens: int) -> None:
+        """SGLang's evict_from_tree_cache: evict what the allocator is short of."""
+        short = tokens - alloc.available_size()
+        if short > 0:
+            t0 = ns()
+            got = cache.evict(Evict(num_tokens=short))
+            T["evict"].add(ns() - t0, got.num_tokens_evicted // BS)
+
+    def checkpoint(req: Any, up_to: int) -> None:
+        before = req.kv.cache_protected_len
+        t0 = ns()
+        cache.checkpoint(req, up_to=up_to)
+        dt = ns() - t0
+        done = (req.kv.cache_protected_len - before) // BS
+        T["register"].add(dt, done)
+        T["step"].add(dt, done)
+
+    for op in trace.ops:
+        kind, r = op[0], op[1]
+        if kind == "admit":
+            ctx, n = op[2], op[3]
+            ids = array("q", ctx[:n])
+            max_hit = (n - 1) // BS
+            total = -(-n // BS)
+            t0 = ns()
+            m = cache.match_prefix(Match(key=Key(ids, limit=n - 1)))
+            t_lookup = ns() - t0
+            hits = m.device_prefix_len // BS
+            T["lookup"].add(t_lookup, min(hits + 1, max_hit))
+            t1 = ns()
+            lock = cache.lock(m.last_device_node)
+            prefix = cache.path_device_indices(m.last_device_node)
+            make_room((total - hits) * BS)
+            new = alloc.alloc((total - hits) * BS)
+            if new is None:
+                cache.unlock(lock)
+                res.hits.append(-1)
+                continue
+            slot = slots.pop()
+            row = rtt.req_to_token[slot]
+            row[: hits * BS] = prefix
+            row[hits * BS : total * BS] = new
+            T["admit"].add(t_lookup + ns() - t1, total)
+            res.query_blocks += max_hit
+            res.hit_blocks += hits
+            res.hits.append(hits)
+            req = SimpleNamespace(
+                full_untruncated_fill_ids=ids,
+                origin_input_ids=range(n),  # checkpoint reads only its length
+                extra_key=None,
+                cache_salt=None,
+                priority=None,
+                lock=lock,
+                last_node=m.last_device_node,
+                kv=SimpleNamespace(
+                    req_pool_idx=slot,
+                    swa_evict_floor=0,
+                    cache_inserted_len=0,
+                    cache_protected_len=hits * BS,
+                ),
+            )
+            reqs[r], held[r], ntok[r], ctx_of[r] = req, total, n, ctx
+            res.admitted += 1
+            checkpoint(req, n)  # after prefill, as the scheduler's checkpoint_kv_cache
+        elif r not in reqs:
+            continue
+        elif kind == "grow":
+            req = reqs[r]
+            old, n = ntok[r], ntok[r] + op[2]
+            req.full_untruncated_fill_ids.extend(ctx_of[r][old:n])
+            ntok[r] = n
+            need = -(-n // BS) - held[r]
+            if need <= 0:
+                continue
+            t0 = ns()
+            make_room(need * BS)
+            new = alloc.alloc(need * BS)
+            if new is None:
+                continue  # as vLLM's side: no pages this step, retried at the next
+            rtt.req_to_token[req.kv.req_pool_idx, held[r] * BS : (held[r] + need) * BS] = new
+            dt = ns() - t0
+            T["allocate"].add(dt, need)
+            T["step"].add(dt, need)
+            held[r] += need
+        else:
+            req = reqs.pop(r)
+            pages = held.pop(r)
+            checkpoint(req, min(ntok[r], pages * BS))
+            t0 = ns()
+            start = req.kv.cache_protected_len
+            tail = rtt.req_to_token[req.kv.req_pool_idx, start : pages * BS]
+            if tail.numel():
+                alloc.free_segment(tail, start_pos=start)
+            cache.unlock(req.lock)
+            T["free"].add(ns() - t0, pages)
+            slots.append(req.kv.req_pool_idx)
+    # Every page is back: free or held by the tree alone, none twice, nothing locked.
+    pages_free = alloc.get_all_free_pages()
+    assert len(torch.unique(pages_free)) == len(pages_free)
+    assert cache.protected_size() == 0
+    assert alloc.available_size() + cache.evictable_size() == (num_blocks - 1) * BS
+    assert cache.total_size() == cache.evictable_size()
+    return res
+
+
 # ---- KV_v2 side ------------------------------------------------------------------------------
 
 
@@ -566,19 +763,28 @@ def report(
     vl: Result | None,
     vmeta: float,
     why: str,
+    sg: Result | None,
 ) -> None:
     print(
         f"\n== pool {num_blocks:,} blocks x {BS} tokens | {trace.requests:,} requests, 64 active, "
         f"working set {trace.working_set:,} blocks ({trace.working_set / num_blocks:.1f}x pool)"
     )
-    print(f"{'metric':34} {'KV_v2':>12} {'vLLM':>12} {'ratio':>8}")
+    print(f"{'metric':34} {'KV_v2':>12} {'vLLM':>12} {'ratio':>8} {'SGLang':>12} {'ratio':>8}")
 
-    def row(label: str, ours: float, theirs: float | None, higher_better: bool = True) -> None:
-        if theirs:
-            ratio = ours / theirs if higher_better else theirs / ours
-            print(f"{label:34} {fmt(ours):>12} {fmt(theirs):>12} {ratio:>7.1f}x")
-        else:
-            print(f"{label:34} {fmt(ours):>12} {'-':>12} {'-':>8}")
+    def cell(ours: float, theirs: float | None, higher_better: bool) -> str:
+        if not theirs:
+            return f"{'-':>12} {'-':>8}"
+        ratio = ours / theirs if higher_better else theirs / ours
+        return f"{fmt(theirs):>12} {ratio:>7.1f}x"
+
+    def row(
+        label: str,
+        ours: float,
+        theirs: float | None,
+        sgl: float | None = None,
+        higher_better: bool = True,
+    ) -> None:
+        print(f"{label:34} {fmt(ours):>12} {cell(ours, theirs, higher_better)} {cell(ours, sgl, higher_better)}")
 
     labels = {
         "lookup": "lookup (no side effects)",
@@ -592,32 +798,50 @@ def report(
     for k, label in labels.items():
         # The request API fuses a step into one call; the split comes from the list API run.
         ours = kvf if k in ("allocate", "register") else kv
-        a, b = ours.timers[k], (vl.timers[k] if vl else None)
-        row(f"{label} blocks/s", a.rate(), b.rate() if b else None)
-        row("  p50 us/call", a.pct(0.5), b.pct(0.5) if b else None, higher_better=False)
-        row(
-            "  p99 us/call",
-            a.pct(0.99),
-            b.pct(0.99) if b else None,
-            higher_better=False,
-        )
+        a = ours.timers[k]
+        b = vl.timers[k] if vl else None
+        c = sg.timers.get(k) if sg else None
+        row(f"{label} blocks/s", a.rate(), b.rate() if b else None, c.rate() if c else None)
+        for label_q, q in (("  p50 us/call", 0.5), ("  p99 us/call", 0.99)):
+            row(
+                label_q,
+                a.pct(q),
+                b.pct(q) if b else None,
+                c.pct(q) if c else None,
+                higher_better=False,
+            )
     a, b = kvb.timers["step"], (vl.timers["step"] if vl else None)
     row("step batched* blocks/s", a.rate(), b.rate() if b else None)
     # Per-call latencies of a batch and of one request's step do not compare: no ratio.
     row("  p50 us/call (per batch)", a.pct(0.5), None)
     row("  p99 us/call (per batch)", a.pct(0.99), None)
-    row("requests/s, no hashing", kv.req_rate(False), vl.req_rate(False) if vl else None)
-    row("requests/s, with hashing", kv.req_rate(True), vl.req_rate(True) if vl else None)
+    if sg:
+        e = sg.timers["evict"]
+        for label, x in (
+            ("evict (SGLang only)** blocks/s", e.rate()),
+            ("  p50 us/call", e.pct(0.5)),
+            ("  p99 us/call", e.pct(0.99)),
+        ):
+            print(f"{label:34} {'-':>12} {'-':>12} {'-':>8} {fmt(x):>12} {'-':>8}")
+    # SGLang keys its tree by token ids: it hashes nothing, so "with hashing" is its total.
+    sg_rate = sg.req_rate(False) if sg else None
+    row("requests/s, no hashing", kv.req_rate(False), vl.req_rate(False) if vl else None, sg_rate)
+    row("requests/s, with hashing", kv.req_rate(True), vl.req_rate(True) if vl else None, sg_rate)
     row(
         "requests/s, list API, no hashing",
         kvf.req_rate(False),
         vl.req_rate(False) if vl else None,
+        sg_rate,
     )
     kv_hr = kv.hit_blocks / max(1, kv.query_blocks)
     vl_hr = vl.hit_blocks / max(1, vl.query_blocks) if vl else float("nan")
-    print(f"{'hit rate (blocks)':34} {kv_hr:>12.4f} {vl_hr:>12.4f}")
+    sg_hr = f"{sg.hit_blocks / max(1, sg.query_blocks):.4f}" if sg else "-"
+    print(f"{'hit rate (blocks)':34} {kv_hr:>12.4f} {vl_hr:>12.4f} {'':>8} {sg_hr:>12}")
+    if sg:
+        vl_n = f"{vl.admitted:,}" if vl else "-"
+        print(f"{'requests admitted':34} {kv.admitted:>12,} {vl_n:>12} {'':>8} {sg.admitted:>12,}")
     meta_ratio = vmeta / kv.meta_bytes if vmeta else 0
-    print(f"{'metadata bytes/block':34} {kv.meta_bytes:>12.1f} {vmeta:>12.1f} {meta_ratio:>7.1f}x")
+    print(f"{'metadata bytes/block':34} {kv.meta_bytes:>12.1f} {vmeta:>12.1f} {meta_ratio:>7.1f}x {'-':>12} {'-':>8}")
     if vl:
         same = vl.hits == kv.hits == kvf.hits == kvb.hits
         print(f"identical admission decisions and hits vs vLLM (LRU): {'yes' if same else 'NO'}")
@@ -636,6 +860,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one small pool (smoke run)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-sglang", action="store_true", help="skip the SGLang column")
     args = ap.parse_args()
     os.environ.pop("PYTHONHASHSEED", None)
     why = ""
@@ -643,17 +868,28 @@ def main() -> int:
         v: Any = vllm_shim.load()
     except vllm_shim.VllmUnavailable as e:
         v, why = None, str(e)
+    sg_mod: Any = None
+    if args.no_sglang:
+        why_sg = "--no-sglang"
+    else:
+        if not fetch_sglang.ready():
+            fetch_sglang.main()  # about 5 GB on first use; says so and returns when it cannot
+        try:
+            sg_mod, why_sg = sglang_shim.load(), ""
+        except sglang_shim.SglangUnavailable as e:
+            why_sg = str(e)
     sizes = [(2048, 70)] if args.quick else [(16_384, 500), (100_000, 3000)]
     print(
         f"KV_v2 benchmark: block size {BS}, seed {args.seed}, vLLM {vllm_shim.VLLM_VERSION} BlockPool "
-        f"(CPU, pure Python), python {sys.version.split()[0]}\n"
+        f"(CPU, pure Python), SGLang {sglang_shim.SGLANG_VERSION} RadixCache (CPU, torch "
+        f"{sglang_shim.TORCH_VERSION}, page size {BS}, LRU), python {sys.version.split()[0]}\n"
         "Each side replays the trace twice: rates (blocks/s, requests/s) from thread CPU "
-        "time, p50/p99 per call from wall time."
+        "time, p50/p99 per call from wall time. Ratios are KV_v2's figure over the other's."
     )
     for num_blocks, sessions in sizes:
         trace = make_trace(args.seed, sessions)
         gc.collect()
-        runs: dict[str, list[Result]] = {"kv": [], "kvl": [], "kvb": [], "vl": []}
+        runs: dict[str, list[Result]] = {"kv": [], "kvl": [], "kvb": [], "vl": [], "sg": []}
         for clock in (Clock.wall, Clock.cpu):
             clock()
             runs["kv"].append(run_kv_requests(trace, num_blocks))
@@ -661,12 +897,15 @@ def main() -> int:
             runs["kvb"].append(run_kv_requests(trace, num_blocks, batched=True))
             if v:
                 runs["vl"].append(run_vllm(v, trace, num_blocks))
+            if sg_mod:
+                runs["sg"].append(run_sglang(sg_mod, trace, num_blocks))
         Clock.wall()
         kv, kvf, kvb = combine(*runs["kv"]), combine(*runs["kvl"]), combine(*runs["kvb"])
         vl = combine(*runs["vl"]) if v else None
+        sg = combine(*runs["sg"]) if sg_mod else None
         vmeta = vllm_meta_bytes(v, num_blocks) if v else 0.0
-        report(num_blocks, trace, kv, kvf, kvb, vl, vmeta, why)
-    print("\n" + SGLANG_NOTE)
+        report(num_blocks, trace, kv, kvf, kvb, vl, vmeta, why, sg)
+    print("\n" + (SGLANG_NOTE if sg_mod else f"SGLang: not run ({why_sg})"))
     return 0
 
 
