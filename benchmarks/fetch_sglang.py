@@ -26,6 +26,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from foreign import download_wheel
+
 SGLANG_VERSION = "0.5.23"
 TORCH_VERSION = "2.14.1"  # the version sglang 0.5.23 pins (Requires-Dist: torch==2.14.1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,23 +73,7 @@ def fetch_torch() -> None:
 
 def fetch_sources() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary",
-                ":all:",
-                "--quiet",
-                f"sglang=={SGLANG_VERSION}",
-                "-d",
-                tmp,
-            ],
-            check=True,
-        )
-        wheel = next(Path(tmp).glob(f"sglang-{SGLANG_VERSION}-*.whl"))
+        wheel = download_wheel("sglang", SGLANG_VERSION, Path(tmp))
         with zipfile.ZipFile(wheel) as z:
             for f in (*FILES, LICENSE):
                 out = SGLANG_DIR / (Path(f).name if f == LICENSE else f)

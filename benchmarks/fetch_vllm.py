@@ -24,6 +24,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from foreign import download_wheel
+
 VLLM_VERSION = "0.33.0"
 CBOR2_VERSION = "6.3.0"
 MSGSPEC_VERSION = "0.22.0"  # decodes vLLM's KV event batches in the event-format test
@@ -81,23 +83,7 @@ def fetch_wheels() -> None:
         for name, version in WHEELS.items():
             if (PYLIB / name).is_dir():
                 continue
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    "--quiet",
-                    f"{name}=={version}",
-                    "-d",
-                    tmp,
-                ],
-                check=True,
-            )
-            wheel = next(Path(tmp).glob(f"{name}-*.whl"))
+            wheel = download_wheel(name, version, Path(tmp))
             with zipfile.ZipFile(wheel) as z:
                 z.extractall(PYLIB)
 

@@ -20,34 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from fetch_sglang import SGLANG_DIR, SGLANG_VERSION, SITE, TORCH_VERSION, ready
+from foreign import stub
 
 __all__ = ["SGLANG_VERSION", "TORCH_VERSION", "SglangUnavailable", "load"]
 
 
 class SglangUnavailable(RuntimeError):
     """SGLang's sources or torch are missing, or torch does not import."""
-
-
-class _AnyNames(types.ModuleType):
-    """A stub module that hands out a placeholder class for any public name."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        cls = type(name, (), {})
-        setattr(self, name, cls)
-        return cls
-
-
-def _stub(name: str, **attrs: Any) -> types.ModuleType:
-    mod = _AnyNames(name)
-    mod.__path__ = []  # a package, so submodules can be registered under it
-    mod.__dict__.update(attrs)
-    sys.modules[name] = mod
-    parent, _, child = name.rpartition(".")
-    if parent in sys.modules:
-        setattr(sys.modules[parent], child, mod)
-    return mod
 
 
 def _load_file(name: str) -> types.ModuleType:
@@ -97,42 +76,42 @@ def load() -> types.SimpleNamespace:
         "sglang.kernels.ops.kvcache",
         "sglang.kernels.ops.memory",
     ):
-        _stub(pkg)
+        stub(pkg)
     # KV events (off: enable_kv_cache_events=False) and their hashing.
-    _stub("sglang.srt.disaggregation.kv_events")
-    _stub("sglang.srt.mem_cache.cpp_utils.native_hash")
+    stub("sglang.srt.disaggregation.kv_events")
+    stub("sglang.srt.mem_cache.cpp_utils.native_hash")
     # Metrics (off: enable_metrics=False) and the server's runtime context they read.
-    _stub("sglang.srt.observability.metrics_collector")
-    _stub("sglang.srt.runtime_context")
+    stub("sglang.srt.observability.metrics_collector")
+    stub("sglang.srt.runtime_context")
     # Server settings, read only by the Mooncake memory-pool helper in mem_cache/utils.py.
-    _stub("sglang.srt.environ")
+    stub("sglang.srt.environ")
     # GPU kernels: MLA buffer copies (unused by the tree) and the Triton page allocators,
     # which the paged allocator skips when the platform has no Triton (CPU).
-    _stub("sglang.kernels.ops.kvcache.mla_buffer")
-    _stub("sglang.kernels.ops.memory.allocator")
-    _stub(
+    stub("sglang.kernels.ops.kvcache.mla_buffer")
+    stub("sglang.kernels.ops.memory.allocator")
+    stub(
         "sglang.srt.platforms",
         current_platform=types.SimpleNamespace(capabilities=types.SimpleNamespace(supports_triton=False)),
     )
     # KV tensors and the request-to-token table: named in type hints only here (the
     # benchmark passes its own request-to-token table, see kv_v2.py).
-    _stub("sglang.srt.mem_cache.memory_pool")
+    stub("sglang.srt.mem_cache.memory_pool")
     # sglang/srt/utils/common.py imports the whole server's dependencies: the helpers the
     # allocator and radix_cache.py import, as SGLang defines them on CPU.
-    _stub(
+    stub(
         "sglang.srt.utils",
         get_bool_env_var=lambda name, default="false": False,  # SGLANG_DEBUG_MEMORY_POOL off
         is_hip=lambda: False,
         next_power_of_2=lambda n: 1 if n == 0 else 1 << (n - 1).bit_length(),
         get_num_new_pages=None,  # alloc_extend/alloc_decode only; the benchmark calls alloc
     )
-    _stub("sglang.srt.utils.common", ceil_align=lambda x, y: -(x // -y) * y)
+    stub("sglang.srt.utils.common", ceil_align=lambda x, y: -(x // -y) * y)
     logging.getLogger("sglang").setLevel(logging.WARNING)
     _load_file("sglang.srt.mem_cache.unified_cache.component_type")
     _load_file("sglang.srt.mem_cache.evict_policy")
     _load_file("sglang.srt.mem_cache.utils")
     _load_file("sglang.srt.mem_cache.events")
-    _stub("sglang.srt.mem_cache.allocator")
+    stub("sglang.srt.mem_cache.allocator")
     base = _load_file("sglang.srt.mem_cache.allocator.base")
     sys.modules["sglang.srt.mem_cache.allocator"].BaseTokenToKVPoolAllocator = (  # type: ignore[attr-defined]
         base.BaseTokenToKVPoolAllocator

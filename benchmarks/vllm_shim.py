@@ -16,31 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from fetch_vllm import PYLIB, VLLM_DIR, VLLM_VERSION, ready
+from foreign import stub
 
 __all__ = ["VLLM_VERSION", "VllmUnavailable", "load"]
 
 
 class VllmUnavailable(RuntimeError):
     """The cached vLLM sources are missing (run benchmarks/fetch_vllm.sh)."""
-
-
-class _AnyNames(types.ModuleType):
-    """A stub module that hands out a placeholder class for any public name."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        cls = type(name, (), {})
-        setattr(self, name, cls)
-        return cls
-
-
-def _stub(name: str, **attrs: Any) -> types.ModuleType:
-    mod = _AnyNames(name)
-    mod.__path__ = []  # a package, so submodules can be registered under it
-    mod.__dict__.update(attrs)
-    sys.modules[name] = mod
-    return mod
 
 
 def _load_file(name: str, rel: str) -> types.ModuleType:
@@ -78,23 +60,23 @@ def load() -> types.SimpleNamespace:
         "vllm.multimodal",
         "vllm.distributed",
     ):
-        _stub(pkg)
-    _stub("vllm.envs", VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=False)
+        stub(pkg)
+    stub("vllm.envs", VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=False)
     sys.modules["vllm"].envs = sys.modules["vllm.envs"]  # type: ignore[attr-defined]
-    _stub("vllm.config")
-    _stub("vllm.logger", init_logger=logging.getLogger)
-    _stub("vllm.multimodal.utils", get_mm_features_in_window=lambda *a, **k: (0, 0))
-    _stub("vllm.utils.math_utils", cdiv=lambda a, b: -(a // -b))
-    _stub("vllm.v1.kv_cache_interface")
-    _stub("vllm.v1.kv_cache_spec_registry")
-    _stub("vllm.v1.request")
-    _stub("vllm.v1.utils", tensor_data=lambda t: t)
-    _stub("vllm.v1.core.kv_cache_metrics")
+    stub("vllm.config")
+    stub("vllm.logger", init_logger=logging.getLogger)
+    stub("vllm.multimodal.utils", get_mm_features_in_window=lambda *a, **k: (0, 0))
+    stub("vllm.utils.math_utils", cdiv=lambda a, b: -(a // -b))
+    stub("vllm.v1.kv_cache_interface")
+    stub("vllm.v1.kv_cache_spec_registry")
+    stub("vllm.v1.request")
+    stub("vllm.v1.utils", tensor_data=lambda t: t)
+    stub("vllm.v1.core.kv_cache_metrics")
     # kv_events.py itself (its msgspec structs are the wire format) needs only these names
     # from the rest of vLLM and zmq, which it uses for publishing, not for the structs.
-    _stub("zmq")
-    _stub("vllm.config.kv_events")
-    _stub("vllm.utils.network_utils")
+    stub("zmq")
+    stub("vllm.config.kv_events")
+    stub("vllm.utils.network_utils")
     hashing = _load_file("vllm.utils.hashing", "vllm/utils/hashing.py")
     utils = _load_file("vllm.v1.core.kv_cache_utils", "vllm/v1/core/kv_cache_utils.py")
     events = _load_file("vllm.distributed.kv_events", "vllm/distributed/kv_events.py")
