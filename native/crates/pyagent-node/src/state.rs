@@ -10,7 +10,6 @@ use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, ReplayWindow};
-use crate::identity;
 use crate::proto::{self, command::Op};
 use crate::types::{ApplyResult, LogCommand, LogId, StoredMembership};
 
@@ -57,11 +56,6 @@ impl SwarmState {
     fn member_key_b64(&self, id: u64) -> Option<&str> {
         let node = self.last_membership.membership().get_node(&id)?;
         Some(node.public_key.as_str())
-    }
-
-    /// The public key of member `id` in the replicated membership.
-    pub fn member_key(&self, id: u64) -> Option<ed25519_dalek::VerifyingKey> {
-        identity::decode_public_key(self.member_key_b64(id)?).ok()
     }
 
     /// Checks a signed command's signature, membership and replay window against this state,
