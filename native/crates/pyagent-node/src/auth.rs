@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 pub const RAFT_DOMAIN: &[u8] = b"pyagent.node.v1.raft";
@@ -108,14 +108,109 @@ pub fn command_message(swarm: &str, signer: u64, seq: u64, command: &[u8]) -> Ve
     m
 }
 
-pub fn verify(key: &VerifyingKey, message: &[u8], sig: &[u8]) -> Result<(), Reject> {
+/// A public key as verification uses it: decoded and decompressed once.
+///
+/// Signatures are checked under ZIP 215's rules (ed25519-zebra): the cofactored equation, for
+/// single and batched checks alike, so a batch accepts exactly the signatures that verify one by
+/// one and every replica reaches the same verdict on a command whatever batches it saw. Small-order
+/// keys, which ZIP 215 would let anyone sign for, are refused when a member key is decoded
+/// ([`crate::identity::decode_public_key`]).
+pub type PublicKey = ed25519_zebra::VerificationKey;
+
+/// The verification form of a key that [`crate::identity::decode_public_key`] accepted.
+pub fn public_key(key: &VerifyingKey) -> Option<PublicKey> {
+    PublicKey::try_from(key.to_bytes()).ok()
+}
+
+fn signature(sig: &[u8]) -> Result<ed25519_zebra::Signature, Reject> {
     if sig.is_empty() {
         return Err(Reject::Unsigned);
     }
     let sig: [u8; 64] = sig.try_into().map_err(|_| Reject::Malformed)?;
-    key.verify_strict(message, &Signature::from_bytes(&sig))
+    Ok(ed25519_zebra::Signature::from_bytes(&sig))
+}
+
+pub fn verify(key: &PublicKey, message: &[u8], sig: &[u8]) -> Result<(), Reject> {
+    key.verify(&signature(sig)?, message)
         .map_err(|_| Reject::BadSignature)
 }
+
+/// One signature to check: the signer's key, the signed bytes and the signature as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub key: &'a PublicKey,
+    pub message: &'a [u8],
+    pub sig: &'a [u8],
+}
+
+/// Fewer well-formed signatures than this are checked one by one: a batch of one costs more
+/// than a single check (measured: 42 vs 31 us), from two on it costs less (25 us each).
+const BATCH_FROM: usize = 2;
+
+/// Verdicts for many signatures, equal to [`verify`] on each. Checked as one batch (one
+/// multiscalar multiplication, about a quarter of the cost per signature at 32) and, only when
+/// the batch fails, one by one to find which.
+pub fn verify_many(checks: &[Check<'_>]) -> Vec<Result<(), Reject>> {
+    let mut verdicts: Vec<Result<(), Reject>> = Vec::with_capacity(checks.len());
+    let mut batch = ed25519_zebra::batch::Verifier::new();
+    let mut queued = 0;
+    for c in checks {
+        match signature(c.sig) {
+            Ok(sig) => {
+                batch.queue(((*c.key).into(), sig, c.message));
+                queued += 1;
+                verdicts.push(Ok(()));
+            }
+            Err(r) => verdicts.push(Err(r)),
+        }
+    }
+    let batch_passed =
+        queued >= BATCH_FROM && BatchRng::new().is_some_and(|rng| batch.verify(rng).is_ok());
+    if !batch_passed {
+        for (c, v) in checks.iter().zip(verdicts.iter_mut()) {
+            if v.is_ok() {
+                *v = verify(c.key, c.message, c.sig);
+            }
+        }
+    }
+    verdicts
+}
+
+/// The batch check's random coefficients: a BLAKE3 output stream keyed from the OS's
+/// generator. They must be unpredictable to whoever chose the signatures; when the OS cannot
+/// give a seed, the batch is skipped and every signature checked on its own.
+struct BatchRng(blake3::OutputReader);
+
+impl BatchRng {
+    fn new() -> Option<Self> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).ok()?;
+        Some(BatchRng(blake3::Hasher::new_keyed(&seed).finalize_xof()))
+    }
+}
+
+impl rand_core::TryRng for BatchRng {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for BatchRng {}
 
 /// Signature checks with their costly parts remembered, per process: decoded public keys (point
 /// decompression costs about as much as the verification) and commands this node already
@@ -124,7 +219,7 @@ pub fn verify(key: &VerifyingKey, message: &[u8], sig: &[u8]) -> Result<(), Reje
 /// changes no outcome; followers, which never saw the command on their API, verify it in full.
 #[derive(Debug, Default)]
 pub struct SigCache {
-    keys: Mutex<HashMap<String, VerifyingKey>>,
+    keys: Mutex<HashMap<String, PublicKey>>,
     verified: Mutex<HashSet<[u8; 32]>>,
 }
 
@@ -136,12 +231,12 @@ const KEYS_CAP: usize = 4096;
 
 impl SigCache {
     /// The decoded key for a base64 public key, decoded once.
-    pub fn key(&self, b64: &str) -> Option<VerifyingKey> {
+    pub fn key(&self, b64: &str) -> Option<PublicKey> {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = keys.get(b64) {
             return Some(*k);
         }
-        let k = crate::identity::decode_public_key(b64).ok()?;
+        let k = public_key(&crate::identity::decode_public_key(b64).ok()?)?;
         if keys.len() >= KEYS_CAP {
             keys.clear();
         }
@@ -149,9 +244,9 @@ impl SigCache {
         Some(k)
     }
 
-    fn digest(key: &VerifyingKey, message: &[u8], sig: &[u8]) -> [u8; 32] {
+    fn digest(key: &PublicKey, message: &[u8], sig: &[u8]) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        h.update(key.as_bytes());
+        h.update(key.as_ref());
         h.update(&(sig.len() as u64).to_le_bytes());
         h.update(sig);
         h.update(message);
@@ -161,26 +256,47 @@ impl SigCache {
     /// Verifies and remembers the success for one later [`SigCache::verify_once`].
     pub fn verify_and_remember(
         &self,
-        key: &VerifyingKey,
+        key: &PublicKey,
         message: &[u8],
         sig: &[u8],
     ) -> Result<(), Reject> {
-        verify(key, message, sig)?;
+        let check = Check { key, message, sig };
+        self.verify_many_and_remember(&[check])
+            .pop()
+            .unwrap_or(Err(Reject::Malformed))
+    }
+
+    /// Checks many signatures as one batch ([`verify_many`]) and remembers each success for one
+    /// later [`SigCache::verify_once`]. Signatures already remembered are not checked again.
+    pub fn verify_many_and_remember(&self, checks: &[Check<'_>]) -> Vec<Result<(), Reject>> {
+        let digests: Vec<[u8; 32]> = checks
+            .iter()
+            .map(|c| Self::digest(c.key, c.message, c.sig))
+            .collect();
+        let fresh: Vec<usize> = {
+            let done = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            (0..checks.len())
+                .filter(|&i| !done.contains(&digests[i]))
+                .collect()
+        };
+        let to_check: Vec<Check<'_>> = fresh.iter().map(|&i| checks[i]).collect();
+        let verdicts = verify_many(&to_check);
+        let mut out = vec![Ok(()); checks.len()];
         let mut done = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if done.len() >= VERIFIED_CAP {
-            done.clear();
+        for (&i, verdict) in fresh.iter().zip(verdicts) {
+            if verdict.is_ok() {
+                if done.len() >= VERIFIED_CAP {
+                    done.clear();
+                }
+                done.insert(digests[i]);
+            }
+            out[i] = verdict;
         }
-        done.insert(Self::digest(key, message, sig));
-        Ok(())
+        out
     }
 
     /// Verifies, using (and forgetting) a success remembered by the API.
-    pub fn verify_once(
-        &self,
-        key: &VerifyingKey,
-        message: &[u8],
-        sig: &[u8],
-    ) -> Result<(), Reject> {
+    pub fn verify_once(&self, key: &PublicKey, message: &[u8], sig: &[u8]) -> Result<(), Reject> {
         let digest = Self::digest(key, message, sig);
         if self
             .verified
@@ -200,6 +316,7 @@ pub struct Signer {
     pub node_id: u64,
     pub swarm: String,
     key: SigningKey,
+    public: PublicKey,
     seq: AtomicU64,
 }
 
@@ -209,16 +326,24 @@ impl Signer {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(1);
+        // Derived from the seed, so it cannot fail as decoding a received key can.
+        let public = PublicKey::from(&ed25519_zebra::SigningKey::from(key.to_bytes()));
         Signer {
             node_id,
             swarm,
             key,
+            public,
             seq: AtomicU64::new(start),
         }
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
+    }
+
+    /// This node's key in the form verification uses.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
     }
 
     /// A hybrid clock: strictly increasing, and never behind the wall clock in microseconds, so
@@ -306,9 +431,12 @@ mod tests {
     #[test]
     fn sig_cache_remembers_a_success_once_and_never_a_failure() {
         let k = key(5);
-        let pk = k.verifying_key();
+        let pk = public_key(&k.verifying_key()).unwrap();
         let cache = SigCache::default();
-        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pk.as_bytes());
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            k.verifying_key().as_bytes(),
+        );
         assert_eq!(cache.key(&b64), Some(pk));
         assert_eq!(cache.key("not base64"), None);
         let msg = b"command".to_vec();
@@ -323,7 +451,7 @@ mod tests {
             Err(Reject::BadSignature)
         );
         assert_eq!(
-            cache.verify_once(&key(6).verifying_key(), &msg, &sig),
+            cache.verify_once(&public_key(&key(6).verifying_key()).unwrap(), &msg, &sig),
             Err(Reject::BadSignature)
         );
         let mut forged = sig.clone();
@@ -339,32 +467,124 @@ mod tests {
         assert_eq!(cache.verify_once(&pk, &msg, &[]), Err(Reject::Unsigned));
     }
 
+    /// A batch gives each signature the verdict it gets alone, whatever else is in the batch.
+    #[test]
+    fn verify_many_agrees_with_verify() {
+        let signers: Vec<SigningKey> = (1..=4).map(key).collect();
+        let keys: Vec<PublicKey> = signers
+            .iter()
+            .map(|k| public_key(&k.verifying_key()).unwrap())
+            .collect();
+        let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 40 + i as usize]).collect();
+        let sigs: Vec<Vec<u8>> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| signers[i % 4].sign(m).to_bytes().to_vec())
+            .collect();
+        let mut forged = sigs[3].clone();
+        forged[40] ^= 0x10;
+        // (key, message, signature) triples: good ones and every kind of bad one.
+        let cases: Vec<(usize, usize, Vec<u8>)> = vec![
+            (0, 0, sigs[0].clone()),
+            (1, 1, sigs[1].clone()),
+            (2, 2, sigs[2].clone()),
+            (3, 3, forged),
+            (0, 4, sigs[4].clone()),
+            (1, 4, sigs[4].clone()), // right signature, wrong key
+            (1, 5, Vec::new()),      // unsigned
+            (2, 6, vec![1, 2, 3]),   // malformed
+            (3, 7, sigs[7].clone()),
+            (3, 7, sigs[6].clone()), // another message's signature
+        ];
+        let alone: Vec<Result<(), Reject>> = cases
+            .iter()
+            .map(|(k, m, s)| verify(&keys[*k], &msgs[*m], s))
+            .collect();
+        assert_eq!(alone.iter().filter(|v| v.is_ok()).count(), 5);
+        for take in [cases.len(), 2, 5] {
+            for start in 0..=cases.len() - take {
+                let part = &cases[start..start + take];
+                let checks: Vec<Check<'_>> = part
+                    .iter()
+                    .map(|(k, m, s)| Check {
+                        key: &keys[*k],
+                        message: &msgs[*m],
+                        sig: s,
+                    })
+                    .collect();
+                assert_eq!(verify_many(&checks), alone[start..start + take].to_vec());
+            }
+        }
+        // All good: the batch passes as a whole.
+        let good: Vec<Check<'_>> = (0..8)
+            .map(|i| Check {
+                key: &keys[i % 4],
+                message: &msgs[i],
+                sig: &sigs[i],
+            })
+            .collect();
+        assert!(verify_many(&good).iter().all(|v| v.is_ok()));
+        assert!(verify_many(&[]).is_empty());
+    }
+
+    #[test]
+    fn sig_cache_remembers_the_successes_of_a_batch() {
+        let k = key(5);
+        let pk = public_key(&k.verifying_key()).unwrap();
+        let (m1, m2) = (b"one".to_vec(), b"two".to_vec());
+        let s1 = k.sign(&m1).to_bytes().to_vec();
+        let s2 = k.sign(&m1).to_bytes().to_vec(); // signs m1, checked against m2: bad
+        let cache = SigCache::default();
+        let checks = [
+            Check {
+                key: &pk,
+                message: &m1,
+                sig: &s1,
+            },
+            Check {
+                key: &pk,
+                message: &m2,
+                sig: &s2,
+            },
+        ];
+        assert_eq!(
+            cache.verify_many_and_remember(&checks),
+            vec![Ok(()), Err(Reject::BadSignature)]
+        );
+        assert_eq!(cache.verified.lock().unwrap().len(), 1);
+        // remembered: a second batch finds it and checks nothing new
+        assert_eq!(cache.verify_many_and_remember(&checks[..1]), vec![Ok(())]);
+        cache.verify_once(&pk, &m1, &s1).unwrap();
+        assert!(cache.verified.lock().unwrap().is_empty());
+        assert_eq!(cache.verify_once(&pk, &m2, &s2), Err(Reject::BadSignature));
+    }
+
     #[test]
     fn envelope_verifies_and_forgeries_do_not() {
         let s = Signer::new(1, "swarm".into(), key(1));
         let e = s.envelope(2, b"hello".to_vec());
         let msg = raft_message("swarm", e.from, e.to, e.seq, &e.body);
-        verify(&s.verifying_key(), &msg, &e.sig).unwrap();
+        verify(&s.public_key(), &msg, &e.sig).unwrap();
         // tampered body
         let msg2 = raft_message("swarm", e.from, e.to, e.seq, b"hellO");
         assert_eq!(
-            verify(&s.verifying_key(), &msg2, &e.sig),
+            verify(&s.public_key(), &msg2, &e.sig),
             Err(Reject::BadSignature)
         );
         // another swarm
         let msg3 = raft_message("other", e.from, e.to, e.seq, &e.body);
         assert_eq!(
-            verify(&s.verifying_key(), &msg3, &e.sig),
+            verify(&s.public_key(), &msg3, &e.sig),
             Err(Reject::BadSignature)
         );
         // a different key (impostor)
         assert_eq!(
-            verify(&key(2).verifying_key(), &msg, &e.sig),
+            verify(&public_key(&key(2).verifying_key()).unwrap(), &msg, &e.sig),
             Err(Reject::BadSignature)
         );
-        assert_eq!(verify(&s.verifying_key(), &msg, &[]), Err(Reject::Unsigned));
+        assert_eq!(verify(&s.public_key(), &msg, &[]), Err(Reject::Unsigned));
         assert_eq!(
-            verify(&s.verifying_key(), &msg, &[1, 2, 3]),
+            verify(&s.public_key(), &msg, &[1, 2, 3]),
             Err(Reject::Malformed)
         );
     }

@@ -24,7 +24,7 @@ pub enum IdentityError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("not a base64 Ed25519 public key of 32 bytes")]
+#[error("not a base64 Ed25519 public key of 32 bytes (a point of small order is refused too)")]
 pub struct BadPublicKey;
 
 pub fn key_path(data_dir: &Path) -> PathBuf {
@@ -38,7 +38,12 @@ pub fn public_key_b64(key: &SigningKey) -> String {
 pub fn decode_public_key(b64: &str) -> Result<VerifyingKey, BadPublicKey> {
     let bytes = B64.decode(b64.trim()).map_err(|_| BadPublicKey)?;
     let arr: [u8; 32] = bytes.try_into().map_err(|_| BadPublicKey)?;
-    VerifyingKey::from_bytes(&arr).map_err(|_| BadPublicKey)
+    let key = VerifyingKey::from_bytes(&arr).map_err(|_| BadPublicKey)?;
+    // Under the cofactored check (ZIP 215) anyone can sign for a small-order key.
+    if key.is_weak() {
+        return Err(BadPublicKey);
+    }
+    Ok(key)
 }
 
 pub fn load(data_dir: &Path) -> Result<Option<SigningKey>, IdentityError> {
@@ -97,6 +102,17 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Small-order points are refused as member keys: under the cofactored check anyone could
+    /// sign for them.
+    #[test]
+    fn small_order_keys_are_refused() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1; // the neutral point, y = 1
+        assert!(decode_public_key(&B64.encode(identity)).is_err());
+        // a point of order 4: (x, y) = (sqrt(-1), 0)
+        assert!(decode_public_key(&B64.encode([0u8; 32])).is_err());
+    }
 
     #[test]
     fn keygen_is_idempotent_and_private() {

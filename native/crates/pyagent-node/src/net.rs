@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ed25519_dalek::VerifyingKey;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -44,17 +43,17 @@ pub enum RaftReply {
 /// Public keys of the current members, refreshed from the Raft membership.
 #[derive(Debug, Default)]
 pub struct Keyring {
-    keys: RwLock<BTreeMap<NodeId, VerifyingKey>>,
+    keys: RwLock<BTreeMap<NodeId, auth::PublicKey>>,
 }
 
 impl Keyring {
-    pub fn new(keys: BTreeMap<NodeId, VerifyingKey>) -> Self {
+    pub fn new(keys: BTreeMap<NodeId, auth::PublicKey>) -> Self {
         Keyring {
             keys: RwLock::new(keys),
         }
     }
 
-    pub fn get(&self, id: NodeId) -> Option<VerifyingKey> {
+    pub fn get(&self, id: NodeId) -> Option<auth::PublicKey> {
         self.keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -62,17 +61,18 @@ impl Keyring {
             .copied()
     }
 
-    pub fn replace(&self, keys: BTreeMap<NodeId, VerifyingKey>) {
+    pub fn replace(&self, keys: BTreeMap<NodeId, auth::PublicKey>) {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
     pub fn keys_from_members<'a>(
         members: impl Iterator<Item = (&'a NodeId, &'a Member)>,
-    ) -> BTreeMap<NodeId, VerifyingKey> {
+    ) -> BTreeMap<NodeId, auth::PublicKey> {
         members
             .filter_map(|(id, m)| {
                 crate::identity::decode_public_key(&m.public_key)
                     .ok()
+                    .and_then(|k| auth::public_key(&k))
                     .map(|k| (*id, k))
             })
             .collect()
@@ -420,7 +420,7 @@ mod tests {
     use super::*;
 
     fn gate_for(sender: &SigningKey) -> Gate {
-        let keys = BTreeMap::from([(1, sender.verifying_key())]);
+        let keys = BTreeMap::from([(1, auth::public_key(&sender.verifying_key()).unwrap())]);
         Gate::new(
             2,
             "s".into(),

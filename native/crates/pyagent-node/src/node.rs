@@ -32,6 +32,7 @@ pub struct Shared {
     pub sigs: Arc<crate::auth::SigCache>,
     pub kv: KvEngine,
     pub proposer: crate::api::Proposer,
+    pub verifier: crate::api::SignatureBatcher,
     pub reads: Arc<crate::api::ReadBarrier>,
 }
 
@@ -113,7 +114,7 @@ pub async fn start(
         .map(|m| (m.node_id, member_of(m)))
         .collect();
     let mut keys = Keyring::keys_from_members(config_members.iter());
-    keys.insert(cfg.node_id, signer.verifying_key());
+    keys.insert(cfg.node_id, signer.public_key());
     let keyring = Arc::new(Keyring::new(keys));
     let metrics = Arc::new(Metrics::default());
     let gate = Arc::new(Gate::new(
@@ -146,9 +147,11 @@ pub async fn start(
 
     let kv = KvEngine::new(&cfg.kv).map_err(StartError::Kv)?;
     let (proposer, proposer_task) = crate::api::Proposer::spawn(raft.clone());
+    let (verifier, verifier_task) = crate::api::SignatureBatcher::spawn(sigs.clone());
     let shared = Arc::new(Shared {
         kv,
         proposer,
+        verifier,
         reads: crate::api::ReadBarrier::new(raft.clone()),
         cfg,
         raft: raft.clone(),
@@ -160,7 +163,7 @@ pub async fn start(
         log_stats,
         sigs,
     });
-    let mut tasks = vec![proposer_task];
+    let mut tasks = vec![proposer_task, verifier_task];
     let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;
     tasks.push(tokio::spawn(crate::net::serve(
         raft_listener,
@@ -234,7 +237,7 @@ async fn refresh_keys(shared: Arc<Shared>) {
                 None
             } else {
                 let mut keys = Keyring::keys_from_members(membership.nodes());
-                keys.insert(shared.cfg.node_id, shared.signer.verifying_key());
+                keys.insert(shared.cfg.node_id, shared.signer.public_key());
                 Some(keys)
             }
         };

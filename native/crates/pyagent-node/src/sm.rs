@@ -166,7 +166,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
         let mut st = write_state(&self.state);
+        let commands = entries.iter().flat_map(|e| match &e.payload {
+            EntryPayload::Normal(batch) => batch.as_slice(),
+            _ => &[],
+        });
+        st.preverify(&self.swarm, commands, &self.sigs);
         let mut out = Vec::new();
         for entry in entries {
             let log_id = *entry.get_log_id();

@@ -58,27 +58,64 @@ impl SwarmState {
         Some(node.public_key.as_str())
     }
 
-    /// Checks a signed command's signature, membership and replay window against this state,
-    /// without recording anything. The API checks before proposing (and remembers the success
-    /// in `sigs`); apply checks again on every replica.
+    /// The public key of member `signer` in the replicated membership.
+    pub fn member_key(
+        &self,
+        signer: u64,
+        sigs: &auth::SigCache,
+    ) -> Result<auth::PublicKey, auth::Reject> {
+        self.member_key_b64(signer)
+            .and_then(|b64| sigs.key(b64))
+            .ok_or(auth::Reject::NonMember)
+    }
+
+    /// Whether `cmd`'s sequence number would pass the replay window (records nothing).
+    pub fn check_replay(&self, cmd: &LogCommand) -> Result<(), auth::Reject> {
+        self.replay.check(cmd.signer, cmd.seq)
+    }
+
+    /// Checks a signed command's membership, signature and replay window against this state,
+    /// as apply does on every replica, without recording anything. A signature the API or
+    /// [`SwarmState::preverify`] checked and remembered in `sigs` for the same key is not
+    /// checked again.
     pub fn authenticate(
         &self,
         swarm: &str,
         cmd: &LogCommand,
         sigs: &auth::SigCache,
-        at_api: bool,
     ) -> Result<(), auth::Reject> {
-        let key = self
-            .member_key_b64(cmd.signer)
-            .and_then(|b64| sigs.key(b64))
-            .ok_or(auth::Reject::NonMember)?;
+        let key = self.member_key(cmd.signer, sigs)?;
         let message = auth::command_message(swarm, cmd.signer, cmd.seq, &cmd.command);
-        if at_api {
-            sigs.verify_and_remember(&key, &message, &cmd.signature)?;
-        } else {
-            sigs.verify_once(&key, &message, &cmd.signature)?;
+        sigs.verify_once(&key, &message, &cmd.signature)?;
+        self.check_replay(cmd)
+    }
+
+    /// Verifies the signatures of commands about to be applied as one batch and remembers the
+    /// successes in `sigs`, so that applying them one by one does not check the curve again. It
+    /// decides nothing: apply still checks each command's membership and replay window, and
+    /// verifies in full any command whose signer's key changed in between (the remembered
+    /// success covers one key, message and signature).
+    pub fn preverify<'a>(
+        &self,
+        swarm: &str,
+        cmds: impl Iterator<Item = &'a LogCommand>,
+        sigs: &auth::SigCache,
+    ) {
+        let signed: Vec<(auth::PublicKey, Vec<u8>, &[u8])> = cmds
+            .filter_map(|cmd| {
+                let key = self.member_key(cmd.signer, sigs).ok()?;
+                let message = auth::command_message(swarm, cmd.signer, cmd.seq, &cmd.command);
+                Some((key, message, cmd.signature.as_slice()))
+            })
+            .collect();
+        if signed.len() < 2 {
+            return; // nothing to share: apply checks it on its own
         }
-        self.replay.check(cmd.signer, cmd.seq)
+        let checks: Vec<auth::Check<'_>> = signed
+            .iter()
+            .map(|(key, message, sig)| auth::Check { key, message, sig })
+            .collect();
+        sigs.verify_many_and_remember(&checks);
     }
 
     fn fence_ok(&self, fence: &Option<proto::Fence>, now_ms: u64) -> Result<(), ApplyResult> {
@@ -114,7 +151,7 @@ impl SwarmState {
         log_id: LogId,
         cmd: &LogCommand,
     ) -> ApplyResult {
-        if let Err(reject) = self.authenticate(swarm, cmd, sigs, false) {
+        if let Err(reject) = self.authenticate(swarm, cmd, sigs) {
             return ApplyResult::refused(refusal::UNAUTHENTICATED, reject.label());
         }
         // Recorded even when the command is later refused: the signed bytes were consumed.
@@ -436,5 +473,60 @@ mod tests {
             "bad_signature"
         );
         assert!(!st.kv.contains_key("b") && !st.kv.contains_key("evil"));
+    }
+
+    /// Batch pre-verification of an apply batch changes no outcome: the same commands applied
+    /// after `preverify` (as sm.rs does) and without it give the same results and state, with
+    /// forged, tampered, replayed and non-member commands mixed among good ones.
+    #[test]
+    fn preverify_changes_no_outcome() {
+        let member = Signer::new(1, "sw".into(), SigningKey::from_bytes(&[7; 32]));
+        let other = Signer::new(2, "sw".into(), SigningKey::from_bytes(&[9; 32]));
+        let outsider = Signer::new(9, "sw".into(), SigningKey::from_bytes(&[8; 32]));
+        let impostor = Signer::new(1, "sw".into(), SigningKey::from_bytes(&[8; 32]));
+        let mut tampered = signed(&member, 4, put("t", None), 0);
+        tampered.command = proto::Command {
+            op: Some(put("evil", None)),
+        }
+        .encode_to_vec();
+        let cmds = [
+            signed(&member, 1, put("a", None), 0),
+            signed(&other, 1, put("b", None), 0),
+            signed(&impostor, 2, put("c", None), 0),
+            signed(&member, 3, put("d", None), 0),
+            tampered,
+            signed(&outsider, 1, put("e", None), 0),
+            signed(&member, 1, put("a2", None), 0), // replay of seq 1
+            signed(&other, 2, put("f", None), 0),
+        ];
+        let run = |pre: bool| {
+            let mut st = state_with_members(&[&member, &other]);
+            let sigs = auth::SigCache::default();
+            if pre {
+                st.preverify("sw", cmds.iter(), &sigs);
+            }
+            let results: Vec<(bool, String)> = cmds
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let r = st.apply_command_with(&sigs, "sw", log_id(1, 2 + i as u64), c);
+                    (r.applied, r.message)
+                })
+                .collect();
+            (results, st)
+        };
+        let (with, st_with) = run(true);
+        let (without, st_without) = run(false);
+        assert_eq!(with, without);
+        assert_eq!(st_with, st_without);
+        let applied: Vec<bool> = with.iter().map(|r| r.0).collect();
+        assert_eq!(
+            applied,
+            [true, true, false, true, false, false, false, true]
+        );
+        assert_eq!(with[2].1, "bad_signature");
+        assert_eq!(with[4].1, "bad_signature");
+        assert_eq!(with[5].1, "non_member");
+        assert_eq!(with[6].1, "replay");
     }
 }
