@@ -6,6 +6,7 @@ from typing import final
 __all__ = [
     "NULL_BLOCK",
     "BlockHasher",
+    "Ed25519SigningKey",
     "KvCacheError",
     "KvCorruptIndexError",
     "KvEvent",
@@ -19,6 +20,12 @@ NULL_BLOCK: int
 class KvCacheError(Exception): ...
 class KvOutOfBlocksError(KvCacheError): ...
 class KvCorruptIndexError(KvCacheError): ...
+
+@final
+class Ed25519SigningKey:
+    def __new__(cls, seed: bytes) -> Ed25519SigningKey: ...
+    def sign(self, data: bytes) -> bytes: ...
+    def public_key(self) -> bytes: ...
 
 @final
 class BlockHasher:

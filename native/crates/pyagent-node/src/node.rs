@@ -229,13 +229,18 @@ pub async fn start(
 /// Keeps the keyring equal to the keys in the latest Raft membership (plus our own).
 async fn refresh_keys(shared: Arc<Shared>) {
     let mut rx = shared.raft.metrics();
+    // Raft metrics change on every commit; the keys only when the membership (named by the log
+    // id of its entry) does, and decoding them costs a point decompression each.
+    let mut seen: Option<Option<crate::types::LogId>> = None;
     loop {
         let keys = {
             let m = rx.borrow_and_update();
             let membership = m.membership_config.membership();
-            if membership.nodes().next().is_none() {
+            let id = *m.membership_config.log_id();
+            if membership.nodes().next().is_none() || seen == Some(id) {
                 None
             } else {
+                seen = Some(id);
                 let mut keys = Keyring::keys_from_members(membership.nodes());
                 keys.insert(shared.cfg.node_id, shared.signer.public_key());
                 Some(keys)

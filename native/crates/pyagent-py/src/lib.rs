@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+mod sign;
+
 use kv_v2::{
     persist, BlockHasher, Config, Digest, DupPolicy, EventKind, Extra, HashMode, Key, KvError,
     Medium, MmFeature, Policy, Pool, Requests,
@@ -852,5 +854,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPool>()?;
     m.add_class::<PyStats>()?;
     m.add_class::<PyEvent>()?;
+    m.add_class::<sign::PySigningKey>()?;
     Ok(())
 }
