@@ -51,6 +51,10 @@ pub mod refusal {
     pub const UNAUTHENTICATED: &str = "unauthenticated";
 }
 
+fn unknown_task(task: &str) -> ApplyResult {
+    ApplyResult::refused(refusal::UNKNOWN_TASK, format!("task {task:?} has no owner"))
+}
+
 impl SwarmState {
     /// The public key (base64) of member `id` in the replicated membership.
     fn member_key_b64(&self, id: u64) -> Option<&str> {
@@ -134,6 +138,38 @@ impl SwarmState {
                 refusal::STALE_TOKEN,
                 format!("task {:?} has no owner", f.task),
             )),
+        }
+    }
+
+    /// What Renew and Release both require: the task has an owner, it is `owner`, and `token`
+    /// is the task's current token; for a renewal (`live_at`), the lease has not ended then.
+    fn check_holder(
+        &self,
+        task: &str,
+        owner: &str,
+        token: Option<(u64, u64)>,
+        live_at: Option<u64>,
+    ) -> Result<(), ApplyResult> {
+        let Some(t) = self.tasks.get(task) else {
+            return Err(unknown_task(task));
+        };
+        if t.owner != owner {
+            return Err(ApplyResult::refused(
+                refusal::NOT_OWNER,
+                format!("task {task:?} is held by {:?}", t.owner),
+            ));
+        }
+        let stale = Some(t.token) != token;
+        match live_at {
+            Some(now) if stale || t.lease_expires_ms <= now => Err(ApplyResult::refused(
+                refusal::STALE_TOKEN,
+                format!("task {task:?}: token {token:?} is not current or the lease ended"),
+            )),
+            None if stale => Err(ApplyResult::refused(
+                refusal::STALE_TOKEN,
+                format!("task {task:?}: token {token:?} is not current"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -238,24 +274,10 @@ impl SwarmState {
             }
             Some(Op::Renew(r)) => {
                 let token = r.token.map(|t| (t.term, t.index));
+                if let Err(refused) = self.check_holder(&r.task, &r.owner, token, Some(now)) {
+                    return refused;
+                }
                 match self.tasks.get_mut(&r.task) {
-                    None => ApplyResult::refused(
-                        refusal::UNKNOWN_TASK,
-                        format!("task {:?} has no owner", r.task),
-                    ),
-                    Some(t) if t.owner != r.owner => ApplyResult::refused(
-                        refusal::NOT_OWNER,
-                        format!("task {:?} is held by {:?}", r.task, t.owner),
-                    ),
-                    Some(t) if Some(t.token) != token || t.lease_expires_ms <= now => {
-                        ApplyResult::refused(
-                            refusal::STALE_TOKEN,
-                            format!(
-                                "task {:?}: token {:?} is not current or the lease ended",
-                                r.task, token
-                            ),
-                        )
-                    }
                     Some(t) => {
                         t.lease_expires_ms = now.saturating_add(r.lease_ms);
                         ApplyResult {
@@ -264,28 +286,16 @@ impl SwarmState {
                             ..ApplyResult::ok()
                         }
                     }
+                    None => unknown_task(&r.task),
                 }
             }
             Some(Op::Release(r)) => {
                 let token = r.token.map(|t| (t.term, t.index));
-                match self.tasks.get(&r.task) {
-                    None => ApplyResult::refused(
-                        refusal::UNKNOWN_TASK,
-                        format!("task {:?} has no owner", r.task),
-                    ),
-                    Some(t) if t.owner != r.owner => ApplyResult::refused(
-                        refusal::NOT_OWNER,
-                        format!("task {:?} is held by {:?}", r.task, t.owner),
-                    ),
-                    Some(t) if Some(t.token) != token => ApplyResult::refused(
-                        refusal::STALE_TOKEN,
-                        format!("task {:?}: token {:?} is not current", r.task, token),
-                    ),
-                    Some(_) => {
-                        self.tasks.remove(&r.task);
-                        ApplyResult::ok()
-                    }
+                if let Err(refused) = self.check_holder(&r.task, &r.owner, token, None) {
+                    return refused;
                 }
+                self.tasks.remove(&r.task);
+                ApplyResult::ok()
             }
             Some(Op::AddMember(_)) | Some(Op::RemoveMember(_)) => {
                 ApplyResult::refused(refusal::INVALID, "membership changes are not log commands")
@@ -433,6 +443,65 @@ mod tests {
             &signed(&s, 7, put("k", Some(("t", tok_b))), 10_000),
         );
         assert_eq!(r.refusal, refusal::STALE_TOKEN);
+    }
+
+    fn holder_op(renew: bool, task: &str, owner: &str, token: (u64, u64)) -> Op {
+        let token = Some(proto::FencingToken {
+            term: token.0,
+            index: token.1,
+        });
+        let (task, owner) = (task.to_string(), owner.to_string());
+        if renew {
+            Op::Renew(proto::RenewTask {
+                task,
+                owner,
+                token,
+                lease_ms: 1000,
+            })
+        } else {
+            Op::Release(proto::ReleaseTask { task, owner, token })
+        }
+    }
+
+    /// Renew and Release refuse an unknown task, another owner and a stale token alike; only a
+    /// renewal also needs the lease to be running. Nothing changes on a refusal.
+    #[test]
+    fn renew_and_release_check_the_holder() {
+        let s = Signer::new(1, "sw".into(), SigningKey::from_bytes(&[7; 32]));
+        for renew in [true, false] {
+            let mut st = state_with_members(&[&s]);
+            let r = st.apply_command(
+                "sw",
+                log_id(1, 2),
+                &signed(&s, 1, acquire("t", "A", 1000), 0),
+            );
+            let tok = r.token.unwrap();
+            let cases = [
+                (holder_op(renew, "u", "A", tok), refusal::UNKNOWN_TASK, 100),
+                (holder_op(renew, "t", "B", tok), refusal::NOT_OWNER, 100),
+                (
+                    holder_op(renew, "t", "A", (tok.0, tok.1 + 1)),
+                    refusal::STALE_TOKEN,
+                    100,
+                ),
+            ];
+            for (i, (op, want, at)) in cases.into_iter().enumerate() {
+                let seq = 2 + i as u64;
+                let r = st.apply_command("sw", log_id(1, 1 + seq), &signed(&s, seq, op, at));
+                assert_eq!(r.refusal, want, "renew={renew} case {i}: {r:?}");
+                assert_eq!(st.tasks["t"].lease_expires_ms, 1000);
+            }
+            // after the lease ends: a renewal is refused, a release still frees the task
+            let late = holder_op(renew, "t", "A", tok);
+            let r = st.apply_command("sw", log_id(1, 9), &signed(&s, 9, late, 5000));
+            if renew {
+                assert_eq!(r.refusal, refusal::STALE_TOKEN, "{r:?}");
+                assert!(r.message.contains("lease ended"));
+            } else {
+                assert!(r.applied, "{r:?}");
+                assert!(!st.tasks.contains_key("t"));
+            }
+        }
     }
 
     #[test]
