@@ -54,6 +54,9 @@ pub struct NodeConfig {
     pub snapshot_every_entries: u64,
     pub snapshots_kept: u64,
     pub kv: KvConfig,
+    /// Threads of the async runtime; None: one per CPU. 1 runs everything on one thread (a
+    /// current-thread runtime), for nodes that share a machine with others.
+    pub worker_threads: Option<usize>,
 }
 
 impl NodeConfig {
@@ -231,6 +234,9 @@ pub fn node_id_from_pod_name(pod: &str) -> Option<u64> {
 
 /// Parses and validates a configuration document. `base_dir` resolves a relative `dataDir`;
 /// `members_override` is the `--members` file's content, if any.
+/// More runtime threads than this are clamped (a typo must not start thousands of threads).
+pub const MAX_WORKER_THREADS: usize = 256;
+
 pub fn parse(
     source: &str,
     text: &str,
@@ -392,6 +398,15 @@ pub fn parse(
     if let Err(e) = crate::kv::policy(&kv) {
         return Err(r.err("memory.kv.eviction", e));
     }
+    let worker_threads = match r.opt_u64(&v, "runtime.workerThreads")? {
+        Some(0) => return Err(r.err("runtime.workerThreads", "must be at least 1")),
+        Some(n) => Some(
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(MAX_WORKER_THREADS),
+        ),
+        None => None,
+    };
     Ok(NodeConfig {
         swarm,
         pool,
@@ -408,6 +423,7 @@ pub fn parse(
         snapshot_every_entries,
         snapshots_kept,
         kv,
+        worker_threads,
     })
 }
 
@@ -453,6 +469,32 @@ mod tests {
         let text = sample(m).replace("\"swarm\":\"s\",", "");
         let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
         assert_eq!(e.key, "swarm");
+        let text = sample(m).replace("\"pool\":\"p\",", "\"runtime\":{\"workerThreads\":0},");
+        let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
+        assert_eq!(e.key, "runtime.workerThreads");
+        let text = sample(m).replace("\"pool\":\"p\",", "\"runtime\":{\"workerThreads\":\"2\"},");
+        let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
+        assert_eq!(e.key, "runtime.workerThreads");
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_cpu_and_are_clamped() {
+        let m = format!(
+            r#"{{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}"#
+        );
+        let threads = |runtime: &str| {
+            let text = sample(&m).replace("\"pool\":\"p\",", runtime);
+            parse("n.json", &text, Path::new("/"), None, None)
+                .unwrap()
+                .worker_threads
+        };
+        assert_eq!(threads(""), None);
+        assert_eq!(threads(r#""runtime":{"workerThreads":null},"#), None);
+        assert_eq!(threads(r#""runtime":{"workerThreads":1},"#), Some(1));
+        assert_eq!(
+            threads(r#""runtime":{"workerThreads":100000},"#),
+            Some(MAX_WORKER_THREADS)
+        );
     }
 
     #[test]

@@ -84,6 +84,8 @@ fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
                     eviction: "lru".into(),
                     ttl_seconds: None,
                 },
+                // In process the test's runtime runs the nodes; the field is read by main only.
+                worker_threads: None,
             }
         })
         .collect()
