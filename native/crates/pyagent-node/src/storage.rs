@@ -176,7 +176,6 @@ enum Op {
     Truncate(u64, mpsc::SyncSender<io::Result<()>>),
     Purge(LogId, mpsc::SyncSender<io::Result<()>>),
     Vote(Vote, mpsc::SyncSender<io::Result<()>>),
-    Committed(Option<LogId>),
     #[cfg(test)]
     Sync(mpsc::SyncSender<()>),
 }
@@ -186,12 +185,15 @@ enum Op {
 pub struct LogStore {
     mem: Arc<Mutex<Mem>>,
     tx: mpsc::Sender<Op>,
+    /// The latest committed id not yet written to disk, for the writer to pick up.
+    hint: Arc<Mutex<Option<Option<LogId>>>>,
     pub stats: Arc<LogStats>,
 }
 
 struct Writer {
     dir: PathBuf,
     file: File,
+    hint: Arc<Mutex<Option<Option<LogId>>>>,
     /// Offset of each record still in the file.
     offsets: BTreeMap<u64, u64>,
     end: u64,
@@ -201,25 +203,18 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Op>) {
         // The committed id is a hint (openraft re-learns it from the leader), so it is written at
-        // most every HINT_EVERY and when the writer goes idle or stops, not once per commit: a
-        // file rewrite per commit sat between the fsyncs on the write path.
-        let mut hint: Option<Option<LogId>> = None;
+        // most every HINT_EVERY and when the writer stops, from a slot `save_committed` fills: a
+        // message per commit woke this thread between the fsyncs on every write's path (and, on
+        // a busy machine, took a core from the task answering the client).
         let mut hint_written = Instant::now();
         loop {
-            let first = if hint.is_some() {
-                match rx.recv_timeout(HINT_EVERY) {
-                    Ok(op) => op,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.write_hint(&mut hint, &mut hint_written);
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            let first = match rx.recv_timeout(HINT_EVERY) {
+                Ok(op) => op,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.write_hint(&mut hint_written);
+                    continue;
                 }
-            } else {
-                match rx.recv() {
-                    Ok(op) => op,
-                    Err(_) => break,
-                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = vec![first];
             while let Ok(op) = rx.try_recv() {
@@ -244,7 +239,6 @@ impl Writer {
                         }
                         pending.push(cb);
                     }
-                    Op::Committed(c) => hint = Some(c),
                     other_op => {
                         // Everything else is ordered after the appends before it.
                         self.flush(&mut buf, &mut pending, &mut failed);
@@ -254,19 +248,20 @@ impl Writer {
             }
             self.flush(&mut buf, &mut pending, &mut failed);
             if hint_written.elapsed() >= HINT_EVERY {
-                self.write_hint(&mut hint, &mut hint_written);
+                self.write_hint(&mut hint_written);
             }
         }
-        self.write_hint(&mut hint, &mut hint_written);
+        self.write_hint(&mut hint_written);
     }
 
-    fn write_hint(&self, hint: &mut Option<Option<LogId>>, written: &mut Instant) {
-        if let Some(c) = hint.take() {
+    fn write_hint(&self, written: &mut Instant) {
+        let hint = self.hint.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(c) = hint {
             if let Ok(b) = encode_checked(&c) {
                 let _ = fs::write(self.dir.join(COMMITTED_FILE), b);
             }
-            *written = Instant::now();
         }
+        *written = Instant::now();
     }
 
     fn flush(
@@ -330,7 +325,6 @@ impl Writer {
                     encode_checked(&vote).and_then(|b| write_atomic(&self.dir.join(VOTE_FILE), &b));
                 let _ = reply.send(res);
             }
-            Op::Committed(_) => unreachable!("hints are kept by the loop"),
             #[cfg(test)]
             Op::Sync(reply) => {
                 let _ = reply.send(());
@@ -458,9 +452,11 @@ impl LogStore {
         {
             mem.committed = None;
         }
+        let hint = Arc::new(Mutex::new(None));
         let writer = Writer {
             dir: dir.to_path_buf(),
             file,
+            hint: hint.clone(),
             offsets,
             end,
             stats: stats.clone(),
@@ -473,6 +469,7 @@ impl LogStore {
         Ok(LogStore {
             mem: Arc::new(Mutex::new(mem)),
             tx,
+            hint,
             stats,
         })
     }
@@ -563,9 +560,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         self.mem().committed = committed;
-        self.tx
-            .send(Op::Committed(committed))
-            .map_err(|_| sio("log writer stopped"))
+        *self.hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
