@@ -369,6 +369,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        if rpc.entries.is_empty() {
+            // A heartbeat, or openraft 0.9 telling followers a new commit index right after the
+            // commit: it is not urgent, and on a one-thread runtime signing and sending it first
+            // delayed applying the entry and answering the client by as much (one client's
+            // writes: p50 1.46 -> 1.31 ms from letting the tasks already woken run first).
+            tokio::task::yield_now().await;
+        }
         match self
             .call(RaftRequest::Append(rpc), option.hard_ttl())
             .await?
