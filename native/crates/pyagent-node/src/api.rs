@@ -540,3 +540,83 @@ impl ReadBarrier {
             .map_err(|_| RaftError::Fatal(openraft::error::Fatal::Stopped))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer as _, SigningKey};
+
+    use super::*;
+
+    /// Concurrent commands share batches, and each gets the verdict it would get alone: forged
+    /// ones are refused without failing their batch-mates, and only successes are remembered
+    /// (for the leader's apply).
+    #[test]
+    fn signature_batcher_gives_each_command_its_own_verdict() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sigs = Arc::new(SigCache::default());
+            let (batcher, task) = SignatureBatcher::spawn(sigs.clone());
+            let key = SigningKey::from_bytes(&[3; 32]);
+            let public = crate::auth::public_key(&key.verifying_key()).unwrap();
+            let jobs = (0..40u8).map(|i| {
+                let message = vec![i; 100];
+                let mut sig = key.sign(&message).to_bytes().to_vec();
+                if i % 7 == 3 {
+                    sig[10] ^= 1; // forged
+                }
+                let batcher = &batcher;
+                async move { (i, batcher.verify(public, message, sig).await) }
+            });
+            // All submitted before the batching task runs: they share batches.
+            let verdicts = futures_join_all(jobs).await;
+            for (i, verdict) in &verdicts {
+                if i % 7 == 3 {
+                    assert_eq!(*verdict, Err(Reject::BadSignature), "command {i}");
+                } else {
+                    assert_eq!(*verdict, Ok(()), "command {i}");
+                }
+            }
+            // The successes are remembered once each, for apply.
+            for (i, _) in verdicts.iter().filter(|(i, _)| i % 7 != 3) {
+                let message = vec![*i; 100];
+                let sig = key.sign(&message).to_bytes().to_vec();
+                let remembered = Check {
+                    key: &public,
+                    message: &message,
+                    sig: &sig,
+                };
+                assert_eq!(sigs.verify_many_and_remember(&[remembered]), vec![Ok(())]);
+            }
+            drop(batcher);
+            task.await.unwrap();
+        });
+    }
+
+    /// Polls every future to completion on the current task, all of them started before any
+    /// finishes (the crate has no futures utilities).
+    async fn futures_join_all<F: std::future::Future>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output> {
+        let mut pending: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
+        let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+                if let Some(f) = slot {
+                    if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                }
+            }
+            if pending.iter().all(Option::is_none) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        results.into_iter().flatten().collect()
+    }
+}
