@@ -539,3 +539,39 @@ fn a_stale_duplicate_does_not_hide_a_fresh_one_under_ttl() {
     assert_eq!(out, b);
     p.check_invariants().unwrap();
 }
+
+#[test]
+fn frequency_counts_past_16_bits_and_saturates() {
+    // The hot metadata keeps the count in 16 bits and spills larger ones to the cold array:
+    // the persisted value and the LFU order must not notice.
+    let mut p = pool(4);
+    let (t, _) = alloc(&mut p, 1);
+    p.register(&t, &[7], None, None).unwrap();
+    let n = 70_000u32;
+    p.touch(&vec![t[0]; n as usize]).unwrap();
+    p.free(&vec![t[0]; n as usize + 1]).unwrap();
+    let e = p.export_index();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].freq, n + 1, "allocation plus every touch");
+    p.check_invariants().unwrap();
+
+    for start in [65_533, 65_534, 65_535, u32::MAX - 1] {
+        let mut cfg = Config::new(4, 4);
+        cfg.policy = Policy::Lfu;
+        let mut q = Pool::new(cfg).unwrap();
+        let mut entries = p.export_index();
+        entries[0].freq = start;
+        q.import_index(&entries).unwrap();
+        for i in 1..=3u32 {
+            let mut hit = Vec::new();
+            assert_eq!(q.acquire(&[7], &mut hit), 1);
+            q.free(&hit).unwrap();
+            assert_eq!(
+                q.export_index()[0].freq,
+                start.saturating_add(i),
+                "from {start}"
+            );
+            q.check_invariants().unwrap();
+        }
+    }
+}

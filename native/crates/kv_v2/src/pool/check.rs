@@ -62,20 +62,31 @@ impl Pool {
                 let Some(head) = self.index_find(key) else {
                     return Err(format!("hashed block {id}: key not in the index"));
                 };
-                let (mut x, mut prev, mut found) = (head, NIL, false);
+                let (mut x, mut prev, mut found, mut len) = (head, NIL, false, 0usize);
                 while x != NIL {
-                    let bx = &self.blocks[x as usize];
                     if self.keys[x as usize] != key {
                         return Err(format!("block {x} in the chain of another key"));
                     }
-                    if prev != NIL && bx.dup_prev != prev {
-                        return Err(format!("block {x}: dup_prev {} != {prev}", bx.dup_prev));
+                    let dp = self.dup_prev(x);
+                    if prev != NIL && dp != prev {
+                        return Err(format!("block {x}: dup_prev {dp} != {prev}"));
                     }
                     found |= x as usize == id;
                     prev = x;
-                    x = bx.dup_next;
+                    x = self.dup_next(x);
+                    len += 1;
+                    if len > n {
+                        return Err(format!("duplicate chain of block {id} cycles"));
+                    }
                 }
-                if self.blocks[head as usize].dup_prev != prev {
+                // The duplicate flag is set exactly on the blocks of chains of two or more.
+                if b.has(F_DUP) != (len > 1) {
+                    return Err(format!(
+                        "block {id}: duplicate flag {} in a chain of {len}",
+                        b.has(F_DUP)
+                    ));
+                }
+                if self.dup_prev(head) != prev {
                     return Err(format!(
                         "chain head {head} does not point to its last block"
                     ));
@@ -83,7 +94,7 @@ impl Pool {
                 if !found {
                     return Err(format!("hashed block {id} unreachable from the index"));
                 }
-            } else if b.dup_next != NIL || b.dup_prev != NIL {
+            } else if b.has(F_DUP) || b.has(F_PARTIAL) {
                 return Err(format!("un-hashed block {id} in a duplicate chain"));
             }
         }
@@ -102,7 +113,7 @@ impl Pool {
             if !b.has(F_HASHED) {
                 return Err(format!("index points at un-hashed block {head}"));
             }
-            if self.cfg.dup == DupPolicy::Dedup && b.dup_next != NIL {
+            if self.cfg.dup == DupPolicy::Dedup && self.dup_next(head) != NIL {
                 return Err("duplicate cached under dedup policy".into());
             }
         }

@@ -69,10 +69,10 @@ impl Pool {
     }
 
     pub(super) fn tree_key(&self, id: u32) -> (u64, u32) {
-        let b = &self.blocks[id as usize];
+        let last = u64::from(self.cold[id as usize].last);
         let k = match self.cfg.policy {
-            Policy::Lfu => (u64::from(b.freq) << 32) | u64::from(b.last),
-            _ => (u64::from(b.prio) << 32) | u64::from(b.last),
+            Policy::Lfu => (u64::from(self.freq(id)) << 32) | last,
+            _ => (u64::from(self.blocks[id as usize].prio) << 32) | last,
         };
         (k, id)
     }
@@ -132,37 +132,66 @@ impl Pool {
         self.index.prefetch(key_hash(key));
     }
 
+    /// The next block of `id`'s duplicate chain (NIL at its end or for an un-hashed block).
+    pub(super) fn dup_next(&self, id: u32) -> u32 {
+        if self.blocks[id as usize].has(F_DUP) {
+            self.cold[id as usize].dup_next
+        } else {
+            NIL
+        }
+    }
+
+    /// The previous block of `id`'s duplicate chain; for the chain's head, its last block
+    /// (itself when alone); NIL for an un-hashed block.
+    pub(super) fn dup_prev(&self, id: u32) -> u32 {
+        let b = &self.blocks[id as usize];
+        if b.has(F_DUP) {
+            self.cold[id as usize].dup_prev
+        } else if b.has(F_HASHED) {
+            id
+        } else {
+            NIL
+        }
+    }
+
     pub(super) fn index_insert(&mut self, id: u32, key: Key) {
         self.keys[id as usize] = key;
-        self.blocks[id as usize].flags |= F_HASHED;
-        self.blocks[id as usize].dup_next = NIL;
+        let f = &mut self.blocks[id as usize].flags;
+        *f = (*f | F_HASHED) & !F_DUP;
         // One probe: the entry is either the chain's head or the slot the block takes.
         let keys = &self.keys;
         let found = self
             .index
             .find_or_insert(key_hash(key), id, |b| b != id && keys[b as usize] == key);
-        match found {
-            None => {
-                self.blocks[id as usize].dup_prev = id;
-            }
-            Some(head) => {
-                // Append after the chain's last block, which the head points back to.
-                let tail = self.blocks[head as usize].dup_prev;
-                self.blocks[tail as usize].dup_next = id;
-                self.blocks[id as usize].dup_prev = tail;
-                self.blocks[head as usize].dup_prev = id;
-            }
+        // Alone under its key, the block needs no cold links; a duplicate is appended after the
+        // chain's last block, which the head points back to.
+        if let Some(head) = found {
+            let h = head as usize;
+            let tail = if self.blocks[h].has(F_DUP) {
+                self.cold[h].dup_prev
+            } else {
+                self.blocks[h].flags |= F_DUP;
+                head
+            };
+            self.cold[tail as usize].dup_next = id;
+            let c = &mut self.cold[id as usize];
+            c.dup_next = NIL;
+            c.dup_prev = tail;
+            self.cold[h].dup_prev = id;
+            self.blocks[id as usize].flags |= F_DUP;
         }
     }
 
-    /// Drop a block's hash; returns the key it had.
+    /// Drop a block's hash; returns the key it had. A block alone under its key (no
+    /// [`F_DUP`]) is removed without reading its cold links.
     pub(super) fn index_remove(&mut self, id: u32) -> Key {
         let key = self.keys[id as usize];
-        let Block {
-            dup_next: next,
-            dup_prev: prev,
-            ..
-        } = self.blocks[id as usize];
+        let (next, prev) = if self.blocks[id as usize].has(F_DUP) {
+            let c = &self.cold[id as usize];
+            (c.dup_next, c.dup_prev)
+        } else {
+            (NIL, id)
+        };
         let keys = &self.keys;
         let mut head = NIL;
         if let Some(slot) = self
@@ -182,21 +211,26 @@ impl Pool {
             // Not indexed (cannot happen for a hashed block): nothing to unlink.
         } else if head == id {
             if next != NIL {
-                // The new head points back to the chain's last block.
-                self.blocks[next as usize].dup_prev = prev;
+                // The new head points back to the chain's last block; alone, it is no
+                // longer a duplicate.
+                let c = &mut self.cold[next as usize];
+                c.dup_prev = prev;
+                if c.dup_next == NIL {
+                    self.blocks[next as usize].flags &= !F_DUP;
+                }
             }
         } else {
-            self.blocks[prev as usize].dup_next = next;
+            self.cold[prev as usize].dup_next = next;
             if next == NIL {
-                self.blocks[head as usize].dup_prev = prev;
+                self.cold[head as usize].dup_prev = prev;
             } else {
-                self.blocks[next as usize].dup_prev = prev;
+                self.cold[next as usize].dup_prev = prev;
+            }
+            if self.cold[head as usize].dup_next == NIL {
+                self.blocks[head as usize].flags &= !F_DUP;
             }
         }
-        let b = &mut self.blocks[id as usize];
-        b.dup_next = NIL;
-        b.dup_prev = NIL;
-        b.flags &= !(F_HASHED | F_PARTIAL);
+        self.blocks[id as usize].flags &= !(F_HASHED | F_PARTIAL | F_DUP);
         self.keys[id as usize] = 0;
         key
     }

@@ -42,24 +42,25 @@ const F_PARTIAL: u8 = 2;
 const F_PINNED: u8 = 4;
 const F_FREE: u8 = 8;
 const F_IN_TREE: u8 = 16;
+/// The block's key is held by at least one other block too: its duplicate chain (in [`Cold`])
+/// is meaningful. Without it a hashed block is alone under its key (`dup_next` NIL,
+/// `dup_prev` itself) and the index need not read its cold links.
+const F_DUP: u8 = 32;
+/// [`Block::freq`] value meaning "the count is at least this, and is in [`Cold::freq`]".
+const FREQ_SPILLED: u16 = u16::MAX;
 
-/// Per-block metadata used by allocation, release and the free list: 32 bytes, two blocks per
-/// cache line. The block's key lives in a parallel array, read by the index only.
+/// Hot per-block metadata: what allocation, release, touch and the free list need under
+/// [`Policy::Lru`]. 16 bytes, four blocks per cache line. The rest is in [`Cold`], and the
+/// block's key in a third parallel array, read by the index only.
 #[derive(Clone, Copy, Debug)]
+#[repr(C, align(16))]
 struct Block {
     prev: u32,
     next: u32,
-    /// Next block holding the same key (duplicates are kept under [`DupPolicy::KeepAll`]).
-    dup_next: u32,
-    /// Previous block holding the same key; for the chain's head, its last block (so
-    /// appending and unlinking a duplicate are O(1)).
-    dup_prev: u32,
     ref_cnt: u32,
-    /// Hits plus allocations, saturating (LFU).
-    freq: u32,
-    /// When the block was last released or touched: a logical tick (LRU order inside the
-    /// B-tree policies), or the caller's clock under [`Policy::Ttl`].
-    last: u32,
+    /// Hits plus allocations (LFU), exact below [`FREQ_SPILLED`]; at that value the count is in
+    /// [`Cold::freq`] (see [`Pool::freq`]).
+    freq: u16,
     prio: u8,
     flags: u8,
 }
@@ -68,17 +69,44 @@ impl Block {
     const EMPTY: Block = Block {
         prev: NIL,
         next: NIL,
-        dup_next: NIL,
-        dup_prev: NIL,
         ref_cnt: 0,
         freq: 0,
-        last: 0,
         prio: 0,
         flags: 0,
     };
     fn has(&self, f: u8) -> bool {
         self.flags & f != 0
     }
+}
+
+const _: () = assert!(std::mem::size_of::<Block>() == 16);
+const _: () = assert!(std::mem::size_of::<Cold>() == 16);
+
+/// Cold per-block metadata, parallel to the hot array: read only by the policies that need it
+/// and by duplicate chains.
+#[derive(Clone, Copy, Debug)]
+struct Cold {
+    /// Next block holding the same key (duplicates are kept under [`DupPolicy::KeepAll`]);
+    /// meaningful only under [`F_DUP`].
+    dup_next: u32,
+    /// Previous block holding the same key; for the chain's head, its last block (so
+    /// appending and unlinking a duplicate are O(1)); meaningful only under [`F_DUP`].
+    dup_prev: u32,
+    /// The frequency count once it no longer fits [`Block::freq`] (saturating).
+    freq: u32,
+    /// When the block was last released or touched: a logical tick (LRU order inside the
+    /// B-tree policies), or the caller's clock under [`Policy::Ttl`]. Not kept under
+    /// [`Policy::Lru`], which never reads it.
+    last: u32,
+}
+
+impl Cold {
+    const EMPTY: Cold = Cold {
+        dup_next: NIL,
+        dup_prev: NIL,
+        freq: 0,
+        last: 0,
+    };
 }
 
 /// How evictable cached blocks are chosen.
@@ -217,6 +245,10 @@ pub struct IndexEntry {
 pub struct Pool {
     cfg: Config,
     blocks: Vec<Block>,
+    /// Each block's cold metadata, beside `blocks`.
+    cold: Vec<Cold>,
+    /// Whether `Cold::last` is kept (every policy but LRU reads it).
+    keep_last: bool,
     /// Each block's key (0 when un-hashed), beside `blocks` so the hot metadata stays small.
     keys: Vec<Key>,
     head: u32,
@@ -274,12 +306,18 @@ impl Pool {
             .try_reserve_exact(n)
             .map_err(|_| oom("block metadata"))?;
         blocks.resize(n, Block::EMPTY);
+        let mut cold = Vec::new();
+        cold.try_reserve_exact(n)
+            .map_err(|_| oom("cold block metadata"))?;
+        cold.resize(n, Cold::EMPTY);
         let mut keys = Vec::new();
         keys.try_reserve_exact(n).map_err(|_| oom("keys"))?;
         keys.resize(n, 0);
         let index = index::Index::with_capacity(n).ok_or_else(|| oom("the index"))?;
         let mut pool = Pool {
             blocks,
+            cold,
+            keep_last: cfg.policy != Policy::Lru,
             keys,
             head: NIL,
             tail: NIL,
@@ -338,7 +376,7 @@ impl Pool {
     fn rebase_ticks(&mut self) {
         let order: Vec<u32> = self.tree.iter().map(|&(_, id)| id).collect();
         for (i, &id) in order.iter().enumerate() {
-            self.blocks[id as usize].last = i as u32 + 1;
+            self.cold[id as usize].last = i as u32 + 1;
         }
         self.tree = order.iter().map(|&id| self.tree_key(id)).collect();
         self.tick = order.len() as u32;
@@ -388,7 +426,9 @@ impl Pool {
         match self.cfg.policy {
             Policy::Ttl { ttl } => {
                 let b = &self.blocks[id as usize];
-                b.ref_cnt > 0 || b.has(F_PINNED) || self.now.saturating_sub(b.last) < ttl
+                b.ref_cnt > 0
+                    || b.has(F_PINNED)
+                    || self.now.saturating_sub(self.cold[id as usize].last) < ttl
             }
             _ => true,
         }
@@ -426,7 +466,7 @@ impl Pool {
             if self.is_live(id) {
                 return Some(id);
             }
-            id = self.blocks[id as usize].dup_next;
+            id = self.dup_next(id);
             if id == NIL {
                 return None;
             }
@@ -467,10 +507,43 @@ impl Pool {
             self.used += 1;
         }
         let st = self.stamp();
+        self.set_last(id, st);
+        self.blocks[id as usize].ref_cnt += 1;
+        self.bump_freq(id);
+    }
+
+    /// Record a block's release or touch time, where the policy reads it.
+    fn set_last(&mut self, id: u32, st: u32) {
+        if self.keep_last {
+            self.cold[id as usize].last = st;
+        }
+    }
+
+    /// A block's frequency count (hits plus allocations, saturating).
+    pub(super) fn freq(&self, id: u32) -> u32 {
+        match self.blocks[id as usize].freq {
+            FREQ_SPILLED => self.cold[id as usize].freq,
+            f => u32::from(f),
+        }
+    }
+
+    fn set_freq(&mut self, id: u32, v: u32) {
+        if v < u32::from(FREQ_SPILLED) {
+            self.blocks[id as usize].freq = v as u16;
+        } else {
+            self.blocks[id as usize].freq = FREQ_SPILLED;
+            self.cold[id as usize].freq = v;
+        }
+    }
+
+    fn bump_freq(&mut self, id: u32) {
         let b = &mut self.blocks[id as usize];
-        b.ref_cnt += 1;
-        b.freq = b.freq.saturating_add(1);
-        b.last = st;
+        if b.freq < FREQ_SPILLED - 1 {
+            b.freq += 1;
+        } else {
+            let v = self.freq(id).saturating_add(1);
+            self.set_freq(id, v);
+        }
     }
 
     /// Take a reference on each block (vLLM's `touch`); the null block is skipped.
@@ -536,11 +609,11 @@ impl Pool {
                 self.offload(id, key);
             }
             let st = self.stamp();
+            self.set_last(id, st);
             let b = &mut self.blocks[id as usize];
             b.ref_cnt = 1;
             b.freq = 1;
             b.prio = 0;
-            b.last = st;
             self.used += 1;
             out.push(id);
         }
@@ -789,6 +862,7 @@ impl Pool {
         }
         let list_only = !self.uses_tree();
         let ttl_now = matches!(self.cfg.policy, Policy::Ttl { .. }).then_some(self.now);
+        let keep_last = self.keep_last;
         let n = self.blocks.len();
         for a in ordered.clone().take(PREFETCH_AHEAD) {
             if (a as usize) < n {
@@ -817,7 +891,9 @@ impl Pool {
                 continue;
             }
             self.tick += 1;
-            b.last = ttl_now.unwrap_or(self.tick);
+            if keep_last {
+                self.cold[id as usize].last = ttl_now.unwrap_or(self.tick);
+            }
             let flags = b.flags;
             self.used -= 1;
             if flags & F_PINNED != 0 {
@@ -937,7 +1013,7 @@ impl Pool {
             if b.ref_cnt == 0 {
                 self.pinned_idle -= 1;
                 let st = self.stamp();
-                self.blocks[id as usize].last = st;
+                self.set_last(id, st);
                 let hashed = b.has(F_HASHED);
                 self.put_free(id, !hashed);
             }
@@ -979,7 +1055,7 @@ impl Pool {
             let b = self.blocks[cur as usize];
             if b.has(F_HASHED) {
                 // Hashed blocks enter the list in release order, so stamps only grow.
-                if self.now.saturating_sub(b.last) < ttl {
+                if self.now.saturating_sub(self.cold[cur as usize].last) < ttl {
                     break;
                 }
                 removed.push(self.index_remove(cur));
@@ -1013,11 +1089,8 @@ impl Pool {
         self.index.clear();
         self.pinned_idle = 0;
         for &id in &order {
-            let b = &mut self.blocks[id as usize];
-            b.flags = 0;
+            self.blocks[id as usize].flags = 0;
             self.keys[id as usize] = 0;
-            b.dup_next = NIL;
-            b.dup_prev = NIL;
             self.list_push_back(id);
             self.blocks[id as usize].flags = F_FREE;
         }
@@ -1094,10 +1167,11 @@ impl Pool {
         s
     }
 
-    /// Bytes of metadata the pool holds for its blocks: the block array, the keys, the index
-    /// table and the policy tree.
+    /// Bytes of metadata the pool holds for its blocks: the hot and cold block arrays, the
+    /// keys, the index table and the policy tree.
     pub fn metadata_bytes(&self) -> usize {
-        (std::mem::size_of::<Block>() + std::mem::size_of::<Key>()) * self.blocks.len()
+        (std::mem::size_of::<Block>() + std::mem::size_of::<Cold>() + std::mem::size_of::<Key>())
+            * self.blocks.len()
             + self.index.bytes()
             + self.tree.len() * std::mem::size_of::<(u64, u32)>()
     }
@@ -1137,7 +1211,7 @@ impl Pool {
                 partial: b.has(F_PARTIAL),
                 pinned: b.has(F_PINNED),
                 prio: b.prio,
-                freq: b.freq,
+                freq: self.freq(id),
             }
         };
         let mut v: Vec<IndexEntry> = self
@@ -1184,9 +1258,9 @@ impl Pool {
             let id = e.block;
             self.take_free(id);
             self.index_insert(id, e.key);
+            self.set_freq(id, e.freq);
             let b = &mut self.blocks[id as usize];
             b.prio = e.prio;
-            b.freq = e.freq;
             if e.partial {
                 b.flags |= F_PARTIAL;
             }
@@ -1195,7 +1269,7 @@ impl Pool {
                 self.pinned_idle += 1;
             } else {
                 let st = self.stamp();
-                self.blocks[id as usize].last = st;
+                self.set_last(id, st);
                 self.put_free(id, false);
             }
         }
