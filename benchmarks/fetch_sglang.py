@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from foreign import download_wheel
+from foreign import download_wheel, fetch_main
 
 SGLANG_VERSION = "0.5.23"
 TORCH_VERSION = "2.14.1"  # the version sglang 0.5.23 pins (Requires-Dist: torch==2.14.1)
@@ -81,21 +81,16 @@ def fetch_sources() -> None:
                 out.write_bytes(z.read(f))
 
 
+def fetch() -> None:
+    if not sources_ready():
+        fetch_sources()
+    if not torch_ready():
+        fetch_torch()
+
+
 def main() -> int:
-    if ready():
-        print(f"fetch_sglang: cached in {CACHE}")
-        return 0
-    CACHE.mkdir(exist_ok=True)
-    try:
-        if not sources_ready():
-            fetch_sources()
-        if not torch_ready():
-            fetch_torch()
-    except (OSError, KeyError, StopIteration, subprocess.CalledProcessError) as e:
-        print(f"fetch_sglang: unavailable ({e!r}); the SGLang comparison will skip")
-        return 3 if "--strict" in sys.argv[1:] else 0
-    print(f"fetch_sglang: SGLang {SGLANG_VERSION} radix cache and torch {TORCH_VERSION} in {CACHE}")
-    return 0
+    done = f"SGLang {SGLANG_VERSION} radix cache and torch {TORCH_VERSION}"
+    return fetch_main("fetch_sglang", CACHE, ready, fetch, done)
 
 
 if __name__ == "__main__":

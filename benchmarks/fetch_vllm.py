@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -24,7 +23,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from foreign import download_wheel
+from foreign import download_wheel, fetch_main
 
 VLLM_VERSION = "0.33.0"
 CBOR2_VERSION = "6.3.0"
@@ -88,20 +87,14 @@ def fetch_wheels() -> None:
                 z.extractall(PYLIB)
 
 
+def fetch() -> None:
+    if not all((VLLM_DIR / f).is_file() for f in FILES):
+        fetch_vllm()
+    fetch_wheels()
+
+
 def main() -> int:
-    if ready():
-        print(f"fetch_vllm: cached in {CACHE}")
-        return 0
-    CACHE.mkdir(exist_ok=True)
-    try:
-        if not all((VLLM_DIR / f).is_file() for f in FILES):
-            fetch_vllm()
-        fetch_wheels()
-    except (OSError, RuntimeError, StopIteration, subprocess.CalledProcessError) as e:
-        print(f"fetch_vllm: unavailable ({e!r}); the vLLM comparisons will skip")
-        return 3 if "--strict" in sys.argv[1:] else 0
-    print(f"fetch_vllm: vLLM {VLLM_VERSION} block pool, cbor2 and msgspec in {CACHE}")
-    return 0
+    return fetch_main("fetch_vllm", CACHE, ready, fetch, f"vLLM {VLLM_VERSION} block pool, cbor2 and msgspec")
 
 
 if __name__ == "__main__":

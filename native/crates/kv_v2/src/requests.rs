@@ -202,12 +202,12 @@ impl Requests {
         commit_table(pool, r, usize::MAX, &mut self.scratch).map(Some)
     }
 
-    /// Free the request's blocks (tail first, as vLLM does) and forget it.
     /// Blocks in the request's table.
     pub fn num_blocks(&self, rid: u64) -> Result<usize> {
         Ok(self.get(rid)?.blocks.len())
     }
 
+    /// Free the request's blocks (tail first, as vLLM does) and forget it.
     pub fn free(&mut self, pool: &mut Pool, rid: u64) -> Result<usize> {
         let r = self.reqs.remove(&rid).ok_or(KvError::UnknownRequest(rid))?;
         if let Err(e) = pool.free_request(&r.blocks) {

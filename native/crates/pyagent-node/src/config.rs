@@ -232,11 +232,11 @@ pub fn node_id_from_pod_name(pod: &str) -> Option<u64> {
     ordinal.checked_add(1)
 }
 
-/// Parses and validates a configuration document. `base_dir` resolves a relative `dataDir`;
-/// `members_override` is the `--members` file's content, if any.
 /// More runtime threads than this are clamped (a typo must not start thousands of threads).
 pub const MAX_WORKER_THREADS: usize = 256;
 
+/// Parses and validates a configuration document. `base_dir` resolves a relative `dataDir`;
+/// `members_override` is the `--members` file's content, if any.
 pub fn parse(
     source: &str,
     text: &str,
@@ -463,18 +463,22 @@ mod tests {
             r#"{{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}"#
         );
         let m = m.as_str();
-        let text = sample(m).replace("\"heartbeatMs\":50", "\"heartbeatMs\":500");
-        let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
-        assert_eq!(e.key, "consensus.heartbeatMs");
-        let text = sample(m).replace("\"swarm\":\"s\",", "");
-        let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
-        assert_eq!(e.key, "swarm");
-        let text = sample(m).replace("\"pool\":\"p\",", "\"runtime\":{\"workerThreads\":0},");
-        let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
-        assert_eq!(e.key, "runtime.workerThreads");
-        let text = sample(m).replace("\"pool\":\"p\",", "\"runtime\":{\"workerThreads\":\"2\"},");
-        let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
-        assert_eq!(e.key, "runtime.workerThreads");
+        let key_of_error = |from: &str, to: &str| {
+            let text = sample(m).replace(from, to);
+            parse("n.json", &text, Path::new("/"), None, None)
+                .unwrap_err()
+                .key
+        };
+        assert_eq!(
+            key_of_error("\"heartbeatMs\":50", "\"heartbeatMs\":500"),
+            "consensus.heartbeatMs"
+        );
+        assert_eq!(key_of_error("\"swarm\":\"s\",", ""), "swarm");
+        let pool = "\"pool\":\"p\",";
+        for bad in ["0", "\"2\""] {
+            let runtime = format!("\"runtime\":{{\"workerThreads\":{bad}}},");
+            assert_eq!(key_of_error(pool, &runtime), "runtime.workerThreads");
+        }
     }
 
     #[test]

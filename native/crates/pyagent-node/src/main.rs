@@ -211,16 +211,12 @@ fn config_error(msg: &str) -> ExitCode {
 /// when several nodes share a machine (the local target), hand-offs between tasks then cost no
 /// cross-thread wake-ups (measured with 3 nodes on 2 cores: ~20% more writes at 64 clients).
 fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    match worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+    let mut builder = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(n) = worker_threads.filter(|n| *n > 1) {
+        builder.worker_threads(n);
     }
+    builder.enable_all().build()
 }

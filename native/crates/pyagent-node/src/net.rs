@@ -69,12 +69,7 @@ impl Keyring {
         members: impl Iterator<Item = (&'a NodeId, &'a Member)>,
     ) -> BTreeMap<NodeId, auth::PublicKey> {
         members
-            .filter_map(|(id, m)| {
-                crate::identity::decode_public_key(&m.public_key)
-                    .ok()
-                    .and_then(|k| auth::public_key(&k))
-                    .map(|k| (*id, k))
-            })
+            .filter_map(|(id, m)| auth::decode_member_key(&m.public_key).map(|k| (*id, k)))
             .collect()
     }
 }

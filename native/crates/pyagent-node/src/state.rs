@@ -51,10 +51,6 @@ pub mod refusal {
     pub const UNAUTHENTICATED: &str = "unauthenticated";
 }
 
-fn unknown_task(task: &str) -> ApplyResult {
-    ApplyResult::refused(refusal::UNKNOWN_TASK, format!("task {task:?} has no owner"))
-}
-
 impl SwarmState {
     /// The public key (base64) of member `id` in the replicated membership.
     fn member_key_b64(&self, id: u64) -> Option<&str> {
@@ -112,7 +108,7 @@ impl SwarmState {
                 Some((key, message, cmd.signature.as_slice()))
             })
             .collect();
-        if signed.len() < 2 {
+        if signed.len() < auth::BATCH_FROM {
             return; // nothing to share: apply checks it on its own
         }
         let checks: Vec<auth::Check<'_>> = signed
@@ -141,17 +137,20 @@ impl SwarmState {
         }
     }
 
-    /// What Renew and Release both require: the task has an owner, it is `owner`, and `token`
-    /// is the task's current token; for a renewal (`live_at`), the lease has not ended then.
-    fn check_holder(
-        &self,
+    /// The task, if Renew or Release may act on it: it has an owner, it is `owner`, and `token`
+    /// is its current token; for a renewal (`live_at`), the lease has not ended then.
+    fn held_task(
+        &mut self,
         task: &str,
         owner: &str,
         token: Option<(u64, u64)>,
         live_at: Option<u64>,
-    ) -> Result<(), ApplyResult> {
-        let Some(t) = self.tasks.get(task) else {
-            return Err(unknown_task(task));
+    ) -> Result<&mut Task, ApplyResult> {
+        let Some(t) = self.tasks.get_mut(task) else {
+            return Err(ApplyResult::refused(
+                refusal::UNKNOWN_TASK,
+                format!("task {task:?} has no owner"),
+            ));
         };
         if t.owner != owner {
             return Err(ApplyResult::refused(
@@ -169,7 +168,7 @@ impl SwarmState {
                 refusal::STALE_TOKEN,
                 format!("task {task:?}: token {token:?} is not current"),
             )),
-            _ => Ok(()),
+            _ => Ok(t),
         }
     }
 
@@ -274,11 +273,9 @@ impl SwarmState {
             }
             Some(Op::Renew(r)) => {
                 let token = r.token.map(|t| (t.term, t.index));
-                if let Err(refused) = self.check_holder(&r.task, &r.owner, token, Some(now)) {
-                    return refused;
-                }
-                match self.tasks.get_mut(&r.task) {
-                    Some(t) => {
+                match self.held_task(&r.task, &r.owner, token, Some(now)) {
+                    Err(refused) => refused,
+                    Ok(t) => {
                         t.lease_expires_ms = now.saturating_add(r.lease_ms);
                         ApplyResult {
                             token: Some(t.token),
@@ -286,12 +283,11 @@ impl SwarmState {
                             ..ApplyResult::ok()
                         }
                     }
-                    None => unknown_task(&r.task),
                 }
             }
             Some(Op::Release(r)) => {
                 let token = r.token.map(|t| (t.term, t.index));
-                if let Err(refused) = self.check_holder(&r.task, &r.owner, token, None) {
+                if let Err(refused) = self.held_task(&r.task, &r.owner, token, None) {
                     return refused;
                 }
                 self.tasks.remove(&r.task);

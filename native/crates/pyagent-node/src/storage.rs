@@ -4,9 +4,9 @@
 //!
 //! Record: `[u32 LE payload length][32-byte blake3(payload)][payload = msgpack(Entry)]`.
 //! The file is grown ahead of its records, [`PREALLOC`] bytes at a time (a hole that reads as
-//! zeros), so an fdatasync after an append need not also make a new file size durable: ~110 instead of
-//! ~165 us per fsync on this machine's ext4, as etcd preallocates its WAL segments. A zero
-//! header is where the records end.
+//! zeros), so an fdatasync after an append need not also make a new file size durable: ~110
+//! instead of ~165 us per fsync on this machine's ext4 (etcd preallocates its WAL segments for
+//! the same reason). A zero header is where the records end.
 //! On open, the first record that does not check out (short, bad checksum, undecodable, or not
 //! the next index) ends the log: the file is cut there (anything after it is dropped, counted
 //! and logged unless it is the zeros of the preallocated space), never silently loaded.
@@ -38,7 +38,7 @@ const HINT_EVERY: Duration = Duration::from_millis(100);
 const HEADER: usize = 4 + 32;
 /// Refuse records larger than this when reading (a corrupt length must not allocate 4 GiB).
 const MAX_RECORD: usize = 256 << 20;
-/// Bytes the log file is kept ahead of its records (grown by this much when they reach it).
+/// Bytes the log file is grown by ahead of its records, when they reach its end.
 pub const PREALLOC: u64 = 8 << 20;
 /// Rewrite the log file without its purged prefix once the prefix is this large.
 const COMPACT_BYTES: u64 = 16 << 20;
