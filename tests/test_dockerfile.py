@@ -71,3 +71,13 @@ def test_no_secrets_in_layers(parsed: DockerfileParser) -> None:
 def test_exposes_the_spec_ports(parsed: DockerfileParser) -> None:
     exposed = {p for x in parsed.structure if x["instruction"] == "EXPOSE" for p in x["value"].split()}
     assert exposed == {"7100/tcp", "7443/tcp", "9100/tcp"}  # raft, grpc, metrics of the spec
+
+
+def test_the_image_build_is_portable(parsed: DockerfileParser) -> None:
+    """cargo reads native/.cargo/config.toml (tuned to the build host's CPU) only when it runs
+    inside native/; the image must build from elsewhere so its binary runs on any x86-64 node."""
+    (workdir,) = [i["value"] for i in parsed.structure if i["instruction"] == "WORKDIR"][:1]
+    builds = [i["value"] for i in parsed.structure if i["instruction"] == "RUN" and "cargo build" in i["value"]]
+    assert builds and all("--manifest-path native/Cargo.toml" in b for b in builds)
+    assert not workdir.rstrip("/").endswith("native")
+    assert "target-cpu" not in parsed.content

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pyagent_compile.local import daemon
 from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.plan.local import PORT_BASE, SLOT_WIDTH, SLOTS, port_slot
 from pyagent_compile.render.local import render_local
@@ -134,3 +136,11 @@ def test_up_reports_a_missing_daemon(
     monkeypatch.setenv("PYAGENT_NODE_BIN", str(tmp_path / "nope"))
     run = pyagent("up", "--local", str(tmp_path / "laptop/local"))
     assert run.code == 1 and "PA611" in run.err
+
+
+def test_the_local_build_is_where_find_daemon_looks() -> None:
+    """native/.cargo/config.toml decides where `cargo build` (run in native/) puts the daemon."""
+    config = tomllib.loads((ROOT / "native/.cargo/config.toml").read_text())
+    built = Path("native") / config["build"]["target-dir"] / "release" / "pyagent-node"
+    assert built == daemon.RELEASE_BIN
+    assert "--release" in daemon.BUILD_COMMAND and "--manifest-path" not in daemon.BUILD_COMMAND

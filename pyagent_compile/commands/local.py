@@ -22,8 +22,8 @@ from pyagent_compile.local.swarm import NodeView, agreed_leader, swarm_view, wai
 UP_HELP = """\
 Start the local target of a swarm: one pyagent-node process per node on loopback.
 
-Finds the daemon ($PYAGENT_NODE_BIN, else native/target/release/pyagent-node, else builds
-it with cargo), creates a key per node (`pyagent-node keygen`), starts the nodes detached
+Finds the daemon ($PYAGENT_NODE_BIN, else native/target/host/release/pyagent-node, else
+builds it with cargo for this machine's CPU), creates a key per node (`pyagent-node keygen`), starts the nodes detached
 (pid files and logs in <stack>/data/<node>/), waits until a leader is elected, then prints
 the status table.
 

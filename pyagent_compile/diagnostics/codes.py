@@ -372,8 +372,8 @@ CODES: dict[str, CodeInfo] = {
     "PA611": CodeInfo(
         "node daemon not available",
         "The node daemon `pyagent-node` was not found and could not be built. pyagent looks at "
-        "$PYAGENT_NODE_BIN, then native/target/release/pyagent-node, then builds it with "
-        "`cargo build --release -p pyagent-node --manifest-path native/Cargo.toml` (needs cargo). "
+        "$PYAGENT_NODE_BIN, then native/target/host/release/pyagent-node, then builds it with "
+        "`cd native && cargo build --release --locked -p pyagent-node` (needs cargo). "
         "The build log's last lines are shown.",
     ),
     "PA612": CodeInfo(

@@ -12,8 +12,11 @@ from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.project import find_project
 
 ENV_VAR = "PYAGENT_NODE_BIN"
-RELEASE_BIN = Path("native/target/release/pyagent-node")
-BUILD_COMMAND = ("cargo", "build", "--release", "-p", "pyagent-node", "--manifest-path")
+# native/.cargo/config.toml applies when cargo runs inside native/: a build for this machine's CPU,
+# in a target folder of its own.
+RELEASE_BIN = Path("native/target/host/release/pyagent-node")
+BUILD_COMMAND = ("cargo", "build", "--release", "--locked", "-p", "pyagent-node")
+BUILD_HINT = "cd native && cargo build --release --locked -p pyagent-node"
 
 
 def _roots() -> list[Path]:
@@ -29,7 +32,7 @@ def _roots() -> list[Path]:
 def find_daemon(
     build: bool = True, report: Callable[[str], None] = lambda _: None
 ) -> tuple[Path | None, Diagnostic | None]:
-    """$PYAGENT_NODE_BIN, else native/target/release/pyagent-node, else `cargo build` it."""
+    """$PYAGENT_NODE_BIN, else native/target/host/release/pyagent-node, else `cargo build` it."""
     explicit = os.environ.get(ENV_VAR)
     if explicit:
         path = Path(explicit)
@@ -49,7 +52,7 @@ def find_daemon(
         return None, Diagnostic(
             "PA611",
             "pyagent-node not found: set $PYAGENT_NODE_BIN or build it in a pyagent checkout",
-            help="cargo build --release -p pyagent-node --manifest-path native/Cargo.toml",
+            help=BUILD_HINT,
         )
     cargo = shutil.which("cargo")
     if cargo is None:
@@ -59,11 +62,12 @@ def find_daemon(
             help="install Rust (https://rustup.rs), or set $PYAGENT_NODE_BIN",
         )
     report(f"building pyagent-node (cargo build --release; a few minutes the first time) in {source}")
-    command = [cargo, *BUILD_COMMAND[1:], str(source / "native" / "Cargo.toml")]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    command = [cargo, *BUILD_COMMAND[1:]]
+    done = subprocess.run(command, cwd=source / "native", capture_output=True, text=True, check=False)
     if done.returncode != 0 or not (source / RELEASE_BIN).is_file():
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        where = f"in {source / 'native'}: {' '.join(BUILD_COMMAND)}"
         return None, Diagnostic(
-            "PA611", f"building pyagent-node failed (exit {done.returncode})", help=f"{' '.join(command)}\n{tail}"
+            "PA611", f"building pyagent-node failed (exit {done.returncode})", help=f"{where}\n{tail}"
         )
     return source / RELEASE_BIN, None
