@@ -144,3 +144,15 @@ def test_the_local_build_is_where_find_daemon_looks() -> None:
     built = Path("native") / config["build"]["target-dir"] / "release" / "pyagent-node"
     assert built == daemon.RELEASE_BIN
     assert "--release" in daemon.BUILD_COMMAND and "--manifest-path" not in daemon.BUILD_COMMAND
+
+
+def test_a_relative_daemon_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nodes start in their stack folder, so a relative $PYAGENT_NODE_BIN must not reach them."""
+    binary = tmp_path / "bin" / "pyagent-node"
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYAGENT_NODE_BIN", "bin/pyagent-node")
+    found, diag = daemon.find_daemon(build=False)
+    assert diag is None and found == binary.resolve() and found.is_absolute()

@@ -19,6 +19,8 @@ from pyagent_compile.local.processes import check_ports, log_tail, node_pid, pre
 from pyagent_compile.local.stack import LocalStack, load_stack
 from pyagent_compile.local.swarm import NodeView, agreed_leader, swarm_view, wait_for_leader
 
+UNSTARTABLE = "check that the daemon binary runs on this machine, or point $PYAGENT_NODE_BIN at one that does"
+
 UP_HELP = """\
 Start the local target of a swarm: one pyagent-node process per node on loopback.
 
@@ -166,7 +168,12 @@ def run_up(args: argparse.Namespace) -> int:
     processes = {}
     for node in stack.nodes:
         progress(args, f"starting {node.name}")
-        processes[node.name] = start_node(stack, node, daemon)
+        try:
+            processes[node.name] = start_node(stack, node, daemon)
+        except OSError as e:
+            end_progress(args)
+            stop_nodes(stack.nodes, timeout=5.0)
+            return _finish(args, [Diagnostic("PA611", f"cannot start {daemon}: {e.strerror}", help=UNSTARTABLE)])
 
     def dead() -> str | None:
         return next((name for name, p in processes.items() if p.poll() is not None), None)

@@ -35,7 +35,8 @@ def find_daemon(
     """$PYAGENT_NODE_BIN, else native/target/host/release/pyagent-node, else `cargo build` it."""
     explicit = os.environ.get(ENV_VAR)
     if explicit:
-        path = Path(explicit)
+        # Absolute, because the nodes start with their stack folder as working directory.
+        path = Path(explicit).resolve()
         if path.is_file() and os.access(path, os.X_OK):
             return path, None
         return None, Diagnostic(
