@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use openraft::async_runtime::WatchReceiver as _;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, ServerState};
+use openraft::{ChangeMembers, ReadPolicy, ServerState};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
@@ -15,7 +16,7 @@ use crate::metrics::{Channel, Metrics};
 use crate::node::Shared;
 use crate::proto::{self, command::Op, node_server};
 use crate::sm::read_state;
-use crate::types::{ApplyResult, LogCommand, LogId, Member, NodeId};
+use crate::types::{ApplyResult, LogCommand, LogId, Member, NodeId, TypeConfig};
 
 pub struct Api {
     pub shared: Arc<Shared>,
@@ -68,7 +69,7 @@ impl Api {
                 .shared
                 .raft
                 .metrics()
-                .borrow()
+                .borrow_watched()
                 .membership_config
                 .membership()
                 .get_node(&l)
@@ -84,10 +85,15 @@ impl Api {
         st
     }
 
-    fn write_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Status {
+    fn write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status {
         match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                self.not_leader(f.leader_id)
+            // 0.9 answered ForwardToLeader in both cases (an entry dropped on a leader change
+            // commits or not with the new leader's log; signed sequence numbers deduplicate).
+            RaftError::APIError(
+                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+            ) => self.not_leader(f.leader_id),
+            RaftError::APIError(ClientWriteError::PreconditionFailed(p)) => {
+                Status::failed_precondition(p.to_string())
             }
             RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
                 Status::failed_precondition(c.to_string())
@@ -102,9 +108,9 @@ impl Api {
         }
         match self.shared.reads.barrier().await {
             Ok(()) => Ok(()),
-            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(self.not_leader(f.leader_id))
-            }
+            Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(
+                f,
+            ))) => Err(self.not_leader(f.leader_id)),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
     }
@@ -134,7 +140,7 @@ impl Api {
                 // hold the call forever (it stays a learner; RemoveMember cleans up).
                 let r = tokio::time::timeout(
                     ADD_MEMBER_CATCH_UP,
-                    raft.add_learner(m.node_id, node, true),
+                    while_lease_pending(raft, || raft.add_learner(m.node_id, node.clone(), true)),
                 )
                 .await
                 .map_err(|_| {
@@ -145,10 +151,12 @@ impl Api {
                 })?
                 .map_err(|e| self.write_error(e))?;
                 if m.voter {
-                    raft.change_membership(
-                        ChangeMembers::AddVoterIds(BTreeSet::from([m.node_id])),
-                        false,
-                    )
+                    while_lease_pending(raft, || {
+                        raft.change_membership(
+                            ChangeMembers::AddVoterIds(BTreeSet::from([m.node_id])),
+                            false,
+                        )
+                    })
                     .await
                     .map_err(|e| self.write_error(e))?
                 } else {
@@ -158,7 +166,7 @@ impl Api {
             Op::RemoveMember(r) => {
                 let is_voter = raft
                     .metrics()
-                    .borrow()
+                    .borrow_watched()
                     .membership_config
                     .membership()
                     .voter_ids()
@@ -168,7 +176,7 @@ impl Api {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([r.node_id]))
                 };
-                raft.change_membership(change, false)
+                while_lease_pending(raft, || raft.change_membership(change.clone(), false))
                     .await
                     .map_err(|e| self.write_error(e))?
             }
@@ -300,7 +308,7 @@ pub fn role(s: ServerState) -> &'static str {
 }
 
 pub fn status(shared: &Shared) -> proto::StatusResponse {
-    let m = shared.raft.metrics().borrow().clone();
+    let m = shared.raft.metrics().borrow_watched().clone();
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let nodes: BTreeMap<NodeId, Member> =
@@ -346,7 +354,7 @@ pub struct Proposer {
     tx: tokio::sync::mpsc::Sender<Proposal>,
 }
 
-type WriteError = RaftError<NodeId, ClientWriteError<NodeId, Member>>;
+type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
 type Proposal = (
     LogCommand,
     tokio::sync::oneshot::Sender<Result<(ApplyResult, LogId), WriteError>>,
@@ -379,7 +387,8 @@ impl Proposer {
                 let raft = raft.clone();
                 tokio::spawn(async move {
                     let (cmds, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                    match raft.client_write(cmds).await {
+                    let batch = crate::types::Batch(cmds);
+                    match while_lease_pending(&raft, || raft.client_write(batch.clone())).await {
                         Ok(resp) => {
                             for (reply, r) in replies.into_iter().zip(resp.data) {
                                 let _ = reply.send(Ok((r, resp.log_id)));
@@ -481,7 +490,37 @@ impl SignatureBatcher {
     }
 }
 
-type ReadError = RaftError<NodeId, openraft::error::CheckIsLeaderError<NodeId, Member>>;
+/// How long a write waits at most for a just-elected leader's lease.
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// openraft 0.10 refuses writes on a leader whose quorum lease is not valid (yet), e.g. one just
+/// elected that no quorum has acknowledged, with ForwardToLeader (no leader, reason
+/// LeaseExpired); 0.9 accepted them. The entry was not appended, so the write is retried while
+/// this node still leads, for LEASE_WAIT at most.
+async fn while_lease_pending<T, F, Fut>(
+    raft: &crate::types::Raft,
+    mut f: F,
+) -> Result<T, WriteError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, WriteError>>,
+{
+    let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+    loop {
+        match f().await {
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fw)))
+                if matches!(fw.reason, openraft::error::ForwardReason::LeaseExpired)
+                    && raft.is_leader()
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+type ReadError = RaftError<TypeConfig, openraft::error::LinearizableReadError<TypeConfig>>;
 
 /// Batches linearizable reads: one ReadIndex round (openraft `ensure_linearizable`) serves every
 /// read that arrived before the round started. Reads arriving during a round wait for the next
@@ -529,7 +568,11 @@ impl ReadBarrier {
                         }
                         std::mem::take(&mut q.waiting)
                     };
-                    let res = me.raft.ensure_linearizable().await.map(|_| ());
+                    let res = me
+                        .raft
+                        .ensure_linearizable(ReadPolicy::ReadIndex)
+                        .await
+                        .map(|_| ());
                     for tx in batch {
                         let _ = tx.send(res.clone());
                     }

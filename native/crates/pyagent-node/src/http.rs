@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::metrics::{counter, esc, gauge};
 use crate::node::Shared;
+use openraft::async_runtime::WatchReceiver as _;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
@@ -47,7 +48,13 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     render(&shared),
                 ),
                 ("GET", "/healthz") => {
-                    if shared.raft.metrics().borrow().current_leader.is_some() {
+                    if shared
+                        .raft
+                        .metrics()
+                        .borrow_watched()
+                        .current_leader
+                        .is_some()
+                    {
                         ("200 OK", "text/plain", "ok\n".to_string())
                     } else {
                         (
@@ -78,7 +85,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 pub fn render(shared: &Shared) -> String {
     let mut out = String::with_capacity(4096);
     let cfg = &shared.cfg;
-    let m = shared.raft.metrics().borrow().clone();
+    let m = shared.raft.metrics().borrow_watched().clone();
     let labels = format!(
         "node_id=\"{}\",name=\"{}\",swarm=\"{}\",pool=\"{}\",version=\"{}\"",
         cfg.node_id,

@@ -7,37 +7,45 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::OptionalSend;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::auth::{self, Envelope, Reject, ReplayWindow, Signer};
 use crate::metrics::{Channel, Metrics};
-use crate::types::{Member, NodeId, Raft, TypeConfig};
+use crate::types::{Member, NodeId, Raft, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
 const MAX_FRAME: usize = 256 << 20;
 
 #[derive(Serialize, Deserialize)]
 pub enum RaftRequest {
     Append(AppendEntriesRequest<TypeConfig>),
-    Vote(VoteRequest<NodeId>),
-    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    /// A whole snapshot in one message (openraft 0.10's `full_snapshot`; 0.9 sent chunks).
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        #[serde(with = "crate::types::serde_bytes_vec")]
+        data: SnapshotData,
+    },
+    PreVote(VoteRequest<TypeConfig>),
 }
 
 #[derive(Serialize, Deserialize)]
 pub enum RaftReply {
-    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
-    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Append(Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>),
+    Vote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
+    Snapshot(Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// The receiver refused the request (signature, membership, replay); the reason label.
     Rejected(String),
+    PreVote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
 }
 
 /// Public keys of the current members, refreshed from the Raft membership.
@@ -172,9 +180,18 @@ pub async fn serve(listener: TcpListener, raft: Raft, signer: Arc<Signer>, gate:
                             RaftReply::Append(raft.append_entries(r).await)
                         }
                         Ok(RaftRequest::Vote(r)) => RaftReply::Vote(raft.vote(r).await),
-                        Ok(RaftRequest::Snapshot(r)) => {
-                            RaftReply::Snapshot(raft.install_snapshot(r).await)
-                        }
+                        Ok(RaftRequest::PreVote(r)) => RaftReply::PreVote(raft.pre_vote(r).await),
+                        Ok(RaftRequest::Snapshot { vote, meta, data }) => RaftReply::Snapshot(
+                            raft.install_full_snapshot(
+                                vote,
+                                Snapshot {
+                                    meta,
+                                    snapshot: data,
+                                },
+                            )
+                            .await
+                            .map_err(RaftError::Fatal),
+                        ),
                     },
                 };
                 let Ok(body) = rmp_serde::to_vec(&reply) else {
@@ -332,11 +349,11 @@ impl PeerClient {
         Ok(reply)
     }
 
-    async fn call<E: std::error::Error>(
+    async fn call(
         &mut self,
         req: RaftRequest,
         ttl: Duration,
-    ) -> Result<RaftReply, RPCError<NodeId, Member, RaftError<NodeId, E>>> {
+    ) -> Result<RaftReply, RPCError<TypeConfig>> {
         let body = rmp_serde::to_vec(&req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let res = match tokio::time::timeout(ttl, self.exchange(body)).await {
             Ok(r) => r,
@@ -352,18 +369,25 @@ impl PeerClient {
     }
 }
 
-fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, RaftError<NodeId, E>> {
+fn unexpected() -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::new(&std::io::Error::other(
         "unexpected reply kind",
     )))
 }
 
-impl RaftNetwork<TypeConfig> for PeerClient {
+/// The peer answered with an error of its own: it has stopped (openraft's only error there).
+fn remote(e: RaftError<TypeConfig>) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(&e))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         if rpc.entries.is_empty() {
             // A heartbeat, or openraft 0.9 telling followers a new commit index right after the
             // commit: it is not urgent, and on a one-thread runtime signing and sending it first
@@ -375,42 +399,68 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             .call(RaftRequest::Append(rpc), option.hard_ttl())
             .await?
         {
-            RaftReply::Append(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        match self
-            .call(RaftRequest::Snapshot(rpc), option.hard_ttl())
-            .await?
-        {
-            RaftReply::Snapshot(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+            RaftReply::Append(r) => r.map_err(remote),
             _ => Err(unexpected()),
         }
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         match self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await? {
-            RaftReply::Vote(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+            RaftReply::Vote(r) => r.map_err(remote),
             _ => Err(unexpected()),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(RaftRequest::PreVote(rpc), option.hard_ttl())
+            .await?
+        {
+            RaftReply::PreVote(r) => r.map_err(remote),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let req = RaftRequest::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
+        let res = tokio::select! {
+            closed = cancel => {
+                self.stream = None;
+                return Err(StreamingError::Closed(closed));
+            }
+            r = self.call(req, option.hard_ttl()) => r,
+        };
+        let reply = res.map_err(|e| match e {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            RPCError::Network(n) => StreamingError::Network(n),
+            RPCError::Timeout(t) => StreamingError::Timeout(t),
+            RPCError::RemoteError(r) => match r.source {},
+        })?;
+        match reply {
+            RaftReply::Snapshot(r) => {
+                r.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))
+            }
+            _ => Err(StreamingError::Network(NetworkError::new(
+                &std::io::Error::other("unexpected reply kind"),
+            ))),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::net::{Gate, Keyring, NetworkFactory};
 use crate::sm::{SharedState, StateMachineStore};
 use crate::storage::{LogStats, LogStore};
 use crate::types::{Member, NodeId, Raft};
+use openraft::async_runtime::WatchReceiver as _;
 
 /// What the API, the metrics endpoint and tests share.
 pub struct Shared {

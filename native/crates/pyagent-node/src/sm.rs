@@ -2,19 +2,18 @@
 //! (`snap-<term>-<index>.bin` = `[blake3][msgpack(SnapshotFile)]`, written atomically).
 
 use std::fs;
-use std::io::{self, Cursor};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{EntryPayload, OptionalSend, RaftLogId, RaftSnapshotBuilder, StorageIOError};
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::state::SwarmState;
 use crate::storage::{decode_checked, encode_checked, write_atomic};
-use crate::types::{
-    ApplyResult, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
-};
+use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
@@ -23,10 +22,8 @@ struct SnapshotFile {
     data: Vec<u8>,
 }
 
-fn sm_err(e: impl std::fmt::Display) -> StorageError {
-    StorageError::IO {
-        source: StorageIOError::write_state_machine(openraft::AnyError::error(e.to_string())),
-    }
+fn sm_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 pub type SharedState = Arc<RwLock<SwarmState>>;
@@ -119,7 +116,9 @@ impl StateMachineStore {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let (data, last, membership) = {
             let st = read_state(&self.state);
             (
@@ -128,14 +127,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 st.last_membership.clone(),
             )
         };
-        let snapshot_id = match last {
-            Some(l) => format!("{}-{}", l.leader_id.term, l.index),
-            None => "0-0".to_string(),
-        };
         let meta = SnapshotMeta {
             last_log_id: last,
             last_membership: membership,
-            snapshot_id,
         };
         let file = SnapshotFile {
             meta: meta.clone(),
@@ -148,38 +142,43 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(sm_err)?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(file.data)),
+            snapshot: file.data,
         })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let st = read_state(&self.state);
         Ok((st.last_applied, st.last_membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<ApplyResult>>, StorageError>
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
+        // The whole committed range is read first so that its signatures are checked in one batch
+        // (as under 0.9, where apply got all the entries at once); the stream is finite.
+        let mut items = Vec::new();
+        while let Some(item) = entries.next().await {
+            items.push(item?);
+        }
         let mut st = write_state(&self.state);
-        let commands = entries.iter().flat_map(|e| match &e.payload {
-            EntryPayload::Normal(batch) => batch.as_slice(),
+        let commands = items.iter().flat_map(|(e, _)| match &e.payload {
+            EntryPayload::Normal(batch) => batch.0.as_slice(),
             _ => &[],
         });
         st.preverify(&self.swarm, commands, &self.sigs);
-        let mut out = Vec::new();
-        for entry in entries {
-            let log_id = *entry.get_log_id();
+        for (entry, responder) in items {
+            let log_id = entry.log_id;
             st.last_applied = Some(log_id);
-            out.push(match entry.payload {
+            let result = match entry.payload {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(batch) => batch
+                    .0
                     .iter()
                     .map(|cmd| st.apply_command_with(&self.sigs, &self.swarm, log_id, cmd))
                     .collect(),
@@ -187,9 +186,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     st.last_membership = StoredMembership::new(Some(log_id), m);
                     Vec::new()
                 }
-            });
+            };
+            if let Some(r) = responder {
+                r.send(result);
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -200,16 +202,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        let data = snapshot;
         let mut new: SwarmState = rmp_serde::from_slice(&data).map_err(sm_err)?;
         new.last_applied = meta.last_log_id;
         new.last_membership = meta.last_membership.clone();
@@ -226,7 +224,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let dir = self.dir.clone();
         let file = tokio::task::spawn_blocking(move || newest_valid(&dir))
             .await
@@ -234,14 +232,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(sm_err)?;
         Ok(file.map(|f| Snapshot {
             meta: f.meta,
-            snapshot: Box::new(Cursor::new(f.data)),
+            snapshot: f.data,
         }))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, RaftSnapshotBuilder as _};
+    use openraft::RaftSnapshotBuilder as _;
 
     use super::*;
     use crate::testutil::TempDir;
@@ -262,8 +260,7 @@ mod tests {
             for i in 1..=3u64 {
                 {
                     let mut st = write_state(&sm.state);
-                    st.last_applied =
-                        Some(openraft::LogId::new(CommittedLeaderId::new(1, 1), i * 10));
+                    st.last_applied = Some(crate::types::log_id(1, 1, i * 10));
                     st.kv.insert(
                         format!("k{i}"),
                         crate::state::Value {

@@ -305,14 +305,14 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use ed25519_dalek::SigningKey;
-    use openraft::{CommittedLeaderId, Membership};
+    use openraft::Membership;
 
     use super::*;
     use crate::auth::Signer;
     use crate::types::Member;
 
     fn log_id(term: u64, index: u64) -> LogId {
-        openraft::LogId::new(CommittedLeaderId::new(term, 1), index)
+        crate::types::log_id(term, 1, index)
     }
 
     fn state_with_members(signers: &[&Signer]) -> SwarmState {
@@ -329,7 +329,7 @@ mod tests {
             );
         }
         let voters: BTreeSet<u64> = nodes.keys().copied().collect();
-        let m = Membership::new(vec![voters], nodes);
+        let m = Membership::new(vec![voters], nodes).unwrap();
         SwarmState {
             last_membership: StoredMembership::new(Some(log_id(1, 1)), m),
             ..Default::default()

@@ -22,12 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageIOError};
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 pub const LOG_FILE: &str = "log.dat";
 pub const VOTE_FILE: &str = "vote.bin";
@@ -144,11 +144,10 @@ pub fn scan(bytes: &[u8]) -> Scan {
             }
         };
         if let Some((_, prev)) = entries.last() {
-            if entry.get_log_id().index != prev.get_log_id().index + 1 {
+            if entry.log_id.index != prev.log_id.index + 1 {
                 why = Some(format!(
                     "index {} follows {} at byte {pos}",
-                    entry.get_log_id().index,
-                    prev.get_log_id().index
+                    entry.log_id.index, prev.log_id.index
                 ));
                 break;
             }
@@ -183,7 +182,7 @@ struct Mem {
 }
 
 enum Op {
-    Append(Vec<Entry>, LogFlushed<TypeConfig>),
+    Append(Vec<Entry>, IOFlushed<TypeConfig>),
     Truncate(u64, mpsc::SyncSender<io::Result<()>>),
     Purge(LogId, mpsc::SyncSender<io::Result<()>>),
     Vote(Vote, mpsc::SyncSender<io::Result<()>>),
@@ -242,7 +241,7 @@ impl Writer {
                 batch.push(op);
             }
             let mut buf = Vec::new();
-            let mut pending: Vec<LogFlushed<TypeConfig>> = Vec::new();
+            let mut pending: Vec<IOFlushed<TypeConfig>> = Vec::new();
             let mut failed: Option<String> = None;
             for op in batch {
                 match op {
@@ -251,7 +250,7 @@ impl Writer {
                             match encode_record(&e) {
                                 Ok(rec) => {
                                     self.offsets
-                                        .insert(e.get_log_id().index, self.end + buf.len() as u64);
+                                        .insert(e.log_id.index, self.end + buf.len() as u64);
                                     buf.extend_from_slice(&rec);
                                 }
                                 Err(err) => failed = Some(err.to_string()),
@@ -288,7 +287,7 @@ impl Writer {
     fn flush(
         &mut self,
         buf: &mut Vec<u8>,
-        pending: &mut Vec<LogFlushed<TypeConfig>>,
+        pending: &mut Vec<IOFlushed<TypeConfig>>,
         failed: &mut Option<String>,
     ) {
         if pending.is_empty() && buf.is_empty() {
@@ -308,7 +307,7 @@ impl Writer {
         }
         buf.clear();
         for cb in pending.drain(..) {
-            cb.log_io_completed(match &res {
+            cb.io_completed(match &res {
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             });
@@ -338,7 +337,7 @@ impl Writer {
             Op::Append(..) => unreachable!("appends are batched"),
             Op::Truncate(index, reply) => {
                 let res = (|| {
-                    if let Some(&off) = self.offsets.get(&index) {
+                    if let Some((_, &off)) = self.offsets.range(index..).next() {
                         self.allocated = cut_and_preallocate(&self.file, off)?;
                         self.end = off;
                         self.offsets.split_off(&index);
@@ -408,10 +407,8 @@ impl Writer {
     }
 }
 
-fn sio(e: impl std::fmt::Display) -> StorageError {
-    StorageError::IO {
-        source: StorageIOError::write_logs(openraft::AnyError::error(e.to_string())),
-    }
+fn sio(e: impl std::fmt::Display) -> io::Error {
+    other(e)
 }
 
 impl LogStore {
@@ -457,7 +454,7 @@ impl LogStore {
         };
         let mut offsets = BTreeMap::new();
         let mut end = scan.valid_len;
-        let last_in_file = scan.entries.last().map(|(_, e)| e.get_log_id().index);
+        let last_in_file = scan.entries.last().map(|(_, e)| e.log_id.index);
         if let (Some(p), Some(last)) = (last_purged, last_in_file) {
             if last <= p.index {
                 // A crash between recording a purge past the end of the log and emptying the
@@ -470,7 +467,7 @@ impl LogStore {
         let allocated = cut_and_preallocate(&file, end)?;
         if end > 0 {
             for (off, e) in scan.entries {
-                let idx = e.get_log_id().index;
+                let idx = e.log_id.index;
                 offsets.insert(idx, off);
                 if last_purged.is_none_or(|p| idx > p.index) {
                     mem.entries.insert(idx, e);
@@ -520,7 +517,7 @@ impl LogStore {
     async fn call(
         &self,
         make: impl FnOnce(mpsc::SyncSender<io::Result<()>>) -> Op,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), io::Error> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.tx
             .send(make(tx))
@@ -529,7 +526,6 @@ impl LogStore {
             .await
             .map_err(sio)?
             .map_err(|_| sio("log writer stopped"))?
-            .map_err(sio)
     }
 
     /// Waits until everything sent so far has been processed (tests).
@@ -555,7 +551,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<Entry>, io::Error> {
         Ok(self
             .mem()
             .entries
@@ -563,18 +559,22 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.mem().vote)
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let mem = self.mem();
         let last = mem
             .entries
             .values()
             .next_back()
-            .map(|e| *e.get_log_id())
+            .map(|e| e.log_id)
             .or(mem.last_purged);
         Ok(LogState {
             last_purged_log_id: mem.last_purged,
@@ -586,32 +586,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let v = *vote;
         self.call(|tx| Op::Vote(v, tx)).await?;
         self.mem().vote = Some(v);
         Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        Ok(self.mem().vote)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         self.mem().committed = committed;
         *self.hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(committed);
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
         Ok(self.mem().committed)
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -620,7 +616,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut mem = self.mem();
             for e in &entries {
-                mem.entries.insert(e.get_log_id().index, e.clone());
+                mem.entries.insert(e.log_id.index, e.clone());
             }
         }
         self.tx
@@ -628,15 +624,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|_| sio("log writer stopped"))
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let first_removed = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         {
             let mut mem = self.mem();
-            mem.entries.split_off(&log_id.index);
+            mem.entries.split_off(&first_removed);
         }
-        self.call(|tx| Op::Truncate(log_id.index, tx)).await
+        self.call(|tx| Op::Truncate(first_removed, tx)).await
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.call(|tx| Op::Purge(log_id, tx)).await?;
         let mut mem = self.mem();
         let keep = mem.entries.split_off(&(log_id.index + 1));
@@ -651,7 +648,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use openraft::storage::RaftLogStorageExt;
-    use openraft::{CommittedLeaderId, EntryPayload, Membership};
+    use openraft::{EntryPayload, Membership};
     use proptest::prelude::*;
 
     use super::*;
@@ -666,7 +663,7 @@ mod tests {
     }
 
     fn lid(term: u64, index: u64) -> LogId {
-        openraft::LogId::new(CommittedLeaderId::new(term, 1), index)
+        crate::types::log_id(term, 1, index)
     }
 
     fn entry(index: u64) -> Entry {
@@ -682,9 +679,9 @@ mod tests {
                         public_key: "k".into(),
                     },
                 )]);
-                EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1])], nodes))
+                EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1])], nodes).unwrap())
             }
-            _ => EntryPayload::Normal(
+            _ => EntryPayload::Normal(crate::types::Batch(
                 (0..index % 3 + 1)
                     .map(|k| LogCommand {
                         signer: 1,
@@ -694,7 +691,7 @@ mod tests {
                         proposed_at_ms: index * 10,
                     })
                     .collect(),
-            ),
+            )),
         };
         Entry {
             log_id: lid(1 + index / 10, index),
@@ -736,7 +733,7 @@ mod tests {
             let mut s = LogStore::open(dir.path()).unwrap();
             let vote = openraft::Vote::new_committed(3, 2);
             s.save_vote(&vote).await.unwrap();
-            s.truncate(lid(3, 31)).await.unwrap(); // drop 31..=40
+            s.truncate_after(Some(lid(3, 30))).await.unwrap(); // drop 31..=40
             s.purge(lid(1, 5)).await.unwrap(); // drop 1..=5
             s.blocking_append(vec![entry(31)]).await.unwrap();
         });

@@ -1,7 +1,6 @@
 //! The openraft type configuration and the data carried in the log.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,23 +63,50 @@ impl ApplyResult {
     }
 }
 
+/// The commands of one log entry. Serialised exactly as the `Vec` it wraps (the log format is
+/// unchanged); a newtype only because openraft 0.10 wants `Display` on the entry payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Batch(pub Vec<LogCommand>);
+
+impl fmt::Display for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} command(s)", self.0.len())
+    }
+}
+
 openraft::declare_raft_types!(
     /// Types of the pyagent swarm's Raft group.
     pub TypeConfig:
-        D = Vec<LogCommand>,
+        D = Batch,
         R = Vec<ApplyResult>,
         NodeId = u64,
         Node = Member,
 );
 
 pub type NodeId = u64;
-pub type Raft = openraft::Raft<TypeConfig>;
-pub type Entry = openraft::Entry<TypeConfig>;
-pub type LogId = openraft::LogId<NodeId>;
-pub type Vote = openraft::Vote<NodeId>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
-pub type StorageError = openraft::StorageError<NodeId>;
+pub type Raft = openraft::Raft<TypeConfig, crate::sm::StateMachineStore>;
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub type CommittedLeaderId = openraft::type_config::alias::CommittedLeaderIdOf<TypeConfig>;
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// A snapshot's bytes (msgpack of the swarm state), held in memory.
+pub type SnapshotData = Vec<u8>;
+pub type StorageError = openraft::StorageError<TypeConfig>;
+
+/// A log id from its term, the node that led that term, and its index.
+pub fn log_id(term: u64, node: NodeId, index: u64) -> LogId {
+    openraft::LogId::new(
+        CommittedLeaderId {
+            term,
+            node_id: node,
+        },
+        index,
+    )
+}
 
 /// Serialises `Vec<u8>` as msgpack `bin` rather than an array of integers.
 pub mod serde_bytes_vec {

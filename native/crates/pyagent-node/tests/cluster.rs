@@ -1,6 +1,7 @@
 //! An in-process 3-node cluster over loopback: elects a leader, commits signed writes durably,
 //! refuses forged and unsigned messages, enforces fencing, and survives a full restart.
 
+use openraft::async_runtime::WatchReceiver as _;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -611,7 +612,7 @@ async fn replace_a_member_through_raft_membership_changes() {
         .unwrap();
     let mut c4 = client(&n4).await;
     assert!(
-        n4.shared.raft.metrics().borrow().snapshot.is_some(),
+        n4.shared.raft.metrics().borrow_watched().snapshot.is_some(),
         "the newcomer was not sent a snapshot"
     );
     for k in ["before", "fill79", "after"] {
@@ -647,7 +648,7 @@ async fn leader_failover() {
     }
     let live: Vec<Node> = nodes.iter_mut().map(|n| n.take().unwrap()).collect();
     let old = wait_leader(&live).await;
-    let old_term = live[0].shared.raft.metrics().borrow().current_term;
+    let old_term = live[0].shared.raft.metrics().borrow_watched().current_term;
     let signer = Signer::new(1, SWARM.into(), key(1));
     let mut c = client(&live[(old - 1) as usize]).await;
     assert!(

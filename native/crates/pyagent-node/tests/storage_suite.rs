@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use openraft::testing::{StoreBuilder, Suite};
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::ErrorSubject;
 use pyagent_node::sm::StateMachineStore;
 use pyagent_node::storage::LogStore;
 use pyagent_node::types::{StorageError, TypeConfig};
@@ -27,8 +28,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, Guard> for Builder {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let io = |e: std::io::Error| StorageError::IO {
-            source: openraft::StorageIOError::write(openraft::AnyError::new(&e)),
+        let io = |e: std::io::Error| {
+            StorageError::from_io_error(ErrorSubject::Store, openraft::ErrorVerb::Write, e)
         };
         let log = LogStore::open(&dir.join("raft")).map_err(io)?;
         let sm = StateMachineStore::open(&dir.join("snapshots"), "suite".into(), 2).map_err(io)?;
@@ -38,5 +39,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, Guard> for Builder {
 
 #[test]
 fn openraft_storage_suite() {
-    Suite::test_all(Builder).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(Suite::test_all(Builder))
+        .unwrap();
 }
