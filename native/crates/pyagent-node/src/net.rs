@@ -375,9 +375,16 @@ fn unexpected() -> RPCError<TypeConfig> {
     )))
 }
 
-/// The peer answered with an error of its own: it has stopped (openraft's only error there).
-fn remote(e: RaftError<TypeConfig>) -> RPCError<TypeConfig> {
-    RPCError::Unreachable(Unreachable::new(&e))
+impl PeerClient {
+    /// The peer answered with an error of its own: its Raft has stopped (openraft's only error
+    /// there). Whatever answered on this connection will not serve Raft again, while a restarted
+    /// node listens afresh: the next call dials again rather than reuse the connection (an
+    /// in-process node that was shut down and started again left a leader's replication talking
+    /// to its old, stopped Raft for ever).
+    fn remote(&mut self, e: RaftError<TypeConfig>) -> Unreachable<TypeConfig> {
+        self.stream = None;
+        Unreachable::new(&e)
+    }
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -389,17 +396,18 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         if rpc.entries.is_empty() {
-            // A heartbeat, or openraft 0.9 telling followers a new commit index right after the
-            // commit: it is not urgent, and on a one-thread runtime signing and sending it first
-            // delayed applying the entry and answering the client by as much (one client's
-            // writes: p50 1.46 -> 1.31 ms from letting the tasks already woken run first).
+            // A heartbeat, or openraft telling followers a new commit index right after the commit
+            // (0.10 too sends an entry-less request when no new entries carry it): it is not
+            // urgent, and on a one-thread runtime signing and sending it first delayed applying
+            // the entry and answering the client by as much (one client's writes under 0.9: p50
+            // 1.46 -> 1.31 ms from letting the tasks already woken run first).
             tokio::task::yield_now().await;
         }
         match self
             .call(RaftRequest::Append(rpc), option.hard_ttl())
             .await?
         {
-            RaftReply::Append(r) => r.map_err(remote),
+            RaftReply::Append(r) => r.map_err(|e| RPCError::Unreachable(self.remote(e))),
             _ => Err(unexpected()),
         }
     }
@@ -410,7 +418,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         match self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await? {
-            RaftReply::Vote(r) => r.map_err(remote),
+            RaftReply::Vote(r) => r.map_err(|e| RPCError::Unreachable(self.remote(e))),
             _ => Err(unexpected()),
         }
     }
@@ -424,7 +432,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .call(RaftRequest::PreVote(rpc), option.hard_ttl())
             .await?
         {
-            RaftReply::PreVote(r) => r.map_err(remote),
+            RaftReply::PreVote(r) => r.map_err(|e| RPCError::Unreachable(self.remote(e))),
             _ => Err(unexpected()),
         }
     }
@@ -455,9 +463,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             RPCError::RemoteError(r) => match r.source {},
         })?;
         match reply {
-            RaftReply::Snapshot(r) => {
-                r.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))
-            }
+            RaftReply::Snapshot(r) => r.map_err(|e| StreamingError::Unreachable(self.remote(e))),
             _ => Err(StreamingError::Network(NetworkError::new(
                 &std::io::Error::other("unexpected reply kind"),
             ))),
