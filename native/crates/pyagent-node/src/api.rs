@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::async_runtime::WatchReceiver as _;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, ForwardReason, RaftError};
+use openraft::type_config::TypeConfigExt as _;
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -490,14 +491,19 @@ impl SignatureBatcher {
     }
 }
 
-/// How long a write waits at most for a just-elected leader's lease.
-const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a write waits at most for this leader's quorum lease (see [`while_lease_pending`]).
+pub const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// openraft 0.10 refuses writes on a leader whose quorum lease is not valid (yet), e.g. one just
-/// elected that no quorum has acknowledged, with ForwardToLeader (no leader, reason
-/// LeaseExpired); 0.9 accepted them. The entry was not appended, so the write is retried while
-/// this node still leads, for LEASE_WAIT at most.
-async fn while_lease_pending<T, F, Fut>(
+/// openraft 0.10 refuses writes and membership changes on a leader without a valid quorum lease
+/// (a quorum acknowledged a message it sent less than `election_timeout_max` ago), where 0.9
+/// accepted them: right after an election until a follower answers the leader's first
+/// AppendEntries, or after it lost touch with a quorum. It appends nothing and answers
+/// ForwardToLeader with no leader and reason LeaseExpired. Such a call is made again once the
+/// Raft metrics show a lease that is valid now, or that this node no longer leads (the call then
+/// gets the ordinary answer for that); after LEASE_WAIT the refusal is returned. Waiting on the
+/// metrics rather than polling lets a new leader's first writes go ahead as soon as the first
+/// quorum acknowledgement is processed.
+pub(crate) async fn while_lease_pending<T, F, Fut>(
     raft: &crate::types::Raft,
     mut f: F,
 ) -> Result<T, WriteError>
@@ -506,19 +512,53 @@ where
     Fut: std::future::Future<Output = Result<T, WriteError>>,
 {
     let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+    let lease = std::time::Duration::from_millis(raft.config().election_timeout_max);
     loop {
         match f().await {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fw)))
-                if matches!(fw.reason, openraft::error::ForwardReason::LeaseExpired)
-                    && raft.is_leader()
-                    && tokio::time::Instant::now() < deadline =>
+                if fw.reason == ForwardReason::LeaseExpired =>
             {
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                if !lease_valid_or_not_leader(raft.metrics(), lease, deadline).await {
+                    return Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fw)));
+                }
             }
             other => return other,
         }
     }
 }
+
+/// Waits until `metrics` shows this node leading with a quorum acknowledgement younger than
+/// `lease` (the condition openraft checks before accepting a write), or not leading. False if
+/// neither happens by `deadline` or Raft stops. Metrics are published after every batch of events
+/// Raft handles, so the acknowledgement that renews the lease wakes this.
+async fn lease_valid_or_not_leader(
+    mut metrics: MetricsWatch,
+    lease: std::time::Duration,
+    deadline: tokio::time::Instant,
+) -> bool {
+    let wait = async {
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                if m.state != ServerState::Leader
+                    || m.last_quorum_acked
+                        .is_some_and(|acked| TypeConfig::now() < acked.into_inner() + lease)
+                {
+                    return true;
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline, wait)
+        .await
+        .unwrap_or(false)
+}
+
+type MetricsWatch =
+    openraft::type_config::alias::WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>;
 
 type ReadError = RaftError<TypeConfig, openraft::error::LinearizableReadError<TypeConfig>>;
 
@@ -634,6 +674,74 @@ mod tests {
             }
             drop(batcher);
             task.await.unwrap();
+        });
+    }
+
+    fn leader_metrics(
+        acked: Option<openraft::type_config::alias::InstantOf<TypeConfig>>,
+    ) -> openraft::RaftMetrics<TypeConfig> {
+        let mut m = openraft::RaftMetrics::new_initial(1);
+        m.state = ServerState::Leader;
+        m.last_quorum_acked = acked.map(openraft::metrics::SerdeInstant::new);
+        m
+    }
+
+    /// The lease wait ends when a quorum acknowledgement recent enough for a valid lease is
+    /// published, or the node stops leading; it gives up at its deadline (an acknowledgement too
+    /// old for a lease does not count) or when Raft stops publishing metrics.
+    #[test]
+    fn lease_wait_wakes_on_a_fresh_acknowledgement_and_is_bounded() {
+        use openraft::async_runtime::WatchSender as _;
+        use std::time::Duration;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let lease = Duration::from_millis(300);
+            let far = || tokio::time::Instant::now() + Duration::from_secs(20);
+
+            // Just elected: no acknowledgement yet; the first one wakes the write.
+            let (tx, rx) = TypeConfig::watch_channel(leader_metrics(None));
+            let t = tokio::time::Instant::now();
+            let publish = async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tx.send(leader_metrics(Some(TypeConfig::now()))).unwrap();
+            };
+            let (valid, ()) = tokio::join!(lease_valid_or_not_leader(rx, lease, far()), publish);
+            assert!(valid);
+            assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+            // Only a stale acknowledgement, and metrics keep changing: the deadline ends it.
+            let stale = TypeConfig::now() - lease * 2;
+            let (tx, rx) = TypeConfig::watch_channel(leader_metrics(Some(stale)));
+            let t = tokio::time::Instant::now();
+            let deadline = t + Duration::from_millis(200);
+            let churn = async {
+                for _ in 0..5 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tx.send(leader_metrics(Some(stale))).unwrap();
+                }
+            };
+            let (valid, ()) = tokio::join!(lease_valid_or_not_leader(rx, lease, deadline), churn);
+            assert!(!valid);
+            assert!(t.elapsed() >= Duration::from_millis(200));
+
+            // No longer the leader: the write is made again at once (and answered not-leader).
+            let (tx, rx) = TypeConfig::watch_channel(leader_metrics(None));
+            let step_down = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut m = leader_metrics(None);
+                m.state = ServerState::Follower;
+                tx.send(m).unwrap();
+            };
+            let (valid, ()) = tokio::join!(lease_valid_or_not_leader(rx, lease, far()), step_down);
+            assert!(valid);
+
+            // Raft stopped (the metrics sender is gone): no lease will come.
+            let (tx, rx) = TypeConfig::watch_channel(leader_metrics(None));
+            drop(tx);
+            assert!(!lease_valid_or_not_leader(rx, lease, far()).await);
         });
     }
 

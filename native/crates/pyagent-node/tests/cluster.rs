@@ -719,3 +719,79 @@ async fn leader_failover() {
         n.shutdown().await;
     }
 }
+
+/// A leader that has lost its quorum keeps leading (openraft 0.10's default) but cannot renew
+/// its lease: a write waits for one (not for ever: about `api::LEASE_WAIT`) and is then refused
+/// as "no leader known". A write waiting while a follower comes back goes ahead once the
+/// follower acknowledges the leader, without the client retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_a_quorum_waits_a_bounded_time_for_its_lease() {
+    let root = std::env::temp_dir().join(format!("pyagent-lease-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let _guard = Dir(root.clone());
+    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
+    let cfgs = configs(&root, &ls);
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    let leader = wait_leader(&nodes).await;
+    let signer = Signer::new(1, SWARM.into(), key(1));
+    let mut lead = None;
+    for n in nodes {
+        if n.shared.cfg.node_id == leader {
+            lead = Some(n);
+        } else {
+            n.shutdown().await;
+        }
+    }
+    let lead = lead.unwrap();
+    let mut c = client(&lead).await;
+    // Past the lease (electionTimeoutMs[1] = 1000 in these configs) since the last answer.
+    let lease = Duration::from_millis(cfgs[0].election_timeout_ms.1);
+    tokio::time::sleep(lease + Duration::from_millis(300)).await;
+
+    let t = Instant::now();
+    let err = c
+        .submit(signed(&signer, signer.next_seq(), put("alone", b"1")))
+        .await
+        .unwrap_err();
+    let waited = t.elapsed();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.metadata().get("pyagent-leader-id").is_none());
+    assert!(
+        waited >= pyagent_node::api::LEASE_WAIT - Duration::from_millis(50),
+        "refused after {waited:?}, without waiting for a lease"
+    );
+    assert!(
+        waited < pyagent_node::api::LEASE_WAIT + Duration::from_secs(2),
+        "refused only after {waited:?}"
+    );
+    assert_eq!(
+        lead.shared.raft.metrics().borrow_watched().state,
+        openraft::ServerState::Leader
+    );
+
+    // A write that is waiting when a follower comes back commits.
+    let mut cw = c.clone();
+    let seq = signer.next_seq();
+    let cmd = signed(&signer, seq, put("back", b"2"));
+    let pending = tokio::spawn(async move { cw.submit(cmd).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fi = if leader == 1 { 1 } else { 0 };
+    let cfg = cfgs[fi].clone();
+    let back = node::start(cfg.clone(), key(cfg.node_id), rebind(&cfg))
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("the waiting write was not answered")
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    assert!(r.applied, "{r:?}");
+
+    back.shutdown().await;
+    lead.shutdown().await;
+}
