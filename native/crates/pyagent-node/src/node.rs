@@ -268,20 +268,28 @@ async fn add_initial_learners(shared: Arc<Shared>) {
     if learners.is_empty() {
         return;
     }
+    // A leader may change the membership only once the current one is known committed (openraft
+    // answers "already undergoing a configuration change" before), which a new leader learns by
+    // committing its first entry: waiting for Leader alone made the first add fail.
     let wait = shared
         .raft
         .wait(Some(Duration::from_secs(60)))
-        .metrics(|m| m.state == ServerState::Leader, "leader")
+        .metrics(
+            |m| {
+                m.state == ServerState::Leader
+                    && m.committed_membership_config.log_id() == m.membership_config.log_id()
+            },
+            "leader with a committed membership",
+        )
         .await;
     if wait.is_err() {
         return;
     }
+    let raft = &shared.raft;
     for m in learners {
-        if let Err(e) = shared
-            .raft
-            .add_learner(m.node_id, member_of(&m), false)
-            .await
-        {
+        // The lease may still have lapsed meanwhile (see `while_lease_pending`).
+        let add = || raft.add_learner(m.node_id, member_of(&m), false);
+        if let Err(e) = crate::api::while_lease_pending(raft, add).await {
             tracing::warn!(node = m.node_id, error = %e, "could not add learner");
         }
     }

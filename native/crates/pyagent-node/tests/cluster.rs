@@ -795,3 +795,42 @@ async fn a_leader_without_a_quorum_waits_a_bounded_time_for_its_lease() {
     back.shutdown().await;
     lead.shutdown().await;
 }
+
+/// The configuration's non-voters are added as learners by the bootstrapper once it leads (under
+/// openraft 0.10, once its lease lets it write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_non_voters_join_as_learners() {
+    let root = std::env::temp_dir().join(format!("pyagent-learners-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let _guard = Dir(root.clone());
+    let ls: Vec<Listeners> = (0..4).map(|_| listeners()).collect();
+    let mut cfgs = configs(&root, &ls);
+    for cfg in &mut cfgs {
+        cfg.members[3].voter = false;
+    }
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    let m = nodes[0]
+        .shared
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(
+            |m| {
+                m.membership_config
+                    .membership()
+                    .learner_ids()
+                    .any(|l| l == 4)
+            },
+            "node 4 a learner",
+        )
+        .await
+        .expect("the non-voter was not added as a learner");
+    let voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
+    assert_eq!(voters, BTreeSet::from([1, 2, 3]));
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
