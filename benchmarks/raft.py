@@ -2,9 +2,13 @@
 
     python benchmarks/raft.py                 # both, default sizes
     python benchmarks/raft.py --quick         # smaller counts (a smoke run)
+    python benchmarks/raft.py --rounds 5      # more alternating rounds per workload (default 3)
 
 Same machine, same run, loopback, fsync on both (etcd's default; pyagent-node fsyncs every
-batch before acknowledging), values of 256 B. Both are driven the same way: one Python
+batch before acknowledging), values of 256 B. Both clusters run for the whole benchmark and each
+workload is measured in rounds that alternate between them (pyagent then etcd, then etcd then
+pyagent, ...), so a drift in the machine's speed (other processes, the disk's flush latency)
+falls on both sides alike; each side's figures pool all its rounds. Both are driven the same way: one Python
 process, grpc.aio, one channel per server, N coroutines each issuing one request at a time
 against the leader. pyagent's client also signs each command with Ed25519 (part of its
 protocol); etcd's requests are unauthenticated. Reads are linearizable on both (etcd Range
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -29,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,10 +106,19 @@ class Figures:
     retries: int = 0
 
 
+@dataclass
+class Sample:
+    """One round of one workload on one side: every operation's latency, and the wall time."""
+
+    latencies: list[float]
+    elapsed: float
+    retries: int
+
+
 RETRIABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-async def measure(op: Callable[[int], Awaitable[None]], clients: int, total: int) -> Figures:
+async def measure(op: Callable[[int], Awaitable[None]], clients: int, total: int) -> Sample:
     """`total` operations by `clients` coroutines; an operation refused as UNAVAILABLE or timed out
     is retried (up to 5 times) and its latency includes the retries, which are counted."""
     latencies: list[float] = []
@@ -135,20 +149,47 @@ async def measure(op: Callable[[int], Awaitable[None]], clients: int, total: int
         elapsed = time.perf_counter() - start
     finally:
         gc.enable()
-    ordered = sorted(latencies)
+    return Sample(latencies, elapsed, retries)
+
+
+def pooled(samples: list[Sample]) -> Figures:
+    """Throughput over all rounds' operations and time; percentiles over all their latencies."""
+    ordered = sorted(x for sample in samples for x in sample.latencies)
+    elapsed = sum(sample.elapsed for sample in samples)
     p99 = ordered[int(len(ordered) * 0.99) - 1]
-    return Figures(total / elapsed, statistics.median(ordered) * 1000, p99 * 1000, retries)
+    retries = sum(sample.retries for sample in samples)
+    return Figures(len(ordered) / elapsed, statistics.median(ordered) * 1000, p99 * 1000, retries)
 
 
-async def workload(
-    put: Callable[[int], Awaitable[None]], get: Callable[[int], Awaitable[None]], sizes: dict[str, int]
-) -> dict[str, Figures]:
-    await measure(put, 8, 200)  # warm-up: connections, leader caches
-    return {
-        "write, 1 client": await measure(put, 1, sizes["single"]),
-        "write, 64 clients": await measure(put, 64, sizes["many"]),
-        "linearizable read, 64 clients": await measure(get, 64, sizes["reads"]),
-    }
+@dataclass
+class Side:
+    """One system under test: a write and a linearizable read of key `k{i % 1000}`."""
+
+    name: str
+    put: Callable[[int], Awaitable[None]]
+    get: Callable[[int], Awaitable[None]]
+
+
+WORKLOADS = (
+    ("write, 1 client", "put", 1, "single"),
+    ("write, 64 clients", "put", 64, "many"),
+    ("linearizable read, 64 clients", "get", 64, "reads"),
+)
+
+
+async def alternate(sides: tuple[Side, Side], sizes: dict[str, int], rounds: int) -> dict[str, dict[str, Figures]]:
+    """Each workload in `rounds` rounds; the side that goes first alternates from round to round."""
+    for side in sides:
+        await measure(side.put, 8, 200)  # warm-up: connections, leader caches
+    results: dict[str, dict[str, Figures]] = {side.name: {} for side in sides}
+    for workload_name, op, clients, size in WORKLOADS:
+        samples: dict[str, list[Sample]] = {side.name: [] for side in sides}
+        for r in range(rounds):
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                samples[side.name].append(await measure(getattr(side, op), clients, sizes[size]))
+        for name, taken in samples.items():
+            results[name][workload_name] = pooled(taken)
+    return results
 
 
 # -- etcd -------------------------------------------------------------------------------------
@@ -219,7 +260,8 @@ def etcd_leader(clients: list[str], timeout: float = 60) -> str:
     raise SystemExit("etcd elected no leader")
 
 
-async def bench_etcd(leader: str, sizes: dict[str, int]) -> dict[str, Figures]:
+@contextlib.asynccontextmanager
+async def etcd_side(leader: str) -> AsyncIterator[Side]:
     async with grpc.aio.insecure_channel(leader) as channel:
         put_rpc = channel.unary_unary("/etcdserverpb.KV/Put")
         range_rpc = channel.unary_unary("/etcdserverpb.KV/Range")
@@ -230,7 +272,7 @@ async def bench_etcd(leader: str, sizes: dict[str, int]) -> dict[str, Figures]:
         async def get(i: int) -> None:
             await range_rpc(etcd_range(f"k{i % 1000}".encode()), timeout=10)
 
-        return await workload(put, get, sizes)
+        yield Side("etcd", put, get)
 
 
 # -- pyagent ----------------------------------------------------------------------------------
@@ -240,7 +282,8 @@ def pyagent_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def bench_pyagent(stack_folder: Path, sizes: dict[str, int]) -> dict[str, Figures]:
+@contextlib.asynccontextmanager
+async def pyagent_side(stack_folder: Path) -> AsyncIterator[Side]:
     stack, _ = load_stack(stack_folder)
     assert stack is not None
     done = pyagent_cli("status", str(stack_folder), "--format", "json")
@@ -266,13 +309,23 @@ async def bench_pyagent(stack_folder: Path, sizes: dict[str, int]) -> dict[str, 
         async def get(i: int) -> None:
             await read(pb.GetRequest(key=f"k{i % 1000}"), timeout=10)
 
-        return await workload(put, get, sizes)
+        yield Side("pyagent", put, get)
+
+
+async def run_both(
+    stack_folder: Path, etcd_address: str, sizes: dict[str, int], rounds: int
+) -> dict[str, dict[str, Figures]]:
+    async with pyagent_side(stack_folder) as ours, etcd_side(etcd_address) as theirs:
+        return await alternate((ours, theirs), sizes, rounds)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per workload (default 3)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     sizes = (
         {"single": 200, "many": 2000, "reads": 2000} if args.quick else {"single": 1000, "many": 10000, "reads": 10000}
     )
@@ -283,8 +336,6 @@ def main() -> int:
     work = ROOT / ".bench-cache" / "raft"  # on the repository's disk, so fsync is real (not tmpfs)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    results: dict[str, dict[str, Figures]] = {}
-
     spec = work / "swarm.yaml"
     spec.write_text(SPEC)
     assert pyagent_cli("compile", str(spec), "--env", "local", "--out", str(work / "stacks")).returncode == 0
@@ -301,22 +352,24 @@ def main() -> int:
     if up.returncode != 0:
         raise SystemExit(f"pyagent up failed:\n{up.stdout}{up.stderr}")
     try:
-        results["pyagent"] = asyncio.run(bench_pyagent(stack_folder, sizes))
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            procs, clients = start_etcd(etcd, Path(tmp))
+            try:
+                results = asyncio.run(run_both(stack_folder, etcd_leader(clients), sizes, args.rounds))
+            finally:
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    proc.wait(timeout=30)
     finally:
         pyagent_cli("down", str(stack_folder), "--purge")
 
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        procs, clients = start_etcd(etcd, Path(tmp))
-        try:
-            results["etcd"] = asyncio.run(bench_etcd(etcd_leader(clients), sizes))
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(timeout=30)
-
     version = subprocess.run([etcd, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
     print(f"3 nodes on loopback, fsync on, 256 B values; {os.cpu_count()} CPUs; {version}")
+    print(
+        f"{args.rounds} alternating rounds per workload, pooled; per round and side: {sizes['single']} single-client "
+        f"writes, {sizes['many']} writes and {sizes['reads']} reads by 64 clients"
+    )
     header = f"{'workload':32} {'':9} {'pyagent':>10} {'etcd':>10} {'ratio':>7}"
     print(header)
     print("-" * len(header))
