@@ -137,6 +137,27 @@ pub fn render(shared: &Shared) -> String {
         "Last index in the log.",
         &[("", m.last_log_index.unwrap_or(0) as f64)],
     );
+    // On the leader: the last log index each follower is known to hold (what a follower that
+    // does not catch up is stuck at, as the leader sees it).
+    let matched: Vec<(String, f64)> = m
+        .replication
+        .iter()
+        .flatten()
+        .filter(|(id, _)| **id != cfg.node_id)
+        .map(|(id, l)| {
+            (
+                format!("target=\"{id}\""),
+                l.map(|l| l.index).unwrap_or(0) as f64,
+            )
+        })
+        .collect();
+    let matched: Vec<(&str, f64)> = matched.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    gauge(
+        &mut out,
+        "pyagent_raft_replication_matched_index",
+        "On the leader: the last log index replicated to each follower.",
+        &matched,
+    );
     let membership = m.membership_config.membership();
     let voters = membership.voter_ids().count();
     let all = membership.nodes().count();

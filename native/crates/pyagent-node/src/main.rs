@@ -26,36 +26,49 @@ fn flag(args: &[String], name: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn init_logging() {
-    let level = std::env::var("PYAGENT_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let level = match level.as_str() {
+/// The log filter `PYAGENT_LOG` (or `RUST_LOG`) asks for: a level (`debug`, ...), or tracing's
+/// per-target directives (`info,openraft=info,openraft::replication=debug`) to look into one
+/// part of openraft without the volume of all of it at debug.
+fn log_filter(spec: &str) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::Targets;
+    let spec = spec.trim().to_ascii_lowercase();
+    if spec.contains('=') || spec.contains(',') {
+        if let Ok(targets) = spec.parse::<Targets>() {
+            return targets;
+        }
+        eprintln!("warning: cannot parse the log filter {spec:?}; logging at info");
+    }
+    let level = match spec.as_str() {
         "trace" => tracing::Level::TRACE,
         "debug" => tracing::Level::DEBUG,
         "warn" => tracing::Level::WARN,
         "error" => tracing::Level::ERROR,
         _ => tracing::Level::INFO,
     };
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
     // openraft's INFO lines dump whole Raft states: only its warnings unless asked for debug.
     let openraft = if level >= tracing::Level::DEBUG {
         level
     } else {
         tracing::Level::WARN
     };
-    let filter = tracing_subscriber::filter::Targets::new()
+    Targets::new()
         .with_default(level)
-        .with_target("openraft", openraft);
+        .with_target("openraft", openraft)
+}
+
+fn init_logging() {
+    let spec = std::env::var("PYAGENT_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_ansi(false),
         )
-        .with(filter)
+        .with(log_filter(&spec))
         .init();
 }
 
@@ -219,4 +232,26 @@ fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Run
         builder.worker_threads(n);
     }
     builder.enable_all().build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn log_filter_takes_a_level_or_directives() {
+        let plain = log_filter("");
+        assert!(plain.would_enable("pyagent_node::api", &Level::INFO));
+        assert!(!plain.would_enable("pyagent_node::api", &Level::DEBUG));
+        assert!(!plain.would_enable("openraft::core", &Level::INFO));
+        assert!(plain.would_enable("openraft::core", &Level::WARN));
+        let debug = log_filter("DEBUG");
+        assert!(debug.would_enable("openraft::core", &Level::DEBUG));
+        let targeted = log_filter("info,openraft=info,openraft::replication=debug");
+        assert!(targeted.would_enable("openraft::core", &Level::INFO));
+        assert!(!targeted.would_enable("openraft::core", &Level::DEBUG));
+        assert!(targeted.would_enable("openraft::replication::stream_state", &Level::DEBUG));
+        assert!(targeted.would_enable("pyagent_node::net", &Level::INFO));
+    }
 }

@@ -419,6 +419,12 @@ async fn three_nodes_elect_commit_and_recover() {
         .all(|m| m.voter && !m.public_key.is_empty()));
     let text = pyagent_node::http::render(&nodes[li].shared);
     assert!(text.contains("pyagent_raft_is_leader 1"));
+    // the leader reports what it replicated to each follower, not to itself
+    let lead_id = nodes[li].shared.cfg.node_id;
+    assert!(text.contains("pyagent_raft_replication_matched_index{target=\""));
+    assert!(!text.contains(&format!(
+        "pyagent_raft_replication_matched_index{{target=\"{lead_id}\"}}"
+    )));
     assert!(text.contains("pyagent_kv_available 1"));
     // The same over HTTP on the metrics port, and /healthz.
     let http = |path: &'static str, addr: std::net::SocketAddr| async move {
