@@ -84,6 +84,13 @@ def unique_name(prefix: str, nodes: int) -> str:
     raise RuntimeError("no free port slot")
 
 
+def release_name(name: str) -> None:
+    """Give back the port slot of a swarm that is stopped (a run of more tests than slots, e.g.
+    the nemesis with many seeds, ran out of them)."""
+    with _lock:
+        _used_slots.discard(port_slot(name))
+
+
 def pyagent(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pyagent_compile", *args],
@@ -171,7 +178,7 @@ class Cluster:
                     self.leader_hint = top.node_id
                     return top.node_id
             time.sleep(0.05)
-        raise AssertionError(f"no leader within {timeout}s: {self.statuses()}")
+        raise AssertionError(f"no leader within {timeout}s:\n{describe_statuses(self.statuses())}")
 
     def put(self, key: str, value: bytes, timeout: float = 15.0) -> pb.CommandResult:
         """Put through the leader, following redirects, until acknowledged (test set-up only:
@@ -215,7 +222,55 @@ class Cluster:
             if all(views[n] is not None and views[n].applied_index >= index for n in wanted):  # type: ignore[union-attr]
                 return
             time.sleep(0.05)
-        raise AssertionError(f"nodes {wanted} did not apply index {index}: {self.statuses()}")
+        views = self.statuses()
+        lagging = [n for n in wanted if views[n] is None or views[n].applied_index < index]  # type: ignore[union-attr]
+        logs = {n: self.node_by_id(n).log_file for n in lagging}
+        tails = "".join(f"\n--- node {n}: {path}\n{log_tail(path)}" for n, path in logs.items())
+        raise AssertionError(
+            f"nodes {lagging} of {wanted} did not apply index {index} within {timeout}s:\n"
+            f"{describe_statuses(views)}\n{self.replication_view(views)}{tails}"
+        )
+
+    def replication_view(self, views: dict[int, pb.StatusResponse | None]) -> str:
+        """What each leader says it replicated to each follower (its /metrics)."""
+        lines = []
+        for nid, s in sorted(views.items()):
+            if s is None or s.role != "Leader":
+                continue
+            try:
+                values = metrics(self.node_by_id(nid), self.metrics_addresses[nid])
+            except OSError as exc:
+                lines.append(f"  leader {nid}: no /metrics ({exc})")
+                continue
+            name = "pyagent_raft_replication_matched_index"
+            matched = {k.partition("{")[2].rstrip("}"): int(v) for k, v in values.items() if k.startswith(name)}
+            lines.append(f"  leader {nid} replicated: {matched}")
+        return "\n".join(lines)
+
+
+def describe_statuses(views: dict[int, pb.StatusResponse | None]) -> str:
+    """One line per node: what `wait_*` failures need to tell a stuck node from a lagging one."""
+    lines = []
+    for nid, s in sorted(views.items()):
+        if s is None:
+            lines.append(f"  node {nid}: no answer")
+        else:
+            lines.append(
+                f"  node {nid}: {s.role} term={s.term} leader={s.leader_id} commit={s.commit_index}"
+                f" applied={s.applied_index} last_log={s.last_log_index}"
+            )
+    return "\n".join(lines)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(cannot read: {exc})"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 # -- histories --------------------------------------------------------------------------------
@@ -379,6 +434,19 @@ class Netns:
         digest = int(hashlib.sha256(self.tag.encode()).hexdigest(), 16)
         self.data_net = f"10.{200 + digest % 50}.{digest % 200}"
         self.ctl_net = f"10.{200 + digest % 50}.{200 + digest % 50}"
+        self._digest = digest
+
+    def _free_ctl_net(self) -> str:
+        """The first /24 from the tag's on that no host interface is in: `ctl` bridges get a host
+        address, so two test runs at once (other processes) must not share the subnet (data
+        bridges have none, and namespaces keep their addresses to themselves)."""
+        shown = _ip("-4", "-o", "addr", "show").stdout.split()
+        taken = {word.partition("/")[0].rpartition(".")[0] for word in shown if word.count(".") == 3}
+        for k in range(50):
+            n = 200 + (self._digest + k) % 50
+            if f"10.{n}.{n}" not in taken:
+                return f"10.{n}.{n}"
+        raise RuntimeError("no free 10.x.x.0/24 for a ctl bridge")
 
     def ns(self, nid: int) -> str:
         return f"pa-{self.tag}-{nid}"
@@ -396,6 +464,7 @@ class Netns:
         return f"{self.tag[:8]}{which}"
 
     def create(self) -> None:
+        self.ctl_net = self._free_ctl_net()
         for which in ("maj", "min", "ctl"):
             _ip("link", "add", self._bridge(which), "type", "bridge")
             _ip("link", "set", self._bridge(which), "up")

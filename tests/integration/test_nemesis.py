@@ -6,6 +6,8 @@ CI runs a few short seeds. Longer, from the command line:
 
     PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 pytest tests/integration/test_nemesis.py
 
+(PYAGENT_NEMESIS_FIRST_SEED=100 starts at seed 100, e.g. to run other seeds alongside.)
+
 A failing seed is reproducible in its schedule (not in its timing): rerun it alone with
 PYAGENT_NEMESIS_SEED=<n>.
 """
@@ -29,7 +31,8 @@ SECONDS = float(os.environ.get("PYAGENT_NEMESIS_SECONDS", "4"))
 if "PYAGENT_NEMESIS_SEED" in os.environ:
     SEEDS = [int(os.environ["PYAGENT_NEMESIS_SEED"])]
 else:
-    SEEDS = list(range(int(os.environ.get("PYAGENT_NEMESIS_SEEDS", "3"))))
+    _FIRST = int(os.environ.get("PYAGENT_NEMESIS_FIRST_SEED", "0"))
+    SEEDS = list(range(_FIRST, _FIRST + int(os.environ.get("PYAGENT_NEMESIS_SEEDS", "3"))))
 
 
 def _nemesis(cluster: harness.Cluster, net: harness.Netns, rng: random.Random, until: float, log: list[str]) -> None:
@@ -83,7 +86,8 @@ def _nemesis(cluster: harness.Cluster, net: harness.Netns, rng: random.Random, u
 def test_nemesis(tmp_path: Path, daemon: Path, netns_ok: None, seed: int) -> None:
     rng = random.Random(seed)
     voters = rng.choice([3, 5])
-    stack = harness.compile_local(tmp_path, harness.unique_name(f"nem{seed}", voters), voters)
+    name = harness.unique_name(f"nem{seed}", voters)
+    stack = harness.compile_local(tmp_path, name, voters)
     net = harness.Netns(f"nm{os.getpid() % 1000}s{seed % 100}", [n.id for n in stack.nodes])
     net.create()
     cluster = None
@@ -110,9 +114,16 @@ def test_nemesis(tmp_path: Path, daemon: Path, netns_ok: None, seed: int) -> Non
                 got = cluster.get(node_id, key, stale=True)
                 assert got.found and got.value == value, f"seed {seed}: node {node_id} lost {key}; faults: {log}"
         result = check(history.ops)
-        assert result.ok is True, f"seed {seed}: not linearizable on {result.key}; faults: {log}"
+        if result.ok is not True:
+            kept = tmp_path / f"history-{result.key}.txt"
+            ops = sorted((op for op in history.ops if op.key == result.key), key=lambda op: op.call)
+            offset = time.time() - time.monotonic()  # to line the operations up with node logs
+            kept.write_text(f"# unix time = monotonic + {offset:.6f}\n" + "".join(f"{op}\n" for op in ops))
+            verdict = "not linearizable" if result.ok is False else "undecided (search budget spent)"
+            pytest.fail(f"seed {seed}: {verdict} on {result.key} (its operations: {kept}); faults: {log}")
     finally:
         stop.set()
         if cluster is not None:
             harness.stop_all(cluster)
         net.destroy()
+        harness.release_name(name)
