@@ -264,8 +264,8 @@ pub struct PeerClient {
     /// A connection with no request or reply half-sent: it is dropped on any error or timeout.
     stream: Option<TcpStream>,
     /// A request was written and its whole reply not yet read (e.g. the call's future was
-    /// dropped on a timeout): the connection must not be reused, or the next call would read
-    /// this call's reply.
+    /// dropped on a timeout): the connection must not be reused, by this client's next call
+    /// (`exchange`) nor by another client (`Drop`), or that call would read this call's reply.
     mid_call: bool,
     signer: Arc<Signer>,
     gate: Arc<Gate>,
@@ -294,6 +294,14 @@ enum CallError {
 
 impl PeerClient {
     async fn exchange(&mut self, body: Vec<u8>) -> Result<RaftReply, CallError> {
+        if std::mem::take(&mut self.mid_call) && self.stream.take().is_some() {
+            // The previous call's future was dropped between its request and its reply (openraft
+            // gives up on a call at its own deadline: see `call`). That reply may still come, and
+            // would be read as this call's: one reply late for ever after, the leader counted
+            // entries as replicated that the follower never had, and once the follower's real
+            // answer came (a conflict below them) replication to it stopped.
+            tracing::debug!(peer = self.target, "dropping a connection left mid-call");
+        }
         if self.stream.is_none() {
             if let Some(idle) = self.idle.take(self.target, &self.addr) {
                 // The peer may have closed it since (restart, idle timeout): one failure on a
@@ -349,6 +357,14 @@ impl PeerClient {
         Ok(reply)
     }
 
+    /// One request and its reply within `ttl`, which callers take from `RPCOption::soft_ttl`
+    /// (3/4 of the hard TTL) as openraft asks (openraft-0.10.0-alpha.37 src/network/rpc_option.rs:
+    /// the network should time out at `soft_ttl`, so that it answers before openraft may drop the
+    /// call at `hard_ttl`). openraft 0.10 does drop calls there: its heartbeat worker keeps one
+    /// client and wraps each heartbeat in `C::timeout(heartbeat_interval, ..)`
+    /// (src/core/heartbeat/worker.rs), and our timer of the same length, started later (after the
+    /// `yield_now` in `append_entries`), lost that race on a busy machine. A dropped call still
+    /// costs its connection (`exchange`).
     async fn call(
         &mut self,
         req: RaftRequest,
@@ -369,13 +385,14 @@ impl PeerClient {
     }
 }
 
-fn unexpected() -> RPCError<TypeConfig> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other(
-        "unexpected reply kind",
-    )))
-}
-
 impl PeerClient {
+    /// A reply of another kind than the request's: whatever this connection carries next cannot
+    /// be trusted to answer the next request either, so it is not reused.
+    fn unexpected(&mut self) -> NetworkError<TypeConfig> {
+        self.stream = None;
+        NetworkError::new(&std::io::Error::other("unexpected reply kind"))
+    }
+
     /// The peer answered with an error of its own: its Raft has stopped (openraft's only error
     /// there). Whatever answered on this connection will not serve Raft again, while a restarted
     /// node listens afresh: the next call dials again rather than reuse the connection (an
@@ -404,11 +421,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             tokio::task::yield_now().await;
         }
         match self
-            .call(RaftRequest::Append(rpc), option.hard_ttl())
+            .call(RaftRequest::Append(rpc), option.soft_ttl())
             .await?
         {
             RaftReply::Append(r) => r.map_err(|e| RPCError::Unreachable(self.remote(e))),
-            _ => Err(unexpected()),
+            _ => Err(RPCError::Network(self.unexpected())),
         }
     }
 
@@ -417,9 +434,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await? {
+        match self.call(RaftRequest::Vote(rpc), option.soft_ttl()).await? {
             RaftReply::Vote(r) => r.map_err(|e| RPCError::Unreachable(self.remote(e))),
-            _ => Err(unexpected()),
+            _ => Err(RPCError::Network(self.unexpected())),
         }
     }
 
@@ -429,11 +446,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         match self
-            .call(RaftRequest::PreVote(rpc), option.hard_ttl())
+            .call(RaftRequest::PreVote(rpc), option.soft_ttl())
             .await?
         {
             RaftReply::PreVote(r) => r.map_err(|e| RPCError::Unreachable(self.remote(e))),
-            _ => Err(unexpected()),
+            _ => Err(RPCError::Network(self.unexpected())),
         }
     }
 
@@ -454,7 +471,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 self.stream = None;
                 return Err(StreamingError::Closed(closed));
             }
-            r = self.call(req, option.hard_ttl()) => r,
+            r = self.call(req, option.soft_ttl()) => r,
         };
         let reply = res.map_err(|e| match e {
             RPCError::Unreachable(u) => StreamingError::Unreachable(u),
@@ -464,9 +481,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         })?;
         match reply {
             RaftReply::Snapshot(r) => r.map_err(|e| StreamingError::Unreachable(self.remote(e))),
-            _ => Err(StreamingError::Network(NetworkError::new(
-                &std::io::Error::other("unexpected reply kind"),
-            ))),
+            _ => Err(StreamingError::Network(self.unexpected())),
         }
     }
 }
@@ -535,5 +550,87 @@ mod tests {
             gate.metrics.rejected(Channel::Raft, Reject::BadSignature),
             1
         );
+    }
+
+    /// A peer answering each vote request with the request's own vote, the first one late.
+    async fn late_first_peer(listener: TcpListener, signer: Signer, gate: Gate) {
+        let mut first = true;
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            while let Ok(frame) = read_frame(&mut stream).await {
+                let env: Envelope = rmp_serde::from_slice(&frame).unwrap();
+                gate.check(&env).unwrap();
+                let Ok(RaftRequest::Vote(req)) = rmp_serde::from_slice(&env.body) else {
+                    panic!("a vote request was expected");
+                };
+                if std::mem::take(&mut first) {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                let reply = RaftReply::Vote(Ok(VoteResponse::new(req.vote, None, true)));
+                let out = signer.envelope(env.from, rmp_serde::to_vec(&reply).unwrap());
+                let bytes = rmp_serde::to_vec(&out).unwrap();
+                if write_frame(&mut stream, &bytes).await.is_err() {
+                    break; // the client has closed this connection
+                }
+            }
+        }
+    }
+
+    /// openraft may drop a call at its own deadline (0.10's heartbeat worker does, and keeps its
+    /// client): the reply still on its way must not become the answer to the next call, of this
+    /// client or of one that takes the connection from the idle pool.
+    #[test]
+    fn a_call_dropped_mid_way_leaves_no_reply_to_the_next() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (k1, k2) = (
+                SigningKey::from_bytes(&[5; 32]),
+                SigningKey::from_bytes(&[6; 32]),
+            );
+            let pk = |k: &SigningKey| auth::public_key(&k.verifying_key()).unwrap();
+            let gate = |me: NodeId, peer: NodeId, key: &SigningKey| {
+                let keys = Keyring::new(BTreeMap::from([(peer, pk(key))]));
+                Gate::new(me, "s".into(), Arc::new(keys), Arc::new(Metrics::default()))
+            };
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let server = tokio::spawn(late_first_peer(
+                listener,
+                Signer::new(2, "s".into(), k2.clone()),
+                gate(2, 1, &k1),
+            ));
+            let mut factory = NetworkFactory {
+                signer: Arc::new(Signer::new(1, "s".into(), k1)),
+                gate: Arc::new(gate(1, 2, &k2)),
+                idle: Arc::default(),
+            };
+            let member = Member {
+                raft: addr,
+                ..Default::default()
+            };
+            let request = |term: u64| VoteRequest::new(openraft::Vote::new(term, 1), None);
+            let option = RPCOption::new(Duration::from_secs(2));
+
+            let mut client = factory.new_client(2, &member).await;
+            // openraft's deadline passes before the (late) reply to term 1 comes
+            let dropped = tokio::time::timeout(
+                Duration::from_millis(50),
+                client.vote(request(1), option.clone()),
+            )
+            .await;
+            assert!(dropped.is_err());
+            let resp = client.vote(request(2), option.clone()).await.unwrap();
+            assert_eq!(resp.vote, openraft::Vote::new(2, 1));
+            drop(client); // its connection goes to the idle pool
+            let mut other = factory.new_client(2, &member).await;
+            let resp = other.vote(request(3), option).await.unwrap();
+            assert_eq!(resp.vote, openraft::Vote::new(3, 1));
+            server.abort();
+        });
     }
 }
