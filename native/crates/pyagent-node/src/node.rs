@@ -132,6 +132,18 @@ pub async fn start(
         heartbeat_interval: cfg.heartbeat_ms,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
         max_in_snapshot_log_to_keep: cfg.snapshot_every_entries.min(1000),
+        // A leader that restarts has to win an election like any node, rather than resume its
+        // term as openraft 0.10 does by default (and 0.9 always did). openraft-0.10.0-alpha.37
+        // src/config/config.rs `enable_leader_restore` warns that resuming can serve a stale
+        // state machine when the committed log id is not persisted, and ours is a hint written
+        // at most every 100 ms (storage.rs): in the nemesis a leader killed and restarted within
+        // an election timeout resumed its term with the hint at 8399 and its log at 8493, its
+        // state machine re-applied up to 8399 only, and a linearizable read's index is
+        // max(the term's first entry, committed) (src/engine/handler/leader_handler/mod.rs).
+        // A new term's blank entry must commit first, which brings the commit index up to all
+        // that was acknowledged. Resuming the same term may also re-propose, under log ids the
+        // followers already hold, indexes whose entries it had sent and then lost unwritten.
+        enable_leader_restore: Some(false),
         ..Default::default()
     }
     .validate()
