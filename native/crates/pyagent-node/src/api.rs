@@ -88,11 +88,21 @@ impl Api {
 
     fn write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status {
         match e {
-            // 0.9 answered ForwardToLeader in both cases (an entry dropped on a leader change
-            // commits or not with the new leader's log; signed sequence numbers deduplicate).
-            RaftError::APIError(
-                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
-            ) => self.not_leader(f.leader_id),
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                self.not_leader(f.leader_id)
+            }
+            // The entry was appended here and dropped when this node took another leader's log
+            // (or a snapshot over it): it "may have committed or may still commit through another
+            // leader" (openraft-0.10.0-alpha.37 src/errors/mod.rs). Not the leader's
+            // FAILED_PRECONDITION, which tells a client that nothing was proposed: the outcome is
+            // unknown, as after a timeout (signed sequence numbers deduplicate a retry).
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+                let leads = f.leader_id.map(|l| format!("; node {l} leads"));
+                Status::unavailable(format!(
+                    "the proposal was dropped on a leader change and may still commit{}",
+                    leads.unwrap_or_default()
+                ))
+            }
             RaftError::APIError(ClientWriteError::PreconditionFailed(p)) => {
                 Status::failed_precondition(p.to_string())
             }
