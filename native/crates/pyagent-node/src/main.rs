@@ -46,14 +46,17 @@ fn log_filter(spec: &str) -> tracing_subscriber::filter::Targets {
         _ => tracing::Level::INFO,
     };
     // openraft's INFO lines dump whole Raft states: only its warnings unless asked for debug.
-    let openraft = if level >= tracing::Level::DEBUG {
-        level
+    // Its heartbeat worker warns on every failed heartbeat, one per interval per peer that is
+    // down; `net::PeerHealth` logs an outage once as it starts and once as it ends instead.
+    let (openraft, heartbeat) = if level >= tracing::Level::DEBUG {
+        (level, level)
     } else {
-        tracing::Level::WARN
+        (tracing::Level::WARN, tracing::Level::ERROR)
     };
     Targets::new()
         .with_default(level)
         .with_target("openraft", openraft)
+        .with_target("openraft::core::heartbeat", heartbeat)
 }
 
 fn init_logging() {
@@ -246,8 +249,11 @@ mod tests {
         assert!(!plain.would_enable("pyagent_node::api", &Level::DEBUG));
         assert!(!plain.would_enable("openraft::core", &Level::INFO));
         assert!(plain.would_enable("openraft::core", &Level::WARN));
+        assert!(!plain.would_enable("openraft::core::heartbeat::worker", &Level::WARN));
+        assert!(plain.would_enable("openraft::core::heartbeat::worker", &Level::ERROR));
         let debug = log_filter("DEBUG");
         assert!(debug.would_enable("openraft::core", &Level::DEBUG));
+        assert!(debug.would_enable("openraft::core::heartbeat::worker", &Level::WARN));
         let targeted = log_filter("info,openraft=info,openraft::replication=debug");
         assert!(targeted.would_enable("openraft::core", &Level::INFO));
         assert!(!targeted.would_enable("openraft::core", &Level::DEBUG));

@@ -2,7 +2,7 @@
 //! length-prefixed frame (`[u32 BE length][msgpack]`). One connection per openraft client,
 //! reused for its request/response pairs and re-dialled after an error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -214,6 +214,47 @@ pub struct NetworkFactory {
     pub signer: Arc<Signer>,
     pub gate: Arc<Gate>,
     pub idle: Arc<IdleConnections>,
+    pub health: Arc<PeerHealth>,
+}
+
+/// Which peers the last call found unreachable, shared by every client of one node, so that an
+/// outage is logged once when it starts and once when it ends. openraft's own warnings come
+/// per failed call (its heartbeat worker: one per heartbeat interval per peer, thousands in a
+/// short outage), so `main.rs` keeps its heartbeat worker at ERROR unless asked for more.
+#[derive(Default)]
+pub struct PeerHealth {
+    /// Set while any peer is down: a successful call reads only this flag in the common case.
+    any_down: std::sync::atomic::AtomicBool,
+    down: Mutex<BTreeSet<NodeId>>,
+}
+
+impl PeerHealth {
+    fn failed(&self, target: NodeId, why: &CallError) {
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        if down.insert(target) {
+            self.any_down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(peer = target, "peer unreachable: {why}");
+        }
+    }
+
+    fn answered(&self, target: NodeId) {
+        if !self.any_down.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        if down.remove(&target) {
+            self.any_down
+                .store(!down.is_empty(), std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(peer = target, "peer answers again");
+        }
+    }
+
+    /// Whether the last call to `target` failed.
+    pub fn is_down(&self, target: NodeId) -> bool {
+        let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        down.contains(&target)
+    }
 }
 
 /// Connections left by dropped clients, reused by the next client to the same peer: openraft 0.9
@@ -254,6 +295,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             signer: self.signer.clone(),
             gate: self.gate.clone(),
             idle: self.idle.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -270,6 +312,7 @@ pub struct PeerClient {
     signer: Arc<Signer>,
     gate: Arc<Gate>,
     idle: Arc<IdleConnections>,
+    health: Arc<PeerHealth>,
 }
 
 impl Drop for PeerClient {
@@ -375,6 +418,10 @@ impl PeerClient {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout),
         };
+        match &res {
+            Ok(_) => self.health.answered(self.target),
+            Err(e) => self.health.failed(self.target, e),
+        }
         res.map_err(|e| {
             self.stream = None;
             match e {
@@ -608,6 +655,7 @@ mod tests {
                 signer: Arc::new(Signer::new(1, "s".into(), k1)),
                 gate: Arc::new(gate(1, 2, &k2)),
                 idle: Arc::default(),
+                health: Arc::default(),
             };
             let member = Member {
                 raft: addr,
@@ -615,6 +663,17 @@ mod tests {
             };
             let request = |term: u64| VoteRequest::new(openraft::Vote::new(term, 1), None);
             let option = RPCOption::new(Duration::from_secs(2));
+
+            // a peer that does not listen is marked down once; its next answer clears that
+            let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let dead = Member {
+                raft: gone.local_addr().unwrap().to_string(),
+                ..Default::default()
+            };
+            drop(gone);
+            let mut to_dead = factory.new_client(2, &dead).await;
+            assert!(to_dead.vote(request(1), option.clone()).await.is_err());
+            assert!(factory.health.is_down(2));
 
             let mut client = factory.new_client(2, &member).await;
             // openraft's deadline passes before the (late) reply to term 1 comes
@@ -626,6 +685,7 @@ mod tests {
             assert!(dropped.is_err());
             let resp = client.vote(request(2), option.clone()).await.unwrap();
             assert_eq!(resp.vote, openraft::Vote::new(2, 1));
+            assert!(!factory.health.is_down(2));
             drop(client); // its connection goes to the idle pool
             let mut other = factory.new_client(2, &member).await;
             let resp = other.vote(request(3), option).await.unwrap();

@@ -152,6 +152,7 @@ pub async fn start(
         signer: signer.clone(),
         gate: gate.clone(),
         idle: Arc::default(),
+        health: Arc::default(),
     };
     let log_stats = log.stats.clone();
     let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log.clone(), sm)
