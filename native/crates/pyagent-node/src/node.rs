@@ -94,6 +94,9 @@ pub fn member_of(m: &crate::config::MemberConfig) -> Member {
     }
 }
 
+/// How long sending one snapshot to a follower may take (see `install_snapshot_timeout` below).
+pub const SNAPSHOT_SEND_TIMEOUT_MS: u64 = 30_000;
+
 pub async fn start(
     cfg: NodeConfig,
     key: SigningKey,
@@ -144,6 +147,13 @@ pub async fn start(
         // that was acknowledged. Resuming the same term may also re-propose, under log ids the
         // followers already hold, indexes whose entries it had sent and then lost unwritten.
         enable_leader_restore: Some(false),
+        // 0.10 sends a snapshot whole, as one signed frame (up to net::MAX_FRAME, 256 MiB), and
+        // gives the send `install_snapshot_timeout`: by default 200 ms, in which a state of some
+        // tens of MiB cannot be signed, sent, checked and written, so a follower that needed a
+        // snapshot was sent it again and again and never caught up (tests/cluster.rs, with
+        // 80 MiB). The bound is for a peer that hangs mid-transfer; one that is down fails at
+        // once on connect.
+        install_snapshot_timeout: SNAPSHOT_SEND_TIMEOUT_MS,
         ..Default::default()
     }
     .validate()

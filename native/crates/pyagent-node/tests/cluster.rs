@@ -538,12 +538,15 @@ async fn replace_a_member_through_raft_membership_changes() {
             .into_inner()
             .applied
     );
+    // 80 MiB of state: the snapshot the newcomer is sent takes longer to sign, send, check and
+    // write than openraft's default budget for one (200 ms), which it never caught up under.
+    let big = vec![b'x'; 1 << 20];
     for i in 0..80 {
         let r = c
             .submit(signed(
                 &signer,
                 signer.next_seq(),
-                put(&format!("fill{i}"), b"x"),
+                put(&format!("fill{i}"), &big),
             ))
             .await
             .unwrap();
