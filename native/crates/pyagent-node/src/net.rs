@@ -20,7 +20,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::auth::{self, Envelope, Reject, ReplayWindow, Signer};
 use crate::metrics::{Channel, Metrics};
-use crate::types::{Member, NodeId, Raft, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{
+    Entry, Member, NodeId, Raft, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote,
+};
 
 const MAX_FRAME: usize = 256 << 20;
 
@@ -451,14 +453,58 @@ impl PeerClient {
     }
 }
 
+/// Bytes of commands one AppendEntries carries at most (etcd's `MaxSizePerMsg` is 1 MiB too);
+/// a single larger entry still goes, alone. openraft hands the network up to
+/// `max_payload_entries` (300) entries at once and gives the call the heartbeat interval: a
+/// follower some tens of MiB behind was sent the same batch, timed out, again and again, and
+/// never caught up (tests/cluster.rs `leader_failover`, 40 MiB). The rest of the batch follows
+/// after a `PartialSuccess`.
+const APPEND_MAX_BYTES: usize = 1 << 20;
+
+/// Time allowed per MiB of an AppendEntries beyond openraft's budget for the call, which is
+/// sized for heartbeats (a slow disk, 2 cores shared by three nodes: 8 MiB/s is pessimistic).
+const APPEND_MS_PER_MIB: u64 = 125;
+
+/// An entry's bytes on the wire, near enough to bound a batch (the commands and signatures
+/// dominate; blank and membership entries are small).
+fn entry_bytes(e: &Entry) -> usize {
+    match &e.payload {
+        openraft::EntryPayload::Normal(batch) => batch
+            .0
+            .iter()
+            .map(|c| c.command.len() + c.signature.len() + 32)
+            .sum(),
+        _ => 64,
+    }
+}
+
+/// How many of `entries` go in one request: as many as fit in `max_bytes`, and at least one.
+/// Also their bytes.
+fn append_prefix(entries: &[Entry], max_bytes: usize) -> (usize, usize) {
+    let mut total = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let b = entry_bytes(e);
+        if i > 0 && total + b > max_bytes {
+            return (i, total);
+        }
+        total += b;
+    }
+    (entries.len(), total)
+}
+
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let (n, bytes) = append_prefix(&rpc.entries, APPEND_MAX_BYTES);
+        let partial = (n < rpc.entries.len()).then(|| rpc.entries[n - 1].log_id);
+        rpc.entries.truncate(n);
+        let ttl =
+            option.soft_ttl() + Duration::from_millis((APPEND_MS_PER_MIB * bytes as u64) >> 20);
         if rpc.entries.is_empty() {
             // A heartbeat, or openraft telling followers a new commit index right after the commit
             // (0.10 too sends an entry-less request when no new entries carry it): it is not
@@ -467,10 +513,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             // 1.46 -> 1.31 ms from letting the tasks already woken run first).
             tokio::task::yield_now().await;
         }
-        match self
-            .call(RaftRequest::Append(rpc), option.soft_ttl())
-            .await?
-        {
+        match self.call(RaftRequest::Append(rpc), ttl).await? {
+            // The follower holds the prefix that was sent: openraft sends the rest next.
+            RaftReply::Append(Ok(AppendEntriesResponse::Success)) if partial.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(partial))
+            }
             RaftReply::Append(r) => r.map_err(|e| RPCError::Unreachable(self.remote(e))),
             _ => Err(RPCError::Network(self.unexpected())),
         }
@@ -597,6 +644,36 @@ mod tests {
             gate.metrics.rejected(Channel::Raft, Reject::BadSignature),
             1
         );
+    }
+
+    fn entry_of(index: u64, command_bytes: usize) -> Entry {
+        let command = crate::types::LogCommand {
+            signer: 1,
+            seq: index,
+            command: vec![0; command_bytes],
+            signature: vec![0; 64],
+            proposed_at_ms: 0,
+        };
+        Entry {
+            log_id: crate::types::log_id(1, 1, index),
+            payload: openraft::EntryPayload::Normal(crate::types::Batch(vec![command])),
+        }
+    }
+
+    /// An AppendEntries carries up to APPEND_MAX_BYTES of entries, and always at least one.
+    #[test]
+    fn append_batches_are_bounded_in_bytes() {
+        let small: Vec<Entry> = (1..=300).map(|i| entry_of(i, 200)).collect();
+        assert_eq!(append_prefix(&small, APPEND_MAX_BYTES).0, 300);
+        let big: Vec<Entry> = (1..=40).map(|i| entry_of(i, 1 << 20)).collect();
+        let (n, bytes) = append_prefix(&big, APPEND_MAX_BYTES);
+        assert_eq!(n, 1, "one entry above the bound still goes, alone");
+        assert!(bytes > 1 << 20);
+        let mid: Vec<Entry> = (1..=40).map(|i| entry_of(i, 300 << 10)).collect();
+        let (n, bytes) = append_prefix(&mid, APPEND_MAX_BYTES);
+        assert_eq!(n, 3);
+        assert!(bytes <= APPEND_MAX_BYTES);
+        assert_eq!(append_prefix(&[], APPEND_MAX_BYTES), (0, 0));
     }
 
     /// A peer answering each vote request with the request's own vote, the first one late.

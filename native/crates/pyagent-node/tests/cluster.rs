@@ -693,6 +693,21 @@ async fn leader_failover() {
         .position(|n| n.shared.cfg.node_id == new)
         .unwrap();
     let mut c = client(&rest[ni]).await;
+    // 40 MiB of entries the old leader misses (no snapshot: it catches up from the log, in
+    // AppendEntries bounded in bytes; one batch of them never arrived within its budget)
+    let big = vec![b'x'; 1 << 20];
+    for i in 0..40 {
+        let r = c
+            .submit(signed(
+                &signer,
+                signer.next_seq(),
+                put(&format!("big{i}"), &big),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.applied);
+    }
     let r = c
         .submit(signed(&signer, signer.next_seq(), put("b", b"2")))
         .await
