@@ -49,6 +49,7 @@ nodes:
 consensus:
   electionTimeout: {{minMs: 300, maxMs: 600}}
   heartbeatMs: 100
+  snapshot: {{everyEntries: {snapshot_every}}}
 memory:
   kv:
     blockSize: 16
@@ -102,9 +103,11 @@ def pyagent(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
     )
 
 
-def compile_local(tmp: Path, name: str, voters: int) -> LocalStack:
+def compile_local(tmp: Path, name: str, voters: int, snapshot_every: int = 10_000) -> LocalStack:
+    """A local stack of `voters` nodes; `snapshot_every` entries between snapshots (the spec's
+    default unless a test wants followers to be sent snapshots)."""
     spec = tmp / "swarm.yaml"
-    spec.write_text(SPEC.format(name=name, voters=voters), encoding="utf-8")
+    spec.write_text(SPEC.format(name=name, voters=voters, snapshot_every=snapshot_every), encoding="utf-8")
     done = pyagent("compile", str(spec), "--out", str(tmp / "stacks"), "--env", "local")
     assert done.returncode == 0, done.stderr
     stack, diag = load_stack(tmp / "stacks" / name / "local")
