@@ -338,8 +338,29 @@ def attempt_get(cluster: Cluster, history: History, client: int, key: str) -> No
 
 
 def run_clients(
-    cluster: Cluster, history: History, stop: threading.Event, clients: int, registers: int, seed: int
+    cluster: Cluster,
+    history: History,
+    stop: threading.Event,
+    clients: int,
+    registers: int,
+    seed: int,
+    bulk_bytes: int = 0,
 ) -> list[threading.Thread]:
+    """`clients` threads mixing unique writes, register writes and register reads; with
+    `bulk_bytes`, one more writing unique keys of that size about 20 times a second, so that a
+    follower coming back is megabytes behind (replication in bounded batches)."""
+
+    def bulk(cid: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            key = f"b{n}"
+            value = f"{n:08d}".ljust(bulk_bytes, "x")
+            if attempt_put(cluster, history, cid, key, value):
+                with history.lock:
+                    history.acked_unique[key] = value.encode()
+            stop.wait(0.05)
+
     def client(cid: int) -> None:
         rng = random.Random(seed * 1000 + cid)
         n = 0
@@ -357,6 +378,8 @@ def run_clients(
                 attempt_get(cluster, history, cid, f"r{rng.randrange(registers)}")
 
     threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
+    if bulk_bytes:
+        threads.append(threading.Thread(target=bulk, args=(clients,), daemon=True))
     for t in threads:
         t.start()
     return threads

@@ -502,6 +502,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let (n, bytes) = append_prefix(&rpc.entries, APPEND_MAX_BYTES);
         let partial = (n < rpc.entries.len()).then(|| rpc.entries[n - 1].log_id);
+        if partial.is_some() {
+            tracing::debug!(
+                peer = self.target,
+                "AppendEntries cut to {n} of {} entries ({bytes} bytes)",
+                rpc.entries.len()
+            );
+        }
         rpc.entries.truncate(n);
         let ttl =
             option.soft_ttl() + Duration::from_millis((APPEND_MS_PER_MIB * bytes as u64) >> 20);
