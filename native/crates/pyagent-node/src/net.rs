@@ -454,12 +454,13 @@ impl PeerClient {
 }
 
 /// Bytes of commands one AppendEntries carries at most (etcd's `MaxSizePerMsg` is 1 MiB too);
-/// a single larger entry still goes, alone. openraft hands the network up to
+/// a single larger entry still goes, alone. The log reader already hands openraft no more
+/// (`storage::LogStore::limited_get_log_entries`); this bound is for any other way in. openraft hands the network up to
 /// `max_payload_entries` (300) entries at once and gives the call the heartbeat interval: a
 /// follower some tens of MiB behind was sent the same batch, timed out, again and again, and
 /// never caught up (tests/cluster.rs `leader_failover`, 40 MiB). The rest of the batch follows
 /// after a `PartialSuccess`.
-const APPEND_MAX_BYTES: usize = 1 << 20;
+pub(crate) const APPEND_MAX_BYTES: usize = 1 << 20;
 
 /// Time allowed per MiB of an AppendEntries beyond openraft's budget for the call, which is
 /// sized for heartbeats (a slow disk, 2 cores shared by three nodes: 8 MiB/s is pessimistic).
@@ -467,7 +468,7 @@ const APPEND_MS_PER_MIB: u64 = 125;
 
 /// An entry's bytes on the wire, near enough to bound a batch (the commands and signatures
 /// dominate; blank and membership entries are small).
-fn entry_bytes(e: &Entry) -> usize {
+pub(crate) fn entry_bytes(e: &Entry) -> usize {
     match &e.payload {
         openraft::EntryPayload::Normal(batch) => batch
             .0

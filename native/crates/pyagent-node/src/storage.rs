@@ -560,6 +560,33 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .collect())
     }
 
+    /// What replication reads to send a follower: up to `net::APPEND_MAX_BYTES` of entries
+    /// (at least one), not openraft's default of the whole range (up to `max_payload_entries`,
+    /// 300): with large values that cloned hundreds of MB under the log's lock for the network
+    /// to send one MiB of it.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let mem = self.mem();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for e in mem.entries.range(start..end).map(|(_, e)| e) {
+            let b = crate::net::entry_bytes(e);
+            if !out.is_empty() && bytes + b > crate::net::APPEND_MAX_BYTES {
+                tracing::debug!(
+                    "replication reads {} entries from {start} ({bytes} bytes), not up to {end}",
+                    out.len()
+                );
+                break;
+            }
+            bytes += b;
+            out.push(e.clone());
+        }
+        Ok(out)
+    }
+
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         Ok(self.mem().vote)
     }
@@ -721,6 +748,41 @@ mod tests {
             let es = s.try_get_log_entries(..).await.unwrap();
             (es, s)
         })
+    }
+
+    fn big_entry(index: u64, command_bytes: usize) -> Entry {
+        Entry {
+            log_id: lid(1, index),
+            payload: EntryPayload::Normal(crate::types::Batch(vec![LogCommand {
+                signer: 1,
+                seq: index,
+                command: vec![1; command_bytes],
+                signature: vec![7; 64],
+                proposed_at_ms: 0,
+            }])),
+        }
+    }
+
+    /// Replication reads at most a MiB of entries at a time, and always at least one.
+    #[test]
+    fn replication_reads_a_bounded_prefix() {
+        let dir = TempDir::new("log-limited");
+        rt().block_on(async {
+            let mut s = LogStore::open(dir.path()).unwrap();
+            let mut es = vec![big_entry(1, 2 << 20)];
+            es.extend((2..=11).map(|i| big_entry(i, 300 << 10)));
+            s.blocking_append(es).await.unwrap();
+            let first = s.limited_get_log_entries(1, 12).await.unwrap();
+            assert_eq!(first.len(), 1, "an entry above the bound comes alone");
+            let next = s.limited_get_log_entries(2, 12).await.unwrap();
+            assert_eq!(
+                next.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+                [2, 3, 4]
+            );
+            let small = s.limited_get_log_entries(11, 12).await.unwrap();
+            assert_eq!(small.len(), 1);
+            assert!(s.limited_get_log_entries(12, 20).await.unwrap().is_empty());
+        });
     }
 
     #[test]
