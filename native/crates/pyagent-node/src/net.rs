@@ -253,6 +253,7 @@ impl PeerHealth {
     }
 
     /// Whether the last call to `target` failed.
+    #[cfg(test)]
     pub fn is_down(&self, target: NodeId) -> bool {
         let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
         down.contains(&target)
@@ -453,13 +454,13 @@ impl PeerClient {
     }
 }
 
-/// Bytes of commands one AppendEntries carries at most (etcd's `MaxSizePerMsg` is 1 MiB too);
-/// a single larger entry still goes, alone. The log reader already hands openraft no more
-/// (`storage::LogStore::limited_get_log_entries`); this bound is for any other way in. openraft hands the network up to
-/// `max_payload_entries` (300) entries at once and gives the call the heartbeat interval: a
-/// follower some tens of MiB behind was sent the same batch, timed out, again and again, and
-/// never caught up (tests/cluster.rs `leader_failover`, 40 MiB). The rest of the batch follows
-/// after a `PartialSuccess`.
+/// Bytes of commands one AppendEntries carries at most (etcd's `MaxSizePerMsg` is 1 MiB too); a
+/// single larger entry still goes, alone. openraft reads up to `max_payload_entries` (300)
+/// entries for one request and gives the call the heartbeat interval: a follower some tens of
+/// MiB behind was sent the same batch, timed out, again and again, and never caught up
+/// (tests/cluster.rs `leader_failover`, 40 MiB). The log reader applies the bound
+/// (`storage::LogStore::limited_get_log_entries`); `append_entries` applies it again for any
+/// other way in, answering `PartialSuccess` for the prefix it sent.
 pub(crate) const APPEND_MAX_BYTES: usize = 1 << 20;
 
 /// Time allowed per MiB of an AppendEntries beyond openraft's budget for the call, which is
@@ -480,17 +481,21 @@ pub(crate) fn entry_bytes(e: &Entry) -> usize {
 }
 
 /// How many of `entries` go in one request: as many as fit in `max_bytes`, and at least one.
-/// Also their bytes.
-fn append_prefix(entries: &[Entry], max_bytes: usize) -> (usize, usize) {
-    let mut total = 0;
-    for (i, e) in entries.iter().enumerate() {
+/// Also their bytes. Reads one entry past the cut at most.
+pub(crate) fn append_prefix<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    max_bytes: usize,
+) -> (usize, usize) {
+    let (mut n, mut total) = (0, 0);
+    for e in entries {
         let b = entry_bytes(e);
-        if i > 0 && total + b > max_bytes {
-            return (i, total);
+        if n > 0 && total + b > max_bytes {
+            break;
         }
+        n += 1;
         total += b;
     }
-    (entries.len(), total)
+    (n, total)
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -593,6 +598,7 @@ mod tests {
     use ed25519_dalek::{Signer as _, SigningKey};
 
     use super::*;
+    use crate::testutil::entry_with_command;
 
     fn gate_for(sender: &SigningKey) -> Gate {
         let keys = BTreeMap::from([(1, auth::public_key(&sender.verifying_key()).unwrap())]);
@@ -654,34 +660,20 @@ mod tests {
         );
     }
 
-    fn entry_of(index: u64, command_bytes: usize) -> Entry {
-        let command = crate::types::LogCommand {
-            signer: 1,
-            seq: index,
-            command: vec![0; command_bytes],
-            signature: vec![0; 64],
-            proposed_at_ms: 0,
-        };
-        Entry {
-            log_id: crate::types::log_id(1, 1, index),
-            payload: openraft::EntryPayload::Normal(crate::types::Batch(vec![command])),
-        }
-    }
-
     /// An AppendEntries carries up to APPEND_MAX_BYTES of entries, and always at least one.
     #[test]
     fn append_batches_are_bounded_in_bytes() {
-        let small: Vec<Entry> = (1..=300).map(|i| entry_of(i, 200)).collect();
+        let small: Vec<Entry> = (1..=300).map(|i| entry_with_command(i, 200)).collect();
         assert_eq!(append_prefix(&small, APPEND_MAX_BYTES).0, 300);
-        let big: Vec<Entry> = (1..=40).map(|i| entry_of(i, 1 << 20)).collect();
+        let big: Vec<Entry> = (1..=40).map(|i| entry_with_command(i, 1 << 20)).collect();
         let (n, bytes) = append_prefix(&big, APPEND_MAX_BYTES);
         assert_eq!(n, 1, "one entry above the bound still goes, alone");
         assert!(bytes > 1 << 20);
-        let mid: Vec<Entry> = (1..=40).map(|i| entry_of(i, 300 << 10)).collect();
+        let mid: Vec<Entry> = (1..=40).map(|i| entry_with_command(i, 300 << 10)).collect();
         let (n, bytes) = append_prefix(&mid, APPEND_MAX_BYTES);
         assert_eq!(n, 3);
         assert!(bytes <= APPEND_MAX_BYTES);
-        assert_eq!(append_prefix(&[], APPEND_MAX_BYTES), (0, 0));
+        assert_eq!(append_prefix(std::iter::empty(), APPEND_MAX_BYTES), (0, 0));
     }
 
     /// A peer answering each vote request with the request's own vote, the first one late.

@@ -570,21 +570,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
         end: u64,
     ) -> Result<Vec<Entry>, io::Error> {
         let mem = self.mem();
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for e in mem.entries.range(start..end).map(|(_, e)| e) {
-            let b = crate::net::entry_bytes(e);
-            if !out.is_empty() && bytes + b > crate::net::APPEND_MAX_BYTES {
-                tracing::debug!(
-                    "replication reads {} entries from {start} ({bytes} bytes), not up to {end}",
-                    out.len()
-                );
-                break;
-            }
-            bytes += b;
-            out.push(e.clone());
+        let range = || mem.entries.range(start..end).map(|(_, e)| e);
+        let (n, bytes) = crate::net::append_prefix(range(), crate::net::APPEND_MAX_BYTES);
+        if range().nth(n).is_some() {
+            tracing::debug!(
+                "replication reads {n} entries from {start} ({bytes} bytes), not up to {end}"
+            );
         }
-        Ok(out)
+        Ok(range().take(n).cloned().collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -750,27 +743,14 @@ mod tests {
         })
     }
 
-    fn big_entry(index: u64, command_bytes: usize) -> Entry {
-        Entry {
-            log_id: lid(1, index),
-            payload: EntryPayload::Normal(crate::types::Batch(vec![LogCommand {
-                signer: 1,
-                seq: index,
-                command: vec![1; command_bytes],
-                signature: vec![7; 64],
-                proposed_at_ms: 0,
-            }])),
-        }
-    }
-
     /// Replication reads at most a MiB of entries at a time, and always at least one.
     #[test]
     fn replication_reads_a_bounded_prefix() {
         let dir = TempDir::new("log-limited");
         rt().block_on(async {
             let mut s = LogStore::open(dir.path()).unwrap();
-            let mut es = vec![big_entry(1, 2 << 20)];
-            es.extend((2..=11).map(|i| big_entry(i, 300 << 10)));
+            let mut es = vec![crate::testutil::entry_with_command(1, 2 << 20)];
+            es.extend((2..=11).map(|i| crate::testutil::entry_with_command(i, 300 << 10)));
             s.blocking_append(es).await.unwrap();
             let first = s.limited_get_log_entries(1, 12).await.unwrap();
             assert_eq!(first.len(), 1, "an entry above the bound comes alone");

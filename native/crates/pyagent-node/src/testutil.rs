@@ -1,4 +1,4 @@
-//! Test helpers: a self-removing temporary directory (no extra crate needed).
+//! Test helpers: a self-removing temporary directory (no extra crate needed), log entries.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,5 +24,20 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A log entry (term 1, led by node 1) holding one command of `command_bytes` bytes.
+pub fn entry_with_command(index: u64, command_bytes: usize) -> crate::types::Entry {
+    let command = crate::types::LogCommand {
+        signer: 1,
+        seq: index,
+        command: vec![1; command_bytes],
+        signature: vec![7; 64],
+        proposed_at_ms: 0,
+    };
+    crate::types::Entry {
+        log_id: crate::types::log_id(1, 1, index),
+        payload: openraft::EntryPayload::Normal(crate::types::Batch(vec![command])),
     }
 }

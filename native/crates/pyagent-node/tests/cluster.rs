@@ -144,6 +144,24 @@ fn signed(signer: &Signer, seq: u64, op: Op) -> proto::SignedCommand {
     }
 }
 
+/// `count` acknowledged writes of 1 MiB each, to keys `{prefix}0`, `{prefix}1`, ...
+async fn put_mib_values(
+    c: &mut NodeClient<tonic::transport::Channel>,
+    signer: &Signer,
+    prefix: &str,
+    count: usize,
+) {
+    let value = vec![b'x'; 1 << 20];
+    for i in 0..count {
+        let op = put(&format!("{prefix}{i}"), &value);
+        let r = c
+            .submit(signed(signer, signer.next_seq(), op))
+            .await
+            .unwrap();
+        assert!(r.into_inner().applied, "{prefix}{i} not applied");
+    }
+}
+
 fn put(key: &str, value: &[u8]) -> Op {
     Op::Put(proto::Put {
         key: key.into(),
@@ -540,18 +558,7 @@ async fn replace_a_member_through_raft_membership_changes() {
     );
     // 80 MiB of state: the snapshot the newcomer is sent takes longer to sign, send, check and
     // write than openraft's default budget for one (200 ms), which it never caught up under.
-    let big = vec![b'x'; 1 << 20];
-    for i in 0..80 {
-        let r = c
-            .submit(signed(
-                &signer,
-                signer.next_seq(),
-                put(&format!("fill{i}"), &big),
-            ))
-            .await
-            .unwrap();
-        assert!(r.into_inner().applied);
-    }
+    put_mib_values(&mut c, &signer, "fill", 80).await;
     let ln = &nodes[(leader - 1) as usize];
     ln.shared
         .raft
@@ -695,19 +702,7 @@ async fn leader_failover() {
     let mut c = client(&rest[ni]).await;
     // 40 MiB of entries the old leader misses (no snapshot: it catches up from the log, in
     // AppendEntries bounded in bytes; one batch of them never arrived within its budget)
-    let big = vec![b'x'; 1 << 20];
-    for i in 0..40 {
-        let r = c
-            .submit(signed(
-                &signer,
-                signer.next_seq(),
-                put(&format!("big{i}"), &big),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(r.applied);
-    }
+    put_mib_values(&mut c, &signer, "big", 40).await;
     let r = c
         .submit(signed(&signer, signer.next_seq(), put("b", b"2")))
         .await
