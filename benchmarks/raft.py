@@ -1,17 +1,23 @@
 """pyagent's Raft (3 pyagent-node processes) against etcd (3 members), side by side.
 
-    python benchmarks/raft.py                 # both, default sizes
-    python benchmarks/raft.py --quick         # smaller counts (a smoke run)
-    python benchmarks/raft.py --rounds 5      # more alternating rounds per workload (default 3)
+    python benchmarks/raft.py                   # both, default sizes
+    python benchmarks/raft.py --quick           # smaller counts (a smoke run)
+    python benchmarks/raft.py --rounds 5        # more alternating rounds per workload (default 3)
+    python benchmarks/raft.py --client python   # drive both with the Python grpc.aio client
 
 Same machine, same run, loopback, fsync on both (etcd's default; pyagent-node fsyncs every
 batch before acknowledging), values of 256 B. Both clusters run for the whole benchmark and each
 workload is measured in rounds that alternate between them (pyagent then etcd, then etcd then
 pyagent, ...), so a drift in the machine's speed (other processes, the disk's flush latency)
-falls on both sides alike; each side's figures pool all its rounds. Both are driven the same way: one Python
-process, grpc.aio, one channel per server, N coroutines each issuing one request at a time
-against the leader. pyagent's client also signs each command with Ed25519 (part of its
-protocol); etcd's requests are unauthenticated. Reads are linearizable on both (etcd Range
+falls on both sides alike; each side's figures pool all its rounds.
+
+Both are driven the same way, against the leader: one client process per round, one gRPC
+channel, N workers each issuing one request at a time. By default that client is `raft-load`
+(native/crates/raft-load, Rust and tonic, built by this script), a compiled client as etcd's own
+`benchmark` tool is, so that the figures are the servers'; `--client python` uses grpc.aio from
+this process instead, which spends ~0.33 ms of CPU per request on the same two cores and about
+half of a single write's latency. pyagent's client also signs each command with Ed25519 (part of
+its protocol); etcd's requests are unauthenticated. Reads are linearizable on both (etcd Range
 with serializable=false; pyagent Get with stale=false, ReadIndex through the leader).
 
 etcd comes from Debian (`apt-get install etcd-server`, 3.4); this script installs it with
@@ -44,8 +50,7 @@ import grpc.aio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyagent_compile.local.daemon import find_daemon  # noqa: E402
-from pyagent_compile.local.stack import load_stack  # noqa: E402
+from pyagent_compile.local.stack import StackNode, load_stack  # noqa: E402
 from pyagent_compile.nodeapi import node_pb2 as pb  # noqa: E402
 from pyagent_compile.nodeapi.client import Signer, put_command  # noqa: E402
 
@@ -163,11 +168,26 @@ def pooled(samples: list[Sample]) -> Figures:
 
 @dataclass
 class Side:
-    """One system under test: a write and a linearizable read of key `k{i % 1000}`."""
+    """One system under test: `run(op, clients, total)` measures one round of `total` writes
+    ("put") or linearizable reads ("get") of keys `k{i % 1000}` by `clients` workers."""
+
+    name: str
+    run: Callable[[str, int, int], Awaitable[Sample]]
+
+
+@dataclass
+class Ops:
+    """One system's requests for the Python client: a write and a linearizable read of `k{i % 1000}`."""
 
     name: str
     put: Callable[[int], Awaitable[None]]
     get: Callable[[int], Awaitable[None]]
+
+    def side(self) -> Side:
+        async def run(op: str, clients: int, total: int) -> Sample:
+            return await measure(getattr(self, op), clients, total)
+
+        return Side(self.name, run)
 
 
 WORKLOADS = (
@@ -179,14 +199,12 @@ WORKLOADS = (
 
 async def alternate(sides: tuple[Side, Side], sizes: dict[str, int], rounds: int) -> dict[str, dict[str, Figures]]:
     """Each workload in `rounds` rounds; the side that goes first alternates from round to round."""
-    for side in sides:
-        await measure(side.put, 8, 200)  # warm-up: connections, leader caches
     results: dict[str, dict[str, Figures]] = {side.name: {} for side in sides}
     for workload_name, op, clients, size in WORKLOADS:
         samples: dict[str, list[Sample]] = {side.name: [] for side in sides}
         for r in range(rounds):
             for side in sides if r % 2 == 0 else sides[::-1]:
-                samples[side.name].append(await measure(getattr(side, op), clients, sizes[size]))
+                samples[side.name].append(await side.run(op, clients, sizes[size]))
         for name, taken in samples.items():
             results[name][workload_name] = pooled(taken)
     return results
@@ -261,7 +279,7 @@ def etcd_leader(clients: list[str], timeout: float = 60) -> str:
 
 
 @contextlib.asynccontextmanager
-async def etcd_side(leader: str) -> AsyncIterator[Side]:
+async def etcd_ops(leader: str) -> AsyncIterator[Ops]:
     async with grpc.aio.insecure_channel(leader) as channel:
         put_rpc = channel.unary_unary("/etcdserverpb.KV/Put")
         range_rpc = channel.unary_unary("/etcdserverpb.KV/Range")
@@ -272,7 +290,7 @@ async def etcd_side(leader: str) -> AsyncIterator[Side]:
         async def get(i: int) -> None:
             await range_rpc(etcd_range(f"k{i % 1000}".encode()), timeout=10)
 
-        yield Side("etcd", put, get)
+        yield Ops("etcd", put, get)
 
 
 # -- pyagent ----------------------------------------------------------------------------------
@@ -283,13 +301,9 @@ def pyagent_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.asynccontextmanager
-async def pyagent_side(stack_folder: Path) -> AsyncIterator[Side]:
-    stack, _ = load_stack(stack_folder)
-    assert stack is not None
-    done = pyagent_cli("status", str(stack_folder), "--format", "json")
-    status = json.loads(done.stdout)
-    leader = stack.nodes[status["leader"] - 1]
-    signer = Signer.from_file(stack.swarm, leader.id, leader.key_file)
+async def pyagent_ops(stack_folder: Path) -> AsyncIterator[Ops]:
+    swarm, leader = pyagent_leader(stack_folder)
+    signer = Signer.from_file(swarm, leader.id, leader.key_file)
     async with grpc.aio.insecure_channel(leader.grpc) as channel:
         submit = channel.unary_unary(
             "/pyagent.node.v1.Node/Submit",
@@ -309,29 +323,90 @@ async def pyagent_side(stack_folder: Path) -> AsyncIterator[Side]:
         async def get(i: int) -> None:
             await read(pb.GetRequest(key=f"k{i % 1000}"), timeout=10)
 
-        yield Side("pyagent", put, get)
+        yield Ops("pyagent", put, get)
 
 
-async def run_both(
+def pyagent_leader(stack_folder: Path) -> tuple[str, StackNode]:
+    stack, _ = load_stack(stack_folder)
+    assert stack is not None
+    done = pyagent_cli("status", str(stack_folder), "--format", "json")
+    status = json.loads(done.stdout)
+    return stack.swarm, stack.nodes[status["leader"] - 1]
+
+
+async def run_both_python(
     stack_folder: Path, etcd_address: str, sizes: dict[str, int], rounds: int
 ) -> dict[str, dict[str, Figures]]:
-    async with pyagent_side(stack_folder) as ours, etcd_side(etcd_address) as theirs:
-        return await alternate((ours, theirs), sizes, rounds)
+    async with pyagent_ops(stack_folder) as ours, etcd_ops(etcd_address) as theirs:
+        for ops in (ours, theirs):
+            await measure(ops.put, 8, 200)  # warm-up: connections, leader caches
+        return await alternate((ours.side(), theirs.side()), sizes, rounds)
+
+
+# -- the compiled client (native/crates/raft-load) --------------------------------------------
+def load_side(binary: Path, name: str, target: list[str]) -> Side:
+    """Rounds run by `raft-load` against `target` (its --system/--addr/... arguments); each run
+    connects and warms up (100 writes) before it times anything."""
+
+    async def run(op: str, clients: int, total: int) -> Sample:
+        command = [str(binary), *target, "--op", op, "--clients", str(clients), "--total", str(total)]
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"raft-load against {name} failed (exit {proc.returncode}): {err.decode().strip()}")
+        data = json.loads(out)
+        return Sample(data["latencies"], data["elapsed"], data["retries"])
+
+    return Side(name, run)
+
+
+async def run_both_compiled(
+    binary: Path, stack_folder: Path, etcd_address: str, sizes: dict[str, int], rounds: int
+) -> dict[str, dict[str, Figures]]:
+    swarm, leader = pyagent_leader(stack_folder)
+    signer = ["--swarm", swarm, "--signer", str(leader.id), "--key", str(leader.key_file)]
+    ours = load_side(binary, "pyagent", ["--system", "pyagent", "--addr", leader.grpc, *signer])
+    theirs = load_side(binary, "etcd", ["--system", "etcd", "--addr", etcd_address])
+    return await alternate((ours, theirs), sizes, rounds)
+
+
+def build_native() -> tuple[Path, Path]:
+    """pyagent-node and raft-load, built (or found up to date) by cargo; $PYAGENT_NODE_BIN, when
+    set, is the daemon instead."""
+    print("building pyagent-node and raft-load (cargo build --release) ...", file=sys.stderr)
+    built = subprocess.run(
+        ["cargo", "build", "--release", "--locked", "-p", "pyagent-node", "-p", "raft-load"],
+        cwd=ROOT / "native",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if built.returncode != 0:
+        raise SystemExit(f"cargo build failed in native/:\n{built.stderr[-3000:]}")
+    release = ROOT / "native" / "target" / "host" / "release"
+    daemon = Path(os.environ.get("PYAGENT_NODE_BIN") or release / "pyagent-node").resolve()
+    return daemon, release / "raft-load"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per workload (default 3)")
+    parser.add_argument(
+        "--client",
+        choices=("rust", "python"),
+        default="rust",
+        help="the client both sides are driven with: raft-load (default) or grpc.aio in this process",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     sizes = (
         {"single": 200, "many": 2000, "reads": 2000} if args.quick else {"single": 1000, "many": 10000, "reads": 10000}
     )
-    daemon, diag = find_daemon(build=True, report=lambda m: print(m, file=sys.stderr))
-    if daemon is None:
-        raise SystemExit(f"pyagent-node: {diag}")
+    daemon, load = build_native()
     etcd = ensure_etcd()
     work = ROOT / ".bench-cache" / "raft"  # on the repository's disk, so fsync is real (not tmpfs)
     shutil.rmtree(work, ignore_errors=True)
@@ -355,7 +430,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory(dir=work) as tmp:
             procs, clients = start_etcd(etcd, Path(tmp))
             try:
-                results = asyncio.run(run_both(stack_folder, etcd_leader(clients), sizes, args.rounds))
+                leader = etcd_leader(clients)
+                if args.client == "rust":
+                    results = asyncio.run(run_both_compiled(load, stack_folder, leader, sizes, args.rounds))
+                else:
+                    results = asyncio.run(run_both_python(stack_folder, leader, sizes, args.rounds))
             finally:
                 for proc in procs:
                     proc.terminate()
@@ -368,7 +447,8 @@ def main() -> int:
     print(f"3 nodes on loopback, fsync on, 256 B values; {os.cpu_count()} CPUs; {version}")
     print(
         f"{args.rounds} alternating rounds per workload, pooled; per round and side: {sizes['single']} single-client "
-        f"writes, {sizes['many']} writes and {sizes['reads']} reads by 64 clients"
+        f"writes, {sizes['many']} writes and {sizes['reads']} reads by 64 clients; client: "
+        + ("raft-load (Rust, tonic)" if args.client == "rust" else "Python grpc.aio")
     )
     header = f"{'workload':32} {'':9} {'pyagent':>10} {'etcd':>10} {'ratio':>7}"
     print(header)
