@@ -2,7 +2,7 @@
 
     python benchmarks/raft.py                   # both, default sizes
     python benchmarks/raft.py --quick           # smaller counts (a smoke run)
-    python benchmarks/raft.py --rounds 5        # more alternating rounds per workload (default 3)
+    python benchmarks/raft.py --rounds 9        # more alternating rounds per workload (default 5)
     python benchmarks/raft.py --client python   # drive both with the Python grpc.aio client
 
 Same machine, same run, loopback, fsync on both (etcd's default; pyagent-node fsyncs every
@@ -393,7 +393,7 @@ def build_native() -> tuple[Path, Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per workload (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per workload (default 5)")
     parser.add_argument(
         "--client",
         choices=("rust", "python"),
@@ -404,7 +404,7 @@ def main() -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     sizes = (
-        {"single": 200, "many": 2000, "reads": 2000} if args.quick else {"single": 1000, "many": 10000, "reads": 10000}
+        {"single": 200, "many": 2000, "reads": 2000} if args.quick else {"single": 3000, "many": 10000, "reads": 10000}
     )
     daemon, load = build_native()
     etcd = ensure_etcd()

@@ -478,9 +478,10 @@ pub(crate) const COMMIT_LINGER: Duration = Duration::from_millis(5);
 type AppendItem = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
 
 /// One replication stream's requests as they are sent: openraft's, except that an entry-less
-/// request is held for up to [`COMMIT_LINGER`] and dropped if the stream's next request starts
-/// at the same log position (it then carries a commit index at least as new, and its answer
-/// acknowledges the same prefix).
+/// request that follows a request of at most one client command is held for up to
+/// [`COMMIT_LINGER`], and dropped if the stream's next request starts at the same log position
+/// (it then carries a commit index at least as new, and its answer acknowledges the same
+/// prefix).
 ///
 /// Why: openraft 0.10 tells followers each new commit index with a request of its own as soon as
 /// an entry commits. With signed messages each one costs two signatures and two verifications
@@ -488,7 +489,9 @@ type AppendItem = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
 /// it ran while the next write arrived, on the same two cores. Raft needs the commit index to
 /// reach followers eventually, not at once: a steady writer's next request carries it, and
 /// when writes stop the held request goes out after the linger (heartbeats carry it as well).
-/// Heartbeats are streams of one request, which end at once, so they are never held.
+/// Heartbeats are streams of one request, which end at once, so they are never held. After a
+/// request of several commands (concurrent writers) the update goes at once: holding it always
+/// cost 64 clients 6% of their writes/s, as its round trip had given the next batch time to fill.
 struct AppendStream<'s, S> {
     net: &'s mut PeerClient,
     input: S,
@@ -496,7 +499,7 @@ struct AppendStream<'s, S> {
     next: Option<AppendEntriesRequest<TypeConfig>>,
     /// `input` has ended (polling it again is not allowed).
     ended: bool,
-    /// Entries in the last request sent.
+    /// Client commands in the last request sent.
     last_sent: usize,
 }
 
