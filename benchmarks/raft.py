@@ -375,9 +375,12 @@ async def run_both_compiled(
 def build_native() -> tuple[Path, Path]:
     """pyagent-node and raft-load, built (or found up to date) by cargo; $PYAGENT_NODE_BIN, when
     set, is the daemon instead."""
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        raise SystemExit("cargo not found: the benchmark builds pyagent-node and raft-load (install Rust)")
     print("building pyagent-node and raft-load (cargo build --release) ...", file=sys.stderr)
     built = subprocess.run(
-        ["cargo", "build", "--release", "--locked", "-p", "pyagent-node", "-p", "raft-load"],
+        [cargo, "build", "--release", "--locked", "-p", "pyagent-node", "-p", "raft-load"],
         cwd=ROOT / "native",
         capture_output=True,
         text=True,

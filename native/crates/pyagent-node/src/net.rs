@@ -813,6 +813,52 @@ mod tests {
         }
     }
 
+    /// Node 1 (a network factory, the side under test) and node 2 (a test peer, to be served on
+    /// `listener`), each holding the other's key.
+    struct Pair {
+        factory: NetworkFactory,
+        listener: TcpListener,
+        member: Member,
+        peer_signer: Signer,
+        peer_gate: Gate,
+    }
+
+    async fn pair(seed: u8) -> Pair {
+        let (k1, k2) = (
+            SigningKey::from_bytes(&[seed; 32]),
+            SigningKey::from_bytes(&[seed + 1; 32]),
+        );
+        let pk = |k: &SigningKey| auth::public_key(&k.verifying_key()).unwrap();
+        let gate = |me: NodeId, peer: NodeId, key: &SigningKey| {
+            let keys = Keyring::new(BTreeMap::from([(peer, pk(key))]));
+            Gate::new(me, "s".into(), Arc::new(keys), Arc::new(Metrics::default()))
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let member = Member {
+            raft: listener.local_addr().unwrap().to_string(),
+            ..Default::default()
+        };
+        Pair {
+            factory: NetworkFactory {
+                signer: Arc::new(Signer::new(1, "s".into(), k1.clone())),
+                gate: Arc::new(gate(1, 2, &k2)),
+                idle: Arc::default(),
+                health: Arc::default(),
+            },
+            listener,
+            member,
+            peer_signer: Signer::new(2, "s".into(), k2),
+            peer_gate: gate(2, 1, &k1),
+        }
+    }
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     /// What a peer received: (prev index, entries, leader commit index) per AppendEntries.
     type Seen = (Option<u64>, usize, Option<u64>);
 
@@ -872,38 +918,16 @@ mod tests {
     /// next one's answer.
     #[test]
     fn a_bare_commit_update_is_superseded_by_the_next_request() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (k1, k2) = (
-                SigningKey::from_bytes(&[8; 32]),
-                SigningKey::from_bytes(&[9; 32]),
-            );
-            let pk = |k: &SigningKey| auth::public_key(&k.verifying_key()).unwrap();
-            let gate = |me: NodeId, peer: NodeId, key: &SigningKey| {
-                let keys = Keyring::new(BTreeMap::from([(peer, pk(key))]));
-                Gate::new(me, "s".into(), Arc::new(keys), Arc::new(Metrics::default()))
-            };
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let member = Member {
-                raft: listener.local_addr().unwrap().to_string(),
-                ..Default::default()
-            };
-            let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-            let server = tokio::spawn(recording_peer(
+        current_thread().block_on(async {
+            let Pair {
+                mut factory,
                 listener,
-                Signer::new(2, "s".into(), k2.clone()),
-                gate(2, 1, &k1),
-                seen_tx,
-            ));
-            let mut factory = NetworkFactory {
-                signer: Arc::new(Signer::new(1, "s".into(), k1)),
-                gate: Arc::new(gate(1, 2, &k2)),
-                idle: Arc::default(),
-                health: Arc::default(),
-            };
+                member,
+                peer_signer,
+                peer_gate,
+            } = pair(8).await;
+            let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+            let server = tokio::spawn(recording_peer(listener, peer_signer, peer_gate, seen_tx));
             let mut client = factory.new_client(2, &member).await;
             let option = RPCOption::new(Duration::from_secs(2));
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -961,37 +985,15 @@ mod tests {
     /// client or of one that takes the connection from the idle pool.
     #[test]
     fn a_call_dropped_mid_way_leaves_no_reply_to_the_next() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (k1, k2) = (
-                SigningKey::from_bytes(&[5; 32]),
-                SigningKey::from_bytes(&[6; 32]),
-            );
-            let pk = |k: &SigningKey| auth::public_key(&k.verifying_key()).unwrap();
-            let gate = |me: NodeId, peer: NodeId, key: &SigningKey| {
-                let keys = Keyring::new(BTreeMap::from([(peer, pk(key))]));
-                Gate::new(me, "s".into(), Arc::new(keys), Arc::new(Metrics::default()))
-            };
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap().to_string();
-            let server = tokio::spawn(late_first_peer(
+        current_thread().block_on(async {
+            let Pair {
+                mut factory,
                 listener,
-                Signer::new(2, "s".into(), k2.clone()),
-                gate(2, 1, &k1),
-            ));
-            let mut factory = NetworkFactory {
-                signer: Arc::new(Signer::new(1, "s".into(), k1)),
-                gate: Arc::new(gate(1, 2, &k2)),
-                idle: Arc::default(),
-                health: Arc::default(),
-            };
-            let member = Member {
-                raft: addr,
-                ..Default::default()
-            };
+                member,
+                peer_signer,
+                peer_gate,
+            } = pair(5).await;
+            let server = tokio::spawn(late_first_peer(listener, peer_signer, peer_gate));
             let request = |term: u64| VoteRequest::new(openraft::Vote::new(term, 1), None);
             let option = RPCOption::new(Duration::from_secs(2));
 
