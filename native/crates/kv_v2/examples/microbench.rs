@@ -35,7 +35,7 @@ fn main() {
         key += per as u128;
         let t = Instant::now();
         let got = reqs
-            .admit(&mut p, rid, keys, per, per, &mut Vec::new())
+            .admit(&mut p, rid, &keys, per, per, &mut Vec::new())
             .unwrap();
         t_admit += t.elapsed().as_nanos();
         if got.is_some() {

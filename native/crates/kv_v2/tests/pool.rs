@@ -408,7 +408,7 @@ fn request_tables_admit_grow_commit_free() {
     let mut r = Requests::new();
     let mut ev = Vec::new();
     assert_eq!(
-        r.admit(&mut p, 1, vec![1, 2, 3], 4, 3, &mut ev).unwrap(),
+        r.admit(&mut p, 1, &[1, 2, 3], 4, 3, &mut ev).unwrap(),
         Some(0)
     );
     assert_eq!(r.commit(&mut p, 1, usize::MAX).unwrap(), 3);
@@ -420,15 +420,15 @@ fn request_tables_admit_grow_commit_free() {
     assert_eq!(r.get(1).unwrap().blocks.len(), 6);
     // A second request shares the prefix; max_hit caps the hits.
     assert_eq!(
-        r.admit(&mut p, 2, vec![1, 2, 3, 4], 4, 2, &mut ev).unwrap(),
+        r.admit(&mut p, 2, &[1, 2, 3, 4], 4, 2, &mut ev).unwrap(),
         Some(2)
     );
     assert_eq!(
-        r.admit(&mut p, 2, vec![], 1, 0, &mut ev),
+        r.admit(&mut p, 2, &[], 1, 0, &mut ev),
         Err(KvError::RequestExists(2))
     );
     assert_eq!(
-        r.admit(&mut p, 3, vec![], 9, 0, &mut ev).unwrap(),
+        r.admit(&mut p, 3, &[], 9, 0, &mut ev).unwrap(),
         None,
         "does not fit"
     );
@@ -471,6 +471,52 @@ fn refused_admission_changes_nothing() {
 }
 
 #[test]
+fn a_freed_table_is_reused_empty_and_spares_stay_within_the_pool() {
+    use kv_v2::Requests;
+    let mut p = pool(10);
+    let mut r = Requests::new();
+    let mut ev = Vec::new();
+    assert_eq!(
+        r.admit(&mut p, 1, &[1, 2, 3], 4, 3, &mut ev).unwrap(),
+        Some(0)
+    );
+    assert_eq!(r.commit(&mut p, 1, usize::MAX).unwrap(), 3);
+    assert_eq!(r.free(&mut p, 1).unwrap(), 4);
+    assert_eq!(r.spare().0, 1, "the freed table is kept");
+    // The next request gets that table back, holding only its own blocks and keys.
+    assert_eq!(r.admit(&mut p, 2, &[1, 9], 3, 1, &mut ev).unwrap(), Some(1));
+    assert_eq!(r.spare(), (0, 0));
+    let t = r.get(2).unwrap();
+    assert_eq!(
+        (t.blocks.len(), t.keys.as_slice(), t.cached),
+        (3, &[1, 9][..], 1)
+    );
+    assert_eq!(
+        r.commit(&mut p, 2, usize::MAX).unwrap(),
+        1,
+        "only key 9 is new"
+    );
+    // A fork reuses a spare too, and copies the parent exactly.
+    assert_eq!(r.admit(&mut p, 3, &[], 1, 0, &mut ev).unwrap(), Some(0));
+    r.free(&mut p, 3).unwrap();
+    r.fork(&mut p, 2, 4).unwrap();
+    let (parent, child) = (r.get(2).unwrap(), r.get(4).unwrap());
+    assert_eq!(parent.blocks, child.blocks);
+    assert_eq!(parent.keys, child.keys);
+    assert_eq!(parent.cached, child.cached);
+    p.check_invariants().unwrap();
+    // Spares never hold more block slots than the pool has blocks.
+    r.free(&mut p, 2).unwrap();
+    r.free(&mut p, 4).unwrap();
+    let (n, slots) = r.spare();
+    assert!(n >= 1 && slots <= 10, "{n} spares, {slots} slots");
+    assert_eq!(r.admit(&mut p, 5, &[], 9, 0, &mut ev).unwrap(), Some(0));
+    r.free(&mut p, 5).unwrap();
+    assert!(r.spare().1 <= 10, "{:?}", r.spare());
+    p.check_invariants().unwrap();
+}
+
+#[test]
 fn running_requests_may_use_the_reserve_admission_may_not() {
     use kv_v2::Requests;
     let mut cfg = Config::new(8, 4);
@@ -478,10 +524,10 @@ fn running_requests_may_use_the_reserve_admission_may_not() {
     let mut p = Pool::new(cfg).unwrap();
     let mut r = Requests::new();
     let mut ev = Vec::new();
-    assert_eq!(r.admit(&mut p, 1, vec![], 5, 0, &mut ev).unwrap(), None);
-    assert_eq!(r.admit(&mut p, 1, vec![], 4, 0, &mut ev).unwrap(), Some(0));
+    assert_eq!(r.admit(&mut p, 1, &[], 5, 0, &mut ev).unwrap(), None);
+    assert_eq!(r.admit(&mut p, 1, &[], 4, 0, &mut ev).unwrap(), Some(0));
     assert_eq!(
-        r.admit(&mut p, 2, vec![], 1, 0, &mut ev).unwrap(),
+        r.admit(&mut p, 2, &[], 1, 0, &mut ev).unwrap(),
         None,
         "only the reserve is left"
     );

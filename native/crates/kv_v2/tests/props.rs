@@ -285,7 +285,7 @@ proptest! {
                     let total = usize::from(len) + usize::from(extra);
                     let rid = next_rid;
                     next_rid += 1;
-                    if let Some(h) = reqs.admit(&mut p, rid, keys, total, usize::from(len), &mut ev).unwrap() {
+                    if let Some(h) = reqs.admit(&mut p, rid, &keys, total, usize::from(len), &mut ev).unwrap() {
                         prop_assert!(h <= usize::from(len));
                         live.push((rid, chain));
                     }

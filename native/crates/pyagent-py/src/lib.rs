@@ -368,21 +368,17 @@ impl PyPool {
         token_ids: Option<Vec<u32>>,
     ) -> PyResult<Option<usize>> {
         let tokens = token_ids.unwrap_or_default();
-        let k = keys_from(keys)?;
-        let (inner, reqs) = (&mut self.inner, &mut self.reqs);
+        let mut k = std::mem::take(&mut self.key_buf);
+        keys_into(keys, &mut k)?;
+        self.ev_buf.clear();
+        let (inner, reqs, ev) = (&mut self.inner, &mut self.reqs, &mut self.ev_buf);
         let max_hit = max_hit.unwrap_or(k.len());
-        work(py, total_blocks, || {
-            reqs.admit_tokens(
-                inner,
-                rid,
-                k,
-                &tokens,
-                total_blocks,
-                max_hit,
-                &mut Vec::new(),
-            )
+        let r = work(py, total_blocks, || {
+            reqs.admit_tokens(inner, rid, &k, &tokens, total_blocks, max_hit, ev)
         })
-        .map_err(err)
+        .map_err(err);
+        self.key_buf = k;
+        r
     }
 
     /// Append keys of newly full blocks and grow the table to `total_blocks` (running

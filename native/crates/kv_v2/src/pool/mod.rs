@@ -402,9 +402,30 @@ impl Pool {
         }
     }
 
+    /// Ready the next allocation, at the start of a call that may allocate: the head's
+    /// metadata and key were prefetched when the last allocation ended, so reading them here
+    /// should not stall, and the misses this starts (the head's index line, the block after
+    /// it) overlap the caller's lookups before the allocation needs them.
+    pub fn prefetch_allocation(&self) {
+        if self.head != NIL {
+            self.prefetch_victim(self.head);
+        }
+    }
+
+    /// Prefetch the blocks and index lines a registration of `ids` under `keys` reads first.
+    pub fn prefetch_register(&self, ids: &[BlockId], keys: &[Key]) {
+        for (&id, &k) in ids.iter().zip(keys).take(PREFETCH_AHEAD) {
+            if (id as usize) < self.blocks.len() {
+                self.prefetch_block(id as usize);
+            }
+            self.index_prefetch(k);
+        }
+    }
+
     /// For the free list's head `h`, about to be taken: prefetch the index line its key
     /// probes (when hashed: evicting it removes that entry), and the metadata and key of the
-    /// block after it.
+    /// block after it. It reads `h`'s metadata and key: in a loop, ask for them one block
+    /// earlier (see [`Pool::prefetch_block`]).
     fn prefetch_victim(&self, h: u32) {
         let b = &self.blocks[h as usize];
         if b.has(F_HASHED) {
@@ -617,11 +638,11 @@ impl Pool {
             self.used += 1;
             out.push(id);
         }
-        // The next allocations take the free list's head and the block after it: ask for
-        // their metadata and keys now, so on a large pool those misses overlap the caller's
-        // work instead of stalling the next call.
+        // The next allocation takes the free list's head: ask for its metadata and key now,
+        // without reading them (that would wait for the misses here), so they arrive while
+        // the caller works; the next call reads them in `prefetch_allocation`.
         if self.head != NIL {
-            self.prefetch_victim(self.head);
+            self.prefetch_block(self.head as usize);
         }
         if evicted.len() > first_evicted && self.cfg.events {
             // vLLM emits one BlockRemoved per evicted block.
@@ -648,6 +669,7 @@ impl Pool {
         table: &mut Vec<BlockId>,
         evicted: &mut Vec<Key>,
     ) -> Result<Option<usize>> {
+        self.prefetch_allocation();
         let start = table.len();
         let hits = self.lookup(keys, Some(table));
         let num_new = total.saturating_sub(hits);
@@ -659,8 +681,7 @@ impl Pool {
             table.truncate(start);
             return Ok(None);
         }
-        let got: Vec<BlockId> = table[start..].to_vec();
-        for id in got {
+        for &id in &table[start..] {
             self.touch_one(id);
         }
         self.count_query(keys.len(), hits);
