@@ -18,6 +18,7 @@ pub mod hash;
 pub mod persist;
 pub mod pool;
 mod prefetch;
+mod reqmap;
 pub mod requests;
 pub mod vllm_events;
 
