@@ -13,11 +13,12 @@
 //! Under [`pool::Policy::Lru`] with [`pool::DupPolicy::KeepAll`] the pool reproduces vLLM v1's
 //! `BlockPool` decisions exactly: the same hits and the same eviction order.
 
+mod arena;
 pub mod error;
 pub mod hash;
+mod hints;
 pub mod persist;
 pub mod pool;
-mod prefetch;
 mod reqmap;
 pub mod requests;
 pub mod vllm_events;

@@ -1,4 +1,4 @@
-//! The map from request id to block table behind [`crate::Requests`].
+//! The map from request id to block table entry behind [`crate::Requests`].
 //!
 //! Open addressing with linear probing over one-cache-line entries, each holding the request
 //! id and its table's buffer headers, so finding a request reads one line. Called from Python
@@ -7,23 +7,36 @@
 //! bucket spanning two more, one after the other. Deletion shifts entries back (no
 //! tombstones), and the table stays at most half full.
 
-use crate::hash::Key;
-use crate::pool::BlockId;
+use crate::arena::Span;
 
-/// One request's blocks and the keys of its full blocks so far. One cache line.
-#[derive(Debug, Clone, Default)]
+/// One request's table: where its block ids and keys are in the arenas. One cache line.
+#[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
-pub struct RequestTable {
-    pub blocks: Vec<BlockId>,
-    pub keys: Vec<Key>,
+pub(crate) struct Entry {
+    pub(crate) blocks: Span,
+    pub(crate) keys: Span,
     /// Leading blocks already in the prefix index (hits, or registered by
     /// [`crate::Requests::commit`]).
-    pub cached: usize,
+    pub(crate) cached: usize,
     rid: u64,
+    /// Always true: its unused bit patterns are the niche that makes an empty slot
+    /// (`None`) cost no extra byte.
+    _niche: bool,
 }
 
-// `Option` uses the vectors' non-null pointers as its niche: an empty slot costs no flag.
-const _: () = assert!(std::mem::size_of::<Option<RequestTable>>() == 64);
+impl Entry {
+    pub(crate) fn new(blocks: Span, keys: Span, cached: usize) -> Entry {
+        Entry {
+            blocks,
+            keys,
+            cached,
+            rid: 0,
+            _niche: true,
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Option<Entry>>() == 64);
 
 const MIN_SLOTS: usize = 16;
 
@@ -35,7 +48,7 @@ fn home(rid: u64, mask: usize) -> usize {
 
 #[derive(Debug, Default)]
 pub(crate) struct ReqMap {
-    slots: Vec<Option<RequestTable>>,
+    slots: Vec<Option<Entry>>,
     len: usize,
 }
 
@@ -68,16 +81,16 @@ impl ReqMap {
         self.find(rid).is_some()
     }
 
-    pub(crate) fn get(&self, rid: u64) -> Option<&RequestTable> {
+    pub(crate) fn get(&self, rid: u64) -> Option<&Entry> {
         self.find(rid).and_then(|i| self.slots[i].as_ref())
     }
 
-    pub(crate) fn get_mut(&mut self, rid: u64) -> Option<&mut RequestTable> {
+    pub(crate) fn get_mut(&mut self, rid: u64) -> Option<&mut Entry> {
         self.find(rid).and_then(|i| self.slots[i].as_mut())
     }
 
     /// Insert `t` as `rid`'s table; `rid` must not be present.
-    pub(crate) fn insert(&mut self, rid: u64, mut t: RequestTable) {
+    pub(crate) fn insert(&mut self, rid: u64, mut t: Entry) {
         debug_assert!(!self.contains(rid));
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
@@ -93,7 +106,7 @@ impl ReqMap {
     }
 
     /// Remove and return `rid`'s table.
-    pub(crate) fn remove(&mut self, rid: u64) -> Option<RequestTable> {
+    pub(crate) fn remove(&mut self, rid: u64) -> Option<Entry> {
         let mut hole = self.find(rid)?;
         let out = self.slots[hole].take();
         self.len -= 1;
@@ -134,11 +147,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn table(n: u32) -> RequestTable {
-        RequestTable {
-            blocks: vec![n],
-            ..RequestTable::default()
-        }
+    fn table(n: u32) -> Entry {
+        Entry::new(Span::default(), Span::default(), n as usize)
     }
 
     /// Random inserts and removals, with ids that collide on their home slot, checked
@@ -160,7 +170,7 @@ mod tests {
             };
             if want.contains_key(&rid) && x % 5 < 3 {
                 let got = m.remove(rid).unwrap();
-                assert_eq!(got.blocks, vec![want.remove(&rid).unwrap()]);
+                assert_eq!(got.cached, want.remove(&rid).unwrap() as usize);
             } else if let std::collections::hash_map::Entry::Vacant(e) = want.entry(rid) {
                 m.insert(rid, table(step));
                 e.insert(step);
@@ -168,13 +178,13 @@ mod tests {
             assert_eq!(m.len(), want.len());
             if step % 97 == 0 {
                 for (&r, &v) in &want {
-                    assert_eq!(m.get(r).unwrap().blocks, vec![v]);
+                    assert_eq!(m.get(r).unwrap().cached, v as usize);
                 }
                 assert!(m.get(u64::MAX).is_none());
             }
         }
         for (&r, &v) in &want {
-            assert_eq!(m.get_mut(r).unwrap().blocks, vec![v]);
+            assert_eq!(m.get_mut(r).unwrap().cached, v as usize);
         }
     }
 }

@@ -1,35 +1,50 @@
 //! Request-level block tables kept next to the pool, as vLLM's `KVCacheManager` keeps
 //! `req_to_blocks`: a scheduler names a request once and every later call is O(1) crossings,
 //! with no block-id lists going back and forth.
+//!
+//! Tables live in two arenas (block ids, keys; see [`crate::arena`]) and are found through a
+//! one-line-per-entry map ([`crate::reqmap`]). Both come from profiling the request API
+//! called from Python on a 100k-block pool: with a `Vec` per table, `malloc`/`realloc` of
+//! the buffers (on a heap shared with the interpreter) were half of a scheduler step's time
+//! and a quarter of a release's, and the buffers' 4 KiB pages cost a page walk per step.
 
 use std::collections::HashMap;
 
+use crate::arena::Arena;
 use crate::error::{KvError, Result};
 use crate::hash::Key;
+use crate::hints::prefetch;
 use crate::pool::{BlockId, DupPolicy, Pool};
-use crate::prefetch::prefetch;
-use crate::reqmap::ReqMap;
-pub use crate::reqmap::RequestTable;
+use crate::reqmap::{Entry, ReqMap};
 
-/// At most this many freed tables are kept for reuse.
-const MAX_SPARE_TABLES: usize = 256;
+/// One request's blocks and the keys of its full blocks so far, borrowed from [`Requests`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTable<'a> {
+    pub blocks: &'a [BlockId],
+    pub keys: &'a [Key],
+    /// Leading blocks already in the prefix index (hits, or registered by [`Requests::commit`]).
+    pub cached: usize,
+}
 
 /// Block tables by request id.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Requests {
-    reqs: ReqMap,
+    map: ReqMap,
+    blocks: Arena<BlockId>,
+    keys: Arena<Key>,
     /// Token ids of the keyed blocks past each request's `cached` blocks, kept only while
     /// the pool records events (they go into the stored event when the blocks are cached).
     pending_tokens: HashMap<u64, Vec<u32>>,
     scratch: Vec<BlockId>,
-    /// Freed tables, emptied, whose buffers the next admissions and forks reuse. In a process
-    /// that also runs Python, `malloc` and `realloc` of a table's buffers walk a heap shared
-    /// with the interpreter's objects: measured from Python on a 100k-block pool, they were
-    /// half of a scheduler step's time and a quarter of a release's.
-    spare: Vec<RequestTable>,
-    /// Block slots (the larger of the two buffers' capacities) held by `spare`: at most the
-    /// pool's block count, so the spares never hold more than the live tables could.
-    spare_slots: usize,
+}
+
+impl std::fmt::Debug for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requests")
+            .field("requests", &self.map.len())
+            .field("reserved", &self.reserved())
+            .finish()
+    }
 }
 
 impl Requests {
@@ -38,44 +53,25 @@ impl Requests {
     }
 
     pub fn len(&self) -> usize {
-        self.reqs.len()
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.reqs.len() == 0
+        self.map.len() == 0
     }
 
-    pub fn get(&self, rid: u64) -> Result<&RequestTable> {
-        self.reqs.get(rid).ok_or(KvError::UnknownRequest(rid))
+    pub fn get(&self, rid: u64) -> Result<RequestTable<'_>> {
+        let e = self.map.get(rid).ok_or(KvError::UnknownRequest(rid))?;
+        Ok(RequestTable {
+            blocks: self.blocks.slice(e.blocks),
+            keys: self.keys.slice(e.keys),
+            cached: e.cached,
+        })
     }
 
-    /// Freed tables kept for reuse, and the block slots they hold (see [`Requests::recycle`]).
-    pub fn spare(&self) -> (usize, usize) {
-        (self.spare.len(), self.spare_slots)
-    }
-
-    /// An empty table, with the buffers of a freed one when there is one.
-    fn fresh_table(&mut self) -> RequestTable {
-        match self.spare.pop() {
-            Some(t) => {
-                self.spare_slots -= slots(&t);
-                t
-            }
-            None => RequestTable::default(),
-        }
-    }
-
-    /// Keep a freed table's buffers for a later request, within the spare budget.
-    fn recycle(&mut self, mut t: RequestTable, num_blocks: usize) {
-        let n = slots(&t);
-        if n == 0 || self.spare.len() >= MAX_SPARE_TABLES || self.spare_slots + n > num_blocks {
-            return;
-        }
-        t.blocks.clear();
-        t.keys.clear();
-        t.cached = 0;
-        self.spare_slots += n;
-        self.spare.push(t);
+    /// Elements (block ids, keys) the tables' arenas hold, in use or free for reuse.
+    pub fn reserved(&self) -> (usize, usize) {
+        (self.blocks.reserved(), self.keys.reserved())
     }
 
     /// Admit request `rid` whose full blocks have `keys`: take its cached prefix (at most
@@ -105,24 +101,24 @@ impl Requests {
         max_hit: usize,
         evicted: &mut Vec<Key>,
     ) -> Result<Option<usize>> {
-        if self.reqs.contains(rid) {
+        if self.map.contains(rid) {
             return Err(KvError::RequestExists(rid));
         }
-        let mut t = self.fresh_table();
-        t.blocks.reserve(total);
+        self.scratch.clear();
         let probe = &keys[..max_hit.min(keys.len())];
-        let Some(hits) = pool.admit(probe, total, false, &mut t.blocks, evicted)? else {
-            self.recycle(t, pool.config().num_blocks);
+        let Some(hits) = pool.admit(probe, total, false, &mut self.scratch, evicted)? else {
             return Ok(None);
         };
+        let mut b = self.blocks.alloc(total);
+        self.blocks.extend(&mut b, &self.scratch);
+        let mut k = self.keys.alloc(keys.len().max(total));
+        self.keys.extend(&mut k, keys);
         let bs = pool.config().block_size;
         if pool.events_enabled() && tokens.len() == keys.len() * bs {
             self.pending_tokens
                 .insert(rid, tokens[hits * bs..].to_vec());
         }
-        t.keys.extend_from_slice(keys);
-        t.cached = hits;
-        self.reqs.insert(rid, t);
+        self.map.insert(rid, Entry::new(b, k, hits));
         Ok(Some(hits))
     }
 
@@ -138,25 +134,21 @@ impl Requests {
         total: usize,
         evicted: &mut Vec<Key>,
     ) -> Result<bool> {
-        let r = self.reqs.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
-        r.keys.extend_from_slice(new_keys);
-        let need = total.saturating_sub(r.blocks.len());
-        if need == 0 {
-            return Ok(true);
-        }
-        match pool.allocate(need, true, &mut r.blocks, evicted) {
-            Ok(()) => Ok(true),
-            Err(KvError::OutOfBlocks { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let e = self.map.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
+        self.keys.extend(&mut e.keys, new_keys);
+        grow_blocks(pool, &mut self.blocks, e, total, &mut self.scratch, evicted)
     }
 
     /// Cache the request's computed full blocks (those with keys, up to `computed` blocks).
     /// Returns how many were registered.
     pub fn commit(&mut self, pool: &mut Pool, rid: u64, computed: usize) -> Result<usize> {
-        let r = self.reqs.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
+        let e = self.map.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
         let pending = self.pending_tokens.get_mut(&rid);
-        commit_table(pool, r, computed, &mut self.scratch, pending)
+        let t = Tables {
+            blocks: &mut self.blocks,
+            keys: &self.keys,
+        };
+        commit_table(pool, e, t, computed, &mut self.scratch, pending)
     }
 
     /// One scheduler step for a running request: append the keys of newly full blocks,
@@ -190,17 +182,11 @@ impl Requests {
         // them during the allocation).
         pool.prefetch_allocation();
         pool.prefetch_keys(&new_keys[..new_keys.len().min(16)]);
-        let r = self.reqs.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
-        prefetch_table(r);
-        let need = total.saturating_sub(r.blocks.len());
-        let grown = need == 0
-            || match pool.allocate(need, true, &mut r.blocks, evicted) {
-                Ok(()) => true,
-                Err(KvError::OutOfBlocks { .. }) => false,
-                Err(e) => return Err(e),
-            };
+        let e = self.map.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
+        prefetch_table(&self.blocks, &self.keys, e);
+        let grown = grow_blocks(pool, &mut self.blocks, e, total, &mut self.scratch, evicted)?;
         // The keys are kept even when the blocks do not fit.
-        extend_keys(&mut r.keys, new_keys);
+        self.keys.extend(&mut e.keys, new_keys);
         let pending = if pool.events_enabled() {
             let p = self.pending_tokens.entry(rid).or_default();
             p.extend_from_slice(new_tokens);
@@ -211,10 +197,15 @@ impl Requests {
         if !grown {
             return Ok(None);
         }
-        if let (Some(ids), Some(keys)) = (r.blocks.get(r.cached..), r.keys.get(r.cached..)) {
+        let (ids, keys) = (self.blocks.slice(e.blocks), self.keys.slice(e.keys));
+        if let (Some(ids), Some(keys)) = (ids.get(e.cached..), keys.get(e.cached..)) {
             pool.prefetch_register(ids, keys);
         }
-        commit_table(pool, r, usize::MAX, &mut self.scratch, pending).map(Some)
+        let t = Tables {
+            blocks: &mut self.blocks,
+            keys: &self.keys,
+        };
+        commit_table(pool, e, t, usize::MAX, &mut self.scratch, pending).map(Some)
     }
 
     /// Blocks in the request's table.
@@ -224,106 +215,114 @@ impl Requests {
 
     /// Free the request's blocks (tail first, as vLLM does) and forget it.
     pub fn free(&mut self, pool: &mut Pool, rid: u64) -> Result<usize> {
-        let r = self.reqs.remove(rid).ok_or(KvError::UnknownRequest(rid))?;
-        if let Err(e) = pool.free_request(&r.blocks) {
-            self.reqs.insert(rid, r);
-            return Err(e);
+        let e = self.map.remove(rid).ok_or(KvError::UnknownRequest(rid))?;
+        if let Err(err) = pool.free_request(self.blocks.slice(e.blocks)) {
+            self.map.insert(rid, e);
+            return Err(err);
         }
         self.pending_tokens.remove(&rid);
-        let n = r.blocks.len();
-        self.recycle(r, pool.config().num_blocks);
-        Ok(n)
+        self.blocks.release(e.blocks);
+        self.keys.release(e.keys);
+        Ok(e.blocks.len())
     }
 
     /// A child request sharing every block of `parent` (copy-on-write branches).
     pub fn fork(&mut self, pool: &mut Pool, parent: u64, child: u64) -> Result<()> {
-        if self.reqs.contains(child) {
+        if self.map.contains(child) {
             return Err(KvError::RequestExists(child));
         }
-        let p = self.get(parent)?;
-        pool.touch(&p.blocks)?;
-        let mut t = self.fresh_table();
-        let p = self.get(parent)?;
-        t.blocks.extend_from_slice(&p.blocks);
-        t.keys.extend_from_slice(&p.keys);
-        t.cached = p.cached;
+        let p = *self
+            .map
+            .get(parent)
+            .ok_or(KvError::UnknownRequest(parent))?;
+        pool.touch(self.blocks.slice(p.blocks))?;
+        let b = self.blocks.duplicate(p.blocks);
+        let k = self.keys.duplicate(p.keys);
         if let Some(tokens) = self.pending_tokens.get(&parent) {
             self.pending_tokens.insert(child, tokens.clone());
         }
-        self.reqs.insert(child, t);
+        self.map.insert(child, Entry::new(b, k, p.cached));
         Ok(())
     }
 }
 
-/// Prefetch the lines of `r`'s buffers a step touches: the first block to register and its
+/// The arenas a commit reads and writes.
+struct Tables<'a> {
+    blocks: &'a mut Arena<BlockId>,
+    keys: &'a Arena<Key>,
+}
+
+/// Grow `e`'s blocks to `total` (the reserve may be used). False when they do not fit.
+fn grow_blocks(
+    pool: &mut Pool,
+    blocks: &mut Arena<BlockId>,
+    e: &mut Entry,
+    total: usize,
+    scratch: &mut Vec<BlockId>,
+    evicted: &mut Vec<Key>,
+) -> Result<bool> {
+    let need = total.saturating_sub(e.blocks.len());
+    if need == 0 {
+        return Ok(true);
+    }
+    scratch.clear();
+    match pool.allocate(need, true, scratch, evicted) {
+        Ok(()) => {
+            blocks.extend(&mut e.blocks, scratch);
+            Ok(true)
+        }
+        Err(KvError::OutOfBlocks { .. }) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Prefetch the lines of `e`'s buffers a step touches: the first block to register and its
 /// key, and the end of the key list, where the new keys go.
-fn prefetch_table(r: &RequestTable) {
-    if let Some(b) = r.blocks.get(r.cached) {
+fn prefetch_table(blocks: &Arena<BlockId>, keys: &Arena<Key>, e: &Entry) {
+    if let Some(b) = blocks.slice(e.blocks).get(e.cached) {
         prefetch(b);
     }
-    if let Some(k) = r.keys.get(r.cached) {
+    let k = keys.slice(e.keys);
+    if let Some(k) = k.get(e.cached) {
         prefetch(k);
     }
-    if let Some(k) = r.keys.last() {
+    if let Some(k) = k.last() {
         prefetch(k);
     }
 }
 
-/// Append a step's few new keys. A loop, not `extend_from_slice`: for a handful of keys the
-/// `memcpy` call cost more than the copy (measured from Python: 16% of a step's time).
-fn extend_keys(keys: &mut Vec<Key>, new: &[Key]) {
-    keys.reserve(new.len());
-    for &k in new {
-        keys.push(k);
-    }
-}
-
-/// Block slots a table's buffers hold (see [`Requests::recycle`]).
-fn slots(t: &RequestTable) -> usize {
-    t.blocks.capacity().max(t.keys.capacity())
-}
-
-/// Register `r`'s blocks from `r.cached` up to `computed` (bounded by keys and blocks).
+/// Register `e`'s blocks from `e.cached` up to `computed` (bounded by keys and blocks).
 fn commit_table(
     pool: &mut Pool,
-    r: &mut RequestTable,
+    e: &mut Entry,
+    t: Tables<'_>,
     computed: usize,
     scratch: &mut Vec<BlockId>,
     pending: Option<&mut Vec<u32>>,
 ) -> Result<usize> {
-    let end = computed.min(r.keys.len()).min(r.blocks.len());
-    let start = r.cached;
+    let end = computed.min(e.keys.len()).min(e.blocks.len());
+    let start = e.cached;
     if end <= start {
         return Ok(0);
     }
-    let parent = start.checked_sub(1).map(|p| r.keys[p]);
+    let keys = &t.keys.slice(e.keys)[start..end];
+    let parent = start.checked_sub(1).map(|p| t.keys.slice(e.keys)[p]);
     let bs = pool.config().block_size;
     let ntok = (end - start) * bs;
     let tokens = pending
         .as_deref()
         .and_then(|p| p.get(..ntok))
         .unwrap_or(&[]);
+    let ids = &t.blocks.slice(e.blocks)[start..end];
     if pool.config().dup == DupPolicy::KeepAll {
         // Every block keeps its id: the table needs no rewrite.
-        pool.register_tokens(
-            &r.blocks[start..end],
-            &r.keys[start..end],
-            parent,
-            None,
-            tokens,
-        )?;
+        pool.register_tokens(ids, keys, parent, None, tokens)?;
     } else {
         scratch.clear();
-        pool.register_tokens(
-            &r.blocks[start..end],
-            &r.keys[start..end],
-            parent,
-            Some(scratch),
-            tokens,
-        )?;
-        r.blocks[start..end].copy_from_slice(scratch);
+        pool.register_tokens(ids, keys, parent, Some(scratch), tokens)?;
+        t.blocks.slice_mut(e.blocks)[start..end].copy_from_slice(scratch);
     }
-    r.cached = end;
+    e.cached = end;
     if let Some(p) = pending {
         let drained = ntok.min(p.len());
         p.drain(..drained);

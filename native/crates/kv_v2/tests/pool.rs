@@ -471,7 +471,7 @@ fn refused_admission_changes_nothing() {
 }
 
 #[test]
-fn a_freed_table_is_reused_empty_and_spares_stay_within_the_pool() {
+fn a_freed_table_s_room_is_reused_and_forks_copy_their_parent() {
     use kv_v2::Requests;
     let mut p = pool(10);
     let mut r = Requests::new();
@@ -481,38 +481,33 @@ fn a_freed_table_is_reused_empty_and_spares_stay_within_the_pool() {
         Some(0)
     );
     assert_eq!(r.commit(&mut p, 1, usize::MAX).unwrap(), 3);
+    let reserved = r.reserved();
     assert_eq!(r.free(&mut p, 1).unwrap(), 4);
-    assert_eq!(r.spare().0, 1, "the freed table is kept");
-    // The next request gets that table back, holding only its own blocks and keys.
+    // The next request takes that room back and holds only its own blocks and keys.
     assert_eq!(r.admit(&mut p, 2, &[1, 9], 3, 1, &mut ev).unwrap(), Some(1));
-    assert_eq!(r.spare(), (0, 0));
+    assert_eq!(r.reserved(), reserved, "the freed room was reused");
     let t = r.get(2).unwrap();
-    assert_eq!(
-        (t.blocks.len(), t.keys.as_slice(), t.cached),
-        (3, &[1, 9][..], 1)
-    );
+    assert_eq!((t.blocks.len(), t.keys, t.cached), (3, &[1, 9][..], 1));
     assert_eq!(
         r.commit(&mut p, 2, usize::MAX).unwrap(),
         1,
         "only key 9 is new"
     );
-    // A fork reuses a spare too, and copies the parent exactly.
-    assert_eq!(r.admit(&mut p, 3, &[], 1, 0, &mut ev).unwrap(), Some(0));
-    r.free(&mut p, 3).unwrap();
+    // Growing past a span's room moves the table and keeps its contents.
+    let before = r.get(2).unwrap().blocks.to_vec();
+    let more: Vec<u128> = (10..40).collect();
+    assert!(r.grow(&mut p, 2, &more, 5, &mut ev).unwrap());
+    let t = r.get(2).unwrap();
+    assert_eq!(&t.blocks[..3], &before[..]);
+    assert_eq!((t.blocks.len(), t.keys.len()), (5, 32));
+    // A fork copies the parent exactly.
     r.fork(&mut p, 2, 4).unwrap();
     let (parent, child) = (r.get(2).unwrap(), r.get(4).unwrap());
-    assert_eq!(parent.blocks, child.blocks);
-    assert_eq!(parent.keys, child.keys);
-    assert_eq!(parent.cached, child.cached);
+    assert_eq!(parent, child);
     p.check_invariants().unwrap();
-    // Spares never hold more block slots than the pool has blocks.
     r.free(&mut p, 2).unwrap();
     r.free(&mut p, 4).unwrap();
-    let (n, slots) = r.spare();
-    assert!(n >= 1 && slots <= 10, "{n} spares, {slots} slots");
-    assert_eq!(r.admit(&mut p, 5, &[], 9, 0, &mut ev).unwrap(), Some(0));
-    r.free(&mut p, 5).unwrap();
-    assert!(r.spare().1 <= 10, "{:?}", r.spare());
+    assert!(r.is_empty());
     p.check_invariants().unwrap();
 }
 

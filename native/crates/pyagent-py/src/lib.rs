@@ -486,12 +486,12 @@ impl PyPool {
 
     /// The request's block table.
     fn req_table(&self, rid: u64) -> PyResult<Vec<u32>> {
-        Ok(self.reqs.get(rid).map_err(err)?.blocks.clone())
+        Ok(self.reqs.get(rid).map_err(err)?.blocks.to_vec())
     }
 
     /// The request's block table as packed little-endian u32 (for `array('I')` or numpy).
     fn req_table_bytes<'py>(&self, py: Python<'py>, rid: u64) -> PyResult<Bound<'py, PyBytes>> {
-        let t = &self.reqs.get(rid).map_err(err)?.blocks;
+        let t = self.reqs.get(rid).map_err(err)?.blocks;
         let mut v = Vec::with_capacity(t.len() * 4);
         for b in t {
             v.extend_from_slice(&b.to_le_bytes());

@@ -14,7 +14,7 @@
 //! its slot and decrements the counts on its probe path: no tombstones, no rebuilds. The table
 //! never grows: the pool sizes it for every block at 7/8 load at most.
 
-use crate::prefetch::prefetch;
+use crate::hints::prefetch;
 
 const SLOTS: usize = 12;
 const EMPTY: u8 = 0;

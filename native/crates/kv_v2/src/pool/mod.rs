@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use crate::error::{KvError, Result};
 use crate::hash::Key;
-use crate::prefetch::prefetch;
+use crate::hints::prefetch;
 
 mod check;
 mod index;
@@ -34,7 +34,7 @@ const TICK_REBASE: u32 = u32::MAX - (1 << 30);
 /// Largest pool: block ids must stay clear of the `u32::MAX` link sentinel.
 pub const MAX_BLOCKS: usize = 1 << 31;
 
-/// How many blocks ahead the batched loops prefetch (see [`crate::prefetch`]).
+/// How many blocks ahead the batched loops prefetch (see [`crate::hints`]).
 const PREFETCH_AHEAD: usize = 8;
 /// How many blocks ahead a release prefetches. Its loop does little per block, so the misses
 /// on the blocks' lines are its whole cost and it gains from more in flight: on a 100k-block
