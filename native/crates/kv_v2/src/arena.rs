@@ -121,14 +121,15 @@ impl<T: Copy + Default> Arena<T> {
         d
     }
 
-    /// A first buffer of one huge page, its spans starting at a huge-page boundary. The head
-    /// before that boundary is skipped: it is filled (written once) but never used.
+    /// A first buffer of two huge pages' room, its spans starting at a huge-page boundary.
+    /// The head before that boundary is never used, and never touched either: `vec!` of
+    /// zeros (the default of the arenas' integer types) takes fresh zeroed pages.
     fn start(&mut self) {
         let per_page = HUGE / std::mem::size_of::<T>().max(1);
-        self.buf.reserve_exact(2 * per_page);
+        self.buf = vec![T::default(); 2 * per_page];
         let addr = self.buf.as_ptr() as usize;
         let head = (addr.next_multiple_of(HUGE) - addr) / std::mem::size_of::<T>().max(1);
-        self.buf.resize(head, T::default());
+        self.buf.truncate(head);
         advise_huge_pages(&self.buf);
     }
 
