@@ -184,6 +184,12 @@ impl Requests {
         pool.prefetch_keys(&new_keys[..new_keys.len().min(16)]);
         let e = self.map.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
         prefetch_table(&self.blocks, &self.keys, e);
+        // The blocks already in the table that this step registers (a decode step's block
+        // that just filled): their lines and index lines load during the allocation.
+        let (ids, keys) = (self.blocks.slice(e.blocks), self.keys.slice(e.keys));
+        if let (Some(ids), Some(keys)) = (ids.get(e.cached..), keys.get(e.cached..)) {
+            pool.prefetch_register(ids, keys);
+        }
         let grown = grow_blocks(pool, &mut self.blocks, e, total, &mut self.scratch, evicted)?;
         // The keys are kept even when the blocks do not fit.
         self.keys.extend(&mut e.keys, new_keys);
@@ -196,10 +202,6 @@ impl Requests {
         };
         if !grown {
             return Ok(None);
-        }
-        let (ids, keys) = (self.blocks.slice(e.blocks), self.keys.slice(e.keys));
-        if let (Some(ids), Some(keys)) = (ids.get(e.cached..), keys.get(e.cached..)) {
-            pool.prefetch_register(ids, keys);
         }
         let t = Tables {
             blocks: &mut self.blocks,
