@@ -191,6 +191,11 @@ def median_replay(replays: list[Result]) -> Result:
     return out
 
 
+def merged(replays: list[Result]) -> Result:
+    """A side's wall-clock replay (first) combined with the median of its CPU-time ones."""
+    return combine(replays[0], median_replay(replays[1:]))
+
+
 def combine(latency: Result, cpu: Result) -> Result:
     """Rates from the CPU-time replay (immune to preemption by other processes on this
     shared machine), p50/p99 from the wall-clock replay. Both replays make the same
@@ -932,12 +937,9 @@ def main() -> int:
                 runs["sg"].append(run_sglang(sg_mod, trace, num_blocks))
         Clock.wall()
 
-        def merged(side: str) -> Result:
-            return combine(runs[side][0], median_replay(runs[side][1:]))
-
-        kv, kvf, kvb = merged("kv"), merged("kvl"), merged("kvb")
-        vl = merged("vl") if v else None
-        sg = merged("sg") if sg_mod else None
+        kv, kvf, kvb = merged(runs["kv"]), merged(runs["kvl"]), merged(runs["kvb"])
+        vl = merged(runs["vl"]) if v else None
+        sg = merged(runs["sg"]) if sg_mod else None
         vmeta = vllm_meta_bytes(v, num_blocks) if v else 0.0
         report(num_blocks, trace, kv, kvf, kvb, vl, vmeta, why, sg)
     print("\n" + (SGLANG_NOTE if sg_mod else f"SGLang: not run ({why_sg})"))
