@@ -107,7 +107,15 @@ impl<T: Copy + Default> Arena<T> {
             *s = bigger;
         }
         let at = (s.off + s.len) as usize;
-        self.buf[at..at + items.len()].copy_from_slice(items);
+        let dst = &mut self.buf[at..at + items.len()];
+        if items.len() <= 4 {
+            // A step appends one or two keys: a `memcpy` call costs more than the copy.
+            for (d, &x) in dst.iter_mut().zip(items) {
+                *d = x;
+            }
+        } else {
+            dst.copy_from_slice(items);
+        }
         s.len = need as u32;
     }
 
