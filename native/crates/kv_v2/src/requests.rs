@@ -17,6 +17,10 @@ use crate::hints::prefetch;
 use crate::pool::{BlockId, DupPolicy, Pool};
 use crate::reqmap::{Entry, ReqMap};
 
+/// Blocks of room an admitted table gets past its prompt (512 tokens of output at 16 a block)
+/// before its buffers move to a larger span.
+const GROWTH_ROOM: usize = 32;
+
 /// One request's blocks and the keys of its full blocks so far, borrowed from [`Requests`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestTable<'a> {
@@ -109,9 +113,11 @@ impl Requests {
         let Some(hits) = pool.admit(probe, total, false, &mut self.scratch, evicted)? else {
             return Ok(None);
         };
-        let mut b = self.blocks.alloc(total);
+        // Room for the decode steps to come, so a table seldom moves (copying all of it).
+        let room = keys.len().max(total) + GROWTH_ROOM;
+        let mut b = self.blocks.alloc(room);
         self.blocks.extend(&mut b, &self.scratch);
-        let mut k = self.keys.alloc(keys.len().max(total));
+        let mut k = self.keys.alloc(room);
         self.keys.extend(&mut k, keys);
         let bs = pool.config().block_size;
         if pool.events_enabled() && tokens.len() == keys.len() * bs {
@@ -143,7 +149,11 @@ impl Requests {
     /// Returns how many were registered.
     pub fn commit(&mut self, pool: &mut Pool, rid: u64, computed: usize) -> Result<usize> {
         let e = self.map.get_mut(rid).ok_or(KvError::UnknownRequest(rid))?;
-        let pending = self.pending_tokens.get_mut(&rid);
+        let pending = if self.pending_tokens.is_empty() {
+            None
+        } else {
+            self.pending_tokens.get_mut(&rid)
+        };
         let t = Tables {
             blocks: &mut self.blocks,
             keys: &self.keys,
@@ -222,7 +232,9 @@ impl Requests {
             self.map.insert(rid, e);
             return Err(err);
         }
-        self.pending_tokens.remove(&rid);
+        if !self.pending_tokens.is_empty() {
+            self.pending_tokens.remove(&rid);
+        }
         self.blocks.release(e.blocks);
         self.keys.release(e.keys);
         Ok(e.blocks.len())

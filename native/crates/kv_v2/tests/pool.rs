@@ -495,11 +495,17 @@ fn a_freed_table_s_room_is_reused_and_forks_copy_their_parent() {
     );
     // Growing past a span's room moves the table and keeps its contents.
     let before = r.get(2).unwrap().blocks.to_vec();
-    let more: Vec<u128> = (10..40).collect();
+    let more: Vec<u128> = (10..110).collect();
+    let reserved = r.reserved();
     assert!(r.grow(&mut p, 2, &more, 5, &mut ev).unwrap());
+    assert!(
+        r.reserved().1 > reserved.1,
+        "the keys moved to a larger span"
+    );
     let t = r.get(2).unwrap();
     assert_eq!(&t.blocks[..3], &before[..]);
-    assert_eq!((t.blocks.len(), t.keys.len()), (5, 32));
+    assert_eq!(&t.keys[..2], &[1, 9]);
+    assert_eq!((t.blocks.len(), t.keys.len()), (5, 102));
     // A fork copies the parent exactly.
     r.fork(&mut p, 2, 4).unwrap();
     let (parent, child) = (r.get(2).unwrap(), r.get(4).unwrap());
