@@ -1,5 +1,5 @@
 //! Storage for the request tables' buffers: one vector per element type, carved into spans of
-//! power-of-two capacity, on transparent huge pages where the kernel has them.
+//! power-of-two capacity; for large pools, on transparent huge pages where the kernel has them.
 //!
 //! Why not one `Vec` per table: called from Python on a 100k-block pool, a scheduler step
 //! reads and appends to its table's block ids and keys, and the interpreter has usually
@@ -32,13 +32,17 @@ pub(crate) struct Arena<T> {
     buf: Vec<T>,
     /// Offsets of free spans, by size class (capacity `1 << class`).
     free: Vec<Vec<u32>>,
+    /// Whether the buffer is advised onto huge pages (see [`Arena::on_huge_pages`]).
+    huge: bool,
 }
 
+/// An arena on ordinary pages, growing as tables need room.
 impl<T> Default for Arena<T> {
     fn default() -> Self {
         Arena {
             buf: Vec::new(),
             free: Vec::new(),
+            huge: false,
         }
     }
 }
@@ -70,9 +74,6 @@ impl<T: Copy + Default> Arena<T> {
         let cap = 1u32 << class;
         if let Some(off) = self.free.get_mut(class as usize).and_then(Vec::pop) {
             return Span { off, cap, len: 0 };
-        }
-        if self.buf.is_empty() {
-            self.start();
         }
         let off = self.buf.len();
         if off + cap as usize > self.buf.capacity() {
@@ -129,23 +130,36 @@ impl<T: Copy + Default> Arena<T> {
         d
     }
 
-    /// A first buffer of two huge pages' room, its spans starting at a huge-page boundary.
-    /// The head before that boundary is never used, and never touched either: `vec!` of
-    /// zeros (the default of the arenas' integer types) takes fresh zeroed pages.
-    fn start(&mut self) {
+    /// An arena whose spans start at a huge-page boundary of a buffer advised onto huge
+    /// pages, with its first huge page faulted in now: the page fault (zeroing 2 MiB, and
+    /// compacting memory when the kernel has no free huge page) is paid when the pool is
+    /// made, not in the first request's admission. The head before that boundary is never
+    /// used, and never touched either: `vec!` of zeros (the default of the arenas' integer
+    /// types) takes fresh zeroed pages.
+    pub(crate) fn on_huge_pages() -> Self {
         let per_page = HUGE / std::mem::size_of::<T>().max(1);
-        self.buf = vec![T::default(); 2 * per_page];
-        let addr = self.buf.as_ptr() as usize;
+        let mut buf = vec![T::default(); 2 * per_page];
+        let addr = buf.as_ptr() as usize;
         let head = (addr.next_multiple_of(HUGE) - addr) / std::mem::size_of::<T>().max(1);
-        self.buf.truncate(head);
-        advise_huge_pages(&self.buf);
+        buf.truncate(head);
+        advise_huge_pages(&buf);
+        // Write one element of the first huge page: the kernel backs all of it.
+        buf.push(T::default());
+        buf.truncate(head);
+        Arena {
+            buf,
+            free: Vec::new(),
+            huge: true,
+        }
     }
 
     /// Make room for `want` elements, at least doubling.
     fn grow(&mut self, want: usize) {
         let cap = want.max(self.buf.capacity() * 2);
         self.buf.reserve_exact(cap - self.buf.len());
-        advise_huge_pages(&self.buf);
+        if self.huge {
+            advise_huge_pages(&self.buf);
+        }
     }
 }
 
@@ -155,7 +169,16 @@ mod tests {
 
     #[test]
     fn spans_grow_move_and_are_reused_by_size_class() {
-        let mut a: Arena<u64> = Arena::default();
+        for huge in [false, true] {
+            spans_behave(if huge {
+                Arena::on_huge_pages()
+            } else {
+                Arena::default()
+            });
+        }
+    }
+
+    fn spans_behave(mut a: Arena<u64>) {
         let mut s = a.alloc(3);
         a.extend(&mut s, &[1, 2, 3]);
         let t = a.alloc(1);

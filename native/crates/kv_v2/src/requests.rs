@@ -51,9 +51,28 @@ impl std::fmt::Debug for Requests {
     }
 }
 
+/// Pools from this many blocks get their request tables on huge pages (see
+/// [`Requests::for_pool`]).
+pub const HUGE_TABLES_FROM: usize = 16_384;
+
 impl Requests {
+    /// Tables on ordinary pages, their memory taken as requests need it.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Tables for a pool of `num_blocks`. From [`HUGE_TABLES_FROM`] blocks they live on
+    /// transparent huge pages, the first one of each arena (4 MiB in all) taken now: on a
+    /// pool that size, called from Python, a table on 4 KiB pages cost a page walk per step.
+    pub fn for_pool(num_blocks: usize) -> Self {
+        if num_blocks < HUGE_TABLES_FROM {
+            return Self::new();
+        }
+        Requests {
+            blocks: Arena::on_huge_pages(),
+            keys: Arena::on_huge_pages(),
+            ..Self::default()
+        }
     }
 
     pub fn len(&self) -> usize {

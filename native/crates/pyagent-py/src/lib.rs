@@ -344,7 +344,7 @@ impl PyPool {
         };
         Ok(Self {
             inner: Pool::new(cfg).map_err(err)?,
-            reqs: Requests::new(),
+            reqs: Requests::for_pool(num_blocks),
             key_buf: Vec::new(),
             ev_buf: Vec::new(),
             ids_buf: Vec::new(),
