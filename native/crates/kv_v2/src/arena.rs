@@ -6,7 +6,7 @@
 //! evicted their page translations since the request's last step; a page walk under a
 //! virtual machine's nested paging costs more than the cache miss. Tables spread over the
 //! heap's 4 KiB pages cost one walk each per step; in a few 2 MiB pages they cost none.
-//! Measured from Python (100k blocks): step +7%, release +4%. A freed span goes back to its
+//! Measured from Python (100k blocks): step +5%, release +2%. A freed span goes back to its
 //! size class and the next table of that class takes it, so steady state allocates nothing.
 
 use crate::hints::{advise_huge_pages, HUGE_PAGE as HUGE};

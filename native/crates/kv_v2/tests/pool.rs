@@ -472,9 +472,18 @@ fn refused_admission_changes_nothing() {
 
 #[test]
 fn a_freed_table_s_room_is_reused_and_forks_copy_their_parent() {
+    use kv_v2::requests::HUGE_TABLES_FROM;
     use kv_v2::Requests;
-    let mut p = pool(10);
-    let mut r = Requests::new();
+    // Ordinary pages, and the huge-page arenas a large pool gets.
+    for (n, r) in [
+        (10, Requests::new()),
+        (HUGE_TABLES_FROM, Requests::for_pool(HUGE_TABLES_FROM)),
+    ] {
+        table_room_is_reused(pool(n), r);
+    }
+}
+
+fn table_room_is_reused(mut p: Pool, mut r: kv_v2::Requests) {
     let mut ev = Vec::new();
     assert_eq!(
         r.admit(&mut p, 1, &[1, 2, 3], 4, 3, &mut ev).unwrap(),
