@@ -919,16 +919,15 @@ mod tests {
     #[test]
     fn a_bare_commit_update_is_superseded_by_the_next_request() {
         current_thread().block_on(async {
-            let Pair {
-                mut factory,
-                listener,
-                member,
-                peer_signer,
-                peer_gate,
-            } = pair(8).await;
+            let mut p = pair(8).await;
             let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-            let server = tokio::spawn(recording_peer(listener, peer_signer, peer_gate, seen_tx));
-            let mut client = factory.new_client(2, &member).await;
+            let server = tokio::spawn(recording_peer(
+                p.listener,
+                p.peer_signer,
+                p.peer_gate,
+                seen_tx,
+            ));
+            let mut client = p.factory.new_client(2, &p.member).await;
             let option = RPCOption::new(Duration::from_secs(2));
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let input = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
@@ -986,14 +985,9 @@ mod tests {
     #[test]
     fn a_call_dropped_mid_way_leaves_no_reply_to_the_next() {
         current_thread().block_on(async {
-            let Pair {
-                mut factory,
-                listener,
-                member,
-                peer_signer,
-                peer_gate,
-            } = pair(5).await;
-            let server = tokio::spawn(late_first_peer(listener, peer_signer, peer_gate));
+            let mut p = pair(5).await;
+            let server = tokio::spawn(late_first_peer(p.listener, p.peer_signer, p.peer_gate));
+            let (factory, member) = (&mut p.factory, &p.member);
             let request = |term: u64| VoteRequest::new(openraft::Vote::new(term, 1), None);
             let option = RPCOption::new(Duration::from_secs(2));
 
@@ -1008,7 +1002,7 @@ mod tests {
             assert!(to_dead.vote(request(1), option.clone()).await.is_err());
             assert!(factory.health.is_down(2));
 
-            let mut client = factory.new_client(2, &member).await;
+            let mut client = factory.new_client(2, member).await;
             // openraft's deadline passes before the (late) reply to term 1 comes
             let dropped = tokio::time::timeout(
                 Duration::from_millis(50),
@@ -1020,7 +1014,7 @@ mod tests {
             assert_eq!(resp.vote, openraft::Vote::new(2, 1));
             assert!(!factory.health.is_down(2));
             drop(client); // its connection goes to the idle pool
-            let mut other = factory.new_client(2, &member).await;
+            let mut other = factory.new_client(2, member).await;
             let resp = other.vote(request(3), option).await.unwrap();
             assert_eq!(resp.vote, openraft::Vote::new(3, 1));
             server.abort();
