@@ -47,10 +47,12 @@ class SpecResult:
 
 def display_path(path: Path, root: Path | None = None) -> str:
     """The path shown to users: relative to the working folder when inside it, always with /."""
-    base = (root or Path.cwd()).resolve()
     try:
+        base = (root or Path.cwd()).resolve()
         return path.resolve().relative_to(base).as_posix()
     except ValueError:
+        return path.as_posix()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): the loader says PA100
         return path.as_posix()
 
 

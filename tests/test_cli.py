@@ -54,6 +54,15 @@ def test_a_directory_and_a_missing_file_exit_2(tmp_path: Path) -> None:
         assert result.returncode == 2 and "error[PA100]" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_symlink_loop_is_pa100(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    for command in ("validate", "compile"):
+        result = run_subprocess(command, str(tmp_path / "a.yaml"), cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "error[PA100]" in result.stderr and "symbolic links" in result.stderr
+
+
 def test_a_50_mb_input_is_refused_without_a_traceback(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     with big.open("wb") as handle:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pyagent_compile.local import daemon
+from pyagent_compile.local.stack import LocalStack
 from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.plan.local import PORT_BASE, SLOT_WIDTH, SLOTS, port_slot
 from pyagent_compile.render.local import render_local
 from tests.conftest import EXAMPLES, ROOT, Run
+from tests.integration import harness
 
 
 def _local(example: str) -> dict[str, str]:
@@ -127,15 +130,38 @@ def test_up_status_down_report_coded_diagnostics(pyagent: Callable[..., Run], tm
         assert run.code == 2 and "PA610" in run.err and "Traceback" not in run.err
 
 
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """A compiled 3-node local stack on ports that no other test, suite or running swarm (such as
+    the demo's, which the README leaves running) holds."""
+    name = harness.unique_name("own", 3)
+    try:
+        yield harness.compile_local(tmp_path, name, 3)
+    finally:
+        harness.release_name(name)
+
+
 def test_up_reports_a_missing_daemon(
-    pyagent: Callable[..., Run], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pyagent: Callable[..., Run], own_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert (
-        pyagent("compile", str(ROOT / "examples/laptop/swarm.yaml"), "--env", "local", "--out", str(tmp_path)).code == 0
-    )
-    monkeypatch.setenv("PYAGENT_NODE_BIN", str(tmp_path / "nope"))
-    run = pyagent("up", "--local", str(tmp_path / "laptop/local"))
-    assert run.code == 1 and "PA611" in run.err
+    monkeypatch.setenv("PYAGENT_NODE_BIN", str(own_stack.folder / "nope"))
+    run = pyagent("up", "--local", str(own_stack.folder))
+    assert run.code == 1 and "PA611" in run.err, run.err
+
+
+def test_up_reports_a_port_in_use(pyagent: Callable[..., Run], own_stack: LocalStack) -> None:
+    """A port of the swarm held by another process: PA612 names the node, the port and how to find
+    the holder, and nothing is started."""
+    node = own_stack.nodes[1]
+    port = node.ports["grpc"]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        run = pyagent("up", "--local", str(own_stack.folder))
+    assert run.code == 1, run.err
+    assert f"error[PA612]: node {node.name}: grpc port 127.0.0.1:{port} is in use" in run.err
+    assert f"ss -ltnp 'sport = :{port}'" in run.err and "Traceback" not in run.err
+    assert not (own_stack.data_root / "members.json").exists(), "nothing is prepared or started"
 
 
 def test_the_local_build_is_where_find_daemon_looks() -> None:
@@ -156,3 +182,33 @@ def test_a_relative_daemon_path_is_made_absolute(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("PYAGENT_NODE_BIN", "bin/pyagent-node")
     found, diag = daemon.find_daemon(build=False)
     assert diag is None and found == binary.resolve() and found.is_absolute()
+
+
+def test_the_daemon_build_shows_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cargo's `Compiling` lines are passed on as they come, and a quiet stretch (the daemon's own
+    crate linking) still gives a line: the fake cargo waits until it has been reported on."""
+    flag = tmp_path / "reported"
+    cargo = tmp_path / "cargo"
+    cargo.write_text(
+        "#!/bin/sh\n"
+        "echo '   Compiling serde v1.0.0' >&2\n"
+        f"while [ ! -e {flag} ]; do sleep 0.01; done\n"
+        "echo '   Compiling pyagent-node v0.1.0' >&2\n"
+        "echo 'error: linking failed' >&2\n"
+        "exit 101\n"
+    )
+    cargo.chmod(0o755)
+    monkeypatch.setattr(daemon, "QUIET_SECONDS", 0.05)
+    said: list[str] = []
+
+    def report(line: str) -> None:
+        said.append(line)
+        if "still building" in line:
+            flag.touch()
+
+    code, tail = daemon.run_build([str(cargo)], tmp_path, report)
+    assert code == 101 and tail.endswith("error: linking failed")
+    compiling = [line.strip() for line in said if "Compiling" in line]
+    assert compiling == ["Compiling serde v1.0.0", "Compiling pyagent-node v0.1.0"]
+    first_quiet = next(i for i, line in enumerate(said) if "still building pyagent-node" in line)
+    assert said.index("  Compiling serde v1.0.0") < first_quiet

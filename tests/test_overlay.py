@@ -92,4 +92,7 @@ def test_extends_cycle_is_reported(tmp_path: Path, pyagent: CLI, monkeypatch: py
     spec.write_text(text.replace("  prod:\n    overrides:", "  prod:\n    extends: dev\n    overrides:"))
     monkeypatch.chdir(tmp_path)
     run = pyagent("validate", "research/swarm.yaml", "--format", "json")
-    assert "PA309" in [d["code"] for d in json.loads(run.out)["diagnostics"]]
+    diagnostics = json.loads(run.out)["diagnostics"]
+    assert "PA309" not in [d["code"] for d in diagnostics], "PA309 is a logic manifest cycle"
+    (cycle,) = [d for d in diagnostics if d["code"] == "PA313"]
+    assert "dev -> prod -> dev" in cycle["message"] and cycle["path"] == "environments.prod.extends"

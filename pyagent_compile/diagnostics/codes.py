@@ -257,6 +257,11 @@ CODES: dict[str, CodeInfo] = {
         "Outside dev the node image must be pinned by digest (`...@sha256:<64 hex>`), so that "
         "what was reviewed is what runs.",
     ),
+    "PA313": CodeInfo(
+        "environment extends cycle",
+        "Environments that `extends` one another in a circle have no base to start from. Every "
+        "environment on the circle is named; break it by letting one extend nothing (the base spec).",
+    ),
     "PA501": CodeInfo(
         "plaintext secret in a rendered object",
         "A rendered object carries secret material in plaintext: a Secret with `data`/`stringData`, a "

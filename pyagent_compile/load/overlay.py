@@ -47,22 +47,33 @@ def _env_entry(base: Document, name: str) -> dict[str, Any]:
     return entry if isinstance(entry, dict) else {}
 
 
+def _extends_cycle(base: Document, circle: list[str]) -> Diagnostic:
+    """One diagnostic per circle, whichever environment on it was being compiled: the circle is
+    told from its first name in sort order, at the `extends` that closes it, so the pipeline's
+    de-duplication keeps one. Every other `extends` on the circle is a secondary label."""
+    start = circle.index(min(circle))
+    ordered = circle[start:] + circle[:start]
+    spans = [(env, base.value_span(("environments", env, "extends"))) for env in ordered]
+    closing, closing_span = spans[-1]
+    return Diagnostic(
+        "PA313",
+        f"environments extend each other in a circle: {' -> '.join([*ordered, ordered[0]])}",
+        path=f"environments.{closing}.extends",
+        primary=Label(closing_span) if closing_span else None,
+        secondary=tuple(
+            Label(span, f"{env} extends {ordered[i + 1]}") for i, (env, span) in enumerate(spans[:-1]) if span
+        ),
+        help="let one of them extend nothing: it then starts from the base spec",
+    )
+
+
 def _extends_chain(base: Document, env: str) -> tuple[list[str], list[Diagnostic]]:
     envs = base.data.get("environments") or {}
     chain: list[str] = []
     name: str | None = env
     while name is not None:
         if name in chain:
-            span = base.value_span(("environments", chain[-1], "extends"))
-            cycle = " -> ".join([*chain, name])
-            return [], [
-                Diagnostic(
-                    "PA309",
-                    f"environments extend each other in a circle: {cycle}",
-                    path=f"environments.{chain[-1]}.extends",
-                    primary=Label(span) if span else None,
-                )
-            ]
+            return [], [_extends_cycle(base, chain[chain.index(name) :])]
         chain.append(name)
         parent = _env_entry(base, name).get("extends")
         if parent is not None and (not isinstance(parent, str) or parent not in envs):

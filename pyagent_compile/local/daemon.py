@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import os
+import queue
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.project import find_project
@@ -64,11 +69,45 @@ def find_daemon(
         )
     report(f"building pyagent-node (cargo build --release; a few minutes the first time) in {source}")
     command = [cargo, *BUILD_COMMAND[1:]]
-    done = subprocess.run(command, cwd=source / "native", capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not (source / RELEASE_BIN).is_file():
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+    code, tail = run_build(command, source / "native", report)
+    if code != 0 or not (source / RELEASE_BIN).is_file():
         where = f"in {source / 'native'}: {' '.join(BUILD_COMMAND)}"
-        return None, Diagnostic(
-            "PA611", f"building pyagent-node failed (exit {done.returncode})", help=f"{where}\n{tail}"
-        )
+        return None, Diagnostic("PA611", f"building pyagent-node failed (exit {code})", help=f"{where}\n{tail}")
     return source / RELEASE_BIN, None
+
+
+QUIET_SECONDS = 10.0
+TAIL_LINES = 15
+
+
+def run_build(command: list[str], cwd: Path, report: Callable[[str], None]) -> tuple[int, str]:
+    """Runs cargo and passes its progress on as it comes: each crate it starts compiling, and a
+    line every QUIET_SECONDS while it says nothing (the daemon's own crate compiles and links for
+    a minute or more). Returns the exit code and the last lines of its output, for the error."""
+    started = time.monotonic()
+    lines: queue.Queue[str | None] = queue.Queue()
+    with subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as build:
+        assert build.stderr is not None
+        threading.Thread(target=_pump, args=(build.stderr, lines), daemon=True).start()
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        while True:
+            try:
+                line = lines.get(timeout=QUIET_SECONDS)
+            except queue.Empty:
+                report(f"  still building pyagent-node ({time.monotonic() - started:.0f} s)")
+                continue
+            if line is None:
+                break
+            tail.append(line)
+            if line.lstrip().startswith(("Compiling", "Finished")):
+                report(f"  {line.strip()}")
+        code = build.wait()
+    return code, "\n".join(tail)
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)

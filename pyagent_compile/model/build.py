@@ -7,6 +7,7 @@ mean" by edit distance for unknown keys and words).
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from typing import Any
@@ -51,7 +52,42 @@ def build_swarm(doc: Document) -> tuple[Swarm | None, list[Diagnostic]]:
     try:
         return Swarm.model_validate(doc.data), []
     except ValidationError as exc:
-        return None, [_to_diagnostic(err, doc) for err in exc.errors(include_url=False)]
+        return None, _merge_alternatives([_to_diagnostic(err, doc) for err in exc.errors(include_url=False)])
+
+
+def _merge_alternatives(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """A field that accepts several types (`cpu: 2`, `cpu: 2.5`, `cpu: "500m"`) fails once per
+    type it accepts; that is one mistake, so it becomes one PA203 naming every accepted type, at
+    the place of the first."""
+    merged: list[Diagnostic] = []
+    alternatives: dict[tuple[str, str], tuple[int, list[str], str]] = {}
+    for diag in diags:
+        expected, found = _expected_and_found(diag)
+        if expected is None:
+            merged.append(diag)
+            continue
+        key = (diag.path, str(diag.span))
+        if key not in alternatives:
+            alternatives[key] = (len(merged), [], found)
+            merged.append(diag)
+        index, names, _ = alternatives[key]
+        if expected not in names:
+            names.append(expected)
+        if len(names) > 1:
+            message = f"expected {_one_of(names)}, found {found}"
+            merged[index] = dataclasses.replace(merged[index], message=message, help=merged[index].help or diag.help)
+    return merged
+
+
+def _expected_and_found(diag: Diagnostic) -> tuple[str | None, str]:
+    if diag.code != "PA203" or not diag.message.startswith("expected "):
+        return None, ""
+    expected, _, found = diag.message[len("expected ") :].partition(", found ")
+    return expected, found
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _check_header(doc: Document) -> list[Diagnostic]:

@@ -5,6 +5,7 @@ client that signs commands, follows the leader and records a history for the che
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -12,13 +13,14 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 
@@ -59,8 +61,24 @@ memory:
 environments:
   dev: {{}}
 """
-_used_slots: set[int] = set()
+# Slots this process holds, each with an flock on a file shared by every test process on the
+# machine (a second checkout's suite, the Rust tests' port picker), so two suites never start
+# swarms on the same ports. A slot's ports must also be free: a running `make demo` holds its own.
+_held_slots: dict[int, IO[bytes]] = {}
 _lock = threading.Lock()
+LOCK_DIR = Path(tempfile.gettempdir()) / "pyagent-test-ports"
+
+
+def _try_hold(slot: int) -> bool:
+    LOCK_DIR.mkdir(exist_ok=True)
+    lock = open(LOCK_DIR / f"slot-{slot}.lock", "wb")  # noqa: SIM115 (held until released)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return False
+    _held_slots[slot] = lock
+    return True
 
 
 def daemon_or_reason() -> tuple[Path | None, str]:
@@ -73,14 +91,15 @@ def daemon_or_reason() -> tuple[Path | None, str]:
 
 
 def unique_name(prefix: str, nodes: int) -> str:
-    """A swarm name whose port slot no other test uses and whose ports are free."""
+    """A swarm name whose port slot no other test (in any process) holds and whose ports are free."""
     with _lock:
         for n in range(1000):
             name = f"{prefix}-{n}"
             slot = port_slot(name)
             ports = range(slot, slot + PORTS_PER_NODE * nodes)
-            if slot not in _used_slots and all(processes.port_free(p) for p in ports):
-                _used_slots.add(slot)
+            if slot in _held_slots or not all(processes.port_free(p) for p in ports):
+                continue
+            if _try_hold(slot):
                 return name
     raise RuntimeError("no free port slot")
 
@@ -89,7 +108,9 @@ def release_name(name: str) -> None:
     """Give back the port slot of a swarm that is stopped (a run of more tests than slots, e.g.
     the nemesis with many seeds, ran out of them)."""
     with _lock:
-        _used_slots.discard(port_slot(name))
+        lock = _held_slots.pop(port_slot(name), None)
+        if lock is not None:
+            lock.close()
 
 
 def pyagent(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -73,9 +73,11 @@ fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
                 listen_metrics: l.metrics.local_addr().unwrap(),
                 members: members.clone(),
                 join: false,
-                // Three in-process clusters share the test machine's cores (and, on a developer
-                // machine, its builds): etcd-like headroom keeps leadership stable under load.
-                election_timeout_ms: (500, 1000),
+                // Several in-process clusters share the test machine's two cores, and CI runs
+                // them beside a CPU hog: a heartbeat can be late by hundreds of milliseconds
+                // while a node signs and checks 1 MiB entries. etcd's default (1 s at 100 ms
+                // heartbeats) as the floor keeps leadership where the test put it.
+                election_timeout_ms: (1000, 2000),
                 heartbeat_ms: 100,
                 snapshot_every_entries: 500,
                 snapshots_kept: 2,
@@ -103,24 +105,36 @@ fn rebind(cfg: &NodeConfig) -> Listeners {
     panic!("could not re-bind {:?}", cfg.listen_raft);
 }
 
+/// How long a test waits for the cluster to settle. Generous: CI runs on two busy cores, where
+/// an election can be lost to a late heartbeat and fought again before everyone agrees.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// What one node believes: (leader, term).
+fn leader_view(n: &Node) -> (Option<u64>, u64) {
+    let m = n.shared.raft.metrics().borrow_watched().clone();
+    (m.current_leader, m.current_term)
+}
+
+/// The leader that every node names in the same term. Waiting for node 0's leader and then for
+/// the others to name that same node is wrong under load: a second election can move leadership
+/// between the two waits, and the old leader is then never named again.
 async fn wait_leader(nodes: &[Node]) -> u64 {
-    let m = nodes[0]
-        .shared
-        .raft
-        .wait(Some(Duration::from_secs(20)))
-        .metrics(|m| m.current_leader.is_some(), "a leader")
-        .await
-        .expect("no leader elected");
-    let leader = m.current_leader.unwrap();
-    for n in nodes {
-        n.shared
-            .raft
-            .wait(Some(Duration::from_secs(20)))
-            .metrics(|m| m.current_leader == Some(leader), "same leader")
-            .await
-            .expect("nodes disagree on the leader");
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let mut watches: Vec<_> = nodes.iter().map(|n| n.shared.raft.metrics()).collect();
+    loop {
+        let views: Vec<_> = nodes.iter().map(leader_view).collect();
+        if let (Some(leader), term) = views[0] {
+            if views.iter().all(|v| *v == (Some(leader), term)) {
+                return leader;
+            }
+        }
+        let changed = futures_util::future::select_all(
+            watches.iter_mut().map(|w| Box::pin(w.changed())),
+        );
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            panic!("nodes did not agree on a leader within {SETTLE:?}: {views:?}");
+        }
     }
-    leader
 }
 
 async fn client(n: &Node) -> NodeClient<tonic::transport::Channel> {
@@ -562,7 +576,7 @@ async fn replace_a_member_through_raft_membership_changes() {
     let ln = &nodes[(leader - 1) as usize];
     ln.shared
         .raft
-        .wait(Some(Duration::from_secs(10)))
+        .wait(Some(SETTLE))
         .metrics(
             |m| m.purged.is_some_and(|p| p.index >= 20),
             "leader purged its log after a snapshot",
@@ -622,7 +636,7 @@ async fn replace_a_member_through_raft_membership_changes() {
     // The newcomer holds the replicated state, including what was written before it joined.
     n4.shared
         .raft
-        .wait(Some(Duration::from_secs(10)))
+        .wait(Some(SETTLE))
         .applied_index_at_least(Some(r.index), "newcomer caught up")
         .await
         .unwrap();
@@ -686,7 +700,7 @@ async fn leader_failover() {
     let m = rest[0]
         .shared
         .raft
-        .wait(Some(Duration::from_secs(20)))
+        .wait(Some(SETTLE))
         .metrics(
             |m| m.current_leader.is_some_and(|l| l != old),
             "a new leader",
@@ -716,7 +730,7 @@ async fn leader_failover() {
         .unwrap();
     back.shared
         .raft
-        .wait(Some(Duration::from_secs(20)))
+        .wait(Some(SETTLE))
         .applied_index_at_least(Some(r.index), "old leader caught up")
         .await
         .unwrap();
@@ -767,7 +781,7 @@ async fn a_leader_without_a_quorum_waits_a_bounded_time_for_its_lease() {
     }
     let lead = lead.unwrap();
     let mut c = client(&lead).await;
-    // Past the lease (electionTimeoutMs[1] = 1000 in these configs) since the last answer.
+    // Past the lease (electionTimeoutMs[1] = 2000 in these configs) since the last answer.
     let lease = Duration::from_millis(cfgs[0].election_timeout_ms.1);
     tokio::time::sleep(lease + Duration::from_millis(300)).await;
 
@@ -803,7 +817,7 @@ async fn a_leader_without_a_quorum_waits_a_bounded_time_for_its_lease() {
     let back = node::start(cfg.clone(), key(cfg.node_id), rebind(&cfg))
         .await
         .unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(10), pending)
+    let r = tokio::time::timeout(SETTLE, pending)
         .await
         .expect("the waiting write was not answered")
         .unwrap()
@@ -835,7 +849,7 @@ async fn initial_non_voters_join_as_learners() {
     let m = nodes[0]
         .shared
         .raft
-        .wait(Some(Duration::from_secs(20)))
+        .wait(Some(SETTLE))
         .metrics(
             |m| {
                 m.membership_config

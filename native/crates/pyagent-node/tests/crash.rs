@@ -19,12 +19,35 @@ impl Drop for Dir {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Ports the nodes will listen on, below Linux's ephemeral range (32768+) so that no outgoing
+/// connection takes one while a node is down, and under the local target's slots (20000+).
+/// Each is held by a lock file for the test's life, so another suite on this machine (a second
+/// checkout, the Python harness) never picks it; a port that something else holds fails to bind.
+struct Ports {
+    ports: Vec<u16>,
+    _locks: Vec<std::fs::File>,
+}
+
+fn reserve_ports(n: usize) -> Ports {
+    let dir = std::env::temp_dir().join("pyagent-test-ports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = 10_000 + (std::process::id() as usize * 7919) % 10_000;
+    let (mut ports, mut locks) = (Vec::new(), Vec::new());
+    for offset in 0..10_000 {
+        let port = (10_000 + (start + offset) % 10_000) as u16;
+        let lock = std::fs::File::create(dir.join(format!("{port}.lock"))).unwrap();
+        if lock.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+            locks.push(lock);
+            if ports.len() == n {
+                return Ports {
+                    ports,
+                    _locks: locks,
+                };
+            }
+        }
+    }
+    panic!("no {n} free ports in 10000..20000");
 }
 
 fn spawn(root: &Path, i: u64, generation: u32) -> Child {
@@ -51,7 +74,7 @@ async fn connect(addr: &str) -> Option<NodeClient<tonic::transport::Channel>> {
 
 /// Polls every node's Status until they agree on a leader; returns the leader's gRPC address.
 async fn leader_addr(grpc: &[String]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         for a in grpc {
             if let Some(mut c) = connect(a).await {
@@ -65,7 +88,27 @@ async fn leader_addr(grpc: &[String]) -> String {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no leader within 30 s");
+    panic!("no leader within 60 s");
+}
+
+/// A linearizable read of `key` through whichever node leads now: leadership may move while
+/// the restarted nodes settle, so a failed read asks again for the leader (up to a minute).
+async fn found(grpc: &[String], key: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let leader = leader_addr(grpc).await;
+        if let Some(mut c) = connect(&leader).await {
+            let get = proto::GetRequest {
+                key: key.into(),
+                stale: false,
+            };
+            match c.get(get).await {
+                Ok(r) => return r.into_inner().found,
+                Err(e) if Instant::now() > deadline => panic!("reading {key}: {e}"),
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 fn signed(signer: &Signer, seq: u64, key: &str) -> proto::SignedCommand {
@@ -89,8 +132,11 @@ async fn sigkill_loses_no_acknowledged_write() {
     let root = std::env::temp_dir().join(format!("pyagent-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let _guard = Dir(root.clone());
-    let ports: Vec<(u16, u16, u16)> = (0..3)
-        .map(|_| (free_port(), free_port(), free_port()))
+    let reserved = reserve_ports(9);
+    let ports: Vec<(u16, u16, u16)> = reserved
+        .ports
+        .chunks(3)
+        .map(|p| (p[0], p[1], p[2]))
         .collect();
     let mut members = Vec::new();
     for i in 1..=3u64 {
@@ -120,7 +166,7 @@ async fn sigkill_loses_no_acknowledged_write() {
             "dataDir": "data", "ports": {"mesh": 1, "raft": r, "grpc": g, "metrics": m},
             "listen": {"raft": format!("127.0.0.1:{r}"), "grpc": format!("127.0.0.1:{g}"), "metrics": format!("127.0.0.1:{m}")},
             "members": members.iter().map(|m| { let mut m = m.clone(); m["publicKey"] = serde_json::Value::Null; m }).collect::<Vec<_>>(),
-            "consensus": {"electionTimeoutMs": [150, 300], "heartbeatMs": 50, "snapshotEveryEntries": 200, "snapshotsKept": 2},
+            "consensus": {"electionTimeoutMs": [500, 1000], "heartbeatMs": 100, "snapshotEveryEntries": 200, "snapshotsKept": 2},
             "memory": {"kv": {"blockSize": 16, "blocks": 64, "eviction": "lru", "ttlSeconds": null}},
         });
         std::fs::write(
@@ -161,8 +207,15 @@ async fn sigkill_loses_no_acknowledged_write() {
             }
         }));
     }
-    // Let writes flow, then kill every process at once, mid-stream.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Let writes flow, then kill every process at once, mid-stream. Awaited as a count, not a
+    // fixed time: on a busy machine 1.5 s may carry a handful of writes or none.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 300
+        && !writers.iter().all(|w| w.is_finished())
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for c in &mut children {
         c.kill().unwrap();
     }
@@ -180,19 +233,9 @@ async fn sigkill_loses_no_acknowledged_write() {
     );
 
     let mut children: Vec<Child> = (1..=3).map(|i| spawn(&root, i, 1)).collect();
-    let leader = leader_addr(&grpc).await;
-    let mut c = connect(&leader).await.unwrap();
     let mut missing = Vec::new();
     for k in &acked {
-        let g = c
-            .get(proto::GetRequest {
-                key: k.clone(),
-                stale: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if !g.found {
+        if !found(&grpc, k).await {
             missing.push(k.clone());
         }
     }
