@@ -5,22 +5,21 @@ client that signs commands, follows the leader and records a history for the che
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import grpc
 
@@ -61,23 +60,22 @@ memory:
 environments:
   dev: {{}}
 """
-# Slots this process holds, each with an flock on a file shared by every test process on the
-# machine (a second checkout's suite, the Rust tests' port picker), so two suites never start
-# swarms on the same ports. A slot's ports must also be free: a running `make demo` holds its own.
-_held_slots: dict[int, IO[bytes]] = {}
+# Slots this process holds, each by a Unix socket bound to an abstract name: machine-wide (in
+# this network namespace), shared with every other test process (a second checkout's suite, the
+# Rust tests' port picker) and let go when the process dies, even by SIGKILL. So two suites never
+# start swarms on the same ports. A slot's ports must also be free: a running `make demo` holds its own.
+_held_slots: dict[int, socket.socket] = {}
 _lock = threading.Lock()
-LOCK_DIR = Path(tempfile.gettempdir()) / "pyagent-test-ports"
 
 
 def _try_hold(slot: int) -> bool:
-    LOCK_DIR.mkdir(exist_ok=True)
-    lock = open(LOCK_DIR / f"slot-{slot}.lock", "wb")  # noqa: SIM115 (held until released)
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
+        holder.bind(f"\0pyagent-test-slot-{slot}")
+    except OSError:
+        holder.close()
         return False
-    _held_slots[slot] = lock
+    _held_slots[slot] = holder
     return True
 
 

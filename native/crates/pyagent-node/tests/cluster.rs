@@ -128,9 +128,8 @@ async fn wait_leader(nodes: &[Node]) -> u64 {
                 return leader;
             }
         }
-        let changed = futures_util::future::select_all(
-            watches.iter_mut().map(|w| Box::pin(w.changed())),
-        );
+        let changed =
+            futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             panic!("nodes did not agree on a leader within {SETTLE:?}: {views:?}");
         }

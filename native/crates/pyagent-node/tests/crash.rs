@@ -21,28 +21,36 @@ impl Drop for Dir {
 
 /// Ports the nodes will listen on, below Linux's ephemeral range (32768+) so that no outgoing
 /// connection takes one while a node is down, and under the local target's slots (20000+).
-/// Each is held by a lock file for the test's life, so another suite on this machine (a second
-/// checkout, the Python harness) never picks it; a port that something else holds fails to bind.
+/// Each is held by name for the test's life (see [`hold`]), so another suite on this machine (a
+/// second checkout's) never picks it; a port that something else listens on fails to bind.
 struct Ports {
     ports: Vec<u16>,
-    _locks: Vec<std::fs::File>,
+    _held: Vec<std::os::unix::net::UnixListener>,
+}
+
+/// Holds `name` machine-wide (in this network namespace) for as long as the socket lives, and
+/// lets it go when the process dies, even by SIGKILL: a Unix socket bound to an abstract name.
+fn hold(name: &str) -> Option<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt as _;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).ok()?;
+    std::os::unix::net::UnixListener::bind_addr(&addr).ok()
 }
 
 fn reserve_ports(n: usize) -> Ports {
-    let dir = std::env::temp_dir().join("pyagent-test-ports");
-    std::fs::create_dir_all(&dir).unwrap();
     let start = 10_000 + (std::process::id() as usize * 7919) % 10_000;
     let (mut ports, mut locks) = (Vec::new(), Vec::new());
     for offset in 0..10_000 {
         let port = (10_000 + (start + offset) % 10_000) as u16;
-        let lock = std::fs::File::create(dir.join(format!("{port}.lock"))).unwrap();
-        if lock.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let Some(held) = hold(&format!("pyagent-test-port-{port}")) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             ports.push(port);
-            locks.push(lock);
+            locks.push(held);
             if ports.len() == n {
                 return Ports {
                     ports,
-                    _locks: locks,
+                    _held: locks,
                 };
             }
         }
