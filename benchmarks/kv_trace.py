@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from pyagent_compile.kv import KvOutOfBlocksError
+from pyagent_compile.runtime.kv import KvOutOfBlocksError
 
 Op = tuple[Any, ...]
 

@@ -48,7 +48,7 @@ import fetch_sglang
 import sglang_shim
 import vllm_shim
 
-from pyagent_compile.kv import BlockHasher, KvOutOfBlocksError, KvPool
+from pyagent_compile.runtime.kv import BlockHasher, KvOutOfBlocksError, KvPool
 
 BS = 16
 SGLANG_NOTE = (

@@ -50,9 +50,9 @@ import grpc.aio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyagent_compile.local.stack import StackNode, load_stack  # noqa: E402
-from pyagent_compile.nodeapi import node_pb2 as pb  # noqa: E402
-from pyagent_compile.nodeapi.client import Signer, put_command  # noqa: E402
+from pyagent_compile.runtime.local.stack import StackNode, load_stack  # noqa: E402
+from pyagent_compile.runtime.nodeapi import node_pb2 as pb  # noqa: E402
+from pyagent_compile.runtime.nodeapi.client import Signer, put_command  # noqa: E402
 
 VALUE = b"v" * 256
 ETCD_BASE = 31000  # below the ephemeral range, away from the local target's 20000-29999

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pyagent_compile.local import daemon
-from pyagent_compile.local.stack import LocalStack
 from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.plan.local import PORT_BASE, SLOT_WIDTH, SLOTS, port_slot
 from pyagent_compile.render.local import render_local
+from pyagent_compile.runtime.local import daemon
+from pyagent_compile.runtime.local.stack import LocalStack
 from tests.conftest import EXAMPLES, ROOT, Run
 from tests.integration import harness
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pyagent_compile._native import Ed25519SigningKey
-from pyagent_compile.nodeapi.client import (
+from pyagent_compile.runtime.nodeapi.client import (
     Signer,
     _Sequence,
     load_identity,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyagent_compile.commands.output import add_format_options, end_progress, progress, use_colour
 from pyagent_compile.diagnostics import Diagnostic, Diagnostics
@@ -14,10 +18,12 @@ from pyagent_compile.diagnostics.codes import exit_code_for
 from pyagent_compile.diagnostics.machine import render_json
 from pyagent_compile.diagnostics.sources import SourceCache
 from pyagent_compile.diagnostics.text import render_text
-from pyagent_compile.local.daemon import find_daemon
-from pyagent_compile.local.processes import check_ports, log_tail, node_pid, prepare, start_node, stop_nodes
-from pyagent_compile.local.stack import LocalStack, load_stack
-from pyagent_compile.local.swarm import NodeView, agreed_leader, swarm_view, wait_for_leader
+
+# The runtime (gRPC, cryptography, process control) is imported by the commands that use it, so
+# the other commands, `pyagent compile` first, start fast and run without those packages.
+if TYPE_CHECKING:
+    from pyagent_compile.runtime.local.stack import LocalStack
+    from pyagent_compile.runtime.local.swarm import NodeView
 
 UNSTARTABLE = "check that the daemon binary runs on this machine, or point $PYAGENT_NODE_BIN at one that does"
 
@@ -52,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("stack", metavar="STACK", help="a local stack folder, e.g. stacks/laptop/local")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a leader (default: 60)")
     add_format_options(up, ("text", "json"))
-    up.set_defaults(run=run_up)
+    up.set_defaults(run=_needs_runtime(run_up))
 
     status = sub.add_parser(
         "status",
@@ -62,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     status.add_argument("stack", metavar="STACK")
     add_format_options(status, ("text", "json"))
-    status.set_defaults(run=run_status)
+    status.set_defaults(run=_needs_runtime(run_status))
 
     down = sub.add_parser(
         "down",
@@ -73,7 +79,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     down.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default: 10)")
     down.add_argument("--purge", action="store_true", help="also delete the data directories (keys, Raft logs)")
     add_format_options(down, ("text", "json"))
-    down.set_defaults(run=run_down)
+    down.set_defaults(run=_needs_runtime(run_down))
+
+
+# What the runtime imports beyond the compiler's own dependencies (pyproject's `local` extra).
+RUNTIME_MODULES = ("grpc", "google.protobuf", "cryptography", "pyagent_compile._native")
+
+
+def _needs_runtime(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`run`, or PA619 naming what is missing when the runtime's packages are not installed."""
+
+    @functools.wraps(run)
+    def checked(args: argparse.Namespace) -> int:
+        missing = [m for m in RUNTIME_MODULES if not _importable(m)]
+        if not missing:
+            return run(args)
+        diag = Diagnostic(
+            "PA619",
+            f"`pyagent {args.command}` needs the local target's packages; missing: {', '.join(missing)}",
+            help="pip install 'pyagent[local]'",
+        )
+        return _finish(args, [diag])
+
+    return checked
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        return False
 
 
 def _finish(
@@ -95,6 +130,8 @@ def _finish(
 
 
 def _load(args: argparse.Namespace) -> tuple[LocalStack | None, list[Diagnostic]]:
+    from pyagent_compile.runtime.local.stack import load_stack
+
     stack, diag = load_stack(Path(args.stack))
     return stack, [diag] if diag else []
 
@@ -134,6 +171,10 @@ def _view_diags(views: list[NodeView]) -> list[Diagnostic]:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from pyagent_compile.runtime.local.daemon import find_daemon
+    from pyagent_compile.runtime.local.processes import check_ports, log_tail, node_pid, prepare, start_node, stop_nodes
+    from pyagent_compile.runtime.local.swarm import wait_for_leader
+
     stack, diags = _load(args)
     if stack is None:
         return _finish(args, diags)
@@ -208,6 +249,8 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from pyagent_compile.runtime.local.swarm import agreed_leader, swarm_view
+
     stack, diags = _load(args)
     if stack is None:
         return _finish(args, diags)
@@ -220,6 +263,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_down(args: argparse.Namespace) -> int:
+    from pyagent_compile.runtime.local.processes import stop_nodes
+
     stack, diags = _load(args)
     if stack is None:
         return _finish(args, diags)

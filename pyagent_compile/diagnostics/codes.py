@@ -418,6 +418,13 @@ CODES: dict[str, CodeInfo] = {
         "A node did not exit within the timeout after SIGTERM and was sent SIGKILL. Its data is "
         "kept; the daemon recovers from its durable log on the next start.",
     ),
+    "PA619": CodeInfo(
+        "local target not installed",
+        "`pyagent up`, `status` and `down` talk to the nodes over gRPC and sign commands, which "
+        "needs the `local` extra (grpcio, protobuf, cryptography) and pyagent's native extension. "
+        "The compiler itself needs neither. Install them with `pip install 'pyagent[local]'`.",
+        EXIT_USAGE,
+    ),
 }
 
 

@@ -29,10 +29,12 @@ from pydantic import AfterValidator, BaseModel
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
+from pyagent_compile import resources
 from pyagent_compile.model import spec
 from pyagent_compile.model import types as scalars
 
-REPO = Path(__file__).resolve().parents[2]
+# The checkout that --write and the drift test rewrite (the folder above the package).
+REPO = resources.PACKAGE.parent
 _VENDORED = ("cue.mod", "pkg", "pyagent.dev", "swarm", "swarm.cue")
 # The schema module, and the copies vendored into the CUE modules of the examples and the tests.
 SCHEMA_PATHS = (

@@ -9,11 +9,14 @@ from typing import Literal
 
 import yaml
 
+from pyagent_compile import resources
+
 Severity = Literal["mandatory", "advisory"]
 Scope = Literal["object", "stack", "spec"]
 
-# The catalog sits beside the CrossGuard pack, at the repository root (policies/).
-CATALOG_PATH = Path(__file__).resolve().parents[2] / "policies" / "rules.yaml"
+# The catalog sits beside the CrossGuard pack, at the repository root (policies/), and ships in
+# the package through _data/ (pyagent_compile/resources.py).
+CATALOG_PATH = resources.POLICY_CATALOG
 
 
 @dataclass(frozen=True)

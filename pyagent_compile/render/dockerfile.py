@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pyagent_compile import __version__
+from pyagent_compile import __version__, resources
 from pyagent_compile.plan.model import Plan
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "node"
+TEMPLATES = resources.templates("node")
 
 # Base images, pinned by digest (docs/node-daemon.md: Rust >= 1.88, the same glibc as the runtime).
 # No registry is reachable where this was written: these digests are the ones several public

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pyagent_compile import __version__
+from pyagent_compile import __version__, resources
 from pyagent_compile.canonical import to_json
 from pyagent_compile.plan.local import DATA_DIR, LocalPlan
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "local"
+TEMPLATES = resources.templates("local")
 
 # Runtime state (keys, Raft log, pid files, logs) never belongs in git, and it is not listed
 # in the stack marker, so `pyagent compile --check` ignores it.

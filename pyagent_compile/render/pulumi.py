@@ -3,18 +3,16 @@ pulumi_kubernetes, its project and stack files, and pinned requirements."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pyagent_compile import __version__
+from pyagent_compile import __version__, resources
 from pyagent_compile.canonical import to_json
 from pyagent_compile.plan.model import Plan
 
 # The versions the generated program is tested against (tests/test_pulumi_program.py).
 PULUMI_VERSION = "3.272.0"
 PULUMI_KUBERNETES_VERSION = "4.34.2"
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "stack"
+TEMPLATES = resources.templates("stack")
 
 # kind -> (pulumi_kubernetes module path, class name): the program's dispatch table.
 RESOURCE_CLASSES = {

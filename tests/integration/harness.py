@@ -23,13 +23,13 @@ from typing import Any
 
 import grpc
 
-from pyagent_compile.local import processes
-from pyagent_compile.local.daemon import find_daemon
-from pyagent_compile.local.stack import LocalStack, StackNode, load_stack
-from pyagent_compile.local.swarm import agreed_leader, swarm_view
-from pyagent_compile.nodeapi import node_pb2 as pb
-from pyagent_compile.nodeapi.client import NodeClient, NotLeader, Signer, put_command
 from pyagent_compile.plan.local import PORTS_PER_NODE, port_slot
+from pyagent_compile.runtime.local import processes
+from pyagent_compile.runtime.local.daemon import find_daemon
+from pyagent_compile.runtime.local.stack import LocalStack, StackNode, load_stack
+from pyagent_compile.runtime.local.swarm import agreed_leader, swarm_view
+from pyagent_compile.runtime.nodeapi import node_pb2 as pb
+from pyagent_compile.runtime.nodeapi.client import NodeClient, NotLeader, Signer, put_command
 from tests.integration.lincheck import Operation
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,8 +20,8 @@ import msgpack
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pyagent_compile.local import processes
-from pyagent_compile.nodeapi.client import NotLeader, Signer, _Sequence, put_command
+from pyagent_compile.runtime.local import processes
+from pyagent_compile.runtime.nodeapi.client import NotLeader, Signer, _Sequence, put_command
 from tests.integration import harness
 from tests.integration.lincheck import check
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pyagent_compile.local import processes
+from pyagent_compile.runtime.local import processes
 from tests.integration import harness
 from tests.integration.lincheck import check
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyagent_compile.kv import (
+from pyagent_compile.runtime.kv import (
     BlockHasher,
     KvCacheError,
     KvCorruptIndexError,

@@ -12,7 +12,7 @@ import kv_trace
 import pytest
 import vllm_shim
 
-from pyagent_compile.kv import BlockHasher, KvPool, split_keys
+from pyagent_compile.runtime.kv import BlockHasher, KvPool, split_keys
 
 
 @pytest.fixture(scope="module")

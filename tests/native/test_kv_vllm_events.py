@@ -13,7 +13,7 @@ import kv_trace
 import pytest
 import vllm_shim
 
-from pyagent_compile.kv import BlockHasher, KvPool
+from pyagent_compile.runtime.kv import BlockHasher, KvPool
 
 
 @pytest.fixture(scope="module")

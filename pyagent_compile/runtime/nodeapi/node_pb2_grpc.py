@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from pyagent_compile.nodeapi import node_pb2 as pyagent_dot_node_dot_v1_dot_node__pb2
+from pyagent_compile.runtime.nodeapi import node_pb2 as pyagent_dot_node_dot_v1_dot_node__pb2
 
 GRPC_GENERATED_VERSION = '1.71.2'
 GRPC_VERSION = grpc.__version__

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyagent_compile.diagnostics import Diagnostic, Severity
-from pyagent_compile.local.stack import LocalStack, StackNode
+from pyagent_compile.runtime.local.stack import LocalStack, StackNode
 
 LOG_TAIL_LINES = 12
 # Everything a node writes (keys, Raft log, snapshots) is for its own user only.

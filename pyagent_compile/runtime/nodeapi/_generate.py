@@ -1,7 +1,7 @@
 """Regenerate the committed Python gRPC client from native/proto (needs grpcio-tools).
 
-    python -m pyagent_compile.nodeapi._generate           # rewrite node_pb2*.py(i)
-    python -m pyagent_compile.nodeapi._generate --check   # exit 1 if they differ (CI)
+    python -m pyagent_compile.runtime.nodeapi._generate           # rewrite node_pb2*.py(i)
+    python -m pyagent_compile.runtime.nodeapi._generate --check   # exit 1 if they differ (CI)
 
 Why committed rather than generated at set-up: `pyagent up/status/down` import the client at
 run time, so an installed pyagent must carry it; tests/test_grpc_stubs.py regenerates it and
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROTO_ROOT = HERE.parents[1] / "native" / "proto"
+PROTO_ROOT = HERE.parents[2] / "native" / "proto"  # the checkout: generating needs one
 PROTO = "pyagent/node/v1/node.proto"
 OUTPUTS = ("node_pb2.py", "node_pb2.pyi", "node_pb2_grpc.py")
 # protoc names modules after the proto's folders (pyagent.node.v1); ours live in this package.
@@ -43,7 +43,9 @@ def generate() -> dict[str, str]:
             raise SystemExit(f"protoc failed on {PROTO_ROOT / PROTO}")
         folder = Path(tmp) / Path(PROTO).parent
         files = {name: (folder / name).read_text(encoding="utf-8") for name in OUTPUTS}
-    files["node_pb2_grpc.py"] = IMPORT.sub("from pyagent_compile.nodeapi import node_pb2 as", files["node_pb2_grpc.py"])
+    files["node_pb2_grpc.py"] = IMPORT.sub(
+        "from pyagent_compile.runtime.nodeapi import node_pb2 as", files["node_pb2_grpc.py"]
+    )
     return files
 
 
@@ -53,7 +55,8 @@ def main(argv: list[str]) -> int:
         stale = [n for n, text in files.items() if (HERE / n).read_text(encoding="utf-8") != text]
         for name in stale:
             sys.stderr.write(
-                f"stale: pyagent_compile/nodeapi/{name}; run python -m pyagent_compile.nodeapi._generate\n"
+                f"stale: pyagent_compile/runtime/nodeapi/{name}; "
+                "run python -m pyagent_compile.runtime.nodeapi._generate\n"
             )
         return 1 if stale else 0
     for name, text in files.items():

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from pyagent_compile.local.processes import node_pid
-from pyagent_compile.local.stack import LocalStack, StackNode
-from pyagent_compile.nodeapi.client import NodeClient
+from pyagent_compile.runtime.local.processes import node_pid
+from pyagent_compile.runtime.local.stack import LocalStack, StackNode
+from pyagent_compile.runtime.nodeapi.client import NodeClient
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pyagent_compile._native import Ed25519SigningKey
-from pyagent_compile.nodeapi import node_pb2 as pb
-from pyagent_compile.nodeapi import node_pb2_grpc as pb_grpc
+from pyagent_compile.runtime.nodeapi import node_pb2 as pb
+from pyagent_compile.runtime.nodeapi import node_pb2_grpc as pb_grpc
 
 COMMAND_DOMAIN = b"pyagent.node.v1.Command"
 LEADER_ID_TRAILER = "pyagent-leader-id"

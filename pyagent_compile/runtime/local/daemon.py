@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from pyagent_compile import resources
 from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.project import find_project
 
@@ -30,7 +31,9 @@ def _roots() -> list[Path]:
     project = find_project(Path.cwd())
     if project is not None:
         roots.append(project.parent)
-    roots.append(Path(__file__).resolve().parents[2])
+    checkout = resources.source_checkout()
+    if checkout is not None:
+        roots.append(checkout)
     return list(dict.fromkeys(r.resolve() for r in roots))
 
 
