@@ -29,13 +29,9 @@ pub struct MemberConfig {
     pub public_key: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KvConfig {
-    pub block_size: u64,
-    pub blocks: u64,
-    pub eviction: String,
-    pub ttl_seconds: Option<u64>,
-}
+// `memory.kv` is the KV engine's own configuration; it is declared there, so that the engine
+// needs nothing from this module and the two do not depend on each other.
+pub use crate::kv::KvConfig;
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::metrics::{counter, esc, gauge};
-use crate::node::Shared;
+use crate::shared::Shared;
 use openraft::async_runtime::WatchReceiver as _;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {

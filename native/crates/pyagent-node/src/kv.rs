@@ -5,7 +5,14 @@ use std::sync::Mutex;
 
 use kv_v2::{Config, Policy, Pool};
 
-use crate::config::KvConfig;
+/// `memory.kv` of node.json: what the compiler sized for this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvConfig {
+    pub block_size: u64,
+    pub blocks: u64,
+    pub eviction: String,
+    pub ttl_seconds: Option<u64>,
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KvStats {

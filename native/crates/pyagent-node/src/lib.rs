@@ -3,7 +3,9 @@
 //! See docs/node-daemon.md for the contract.
 
 pub mod api;
+pub mod append;
 pub mod auth;
+pub mod batching;
 pub mod config;
 pub mod http;
 pub mod identity;
@@ -11,6 +13,7 @@ pub mod kv;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod shared;
 pub mod sm;
 pub mod state;
 pub mod storage;

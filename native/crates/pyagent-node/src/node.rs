@@ -15,33 +15,13 @@ use crate::config::NodeConfig;
 use crate::kv::KvEngine;
 use crate::metrics::Metrics;
 use crate::net::{Gate, Keyring, NetworkFactory};
-use crate::sm::{SharedState, StateMachineStore};
-use crate::storage::{LogStats, LogStore};
-use crate::types::{Member, NodeId, Raft};
+use crate::sm::Raft;
+use crate::sm::StateMachineStore;
+use crate::storage::LogStore;
+use crate::types::{Member, NodeId};
+
+pub use crate::shared::Shared;
 use openraft::async_runtime::WatchReceiver as _;
-
-/// What the API, the metrics endpoint and tests share.
-pub struct Shared {
-    pub cfg: NodeConfig,
-    pub raft: Raft,
-    pub state: SharedState,
-    pub signer: Arc<Signer>,
-    pub keyring: Arc<Keyring>,
-    pub metrics: Arc<Metrics>,
-    pub log: LogStore,
-    pub log_stats: Arc<LogStats>,
-    pub sigs: Arc<crate::auth::SigCache>,
-    pub kv: KvEngine,
-    pub proposer: crate::api::Proposer,
-    pub verifier: crate::api::SignatureBatcher,
-    pub reads: Arc<crate::api::ReadBarrier>,
-}
-
-impl Shared {
-    pub fn committed_index(&self) -> u64 {
-        self.log.committed_index()
-    }
-}
 
 /// Sockets bound before start, so bind errors surface early and tests can use port 0.
 pub struct Listeners {
@@ -170,13 +150,13 @@ pub async fn start(
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
     let kv = KvEngine::new(&cfg.kv).map_err(StartError::Kv)?;
-    let (proposer, proposer_task) = crate::api::Proposer::spawn(raft.clone());
-    let (verifier, verifier_task) = crate::api::SignatureBatcher::spawn(sigs.clone());
+    let (proposer, proposer_task) = crate::batching::Proposer::spawn(raft.clone());
+    let (verifier, verifier_task) = crate::batching::SignatureBatcher::spawn(sigs.clone());
     let shared = Arc::new(Shared {
         kv,
         proposer,
         verifier,
-        reads: crate::api::ReadBarrier::new(raft.clone()),
+        reads: crate::batching::ReadBarrier::new(raft.clone()),
         cfg,
         raft: raft.clone(),
         state,
@@ -312,7 +292,7 @@ async fn add_initial_learners(shared: Arc<Shared>) {
     for m in learners {
         // The lease may still have lapsed meanwhile (see `while_lease_pending`).
         let add = || raft.add_learner(m.node_id, member_of(&m), false);
-        if let Err(e) = crate::api::while_lease_pending(raft, add).await {
+        if let Err(e) = crate::batching::while_lease_pending(raft, add).await {
             tracing::warn!(node = m.node_id, error = %e, "could not add learner");
         }
     }

@@ -36,6 +36,10 @@ fn write_state(s: &SharedState) -> std::sync::RwLockWriteGuard<'_, SwarmState> {
     s.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The Raft group of this node: openraft driving this state machine (types.rs stays free of it,
+/// so the state machine can depend on the types without a cycle).
+pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;
+
 pub struct StateMachineStore {
     pub state: SharedState,
     pub sigs: Arc<crate::auth::SigCache>,

@@ -560,7 +560,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .collect())
     }
 
-    /// What replication reads to send a follower: up to `net::APPEND_MAX_BYTES` of entries
+    /// What replication reads to send a follower: up to `append::APPEND_MAX_BYTES` of entries
     /// (at least one), not openraft's default of the whole range (up to `max_payload_entries`,
     /// 300): with large values that cloned hundreds of MB under the log's lock for the network
     /// to send one MiB of it.
@@ -571,7 +571,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, io::Error> {
         let mem = self.mem();
         let range = || mem.entries.range(start..end).map(|(_, e)| e);
-        let (n, bytes) = crate::net::append_prefix(range(), crate::net::APPEND_MAX_BYTES);
+        let (n, bytes) = crate::append::append_prefix(range(), crate::append::APPEND_MAX_BYTES);
         if range().nth(n).is_some() {
             tracing::debug!(
                 "replication reads {n} entries from {start} ({bytes} bytes), not up to {end}"

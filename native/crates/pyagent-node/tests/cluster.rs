@@ -753,7 +753,7 @@ async fn leader_failover() {
 }
 
 /// A leader that has lost its quorum keeps leading (openraft 0.10's default) but cannot renew
-/// its lease: a write waits for one (not for ever: about `api::LEASE_WAIT`) and is then refused
+/// its lease: a write waits for one (not for ever: about `batching::LEASE_WAIT`) and is then refused
 /// as "no leader known". A write waiting while a follower comes back goes ahead once the
 /// follower acknowledges the leader, without the client retrying.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -793,11 +793,11 @@ async fn a_leader_without_a_quorum_waits_a_bounded_time_for_its_lease() {
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
     assert!(err.metadata().get("pyagent-leader-id").is_none());
     assert!(
-        waited >= pyagent_node::api::LEASE_WAIT - Duration::from_millis(50),
+        waited >= pyagent_node::batching::LEASE_WAIT - Duration::from_millis(50),
         "refused after {waited:?}, without waiting for a lease"
     );
     assert!(
-        waited < pyagent_node::api::LEASE_WAIT + Duration::from_secs(2),
+        waited < pyagent_node::batching::LEASE_WAIT + Duration::from_secs(2),
         "refused only after {waited:?}"
     );
     assert_eq!(
