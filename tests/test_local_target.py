@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from pyagent_compile.commands import local as local_cmd
 from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.plan.local import PORT_BASE, SLOT_WIDTH, SLOTS, port_slot
 from pyagent_compile.render.local import render_local
-from pyagent_compile.runtime.local import daemon
-from pyagent_compile.runtime.local.stack import LocalStack
+from pyagent_compile.runtime.local import daemon, swarm
+from pyagent_compile.runtime.local.stack import LocalStack, StackNode
+from pyagent_compile.runtime.local.swarm import NodeView
 from tests.conftest import EXAMPLES, ROOT, Run
 from tests.integration import harness
 
@@ -212,3 +214,30 @@ def test_the_daemon_build_shows_progress(tmp_path: Path, monkeypatch: pytest.Mon
     assert compiling == ["Compiling serde v1.0.0", "Compiling pyagent-node v0.1.0"]
     first_quiet = next(i for i, line in enumerate(said) if "still building pyagent-node" in line)
     assert said.index("  Compiling serde v1.0.0") < first_quiet
+
+
+def _view(node: StackNode, applied: int, commit: int, role: str = "Follower") -> NodeView:
+    return NodeView(node.name, node.id, 100 + node.id, role, 3, 1, commit, applied)
+
+
+def test_a_node_that_does_not_catch_up_is_lagging_and_one_that_does_is_not(own_stack: LocalStack) -> None:
+    """`status` looks again at nodes that trail the leader's commit index: one that reaches the
+    index of the first look (a follower under load) is fine, one that stays below it (a node the
+    leader cannot bring back) is reported with how far behind it is."""
+    lead, slow, stuck = own_stack.nodes
+    views = [_view(lead, 500, 500, "Leader"), _view(slow, 480, 480), _view(stuck, 0, 0)]
+    looks: dict[str, list[int]] = {slow.name: [490, 505], stuck.name: [0, 0, 0]}
+
+    def look(node: StackNode) -> NodeView:
+        applied = looks[node.name].pop(0) if len(looks[node.name]) > 1 else looks[node.name][0]
+        return _view(node, applied, applied)
+
+    assert swarm.lagging_nodes(own_stack, views, lead.id, look, timeout=0.5) == {stuck.name: 500}
+    assert swarm.lagging_nodes(own_stack, views[:1], lead.id, look) == {}, "nobody behind: no second look"
+
+
+def test_status_says_degraded_for_a_lagging_node() -> None:
+    views = [NodeView("a-0", 1, 10, "Leader", 2, 1, 9, 9), NodeView("a-1", 2, 11, "Follower", 2, 1, 0, 0)]
+    text = local_cmd.status_table(views, 1, {"a-1": 9})
+    assert text.splitlines()[-1] == "swarm DEGRADED: not catching up: a-1 9 entries behind"
+    assert local_cmd.status_table(views, 1, {}).splitlines()[-1] == "swarm healthy"

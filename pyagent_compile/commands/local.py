@@ -33,7 +33,8 @@ Start the local target of a swarm: one pyagent-node process per node on loopback
 Finds the daemon ($PYAGENT_NODE_BIN, else native/target/host/release/pyagent-node, else
 builds it with cargo for this machine's CPU), creates a key per node (`pyagent-node keygen`), starts the nodes detached
 (pid files and logs in <stack>/data/<node>/), waits until a leader is elected, then prints
-the status table.
+the status table. Nodes that already run are left alone: after a crash, `up` starts just the
+nodes that are down, and they rejoin with their data.
 
 examples:
   pyagent compile && pyagent up --local stacks/laptop/local
@@ -136,7 +137,7 @@ def _load(args: argparse.Namespace) -> tuple[LocalStack | None, list[Diagnostic]
     return stack, [diag] if diag else []
 
 
-def status_table(views: list[NodeView], leader: int | None) -> str:
+def status_table(views: list[NodeView], leader: int | None, lagging: dict[str, int] | None = None) -> str:
     header = ("NODE", "ID", "PID", "ROLE", "TERM", "LEADER", "COMMIT")
     rows = [header] + [
         (v.name, str(v.id), str(v.pid or "-"), v.role, _opt(v.term), _opt(v.leader_id or None), _opt(v.commit_index))
@@ -146,7 +147,11 @@ def status_table(views: list[NodeView], leader: int | None) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     healthy = leader is not None and all(v.term is not None for v in views)
     lines.append(f"leader: {leader}" if leader else "leader: none")
-    lines.append("swarm healthy" if healthy else "swarm NOT healthy")
+    if healthy and lagging:
+        behind = ", ".join(f"{name} {entries} entries behind" for name, entries in lagging.items())
+        lines.append(f"swarm DEGRADED: not catching up: {behind}")
+    else:
+        lines.append("swarm healthy" if healthy else "swarm NOT healthy")
     return "\n".join(lines) + "\n"
 
 
@@ -154,12 +159,18 @@ def _opt(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def _status_payload(stack: LocalStack, views: list[NodeView], leader: int | None) -> dict[str, object]:
-    return {"swarm": stack.swarm, "leader": leader, "nodes": [v.to_json() for v in views]}
+def _status_payload(
+    stack: LocalStack, views: list[NodeView], leader: int | None, lagging: dict[str, int] | None = None
+) -> dict[str, object]:
+    payload: dict[str, object] = {"swarm": stack.swarm, "leader": leader, "nodes": [v.to_json() for v in views]}
+    payload["behind"] = dict(lagging or {})
+    return payload
 
 
-def _status_text(stack: LocalStack, views: list[NodeView], leader: int | None) -> str:
-    return f"swarm {stack.swarm} ({stack.folder})\n" + status_table(views, leader)
+def _status_text(
+    stack: LocalStack, views: list[NodeView], leader: int | None, lagging: dict[str, int] | None = None
+) -> str:
+    return f"swarm {stack.swarm} ({stack.folder})\n" + status_table(views, leader, lagging)
 
 
 def _view_diags(views: list[NodeView]) -> list[Diagnostic]:
@@ -178,19 +189,21 @@ def run_up(args: argparse.Namespace) -> int:
     stack, diags = _load(args)
     if stack is None:
         return _finish(args, diags)
-    running = [n.name for n in stack.nodes if node_pid(n) is not None]
-    if running:
+    down = tuple(n for n in stack.nodes if node_pid(n) is None)
+    if not down:
         return _finish(
             args,
             [
                 Diagnostic(
                     "PA616",
-                    f"{len(running)} node(s) of {stack.swarm} already running: {', '.join(running)}",
+                    f"all {len(stack.nodes)} node(s) of {stack.swarm} are already running",
                     help=f"pyagent status {args.stack}  /  pyagent down {args.stack}",
                 )
             ],
         )
-    diags = check_ports(stack)
+    # The nodes that run are left alone: only those that are down are started (a node that
+    # crashed, or was stopped by hand, rejoins the swarm with its data).
+    diags = check_ports(stack, down)
     if diags:
         return _finish(args, diags)
 
@@ -207,13 +220,13 @@ def run_up(args: argparse.Namespace) -> int:
         end_progress(args)
         return _finish(args, diags)
     processes = {}
-    for node in stack.nodes:
+    for node in down:
         progress(args, f"starting {node.name}")
         try:
             processes[node.name] = start_node(stack, node, daemon)
         except OSError as e:
             end_progress(args)
-            stop_nodes(stack.nodes, timeout=5.0)
+            stop_nodes(down, timeout=5.0)
             return _finish(args, [Diagnostic("PA611", f"cannot start {daemon}: {e.strerror}", help=UNSTARTABLE)])
 
     def dead() -> str | None:
@@ -225,13 +238,16 @@ def run_up(args: argparse.Namespace) -> int:
     if exited is not None:
         node = stack.node(exited)
         code = processes[exited].returncode
-        stop_nodes(stack.nodes, timeout=5.0)
+        stop_nodes(down, timeout=5.0)
+        others = "the nodes started with it were stopped" + (
+            ", those already running left alone" if len(down) < len(stack.nodes) else ""
+        )
         return _finish(
             args,
             [
                 Diagnostic(
                     "PA614",
-                    f"node {exited} exited with code {code} while starting; the other nodes were stopped",
+                    f"node {exited} exited with code {code} while starting; {others}",
                     help=f"last lines of {node.log_file}:\n{log_tail(node)}",
                 )
             ],
@@ -249,7 +265,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from pyagent_compile.runtime.local.swarm import agreed_leader, swarm_view
+    from pyagent_compile.runtime.local.swarm import CATCH_UP_SECONDS, agreed_leader, lagging_nodes, swarm_view
 
     stack, diags = _load(args)
     if stack is None:
@@ -259,7 +275,17 @@ def run_status(args: argparse.Namespace) -> int:
     diags = _view_diags(views)
     if leader is None and not diags:
         diags.append(Diagnostic("PA615", "the running nodes do not agree on a leader"))
-    return _finish(args, diags, _status_payload(stack, views, leader), _status_text(stack, views, leader))
+    lagging = lagging_nodes(stack, views, leader) if leader is not None else {}
+    diags += [
+        Diagnostic(
+            "PA620",
+            f"node {name} is {entries} entries behind the leader and did not catch up within {CATCH_UP_SECONDS:g}s",
+            help=f"its log: {stack.node(name).log_file}",
+        )
+        for name, entries in lagging.items()
+    ]
+    payload = _status_payload(stack, views, leader, lagging)
+    return _finish(args, diags, payload, _status_text(stack, views, leader, lagging))
 
 
 def run_down(args: argparse.Namespace) -> int:

@@ -425,6 +425,12 @@ CODES: dict[str, CodeInfo] = {
         "The compiler itself needs neither. Install them with `pip install 'pyagent[local]'`.",
         EXIT_USAGE,
     ),
+    "PA620": CodeInfo(
+        "node not catching up",
+        "A node answers but its applied index stays below what the leader had committed, for "
+        "longer than a follower under load needs to catch up: it is stuck (for example after "
+        "damage to its log) or far behind. The swarm is reported DEGRADED; the node's log says why.",
+    ),
 }
 
 

@@ -62,6 +62,25 @@ def test_swarm_elects_a_leader_and_stops_cleanly(tmp_path: Path, daemon: Path, v
     assert purge.returncode == 0 and not stack.data_root.exists()
 
 
+def test_up_restarts_the_nodes_that_are_down_and_leaves_the_others(cluster3: harness.Cluster) -> None:
+    """A node killed with SIGKILL: `pyagent up --local` starts it alone (the running nodes keep
+    their processes), it rejoins with its data and catches up with what it missed."""
+    leader = cluster3.wait_leader()
+    victim = next(n for n in cluster3.stack.nodes if n.id != leader)
+    pids = {n.name: processes.node_pid(n) for n in cluster3.stack.nodes}
+    cluster3.kill(victim.id)
+    missed = cluster3.put("while-down", b"1")
+    again = harness.pyagent("up", "--local", str(cluster3.stack.folder), "--timeout", "60")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "PA616" not in again.stderr
+    for node in cluster3.stack.nodes:
+        if node.name != victim.name:
+            assert processes.node_pid(node) == pids[node.name], f"{node.name} was restarted"
+    assert processes.node_pid(victim) not in (None, pids[victim.name])
+    cluster3.wait_applied(missed.index, nodes=[victim.id], timeout=60)
+    assert cluster3.get(victim.id, "while-down", stale=True).value == b"1"
+
+
 def test_thousand_proposals_are_readable_on_every_node(cluster3: harness.Cluster) -> None:
     cluster3.wait_leader()
     values = {f"k{i:04d}": f"v{i}-{random.random()}".encode() for i in range(1000)}

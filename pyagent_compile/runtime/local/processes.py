@@ -75,14 +75,15 @@ def port_free(port: int) -> bool:
     return True
 
 
-def check_ports(stack: LocalStack) -> list[Diagnostic]:
+def check_ports(stack: LocalStack, nodes: tuple[StackNode, ...]) -> list[Diagnostic]:
+    """PA612 for each port of `nodes` (the ones about to start) that something listens on."""
     return [
         Diagnostic(
             "PA612",
             f"node {node.name}: {kind} port 127.0.0.1:{port} is in use by another process",
             help=f"find it with `ss -ltnp 'sport = :{port}'`; if it is this swarm, `pyagent down {stack.folder}`",
         )
-        for node in stack.nodes
+        for node in nodes
         for kind, port in sorted(node.ports.items())
         if kind != "mesh" and not port_free(port)
     ]

@@ -69,6 +69,32 @@ def agreed_leader(stack: LocalStack, views: list[NodeView]) -> int | None:
     return leader.id if agreeing > len(voters) // 2 else None
 
 
+# How long a node that trails the leader gets to reach the leader's commit index of the first
+# look before `status` calls it stuck. A follower under write load trails by a few entries and
+# passes that mark within milliseconds; one the leader cannot bring back (its log was damaged
+# and the leader keeps sending from where it used to be) never does.
+CATCH_UP_SECONDS = 2.0
+
+
+def lagging_nodes(
+    stack: LocalStack,
+    views: list[NodeView],
+    leader: int,
+    look: Callable[[StackNode], NodeView] = node_view,
+    timeout: float = CATCH_UP_SECONDS,
+) -> dict[str, int]:
+    """Nodes that answer but do not apply what the leader had committed at the first look, within
+    `timeout`: {node: entries behind at the last look}."""
+    target = next(v.commit_index for v in views if v.id == leader) or 0
+    behind = {v.name: v for v in views if v.applied_index is not None and v.applied_index < target}
+    deadline = time.monotonic() + timeout
+    while behind and time.monotonic() < deadline:
+        time.sleep(0.1)  # the nodes' state is remote; polling is the only way to observe it
+        again = {name: look(stack.node(name)) for name in behind}
+        behind = {n: v for n, v in again.items() if v.applied_index is not None and v.applied_index < target}
+    return {name: target - (v.applied_index or 0) for name, v in sorted(behind.items())}
+
+
 def wait_for_leader(
     stack: LocalStack,
     timeout: float,
