@@ -231,44 +231,20 @@ pub fn node_id_from_pod_name(pod: &str) -> Option<u64> {
 /// More runtime threads than this are clamped (a typo must not start thousands of threads).
 pub const MAX_WORKER_THREADS: usize = 256;
 
-/// Parses and validates a configuration document. `base_dir` resolves a relative `dataDir`;
-/// `members_override` is the `--members` file's content, if any.
-pub fn parse(
-    source: &str,
-    text: &str,
-    base_dir: &Path,
-    members_override: Option<(&str, &str)>,
-    env_pod_name: Option<String>,
-) -> Result<NodeConfig, ConfigError> {
-    let r = Reader { source };
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| r.err("(document)", format!("invalid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(r.err(
-            "(document)",
-            format!("expected an object, found {}", kind(&v)),
-        ));
-    }
-    let api = r.str(&v, "apiVersion")?;
-    if api != API_VERSION {
-        return Err(r.err(
-            "apiVersion",
-            format!("expected {API_VERSION:?}, found {api:?}"),
-        ));
-    }
-    let swarm = r.str(&v, "swarm")?;
-    let pool = lookup(&v, "pool")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let node_id = match r.opt_u64(&v, "nodeId")? {
+/// `nodeId`, or (in Kubernetes, where it is not rendered) the pod's ordinal from POD_NAME, offset
+/// by `poolIndex` so that every pool's ids are distinct.
+fn parse_node_id(
+    r: &Reader<'_>,
+    v: &Value,
+    env_pod_name: Option<&str>,
+) -> Result<u64, ConfigError> {
+    Ok(match r.opt_u64(v, "nodeId")? {
         Some(0) => return Err(r.err("nodeId", "must be at least 1")),
         Some(id) => id,
         None => env_pod_name
-            .as_deref()
             .and_then(node_id_from_pod_name)
             .map(|o| {
-                r.opt_u64(&v, "poolIndex")
+                r.opt_u64(v, "poolIndex")
                     .map(|p| p.unwrap_or(0) * POOL_ID_STRIDE + o)
             })
             .transpose()?
@@ -278,35 +254,31 @@ pub fn parse(
                     "missing (and POD_NAME does not end in an ordinal)",
                 )
             })?,
-    };
-    let name = match lookup(&v, "name") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => env_pod_name.unwrap_or_else(|| format!("node-{node_id}")),
-    };
-    let data_dir_raw = r.str(&v, "dataDir")?;
-    let data_dir = {
-        let p = PathBuf::from(&data_dir_raw);
-        if p.is_absolute() {
-            p
-        } else {
-            base_dir.join(p)
-        }
-    };
-    let listen = |key: &str| -> Result<SocketAddr, ConfigError> {
-        if lookup(&v, &format!("listen.{key}")).is_some() {
-            r.addr(&v, &format!("listen.{key}"))
-        } else {
-            let port = r.u64(&v, &format!("ports.{key}"))?;
-            let port = u16::try_from(port)
-                .map_err(|_| r.err(&format!("ports.{key}"), "must be a port number (0-65535)"))?;
-            Ok(SocketAddr::from(([0, 0, 0, 0], port)))
-        }
-    };
-    let listen_raft = listen("raft")?;
-    let listen_grpc = listen("grpc")?;
-    let listen_metrics = listen("metrics")?;
+    })
+}
 
-    let mut members = parse_members(&r, r.get(&v, "members")?, "members")?;
+/// Where this node listens for `key` (raft, grpc, metrics): `listen.<key>` when given (the
+/// local target's loopback addresses), else every interface on `ports.<key>` (a pod).
+fn parse_listen(r: &Reader<'_>, v: &Value, key: &str) -> Result<SocketAddr, ConfigError> {
+    if lookup(v, &format!("listen.{key}")).is_some() {
+        r.addr(v, &format!("listen.{key}"))
+    } else {
+        let port = r.u64(v, &format!("ports.{key}"))?;
+        let port = u16::try_from(port)
+            .map_err(|_| r.err(&format!("ports.{key}"), "must be a port number (0-65535)"))?;
+        Ok(SocketAddr::from(([0, 0, 0, 0], port)))
+    }
+}
+
+/// `members` of the configuration, overlaid by the `--members` file (keys, addresses, roles);
+/// this node must be listed and every member must have a public key.
+fn parse_all_members(
+    r: &Reader<'_>,
+    v: &Value,
+    members_override: Option<(&str, &str)>,
+    node_id: u64,
+) -> Result<Vec<MemberConfig>, ConfigError> {
+    let mut members = parse_members(r, r.get(v, "members")?, "members")?;
     if let Some((msource, mtext)) = members_override {
         let mr = Reader { source: msource };
         let mv: Value = serde_json::from_str(mtext)
@@ -348,39 +320,49 @@ pub fn parse(
             ));
         }
     }
-    let join = r.bool_or(&v, "join", false)?;
-    if !join && !members.iter().any(|m| m.voter) {
-        return Err(r.err("members", "no member is a voter"));
-    }
+    Ok(members)
+}
 
-    let emin = r.u64(&v, "consensus.electionTimeoutMs[0]")?;
-    let emax = r.u64(&v, "consensus.electionTimeoutMs[1]")?;
+/// `consensus`: (electionTimeoutMs, heartbeatMs, snapshotEveryEntries, snapshotsKept).
+fn parse_consensus(r: &Reader<'_>, v: &Value) -> Result<((u64, u64), u64, u64, u64), ConfigError> {
+    let emin = r.u64(v, "consensus.electionTimeoutMs[0]")?;
+    let emax = r.u64(v, "consensus.electionTimeoutMs[1]")?;
     if emin == 0 || emin >= emax {
         return Err(r.err(
             "consensus.electionTimeoutMs",
             format!("expected [min, max] with 0 < min < max, found [{emin}, {emax}]"),
         ));
     }
-    let heartbeat_ms = r.u64(&v, "consensus.heartbeatMs")?;
+    let heartbeat_ms = r.u64(v, "consensus.heartbeatMs")?;
     if heartbeat_ms == 0 || heartbeat_ms >= emin {
         return Err(r.err(
             "consensus.heartbeatMs",
             format!("must be between 1 and electionTimeoutMs[0] ({emin}), found {heartbeat_ms}"),
         ));
     }
-    let snapshot_every_entries = r.u64(&v, "consensus.snapshotEveryEntries")?;
+    let snapshot_every_entries = r.u64(v, "consensus.snapshotEveryEntries")?;
     if snapshot_every_entries == 0 {
         return Err(r.err("consensus.snapshotEveryEntries", "must be at least 1"));
     }
-    let snapshots_kept = r.u64(&v, "consensus.snapshotsKept")?;
+    let snapshots_kept = r.u64(v, "consensus.snapshotsKept")?;
     if snapshots_kept == 0 {
         return Err(r.err("consensus.snapshotsKept", "must be at least 1"));
     }
+    Ok((
+        (emin, emax),
+        heartbeat_ms,
+        snapshot_every_entries,
+        snapshots_kept,
+    ))
+}
+
+/// `memory.kv`: the KV_v2 pool's size and eviction policy.
+fn parse_kv(r: &Reader<'_>, v: &Value) -> Result<KvConfig, ConfigError> {
     let kv = KvConfig {
-        block_size: r.u64(&v, "memory.kv.blockSize")?,
-        blocks: r.u64(&v, "memory.kv.blocks")?,
-        eviction: r.str(&v, "memory.kv.eviction")?,
-        ttl_seconds: r.opt_u64(&v, "memory.kv.ttlSeconds")?,
+        block_size: r.u64(v, "memory.kv.blockSize")?,
+        blocks: r.u64(v, "memory.kv.blocks")?,
+        eviction: r.str(v, "memory.kv.eviction")?,
+        ttl_seconds: r.opt_u64(v, "memory.kv.ttlSeconds")?,
     };
     if kv.block_size == 0 {
         return Err(r.err("memory.kv.blockSize", "must be at least 1"));
@@ -394,6 +376,66 @@ pub fn parse(
     if let Err(e) = crate::kv::policy(&kv) {
         return Err(r.err("memory.kv.eviction", e));
     }
+    Ok(kv)
+}
+
+/// Parses and validates a configuration document. `base_dir` resolves a relative `dataDir`;
+/// `members_override` is the `--members` file's content, if any.
+pub fn parse(
+    source: &str,
+    text: &str,
+    base_dir: &Path,
+    members_override: Option<(&str, &str)>,
+    env_pod_name: Option<String>,
+) -> Result<NodeConfig, ConfigError> {
+    let r = Reader { source };
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| r.err("(document)", format!("invalid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(r.err(
+            "(document)",
+            format!("expected an object, found {}", kind(&v)),
+        ));
+    }
+    let api = r.str(&v, "apiVersion")?;
+    if api != API_VERSION {
+        return Err(r.err(
+            "apiVersion",
+            format!("expected {API_VERSION:?}, found {api:?}"),
+        ));
+    }
+    let swarm = r.str(&v, "swarm")?;
+    let pool = lookup(&v, "pool")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let node_id = parse_node_id(&r, &v, env_pod_name.as_deref())?;
+    let name = match lookup(&v, "name") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => env_pod_name.unwrap_or_else(|| format!("node-{node_id}")),
+    };
+    let data_dir_raw = r.str(&v, "dataDir")?;
+    let data_dir = {
+        let p = PathBuf::from(&data_dir_raw);
+        if p.is_absolute() {
+            p
+        } else {
+            base_dir.join(p)
+        }
+    };
+    let listen_raft = parse_listen(&r, &v, "raft")?;
+    let listen_grpc = parse_listen(&r, &v, "grpc")?;
+    let listen_metrics = parse_listen(&r, &v, "metrics")?;
+
+    let members = parse_all_members(&r, &v, members_override, node_id)?;
+    let join = r.bool_or(&v, "join", false)?;
+    if !join && !members.iter().any(|m| m.voter) {
+        return Err(r.err("members", "no member is a voter"));
+    }
+
+    let (election_timeout_ms, heartbeat_ms, snapshot_every_entries, snapshots_kept) =
+        parse_consensus(&r, &v)?;
+    let kv = parse_kv(&r, &v)?;
     let worker_threads = match r.opt_u64(&v, "runtime.workerThreads")? {
         Some(0) => return Err(r.err("runtime.workerThreads", "must be at least 1")),
         Some(n) => Some(
@@ -414,7 +456,7 @@ pub fn parse(
         listen_metrics,
         members,
         join,
-        election_timeout_ms: (emin, emax),
+        election_timeout_ms,
         heartbeat_ms,
         snapshot_every_entries,
         snapshots_kept,

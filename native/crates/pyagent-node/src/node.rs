@@ -92,14 +92,7 @@ pub async fn start(
     let sigs = sm.sigs.clone();
 
     let signer = Arc::new(Signer::new(cfg.node_id, cfg.swarm.clone(), key));
-    let config_members: BTreeMap<NodeId, Member> = cfg
-        .members
-        .iter()
-        .map(|m| (m.node_id, member_of(m)))
-        .collect();
-    let mut keys = Keyring::keys_from_members(config_members.iter());
-    keys.insert(cfg.node_id, signer.public_key());
-    let keyring = Arc::new(Keyring::new(keys));
+    let keyring = Arc::new(initial_keyring(&cfg, &signer));
     let metrics = Arc::new(Metrics::default());
     let gate = Arc::new(Gate::new(
         cfg.node_id,
@@ -108,36 +101,7 @@ pub async fn start(
         metrics.clone(),
     ));
 
-    let raft_config = Config {
-        cluster_name: cfg.swarm.clone(),
-        election_timeout_min: cfg.election_timeout_ms.0,
-        election_timeout_max: cfg.election_timeout_ms.1,
-        heartbeat_interval: cfg.heartbeat_ms,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
-        max_in_snapshot_log_to_keep: cfg.snapshot_every_entries.min(1000),
-        // A leader that restarts has to win an election like any node, rather than resume its
-        // term as openraft 0.10 does by default (and 0.9 always did). openraft-0.10.0-alpha.37
-        // src/config/config.rs `enable_leader_restore` warns that resuming can serve a stale
-        // state machine when the committed log id is not persisted, and ours is a hint written
-        // at most every 100 ms (storage.rs): in the nemesis a leader killed and restarted within
-        // an election timeout resumed its term with the hint at 8399 and its log at 8493, its
-        // state machine re-applied up to 8399 only, and a linearizable read's index is
-        // max(the term's first entry, committed) (src/engine/handler/leader_handler/mod.rs).
-        // A new term's blank entry must commit first, which brings the commit index up to all
-        // that was acknowledged. Resuming the same term may also re-propose, under log ids the
-        // followers already hold, indexes whose entries it had sent and then lost unwritten.
-        enable_leader_restore: Some(false),
-        // 0.10 sends a snapshot whole, as one signed frame (up to net::MAX_FRAME, 256 MiB), and
-        // gives the send `install_snapshot_timeout`: by default 200 ms, in which a state of some
-        // tens of MiB cannot be signed, sent, checked and written, so a follower that needed a
-        // snapshot was sent it again and again and never caught up (tests/cluster.rs, with
-        // 80 MiB). The bound is for a peer that hangs mid-transfer; one that is down fails at
-        // once on connect.
-        install_snapshot_timeout: SNAPSHOT_SEND_TIMEOUT_MS,
-        ..Default::default()
-    }
-    .validate()
-    .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft_config = raft_config(&cfg)?;
     let network = NetworkFactory {
         signer: signer.clone(),
         gate: gate.clone(),
@@ -182,44 +146,10 @@ pub async fn start(
         shared.clone(),
     )));
 
-    let (stop, mut stop_rx) = watch::channel(false);
-    let grpc_listener = tokio::net::TcpListener::from_std(listeners.grpc)?;
-    let api = crate::api::Api {
-        shared: shared.clone(),
-    };
-    let grpc = tokio::spawn(async move {
-        let res = tonic::transport::Server::builder()
-            .add_service(crate::proto::node_server::NodeServer::new(api))
-            .serve_with_incoming_shutdown(
-                // Nagle's algorithm on the accepted sockets holds back a response's last frame
-                // until the client's delayed ACK (~40 ms); tonic does not set TCP_NODELAY on
-                // sockets from a listener we hand it.
-                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-                async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                },
-            )
-            .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "gRPC server stopped");
-        }
-    });
+    let (stop, stop_rx) = watch::channel(false);
+    let grpc = serve_grpc(listeners.grpc, shared.clone(), stop_rx)?;
 
-    if shared.cfg.is_bootstrapper()
-        && !raft
-            .is_initialized()
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?
-    {
-        let voters: BTreeMap<NodeId, Member> = shared
-            .cfg
-            .initial_voters()
-            .map(|m| (m.node_id, member_of(m)))
-            .collect();
-        tracing::info!(voters = ?voters.keys().collect::<Vec<_>>(), "initialising the Raft group");
-        raft.initialize(voters)
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+    if bootstrap_if_first(&shared).await? {
         tasks.push(tokio::spawn(add_initial_learners(shared.clone())));
     }
     Ok(Node {
@@ -228,6 +158,105 @@ pub async fn start(
         stop,
         grpc: Some(grpc),
     })
+}
+
+/// The keys of the configured members, and our own, until the replicated membership replaces
+/// them ([`refresh_keys`]).
+fn initial_keyring(cfg: &NodeConfig, signer: &Signer) -> Keyring {
+    let members: BTreeMap<NodeId, Member> = cfg
+        .members
+        .iter()
+        .map(|m| (m.node_id, member_of(m)))
+        .collect();
+    let mut keys = Keyring::keys_from_members(members.iter());
+    keys.insert(cfg.node_id, signer.public_key());
+    Keyring::new(keys)
+}
+
+/// openraft's settings for this node, from the spec's `consensus` section and what these
+/// nodes need beyond openraft's defaults (each with its reason).
+fn raft_config(cfg: &NodeConfig) -> Result<Config, StartError> {
+    Config {
+        cluster_name: cfg.swarm.clone(),
+        election_timeout_min: cfg.election_timeout_ms.0,
+        election_timeout_max: cfg.election_timeout_ms.1,
+        heartbeat_interval: cfg.heartbeat_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: cfg.snapshot_every_entries.min(1000),
+        // A leader that restarts has to win an election like any node, rather than resume its
+        // term as openraft 0.10 does by default (and 0.9 always did). openraft-0.10.0-alpha.37
+        // src/config/config.rs `enable_leader_restore` warns that resuming can serve a stale
+        // state machine when the committed log id is not persisted, and ours is a hint written
+        // at most every 100 ms (storage.rs): in the nemesis a leader killed and restarted within
+        // an election timeout resumed its term with the hint at 8399 and its log at 8493, its
+        // state machine re-applied up to 8399 only, and a linearizable read's index is
+        // max(the term's first entry, committed) (src/engine/handler/leader_handler/mod.rs).
+        // A new term's blank entry must commit first, which brings the commit index up to all
+        // that was acknowledged. Resuming the same term may also re-propose, under log ids the
+        // followers already hold, indexes whose entries it had sent and then lost unwritten.
+        enable_leader_restore: Some(false),
+        // 0.10 sends a snapshot whole, as one signed frame (up to net::MAX_FRAME, 256 MiB), and
+        // gives the send `install_snapshot_timeout`: by default 200 ms, in which a state of some
+        // tens of MiB cannot be signed, sent, checked and written, so a follower that needed a
+        // snapshot was sent it again and again and never caught up (tests/cluster.rs, with
+        // 80 MiB). The bound is for a peer that hangs mid-transfer; one that is down fails at
+        // once on connect.
+        install_snapshot_timeout: SNAPSHOT_SEND_TIMEOUT_MS,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))
+}
+
+/// The gRPC API on `listener`, until `stop` turns true.
+fn serve_grpc(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let grpc_listener = tokio::net::TcpListener::from_std(listener)?;
+    let api = crate::api::Api { shared };
+    Ok(tokio::spawn(async move {
+        let res = tonic::transport::Server::builder()
+            .add_service(crate::proto::node_server::NodeServer::new(api))
+            .serve_with_incoming_shutdown(
+                // Nagle's algorithm on the accepted sockets holds back a response's last frame
+                // until the client's delayed ACK (~40 ms); tonic does not set TCP_NODELAY on
+                // sockets from a listener we hand it.
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "gRPC server stopped");
+        }
+    }))
+}
+
+/// Initialises the Raft group with the configured voters when this node is the one that does
+/// it and the group is new; true if it did.
+async fn bootstrap_if_first(shared: &Shared) -> Result<bool, StartError> {
+    let raft = &shared.raft;
+    if !shared.cfg.is_bootstrapper()
+        || raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?
+    {
+        return Ok(false);
+    }
+    let voters: BTreeMap<NodeId, Member> = shared
+        .cfg
+        .initial_voters()
+        .map(|m| (m.node_id, member_of(m)))
+        .collect();
+    tracing::info!(voters = ?voters.keys().collect::<Vec<_>>(), "initialising the Raft group");
+    raft.initialize(voters)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    Ok(true)
 }
 
 /// Keeps the keyring equal to the keys in the latest Raft membership (plus our own).
