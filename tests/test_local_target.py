@@ -18,7 +18,7 @@ from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.plan.local import PORT_BASE, SLOT_WIDTH, SLOTS, port_slot
 from pyagent_compile.render.local import render_local
 from pyagent_compile.runtime.local import daemon, swarm
-from pyagent_compile.runtime.local.stack import LocalStack, StackNode
+from pyagent_compile.runtime.local.stack import LocalStack, StackNode, load_stack
 from pyagent_compile.runtime.local.swarm import NodeView
 from tests.conftest import EXAMPLES, ROOT, Run
 from tests.integration import harness
@@ -241,3 +241,29 @@ def test_status_says_degraded_for_a_lagging_node() -> None:
     text = local_cmd.status_table(views, 1, {"a-1": 9})
     assert text.splitlines()[-1] == "swarm DEGRADED: not catching up: a-1 9 entries behind"
     assert local_cmd.status_table(views, 1, {}).splitlines()[-1] == "swarm healthy"
+
+
+def test_every_rendered_local_json_is_read_back_by_the_runtime() -> None:
+    """The contract between compiler and runtime: every local stack the examples compile to is
+    read by the runtime's own loader into the same nodes the plan had."""
+    for example in EXAMPLES:
+        result = compile_spec(ROOT / "examples" / example / "swarm.yaml", f"examples/{example}/swarm.yaml")
+        assert result.local is not None
+        folder = ROOT / "stacks" / result.local.swarm / "local"
+        stack, diag = load_stack(folder)
+        assert stack is not None, diag
+        assert [n.entry for n in stack.nodes] == list(result.local.nodes)
+        assert all(n.config.is_file() and n.config.parent == folder / "nodes" for n in stack.nodes)
+
+
+def test_a_local_json_that_breaks_the_contract_is_pa610(tmp_path: Path) -> None:
+    good = json.loads((ROOT / "stacks/laptop/local/local.json").read_text())
+    for broken in (
+        {**good, "apiVersion": "pyagent.dev/local/v2"},
+        {**good, "nodes": [{**good["nodes"][0], "dataDir": "/etc"}]},
+        {**good, "nodes": [{**good["nodes"][0], "ports": [1, 2]}]},
+        [good],
+    ):
+        (tmp_path / "local.json").write_text(json.dumps(broken))
+        stack, diag = load_stack(tmp_path)
+        assert stack is None and diag is not None and diag.code == "PA610", broken

@@ -23,19 +23,17 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from pyagent_compile.contracts.local_stack import LocalNodeEntry, LocalStackManifest
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan.nodeconfig import node_config
 
 LOCAL_ENV = "local"
-LOCAL_API = "pyagent.dev/local/v1alpha1"
-LOOPBACK = "127.0.0.1"
 PORT_BASE = 20000
 SLOT_WIDTH = 200
 SLOTS = 50
 PORTS_PER_NODE = 4
 MAX_NODES = SLOT_WIDTH // PORTS_PER_NODE
 PORT_OFFSETS = {"raft": 0, "grpc": 1, "metrics": 2, "mesh": 3}
-DATA_DIR = "data"
 
 
 def port_slot(swarm: str) -> int:
@@ -44,52 +42,30 @@ def port_slot(swarm: str) -> int:
     return PORT_BASE + index * SLOT_WIDTH
 
 
-@dataclass(frozen=True)
-class LocalNode:
-    id: int  # Raft node id, 1-based and stable: the order below
-    name: str  # <pool>-<ordinal>, like the StatefulSet's pod names without the swarm prefix
-    pool: str
-    voter: bool
-    ports: dict[str, int]
-
-    @property
-    def data_dir(self) -> str:
-        return f"{DATA_DIR}/{self.name}"
-
-    @property
-    def config_file(self) -> str:
-        return f"nodes/{self.name}.json"
-
-    def address(self, port: str) -> str:
-        return f"{LOOPBACK}:{self.ports[port]}"
+# A node of the local target: the entry of `local.json` (contracts/local_stack.py).
+LocalNode = LocalNodeEntry
 
 
 @dataclass(frozen=True)
 class LocalPlan:
-    swarm: str
-    source_environment: str  # "dev", or "default" for the base spec
-    nodes: tuple[LocalNode, ...]
+    manifest: LocalStackManifest
     configs: dict[str, dict[str, Any]]  # node name -> node.json
+
+    @property
+    def swarm(self) -> str:
+        return self.manifest.swarm
+
+    @property
+    def source_environment(self) -> str:
+        return self.manifest.source_environment
+
+    @property
+    def nodes(self) -> tuple[LocalNode, ...]:
+        return self.manifest.nodes
 
     def to_json(self) -> dict[str, Any]:
         """`local.json`: what `pyagent up/status/down` read."""
-        return {
-            "apiVersion": LOCAL_API,
-            "swarm": self.swarm,
-            "sourceEnvironment": self.source_environment,
-            "nodes": [
-                {
-                    "id": n.id,
-                    "name": n.name,
-                    "pool": n.pool,
-                    "voter": n.voter,
-                    "config": n.config_file,
-                    "dataDir": n.data_dir,
-                    "ports": dict(sorted(n.ports.items())),
-                }
-                for n in self.nodes
-            ],
-        }
+        return self.manifest.to_json()
 
 
 def local_nodes(swarm: Swarm) -> list[tuple[str, str, bool]]:
@@ -115,7 +91,7 @@ def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
         for index, (name, pool, voter) in enumerate(local_nodes(swarm))
     )
     configs = {n.name: _node_config(swarm, n, nodes) for n in nodes}
-    return LocalPlan(swarm.metadata.name, source_environment, nodes, configs)
+    return LocalPlan(LocalStackManifest(swarm.metadata.name, source_environment, nodes), configs)
 
 
 def _node_config(swarm: Swarm, node: LocalNode, nodes: tuple[LocalNode, ...]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pyagent_compile import __version__, resources
 from pyagent_compile.canonical import to_json
-from pyagent_compile.plan.local import DATA_DIR, LocalPlan
+from pyagent_compile.contracts.local_stack import DATA_DIR
+from pyagent_compile.plan.local import LocalPlan
 
 TEMPLATES = resources.templates("local")
 

@@ -603,7 +603,7 @@ def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Clust
     rewritten = LocalStack(
         stack.folder,
         stack.swarm,
-        tuple(StackNode(n.id, n.name, n.pool, n.voter, configs[n.id], n.data_dir, n.ports) for n in stack.nodes),
+        tuple(StackNode(n.entry, configs[n.id], n.data_dir) for n in stack.nodes),
     )
     for node in rewritten.nodes:
         launch(node)

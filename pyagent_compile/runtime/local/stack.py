@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyagent_compile.contracts.local_stack import LocalNodeEntry, LocalStackManifest
 from pyagent_compile.diagnostics import Diagnostic
-from pyagent_compile.plan.local import LOCAL_API
 
 PID_FILE = "node.pid"
 LOG_FILE = "node.log"
@@ -17,13 +17,36 @@ MEMBERS_FILE = "members.json"
 
 @dataclass(frozen=True)
 class StackNode:
-    id: int
-    name: str
-    pool: str
-    voter: bool
+    """A node of the stack as the runtime uses it: its `local.json` entry, with its config file
+    and data folder as absolute paths (a test may point `config` elsewhere)."""
+
+    entry: LocalNodeEntry
     config: Path
     data_dir: Path
-    ports: dict[str, int]
+
+    @staticmethod
+    def in_folder(entry: LocalNodeEntry, folder: Path) -> StackNode:
+        return StackNode(entry, folder / entry.config_file, folder / entry.data_dir)
+
+    @property
+    def id(self) -> int:
+        return self.entry.id
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def pool(self) -> str:
+        return self.entry.pool
+
+    @property
+    def voter(self) -> bool:
+        return self.entry.voter
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.entry.ports
 
     @property
     def pid_file(self) -> Path:
@@ -39,11 +62,11 @@ class StackNode:
 
     @property
     def grpc(self) -> str:
-        return f"127.0.0.1:{self.ports['grpc']}"
+        return self.entry.address("grpc")
 
     @property
     def metrics(self) -> str:
-        return f"127.0.0.1:{self.ports['metrics']}"
+        return self.entry.address("metrics")
 
 
 @dataclass(frozen=True)
@@ -70,29 +93,17 @@ class LocalStack:
 
 def load_stack(path: Path) -> tuple[LocalStack | None, Diagnostic | None]:
     folder = path.resolve()
-    manifest = folder / "local.json"
+    file = folder / "local.json"
     help_ = "run `pyagent compile` and pass the local stack folder, e.g. `pyagent up --local stacks/laptop/local`"
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, Diagnostic("PA610", f"{path} is not a local stack: it has no local.json", help=help_)
     except (OSError, ValueError) as exc:
-        return None, Diagnostic("PA610", f"cannot read {manifest}: {exc}", help=help_)
+        return None, Diagnostic("PA610", f"cannot read {file}: {exc}", help=help_)
     try:
-        if data["apiVersion"] != LOCAL_API:
-            raise ValueError(f"apiVersion {data['apiVersion']!r}, expected {LOCAL_API!r}")
-        nodes = tuple(
-            StackNode(
-                int(n["id"]),
-                str(n["name"]),
-                str(n["pool"]),
-                bool(n["voter"]),
-                folder / str(n["config"]),
-                folder / str(n["dataDir"]),
-                {str(k): int(v) for k, v in n["ports"].items()},
-            )
-            for n in data["nodes"]
-        )
-        return LocalStack(folder, str(data["swarm"]), nodes), None
-    except (KeyError, TypeError, ValueError) as exc:
-        return None, Diagnostic("PA610", f"{manifest} is not a local stack manifest: {exc}", help=help_)
+        manifest = LocalStackManifest.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return None, Diagnostic("PA610", f"{file} is not a local stack manifest: {exc}", help=help_)
+    nodes = tuple(StackNode.in_folder(entry, folder) for entry in manifest.nodes)
+    return LocalStack(folder, manifest.swarm, nodes), None
