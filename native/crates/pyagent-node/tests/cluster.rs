@@ -109,22 +109,33 @@ fn rebind(cfg: &NodeConfig) -> Listeners {
 /// an election can be lost to a late heartbeat and fought again before everyone agrees.
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// What one node believes: (leader, term).
-fn leader_view(n: &Node) -> (Option<u64>, u64) {
+/// What one node believes: (leader, term), and whether it leads itself.
+fn leader_view(n: &Node) -> ((Option<u64>, u64), bool) {
     let m = n.shared.raft.metrics().borrow_watched().clone();
-    (m.current_leader, m.current_term)
+    let leads = m.state == openraft::ServerState::Leader;
+    ((m.current_leader, m.current_term), leads)
 }
 
-/// The leader that every node names in the same term. Waiting for node 0's leader and then for
-/// the others to name that same node is wrong under load: a second election can move leadership
-/// between the two waits, and the old leader is then never named again.
+/// The leader that every node names in the same term, and that leads in that term itself.
+///
+/// Two ways the earlier check (node 0's leader, then every node naming that same node) failed
+/// on busy machines: openraft's `current_leader` comes from the persisted committed vote, so
+/// right after a restart every node names the leader it had before, which no longer leads
+/// (`enable_leader_restore` is off) and may lose the election that follows; and under load an
+/// election can move leadership between the two waits, after which the old leader is never
+/// named again. Both end in "nodes disagree on the leader" although the cluster is healthy.
 async fn wait_leader(nodes: &[Node]) -> u64 {
     let deadline = tokio::time::Instant::now() + SETTLE;
     let mut watches: Vec<_> = nodes.iter().map(|n| n.shared.raft.metrics()).collect();
     loop {
         let views: Vec<_> = nodes.iter().map(leader_view).collect();
-        if let (Some(leader), term) = views[0] {
-            if views.iter().all(|v| *v == (Some(leader), term)) {
+        if let ((Some(leader), term), _) = views[0] {
+            let agreed = views.iter().all(|(v, _)| *v == (Some(leader), term));
+            let leads = nodes
+                .iter()
+                .zip(&views)
+                .any(|(n, (_, leads))| n.shared.cfg.node_id == leader && *leads);
+            if agreed && leads {
                 return leader;
             }
         }
