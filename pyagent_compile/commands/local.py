@@ -162,9 +162,8 @@ def _opt(value: int | None) -> str:
 def _status_payload(
     stack: LocalStack, views: list[NodeView], leader: int | None, lagging: dict[str, int] | None = None
 ) -> dict[str, object]:
-    payload: dict[str, object] = {"swarm": stack.swarm, "leader": leader, "nodes": [v.to_json() for v in views]}
-    payload["behind"] = dict(lagging or {})
-    return payload
+    nodes = [v.to_json() for v in views]
+    return {"swarm": stack.swarm, "leader": leader, "nodes": nodes, "behind": dict(lagging or {})}
 
 
 def _status_text(

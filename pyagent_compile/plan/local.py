@@ -42,30 +42,12 @@ def port_slot(swarm: str) -> int:
     return PORT_BASE + index * SLOT_WIDTH
 
 
-# A node of the local target: the entry of `local.json` (contracts/local_stack.py).
-LocalNode = LocalNodeEntry
-
-
 @dataclass(frozen=True)
-class LocalPlan:
-    manifest: LocalStackManifest
+class LocalPlan(LocalStackManifest):
+    """The local target: `local.json` (the manifest it extends, contracts/local_stack.py) and the
+    `node.json` of every node."""
+
     configs: dict[str, dict[str, Any]]  # node name -> node.json
-
-    @property
-    def swarm(self) -> str:
-        return self.manifest.swarm
-
-    @property
-    def source_environment(self) -> str:
-        return self.manifest.source_environment
-
-    @property
-    def nodes(self) -> tuple[LocalNode, ...]:
-        return self.manifest.nodes
-
-    def to_json(self) -> dict[str, Any]:
-        """`local.json`: what `pyagent up/status/down` read."""
-        return self.manifest.to_json()
 
 
 def local_nodes(swarm: Swarm) -> list[tuple[str, str, bool]]:
@@ -81,7 +63,7 @@ def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
     """Assumes `len(local_nodes(swarm)) <= MAX_NODES` (checked by check/local.py)."""
     slot = port_slot(swarm.metadata.name)
     nodes = tuple(
-        LocalNode(
+        LocalNodeEntry(
             id=index + 1,
             name=name,
             pool=pool,
@@ -91,10 +73,10 @@ def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
         for index, (name, pool, voter) in enumerate(local_nodes(swarm))
     )
     configs = {n.name: _node_config(swarm, n, nodes) for n in nodes}
-    return LocalPlan(LocalStackManifest(swarm.metadata.name, source_environment, nodes), configs)
+    return LocalPlan(swarm.metadata.name, source_environment, nodes, configs)
 
 
-def _node_config(swarm: Swarm, node: LocalNode, nodes: tuple[LocalNode, ...]) -> dict[str, Any]:
+def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry, ...]) -> dict[str, Any]:
     """node.json for one process (schema: docs/node-daemon.md)."""
     config = node_config(swarm, node.pool, peer_dns="")
     config["nodeId"] = node.id

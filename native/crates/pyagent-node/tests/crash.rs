@@ -37,7 +37,7 @@ fn hold(name: &str) -> Option<std::os::unix::net::UnixListener> {
 }
 
 fn reserve_ports(n: usize) -> Ports {
-    let start = 10_000 + (std::process::id() as usize * 7919) % 10_000;
+    let start = (std::process::id() as usize * 7919) % 10_000;
     let (mut ports, mut locks) = (Vec::new(), Vec::new());
     for offset in 0..10_000 {
         let port = (10_000 + (start + offset) % 10_000) as u16;
