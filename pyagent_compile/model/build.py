@@ -7,7 +7,6 @@ mean" by edit distance for unknown keys and words).
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from typing import Any
@@ -52,42 +51,31 @@ def build_swarm(doc: Document) -> tuple[Swarm | None, list[Diagnostic]]:
     try:
         return Swarm.model_validate(doc.data), []
     except ValidationError as exc:
-        return None, _merge_alternatives([_to_diagnostic(err, doc) for err in exc.errors(include_url=False)])
+        return None, _diagnostics(exc.errors(include_url=False), doc)
 
 
-def _merge_alternatives(diags: list[Diagnostic]) -> list[Diagnostic]:
+def _diagnostics(errors: list[ErrorDetails], doc: Document) -> list[Diagnostic]:
     """A field that accepts several types (`cpu: 2`, `cpu: 2.5`, `cpu: "500m"`) fails once per
-    type it accepts; that is one mistake, so it becomes one PA203 naming every accepted type, at
-    the place of the first."""
-    merged: list[Diagnostic] = []
-    alternatives: dict[tuple[str, str], tuple[int, list[str], str]] = {}
-    for diag in diags:
-        expected, found = _expected_and_found(diag)
-        if expected is None:
-            merged.append(diag)
-            continue
-        key = (diag.path, str(diag.span))
-        if key not in alternatives:
-            alternatives[key] = (len(merged), [], found)
-            merged.append(diag)
-        index, names, _ = alternatives[key]
-        if expected not in names:
-            names.append(expected)
-        if len(names) > 1:
-            message = f"expected {_one_of(names)}, found {found}"
-            merged[index] = dataclasses.replace(merged[index], message=message, help=merged[index].help or diag.help)
-    return merged
-
-
-def _expected_and_found(diag: Diagnostic) -> tuple[str | None, str]:
-    if diag.code != "PA203" or not diag.message.startswith("expected "):
-        return None, ""
-    expected, _, found = diag.message[len("expected ") :].partition(", found ")
-    return expected, found
+    type it accepts; that is one mistake, so it gives one PA203 naming every accepted type."""
+    accepted: dict[PathT, list[str]] = {}
+    for err in errors:
+        if err["type"] in _TYPE_CODES:
+            names = accepted.setdefault(resolve_loc(err["loc"], doc.data)[0], [])
+            if _TYPE_CODES[err["type"]] not in names:
+                names.append(_TYPE_CODES[err["type"]])
+    diags, typed = [], set()
+    for err in errors:
+        if err["type"] in _TYPE_CODES:
+            path = resolve_loc(err["loc"], doc.data)[0]
+            if path in typed:
+                continue
+            typed.add(path)
+        diags.append(_to_diagnostic(err, doc, accepted))
+    return diags
 
 
 def _one_of(names: list[str]) -> str:
-    return ", ".join(names[:-1]) + " or " + names[-1]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _check_header(doc: Document) -> list[Diagnostic]:
@@ -133,7 +121,7 @@ def resolve_loc(loc: tuple[int | str, ...], data: Any) -> tuple[PathT, bool]:
     return tuple(path), is_key
 
 
-def _to_diagnostic(err: ErrorDetails, doc: Document) -> Diagnostic:
+def _to_diagnostic(err: ErrorDetails, doc: Document, accepted: dict[PathT, list[str]]) -> Diagnostic:
     path, is_key = resolve_loc(err["loc"], doc.data)
     kind = err["type"]
     shown = format_path(path)
@@ -174,7 +162,7 @@ def _to_diagnostic(err: ErrorDetails, doc: Document) -> Diagnostic:
     if kind in _TYPE_CODES:
         return _diag(
             "PA203",
-            f"expected {_TYPE_CODES[kind]}, found {_describe(err['input'])}",
+            f"expected {_one_of(accepted.get(path, [_TYPE_CODES[kind]]))}, found {_describe(err['input'])}",
             shown,
             span,
             _type_hint(kind, err["input"]),
