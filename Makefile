@@ -58,3 +58,19 @@ bench-raft: setup
 # The nemesis for longer than CI runs it.
 nemesis: setup
 	PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 $(VENV)/pytest tests/integration/test_nemesis.py
+
+# The node image, built without a Docker engine and reproducibly (docs/node-image.md): needs root and
+# Debian's umoci. Writes native/target/image/oci/ (OCI layout), native/target/image/pyagent-node.oci.tar
+# (`ctr -n k8s.io images import --base-name ghcr.io/pyagent/pyagent-node --digests <it>`) and the lock
+# that `image: {build: native}` pins: commit native/image/pyagent-node.lock.json, then `make golden`.
+# `image-check` rebuilds and fails if the committed lock is not what the build gives; `image-test`
+# runs the built image under runc (non-root, no capabilities, read-only root).
+.PHONY: image image-check image-test
+image:
+	python3 native/image/build.py
+
+image-check:
+	python3 native/image/build.py --check
+
+image-test: setup image
+	$(VENV)/pytest tests/test_node_image.py
