@@ -10,18 +10,18 @@ from pyagent_compile.model.gpus import GPU_CATALOG
 from pyagent_compile.model.quantity import format_quantity
 from pyagent_compile.model.resources import voter_count
 from pyagent_compile.model.spec import Pool, Swarm
-from pyagent_compile.plan import labels, naming
+from pyagent_compile.plan import labels, naming, node_image
 from pyagent_compile.plan.model import PlannedObject
 from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
 
 RUN_AS = 10001
-DEV_IMAGE_TAG = "dev"
 
 
 def image_of(swarm: Swarm) -> str:
     if swarm.image.ref is not None:
         return swarm.image.ref
-    return f"{swarm.image.repository}:{DEV_IMAGE_TAG}"
+    # `build: native`: the image `make image` built from native/, by the digest it recorded.
+    return node_image.pinned(swarm.image.repository)
 
 
 def meta(swarm: Swarm, env: str, name: str, component: str, source: str, ns: str | None) -> dict[str, Any]:
@@ -233,8 +233,9 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
 
 
 def _pull_policy(swarm: Swarm) -> str:
-    """A digest never changes, and a locally built image (`build: native`, loaded into kind or
-    minikube) exists only on the node; a registry tag can be moved, so it is pulled every time."""
+    """A digest never changes, and a locally built image (`build: native`, pinned by digest and
+    imported into the node's containerd, kind or minikube) may exist only on the node; a registry
+    tag can be moved, so it is pulled every time."""
     ref = swarm.image.ref
     if ref is None or "@sha256:" in ref:
         return "IfNotPresent"
