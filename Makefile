@@ -64,8 +64,9 @@ nemesis: setup
 # (`ctr -n k8s.io images import --base-name ghcr.io/pyagent/pyagent-node --digests <it>`) and the lock
 # that `image: {build: native}` pins: commit native/image/pyagent-node.lock.json, then `make golden`.
 # `image-check` rebuilds and fails if the committed lock is not what the build gives; `image-test`
-# runs the built image under runc (non-root, no capabilities, read-only root).
-.PHONY: image image-check image-test
+# runs the built image under runc (non-root, no capabilities, read-only root); `image-repro` builds
+# HEAD in two clones in two folders and compares the results byte for byte (two cold builds).
+.PHONY: image image-check image-test image-repro
 image:
 	python3 native/image/build.py
 
@@ -74,3 +75,6 @@ image-check:
 
 image-test: setup image
 	$(VENV)/pytest tests/test_node_image.py
+
+image-repro:
+	python3 native/image/reproduce.py
