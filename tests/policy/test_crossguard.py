@@ -77,11 +77,18 @@ def test_pack_and_check_agree_on_a_stack_with_mistakes(tmp_path: Path) -> None:
     assert found == pyagent_verdicts(spec, "prod") == expected
 
 
-def test_pack_enforces_tier_from_config() -> None:
-    resources = capture_stack(ROOT / "stacks" / "laptop" / "dev")
-    assert run_pack(resources, {}) >= {("PA506", "statefulset/laptop-agents"), ("PA505", "statefulset/laptop-agents")}
-    dev = {name: {"tier": "dev"} for name in ("pa505-memory-volume-encrypted", "pa506-image-pinned-by-digest")}
-    assert run_pack(resources, dev) == set()
+@pytest.mark.parametrize(
+    ("stack", "rule", "policy"),
+    [
+        ("laptop/dev", "PA505", "pa505-memory-volume-encrypted"),  # no storage class
+        ("research/dev", "PA506", "pa506-image-pinned-by-digest"),  # follows the tag 0.1.0
+    ],
+)
+def test_pack_enforces_tier_from_config(stack: str, rule: str, policy: str) -> None:
+    resources = capture_stack(ROOT / "stacks" / stack)
+    found = run_pack(resources, {})
+    assert found and {r for r, _ in found} == {rule}, found
+    assert run_pack(resources, {policy: {"tier": "dev"}}) == set()
 
 
 def test_pack_project_file() -> None:
