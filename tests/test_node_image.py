@@ -1,7 +1,7 @@
 """The node image that `make image` builds (native/image/build.py, docs/node-image.md).
 
 Fast, in every `make test`: the committed lock still describes the sources, and the dev stack
-pins the image by the lock's digest. With an image built here (`make image`, about 5 minutes cold
+pins the image by the lock's digest. With an image built here (`make image`, 2.5 to 10 minutes cold
 on 2 cores, so not part of `make test` itself) and Debian's umoci and runc: the image holds only
 the binary, what it links against and its few files, and it runs as a real container as user
 10001, with no capabilities, on a read-only root file system.
@@ -90,7 +90,7 @@ def _built_image_skip_reason() -> str | None:
         return "needs root: runc runs the container and umoci unpacks files owned by 10001"
     index = build.LAYOUT / "index.json"
     if not index.is_file():
-        return "no node image built here: run `make image` (a release build, about 5 minutes cold)"
+        return "no node image built here: run `make image` (a cold release build, minutes)"
     (manifest,) = json.loads(index.read_text(encoding="utf-8"))["manifests"]
     if manifest["digest"] != LOCK["digest"]:
         return f"the image in {build.LAYOUT} is {manifest['digest']}, not the locked one: run `make image`"
