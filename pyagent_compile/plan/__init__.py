@@ -21,8 +21,7 @@ from pyagent_compile.plan.workloads import (
 def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
     name = swarm.metadata.name
     ns = naming.namespace(name, env)
-    peer_dns = f"{naming.peer_service(name)}.{ns}.svc.cluster.local"
-    configs = {pool: node_config(swarm, pool, peer_dns) for pool in sorted(swarm.nodes)}
+    configs = {pool: node_config(swarm, pool, ns) for pool in sorted(swarm.nodes)}
     objects: list[PlannedObject] = [
         namespace_object(swarm, env, ns),
         service_account_object(swarm, env, ns),

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from pyagent_compile.canonical import to_json as canonical_json
+from pyagent_compile.contracts.node_config import NodeConfig
 from pyagent_compile.model.gpus import GPU_CATALOG
 from pyagent_compile.model.quantity import format_quantity
 from pyagent_compile.model.resources import voter_count
@@ -69,9 +70,9 @@ def manifests_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
     return PlannedObject(config_map(swarm, env, ns, name, "manifests", data), ("manifests",))
 
 
-def pool_config_object(swarm: Swarm, env: str, ns: str, pool: str, config: dict[str, Any]) -> PlannedObject:
+def pool_config_object(swarm: Swarm, env: str, ns: str, pool: str, config: NodeConfig) -> PlannedObject:
     name = naming.pool_config(swarm.metadata.name, pool)
-    body = config_map(swarm, env, ns, name, f"nodes.{pool}", {"node.json": canonical_json(config)})
+    body = config_map(swarm, env, ns, name, f"nodes.{pool}", {"node.json": canonical_json(config.to_json())})
     return PlannedObject(body, ("nodes", pool))
 
 
@@ -90,7 +91,7 @@ def disruption_budget_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
     return PlannedObject(body, ("consensus",))
 
 
-def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: dict[str, Any]) -> PlannedObject:
+def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: NodeConfig) -> PlannedObject:
     pool = swarm.nodes[pool_name]
     name = naming.statefulset(swarm.metadata.name, pool_name)
     selector = labels.pool_selector(swarm, pool_name)
@@ -106,7 +107,7 @@ def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: 
         # guards `pulumi up` checks it against the allowed jurisdictions (PA502).
         pod_labels[labels.JURISDICTION] = pool.placement.jurisdiction
         metadata["labels"][labels.JURISDICTION] = pool.placement.jurisdiction
-    config_hash = hashlib.sha256(canonical_json(config).encode()).hexdigest()
+    config_hash = hashlib.sha256(canonical_json(config.to_json()).encode()).hexdigest()
     body = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
