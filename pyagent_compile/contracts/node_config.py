@@ -104,12 +104,13 @@ class StaticMembership(Contract):
 
 
 class KubernetesPool(Contract):
-    """One StatefulSet of the swarm. Node ids of pool `index` are `index * 1000 + ordinal + 1`."""
+    """One StatefulSet of the swarm. Node ids of pool `index` are `index * 1000 + ordinal + 1`.
+    Its replica count is not here: the leader reads it from the live StatefulSet when it admits
+    a pod, so that scaling one pool changes no other pool's configuration (nor restarts it)."""
 
     name: str
     stateful_set: str
     index: Annotated[int, Field(ge=0)]
-    replicas: Annotated[int, Field(ge=0)]
     voter: bool
 
 

@@ -8,6 +8,7 @@ from pyagent_compile.plan.model import ImageBuild, Plan, PlannedObject
 from pyagent_compile.plan.network import baseline_policies, peer_service_object, rule_policies
 from pyagent_compile.plan.nodeconfig import node_config
 from pyagent_compile.plan.workloads import (
+    admission_rbac_objects,
     disruption_budget_object,
     image_of,
     manifests_object,
@@ -25,6 +26,7 @@ def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
     objects: list[PlannedObject] = [
         namespace_object(swarm, env, ns),
         service_account_object(swarm, env, ns),
+        *admission_rbac_objects(swarm, env, ns),
         manifests_object(swarm, env, ns),
         peer_service_object(swarm, env, ns),
         disruption_budget_object(swarm, env, ns),

@@ -14,6 +14,9 @@ from pyagent_compile.plan.naming import PLAN_API_VERSION, logical_name
 KIND_ORDER = (
     "Namespace",
     "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRoleBinding",
     "ConfigMap",
     "NetworkPolicy",
     "Service",

@@ -57,7 +57,6 @@ def kubernetes_membership(swarm: Swarm, namespace: str) -> contract.KubernetesMe
                 name=pool,
                 stateful_set=naming.statefulset(name, pool),
                 index=index,
-                replicas=swarm.nodes[pool].replicas,
                 voter="voter" in swarm.nodes[pool].roles,
             )
             for index, pool in enumerate(sorted(swarm.nodes))

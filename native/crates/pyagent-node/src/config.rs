@@ -87,7 +87,7 @@ impl KubernetesIdentity {
             .membership
             .pools
             .iter()
-            .filter(|p| p.voter && p.replicas > 0)
+            .filter(|p| p.voter)
             .min_by_key(|p| p.index)?;
         let host = self.pod_host(&pool.stateful_set, 0);
         Some((
@@ -97,12 +97,13 @@ impl KubernetesIdentity {
         ))
     }
 
-    /// The pool and ordinal of node `id` if it is a pod the swarm's StatefulSets have now.
+    /// The pool and ordinal of node `id`, if its id is one of the swarm's pools' (whether the
+    /// StatefulSet has that many replicas now is for the Kubernetes API to say).
     pub fn pod_of(&self, id: u64) -> Option<(&contract::KubernetesPool, u64)> {
         let zero_based = id.checked_sub(1)?;
         let (index, ordinal) = (zero_based / POOL_ID_STRIDE, zero_based % POOL_ID_STRIDE);
         let pool = self.membership.pools.iter().find(|p| p.index == index)?;
-        (ordinal < pool.replicas).then_some((pool, ordinal))
+        Some((pool, ordinal))
     }
 }
 
@@ -652,8 +653,8 @@ mod tests {
     }
 
     fn kubernetes_sample() -> String {
-        let pools = r#"[{"name":"gpu","statefulSet":"sw-gpu","index":1,"replicas":2,"voter":false},
-            {"name":"p","statefulSet":"sw-p","index":0,"replicas":3,"voter":true}]"#;
+        let pools = r#"[{"name":"gpu","statefulSet":"sw-gpu","index":1,"voter":false},
+            {"name":"p","statefulSet":"sw-p","index":0,"voter":true}]"#;
         let membership = format!(
             r#"{{"mode":"kubernetes","namespace":"ns","service":"sw-peers","clusterDomain":"cluster.local","serviceAccount":"sw-node","pools":{pools}}}"#
         );
@@ -680,7 +681,7 @@ mod tests {
             k.pod_of(1002).map(|(p, o)| (p.name.as_str(), o)),
             Some(("gpu", 1))
         );
-        assert_eq!(k.pod_of(1003), None, "ordinal 2 of a pool of 2");
+        assert_eq!(k.pod_of(2001), None, "no pool of index 2");
         let seed = parse("n.json", &text, Path::new("/"), None, Some("sw-p-0".into())).unwrap();
         assert!(!seed.join && seed.is_bootstrapper());
         for bad in [

@@ -149,8 +149,15 @@ pub async fn start(
     let (stop, stop_rx) = watch::channel(false);
     let grpc = serve_grpc(listeners.grpc, shared.clone(), stop_rx)?;
 
-    if bootstrap_if_first(&shared).await? {
+    let seed_must_join = shared.cfg.kubernetes.is_some()
+        && !shared.cfg.join
+        && !initialized(&shared).await?
+        && crate::join::group_exists(&shared).await;
+    if !seed_must_join && bootstrap_if_first(&shared).await? {
         tasks.push(tokio::spawn(add_initial_learners(shared.clone())));
+    }
+    if shared.cfg.kubernetes.is_some() && (shared.cfg.join || seed_must_join) {
+        tasks.push(tokio::spawn(crate::join::join_until_member(shared.clone())));
     }
     Ok(Node {
         shared,
@@ -215,7 +222,14 @@ fn serve_grpc(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let grpc_listener = tokio::net::TcpListener::from_std(listener)?;
-    let api = crate::api::Api { shared };
+    let kube = match &shared.cfg.kubernetes {
+        Some(_) => crate::admission::KubeApi::in_cluster().map(Arc::new),
+        None => Err("the membership is static".to_string()),
+    };
+    if let (Some(_), Err(e)) = (&shared.cfg.kubernetes, &kube) {
+        tracing::warn!(reason = %e, "no Kubernetes API client: this node cannot admit joiners");
+    }
+    let api = crate::api::Api { shared, kube };
     Ok(tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
             .add_service(crate::proto::node_server::NodeServer::new(api))
@@ -233,6 +247,14 @@ fn serve_grpc(
             tracing::error!(error = %e, "gRPC server stopped");
         }
     }))
+}
+
+async fn initialized(shared: &Shared) -> Result<bool, StartError> {
+    shared
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))
 }
 
 /// Initialises the Raft group with the configured voters when this node is the one that does

@@ -149,7 +149,7 @@ pub struct KubernetesPool {
     pub name: String,
     pub stateful_set: String,
     pub index: u64,
-    pub replicas: u64,
+    /// The replica count is read from the live StatefulSet when a pod is admitted.
     pub voter: bool,
 }
 
