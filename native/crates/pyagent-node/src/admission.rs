@@ -243,6 +243,15 @@ impl KubeApi {
         Ok(value)
     }
 
+    /// The replica count of the swarm's StatefulSet `name` now.
+    pub async fn replicas(&self, namespace: &str, name: &str) -> Result<u64, String> {
+        let path = format!("/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}");
+        let sts = self.call(http::Method::GET, &path, None).await?;
+        sts["spec"]["replicas"]
+            .as_u64()
+            .ok_or_else(|| format!("StatefulSet {name} has no spec.replicas"))
+    }
+
     /// The whole check for a `Join` of member `m` with `token`.
     pub async fn admit(
         &self,

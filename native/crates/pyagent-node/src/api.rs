@@ -132,7 +132,7 @@ impl Api {
         }
     }
 
-    async fn membership_change(&self, op: Op) -> Result<proto::CommandResult, Status> {
+    pub(crate) async fn membership_change(&self, op: Op) -> Result<proto::CommandResult, Status> {
         let raft = &self.shared.raft;
         let resp = match op {
             Op::AddMember(a) => {

@@ -147,7 +147,14 @@ pub async fn start(
     )));
 
     let (stop, stop_rx) = watch::channel(false);
-    let grpc = serve_grpc(listeners.grpc, shared.clone(), stop_rx)?;
+    let kube = kube_client(&shared.cfg);
+    if let Ok(kube) = &kube {
+        tasks.push(tokio::spawn(crate::scale::remove_scaled_down(
+            shared.clone(),
+            kube.clone(),
+        )));
+    }
+    let grpc = serve_grpc(listeners.grpc, shared.clone(), kube, stop_rx)?;
 
     let seed_must_join = shared.cfg.kubernetes.is_some()
         && !shared.cfg.join
@@ -215,20 +222,28 @@ fn raft_config(cfg: &NodeConfig) -> Result<Config, StartError> {
     .map_err(|e| StartError::Raft(e.to_string()))
 }
 
+/// The Kubernetes API client of a pod (membership mode kubernetes), or why there is none.
+type KubeClient = Result<Arc<crate::admission::KubeApi>, String>;
+
+fn kube_client(cfg: &NodeConfig) -> KubeClient {
+    if cfg.kubernetes.is_none() {
+        return Err("the membership is static".to_string());
+    }
+    let kube = crate::admission::KubeApi::in_cluster().map(Arc::new);
+    if let Err(e) = &kube {
+        tracing::warn!(reason = %e, "no Kubernetes API client: this node cannot admit joiners");
+    }
+    kube
+}
+
 /// The gRPC API on `listener`, until `stop` turns true.
 fn serve_grpc(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
+    kube: KubeClient,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let grpc_listener = tokio::net::TcpListener::from_std(listener)?;
-    let kube = match &shared.cfg.kubernetes {
-        Some(_) => crate::admission::KubeApi::in_cluster().map(Arc::new),
-        None => Err("the membership is static".to_string()),
-    };
-    if let (Some(_), Err(e)) = (&shared.cfg.kubernetes, &kube) {
-        tracing::warn!(reason = %e, "no Kubernetes API client: this node cannot admit joiners");
-    }
     let api = crate::api::Api { shared, kube };
     Ok(tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
