@@ -172,7 +172,7 @@ def test_removed_objects_are_removed_but_user_files_stay(
     assert pyagent("compile").code == 0
     stack = project / "stacks" / "laptop" / "dev"
     extra = {p.name for p in (stack / "manifests").iterdir() if "extra" in p.name}
-    assert extra == {"02-configmap-laptop-extra-config.yaml", "06-statefulset-laptop-extra.yaml"}
+    assert extra == {"05-configmap-laptop-extra-config.yaml", "09-statefulset-laptop-extra.yaml"}
     (stack / "NOTES.md").write_text("my notes")
     spec.write_text(original)
     assert pyagent("compile").code == 0

@@ -55,7 +55,7 @@ def test_read_only_root_friendly(parsed: DockerfileParser) -> None:
     assert any("/var/lib/pyagent" in v for v in volumes)
     entrypoint = [x["value"] for x in parsed.structure if x["instruction"] == "ENTRYPOINT"]
     assert entrypoint == ['["/usr/local/bin/pyagent-node", "run"]']  # the StatefulSet passes --config
-    manifest = _stack("laptop", "dev")["manifests/06-statefulset-laptop-agents.yaml"]
+    manifest = _stack("laptop", "dev")["manifests/09-statefulset-laptop-agents.yaml"]
     assert "readOnlyRootFilesystem: true" in manifest and "runAsUser: 10001" in manifest
 
 

@@ -67,11 +67,12 @@ def test_node_config_is_the_daemon_contract() -> None:
         "nodes/agents-2.json",
     ]
     config = json.loads(files["nodes/agents-1.json"])
-    assert config["nodeId"] == 2 and config["name"] == "agents-1"
+    membership = config["membership"]
+    assert membership["mode"] == "static" and membership["nodeId"] == 2 and membership["name"] == "agents-1"
     assert config["dataDir"] == "../data/agents-1"  # relative to the config file's folder
     assert config["listen"] == {"grpc": "127.0.0.1:20005", "metrics": "127.0.0.1:20006", "raft": "127.0.0.1:20004"}
-    assert [m["nodeId"] for m in config["members"]] == [1, 2, 3]
-    assert all(m["voter"] and m["publicKey"] is None for m in config["members"])
+    assert [m["nodeId"] for m in membership["members"]] == [1, 2, 3]
+    assert all(m["voter"] and m["publicKey"] is None for m in membership["members"])
     assert files[".gitignore"].endswith("/data/\n")
 
 

@@ -17,6 +17,9 @@ STACKS = sorted(p.parent for p in (ROOT / "stacks").glob("*/*/__main__.py"))
 TYPE_TOKENS = {
     "Namespace": "kubernetes:core/v1:Namespace",
     "ServiceAccount": "kubernetes:core/v1:ServiceAccount",
+    "Role": "kubernetes:rbac.authorization.k8s.io/v1:Role",
+    "RoleBinding": "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+    "ClusterRoleBinding": "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
     "ConfigMap": "kubernetes:core/v1:ConfigMap",
     "Service": "kubernetes:core/v1:Service",
     "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",

@@ -334,8 +334,9 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA524": CodeInfo(
         "service account token auto-mounted",
-        "Neither the ServiceAccount nor the pod auto-mounts an API token; the node never talks to the "
-        "Kubernetes API. Waive this rule for a pod that really needs one.",
+        "Neither the ServiceAccount nor the pod auto-mounts an API token. The tokens a node needs are "
+        "projected explicitly, each for its purpose (docs/kubernetes.md). Waive this rule for a pod "
+        "that really needs the automatic one.",
     ),
     "PA595": CodeInfo(
         "cannot read a git revision",

@@ -8,6 +8,7 @@ from pyagent_compile.plan.model import ImageBuild, Plan, PlannedObject
 from pyagent_compile.plan.network import baseline_policies, peer_service_object, rule_policies
 from pyagent_compile.plan.nodeconfig import node_config
 from pyagent_compile.plan.workloads import (
+    admission_rbac_objects,
     disruption_budget_object,
     image_of,
     manifests_object,
@@ -21,11 +22,11 @@ from pyagent_compile.plan.workloads import (
 def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
     name = swarm.metadata.name
     ns = naming.namespace(name, env)
-    peer_dns = f"{naming.peer_service(name)}.{ns}.svc.cluster.local"
-    configs = {pool: node_config(swarm, pool, peer_dns) for pool in sorted(swarm.nodes)}
+    configs = {pool: node_config(swarm, pool, ns) for pool in sorted(swarm.nodes)}
     objects: list[PlannedObject] = [
         namespace_object(swarm, env, ns),
         service_account_object(swarm, env, ns),
+        *admission_rbac_objects(swarm, env, ns),
         manifests_object(swarm, env, ns),
         peer_service_object(swarm, env, ns),
         disruption_budget_object(swarm, env, ns),

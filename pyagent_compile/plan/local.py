@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
+from pyagent_compile.contracts import node_config as contract
 from pyagent_compile.contracts.local_stack import LocalNodeEntry, LocalStackManifest
+from pyagent_compile.contracts.node_config import NodeConfig
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan.nodeconfig import node_config
 
@@ -47,7 +48,7 @@ class LocalPlan(LocalStackManifest):
     """The local target: `local.json` (the manifest it extends, contracts/local_stack.py) and the
     `node.json` of every node."""
 
-    configs: dict[str, dict[str, Any]]  # node name -> node.json
+    configs: dict[str, NodeConfig]  # node name -> node.json
 
 
 def local_nodes(swarm: Swarm) -> list[tuple[str, str, bool]]:
@@ -76,32 +77,37 @@ def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
     return LocalPlan(swarm.metadata.name, source_environment, nodes, configs)
 
 
-def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry, ...]) -> dict[str, Any]:
-    """node.json for one process (schema: docs/node-daemon.md)."""
-    config = node_config(swarm, node.pool, peer_dns="")
-    config["nodeId"] = node.id
-    config["name"] = node.name
-    # The daemon resolves a relative dataDir against the config file's folder (nodes/).
-    config["dataDir"] = f"../{node.data_dir}"
-    config["listen"] = {p: node.address(p) for p in ("grpc", "metrics", "raft")}
-    config["ports"] = dict(sorted(node.ports.items()))
-    config["discovery"] = {"mode": "static", "dns": None, "neighbours": swarm.mesh.neighbours}
-    # Public keys are made by `pyagent up` (`pyagent-node keygen`) and passed with `--members`;
-    # they are runtime state, never rendered.
-    config["members"] = [
-        {
-            "nodeId": n.id,
-            "name": n.name,
-            "voter": n.voter,
-            "raft": n.address("raft"),
-            "grpc": n.address("grpc"),
-            "publicKey": None,
+def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry, ...]) -> NodeConfig:
+    """node.json for one process (contracts/node_config.py)."""
+    membership = contract.StaticMembership(
+        node_id=node.id,
+        name=node.name,
+        join=False,
+        # Public keys are made by `pyagent up` (`pyagent-node keygen`) and passed with
+        # `--members`; they are runtime state, never rendered.
+        members=[
+            contract.Member(
+                node_id=n.id,
+                name=n.name,
+                voter=n.voter,
+                raft=n.address("raft"),
+                grpc=n.address("grpc"),
+                public_key=None,
+            )
+            for n in nodes
+        ],
+    )
+    config = node_config(swarm, node.pool, namespace="", membership=membership)
+    return config.model_copy(
+        update={
+            # The daemon resolves a relative dataDir against the config file's folder (nodes/).
+            "data_dir": f"../{node.data_dir}",
+            "listen": contract.Listen(**{p: node.address(p) for p in ("grpc", "metrics", "raft")}),
+            "ports": contract.Ports(**node.ports),
+            "discovery": contract.Discovery(mode="static", dns=None, neighbours=swarm.mesh.neighbours),
+            # Every node of a local swarm shares one machine: a one-thread runtime per node saves
+            # the cross-thread wake-ups (3 nodes on 2 cores: ~20% more writes; docs/local-and-raft.md).
+            "runtime": contract.Runtime(worker_threads=1),
+            "sovereignty": config.sovereignty.model_copy(update={"jurisdiction": None}),
         }
-        for n in nodes
-    ]
-    config["join"] = False
-    # Every node of a local swarm shares one machine: a one-thread runtime per node saves the
-    # cross-thread wake-ups (3 nodes on 2 cores: ~20% more writes; docs/local-and-raft.md).
-    config["runtime"] = {"workerThreads": 1}
-    config["sovereignty"]["jurisdiction"] = None
-    return config
+    )

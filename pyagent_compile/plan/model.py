@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pyagent_compile.contracts.node_config import NodeConfig
 from pyagent_compile.load.document import PathT, format_path
 from pyagent_compile.plan.naming import PLAN_API_VERSION, logical_name
 
@@ -13,6 +14,9 @@ from pyagent_compile.plan.naming import PLAN_API_VERSION, logical_name
 KIND_ORDER = (
     "Namespace",
     "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRoleBinding",
     "ConfigMap",
     "NetworkPolicy",
     "Service",
@@ -55,7 +59,7 @@ class Plan:
     tier: str
     namespace: str
     objects: tuple[PlannedObject, ...]
-    node_configs: dict[str, dict[str, Any]]
+    node_configs: dict[str, NodeConfig]
     # The node image to build from native/ (`image: {build: native}`), with the ports it exposes;
     # None when the spec names a prebuilt image.
     image_build: ImageBuild | None = None

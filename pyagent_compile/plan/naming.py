@@ -61,6 +61,15 @@ def policy(swarm: str, suffix: str) -> str:
     return fit(f"{swarm}-{suffix}")
 
 
+def admission_role(swarm: str) -> str:
+    return fit(f"{swarm}-admission")
+
+
+def token_reviewer(namespace: str) -> str:
+    """Cluster-scoped: named after the namespace, which is unique to the swarm's environment."""
+    return fit(f"pyagent-{namespace}-token-review")
+
+
 def disruption_budget(swarm: str) -> str:
     return fit(f"{swarm}-voters")
 

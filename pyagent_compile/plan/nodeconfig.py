@@ -1,56 +1,98 @@
-"""The configuration file each node daemon reads (`/etc/pyagent/node.json`), one per pool.
+"""The configuration each node daemon reads (`/etc/pyagent/node.json`), one per pool.
 
-The same document, with loopback addresses, drives the local target; its schema is the
-daemon's contract (docs/node-config.md)."""
+Its shape is the contract `contracts/node_config.py`; the local target builds the same document
+with loopback addresses and a static membership (plan/local.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from pyagent_compile.contracts import node_config as contract
 from pyagent_compile.model.quantity import parse_duration
 from pyagent_compile.model.resources import kv_blocks_per_node
 from pyagent_compile.model.spec import Swarm
+from pyagent_compile.plan import naming
 
-NODE_CONFIG_API = "pyagent.dev/node/v1alpha1"
 DATA_DIR = "/var/lib/pyagent"
 SOUL_DIR = "/etc/pyagent/soul"
+CLUSTER_DOMAIN = "cluster.local"
 
 
-def node_config(swarm: Swarm, pool_name: str, peer_dns: str) -> dict[str, Any]:
+def node_config(
+    swarm: Swarm, pool_name: str, namespace: str, membership: contract.Membership | None = None
+) -> contract.NodeConfig:
+    """node.json of `pool_name` in a Kubernetes namespace; `membership` replaces the
+    Kubernetes one (the local target's static membership)."""
     pool = swarm.nodes[pool_name]
-    kv = swarm.memory.kv
-    sovereignty = swarm.sovereignty
     ports = swarm.mesh.ports
-    discovery = "dns" if swarm.mesh.discovery == "auto" else swarm.mesh.discovery
-    return {
-        "apiVersion": NODE_CONFIG_API,
-        "swarm": swarm.metadata.name,
-        "pool": pool_name,
-        "roles": sorted(pool.roles),
-        "cores": sorted(pool.cores),
-        "dataDir": DATA_DIR,
-        "ports": {"mesh": ports.mesh, "raft": ports.raft, "grpc": ports.grpc, "metrics": ports.metrics},
-        "discovery": {"mode": discovery, "dns": peer_dns, "neighbours": swarm.mesh.neighbours},
-        "consensus": {
-            "electionTimeoutMs": [swarm.consensus.election_timeout.min_ms, swarm.consensus.election_timeout.max_ms],
-            "heartbeatMs": swarm.consensus.heartbeat_ms,
-            "snapshotEveryEntries": swarm.consensus.snapshot.every_entries,
-            "snapshotsKept": swarm.consensus.snapshot.keep,
-        },
-        "memory": {
-            "kv": {
-                "blockSize": kv.block_size,
-                "blocks": kv_blocks_per_node(swarm, pool),
-                "eviction": kv.eviction,
-                "ttlSeconds": parse_duration(kv.ttl) if kv.ttl else None,
-            },
-            "decayHalfLifeSeconds": parse_duration(swarm.memory.decay_half_life),
-        },
-        "sovereignty": {
-            "jurisdiction": pool.placement.jurisdiction,
-            "ownerPublicKey": swarm.metadata.owner.public_key if swarm.metadata.owner else None,
-            "soulKeyFile": f"{SOUL_DIR}/{sovereignty.soul.secret_ref.key}" if sovereignty.soul else None,
-            "peerShare": sovereignty.peers.share,
-            "trustedPeers": list(sovereignty.peers.trusted),
-        },
-    }
+    service = naming.peer_service(swarm.metadata.name)
+    return contract.NodeConfig(
+        swarm=swarm.metadata.name,
+        pool=pool_name,
+        roles=sorted(pool.roles),
+        cores=sorted(pool.cores),
+        data_dir=DATA_DIR,
+        ports=contract.Ports(mesh=ports.mesh, raft=ports.raft, grpc=ports.grpc, metrics=ports.metrics),
+        listen=None,
+        discovery=contract.Discovery(
+            mode="dns" if swarm.mesh.discovery == "auto" else swarm.mesh.discovery,
+            dns=f"{service}.{namespace}.svc.{CLUSTER_DOMAIN}",
+            neighbours=swarm.mesh.neighbours,
+        ),
+        consensus=_consensus(swarm),
+        memory=_memory(swarm, pool_name),
+        sovereignty=_sovereignty(swarm, pool_name),
+        runtime=contract.Runtime(worker_threads=None),
+        membership=membership or kubernetes_membership(swarm, namespace),
+    )
+
+
+def kubernetes_membership(swarm: Swarm, namespace: str) -> contract.KubernetesMembership:
+    name = swarm.metadata.name
+    return contract.KubernetesMembership(
+        namespace=namespace,
+        service=naming.peer_service(name),
+        cluster_domain=CLUSTER_DOMAIN,
+        service_account=naming.service_account(name),
+        pools=[
+            contract.KubernetesPool(
+                name=pool,
+                stateful_set=naming.statefulset(name, pool),
+                index=index,
+                voter="voter" in swarm.nodes[pool].roles,
+            )
+            for index, pool in enumerate(sorted(swarm.nodes))
+        ],
+    )
+
+
+def _consensus(swarm: Swarm) -> contract.Consensus:
+    c = swarm.consensus
+    return contract.Consensus(
+        election_timeout_ms=(c.election_timeout.min_ms, c.election_timeout.max_ms),
+        heartbeat_ms=c.heartbeat_ms,
+        snapshot_every_entries=c.snapshot.every_entries,
+        snapshots_kept=c.snapshot.keep,
+    )
+
+
+def _memory(swarm: Swarm, pool_name: str) -> contract.Memory:
+    kv = swarm.memory.kv
+    return contract.Memory(
+        kv=contract.KvMemory(
+            block_size=kv.block_size,
+            blocks=kv_blocks_per_node(swarm, swarm.nodes[pool_name]),
+            eviction=kv.eviction,
+            ttl_seconds=parse_duration(kv.ttl) if kv.ttl else None,
+        ),
+        decay_half_life_seconds=parse_duration(swarm.memory.decay_half_life),
+    )
+
+
+def _sovereignty(swarm: Swarm, pool_name: str) -> contract.Sovereignty:
+    sovereignty = swarm.sovereignty
+    return contract.Sovereignty(
+        jurisdiction=swarm.nodes[pool_name].placement.jurisdiction,
+        owner_public_key=swarm.metadata.owner.public_key if swarm.metadata.owner else None,
+        soul_key_file=f"{SOUL_DIR}/{sovereignty.soul.secret_ref.key}" if sovereignty.soul else None,
+        peer_share=sovereignty.peers.share,
+        trusted_peers=list(sovereignty.peers.trusted),
+    )

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from pyagent_compile.canonical import to_json as canonical_json
+from pyagent_compile.contracts.node_config import NodeConfig
 from pyagent_compile.model.gpus import GPU_CATALOG
 from pyagent_compile.model.quantity import format_quantity
 from pyagent_compile.model.resources import voter_count
@@ -69,9 +70,9 @@ def manifests_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
     return PlannedObject(config_map(swarm, env, ns, name, "manifests", data), ("manifests",))
 
 
-def pool_config_object(swarm: Swarm, env: str, ns: str, pool: str, config: dict[str, Any]) -> PlannedObject:
+def pool_config_object(swarm: Swarm, env: str, ns: str, pool: str, config: NodeConfig) -> PlannedObject:
     name = naming.pool_config(swarm.metadata.name, pool)
-    body = config_map(swarm, env, ns, name, f"nodes.{pool}", {"node.json": canonical_json(config)})
+    body = config_map(swarm, env, ns, name, f"nodes.{pool}", {"node.json": canonical_json(config.to_json())})
     return PlannedObject(body, ("nodes", pool))
 
 
@@ -90,7 +91,7 @@ def disruption_budget_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
     return PlannedObject(body, ("consensus",))
 
 
-def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: dict[str, Any]) -> PlannedObject:
+def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: NodeConfig) -> PlannedObject:
     pool = swarm.nodes[pool_name]
     name = naming.statefulset(swarm.metadata.name, pool_name)
     selector = labels.pool_selector(swarm, pool_name)
@@ -106,7 +107,7 @@ def statefulset_object(swarm: Swarm, env: str, ns: str, pool_name: str, config: 
         # guards `pulumi up` checks it against the allowed jurisdictions (PA502).
         pod_labels[labels.JURISDICTION] = pool.placement.jurisdiction
         metadata["labels"][labels.JURISDICTION] = pool.placement.jurisdiction
-    config_hash = hashlib.sha256(canonical_json(config).encode()).hexdigest()
+    config_hash = hashlib.sha256(canonical_json(config.to_json()).encode()).hexdigest()
     body = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -155,7 +156,7 @@ def _pod_spec(swarm: Swarm, pool_name: str, pool: Pool) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [_container(swarm, pool)],
-        "volumes": _volumes(swarm, pool_name),
+        "volumes": _volumes(swarm, pool_name, "voter" in pool.roles),
         "topologySpreadConstraints": [_spread(swarm, pool_name, "kubernetes.io/hostname", "ScheduleAnyway")],
     }
     if pool.placement.zones:
@@ -204,7 +205,11 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
     gpu = pool.hardware.gpu
     if gpu is not None and gpu.model in GPU_CATALOG:
         limits[GPU_CATALOG[gpu.model].resource] = str(gpu.count)
-    probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10}
+    # Ready: the node knows a leader (a joining pod is not ready until admitted). Alive: the
+    # process answers. Liveness must not depend on the swarm: a quorum lost for a minute would
+    # otherwise have the kubelet restart every pod of it, over and over.
+    ready = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10}
+    alive = {"httpGet": {"path": "/livez", "port": "metrics"}, "periodSeconds": 10}
     return {
         "name": "node",
         "image": image_of(swarm),
@@ -226,9 +231,9 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "readinessProbe": probe,
-        "livenessProbe": {**probe, "failureThreshold": 6},
-        "volumeMounts": _mounts(swarm),
+        "readinessProbe": ready,
+        "livenessProbe": {**alive, "failureThreshold": 6},
+        "volumeMounts": _mounts(swarm, "voter" in pool.roles),
     }
 
 
@@ -242,25 +247,89 @@ def _pull_policy(swarm: Swarm) -> str:
     return "Always"
 
 
-def _mounts(swarm: Swarm) -> list[dict[str, Any]]:
+# Tokens are projected explicitly (the service account never auto-mounts one, PA524): every pod
+# gets a token for the audience JOIN_AUDIENCE only, which it sends with its Join request and
+# which is worth nothing to the API server; voter pods, one of which leads and admits joiners,
+# also get an API token, with exactly the layout of the standard in-cluster credentials
+# (native/crates/pyagent-node/src/admission.rs reads both).
+JOIN_AUDIENCE = "pyagent.dev/join"
+JOIN_TOKEN_DIR = "/var/run/secrets/pyagent.dev/join"
+API_ACCESS_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_SECONDS = 3600
+
+
+def _join_token_volume() -> dict[str, Any]:
+    token = {"audience": JOIN_AUDIENCE, "expirationSeconds": TOKEN_SECONDS, "path": "token"}
+    return {"name": "join-token", "projected": {"defaultMode": 0o440, "sources": [{"serviceAccountToken": token}]}}
+
+
+def _api_access_volume() -> dict[str, Any]:
+    sources = [
+        {"serviceAccountToken": {"expirationSeconds": TOKEN_SECONDS, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+    ]
+    return {"name": "kube-api-access", "projected": {"defaultMode": 0o440, "sources": sources}}
+
+
+def admission_rbac_objects(swarm: Swarm, env: str, ns: str) -> list[PlannedObject]:
+    """What the leader needs to admit joiners (admission.rs): review tokens (the built-in
+    `system:auth-delegator` role, cluster-wide by nature) and read the swarm's pods and
+    StatefulSets, in its own namespace only."""
+    name = swarm.metadata.name
+    account = {"kind": "ServiceAccount", "name": naming.service_account(name), "namespace": ns}
+    role = naming.admission_role(name)
+    role_body = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": meta(swarm, env, role, "consensus", "consensus", ns),
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+            {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta(swarm, env, role, "consensus", "consensus", ns),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+        "subjects": [account],
+    }
+    reviewer = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": meta(swarm, env, naming.token_reviewer(ns), "consensus", "consensus", None),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+        "subjects": [account],
+    }
+    return [PlannedObject(body, ("consensus",)) for body in (role_body, binding, reviewer)]
+
+
+def _mounts(swarm: Swarm, voter: bool) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": "/etc/pyagent/node.json", "subPath": "node.json", "readOnly": True},
         {"name": "manifests", "mountPath": "/etc/pyagent/manifests", "readOnly": True},
         {"name": "data", "mountPath": DATA_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "join-token", "mountPath": JOIN_TOKEN_DIR, "readOnly": True},
     ]
+    if voter:
+        mounts.append({"name": "kube-api-access", "mountPath": API_ACCESS_DIR, "readOnly": True})
     if swarm.sovereignty.soul is not None:
         mounts.append({"name": "soul", "mountPath": SOUL_DIR, "readOnly": True})
     return mounts
 
 
-def _volumes(swarm: Swarm, pool_name: str) -> list[dict[str, Any]]:
+def _volumes(swarm: Swarm, pool_name: str, voter: bool) -> list[dict[str, Any]]:
     name = swarm.metadata.name
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": naming.pool_config(name, pool_name)}},
         {"name": "manifests", "configMap": {"name": naming.manifests_config(name)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        _join_token_volume(),
     ]
+    if voter:
+        volumes.append(_api_access_volume())
     soul = swarm.sovereignty.soul
     if soul is not None:
         # The soul's key is only referenced; its value never appears in a rendered file.

@@ -32,5 +32,5 @@ def render_local(plan: LocalPlan) -> dict[str, str]:
         ),
     }
     for node in plan.nodes:
-        files[node.config_file] = to_json(plan.configs[node.name])
+        files[node.config_file] = to_json(plan.configs[node.name].to_json())
     return dict(sorted(files.items()))

@@ -18,6 +18,9 @@ TEMPLATES = resources.templates("stack")
 RESOURCE_CLASSES = {
     "Namespace": ("core.v1", "Namespace"),
     "ServiceAccount": ("core.v1", "ServiceAccount"),
+    "Role": ("rbac.v1", "Role"),
+    "RoleBinding": ("rbac.v1", "RoleBinding"),
+    "ClusterRoleBinding": ("rbac.v1", "ClusterRoleBinding"),
     "ConfigMap": ("core.v1", "ConfigMap"),
     "Service": ("core.v1", "Service"),
     "NetworkPolicy": ("networking.v1", "NetworkPolicy"),

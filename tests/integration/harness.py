@@ -556,7 +556,7 @@ def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Clust
             "grpc": f"0.0.0.0:{ports['grpc']}",
             "metrics": f"0.0.0.0:{ports['metrics']}",
         }
-        for member in config["members"]:
+        for member in config["membership"]["members"]:
             other = stack.nodes[member["nodeId"] - 1]
             member["raft"] = f"{net.data_ip(other.id)}:{other.ports['raft']}"
             member["grpc"] = f"{net.ctl_ip(other.id)}:{other.ports['grpc']}"

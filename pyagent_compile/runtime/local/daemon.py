@@ -53,30 +53,55 @@ def find_daemon(
             help=f"point ${ENV_VAR} at a pyagent-node binary, or unset it",
         )
     roots = _roots()
+    source = next((r for r in roots if (r / "native" / "Cargo.toml").is_file()), None)
+    cargo = shutil.which("cargo")
+    if source is not None and cargo is not None and build:
+        # In a checkout, cargo decides whether the binary is current (a no-op build takes well
+        # under a second): a binary left from older sources would read node.json of another
+        # shape than the compiler now writes.
+        return _build(cargo, source, report)
     for root in roots:
         if (root / RELEASE_BIN).is_file():
             return root / RELEASE_BIN, None
-    source = next((r for r in roots if (r / "native" / "Cargo.toml").is_file()), None)
     if source is None or not build:
         return None, Diagnostic(
             "PA611",
             "pyagent-node not found: set $PYAGENT_NODE_BIN or build it in a pyagent checkout",
             help=BUILD_HINT,
         )
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        return None, Diagnostic(
-            "PA611",
-            "pyagent-node is not built and cargo is not installed",
-            help="install Rust (https://rustup.rs), or set $PYAGENT_NODE_BIN",
-        )
-    report(f"building pyagent-node (cargo build --release; a few minutes the first time) in {source}")
-    command = [cargo, *BUILD_COMMAND[1:]]
-    code, tail = run_build(command, source / "native", report)
+    return None, Diagnostic(
+        "PA611",
+        "pyagent-node is not built and cargo is not installed",
+        help="install Rust (https://rustup.rs), or set $PYAGENT_NODE_BIN",
+    )
+
+
+def _build(cargo: str, source: Path, report: Callable[[str], None]) -> tuple[Path | None, Diagnostic | None]:
+    if (source / RELEASE_BIN).is_file():
+        report = _when_compiling(report, "pyagent-node's sources changed: rebuilding it (cargo build --release)")
+    else:
+        report(f"building pyagent-node (cargo build --release; a few minutes the first time) in {source}")
+    code, tail = run_build([cargo, *BUILD_COMMAND[1:]], source / "native", report)
     if code != 0 or not (source / RELEASE_BIN).is_file():
         where = f"in {source / 'native'}: {' '.join(BUILD_COMMAND)}"
         return None, Diagnostic("PA611", f"building pyagent-node failed (exit {code})", help=f"{where}\n{tail}")
     return source / RELEASE_BIN, None
+
+
+def _when_compiling(report: Callable[[str], None], first: str) -> Callable[[str], None]:
+    """A reporter that stays silent unless cargo compiles something (a no-op build says only
+    `Finished`), and then says `first` before the progress."""
+    compiling = False
+
+    def relay(line: str) -> None:
+        nonlocal compiling
+        if not compiling and "Compiling" in line:
+            compiling = True
+            report(first)
+        if compiling:
+            report(line)
+
+    return relay
 
 
 QUIET_SECONDS = 10.0

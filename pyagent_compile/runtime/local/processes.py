@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pyagent_compile.contracts.node_config import NodeConfig, StaticMembership
 from pyagent_compile.diagnostics import Diagnostic, Severity
 from pyagent_compile.runtime.local.stack import LocalStack, StackNode
 
@@ -89,12 +91,20 @@ def check_ports(stack: LocalStack, nodes: tuple[StackNode, ...]) -> list[Diagnos
     ]
 
 
+def static_members(config: Path) -> list[dict[str, Any]]:
+    """The member entries of a local node.json (raises pydantic's ValidationError on another)."""
+    membership = NodeConfig.model_validate_json(config.read_text()).membership
+    if not isinstance(membership, StaticMembership):
+        raise ValueError(f"{config}: membership is not static")
+    return [m.to_json() for m in membership.members]
+
+
 def prepare(stack: LocalStack, daemon: Path) -> list[Diagnostic]:
     """Data dirs (0700), one key per node (`keygen`), and data/members.json with every public key."""
     stack.data_root.mkdir(mode=0o700, exist_ok=True)
     os.chmod(stack.data_root, 0o700)
     # The full member entries of the rendered config, each with the key keygen printed.
-    rendered = {int(m["nodeId"]): dict(m) for m in json.loads(stack.nodes[0].config.read_text())["members"]}
+    rendered = {m["nodeId"]: m for m in static_members(stack.nodes[0].config)}
     members = []
     for node in stack.nodes:
         node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -5,6 +5,16 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class JoinRequest(_message.Message):
+    __slots__ = ("member", "token", "signature")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    member: Member
+    token: str
+    signature: bytes
+    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ..., token: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
 class SignedCommand(_message.Message):
     __slots__ = ("command", "signer", "seq", "signature")
     COMMAND_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class NodeStub(object):
                 request_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
                 response_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.Join = channel.unary_unary(
+                '/pyagent.node.v1.Node/Join',
+                request_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.JoinRequest.SerializeToString,
+                response_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.CommandResult.FromString,
+                _registered_method=True)
 
 
 class NodeServicer(object):
@@ -92,6 +97,20 @@ class NodeServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Join(self, request, context):
+        """A pod of the swarm's StatefulSets asks to be a member (membership mode kubernetes). Served by
+        the leader (FAILED_PRECONDITION with the leader trailers otherwise). The leader checks the
+        signature (possession of the key), that the node is the pod its id, name and addresses say,
+        and, with the Kubernetes API, that the token is the service-account token of that very pod,
+        owned by the swarm's StatefulSet; then adds it as AddMember does (learner, caught up, voter
+        if its pool votes). A pod already a member with the same key gets `applied` at once; one
+        with another key (its volume was lost) is removed first and added anew. Refusals are
+        PERMISSION_DENIED naming the check that failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +133,11 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.StatusRequest.FromString,
                     response_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.StatusResponse.SerializeToString,
+            ),
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.JoinRequest.FromString,
+                    response_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.CommandResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +248,33 @@ class Node(object):
             '/pyagent.node.v1.Node/Status',
             pyagent_dot_node_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
             pyagent_dot_node_dot_v1_dot_node__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyagent.node.v1.Node/Join',
+            pyagent_dot_node_dot_v1_dot_node__pb2.JoinRequest.SerializeToString,
+            pyagent_dot_node_dot_v1_dot_node__pb2.CommandResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,10 +12,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 RESOURCE_CLASSES = {
+    "ClusterRoleBinding": k8s.rbac.v1.ClusterRoleBinding,
     "ConfigMap": k8s.core.v1.ConfigMap,
     "Namespace": k8s.core.v1.Namespace,
     "NetworkPolicy": k8s.networking.v1.NetworkPolicy,
     "PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
+    "Role": k8s.rbac.v1.Role,
+    "RoleBinding": k8s.rbac.v1.RoleBinding,
     "Service": k8s.core.v1.Service,
     "ServiceAccount": k8s.core.v1.ServiceAccount,
     "StatefulSet": k8s.apps.v1.StatefulSet,
@@ -25,7 +28,10 @@ ARGUMENTS = {
     "automountServiceAccountToken": "automount_service_account_token",
     "data": "data",
     "metadata": "metadata",
+    "roleRef": "role_ref",
+    "rules": "rules",
     "spec": "spec",
+    "subjects": "subjects",
 }
 
 

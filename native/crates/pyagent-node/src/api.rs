@@ -24,6 +24,9 @@ pub const ADD_MEMBER_CATCH_UP: std::time::Duration = std::time::Duration::from_s
 
 pub struct Api {
     pub shared: Arc<Shared>,
+    /// The Kubernetes API client that admits joiners (membership mode kubernetes), or why
+    /// there is none (then every Join is refused with that reason).
+    pub kube: Result<Arc<crate::admission::KubeApi>, String>,
 }
 
 fn now_ms() -> u64 {
@@ -129,7 +132,7 @@ impl Api {
         }
     }
 
-    async fn membership_change(&self, op: Op) -> Result<proto::CommandResult, Status> {
+    pub(crate) async fn membership_change(&self, op: Op) -> Result<proto::CommandResult, Status> {
         let raft = &self.shared.raft;
         let resp = match op {
             Op::AddMember(a) => {
@@ -205,8 +208,93 @@ impl Api {
     }
 }
 
+impl Api {
+    /// The checks of a Join short of the Kubernetes API: this swarm admits pods, this node
+    /// leads, the request is well formed and signed by the key it brings, and the member entry
+    /// is the one its node id derives.
+    fn check_join(&self, r: &proto::JoinRequest) -> Result<proto::Member, Status> {
+        let k = self.shared.cfg.kubernetes.as_ref().ok_or_else(|| {
+            Status::permission_denied(
+                "this swarm's membership is static: members are added with AddMember",
+            )
+        })?;
+        let metrics = self.shared.raft.metrics().borrow_watched().clone();
+        if metrics.state != ServerState::Leader {
+            return Err(self.not_leader(metrics.current_leader));
+        }
+        let m = r
+            .member
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("member is missing"))?;
+        let key = crate::auth::decode_member_key(&m.public_key)
+            .ok_or_else(|| Status::invalid_argument("member.public_key is not a valid key"))?;
+        let message = crate::auth::join_message(&self.shared.cfg.swarm, m.node_id, &r.token);
+        crate::auth::verify(&key, &message, &r.signature)
+            .map_err(|e| Status::permission_denied(format!("join refused: signature: {e}")))?;
+        crate::admission::expected_member(k, &m)
+            .map_err(|e| Status::permission_denied(format!("join refused: {e}")))?;
+        Ok(m)
+    }
+
+    /// Whether `m` is a member already: Some(true) with the same key, Some(false) with another.
+    fn member_with_key(&self, m: &proto::Member) -> Option<bool> {
+        let metrics = self.shared.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        membership
+            .get_node(&m.node_id)
+            .map(|n| n.public_key == m.public_key)
+    }
+}
+
 #[tonic::async_trait]
 impl node_server::Node for Api {
+    async fn join(
+        &self,
+        request: Request<proto::JoinRequest>,
+    ) -> Result<Response<proto::CommandResult>, Status> {
+        let r = request.into_inner();
+        let m = self.check_join(&r)?;
+        let kube = self.kube.as_ref().map_err(|e| {
+            Status::permission_denied(format!(
+                "join refused: cannot reach the Kubernetes API: {e}"
+            ))
+        })?;
+        let k = self
+            .shared
+            .cfg
+            .kubernetes
+            .as_ref()
+            .expect("checked by check_join");
+        if let Err(e) = kube.admit(k, &m, &r.token).await {
+            tracing::warn!(node = m.node_id, name = %m.name, reason = %e, "join refused");
+            return Err(Status::permission_denied(format!("join refused: {e}")));
+        }
+        match self.member_with_key(&m) {
+            Some(true) => {
+                return Ok(Response::new(proto::CommandResult {
+                    applied: true,
+                    message: "already a member".into(),
+                    ..Default::default()
+                }))
+            }
+            Some(false) => {
+                // The pod lost its volume and made a new key: the old identity goes first.
+                tracing::warn!(
+                    node = m.node_id,
+                    "member rejoins with a new key; removing the old one"
+                );
+                let remove = proto::RemoveMember { node_id: m.node_id };
+                self.membership_change(Op::RemoveMember(remove)).await?;
+            }
+            None => {}
+        }
+        tracing::info!(node = m.node_id, name = %m.name, voter = m.voter, "admitting a pod");
+        let add = proto::AddMember { member: Some(m) };
+        self.membership_change(Op::AddMember(add))
+            .await
+            .map(Response::new)
+    }
+
     async fn submit(
         &self,
         request: Request<proto::SignedCommand>,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub const RAFT_DOMAIN: &[u8] = b"pyagent.node.v1.raft";
 pub const COMMAND_DOMAIN: &[u8] = b"pyagent.node.v1.Command";
+pub const JOIN_DOMAIN: &[u8] = b"pyagent.node.v1.Join";
 /// How far below a sender's highest sequence number a (not yet seen) number is still accepted.
 pub const REPLAY_WINDOW: u64 = 4096;
 
@@ -105,6 +106,19 @@ pub fn command_message(swarm: &str, signer: u64, seq: u64, command: &[u8]) -> Ve
     push_u64(&mut m, signer);
     push_u64(&mut m, seq);
     m.extend_from_slice(command);
+    m
+}
+
+/// What a pod signs to ask to join: it proves that the joiner holds the key it asks to be
+/// admitted with, for this swarm and this node id, bound to its token.
+pub fn join_message(swarm: &str, node_id: u64, token: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(JOIN_DOMAIN.len() + swarm.len() + 10 + token.len());
+    m.extend_from_slice(JOIN_DOMAIN);
+    m.push(0);
+    m.extend_from_slice(swarm.as_bytes());
+    m.push(0);
+    push_u64(&mut m, node_id);
+    m.extend_from_slice(token.as_bytes());
     m
 }
 
@@ -377,6 +391,14 @@ impl Signer {
             body,
             sig: sig.to_bytes().to_vec(),
         }
+    }
+
+    /// Signs a request to join the swarm as node `self.node_id` with `token`.
+    pub fn sign_join(&self, token: &str) -> Vec<u8> {
+        self.key
+            .sign(&join_message(&self.swarm, self.node_id, token))
+            .to_bytes()
+            .to_vec()
     }
 
     /// Signs a client command as node `self.node_id` (used by tests and tools).

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub const API_VERSION: &str = "pyagent.dev/node/v1alpha1";
+pub mod contract;
+use contract::Document;
+pub use contract::API_VERSION;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}: {key}: {message}")]
@@ -53,6 +55,61 @@ pub struct NodeConfig {
     /// Threads of the async runtime; None: one per CPU. 1 runs everything on one thread (a
     /// current-thread runtime), for nodes that share a machine with others.
     pub worker_threads: Option<usize>,
+    /// Set when the members are the pods of the swarm's StatefulSets (`membership.mode:
+    /// kubernetes`): this node's own entry is its only configured member, its key is made on
+    /// first start, and it joins through the seed unless it is the seed.
+    pub kubernetes: Option<KubernetesIdentity>,
+}
+
+/// Who this pod is in the swarm's StatefulSets, and how to reach the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesIdentity {
+    pub membership: contract::KubernetesMembership,
+    pub pool: contract::KubernetesPool,
+    pub ordinal: u64,
+    pub ports: (u16, u16),
+}
+
+impl KubernetesIdentity {
+    /// The stable DNS name of pod `ordinal` of `stateful_set` (the headless Service's record).
+    pub fn pod_host(&self, stateful_set: &str, ordinal: u64) -> String {
+        let m = &self.membership;
+        format!(
+            "{stateful_set}-{ordinal}.{}.{}.svc.{}",
+            m.service, m.namespace, m.cluster_domain
+        )
+    }
+
+    /// (node id, raft address, gRPC address) of the seed: ordinal 0 of the first pool with
+    /// voters. It alone initialises the Raft group; every other pod joins through it.
+    pub fn seed(&self) -> Option<(u64, String, String)> {
+        let pool = self
+            .membership
+            .pools
+            .iter()
+            .filter(|p| p.voter)
+            .min_by_key(|p| p.index)?;
+        let host = self.pod_host(&pool.stateful_set, 0);
+        Some((
+            node_id_of(pool.index, 0),
+            format!("{host}:{}", self.ports.0),
+            format!("{host}:{}", self.ports.1),
+        ))
+    }
+
+    /// The pool and ordinal of node `id`, if its id is one of the swarm's pools' (whether the
+    /// StatefulSet has that many replicas now is for the Kubernetes API to say).
+    pub fn pod_of(&self, id: u64) -> Option<(&contract::KubernetesPool, u64)> {
+        let zero_based = id.checked_sub(1)?;
+        let (index, ordinal) = (zero_based / POOL_ID_STRIDE, zero_based % POOL_ID_STRIDE);
+        let pool = self.membership.pools.iter().find(|p| p.index == index)?;
+        Some((pool, ordinal))
+    }
+}
+
+/// Node id of pod `ordinal` of pool `index`.
+pub fn node_id_of(index: u64, ordinal: u64) -> u64 {
+    index * POOL_ID_STRIDE + ordinal + 1
 }
 
 impl NodeConfig {
@@ -71,82 +128,12 @@ impl NodeConfig {
     }
 }
 
-struct Reader<'a> {
-    source: &'a str,
-}
-
-impl Reader<'_> {
-    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            source_name: self.source.to_string(),
-            key: key.to_string(),
-            message: message.into(),
-        }
+fn err(source: &str, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        source_name: source.to_string(),
+        key: key.to_string(),
+        message: message.into(),
     }
-
-    fn get<'v>(&self, v: &'v Value, path: &str) -> Result<&'v Value, ConfigError> {
-        lookup(v, path).ok_or_else(|| self.err(path, "missing"))
-    }
-
-    fn str(&self, v: &Value, path: &str) -> Result<String, ConfigError> {
-        match self.get(v, path)? {
-            Value::String(s) if !s.is_empty() => Ok(s.clone()),
-            Value::String(_) => Err(self.err(path, "must not be empty")),
-            other => Err(self.err(path, format!("expected a string, found {}", kind(other)))),
-        }
-    }
-
-    fn u64(&self, v: &Value, path: &str) -> Result<u64, ConfigError> {
-        let value = self.get(v, path)?;
-        value.as_u64().ok_or_else(|| {
-            self.err(
-                path,
-                format!("expected a non-negative integer, found {}", kind(value)),
-            )
-        })
-    }
-
-    fn opt_u64(&self, v: &Value, path: &str) -> Result<Option<u64>, ConfigError> {
-        match lookup(v, path) {
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => self.u64(v, path).map(Some),
-        }
-    }
-
-    fn bool_or(&self, v: &Value, path: &str, default: bool) -> Result<bool, ConfigError> {
-        match lookup(v, path) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(self.err(
-                path,
-                format!("expected true or false, found {}", kind(other)),
-            )),
-        }
-    }
-
-    fn addr(&self, v: &Value, path: &str) -> Result<SocketAddr, ConfigError> {
-        let s = self.str(v, path)?;
-        s.parse().map_err(|_| {
-            self.err(
-                path,
-                format!("expected \"host:port\" with an IP address, found {s:?}"),
-            )
-        })
-    }
-}
-
-fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
-    let mut cur = v;
-    for part in path.split('.') {
-        if let Some((name, idx)) = part.split_once('[') {
-            cur = cur.get(name)?;
-            let i: usize = idx.trim_end_matches(']').parse().ok()?;
-            cur = cur.get(i)?;
-        } else {
-            cur = cur.get(part)?;
-        }
-    }
-    Some(cur)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -160,227 +147,349 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn parse_members(r: &Reader<'_>, v: &Value, path: &str) -> Result<Vec<MemberConfig>, ConfigError> {
-    let Some(list) = v.as_array() else {
-        return Err(r.err(path, format!("expected a list, found {}", kind(v))));
-    };
-    let mut out = Vec::new();
+/// Reads a document into `T`, naming the key of the first problem (serde's message is kept: it
+/// names the expected type or the known fields).
+fn read_typed<T: serde::de::DeserializeOwned>(source: &str, v: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { "(document)".into() } else { key };
+        err(source, &key, e.into_inner().to_string())
+    })
+}
+
+/// The document's apiVersion, checked before its fields: a document of another version gets
+/// one clear error instead of a list of unknown fields.
+fn check_api_version(source: &str, v: &Value) -> Result<(), ConfigError> {
+    match v.get("apiVersion") {
+        Some(Value::String(s)) if s == API_VERSION => Ok(()),
+        Some(Value::String(s)) => Err(err(
+            source,
+            "apiVersion",
+            format!(
+                "expected {API_VERSION:?}, found {s:?} (recompile the stack with this pyagent)"
+            ),
+        )),
+        Some(other) => Err(err(
+            source,
+            "apiVersion",
+            format!("expected a string, found {}", kind(other)),
+        )),
+        None => Err(err(source, "apiVersion", "missing")),
+    }
+}
+
+fn check_member(
+    source: &str,
+    path: &str,
+    m: &contract::Member,
+) -> Result<MemberConfig, ConfigError> {
+    if m.node_id == 0 {
+        return Err(err(source, &format!("{path}.nodeId"), "must be at least 1"));
+    }
+    if let Some(key) = &m.public_key {
+        crate::identity::decode_public_key(key)
+            .map_err(|e| err(source, &format!("{path}.publicKey"), e.to_string()))?;
+    }
+    for (field, value) in [("name", &m.name), ("raft", &m.raft), ("grpc", &m.grpc)] {
+        if value.is_empty() {
+            return Err(err(source, &format!("{path}.{field}"), "must not be empty"));
+        }
+    }
+    Ok(MemberConfig {
+        node_id: m.node_id,
+        name: m.name.clone(),
+        raft: m.raft.clone(),
+        grpc: m.grpc.clone(),
+        voter: m.voter,
+        public_key: m.public_key.clone(),
+    })
+}
+
+fn check_members(
+    source: &str,
+    path: &str,
+    list: &[contract::Member],
+) -> Result<Vec<MemberConfig>, ConfigError> {
+    let mut out: Vec<MemberConfig> = Vec::new();
     for (i, m) in list.iter().enumerate() {
         let p = format!("{path}[{i}]");
-        if !m.is_object() {
-            return Err(r.err(&p, format!("expected an object, found {}", kind(m))));
-        }
-        let node_id = r.u64(m, "nodeId").map_err(|e| prefix(e, &p))?;
-        if node_id == 0 {
-            return Err(r.err(&format!("{p}.nodeId"), "must be at least 1"));
-        }
-        let public_key = match m.get("publicKey") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => {
-                crate::identity::decode_public_key(s)
-                    .map_err(|e| r.err(&format!("{p}.publicKey"), e.to_string()))?;
-                Some(s.clone())
-            }
-            Some(other) => {
-                return Err(r.err(
-                    &format!("{p}.publicKey"),
-                    format!("expected base64 or null, found {}", kind(other)),
-                ))
-            }
-        };
-        let name = match m.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => format!("node-{node_id}"),
-        };
-        let raft = r.str(m, "raft").map_err(|e| prefix(e, &p))?;
-        let grpc = r.str(m, "grpc").map_err(|e| prefix(e, &p))?;
-        let voter = r.bool_or(m, "voter", true).map_err(|e| prefix(e, &p))?;
-        if out.iter().any(|o: &MemberConfig| o.node_id == node_id) {
-            return Err(r.err(
+        let member = check_member(source, &p, m)?;
+        if out.iter().any(|o| o.node_id == member.node_id) {
+            return Err(err(
+                source,
                 &format!("{p}.nodeId"),
-                format!("duplicate node id {node_id}"),
+                format!("duplicate node id {}", member.node_id),
             ));
         }
-        out.push(MemberConfig {
-            node_id,
-            name,
-            raft,
-            grpc,
-            voter,
-            public_key,
-        });
+        out.push(member);
     }
     Ok(out)
 }
 
-fn prefix(mut e: ConfigError, p: &str) -> ConfigError {
-    e.key = format!("{p}.{}", e.key);
-    e
-}
-
-/// Node ids of pool `poolIndex` start at `poolIndex * POOL_ID_STRIDE + 1` (Kubernetes, where
-/// the id is derived from the pod's ordinal).
+/// Node ids of pool `index` start at `index * POOL_ID_STRIDE + 1` (Kubernetes, where the id is
+/// derived from the pod's ordinal).
 pub const POOL_ID_STRIDE: u64 = 1000;
-
-/// Node id from a StatefulSet pod name `<name>-<ordinal>`: ordinal + 1.
-pub fn node_id_from_pod_name(pod: &str) -> Option<u64> {
-    let ordinal: u64 = pod.rsplit_once('-')?.1.parse().ok()?;
-    ordinal.checked_add(1)
-}
 
 /// More runtime threads than this are clamped (a typo must not start thousands of threads).
 pub const MAX_WORKER_THREADS: usize = 256;
 
-/// `nodeId`, or (in Kubernetes, where it is not rendered) the pod's ordinal from POD_NAME, offset
-/// by `poolIndex` so that every pool's ids are distinct.
-fn parse_node_id(
-    r: &Reader<'_>,
-    v: &Value,
-    env_pod_name: Option<&str>,
-) -> Result<u64, ConfigError> {
-    Ok(match r.opt_u64(v, "nodeId")? {
-        Some(0) => return Err(r.err("nodeId", "must be at least 1")),
-        Some(id) => id,
-        None => env_pod_name
-            .and_then(node_id_from_pod_name)
-            .map(|o| {
-                r.opt_u64(v, "poolIndex")
-                    .map(|p| p.unwrap_or(0) * POOL_ID_STRIDE + o)
-            })
-            .transpose()?
-            .ok_or_else(|| {
-                r.err(
-                    "nodeId",
-                    "missing (and POD_NAME does not end in an ordinal)",
-                )
-            })?,
-    })
-}
-
-/// Where this node listens for `key` (raft, grpc, metrics): `listen.<key>` when given (the
-/// local target's loopback addresses), else every interface on `ports.<key>` (a pod).
-fn parse_listen(r: &Reader<'_>, v: &Value, key: &str) -> Result<SocketAddr, ConfigError> {
-    if lookup(v, &format!("listen.{key}")).is_some() {
-        r.addr(v, &format!("listen.{key}"))
-    } else {
-        let port = r.u64(v, &format!("ports.{key}"))?;
-        let port = u16::try_from(port)
-            .map_err(|_| r.err(&format!("ports.{key}"), "must be a port number (0-65535)"))?;
-        Ok(SocketAddr::from(([0, 0, 0, 0], port)))
+/// The ordinal of a StatefulSet pod `<stateful_set>-<ordinal>`.
+pub fn ordinal_of(pod: &str, stateful_set: &str) -> Option<u64> {
+    let ordinal = pod.strip_prefix(stateful_set)?.strip_prefix('-')?;
+    if ordinal.is_empty() || !ordinal.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    ordinal.parse().ok()
 }
 
-/// `members` of the configuration, overlaid by the `--members` file (keys, addresses, roles);
-/// this node must be listed and every member must have a public key.
-fn parse_all_members(
-    r: &Reader<'_>,
-    v: &Value,
+/// The static members overlaid by the `--members` file (keys, addresses, roles); this node
+/// must be listed and every member must have a public key.
+fn static_members(
+    source: &str,
+    m: &contract::StaticMembership,
     members_override: Option<(&str, &str)>,
-    node_id: u64,
 ) -> Result<Vec<MemberConfig>, ConfigError> {
-    let mut members = parse_members(r, r.get(v, "members")?, "members")?;
+    let mut members = check_members(source, "membership.members", &m.members)?;
     if let Some((msource, mtext)) = members_override {
-        let mr = Reader { source: msource };
         let mv: Value = serde_json::from_str(mtext)
-            .map_err(|e| mr.err("(document)", format!("invalid JSON: {e}")))?;
-        let (list, path) = match mv.get("members") {
-            Some(l) => (l, "members"),
-            None => (&mv, "(document)"),
-        };
-        let extra = parse_members(&mr, list, path)?;
-        for e in extra {
+            .map_err(|e| err(msource, "(document)", format!("invalid JSON: {e}")))?;
+        let file: contract::MembersFile = read_typed(msource, mv)?;
+        for e in check_members(msource, "members", &file.members)? {
             match members.iter_mut().find(|m| m.node_id == e.node_id) {
                 Some(m) => {
-                    if e.public_key.is_some() {
-                        m.public_key = e.public_key;
-                    }
-                    m.raft = e.raft;
-                    m.grpc = e.grpc;
-                    m.voter = e.voter;
-                    m.name = e.name;
+                    let key = e.public_key.or(m.public_key.take());
+                    *m = MemberConfig {
+                        public_key: key,
+                        ..e
+                    };
                 }
                 None => members.push(e),
             }
         }
     }
-    if !members.iter().any(|m| m.node_id == node_id) {
-        return Err(r.err(
-            "members",
-            format!("does not list this node (nodeId {node_id})"),
+    if !members.iter().any(|x| x.node_id == m.node_id) {
+        return Err(err(
+            source,
+            "membership.members",
+            format!("does not list this node (nodeId {})", m.node_id),
         ));
     }
-    for (i, m) in members.iter().enumerate() {
-        if m.public_key.is_none() {
-            return Err(r.err(
-                &format!("members[{i}].publicKey"),
-                format!(
-                    "missing for node {} (run `pyagent-node keygen` and pass --members)",
-                    m.node_id
-                ),
-            ));
-        }
+    if let Some(i) = members.iter().position(|x| x.public_key.is_none()) {
+        return Err(err(
+            source,
+            &format!("membership.members[{i}].publicKey"),
+            format!(
+                "missing for node {} (run `pyagent-node keygen` and pass --members)",
+                members[i].node_id
+            ),
+        ));
+    }
+    if !m.join && !members.iter().any(|x| x.voter) {
+        return Err(err(source, "membership.members", "no member is a voter"));
     }
     Ok(members)
 }
 
-/// `consensus`: (electionTimeoutMs, heartbeatMs, snapshotEveryEntries, snapshotsKept).
-fn parse_consensus(r: &Reader<'_>, v: &Value) -> Result<((u64, u64), u64, u64, u64), ConfigError> {
-    let emin = r.u64(v, "consensus.electionTimeoutMs[0]")?;
-    let emax = r.u64(v, "consensus.electionTimeoutMs[1]")?;
+/// This pod's place in the swarm's StatefulSets, from its name (`POD_NAME`, set by the pod spec
+/// from `metadata.name`); its single configured member is itself, without a key yet (the key is
+/// made in its volume on first start, `identity::load_or_create`).
+fn kubernetes_identity(
+    source: &str,
+    doc: &Document,
+    m: &contract::KubernetesMembership,
+    pod_name: Option<&str>,
+) -> Result<(KubernetesIdentity, MemberConfig), ConfigError> {
+    let pool = m.pools.iter().find(|p| p.name == doc.pool).ok_or_else(|| {
+        err(
+            source,
+            "membership.pools",
+            format!("does not list this node's pool {:?}", doc.pool),
+        )
+    })?;
+    let pod = pod_name.ok_or_else(|| {
+        err(
+            source,
+            "membership",
+            "POD_NAME is not set (the pod spec sets it from metadata.name)",
+        )
+    })?;
+    let ordinal = ordinal_of(pod, &pool.stateful_set)
+        .filter(|o| *o < POOL_ID_STRIDE)
+        .ok_or_else(|| {
+            err(
+                source,
+                "membership",
+                format!(
+                    "POD_NAME {pod:?} is not a pod of StatefulSet {:?}",
+                    pool.stateful_set
+                ),
+            )
+        })?;
+    let identity = KubernetesIdentity {
+        membership: m.clone(),
+        pool: pool.clone(),
+        ordinal,
+        ports: (doc.ports.raft, doc.ports.grpc),
+    };
+    let host = identity.pod_host(&pool.stateful_set, ordinal);
+    let me = MemberConfig {
+        node_id: node_id_of(pool.index, ordinal),
+        name: pod.to_string(),
+        raft: format!("{host}:{}", doc.ports.raft),
+        grpc: format!("{host}:{}", doc.ports.grpc),
+        voter: pool.voter,
+        public_key: None,
+    };
+    Ok((identity, me))
+}
+
+/// Where this node listens: `listen` when given (the local target's loopback addresses), else
+/// every interface on `ports` (a pod).
+fn listen_addresses(source: &str, doc: &Document) -> Result<[SocketAddr; 3], ConfigError> {
+    let Some(listen) = &doc.listen else {
+        let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
+        return Ok([
+            any(doc.ports.raft),
+            any(doc.ports.grpc),
+            any(doc.ports.metrics),
+        ]);
+    };
+    let parse = |key: &str, s: &str| {
+        s.parse().map_err(|_| {
+            err(
+                source,
+                &format!("listen.{key}"),
+                format!("expected \"host:port\" with an IP address, found {s:?}"),
+            )
+        })
+    };
+    Ok([
+        parse("raft", &listen.raft)?,
+        parse("grpc", &listen.grpc)?,
+        parse("metrics", &listen.metrics)?,
+    ])
+}
+
+fn check_consensus(source: &str, c: &contract::Consensus) -> Result<(), ConfigError> {
+    let (emin, emax) = c.election_timeout_ms;
     if emin == 0 || emin >= emax {
-        return Err(r.err(
+        return Err(err(
+            source,
             "consensus.electionTimeoutMs",
             format!("expected [min, max] with 0 < min < max, found [{emin}, {emax}]"),
         ));
     }
-    let heartbeat_ms = r.u64(v, "consensus.heartbeatMs")?;
-    if heartbeat_ms == 0 || heartbeat_ms >= emin {
-        return Err(r.err(
+    if c.heartbeat_ms == 0 || c.heartbeat_ms >= emin {
+        return Err(err(
+            source,
             "consensus.heartbeatMs",
-            format!("must be between 1 and electionTimeoutMs[0] ({emin}), found {heartbeat_ms}"),
+            format!(
+                "must be between 1 and electionTimeoutMs[0] ({emin}), found {}",
+                c.heartbeat_ms
+            ),
         ));
     }
-    let snapshot_every_entries = r.u64(v, "consensus.snapshotEveryEntries")?;
-    if snapshot_every_entries == 0 {
-        return Err(r.err("consensus.snapshotEveryEntries", "must be at least 1"));
+    if c.snapshot_every_entries == 0 {
+        return Err(err(
+            source,
+            "consensus.snapshotEveryEntries",
+            "must be at least 1",
+        ));
     }
-    let snapshots_kept = r.u64(v, "consensus.snapshotsKept")?;
-    if snapshots_kept == 0 {
-        return Err(r.err("consensus.snapshotsKept", "must be at least 1"));
+    if c.snapshots_kept == 0 {
+        return Err(err(source, "consensus.snapshotsKept", "must be at least 1"));
     }
-    Ok((
-        (emin, emax),
-        heartbeat_ms,
-        snapshot_every_entries,
-        snapshots_kept,
-    ))
+    Ok(())
 }
 
 /// `memory.kv`: the KV_v2 pool's size and eviction policy.
-fn parse_kv(r: &Reader<'_>, v: &Value) -> Result<KvConfig, ConfigError> {
+fn check_kv(source: &str, kv: &contract::KvMemory) -> Result<KvConfig, ConfigError> {
     let kv = KvConfig {
-        block_size: r.u64(v, "memory.kv.blockSize")?,
-        blocks: r.u64(v, "memory.kv.blocks")?,
-        eviction: r.str(v, "memory.kv.eviction")?,
-        ttl_seconds: r.opt_u64(v, "memory.kv.ttlSeconds")?,
+        block_size: kv.block_size,
+        blocks: kv.blocks,
+        eviction: kv.eviction.clone(),
+        ttl_seconds: kv.ttl_seconds,
     };
     if kv.block_size == 0 {
-        return Err(r.err("memory.kv.blockSize", "must be at least 1"));
+        return Err(err(source, "memory.kv.blockSize", "must be at least 1"));
     }
     if kv.blocks < 2 {
-        return Err(r.err(
+        return Err(err(
+            source,
             "memory.kv.blocks",
             "must be at least 2 (the null block included)",
         ));
     }
     if let Err(e) = crate::kv::policy(&kv) {
-        return Err(r.err("memory.kv.eviction", e));
+        return Err(err(source, "memory.kv.eviction", e));
     }
     Ok(kv)
 }
 
+fn worker_threads(source: &str, r: &contract::Runtime) -> Result<Option<usize>, ConfigError> {
+    match r.worker_threads {
+        Some(0) => Err(err(source, "runtime.workerThreads", "must be at least 1")),
+        Some(n) => Ok(Some(
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(MAX_WORKER_THREADS),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn resolve_data_dir(source: &str, raw: &str, base_dir: &Path) -> Result<PathBuf, ConfigError> {
+    if raw.is_empty() {
+        return Err(err(source, "dataDir", "must not be empty"));
+    }
+    let p = PathBuf::from(raw);
+    Ok(if p.is_absolute() { p } else { base_dir.join(p) })
+}
+
+/// This node's id and name and the members it starts with, from either kind of membership.
+struct Resolved {
+    node_id: u64,
+    name: String,
+    members: Vec<MemberConfig>,
+    join: bool,
+    kubernetes: Option<KubernetesIdentity>,
+}
+
+fn membership(
+    source: &str,
+    doc: &Document,
+    members_override: Option<(&str, &str)>,
+    pod_name: Option<&str>,
+) -> Result<Resolved, ConfigError> {
+    match &doc.membership {
+        contract::Membership::Static(m) => {
+            if m.node_id == 0 {
+                return Err(err(source, "membership.nodeId", "must be at least 1"));
+            }
+            Ok(Resolved {
+                node_id: m.node_id,
+                name: m.name.clone(),
+                members: static_members(source, m, members_override)?,
+                join: m.join,
+                kubernetes: None,
+            })
+        }
+        contract::Membership::Kubernetes(m) => {
+            let (identity, me) = kubernetes_identity(source, doc, m, pod_name)?;
+            let seed = identity.seed().map(|s| s.0);
+            Ok(Resolved {
+                node_id: me.node_id,
+                name: me.name.clone(),
+                join: seed != Some(me.node_id),
+                members: vec![me],
+                kubernetes: Some(identity),
+            })
+        }
+    }
+}
+
 /// Parses and validates a configuration document. `base_dir` resolves a relative `dataDir`;
-/// `members_override` is the `--members` file's content, if any.
+/// `members_override` is the `--members` file's content, if any; `env_pod_name` is `POD_NAME`.
 pub fn parse(
     source: &str,
     text: &str,
@@ -388,80 +497,42 @@ pub fn parse(
     members_override: Option<(&str, &str)>,
     env_pod_name: Option<String>,
 ) -> Result<NodeConfig, ConfigError> {
-    let r = Reader { source };
     let v: Value = serde_json::from_str(text)
-        .map_err(|e| r.err("(document)", format!("invalid JSON: {e}")))?;
+        .map_err(|e| err(source, "(document)", format!("invalid JSON: {e}")))?;
     if !v.is_object() {
-        return Err(r.err(
+        return Err(err(
+            source,
             "(document)",
             format!("expected an object, found {}", kind(&v)),
         ));
     }
-    let api = r.str(&v, "apiVersion")?;
-    if api != API_VERSION {
-        return Err(r.err(
-            "apiVersion",
-            format!("expected {API_VERSION:?}, found {api:?}"),
-        ));
+    check_api_version(source, &v)?;
+    let doc: Document = read_typed(source, v)?;
+    if doc.swarm.is_empty() {
+        return Err(err(source, "swarm", "must not be empty"));
     }
-    let swarm = r.str(&v, "swarm")?;
-    let pool = lookup(&v, "pool")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let node_id = parse_node_id(&r, &v, env_pod_name.as_deref())?;
-    let name = match lookup(&v, "name") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => env_pod_name.unwrap_or_else(|| format!("node-{node_id}")),
-    };
-    let data_dir_raw = r.str(&v, "dataDir")?;
-    let data_dir = {
-        let p = PathBuf::from(&data_dir_raw);
-        if p.is_absolute() {
-            p
-        } else {
-            base_dir.join(p)
-        }
-    };
-    let listen_raft = parse_listen(&r, &v, "raft")?;
-    let listen_grpc = parse_listen(&r, &v, "grpc")?;
-    let listen_metrics = parse_listen(&r, &v, "metrics")?;
-
-    let members = parse_all_members(&r, &v, members_override, node_id)?;
-    let join = r.bool_or(&v, "join", false)?;
-    if !join && !members.iter().any(|m| m.voter) {
-        return Err(r.err("members", "no member is a voter"));
-    }
-
-    let (election_timeout_ms, heartbeat_ms, snapshot_every_entries, snapshots_kept) =
-        parse_consensus(&r, &v)?;
-    let kv = parse_kv(&r, &v)?;
-    let worker_threads = match r.opt_u64(&v, "runtime.workerThreads")? {
-        Some(0) => return Err(r.err("runtime.workerThreads", "must be at least 1")),
-        Some(n) => Some(
-            usize::try_from(n)
-                .unwrap_or(usize::MAX)
-                .min(MAX_WORKER_THREADS),
-        ),
-        None => None,
-    };
+    let m = membership(source, &doc, members_override, env_pod_name.as_deref())?;
+    let [listen_raft, listen_grpc, listen_metrics] = listen_addresses(source, &doc)?;
+    check_consensus(source, &doc.consensus)?;
+    let c = &doc.consensus;
     Ok(NodeConfig {
-        swarm,
-        pool,
-        node_id,
-        name,
-        data_dir,
+        swarm: doc.swarm.clone(),
+        pool: doc.pool.clone(),
+        node_id: m.node_id,
+        name: m.name,
+        data_dir: resolve_data_dir(source, &doc.data_dir, base_dir)?,
         listen_raft,
         listen_grpc,
         listen_metrics,
-        members,
-        join,
-        election_timeout_ms,
-        heartbeat_ms,
-        snapshot_every_entries,
-        snapshots_kept,
-        kv,
-        worker_threads,
+        members: m.members,
+        join: m.join,
+        election_timeout_ms: c.election_timeout_ms,
+        heartbeat_ms: c.heartbeat_ms,
+        snapshot_every_entries: c.snapshot_every_entries,
+        snapshots_kept: c.snapshots_kept,
+        kv: check_kv(source, &doc.memory.kv)?,
+        worker_threads: worker_threads(source, &doc.runtime)?,
+        kubernetes: m.kubernetes,
     })
 }
 
@@ -469,24 +540,34 @@ pub fn parse(
 mod tests {
     use super::*;
 
-    pub(crate) fn sample(extra_members: &str) -> String {
+    pub(crate) fn sample(members: &str) -> String {
         format!(
-            r#"{{"apiVersion":"pyagent.dev/node/v1alpha1","swarm":"s","pool":"p","nodeId":1,
-            "dataDir":"data","ports":{{"mesh":1,"raft":2,"grpc":3,"metrics":4}},
+            r#"{{"apiVersion":"pyagent.dev/node/v1alpha2","swarm":"s","pool":"p","roles":["voter"],"cores":[],
+            "dataDir":"data","ports":{{"mesh":1,"raft":2,"grpc":3,"metrics":4}},"listen":null,
+            "discovery":{{"mode":"static","dns":null,"neighbours":8}},
             "consensus":{{"electionTimeoutMs":[150,300],"heartbeatMs":50,"snapshotEveryEntries":100,"snapshotsKept":2}},
-            "memory":{{"kv":{{"blockSize":16,"blocks":64,"eviction":"lru","ttlSeconds":null}}}},
-            "members":[{extra_members}]}}"#
+            "memory":{{"kv":{{"blockSize":16,"blocks":64,"eviction":"lru","ttlSeconds":null}},"decayHalfLifeSeconds":60}},
+            "sovereignty":{{"jurisdiction":null,"ownerPublicKey":null,"soulKeyFile":null,"peerShare":"none","trustedPeers":[]}},
+            "runtime":{{"workerThreads":null}},
+            "membership":{{"mode":"static","nodeId":1,"name":"n1","join":false,"members":[{members}]}}}}"#
         )
     }
 
     const KEY: &str = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=";
 
+    fn member(key: &str) -> String {
+        format!(
+            r#"{{"nodeId":1,"name":"n1","raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":{key}}}"#
+        )
+    }
+
+    fn keyed() -> String {
+        member(&format!("\"{KEY}\""))
+    }
+
     #[test]
     fn parses_and_resolves_relative_data_dir() {
-        let m = format!(
-            r#"{{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}"#
-        );
-        let c = parse("n.json", &sample(&m), Path::new("/etc/x"), None, None).unwrap();
+        let c = parse("n.json", &sample(&keyed()), Path::new("/etc/x"), None, None).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/etc/x/data"));
         assert_eq!(c.listen_grpc.port(), 3);
         assert!(c.is_bootstrapper());
@@ -494,15 +575,19 @@ mod tests {
 
     #[test]
     fn names_the_key() {
-        let m = r#"{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":null}"#;
-        let e = parse("n.json", &sample(m), Path::new("/"), None, None).unwrap_err();
-        assert_eq!(e.key, "members[0].publicKey");
-        let m = format!(
-            r#"{{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}"#
-        );
-        let m = m.as_str();
+        let e = parse(
+            "n.json",
+            &sample(&member("null")),
+            Path::new("/"),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "membership.members[0].publicKey");
+        let keyed = keyed();
         let key_of_error = |from: &str, to: &str| {
-            let text = sample(m).replace(from, to);
+            let text = sample(&keyed).replace(from, to);
+            assert_ne!(text, sample(&keyed), "{from} is not in the sample");
             parse("n.json", &text, Path::new("/"), None, None)
                 .unwrap_err()
                 .key
@@ -511,43 +596,54 @@ mod tests {
             key_of_error("\"heartbeatMs\":50", "\"heartbeatMs\":500"),
             "consensus.heartbeatMs"
         );
-        assert_eq!(key_of_error("\"swarm\":\"s\",", ""), "swarm");
-        let pool = "\"pool\":\"p\",";
+        assert_eq!(key_of_error("\"swarm\":\"s\",", ""), "(document)");
+        assert_eq!(
+            key_of_error("\"blocks\":64", "\"blocks\":\"64\""),
+            "memory.kv.blocks"
+        );
+        assert_eq!(
+            key_of_error("\"neighbours\":8", "\"neighbours\":8,\"extra\":1"),
+            "discovery.extra"
+        );
+        assert_eq!(key_of_error("v1alpha2", "v1alpha1"), "apiVersion");
         for bad in ["0", "\"2\""] {
-            let runtime = format!("\"runtime\":{{\"workerThreads\":{bad}}},");
-            assert_eq!(key_of_error(pool, &runtime), "runtime.workerThreads");
+            let runtime = format!("\"workerThreads\":{bad}");
+            assert_eq!(
+                key_of_error("\"workerThreads\":null", &runtime),
+                "runtime.workerThreads"
+            );
         }
     }
 
     #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let text = sample(&keyed()).replace("\"pool\":\"p\",", "\"pool\":\"p\",\"poolIndex\":0,");
+        let e = parse("n.json", &text, Path::new("/"), None, None).unwrap_err();
+        assert!(e.message.contains("unknown field `poolIndex`"), "{e}");
+    }
+
+    #[test]
     fn worker_threads_default_to_one_per_cpu_and_are_clamped() {
-        let m = format!(
-            r#"{{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}"#
-        );
-        let threads = |runtime: &str| {
-            let text = sample(&m).replace("\"pool\":\"p\",", runtime);
+        let threads = |value: &str| {
+            let text = sample(&keyed()).replace(
+                "\"workerThreads\":null",
+                &format!("\"workerThreads\":{value}"),
+            );
             parse("n.json", &text, Path::new("/"), None, None)
                 .unwrap()
                 .worker_threads
         };
-        assert_eq!(threads(""), None);
-        assert_eq!(threads(r#""runtime":{"workerThreads":null},"#), None);
-        assert_eq!(threads(r#""runtime":{"workerThreads":1},"#), Some(1));
-        assert_eq!(
-            threads(r#""runtime":{"workerThreads":100000},"#),
-            Some(MAX_WORKER_THREADS)
-        );
+        assert_eq!(threads("null"), None);
+        assert_eq!(threads("1"), Some(1));
+        assert_eq!(threads("100000"), Some(MAX_WORKER_THREADS));
     }
 
     #[test]
     fn members_file_supplies_keys() {
-        let m = r#"{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":null}"#;
-        let over = format!(
-            r#"[{{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}]"#
-        );
+        let over = format!(r#"{{"members":[{}]}}"#, keyed());
         let c = parse(
             "n.json",
-            &sample(m),
+            &sample(&member("null")),
             Path::new("/"),
             Some(("m.json", &over)),
             None,
@@ -556,22 +652,56 @@ mod tests {
         assert_eq!(c.members[0].public_key.as_deref(), Some(KEY));
     }
 
+    fn kubernetes_sample() -> String {
+        let pools = r#"[{"name":"gpu","statefulSet":"sw-gpu","index":1,"voter":false},
+            {"name":"p","statefulSet":"sw-p","index":0,"voter":true}]"#;
+        let membership = format!(
+            r#"{{"mode":"kubernetes","namespace":"ns","service":"sw-peers","clusterDomain":"cluster.local","serviceAccount":"sw-node","pools":{pools}}}"#
+        );
+        let start = sample("").find("\"membership\"").unwrap();
+        format!("{}\"membership\":{membership}}}", &sample("")[..start])
+    }
+
+    #[test]
+    fn kubernetes_identity_comes_from_the_pod_name() {
+        let text = kubernetes_sample();
+        let c = parse("n.json", &text, Path::new("/"), None, Some("sw-p-2".into())).unwrap();
+        assert_eq!((c.node_id, c.name.as_str(), c.join), (3, "sw-p-2", true));
+        assert_eq!(c.members[0].raft, "sw-p-2.sw-peers.ns.svc.cluster.local:2");
+        let k = c.kubernetes.as_ref().unwrap();
+        assert_eq!(
+            k.seed().unwrap(),
+            (
+                1,
+                "sw-p-0.sw-peers.ns.svc.cluster.local:2".to_string(),
+                "sw-p-0.sw-peers.ns.svc.cluster.local:3".to_string()
+            )
+        );
+        assert_eq!(
+            k.pod_of(1002).map(|(p, o)| (p.name.as_str(), o)),
+            Some(("gpu", 1))
+        );
+        assert_eq!(k.pod_of(2001), None, "no pool of index 2");
+        let seed = parse("n.json", &text, Path::new("/"), None, Some("sw-p-0".into())).unwrap();
+        assert!(!seed.join && seed.is_bootstrapper());
+        for bad in [
+            None,
+            Some("sw-p"),
+            Some("sw-p-x"),
+            Some("other-0"),
+            Some("sw-p-1000"),
+        ] {
+            let e =
+                parse("n.json", &text, Path::new("/"), None, bad.map(String::from)).unwrap_err();
+            assert_eq!(e.key, "membership", "{bad:?}: {e}");
+        }
+    }
+
     #[test]
     fn pod_ordinal() {
-        assert_eq!(node_id_from_pod_name("laptop-agents-2"), Some(3));
-        assert_eq!(node_id_from_pod_name("x"), None);
-        let m = format!(
-            r#"{{"nodeId":2002,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":"{KEY}"}}"#
-        );
-        let text = sample(&m).replace("\"nodeId\":1,", "\"poolIndex\":2,");
-        let c = parse(
-            "n.json",
-            &text,
-            Path::new("/"),
-            None,
-            Some("sw-gpu-1".into()),
-        )
-        .unwrap();
-        assert_eq!((c.node_id, c.name.as_str()), (2002, "sw-gpu-1"));
+        assert_eq!(ordinal_of("laptop-agents-2", "laptop-agents"), Some(2));
+        assert_eq!(ordinal_of("laptop-agents-2", "laptop"), None);
+        assert_eq!(ordinal_of("laptop-agents-+2", "laptop-agents"), None);
+        assert_eq!(node_id_of(2, 1), 2002);
     }
 }

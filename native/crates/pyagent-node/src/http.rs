@@ -47,6 +47,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     "text/plain; version=0.0.4; charset=utf-8",
                     render(&shared),
                 ),
+                // Liveness: this process serves requests, whatever the swarm's state.
+                ("GET", "/livez") => ("200 OK", "text/plain", "ok\n".to_string()),
                 ("GET", "/healthz") => {
                     if shared
                         .raft

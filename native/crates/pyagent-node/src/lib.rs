@@ -2,6 +2,7 @@
 //! shared truth (membership with keys, task ownership with fencing tokens, a small KV store).
 //! See docs/node-daemon.md for the contract.
 
+pub mod admission;
 pub mod api;
 pub mod append;
 pub mod auth;
@@ -9,10 +10,12 @@ pub mod batching;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod join;
 pub mod kv;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod scale;
 pub mod shared;
 pub mod sm;
 pub mod state;

@@ -7,6 +7,7 @@ use pyagent_node::{config, identity, node};
 
 const USAGE: &str = "usage:
   pyagent-node run --config <node.json> [--members <members.json>]
+  pyagent-node check-config --config <node.json> [--members <members.json>] [--pod-name <name>]
   pyagent-node keygen --data-dir <dir>
   pyagent-node --version";
 
@@ -88,6 +89,7 @@ fn main() -> ExitCode {
         }
         Some("keygen") => keygen(&args[1..]),
         Some("run") => run(&args[1..]),
+        Some("check-config") => check_config(&args[1..]),
         Some(other) => usage_error(&format!("unknown command {other:?}")),
         None => usage_error("missing command"),
     }
@@ -115,52 +117,87 @@ fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
 }
 
-fn run(args: &[String]) -> ExitCode {
+/// Reads and checks the configuration `args` name; `pod_name` stands for `POD_NAME`.
+fn load_config(args: &[String], pod_name: Option<String>) -> Result<config::NodeConfig, ExitCode> {
     let (config_path, members_path) = match (flag(args, "--config"), flag(args, "--members")) {
         (Ok(Some(c)), Ok(m)) => (PathBuf::from(c), m.map(PathBuf::from)),
-        (Ok(None), _) => return usage_error("run needs --config <node.json>"),
-        (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+        (Ok(None), _) => return Err(usage_error("needs --config <node.json>")),
+        (Err(e), _) | (_, Err(e)) => return Err(usage_error(&e)),
     };
-    let text = match read(&config_path) {
-        Ok(t) => t,
-        Err(e) => return config_error(&e),
-    };
+    let text = read(&config_path).map_err(|e| config_error(&e))?;
     let members = match &members_path {
-        Some(p) => match read(p) {
-            Ok(t) => Some((p.display().to_string(), t)),
-            Err(e) => return config_error(&e),
-        },
+        Some(p) => Some((
+            p.display().to_string(),
+            read(p).map_err(|e| config_error(&e))?,
+        )),
         None => None,
     };
-    let base = config_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let base = if base.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base
+    let base = match config_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     };
-    let cfg = match config::parse(
+    config::parse(
         &config_path.display().to_string(),
         &text,
         &base,
         members.as_ref().map(|(s, t)| (s.as_str(), t.as_str())),
-        std::env::var("POD_NAME").ok(),
-    ) {
+        pod_name,
+    )
+    .map_err(|e| config_error(&e.to_string()))
+}
+
+/// `check-config`: what `run` would make of a configuration, as JSON on stdout, without
+/// starting anything (exit 2 and the error as `run` gives it otherwise).
+fn check_config(args: &[String]) -> ExitCode {
+    let pod_name = match flag(args, "--pod-name") {
+        Ok(p) => p.or_else(|| std::env::var("POD_NAME").ok()),
+        Err(e) => return usage_error(&e),
+    };
+    let cfg = match load_config(args, pod_name) {
         Ok(c) => c,
-        Err(e) => return config_error(&e.to_string()),
+        Err(code) => return code,
+    };
+    let summary = serde_json::json!({
+        "swarm": cfg.swarm,
+        "pool": cfg.pool,
+        "nodeId": cfg.node_id,
+        "name": cfg.name,
+        "join": cfg.join,
+        "bootstrapper": cfg.is_bootstrapper(),
+        "dataDir": cfg.data_dir,
+        "listen": {"raft": cfg.listen_raft.to_string(), "grpc": cfg.listen_grpc.to_string(),
+                   "metrics": cfg.listen_metrics.to_string()},
+        "members": cfg.members.iter().map(|m| serde_json::json!({
+            "nodeId": m.node_id, "name": m.name, "raft": m.raft, "grpc": m.grpc, "voter": m.voter,
+        })).collect::<Vec<_>>(),
+        "seed": cfg.kubernetes.as_ref().and_then(|k| k.seed()).map(|(id, raft, grpc)| {
+            serde_json::json!({"nodeId": id, "raft": raft, "grpc": grpc})
+        }),
+    });
+    println!("{summary:#}");
+    ExitCode::SUCCESS
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let mut cfg = match load_config(args, std::env::var("POD_NAME").ok()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let key = match identity::load_or_create(&cfg.data_dir) {
         Ok(k) => k,
         Err(e) => return config_error(&e.to_string()),
     };
     let own = identity::public_key_b64(&key);
+    if cfg.kubernetes.is_some() {
+        // A pod's key is made in its volume on first start; its member entry carries it.
+        if let Some(me) = cfg.members.iter_mut().find(|m| m.node_id == cfg.node_id) {
+            me.public_key = Some(own.clone());
+        }
+    }
     if let Some(me) = cfg.me() {
         if me.public_key.as_deref() != Some(own.as_str()) {
             return config_error(&format!(
-                "{}: members: publicKey of node {} does not match {} ({own})",
-                config_path.display(),
+                "membership: publicKey of node {} does not match {} ({own})",
                 cfg.node_id,
                 identity::key_path(&cfg.data_dir).display()
             ));

@@ -147,10 +147,24 @@ pub async fn start(
     )));
 
     let (stop, stop_rx) = watch::channel(false);
-    let grpc = serve_grpc(listeners.grpc, shared.clone(), stop_rx)?;
+    let kube = kube_client(&shared.cfg);
+    if let Ok(kube) = &kube {
+        tasks.push(tokio::spawn(crate::scale::remove_scaled_down(
+            shared.clone(),
+            kube.clone(),
+        )));
+    }
+    let grpc = serve_grpc(listeners.grpc, shared.clone(), kube, stop_rx)?;
 
-    if bootstrap_if_first(&shared).await? {
+    let seed_must_join = shared.cfg.kubernetes.is_some()
+        && !shared.cfg.join
+        && !initialized(&shared).await?
+        && crate::join::group_exists(&shared).await;
+    if !seed_must_join && bootstrap_if_first(&shared).await? {
         tasks.push(tokio::spawn(add_initial_learners(shared.clone())));
+    }
+    if shared.cfg.kubernetes.is_some() && (shared.cfg.join || seed_must_join) {
+        tasks.push(tokio::spawn(crate::join::join_until_member(shared.clone())));
     }
     Ok(Node {
         shared,
@@ -208,14 +222,29 @@ fn raft_config(cfg: &NodeConfig) -> Result<Config, StartError> {
     .map_err(|e| StartError::Raft(e.to_string()))
 }
 
+/// The Kubernetes API client of a pod (membership mode kubernetes), or why there is none.
+type KubeClient = Result<Arc<crate::admission::KubeApi>, String>;
+
+fn kube_client(cfg: &NodeConfig) -> KubeClient {
+    if cfg.kubernetes.is_none() {
+        return Err("the membership is static".to_string());
+    }
+    let kube = crate::admission::KubeApi::in_cluster().map(Arc::new);
+    if let Err(e) = &kube {
+        tracing::warn!(reason = %e, "no Kubernetes API client: this node cannot admit joiners");
+    }
+    kube
+}
+
 /// The gRPC API on `listener`, until `stop` turns true.
 fn serve_grpc(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
+    kube: KubeClient,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let grpc_listener = tokio::net::TcpListener::from_std(listener)?;
-    let api = crate::api::Api { shared };
+    let api = crate::api::Api { shared, kube };
     Ok(tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
             .add_service(crate::proto::node_server::NodeServer::new(api))
@@ -233,6 +262,14 @@ fn serve_grpc(
             tracing::error!(error = %e, "gRPC server stopped");
         }
     }))
+}
+
+async fn initialized(shared: &Shared) -> Result<bool, StartError> {
+    shared
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))
 }
 
 /// Initialises the Raft group with the configured voters when this node is the one that does

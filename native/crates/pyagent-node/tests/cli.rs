@@ -69,15 +69,22 @@ fn bad_config_exits_2_naming_the_key() {
     let (code, err) = run_with("{");
     assert_eq!(code, 2);
     assert!(err.contains("invalid JSON"), "{err}");
-    let base = r#"{"apiVersion":"pyagent.dev/node/v1alpha1","swarm":"s","nodeId":1,"dataDir":"d",
-        "ports":{"raft":1,"grpc":2,"metrics":3},
-        "members":[{"nodeId":1,"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":null}],
+    let base = r#"{"apiVersion":"pyagent.dev/node/v1alpha2","swarm":"s","pool":"p","roles":[],"cores":[],
+        "dataDir":"d","ports":{"mesh":4,"raft":1,"grpc":2,"metrics":3},"listen":null,
+        "discovery":{"mode":"static","dns":null,"neighbours":8},
+        "membership":{"mode":"static","nodeId":1,"name":"n1","join":false,"members":[
+            {"nodeId":1,"name":"n1","raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":null}]},
         "consensus":{"electionTimeoutMs":[150,300],"heartbeatMs":50,"snapshotEveryEntries":10,"snapshotsKept":2},
-        "memory":{"kv":{"blockSize":16,"blocks":8,"eviction":"lru"}}}"#;
+        "memory":{"kv":{"blockSize":16,"blocks":8,"eviction":"lru","ttlSeconds":null},"decayHalfLifeSeconds":60},
+        "sovereignty":{"jurisdiction":null,"ownerPublicKey":null,"soulKeyFile":null,"peerShare":"none","trustedPeers":[]},
+        "runtime":{"workerThreads":null}}"#;
     let (code, err) = run_with(base);
     assert_eq!(code, 2);
     assert!(err.contains("members[0].publicKey"), "{err}");
-    let keyed = base.replace("null", "\"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"");
+    let keyed = base.replace(
+        "\"publicKey\":null",
+        "\"publicKey\":\"O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=\"",
+    );
     let (code, err) = run_with(&keyed.replace(
         r#""electionTimeoutMs":[150,300]"#,
         r#""electionTimeoutMs":[300,150]"#,

@@ -89,6 +89,7 @@ fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
                 },
                 // In process the test's runtime runs the nodes; the field is read by main only.
                 worker_threads: None,
+                kubernetes: None,
             }
         })
         .collect()

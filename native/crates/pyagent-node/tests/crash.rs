@@ -164,18 +164,22 @@ async fn sigkill_loses_no_acknowledged_write() {
     }
     std::fs::write(
         root.join("members.json"),
-        serde_json::to_vec(&members).unwrap(),
+        serde_json::to_vec(&serde_json::json!({ "members": members })).unwrap(),
     )
     .unwrap();
     for i in 1..=3u64 {
         let (r, g, m) = ports[(i - 1) as usize];
         let cfg = serde_json::json!({
-            "apiVersion": "pyagent.dev/node/v1alpha1", "swarm": "crash", "pool": "p", "nodeId": i,
+            "apiVersion": "pyagent.dev/node/v1alpha2", "swarm": "crash", "pool": "p", "roles": [], "cores": [],
             "dataDir": "data", "ports": {"mesh": 1, "raft": r, "grpc": g, "metrics": m},
             "listen": {"raft": format!("127.0.0.1:{r}"), "grpc": format!("127.0.0.1:{g}"), "metrics": format!("127.0.0.1:{m}")},
-            "members": members.iter().map(|m| { let mut m = m.clone(); m["publicKey"] = serde_json::Value::Null; m }).collect::<Vec<_>>(),
+            "discovery": {"mode": "static", "dns": null, "neighbours": 8},
+            "membership": {"mode": "static", "nodeId": i, "name": format!("n{i}"), "join": false,
+                "members": members.iter().map(|m| { let mut m = m.clone(); m["publicKey"] = serde_json::Value::Null; m }).collect::<Vec<_>>()},
             "consensus": {"electionTimeoutMs": [500, 1000], "heartbeatMs": 100, "snapshotEveryEntries": 200, "snapshotsKept": 2},
-            "memory": {"kv": {"blockSize": 16, "blocks": 64, "eviction": "lru", "ttlSeconds": null}},
+            "memory": {"kv": {"blockSize": 16, "blocks": 64, "eviction": "lru", "ttlSeconds": null}, "decayHalfLifeSeconds": 60},
+            "sovereignty": {"jurisdiction": null, "ownerPublicKey": null, "soulKeyFile": null, "peerShare": "none", "trustedPeers": []},
+            "runtime": {"workerThreads": null},
         });
         std::fs::write(
             root.join(format!("n{i}/node.json")),
