@@ -1,0 +1,221 @@
+"""The test cluster, used as the swarm will use it. Runs only with PYAGENT_E2E=1 (`make cluster-test`), as root.
+
+With PYAGENT_CLUSTER_STATE naming the state folder of a cluster that is up, the test uses it and leaves
+it up; otherwise it brings one up in a temporary folder, and after the tests brings it down and checks
+that no process, mount, network namespace, link, nftables table, iptables chain or cgroup of it is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if os.environ.get("PYAGENT_E2E") != "1":
+    pytest.skip("end-to-end cluster tests run only with PYAGENT_E2E=1 (make cluster-test)", allow_module_level=True)
+
+from tests.e2e.cluster import down, kube, layout, up, versions
+from tests.e2e.cluster.layout import Paths
+
+WAIT = "300s"  # generous: 2 cores shared with other builds
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
+    given = os.environ.get("PYAGENT_CLUSTER_STATE")
+    if given and down.status(Paths(Path(given)))["running"]:
+        yield Paths(Path(given))
+        return
+    paths = Paths(tmp_path_factory.mktemp("cluster"))
+    try:
+        up.up(paths)
+        yield paths
+    finally:
+        left = down.down(paths)
+        assert left == [], f"down left: {left}"
+
+
+def kubectl(paths: Paths, *args: str, input: str | None = None) -> str:
+    proc = kube.kubectl(paths, *args, input=input, check=False)
+    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def apply(paths: Paths, objects: list[dict[str, Any]]) -> None:
+    kubectl(
+        paths,
+        "apply",
+        "--server-side",
+        "--field-manager=pyagent-e2e-test",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+
+
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def statefulset(ns: str) -> list[dict[str, Any]]:
+    labels = {"app": "web"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": ns,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "peers", "namespace": ns},
+            "spec": {
+                "clusterIP": "None",
+                "publishNotReadyAddresses": True,
+                "selector": labels,
+                "ports": [{"name": "http", "port": 8080}],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "serviceName": "peers",
+                "replicas": 2,
+                "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65534,
+                            "runAsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": versions.BUSYBOX_IMAGE,
+                                "imagePullPolicy": "Never",
+                                # writes its name into its persistent volume, and serves that volume over HTTP
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    "hostname > /data/index.html && exec httpd -f -p 8080 -h /data",
+                                ],
+                                "ports": [{"name": "http", "containerPort": 8080}],
+                                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 2},
+                                "securityContext": RESTRICTED_CONTAINER,
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                            }
+                        ],
+                    },
+                },
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
+                    }
+                ],
+            },
+        },
+    ]
+
+
+@pytest.fixture(scope="module")
+def web(cluster: Paths) -> Iterator[str]:
+    ns = f"e2e-{secrets.token_hex(3)}"
+    apply(cluster, statefulset(ns))
+    kubectl(cluster, "-n", ns, "rollout", "status", "statefulset/web", f"--timeout={WAIT}")
+    yield ns
+    kubectl(cluster, "delete", "namespace", ns, "--wait=false")
+
+
+def exec_in(paths: Paths, ns: str, pod: str, *cmd: str) -> str:
+    return kubectl(paths, "-n", ns, "exec", pod, "--", *cmd)
+
+
+def test_node_reports_the_pinned_version(cluster: Paths) -> None:
+    node = json.loads(kubectl(cluster, "get", "node", layout.NODE_NAME, "-o", "json"))
+    info = node["status"]["nodeInfo"]
+    assert info["kubeletVersion"] == versions.KUBERNETES
+    assert info["containerRuntimeVersion"].startswith("containerd://1.6")
+
+
+def test_restricted_namespace_rejects_a_root_pod(cluster: Paths, web: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "root", "namespace": web},
+        "spec": {"containers": [{"name": "c", "image": versions.BUSYBOX_IMAGE, "imagePullPolicy": "Never"}]},
+    }
+    proc = kube.kubectl(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(pod), check=False)
+    assert proc.returncode != 0 and 'violates PodSecurity "restricted:latest"' in proc.stderr
+
+
+def test_claims_bound_to_volumes(cluster: Paths, web: str) -> None:
+    claims = json.loads(kubectl(cluster, "-n", web, "get", "pvc", "-o", "json"))["items"]
+    assert sorted(c["metadata"]["name"] for c in claims) == ["data-web-0", "data-web-1"]
+    assert all(c["status"]["phase"] == "Bound" for c in claims)
+
+
+def test_peer_name_resolves_through_coredns_and_connects(cluster: Paths, web: str) -> None:
+    pod_ip = kubectl(cluster, "-n", web, "get", "pod", "web-1", "-o", "jsonpath={.status.podIP}")
+    name = f"web-1.peers.{web}.svc.{layout.CLUSTER_DOMAIN}"
+    answer = exec_in(cluster, web, "web-0", "nslookup", name)
+    assert layout.DNS_SERVICE_IP in answer and pod_ip in answer, answer
+    # TCP to the peer by its stable name; it answers with what it wrote to its own volume
+    assert (
+        exec_in(cluster, web, "web-0", "wget", "-q", "-T", "10", "-O", "-", f"http://{name}:8080/").strip() == "web-1"
+    )
+
+
+def test_apiserver_answers_at_its_service_name(cluster: Paths, web: str) -> None:
+    # busybox's wget speaks TLS without checking the certificate; /version is public (system:public-info-viewer)
+    out = exec_in(
+        cluster,
+        web,
+        "web-0",
+        "wget",
+        "-q",
+        "-T",
+        "10",
+        "--no-check-certificate",
+        "-O",
+        "-",
+        "https://kubernetes.default.svc/version",
+    )
+    assert json.loads(out)["gitVersion"] == versions.KUBERNETES
+
+
+def test_host_reaches_pod_ip(cluster: Paths, web: str) -> None:
+    pod_ip = kubectl(cluster, "-n", web, "get", "pod", "web-0", "-o", "jsonpath={.status.podIP}")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{pod_ip}:8080/", timeout=5) as resp:
+                assert resp.read().decode().strip() == "web-0"
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
