@@ -84,6 +84,10 @@ def containerd(paths: Paths) -> Path:
         "stream_server_port": "0",  # a free port, chosen by the kernel (kubectl exec/logs go through it)
         "netns_mounts_under_state_dir": True,  # pod network namespaces under our state folder, not /var/run/netns
         "enable_selinux": False,
+        # This machine's root lacks CAP_SYS_RESOURCE, so no process may lower its oom_score_adj below 0 and
+        # runc fails to start the kubelet's sandboxes (-998) with "failed to update /proc/self/oom_score_adj:
+        # Permission denied". Clamp to containerd's own score (0), as containerd does for rootless setups.
+        "restrict_oom_score_adj": True,
         "max_container_log_line_size": 16384,
         "cni": {"bin_dir": "/usr/lib/cni", "conf_dir": str(paths.cni_conf), "max_conf_num": 1},
         "containerd": {

@@ -46,7 +46,12 @@ def images() -> list[Image]:
         Image(
             versions.COREDNS_IMAGE, (("/coredns", tools.COREDNS.bin / "coredns"),), ("/coredns",), user="65532:65532"
         ),
-        Image(versions.BUSYBOX_IMAGE, (("/bin/busybox", Path("/bin/busybox")),), (), cmd=("/bin/sh",)),
+        Image(
+            versions.TEST_IMAGE,
+            (("/bin/busybox", Path("/bin/busybox")), ("/bin/kubectl", tools.KUBERNETES.bin / "kubectl")),
+            (),
+            cmd=("/bin/sh",),
+        ),
     ]
 
 
@@ -67,11 +72,11 @@ def _populate(rootfs: Path, image: Image) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
         target.chmod(0o755)
-    if image.reference == versions.BUSYBOX_IMAGE:
+    if image.reference == versions.TEST_IMAGE:
         applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
         for name in applets:
             link = rootfs / "bin" / name
-            if name != "busybox" and not link.exists():
+            if name != "busybox" and not link.exists() and not link.is_symlink():
                 link.symlink_to("busybox")
         (rootfs / "etc").mkdir(exist_ok=True)
         passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/tmp:/bin/sh\n"

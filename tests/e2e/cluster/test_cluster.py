@@ -105,7 +105,7 @@ def statefulset(ns: str) -> list[dict[str, Any]]:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "automountServiceAccountToken": False,
+                        "automountServiceAccountToken": True,  # the apiserver test uses the pod's token
                         "securityContext": {
                             "runAsNonRoot": True,
                             "runAsUser": 65534,
@@ -115,7 +115,7 @@ def statefulset(ns: str) -> list[dict[str, Any]]:
                         "containers": [
                             {
                                 "name": "web",
-                                "image": versions.BUSYBOX_IMAGE,
+                                "image": versions.TEST_IMAGE,
                                 "imagePullPolicy": "Never",
                                 # writes its name into its persistent volume, and serves that volume over HTTP
                                 "command": [
@@ -167,7 +167,7 @@ def test_restricted_namespace_rejects_a_root_pod(cluster: Paths, web: str) -> No
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "root", "namespace": web},
-        "spec": {"containers": [{"name": "c", "image": versions.BUSYBOX_IMAGE, "imagePullPolicy": "Never"}]},
+        "spec": {"containers": [{"name": "c", "image": versions.TEST_IMAGE, "imagePullPolicy": "Never"}]},
     }
     proc = kube.kubectl(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(pod), check=False)
     assert proc.returncode != 0 and 'violates PodSecurity "restricted:latest"' in proc.stderr
@@ -183,29 +183,28 @@ def test_peer_name_resolves_through_coredns_and_connects(cluster: Paths, web: st
     pod_ip = kubectl(cluster, "-n", web, "get", "pod", "web-1", "-o", "jsonpath={.status.podIP}")
     name = f"web-1.peers.{web}.svc.{layout.CLUSTER_DOMAIN}"
     answer = exec_in(cluster, web, "web-0", "nslookup", name)
-    assert layout.DNS_SERVICE_IP in answer and pod_ip in answer, answer
-    # TCP to the peer by its stable name; it answers with what it wrote to its own volume
-    assert (
-        exec_in(cluster, web, "web-0", "wget", "-q", "-T", "10", "-O", "-", f"http://{name}:8080/").strip() == "web-1"
-    )
+    assert f"Server:\t\t{layout.DNS_SERVICE_IP}" in answer and f"Address: {pod_ip}" in answer, answer
+    # TCP to the peer by its stable name (busybox nc resolves it again); it answers with what it wrote to its volume
+    reply = exec_in(cluster, web, "web-0", "sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {name} 8080")
+    assert reply.startswith("HTTP/1.") and reply.rstrip().endswith("web-1"), reply
+
+
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+IN_POD_KUBECTL = (
+    f"kubectl --cache-dir=/tmp/kube --server=https://kubernetes.default.svc --certificate-authority={SA}/ca.crt"
+    f' --token="$(cat {SA}/token)"'
+)
 
 
 def test_apiserver_answers_at_its_service_name(cluster: Paths, web: str) -> None:
-    # busybox's wget speaks TLS without checking the certificate; /version is public (system:public-info-viewer)
-    out = exec_in(
-        cluster,
-        web,
-        "web-0",
-        "wget",
-        "-q",
-        "-T",
-        "10",
-        "--no-check-certificate",
-        "-O",
-        "-",
-        "https://kubernetes.default.svc/version",
-    )
+    # kubectl (Go's resolver and TLS) from a pod, by the Service's name, checking the serving certificate
+    out = exec_in(cluster, web, "web-0", "sh", "-c", f"{IN_POD_KUBECTL} get --raw /version")
     assert json.loads(out)["gitVersion"] == versions.KUBERNETES
+    # the pod's service-account token authenticates it, and RBAC gives it nothing
+    proc = kube.kubectl(
+        cluster, "-n", web, "exec", "web-0", "--", "sh", "-c", f"{IN_POD_KUBECTL} get pods", check=False
+    )
+    assert f'User "system:serviceaccount:{web}:default" cannot list resource "pods"' in proc.stderr, proc.stderr
 
 
 def test_host_reaches_pod_ip(cluster: Paths, web: str) -> None:

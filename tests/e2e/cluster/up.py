@@ -39,6 +39,16 @@ SYSCTLS = {
     "net/bridge/bridge-nf-call-iptables": "1",
     "net/bridge/bridge-nf-call-ip6tables": "1",
 }
+# The kubelet sets these itself when it starts (protectKernelDefaults: false; with true it refuses to start
+# unless they already have its values): `up` records them and `down` puts back what the machine had.
+KUBELET_TUNABLES = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 RUNTIME_DIRS = ("etcd", "containerd", "kubelet", "pod-logs", "cni", "volumes", "pids")
 
 
@@ -63,7 +73,7 @@ def prepare(paths: Paths) -> Facts:
     paths.make()
     facts = Facts(host_ip=layout.host_ip())
     facts.ports = {name: layout.free_port() for name in PORTS}
-    facts.sysctls = {name: _sysctl(name) for name in SYSCTLS}
+    facts.sysctls = {name: _sysctl(name) for name in (*SYSCTLS, *KUBELET_TUNABLES)}
     facts.save(paths.state)
     for name, value in SYSCTLS.items():
         _sysctl(name, value)
@@ -239,8 +249,21 @@ def containerd(paths: Paths) -> None:
     images.load_all(paths)
 
 
+def cgroup_root() -> None:
+    """The kubelet's cgroupRoot must exist in every cgroup v1 hierarchy; `down` removes it."""
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        if hierarchy.name == "unified" or not (hierarchy / "cgroup.procs").exists():
+            continue
+        folder = hierarchy / layout.CGROUP_ROOT.lstrip("/")
+        folder.mkdir(exist_ok=True)
+        if hierarchy.name == "cpuset":  # a new cpuset is empty until given its parent's CPUs and memory nodes
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                (folder / name).write_text((hierarchy / name).read_text())
+
+
 def kubelet(paths: Paths, facts: Facts, creds: dict[str, pki.Pair], kcs: dict[str, Path]) -> None:
     configs.cni(paths)
+    cgroup_root()
     config = configs.kubelet(paths, facts, creds["kubelet-serving"])
     argv = [
         _bin("kubelet"),

@@ -18,7 +18,9 @@ CRI_TOOLS = "v1.34.0"
 # The image names the cluster's containerd and kubelet expect; all are built here, never pulled.
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE}"
 COREDNS_IMAGE = f"localhost/pyagent-e2e/coredns:{COREDNS}"
-BUSYBOX_IMAGE = "localhost/pyagent-e2e/busybox:bookworm"
+# Debian's busybox-static plus the kubectl built here (a Go client with Go's own resolver and TLS: busybox's
+# static-glibc wget crashes on any name lookup and on TLS, its nc and nslookup do not).
+TEST_IMAGE = f"localhost/pyagent-e2e/toolbox:bookworm-{KUBERNETES}"
 
 # Debian bookworm packages (versions as installed on 2026-12-04; `tools.check_debian` reports what is there).
 DEBIAN_PACKAGES = (
