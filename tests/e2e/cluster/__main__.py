@@ -54,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{tool.name} {tool.version}: {tool.bin}")
             print(f"pause {tools.PAUSE_HOME / 'bin' / 'pause'}")
         elif args.command == "up":
-            if down_mod.leftovers(paths) if paths.state.is_dir() else []:
-                print(f"cluster: something of a cluster in {paths.state} still runs; `down` it first", file=sys.stderr)
-                return 1
             t0 = time.monotonic()
             try:
                 timings = up_mod.up(paths)
+            except up_mod.Busy as e:
+                print(f"cluster: {e}", file=sys.stderr)
+                return 1
             except (PartFailed, tools.ToolError) as e:
                 print(f"cluster: {e}", file=sys.stderr)
                 if not args.keep:

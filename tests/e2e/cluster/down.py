@@ -193,6 +193,14 @@ def down(paths: Paths) -> list[str]:
             if link.is_symlink() and os.readlink(link).startswith(str(paths.pod_logs)):
                 link.unlink()
     facts = Facts.load(paths.state)
+    # the kubelet's device manager listens there whatever its --root-dir; no kubelet runs now
+    device_socket = Path("/var/lib/kubelet/device-plugins/kubelet.sock")
+    if device_socket.is_socket():
+        device_socket.unlink()
+    for folder in facts.created:
+        for sub, _, _ in os.walk(folder, topdown=False):
+            with contextlib.suppress(OSError):
+                Path(sub).rmdir()  # only empty folders: anything else in them is not ours to remove
     for name, value in facts.sysctls.items():
         with contextlib.suppress(OSError):
             (Path("/proc/sys") / name).write_text(value)
@@ -201,7 +209,7 @@ def down(paths: Paths) -> list[str]:
         for name in RUNTIME_DIRS:
             shutil.rmtree(paths.state / name, ignore_errors=True)
     if not left:
-        facts.sysctls = {}
+        facts.sysctls, facts.created = {}, []
         if (paths.state / "cluster.json").exists():
             facts.save(paths.state)
     return left

@@ -28,6 +28,10 @@ DNS_SERVICE_IP = "10.96.0.10"
 BRIDGE = "pyagent-e2e0"
 CNI_NETWORK = "pyagent-e2e"
 CGROUP_ROOT = "/pyagent-e2e"
+# Folders that the kubelet and containerd 1.6 use whatever they are told (the kubelet's device-plugin
+# socket folder and /var/log/containers symlinks; the containerd shims' sockets): `up` notes which of
+# them it creates, `down` removes those again once they are empty.
+SYSTEM_FOLDERS = ("/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/run/containerd")
 
 
 def state_dir(arg: str | None = None) -> Path:
@@ -41,6 +45,7 @@ class Facts:
     host_ip: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)  # values found before `up` changed them
+    created: list[str] = field(default_factory=list)  # system folders that did not exist before `up`
 
     @staticmethod
     def load(state: Path) -> Facts:
@@ -48,7 +53,12 @@ class Facts:
         if not path.exists():
             return Facts()
         data = json.loads(path.read_text())
-        return Facts(host_ip=data["host_ip"], ports=dict(data["ports"]), sysctls=dict(data["sysctls"]))
+        return Facts(
+            host_ip=data["host_ip"],
+            ports=dict(data["ports"]),
+            sysctls=dict(data["sysctls"]),
+            created=list(data.get("created", [])),
+        )
 
     def save(self, state: Path) -> None:
         tmp = state / "cluster.json.tmp"

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.cluster import addons, configs, images, kube, layout, pki, tools
+from tests.e2e.cluster import addons, configs, down, images, kube, layout, pki, tools
 from tests.e2e.cluster.layout import Facts, Paths
 from tests.e2e.cluster.procs import PartFailed, start, wait_until
 
@@ -52,6 +52,10 @@ KUBELET_TUNABLES = (
 RUNTIME_DIRS = ("etcd", "containerd", "kubelet", "pod-logs", "cni", "volumes", "pids")
 
 
+class Busy(PartFailed):
+    """A cluster (or its remains) is already on this machine: `up` started nothing, so there is nothing to clean."""
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -74,6 +78,7 @@ def prepare(paths: Paths) -> Facts:
     facts = Facts(host_ip=layout.host_ip())
     facts.ports = {name: layout.free_port() for name in PORTS}
     facts.sysctls = {name: _sysctl(name) for name in (*SYSCTLS, *KUBELET_TUNABLES)}
+    facts.created = [f for f in layout.SYSTEM_FOLDERS if not Path(f).exists()]
     facts.save(paths.state)
     for name, value in SYSCTLS.items():
         _sysctl(name, value)
@@ -320,6 +325,11 @@ def up(paths: Paths) -> dict[str, float]:
     if missing or not (tools.PAUSE_HOME / "bin" / "pause").exists():
         raise tools.ToolError(f"tools not built ({', '.join(missing) or 'pause'}): run `make cluster-tools` first")
     tools.check_debian()
+    # One cluster per machine: the bridge, the pod subnet, the cgroup root and kube-proxy's nftables tables
+    # have fixed names, so a second cluster (another state folder) would take the first one's.
+    left = down.leftovers(paths)
+    if left:
+        raise Busy(f"a test cluster (or what is left of one) is on this machine: {left[0]}; `down` it first")
     timings: dict[str, float] = {}
 
     def step(name: str, fn: object, *args: object) -> None:
