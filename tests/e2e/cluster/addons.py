@@ -1,20 +1,17 @@
-"""What the cluster runs on itself after the node is Ready: CoreDNS, and persistent volumes for claims.
+"""What the cluster runs on itself after the node is Ready: CoreDNS, and a provisioner of volumes for claims.
 
 Built as data and applied with server-side apply (`kubectl apply --server-side`), like the swarm's stacks.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.e2e.cluster import layout, versions
 from tests.e2e.cluster.layout import Paths
 
 DNS_PORT = 1053  # CoreDNS listens unprivileged; the Service maps 53 to it
-PV_CLASSES = ("", "encrypted-ssd")  # no class (a claim that names none), and the class the swarm's stacks name
-PV_PER_CLASS = 12
-# hostPath does not enforce a size: the capacity only decides which claims a volume may bind
-PV_CAPACITY = "1Ti"
 
 COREFILE = f"""\
 .:{DNS_PORT} {{
@@ -132,26 +129,153 @@ def coredns() -> list[dict[str, Any]]:
     ]
 
 
-def volumes(paths: Paths) -> list[dict[str, Any]]:
-    """Pre-made hostPath PersistentVolumes that StatefulSets' volumeClaimTemplates bind to (static provisioning).
+LOCAL_PATH_NS = "local-path-storage"
+# The classes the provisioner serves: the default one (a claim that names no class gets it) and the class the
+# swarm's stacks name. Nothing is encrypted: the name is only what the stacks ask for.
+STORAGE_CLASSES = (("local-path", True), ("encrypted-ssd", False))
 
-    Reclaim policy Retain: a volume whose claim is deleted stays Released and is not reused (a new `up` makes
-    fresh ones). The folders are world-writable so that non-root pods can write, as local-path-provisioner does.
-    """
-    out: list[dict[str, Any]] = []
-    for cls in PV_CLASSES:
-        for i in range(PV_PER_CLASS):
-            name = f"pyagent-e2e-{cls or 'default'}-{i:02d}"
-            folder = paths.volumes / name
-            folder.mkdir(parents=True, exist_ok=True)
-            folder.chmod(0o777)
-            spec: dict[str, Any] = {
-                "capacity": {"storage": PV_CAPACITY},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "volumeMode": "Filesystem",
-                "hostPath": {"path": str(folder), "type": "Directory"},
-                "storageClassName": cls,
+HELPER_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "helper-pod"},
+    "spec": {
+        "priorityClassName": "system-node-critical",
+        "tolerations": [{"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"}],
+        # makes and removes the volume's folder on the node: root, in the provisioner's own namespace
+        "securityContext": {"runAsUser": 0, "runAsGroup": 0},
+        "containers": [{"name": "helper-pod", "image": versions.TEST_IMAGE, "imagePullPolicy": "Never"}],
+    },
+}
+
+
+def local_path(paths: Paths) -> list[dict[str, Any]]:
+    """rancher/local-path-provisioner (built from the Go module proxy), as its deploy/local-path-storage.yaml
+    of v0.0.30 deploys it, with our images and the volumes' folder under the state folder."""
+    ns = LOCAL_PATH_NS
+    sa = "local-path-provisioner-service-account"
+    labels = {"app": "local-path-provisioner"}
+    config = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [str(paths.volumes)]}]}
+    subject = [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "local-path-provisioner-role", "namespace": ns},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "local-path-provisioner-role"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["nodes", "persistentvolumeclaims", "configmaps", "pods", "pods/log"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["persistentvolumes"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+                },
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "local-path-provisioner-bind", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "local-path-provisioner-role"},
+            "subjects": subject,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "local-path-provisioner-bind"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "local-path-provisioner-role",
+            },
+            "subjects": subject,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "local-path-config", "namespace": ns},
+            "data": {
+                "config.json": json.dumps(config, indent=2, sort_keys=True),
+                "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
+                "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
+                "helperPod.yaml": json.dumps(HELPER_POD, indent=2, sort_keys=True),
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "local-path-provisioner", "namespace": ns},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": sa,
+                        "securityContext": {
+                            "runAsUser": 65534,
+                            "runAsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "local-path-provisioner",
+                                "image": versions.LOCAL_PATH_IMAGE,
+                                "imagePullPolicy": "Never",
+                                "command": [
+                                    "local-path-provisioner",
+                                    "--debug",
+                                    "start",
+                                    "--config",
+                                    "/etc/config/config.json",
+                                ],
+                                "env": [
+                                    {
+                                        "name": "POD_NAMESPACE",
+                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                    },
+                                    {"name": "CONFIG_MOUNT_PATH", "value": "/etc/config/"},
+                                ],
+                                "securityContext": _RESTRICTED,
+                                "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/config/"}],
+                            }
+                        ],
+                        "volumes": [{"name": "config-volume", "configMap": {"name": "local-path-config"}}],
+                    },
+                },
+            },
+        },
+    ]
+    for name, default in STORAGE_CLASSES:
+        meta: dict[str, Any] = {"name": name}
+        if default:
+            meta["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
+        objects.append(
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": meta,
+                "provisioner": "rancher.io/local-path",
+                "volumeBindingMode": "WaitForFirstConsumer",
+                "reclaimPolicy": "Delete",
             }
-            out.append({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name}, "spec": spec})
-    return out
+        )
+    return objects

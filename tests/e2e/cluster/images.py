@@ -47,6 +47,11 @@ def images() -> list[Image]:
             versions.COREDNS_IMAGE, (("/coredns", tools.COREDNS.bin / "coredns"),), ("/coredns",), user="65532:65532"
         ),
         Image(
+            versions.LOCAL_PATH_IMAGE,
+            (("/bin/local-path-provisioner", tools.LOCAL_PATH.bin / "local-path-provisioner"),),
+            (),
+        ),
+        Image(
             versions.TEST_IMAGE,
             (("/bin/busybox", Path("/bin/busybox")), ("/bin/kubectl", tools.KUBERNETES.bin / "kubectl")),
             (),

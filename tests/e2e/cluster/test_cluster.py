@@ -60,6 +60,8 @@ def apply(paths: Paths, objects: list[dict[str, Any]]) -> None:
     )
 
 
+# writes the pod's name into its volume, then serves that volume over HTTP; and writes to the second volume
+SERVE = "hostname > /data/index.html && touch /keys/written && exec httpd -f -p 8080 -h /data"
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
@@ -117,16 +119,14 @@ def statefulset(ns: str) -> list[dict[str, Any]]:
                                 "name": "web",
                                 "image": versions.TEST_IMAGE,
                                 "imagePullPolicy": "Never",
-                                # writes its name into its persistent volume, and serves that volume over HTTP
-                                "command": [
-                                    "sh",
-                                    "-c",
-                                    "hostname > /data/index.html && exec httpd -f -p 8080 -h /data",
-                                ],
+                                "command": ["sh", "-c", SERVE],
                                 "ports": [{"name": "http", "containerPort": 8080}],
                                 "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 2},
                                 "securityContext": RESTRICTED_CONTAINER,
-                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                "volumeMounts": [
+                                    {"name": "data", "mountPath": "/data"},
+                                    {"name": "keys", "mountPath": "/keys"},
+                                ],
                             }
                         ],
                     },
@@ -135,7 +135,15 @@ def statefulset(ns: str) -> list[dict[str, Any]]:
                     {
                         "metadata": {"name": "data"},
                         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
-                    }
+                    },
+                    {  # the class the swarm's stacks name
+                        "metadata": {"name": "keys"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "storageClassName": "encrypted-ssd",
+                            "resources": {"requests": {"storage": "1Gi"}},
+                        },
+                    },
                 ],
             },
         },
@@ -175,8 +183,16 @@ def test_restricted_namespace_rejects_a_root_pod(cluster: Paths, web: str) -> No
 
 def test_claims_bound_to_volumes(cluster: Paths, web: str) -> None:
     claims = json.loads(kubectl(cluster, "-n", web, "get", "pvc", "-o", "json"))["items"]
-    assert sorted(c["metadata"]["name"] for c in claims) == ["data-web-0", "data-web-1"]
+    by_name = {c["metadata"]["name"]: c for c in claims}
+    assert sorted(by_name) == ["data-web-0", "data-web-1", "keys-web-0", "keys-web-1"]
     assert all(c["status"]["phase"] == "Bound" for c in claims)
+    # provisioned on demand by local-path-provisioner: the default class for claims that name none
+    assert by_name["data-web-0"]["spec"]["storageClassName"] == "local-path"
+    assert by_name["keys-web-0"]["spec"]["storageClassName"] == "encrypted-ssd"
+    for claim in claims:
+        pv = json.loads(kubectl(cluster, "get", "pv", claim["spec"]["volumeName"], "-o", "json"))
+        assert pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == "rancher.io/local-path"
+        assert pv["spec"]["capacity"]["storage"] == claim["spec"]["resources"]["requests"]["storage"]
 
 
 def test_peer_name_resolves_through_coredns_and_connects(cluster: Paths, web: str) -> None:

@@ -96,7 +96,14 @@ CRI_TOOLS = GoTool(
     packages=("sigs.k8s.io/cri-tools/cmd/crictl",),
     ldflags=(f"-X sigs.k8s.io/cri-tools/pkg/version.Version={versions.CRI_TOOLS}",),
 )
-GO_TOOLS = (KUBERNETES, ETCD, COREDNS, CRI_TOOLS)
+LOCAL_PATH = GoTool(
+    name="local-path-provisioner",
+    version=versions.LOCAL_PATH_PROVISIONER,
+    module="github.com/rancher/local-path-provisioner",
+    packages=("github.com/rancher/local-path-provisioner",),
+    ldflags=(f"-X main.VERSION={versions.LOCAL_PATH_PROVISIONER}",),
+)
+GO_TOOLS = (KUBERNETES, ETCD, COREDNS, CRI_TOOLS, LOCAL_PATH)
 
 
 def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> str:

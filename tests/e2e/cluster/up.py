@@ -302,7 +302,7 @@ def cluster_addons(paths: Paths, facts: Facts) -> None:
     log = paths.log("addons")
 
     def applied() -> bool:
-        kube.apply(paths, addons.coredns() + addons.volumes(paths))
+        kube.apply(paths, addons.coredns() + addons.local_path(paths))
         return True
 
     wait_until("addons (apply)", log, applied, 60)
@@ -311,12 +311,22 @@ def cluster_addons(paths: Paths, facts: Facts) -> None:
         d = kube.get_json(paths, facts, "/apis/apps/v1/namespaces/kube-system/deployments/coredns")
         return int(d.get("status", {}).get("readyReplicas", 0)) >= 1
 
-    try:
-        wait_until("coredns", log, dns_ready, TIMEOUT)
-    except PartFailed as e:
-        pods = kube.kubectl(paths, "-n", "kube-system", "describe", "pods", "-l", "k8s-app=kube-dns", check=False)
-        log.write_text(pods.stdout + pods.stderr)
-        raise PartFailed(f"{e} (and the kubelet's log: {paths.log('kubelet')})") from None
+    def provisioner_ready() -> bool:
+        d = kube.get_json(
+            paths, facts, f"/apis/apps/v1/namespaces/{addons.LOCAL_PATH_NS}/deployments/local-path-provisioner"
+        )
+        return int(d.get("status", {}).get("readyReplicas", 0)) >= 1
+
+    for part, ready, ns in (
+        ("coredns", dns_ready, "kube-system"),
+        ("local-path-provisioner", provisioner_ready, addons.LOCAL_PATH_NS),
+    ):
+        try:
+            wait_until(part, log, ready, TIMEOUT)
+        except PartFailed as e:
+            pods = kube.kubectl(paths, "-n", ns, "describe", "pods", check=False)
+            log.write_text(pods.stdout + pods.stderr)
+            raise PartFailed(f"{e} (and the kubelet's log: {paths.log('kubelet')})") from None
 
 
 def up(paths: Paths) -> dict[str, float]:
@@ -348,5 +358,5 @@ def up(paths: Paths) -> dict[str, float]:
     step("containerd+images", containerd, paths)
     step("kubelet", kubelet, paths, facts, creds, kcs)
     step("kube-proxy", kube_proxy, paths, facts, kcs)
-    step("coredns+volumes", cluster_addons, paths, facts)
+    step("coredns+local-path", cluster_addons, paths, facts)
     return timings

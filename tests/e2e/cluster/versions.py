@@ -14,12 +14,16 @@ ETCD = "v3.6.5"
 COREDNS = "v1.12.1"
 PAUSE = "3.10.1"
 CRI_TOOLS = "v1.34.0"
+# Dynamic provisioning of node-local volumes; v0.0.30 is the newest version the Go module proxy serves
+# (v0.0.31 and v0.0.32: "403 Forbidden, This module version is not available").
+LOCAL_PATH_PROVISIONER = "v0.0.30"
 
 # The image names the cluster's containerd and kubelet expect; all are built here, never pulled.
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE}"
 COREDNS_IMAGE = f"localhost/pyagent-e2e/coredns:{COREDNS}"
 # Debian's busybox-static plus the kubectl built here (a Go client with Go's own resolver and TLS: busybox's
 # static-glibc wget crashes on any name lookup and on TLS, its nc and nslookup do not).
+LOCAL_PATH_IMAGE = f"localhost/pyagent-e2e/local-path-provisioner:{LOCAL_PATH_PROVISIONER}"
 TEST_IMAGE = f"localhost/pyagent-e2e/toolbox:bookworm-{KUBERNETES}"
 
 # Debian bookworm packages (versions as installed on 2026-12-04; `tools.check_debian` reports what is there).
