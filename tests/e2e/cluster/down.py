@@ -215,20 +215,19 @@ def down(paths: Paths) -> list[str]:
     return left
 
 
+PARTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy")
+
+
+def is_up(paths: Paths) -> bool:
+    """Every part of the cluster in `paths` runs."""
+    return paths.pids.is_dir() and all(running(paths, p) for p in PARTS)
+
+
 def status(paths: Paths) -> dict[str, object]:
     facts = Facts.load(paths.state)
-    parts = (
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "containerd",
-        "kubelet",
-        "kube-proxy",
-    )
     return {
         "state": str(paths.state),
-        "running": {p: running(paths, p) for p in parts} if paths.pids.is_dir() else {},
+        "running": {p: running(paths, p) for p in PARTS} if paths.pids.is_dir() else {},
         "ports": facts.ports,
         "host_ip": facts.host_ip,
         "leftovers": leftovers(paths) if paths.state.is_dir() else [],

@@ -30,7 +30,7 @@ WAIT = "300s"  # generous: 2 cores shared with other builds
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
     given = os.environ.get("PYAGENT_CLUSTER_STATE")
-    if given and down.status(Paths(Path(given)))["running"]:
+    if given and down.is_up(Paths(Path(given))):
         yield Paths(Path(given))
         return
     paths = Paths(tmp_path_factory.mktemp("cluster"))
