@@ -1,8 +1,9 @@
 """The test cluster, used as the swarm will use it. Runs only with PYAGENT_E2E=1 (`make cluster-test`), as root.
 
-With PYAGENT_CLUSTER_STATE naming the state folder of a cluster that is up, the test uses it and leaves
-it up; otherwise it brings one up in a temporary folder, and after the tests brings it down and checks
-that no process, mount, network namespace, link, nftables table, iptables chain or cgroup of it is left.
+When the cluster of $PYAGENT_CLUSTER_STATE (default `.tools/cluster-state`, where `make cluster-up` puts
+it) is up, the tests use it and leave it up; otherwise they bring one up in a temporary folder, and after
+the tests bring it down and check that no process, mount, network namespace, link, nftables table,
+iptables chain or cgroup of it is left.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import secrets
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +29,9 @@ WAIT = "300s"  # generous: 2 cores shared with other builds
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
-    given = os.environ.get("PYAGENT_CLUSTER_STATE")
-    if given and down.is_up(Paths(Path(given))):
-        yield Paths(Path(given))
+    running = Paths(layout.state_dir())  # $PYAGENT_CLUSTER_STATE, or .tools/cluster-state of `make cluster-up`
+    if down.is_up(running):
+        yield running
         return
     paths = Paths(tmp_path_factory.mktemp("cluster"))
     try:
