@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             try:
                 timings = up_mod.up(paths)
-            except up_mod.Busy as e:
+            except up_mod.Refused as e:
                 print(f"cluster: {e}", file=sys.stderr)
                 return 1
             except (PartFailed, tools.ToolError) as e:

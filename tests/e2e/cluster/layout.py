@@ -75,16 +75,15 @@ def free_port() -> int:
 
 
 def host_ip() -> str:
-    """The address of the interface that holds the default route: pods reach the API server there."""
+    """The source address of the default route (pods reach the API server there): a UDP socket "connected"
+    to the default gateway, which sends nothing, is given it by the kernel's routing."""
     for line in Path("/proc/net/route").read_text().splitlines()[1:]:
-        iface, dest = line.split()[:2]
-        if dest == "00000000":
+        fields = line.split()
+        if fields[1] == "00000000":  # destination 0.0.0.0: the default route
+            gateway = socket.inet_ntoa(int(fields[2], 16).to_bytes(4, "little"))
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                import fcntl
-                import struct
-
-                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", iface[:15].encode()))  # SIOCGIFADDR
-                return socket.inet_ntoa(packed[20:24])
+                s.connect((gateway, 9))
+                return str(s.getsockname()[0])
     raise RuntimeError("no default route: the API server needs an address that pods can reach")
 
 

@@ -239,7 +239,3 @@ def build_all() -> None:
     for tool in GO_TOOLS:
         build(tool)
     build_pause()
-
-
-def path(tool: GoTool, binary: str) -> Path:
-    return tool.bin / binary

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.cluster import addons, configs, down, images, kube, layout, pki, tools
 from tests.e2e.cluster.layout import Facts, Paths
@@ -52,8 +55,8 @@ KUBELET_TUNABLES = (
 RUNTIME_DIRS = ("etcd", "containerd", "kubelet", "pod-logs", "cni", "volumes", "pids")
 
 
-class Busy(PartFailed):
-    """A cluster (or its remains) is already on this machine: `up` started nothing, so there is nothing to clean."""
+class Refused(PartFailed):
+    """`up` refused before starting anything (not root, or a cluster is already on the machine): nothing to clean."""
 
 
 def _say(msg: str) -> None:
@@ -331,26 +334,35 @@ def cluster_addons(paths: Paths, facts: Facts) -> None:
 
 def up(paths: Paths) -> dict[str, float]:
     """Brings the cluster up; returns the seconds each step took."""
+    # Refusals come before anything starts, and so before `down` could touch what another cluster owns.
+    if os.geteuid() != 0:
+        raise Refused("the cluster needs root (namespaces, mounts, cgroups, nftables): run it as root")
     missing = [t.name for t in tools.GO_TOOLS if not t.bin.is_dir()]
     if missing or not (tools.PAUSE_HOME / "bin" / "pause").exists():
-        raise tools.ToolError(f"tools not built ({', '.join(missing) or 'pause'}): run `make cluster-tools` first")
-    tools.check_debian()
+        raise Refused(f"tools not built ({', '.join(missing) or 'pause'}): run `make cluster-tools` first")
+    try:
+        tools.check_debian()
+    except tools.ToolError as e:
+        raise Refused(str(e)) from None
     # One cluster per machine: the bridge, the pod subnet, the cgroup root and kube-proxy's nftables tables
     # have fixed names, so a second cluster (another state folder) would take the first one's.
     left = down.leftovers(paths)
     if left:
-        raise Busy(f"a test cluster (or what is left of one) is on this machine: {left[0]}; `down` it first")
+        raise Refused(f"a test cluster (or what is left of one) is on this machine: {left[0]}; `down` it first")
     timings: dict[str, float] = {}
 
-    def step(name: str, fn: object, *args: object) -> None:
+    def step(name: str, fn: Callable[..., None], *args: Any) -> None:
         t0 = time.monotonic()
         _say(f"cluster: starting {name}")
-        fn(*args)  # type: ignore[operator]
+        fn(*args)
         timings[name] = round(time.monotonic() - t0, 1)
         _say(f"cluster: {name} ready ({timings[name]} s)")
 
-    facts = prepare(paths)
-    creds = credentials(paths, facts)
+    try:
+        facts = prepare(paths)
+        creds = credentials(paths, facts)
+    except (OSError, RuntimeError) as e:
+        raise PartFailed(f"preparation of {paths.state}: {e}") from None
     step("etcd", etcd, paths, facts)
     step("kube-apiserver", apiserver, paths, facts, creds)
     kcs = kubeconfigs(paths, facts, creds)
