@@ -97,9 +97,20 @@ def _unmount(paths: Paths) -> list[str]:
     return _our_mounts(paths)
 
 
-def _nft_tables() -> list[str]:
+def nft_tables() -> list[str]:
+    """Every nftables table, as "family name"."""
     out = _quiet(["nft", "list", "tables"]).stdout
-    return [line.split(None, 1)[1] for line in out.splitlines() if line.split()[-1] == "kube-proxy"]
+    return [line.split(None, 1)[1] for line in out.splitlines() if line.startswith("table ")]
+
+
+def _nft_tables() -> list[str]:
+    return [t for t in nft_tables() if t.split()[-1] == "kube-proxy"]
+
+
+def _nft_table_has_rules(table: str) -> bool:
+    text = _quiet(["nft", "list", "table", *table.split()]).stdout
+    structure = ("table ", "chain ", "type ", "policy ", "}", "{")
+    return any(line.strip() and not line.strip().startswith(structure) for line in text.splitlines())
 
 
 def _chains(binary: str) -> dict[str, list[str]]:
@@ -184,6 +195,11 @@ def down(paths: Paths) -> list[str]:
         _quiet(["nft", "delete", "table", *table.split()])
     _remove_chains("iptables")
     _remove_chains("ip6tables")
+    facts = Facts.load(paths.state)
+    if facts.sysctls:  # an `up` recorded which tables were there before it, and no clean `down` came since
+        for table in layout.IPTABLES_NFT_TABLES:
+            if table in nft_tables() and table not in facts.nft_tables and not _nft_table_has_rules(table):
+                _quiet(["nft", "delete", "table", *table.split()])
     for d in _cgroup_dirs():
         with contextlib.suppress(OSError):
             d.rmdir()
@@ -192,7 +208,6 @@ def down(paths: Paths) -> list[str]:
         for link in containers_logs.iterdir():
             if link.is_symlink() and os.readlink(link).startswith(str(paths.pod_logs)):
                 link.unlink()
-    facts = Facts.load(paths.state)
     # the kubelet's device manager listens there whatever its --root-dir; no kubelet runs now
     device_socket = Path("/var/lib/kubelet/device-plugins/kubelet.sock")
     if device_socket.is_socket():
@@ -209,7 +224,7 @@ def down(paths: Paths) -> list[str]:
         for name in RUNTIME_DIRS:
             shutil.rmtree(paths.state / name, ignore_errors=True)
     if not left:
-        facts.sysctls, facts.created = {}, []
+        facts.sysctls, facts.created, facts.nft_tables = {}, [], []
         if (paths.state / "cluster.json").exists():
             facts.save(paths.state)
     return left

@@ -31,6 +31,9 @@ CGROUP_ROOT = "/pyagent-e2e"
 # Folders that the kubelet and containerd 1.6 use whatever they are told (the kubelet's device-plugin
 # socket folder and /var/log/containers symlinks; the containerd shims' sockets): `up` notes which of
 # them it creates, `down` removes those again once they are empty.
+# The tables that iptables (nf_tables backend) makes when the kubelet first calls it: `down` deletes those
+# that were not there before `up` once they hold no rule.
+IPTABLES_NFT_TABLES = ("ip filter", "ip nat", "ip mangle", "ip6 filter", "ip6 nat", "ip6 mangle")
 SYSTEM_FOLDERS = ("/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/run/containerd")
 
 
@@ -46,6 +49,7 @@ class Facts:
     ports: dict[str, int] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)  # values found before `up` changed them
     created: list[str] = field(default_factory=list)  # system folders that did not exist before `up`
+    nft_tables: list[str] = field(default_factory=list)  # nftables tables there before `up` ("ip filter", ...)
 
     @staticmethod
     def load(state: Path) -> Facts:
@@ -58,6 +62,7 @@ class Facts:
             ports=dict(data["ports"]),
             sysctls=dict(data["sysctls"]),
             created=list(data.get("created", [])),
+            nft_tables=list(data.get("nft_tables", [])),
         )
 
     def save(self, state: Path) -> None:

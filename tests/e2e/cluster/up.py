@@ -82,6 +82,7 @@ def prepare(paths: Paths) -> Facts:
     facts.ports = {name: layout.free_port() for name in PORTS}
     facts.sysctls = {name: _sysctl(name) for name in (*SYSCTLS, *KUBELET_TUNABLES)}
     facts.created = [f for f in layout.SYSTEM_FOLDERS if not Path(f).exists()]
+    facts.nft_tables = down.nft_tables()
     facts.save(paths.state)
     for name, value in SYSCTLS.items():
         _sysctl(name, value)
