@@ -60,7 +60,7 @@ nemesis: setup
 	PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 $(VENV)/pytest tests/integration/test_nemesis.py
 
 # issue 16, part 4: a real single-node Kubernetes from real parts (docs/cluster.md). Root only.
-# cluster-tools builds Kubernetes v1.34.4, etcd, CoreDNS and crictl from the Go module proxy into
+# cluster-tools builds Kubernetes v1.34.4, etcd, CoreDNS, crictl and local-path-provisioner from the Go proxy into
 # .tools/<name>-<version>/ (about 10 minutes cold on 2 cores) and installs containerd, runc, the CNI
 # plugins, nftables, umoci and skopeo from Debian. cluster-up prints `export ...` lines (KUBECONFIG etc.);
 # the state is in .tools/cluster-state/ unless PYAGENT_CLUSTER_STATE names another folder.
@@ -75,7 +75,8 @@ cluster-up: cluster-tools
 cluster-down:
 	$(VENV)/python -m tests.e2e.cluster down
 
-# The cluster's own end-to-end test: brings a cluster up in a temporary folder (or uses the one that
-# $PYAGENT_CLUSTER_STATE names and that is up), runs it, brings it down and checks nothing is left.
+# The cluster's own end-to-end test: uses the cluster of cluster-up (or of $PYAGENT_CLUSTER_STATE) when it
+# is up; otherwise brings one up in a temporary folder, tests it and its faults, brings it down and checks
+# that nothing is left.
 cluster-test: cluster-tools
 	PYAGENT_E2E=1 $(VENV)/pytest tests/e2e/cluster -v
