@@ -60,6 +60,28 @@ bench-raft: setup
 nemesis: setup
 	PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 $(VENV)/pytest tests/integration/test_nemesis.py
 
+# issue 16, part 4: a real single-node Kubernetes from real parts (docs/cluster.md). Root only.
+# cluster-tools builds Kubernetes v1.34.4, etcd, CoreDNS, crictl and local-path-provisioner from the Go proxy into
+# .tools/<name>-<version>/ (about 10 minutes cold on 2 cores) and installs containerd, runc, the CNI
+# plugins, nftables, umoci and skopeo from Debian. cluster-up prints `export ...` lines (KUBECONFIG etc.);
+# the state is in .tools/cluster-state/ unless PYAGENT_CLUSTER_STATE names another folder.
+.PHONY: cluster-tools cluster-up cluster-down cluster-test
+
+cluster-tools: setup
+	$(VENV)/python -m tests.e2e.cluster tools
+
+cluster-up: cluster-tools
+	$(VENV)/python -m tests.e2e.cluster up
+
+cluster-down:
+	$(VENV)/python -m tests.e2e.cluster down
+
+# The cluster's own end-to-end test: uses the cluster of cluster-up (or of $PYAGENT_CLUSTER_STATE) when it
+# is up; otherwise brings one up in a temporary folder, tests it and its faults, brings it down and checks
+# that nothing is left.
+cluster-test: cluster-tools
+	PYAGENT_E2E=1 $(VENV)/pytest tests/e2e/cluster -v
+
 # The node image, built without a Docker engine and reproducibly (docs/node-image.md): needs root and
 # Debian's umoci. Writes native/target/image/oci/ (OCI layout), native/target/image/pyagent-node.oci.tar
 # (`ctr -n k8s.io images import --base-name ghcr.io/pyagent/pyagent-node --digests <it>`) and the lock

@@ -137,13 +137,6 @@ pub fn check_pod(
     let (pool, ordinal) = k
         .pod_of(m.node_id)
         .ok_or_else(|| format!("node id {} is not a pod of the swarm", m.node_id))?;
-    let replicas = sts["spec"]["replicas"].as_u64().unwrap_or(0);
-    if ordinal >= replicas {
-        return Err(format!(
-            "StatefulSet {} has {replicas} replicas: pod {} is not one of them",
-            pool.stateful_set, m.name
-        ));
-    }
     let owners = pod["metadata"]["ownerReferences"]
         .as_array()
         .cloned()
@@ -158,6 +151,13 @@ pub fn check_pod(
         return Err(format!(
             "pod {} is not controlled by StatefulSet {}",
             m.name, pool.stateful_set
+        ));
+    }
+    let replicas = sts["spec"]["replicas"].as_u64().unwrap_or(0);
+    if ordinal >= replicas {
+        return Err(format!(
+            "StatefulSet {} has {replicas} replicas: pod {} is not one of them",
+            pool.stateful_set, m.name
         ));
     }
     Ok(())

@@ -1,0 +1,336 @@
+"""Every compiled Kubernetes stack of the examples, applied to the real test cluster
+(tests/e2e/cluster) and run from the real node image (native/image): each swarm forms by itself,
+elects a leader, commits writes, survives deleting the leader pod with no acknowledged write
+lost, and refuses pods that are not its own. Runs only with PYAGENT_E2E=1 (`make e2e`), as root.
+
+What a single 2-core node cannot offer is adapted, and only that (`fit_to_one_node`): the pods'
+CPU, memory and GPU requests are scaled down, their placement (regions, zones, GPU models) is
+dropped, and every pod runs the node image built here (the examples' production references name
+registries that do not exist). Every other field is applied as compiled, with server-side apply:
+namespaces enforcing the `restricted` Pod Security Standard, RBAC, projected tokens, ConfigMaps,
+Services, disruption budgets and NetworkPolicies (stored; this cluster does not enforce them,
+docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+if os.environ.get("PYAGENT_E2E") != "1":
+    pytest.skip("end-to-end tests run only with PYAGENT_E2E=1 (make e2e)", allow_module_level=True)
+
+from pyagent_compile.runtime.nodeapi import node_pb2 as pb
+from pyagent_compile.runtime.nodeapi.client import NodeClient, Signer, put_command
+from tests.conftest import ROOT
+from tests.e2e.cluster import down, images, kube, up
+from tests.e2e.cluster.layout import Paths
+
+LOCK = ROOT / "native/image/pyagent-node.lock.json"
+ARCHIVE = ROOT / "native/target/image/pyagent-node.oci.tar"
+STACKS = sorted(p.parent for p in (ROOT / "stacks").glob("*/*/manifests"))
+SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+READY_SECONDS = 600.0  # 2 loaded cores; a swarm of ten pods starts in a minute or two
+WRITES = 20
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], seconds: float = READY_SECONDS) -> T:
+    deadline = time.monotonic() + seconds
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except Exception as error:  # a probe of a pod that is restarting fails; keep polling
+            last = error
+            value = None
+        if value is not None:
+            return value
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what} (last error: {last})")
+
+
+def kubectl(paths: Paths, *args: str, input: str | None = None) -> str:
+    done = kube.kubectl(paths, *args, input=input, check=False)
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def kubectl_json(paths: Paths, *args: str) -> Any:
+    return json.loads(kubectl(paths, *args, "-o", "json"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
+    given = os.environ.get("PYAGENT_CLUSTER_STATE")
+    if given and down.is_up(Paths(Path(given))):
+        yield Paths(Path(given))
+        return
+    paths = Paths(tmp_path_factory.mktemp("swarm-cluster"))
+    try:
+        up.up(paths)
+        yield paths
+    finally:
+        left = down.down(paths)
+        assert left == [], f"down left: {left}"
+
+
+@pytest.fixture(scope="module")
+def node_image(cluster: Paths) -> str:
+    """The node image, built (`native/image/build.py --check`: it must be the image the committed
+    lock and the dev stacks pin) and imported; its reference by digest."""
+    build = subprocess.run([sys.executable, str(ROOT / "native/image/build.py"), "--check"], check=False)
+    assert build.returncode == 0, "the node image does not build as the lock says: run `make image` and `make golden`"
+    lock = json.loads(LOCK.read_text())
+    log = cluster.log("images")
+    images.import_archive(cluster, ARCHIVE, lock["repository"], log)
+    tagged = f"{lock['repository']}:{lock['tag']}"
+    by_digest = f"{lock['repository']}@{lock['digest']}"
+    # What a pull by digest would have recorded: the CRI plugin finds an image by the names
+    # containerd holds, and an import names it by its tag only.
+    subprocess.run([*images.ctr(cluster), "images", "tag", "--force", tagged, by_digest], check=True, timeout=60)
+    return by_digest
+
+
+def fit_to_one_node(obj: dict[str, Any], image: str) -> dict[str, Any]:
+    """The compiled object, with what one 2-core node without GPUs or regions cannot offer adapted."""
+    obj = copy.deepcopy(obj)
+    if obj["kind"] != "StatefulSet":
+        return obj
+    pod = obj["spec"]["template"]["spec"]
+    for key in ("affinity", "nodeSelector", "topologySpreadConstraints", "tolerations"):
+        pod.pop(key, None)
+    for container in pod["containers"]:
+        container["image"] = image
+        container["imagePullPolicy"] = "IfNotPresent"
+        container["resources"] = copy.deepcopy(SMALL)
+    return obj
+
+
+def node_config_map(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == "ConfigMap" and "node.json" in o.get("data", {}))
+
+
+def stack_objects(stack: Path) -> list[dict[str, Any]]:
+    return [yaml.safe_load(f.read_text()) for f in sorted((stack / "manifests").glob("*.yaml"))]
+
+
+@dataclass
+class Pod:
+    name: str
+    ip: str
+    pv_path: Path
+
+    def client(self, grpc_port: int) -> NodeClient:
+        return NodeClient(f"{self.ip}:{grpc_port}")
+
+
+@dataclass
+class Swarm:
+    paths: Paths
+    name: str
+    namespace: str
+    grpc_port: int
+    replicas: int
+
+    def pods(self) -> dict[str, Pod]:
+        listed = kubectl_json(self.paths, "get", "pods", "-n", self.namespace, "-l", f"pyagent.dev/swarm={self.name}")
+        volumes = self._volumes()
+        pods = {}
+        for item in listed["items"]:
+            name, ip = item["metadata"]["name"], item["status"].get("podIP")
+            if ip:
+                pods[name] = Pod(name, ip, volumes.get(name, Path("/nonexistent")))
+        return pods
+
+    def _volumes(self) -> dict[str, Path]:
+        """pod name -> the host folder of its data volume (local-path provisioner's hostPath)."""
+        pvs = kubectl_json(self.paths, "get", "pv")["items"]
+        out = {}
+        for pv in pvs:
+            claim = pv["spec"].get("claimRef", {})
+            if claim.get("namespace") != self.namespace or not claim.get("name", "").startswith("data-"):
+                continue
+            where = pv["spec"].get("hostPath", pv["spec"].get("local", {})).get("path")
+            if where:
+                out[claim["name"].removeprefix("data-")] = Path(where)
+        return out
+
+    def statuses(self) -> dict[str, pb.StatusResponse]:
+        out = {}
+        for name, pod in self.pods().items():
+            client = pod.client(self.grpc_port)
+            try:
+                out[name] = client.status(timeout=2.0)
+            except Exception:
+                continue
+            finally:
+                client.close()
+        return out
+
+    def settled_leader(self) -> tuple[str, pb.StatusResponse] | None:
+        """(pod, its status) once every pod answers, names the same leader in the same term,
+        that leader leads, and its membership lists every replica."""
+        statuses = self.statuses()
+        if len(statuses) != self.replicas:
+            return None
+        views = {(s.leader_id, s.term) for s in statuses.values()}
+        if len(views) != 1:
+            return None
+        leader_id, _ = views.pop()
+        leader = next(((n, s) for n, s in statuses.items() if s.node_id == leader_id and s.role == "Leader"), None)
+        if leader is None or len(leader[1].members) != self.replicas:
+            return None
+        return leader
+
+    def signer(self, pod: Pod, node_id: int) -> Signer:
+        return Signer.from_file(self.name, node_id, pod.pv_path / "identity.key")
+
+    def put(self, signer: Signer, key: str, value: bytes) -> pb.CommandResult:
+        name, _ = wait_for(f"{self.name}: a settled leader", self.settled_leader)
+        client = self.pods()[name].client(self.grpc_port)
+        try:
+            return client.submit(signer.sign(put_command(key, value)), timeout=30.0)
+        finally:
+            client.close()
+
+    def get(self, key: str) -> pb.GetResponse:
+        name, _ = wait_for(f"{self.name}: a settled leader", self.settled_leader)
+        client = self.pods()[name].client(self.grpc_port)
+        try:
+            return client.get(key, timeout=10.0)
+        finally:
+            client.close()
+
+
+def ready(paths: Paths, namespace: str) -> bool | None:
+    sets = kubectl_json(paths, "get", "statefulsets", "-n", namespace)["items"]
+    done = all(s["status"].get("readyReplicas", 0) == s["spec"]["replicas"] for s in sets)
+    return True if sets and done else None
+
+
+def apply_stack(paths: Paths, stack: Path, image: str) -> Swarm:
+    objects = [fit_to_one_node(o, image) for o in stack_objects(stack)]
+    kube.apply(paths, objects, manager="pyagent")
+    namespace = next(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace")
+    sets = [o for o in objects if o["kind"] == "StatefulSet"]
+    config = json.loads(node_config_map(objects)["data"]["node.json"])
+    replicas = sum(s["spec"]["replicas"] for s in sets)
+    return Swarm(paths, config["swarm"], namespace, config["ports"]["grpc"], replicas)
+
+
+def remove_stack(paths: Paths, stack: Path) -> None:
+    for obj in stack_objects(stack):
+        if obj["kind"] in ("Namespace", "ClusterRoleBinding"):
+            name = obj["metadata"]["name"]
+            kube.kubectl(paths, "delete", obj["kind"].lower(), name, "--wait=true", "--timeout=300s", check=False)
+
+
+def leader_pod(swarm: Swarm) -> tuple[Pod, int]:
+    name, status = wait_for(f"{swarm.name}: a settled leader", swarm.settled_leader)
+    return swarm.pods()[name], status.node_id
+
+
+@pytest.mark.parametrize("stack", STACKS, ids=[str(s.relative_to(ROOT / "stacks")) for s in STACKS])
+def test_the_swarm_forms_commits_and_survives_its_leader(cluster: Paths, node_image: str, stack: Path) -> None:
+    started = time.monotonic()
+    swarm = apply_stack(cluster, stack, node_image)
+    try:
+        wait_for(f"{stack}: every StatefulSet ready", lambda: ready(cluster, swarm.namespace))
+        leader, leader_id = leader_pod(swarm)
+        took = time.monotonic() - started
+        print(f"{stack.relative_to(ROOT)}: {swarm.replicas} pods ready, one leader, {took:.0f} s after apply")
+        signer = swarm.signer(leader, leader_id)
+        written = {f"e2e/{i}": f"value-{i}".encode() for i in range(WRITES)}
+        for key, value in written.items():
+            assert swarm.put(signer, key, value).applied
+        kubectl(cluster, "delete", "pod", leader.name, "-n", swarm.namespace, "--wait=false")
+        new_leader = wait_for(
+            f"{stack}: a leader other than the deleted pod", lambda: _other_leader(swarm, leader.name)
+        )
+        for key, value in written.items():
+            got = swarm.get(key)
+            assert got.found and got.value == value, f"{key} lost after deleting the leader pod"
+        assert swarm.put(signer, "e2e/after", b"after").applied
+        wait_for(f"{stack}: the deleted pod back and ready", lambda: ready(cluster, swarm.namespace))
+        wait_for(f"{stack}: the deleted pod back in the swarm", swarm.settled_leader)
+        print(f"{stack.relative_to(ROOT)}: new leader {new_leader} after deleting {leader.name}; {WRITES} writes kept")
+    finally:
+        remove_stack(cluster, stack)
+
+
+def _other_leader(swarm: Swarm, deleted: str) -> str | None:
+    for name, status in swarm.statuses().items():
+        if name != deleted and status.role == "Leader":
+            return name
+    return None
+
+
+def test_a_stranger_pod_is_refused(cluster: Paths, node_image: str) -> None:
+    """Pods that look like laptop's but are not its StatefulSet's: one in its namespace named like
+    a replica beyond the count, one in another namespace under a service account of the same
+    name and a replica's name. Each runs the real daemon with the swarm's node.json and its own
+    key, asks to join, and is refused; the membership stays the StatefulSet's pods."""
+    stack = ROOT / "stacks/laptop/dev"
+    swarm = apply_stack(cluster, stack, node_image)
+    objects = stack_objects(stack)
+    template = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]
+    config = node_config_map(objects)
+    try:
+        wait_for("laptop ready", lambda: ready(cluster, swarm.namespace))
+        wait_for("laptop settled", swarm.settled_leader)
+        kubectl(cluster, "create", "namespace", "stranger")
+        kubectl(cluster, "label", "namespace", "stranger", "pod-security.kubernetes.io/enforce=restricted")
+        kubectl(cluster, "create", "serviceaccount", "laptop-node", "-n", "stranger")
+        strangers = [("laptop-agents-3", swarm.namespace), ("laptop-agents-1", "stranger")]
+        for name, namespace in strangers:
+            kube.apply(cluster, _stranger(name, namespace, template, config, node_image), manager="e2e-stranger")
+        for name, namespace in strangers:
+            log = wait_for(f"{name} in {namespace} asking to join", _refused_log(cluster, name, namespace))
+            assert "PermissionDenied" in log and "join refused" in log, log
+        _, status = wait_for("laptop settled", swarm.settled_leader)
+        assert sorted(m.name for m in status.members) == ["laptop-agents-0", "laptop-agents-1", "laptop-agents-2"]
+    finally:
+        kube.kubectl(cluster, "delete", "namespace", "stranger", "--wait=true", "--timeout=300s", check=False)
+        remove_stack(cluster, stack)
+
+
+def _refused_log(paths: Paths, name: str, namespace: str) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        done = kube.kubectl(paths, "logs", name, "-n", namespace, check=False)
+        return done.stdout if "join not accepted yet" in done.stdout else None
+
+    return probe
+
+
+def _stranger(
+    name: str, namespace: str, template: dict[str, Any], config: dict[str, Any], image: str
+) -> list[dict[str, Any]]:
+    """A bare pod with the StatefulSet's pod spec (so its own key in an emptyDir) and a copy of
+    the swarm's ConfigMap, labelled like the swarm's pods, owned by nothing."""
+    shaped = fit_to_one_node({"kind": "StatefulSet", "spec": {"template": copy.deepcopy(template)}}, image)
+    spec = shaped["spec"]["template"]["spec"]
+    spec["volumes"].append({"name": "data", "emptyDir": {}})
+    config = copy.deepcopy(config)
+    config["metadata"] = {"name": config["metadata"]["name"], "namespace": namespace}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        # Not the pool's selector: the StatefulSet would adopt a pod that matches it (and delete
+        # one beyond its count); a stranger is one it does not own.
+        "metadata": {"name": name, "namespace": namespace, "labels": {"pyagent.dev/swarm": "laptop"}},
+        "spec": spec,
+    }
+    return [config, pod] if namespace == "stranger" else [pod]
