@@ -101,3 +101,9 @@ image-test: setup image
 
 image-repro:
 	python3 native/image/reproduce.py
+
+# issue 16: every compiled stack of the examples on the test cluster, from the node image built here
+# (tests/e2e/test_swarms.py), with the cluster's own tests. Root only; docs/kubernetes.md.
+.PHONY: e2e
+e2e: cluster-tools
+	PYAGENT_E2E=1 $(VENV)/pytest tests/e2e -v -s

@@ -94,14 +94,11 @@ def node_image(cluster: Paths) -> str:
     build = subprocess.run([sys.executable, str(ROOT / "native/image/build.py"), "--check"], check=False)
     assert build.returncode == 0, "the node image does not build as the lock says: run `make image` and `make golden`"
     lock = json.loads(LOCK.read_text())
-    log = cluster.log("images")
-    images.import_archive(cluster, ARCHIVE, lock["repository"], log)
-    tagged = f"{lock['repository']}:{lock['tag']}"
-    by_digest = f"{lock['repository']}@{lock['digest']}"
-    # What a pull by digest would have recorded: the CRI plugin finds an image by the names
-    # containerd holds, and an import names it by its tag only.
-    subprocess.run([*images.ctr(cluster), "images", "tag", "--force", tagged, by_digest], check=True, timeout=60)
-    return by_digest
+    # --digests also names the image `repository@sha256:...`, what a pull by digest records: the
+    # CRI plugin finds an image by the names containerd holds.
+    argv = [*images.ctr(cluster), "images", "import", "--base-name", lock["repository"], "--digests", str(ARCHIVE)]
+    subprocess.run(argv, check=True, timeout=300, capture_output=True)
+    return f"{lock['repository']}@{lock['digest']}"
 
 
 def fit_to_one_node(obj: dict[str, Any], image: str) -> dict[str, Any]:

@@ -236,13 +236,19 @@ impl Api {
         Ok(m)
     }
 
-    /// Whether `m` is a member already: Some(true) with the same key, Some(false) with another.
+    /// Whether `m` is a member already: Some(true) with the same key (and as a voter if it should
+    /// be one), Some(false) with another key, None if not (or a learner still to promote).
     fn member_with_key(&self, m: &proto::Member) -> Option<bool> {
         let metrics = self.shared.raft.metrics().borrow_watched().clone();
         let membership = metrics.membership_config.membership();
-        membership
+        let same_key = membership
             .get_node(&m.node_id)
-            .map(|n| n.public_key == m.public_key)
+            .map(|n| n.public_key == m.public_key)?;
+        let promoted = !m.voter || membership.voter_ids().any(|v| v == m.node_id);
+        match (same_key, promoted) {
+            (true, false) => None,
+            (same, _) => Some(same),
+        }
     }
 }
 

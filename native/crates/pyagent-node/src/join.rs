@@ -17,14 +17,37 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LAST_RETRY: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Listed in the membership this node has received, as a voter if its pool votes (a pod added as
+/// a learner whose promotion failed asks again).
 fn is_member(shared: &Shared) -> bool {
     let metrics = shared.raft.metrics().borrow_watched().clone();
-    let listed = metrics
-        .membership_config
-        .membership()
-        .get_node(&shared.cfg.node_id)
-        .is_some();
-    listed
+    let membership = metrics.membership_config.membership();
+    let id = shared.cfg.node_id;
+    let voter = shared.cfg.me().is_some_and(|m| m.voter);
+    membership.get_node(&id).is_some() && (!voter || membership.voter_ids().any(|v| v == id))
+}
+
+/// Installs the keys of the members `client`'s node reports. The leader starts replicating to a
+/// learner as it adds it, so this node must know the members' keys before it asks to join, or
+/// it would refuse their messages. They come from the node this pod found by the swarm's own
+/// DNS names, the same trust it puts in that node to admit it; once the Raft membership reaches
+/// this node, the keys come from it (`node::refresh_keys`).
+async fn learn_member_keys(
+    shared: &Shared,
+    client: &mut NodeClient<tonic::transport::Channel>,
+) -> Result<(), tonic::Status> {
+    let status = client
+        .status(proto::StatusRequest::default())
+        .await?
+        .into_inner();
+    let mut keys: std::collections::BTreeMap<u64, crate::auth::PublicKey> = status
+        .members
+        .iter()
+        .filter_map(|m| crate::auth::decode_member_key(&m.public_key).map(|k| (m.node_id, k)))
+        .collect();
+    keys.insert(shared.cfg.node_id, shared.signer.public_key());
+    shared.keyring.replace(keys);
+    Ok(())
 }
 
 /// This pod's member entry, with its key.
@@ -63,7 +86,9 @@ async fn join_once(
         token,
         signature,
     };
-    let response = NodeClient::new(channel).join(request).await?;
+    let mut client = NodeClient::new(channel);
+    learn_member_keys(shared, &mut client).await?;
+    let response = client.join(request).await?;
     Ok(response.into_inner())
 }
 
