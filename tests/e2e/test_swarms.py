@@ -143,7 +143,9 @@ class Swarm:
     replicas: int
 
     def pods(self) -> dict[str, Pod]:
-        listed = kubectl_json(self.paths, "get", "pods", "-n", self.namespace, "-l", f"pyagent.dev/swarm={self.name}")
+        # The pools' pods (a stranger in the test carries the swarm's label, not a pool's).
+        selector = f"pyagent.dev/swarm={self.name},pyagent.dev/pool"
+        listed = kubectl_json(self.paths, "get", "pods", "-n", self.namespace, "-l", selector)
         volumes = self._volumes()
         pods = {}
         for item in listed["items"]:
@@ -284,7 +286,7 @@ def test_a_stranger_pod_is_refused(cluster: Paths, node_image: str) -> None:
     swarm = apply_stack(cluster, stack, node_image)
     objects = stack_objects(stack)
     template = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]
-    config = node_config_map(objects)
+    config_maps = [o for o in objects if o["kind"] == "ConfigMap"]
     try:
         wait_for("laptop ready", lambda: ready(cluster, swarm.namespace))
         wait_for("laptop settled", swarm.settled_leader)
@@ -293,7 +295,7 @@ def test_a_stranger_pod_is_refused(cluster: Paths, node_image: str) -> None:
         kubectl(cluster, "create", "serviceaccount", "laptop-node", "-n", "stranger")
         strangers = [("laptop-agents-3", swarm.namespace), ("laptop-agents-1", "stranger")]
         for name, namespace in strangers:
-            kube.apply(cluster, _stranger(name, namespace, template, config, node_image), manager="e2e-stranger")
+            kube.apply(cluster, _stranger(name, namespace, template, config_maps, node_image), manager="e2e-stranger")
         for name, namespace in strangers:
             log = wait_for(f"{name} in {namespace} asking to join", _refused_log(cluster, name, namespace))
             assert "PermissionDenied" in log and "join refused" in log, log
@@ -313,15 +315,13 @@ def _refused_log(paths: Paths, name: str, namespace: str) -> Callable[[], str | 
 
 
 def _stranger(
-    name: str, namespace: str, template: dict[str, Any], config: dict[str, Any], image: str
+    name: str, namespace: str, template: dict[str, Any], config_maps: list[dict[str, Any]], image: str
 ) -> list[dict[str, Any]]:
-    """A bare pod with the StatefulSet's pod spec (so its own key in an emptyDir) and a copy of
-    the swarm's ConfigMap, labelled like the swarm's pods, owned by nothing."""
+    """A bare pod with the StatefulSet's pod spec (so its own key, in an emptyDir) and, in another
+    namespace, copies of the swarm's ConfigMaps; labelled with the swarm, owned by nothing."""
     shaped = fit_to_one_node({"kind": "StatefulSet", "spec": {"template": copy.deepcopy(template)}}, image)
     spec = shaped["spec"]["template"]["spec"]
     spec["volumes"].append({"name": "data", "emptyDir": {}})
-    config = copy.deepcopy(config)
-    config["metadata"] = {"name": config["metadata"]["name"], "namespace": namespace}
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -330,4 +330,7 @@ def _stranger(
         "metadata": {"name": name, "namespace": namespace, "labels": {"pyagent.dev/swarm": "laptop"}},
         "spec": spec,
     }
-    return [config, pod] if namespace == "stranger" else [pod]
+    if namespace != "stranger":
+        return [pod]
+    copies = [{**c, "metadata": {"name": c["metadata"]["name"], "namespace": namespace}} for c in config_maps]
+    return [*copies, pod]
