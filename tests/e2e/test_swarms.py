@@ -21,7 +21,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +35,7 @@ if os.environ.get("PYAGENT_E2E") != "1":
 from pyagent_compile.runtime.nodeapi import node_pb2 as pb
 from pyagent_compile.runtime.nodeapi.client import NodeClient, Signer, put_command
 from tests.conftest import ROOT
-from tests.e2e.cluster import down, images, kube, up
+from tests.e2e.cluster import images, kube
 from tests.e2e.cluster.layout import Paths
 
 LOCK = ROOT / "native/image/pyagent-node.lock.json"
@@ -71,21 +71,6 @@ def kubectl(paths: Paths, *args: str, input: str | None = None) -> str:
 
 def kubectl_json(paths: Paths, *args: str) -> Any:
     return json.loads(kubectl(paths, *args, "-o", "json"))
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
-    given = os.environ.get("PYAGENT_CLUSTER_STATE")
-    if given and down.is_up(Paths(Path(given))):
-        yield Paths(Path(given))
-        return
-    paths = Paths(tmp_path_factory.mktemp("swarm-cluster"))
-    try:
-        up.up(paths)
-        yield paths
-    finally:
-        left = down.down(paths)
-        assert left == [], f"down left: {left}"
 
 
 @pytest.fixture(scope="module")

@@ -21,25 +21,10 @@ import pytest
 if os.environ.get("PYAGENT_E2E") != "1":
     pytest.skip("end-to-end cluster tests run only with PYAGENT_E2E=1 (make cluster-test)", allow_module_level=True)
 
-from tests.e2e.cluster import down, kube, layout, up, versions
+from tests.e2e.cluster import kube, layout, versions
 from tests.e2e.cluster.layout import Paths
 
 WAIT = "300s"  # generous: 2 cores shared with other builds
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
-    running = Paths(layout.state_dir())  # $PYAGENT_CLUSTER_STATE, or .tools/cluster-state of `make cluster-up`
-    if down.is_up(running):
-        yield running
-        return
-    paths = Paths(tmp_path_factory.mktemp("cluster"))
-    try:
-        up.up(paths)
-        yield paths
-    finally:
-        left = down.down(paths)
-        assert left == [], f"down left: {left}"
 
 
 def kubectl(paths: Paths, *args: str, input: str | None = None) -> str:
