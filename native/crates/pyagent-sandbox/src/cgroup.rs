@@ -1,0 +1,317 @@
+//! The per-run cgroup: created under `<daemon's own cgroup>/<parent>/<run id>`, given the
+//! limits, joined by the exec helper before anything runs, killed as a whole, and removed.
+//!
+//! cgroup v1 (one directory per controller: `memory`, `pids`, `cpu`, `freezer`) and the v2
+//! unified tree are both handled; a host with neither writable fails with `sandbox.cgroup`
+//! rather than running without limits the caller asked for.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::SandboxError;
+use crate::spec::Limits;
+
+const ROOT: &str = "/sys/fs/cgroup";
+const CPU_PERIOD_US: u64 = 100_000;
+
+#[derive(Debug)]
+pub(crate) struct RunCgroup {
+    /// Every directory made for the run (v1: one per controller; v2: one).
+    dirs: Vec<PathBuf>,
+    /// Where to list and kill the run's processes (v1: the pids controller).
+    procs_dir: PathBuf,
+    memory_dir: PathBuf,
+    freezer: Option<PathBuf>,
+    v2: bool,
+}
+
+fn err(path: &Path, message: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Cgroup {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+fn write(path: &Path, value: &str) -> Result<(), SandboxError> {
+    std::fs::write(path, value).map_err(|e| err(path, format!("writing {value:?}: {e}")))
+}
+
+/// The daemon's own cgroup per hierarchy, from `/proc/self/cgroup`: `(controllers, path)`.
+fn own_cgroups() -> Result<Vec<(String, String)>, SandboxError> {
+    let path = Path::new("/proc/self/cgroup");
+    let text = std::fs::read_to_string(path).map_err(|e| err(path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let _id = parts.next()?;
+            let controllers = parts.next()?.to_string();
+            let path = parts.next()?.to_string();
+            Some((controllers, path))
+        })
+        .collect())
+}
+
+fn join(base: &Path, own: &str, parent: &str, run_id: &str) -> PathBuf {
+    base.join(own.trim_start_matches('/'))
+        .join(parent)
+        .join(run_id)
+}
+
+/// A parent name is a relative path of plain components: it must not climb out of the daemon's
+/// own cgroup.
+pub(crate) fn check_parent(parent: &str) -> Result<(), String> {
+    let ok = !parent.is_empty()
+        && Path::new(parent)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cgroup_parent {parent:?} must be a relative path of plain names (no `..`, no leading `/`)"
+        ))
+    }
+}
+
+impl RunCgroup {
+    pub(crate) fn create(
+        parent: &str,
+        run_id: &str,
+        limits: &Limits,
+    ) -> Result<RunCgroup, SandboxError> {
+        check_parent(parent).map_err(|m| err(Path::new(parent), m))?;
+        let own = own_cgroups()?;
+        let unified = Path::new(ROOT).join("cgroup.controllers").exists();
+        let cg = if unified {
+            let own = own
+                .iter()
+                .find(|(c, _)| c.is_empty())
+                .map(|(_, p)| p.clone())
+                .unwrap_or_default();
+            let own = Path::new(ROOT).join(own.trim_start_matches('/'));
+            Self::create_v2(&own, parent, run_id, limits)?
+        } else {
+            let find = |ctrl: &str| {
+                own.iter()
+                    .find(|(c, _)| c.split(',').any(|c| c == ctrl))
+                    .map(|(_, p)| join(&Path::new(ROOT).join(ctrl), p, parent, run_id))
+            };
+            let dir_of = |ctrl: &str| {
+                find(ctrl).ok_or_else(|| {
+                    err(
+                        &Path::new(ROOT).join(ctrl),
+                        format!("no cgroup v1 `{ctrl}` controller is mounted"),
+                    )
+                })
+            };
+            Self::create_v1(
+                dir_of("memory")?,
+                dir_of("pids")?,
+                dir_of("cpu")?,
+                find("freezer"),
+                limits,
+            )?
+        };
+        Ok(cg)
+    }
+
+    fn create_v1(
+        memory: PathBuf,
+        pids: PathBuf,
+        cpu: PathBuf,
+        freezer: Option<PathBuf>,
+        limits: &Limits,
+    ) -> Result<RunCgroup, SandboxError> {
+        let mut cg = RunCgroup {
+            dirs: Vec::new(),
+            procs_dir: pids.clone(),
+            memory_dir: memory.clone(),
+            freezer: None,
+            v2: false,
+        };
+        // Pushed as made, so that a failure half-way removes what exists (Drop of the caller).
+        for dir in [&memory, &pids, &cpu] {
+            std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+            cg.dirs.push(dir.clone());
+        }
+        if let Some(dir) = freezer {
+            if std::fs::create_dir_all(&dir).is_ok() {
+                cg.dirs.push(dir.clone());
+                cg.freezer = Some(dir);
+            }
+        }
+        let bytes = limits.memory_bytes.to_string();
+        write(&memory.join("memory.limit_in_bytes"), &bytes)?;
+        // Swap counted too where the kernel accounts it (memsw must be set after, and be >=, the
+        // plain limit); otherwise a run could page its excess out instead of being stopped.
+        let memsw = memory.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            write(&memsw, &bytes)?;
+        }
+        write(&pids.join("pids.max"), &limits.pids.to_string())?;
+        write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+        write(&cpu.join("cpu.cfs_quota_us"), &cpu_quota(limits).to_string())?;
+        Ok(cg)
+    }
+
+    fn create_v2(
+        own: &Path,
+        parent: &str,
+        run_id: &str,
+        limits: &Limits,
+    ) -> Result<RunCgroup, SandboxError> {
+        // The controllers must be enabled in subtree_control from the daemon's own cgroup down
+        // to the parent. A v2 cgroup with processes cannot do so ("no internal processes"), so
+        // the daemon should sit in a leaf of its own (systemd: a sub-cgroup of its unit); if it
+        // does not, the limit files below are missing and the error says which.
+        let mut at = own.to_path_buf();
+        let _ = std::fs::write(at.join("cgroup.subtree_control"), "+memory +pids +cpu");
+        for part in Path::new(parent).components() {
+            at.push(part);
+            std::fs::create_dir_all(&at).map_err(|e| err(&at, e))?;
+            let _ = std::fs::write(at.join("cgroup.subtree_control"), "+memory +pids +cpu");
+        }
+        let dir = &at.join(run_id);
+        std::fs::create_dir(dir).map_err(|e| err(dir, e))?;
+        let cg = RunCgroup {
+            dirs: vec![dir.clone()],
+            procs_dir: dir.clone(),
+            memory_dir: dir.clone(),
+            freezer: None,
+            v2: true,
+        };
+        let bytes = limits.memory_bytes.to_string();
+        write(&dir.join("memory.max"), &bytes)?;
+        let swap = dir.join("memory.swap.max");
+        if swap.exists() {
+            write(&swap, "0")?;
+        }
+        write(&dir.join("pids.max"), &limits.pids.to_string())?;
+        write(
+            &dir.join("cpu.max"),
+            &format!("{} {CPU_PERIOD_US}", cpu_quota(limits)),
+        )?;
+        Ok(cg)
+    }
+
+    /// The `cgroup.procs` files the helper writes its pid to.
+    pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.procs_dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// How many times the OOM killer struck in the run.
+    pub(crate) fn oom_kills(&self) -> u64 {
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        counter(&self.memory_dir.join(file), "oom_kill")
+    }
+
+    /// How many forks failed at `pids.max`.
+    pub(crate) fn pids_max_hits(&self) -> u64 {
+        counter(&self.procs_dir.join("pids.events"), "max")
+    }
+
+    /// SIGKILLs every process of the run and waits (up to `patience`) until none is left.
+    /// Frozen first where a freezer exists, so that a fork bomb cannot outrun the loop.
+    pub(crate) fn kill_all(&self, patience: Duration) -> bool {
+        if self.v2 {
+            let _ = std::fs::write(self.procs_dir.join("cgroup.kill"), "1");
+        }
+        let deadline = Instant::now() + patience;
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return true;
+            }
+            if let Some(f) = &self.freezer {
+                let _ = std::fs::write(f.join("freezer.state"), "FROZEN");
+            }
+            for pid in pids {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+            if let Some(f) = &self.freezer {
+                let _ = std::fs::write(f.join("freezer.state"), "THAWED");
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Kills what is left and removes the run's directories (parents stay: they are shared).
+    pub(crate) fn remove(&mut self) {
+        self.kill_all(Duration::from_secs(5));
+        for dir in self.dirs.drain(..) {
+            // rmdir fails while the kernel still tears down the last exited tasks; retry briefly.
+            for _ in 0..500 {
+                match std::fs::remove_dir(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        std::thread::sleep(Duration::from_millis(2))
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RunCgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn cpu_quota(limits: &Limits) -> u64 {
+    // millicores -> microseconds per period; at least 1 ms, the kernel's minimum quota.
+    (u64::from(limits.cpu_millis) * CPU_PERIOD_US / 1000).max(1000)
+}
+
+/// A `key value` line of a cgroup stats file; 0 when absent.
+fn counter(path: &Path, key: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse().ok()).flatten()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_cannot_climb_out() {
+        assert!(check_parent("pyagent").is_ok());
+        assert!(check_parent("pyagent/tasks").is_ok());
+        for bad in ["", "/pyagent", "../x", "a/../../b", "."] {
+            assert!(check_parent(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quota_is_millicores() {
+        let mut l = Limits::default();
+        l.cpu_millis = 1500;
+        assert_eq!(cpu_quota(&l), 150_000);
+        l.cpu_millis = 1;
+        assert_eq!(cpu_quota(&l), 1000);
+    }
+}

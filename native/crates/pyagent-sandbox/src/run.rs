@@ -1,0 +1,551 @@
+//! One run, from the spec to the outcome: choose the level, prepare the workspace and cgroup,
+//! start the helper, capture output under caps, enforce the wall clock, clean up.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use crate::bwrap::{self, BwrapRun};
+use crate::cgroup::RunCgroup;
+use crate::error::SandboxError;
+use crate::plan::{Bwrap, Confine, Plan, Status, HELPER_ARG, PLAN_ENV, PLAN_VERSION};
+use crate::probe::{find_bwrap, probe};
+use crate::spec::{IsolationLevel, KillReason, Outcome, SandboxSpec, WORKSPACE};
+
+/// The user of a root daemon's commands.
+const NOBODY: (u32, u32) = (65534, 65534);
+/// How long output may still arrive after the command ended and leftovers were killed.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// The helper reports a handful of short lines; anything beyond is not from the helper.
+const STATUS_CAP: usize = 64 << 10;
+const HELPER_FAILED: i32 = 125;
+
+/// Users for whom bwrap failed to create namespaces in this process: later runs fall back at
+/// once instead of failing the same way again.
+static NO_NAMESPACES: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+
+fn namespaces_refused(uid: u32) -> bool {
+    NO_NAMESPACES
+        .lock()
+        .map(|s| s.as_ref().is_some_and(|s| s.contains(&uid)))
+        .unwrap_or(false)
+}
+
+fn remember_refusal(uid: u32) {
+    if let Ok(mut s) = NO_NAMESPACES.lock() {
+        s.get_or_insert_with(HashSet::new).insert(uid);
+    }
+}
+
+/// Runs `spec.argv` isolated and waits for it. See the crate docs for the walls of each level.
+///
+/// Cancel by dropping the future: the guard it owns kills the whole process tree (the cgroup,
+/// or the process group when there is none) and removes the run's cgroup and temp dir, so a
+/// cancelled task leaves nothing behind. The drop blocks briefly (milliseconds) while the
+/// kernel reaps the killed processes.
+pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
+    validate(spec)?;
+    let workspace = std::fs::canonicalize(&spec.workspace).map_err(|e| SandboxError::Workspace {
+        path: spec.workspace.clone(),
+        message: e.to_string(),
+    })?;
+    if !workspace.is_dir() {
+        return Err(SandboxError::Workspace {
+            path: workspace,
+            message: "not a directory".into(),
+        });
+    }
+    let helper = resolve_helper(spec)?;
+    let run_as = resolve_run_as(spec)?;
+    let mut level = choose_level(spec, run_as.0)?;
+    if run_as.0 != rustix::process::geteuid().as_raw() {
+        chown_tree(&workspace, run_as)?;
+    }
+    let mut fallback_reason = None;
+    loop {
+        match attempt(spec, level, &workspace, &helper, run_as).await {
+            Err(Attempt::NoNamespaces(why)) => {
+                remember_refusal(run_as.0);
+                let next = fallback_below_namespaces();
+                if next < spec.min_isolation {
+                    return Err(SandboxError::IsolationBelowMinimum {
+                        required: spec.min_isolation,
+                        got: next,
+                        why: format!("bwrap could not create namespaces: {why}"),
+                    });
+                }
+                fallback_reason = Some(why);
+                level = next;
+            }
+            Err(Attempt::Failed(e)) => return Err(e),
+            Ok(mut outcome) => {
+                if fallback_reason.is_some() {
+                    outcome.isolation = outcome.isolation.min(level);
+                }
+                return Ok(outcome);
+            }
+        }
+    }
+}
+
+fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
+    let bad = |m: &str| Err(SandboxError::InvalidSpec(m.to_string()));
+    if spec.argv.is_empty() || spec.argv[0].is_empty() {
+        return bad("argv is empty");
+    }
+    let has_nul = |s: &str| s.contains('\0');
+    if spec.argv.iter().any(|a| has_nul(a))
+        || spec
+            .env
+            .iter()
+            .any(|(k, v)| has_nul(k) || has_nul(v) || k.is_empty() || k.contains('='))
+    {
+        return bad("argv and env must not contain NUL bytes; env names must be non-empty and without `=`");
+    }
+    let l = &spec.limits;
+    if l.wall.is_zero() || l.cpu_millis == 0 || l.memory_bytes == 0 || l.pids == 0 || l.tmp_bytes == 0 {
+        return bad("every limit must be non-zero (wall, cpu_millis, memory_bytes, pids, tmp_bytes)");
+    }
+    if spec.min_isolation > spec.max_isolation {
+        return Err(SandboxError::InvalidSpec(format!(
+            "min_isolation {} is above max_isolation {}",
+            spec.min_isolation, spec.max_isolation
+        )));
+    }
+    if let Some(parent) = &spec.cgroup_parent {
+        crate::cgroup::check_parent(parent).map_err(SandboxError::InvalidSpec)?;
+    }
+    if spec.run_as.is_some_and(|(uid, _)| uid == 0) {
+        return bad("run_as must not be root: commands never run as root");
+    }
+    Ok(())
+}
+
+fn resolve_helper(spec: &SandboxSpec) -> Result<PathBuf, SandboxError> {
+    const NAME: &str = "pyagent-sandbox-exec";
+    let candidates: Vec<PathBuf> = match (&spec.helper, std::env::var_os("PYAGENT_SANDBOX_EXEC")) {
+        (Some(p), _) => vec![p.clone()],
+        (None, Some(p)) => vec![PathBuf::from(p)],
+        (None, None) => {
+            let exe = std::env::current_exe()?;
+            let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut v = vec![dir.join(NAME)];
+            if let Some(up) = dir.parent() {
+                v.push(up.join(NAME));
+            }
+            v
+        }
+    };
+    for c in &candidates {
+        if c.is_file() {
+            return std::fs::canonicalize(c).map_err(SandboxError::Io);
+        }
+    }
+    Err(SandboxError::HelperMissing {
+        path: candidates.into_iter().next().unwrap_or_default(),
+    })
+}
+
+fn resolve_run_as(spec: &SandboxSpec) -> Result<(u32, u32), SandboxError> {
+    let euid = rustix::process::geteuid().as_raw();
+    let egid = rustix::process::getegid().as_raw();
+    match spec.run_as {
+        Some(ids) if euid == 0 || ids == (euid, egid) => Ok(ids),
+        Some(ids) => Err(SandboxError::InvalidSpec(format!(
+            "run_as {ids:?} needs a root daemon (this one runs as {euid}:{egid})"
+        ))),
+        None if euid == 0 => Ok(NOBODY),
+        None => Ok((euid, egid)),
+    }
+}
+
+/// The level below namespaces on this host.
+fn fallback_below_namespaces() -> IsolationLevel {
+    let caps = probe();
+    if caps.landlock && caps.seccomp {
+        IsolationLevel::LandlockSeccomp
+    } else {
+        IsolationLevel::LimitsOnly
+    }
+}
+
+fn choose_level(spec: &SandboxSpec, uid: u32) -> Result<IsolationLevel, SandboxError> {
+    let caps = probe();
+    let want = spec.max_isolation;
+    if want == IsolationLevel::Namespaces && caps.bwrap.is_none() {
+        return Err(SandboxError::ToolMissing);
+    }
+    let (got, why) = if want == IsolationLevel::Namespaces && caps.namespaces && caps.seccomp && !namespaces_refused(uid) {
+        (IsolationLevel::Namespaces, String::new())
+    } else {
+        let below = fallback_below_namespaces().min(want);
+        let why = if want == IsolationLevel::Namespaces {
+            match &caps.namespaces_error {
+                Some(e) => format!("bwrap could not create namespaces: {e}"),
+                None => format!("namespaces refused earlier for uid {uid}"),
+            }
+        } else if below < want {
+            "Landlock or seccomp is not available in this kernel".to_string()
+        } else {
+            String::new()
+        };
+        (below, why)
+    };
+    if got < spec.min_isolation {
+        return Err(SandboxError::IsolationBelowMinimum {
+            required: spec.min_isolation,
+            got,
+            why,
+        });
+    }
+    Ok(got)
+}
+
+/// Gives the workspace to the sandbox user (the daemon made it as itself). lchown: a symlink
+/// in the workspace is re-owned, never what it points to.
+fn chown_tree(root: &Path, (uid, gid): (u32, u32)) -> Result<(), SandboxError> {
+    let fail = |p: &Path, e: std::io::Error| SandboxError::Workspace {
+        path: p.to_path_buf(),
+        message: format!("chown to {uid}:{gid}: {e}"),
+    };
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(&path, e))?;
+        if meta.uid() != uid || meta.gid() != gid {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| fail(&path, e))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|e| fail(&path, e))? {
+                stack.push(entry.map_err(|e| fail(&path, e))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "run-{}-{}-{nanos:08x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+enum Attempt {
+    /// bwrap failed before the helper ran inside: the caller may fall back.
+    NoNamespaces(String),
+    Failed(SandboxError),
+}
+
+impl From<SandboxError> for Attempt {
+    fn from(e: SandboxError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+/// Kills the run's process tree and removes what the run made, also when the future is dropped.
+struct Cleanup {
+    cgroup: Option<RunCgroup>,
+    /// The helper's process group, while the helper is not yet reaped.
+    pgid: Option<i32>,
+    tmp: Option<PathBuf>,
+}
+
+impl Cleanup {
+    fn kill_tree(&self) {
+        if let Some(pgid) = self.pgid.and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.kill_all(Duration::ZERO);
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.kill_tree();
+        drop(self.cgroup.take());
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_dir_all(tmp);
+        }
+    }
+}
+
+async fn attempt(
+    spec: &SandboxSpec,
+    level: IsolationLevel,
+    workspace: &Path,
+    helper: &Path,
+    run_as: (u32, u32),
+) -> Result<Outcome, Attempt> {
+    let id = run_id();
+    let mut cleanup = Cleanup {
+        cgroup: None,
+        pgid: None,
+        tmp: None,
+    };
+    if let Some(parent) = &spec.cgroup_parent {
+        cleanup.cgroup = Some(RunCgroup::create(parent, &id, &spec.limits)?);
+    }
+    let namespaces = level == IsolationLevel::Namespaces;
+    let (ws_inside, tmp_inside) = if namespaces {
+        (PathBuf::from(WORKSPACE), PathBuf::from("/tmp"))
+    } else {
+        // The fallback's private temp dir, beside no other run's and owned by the sandbox user.
+        let tmp = std::env::temp_dir().join(format!("pyagent-sandbox-{id}"));
+        std::fs::create_dir(&tmp).map_err(SandboxError::Io)?;
+        cleanup.tmp = Some(tmp.clone());
+        std::os::unix::fs::chown(&tmp, Some(run_as.0), Some(run_as.1)).map_err(SandboxError::Io)?;
+        (workspace.to_path_buf(), tmp)
+    };
+
+    let ws_str = ws_inside.to_string_lossy().into_owned();
+    let mut env = vec![
+        ("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
+        ("HOME".to_string(), ws_str.clone()),
+        ("TMPDIR".to_string(), tmp_inside.to_string_lossy().into_owned()),
+        ("PYAGENT_WORKSPACE".to_string(), ws_str),
+    ];
+    env.retain(|(k, _)| !spec.env.iter().any(|(k2, _)| k2 == k));
+    env.extend(spec.env.iter().cloned());
+
+    let dev_files = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+    let confine = Confine {
+        argv: spec.argv.clone(),
+        env,
+        cwd: ws_inside.clone(),
+        read: if namespaces {
+            // Inside, / holds only what bwrap mounted.
+            vec![PathBuf::from("/")]
+        } else {
+            bwrap::SYSTEM_DIRS
+                .iter()
+                .chain(&["/proc", "/dev"])
+                .map(PathBuf::from)
+                .collect()
+        },
+        read_write: vec![ws_inside.clone(), tmp_inside],
+        rw_files: dev_files.iter().map(PathBuf::from).collect(),
+        network: spec.network,
+        require_landlock: level >= IsolationLevel::LandlockSeccomp,
+    };
+    let bwrap = if namespaces {
+        let program = find_bwrap().ok_or(SandboxError::ToolMissing)?;
+        Some(Bwrap {
+            program,
+            args: bwrap::args(&BwrapRun {
+                workspace,
+                workspace_inside: WORKSPACE,
+                helper,
+                helper_arg: HELPER_ARG,
+                network: spec.network,
+                tmp_bytes: spec.limits.tmp_bytes,
+            }),
+        })
+    } else {
+        None
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    let plan = Plan {
+        version: PLAN_VERSION,
+        cgroup_procs: cleanup.cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+        run_as: (run_as.0 != euid).then_some(run_as),
+        bwrap,
+        confine: if level == IsolationLevel::LimitsOnly {
+            // No Landlock rules and no seccomp at this level: run the command as is.
+            Confine {
+                read: vec![PathBuf::from("/")],
+                read_write: vec![PathBuf::from("/")],
+                require_landlock: false,
+                ..confine
+            }
+        } else {
+            confine
+        },
+    };
+    let plan_json = serde_json::to_string(&plan)
+        .map_err(|e| SandboxError::Spawn(format!("encoding the plan: {e}")))?;
+
+    let (status_rx, status_tx) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| SandboxError::Io(e.into()))?;
+    let mut cmd = Command::new(helper);
+    cmd.arg(HELPER_ARG)
+        .env_clear()
+        .env(PLAN_ENV, plan_json)
+        .stdin(Stdio::from(status_tx))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| SandboxError::Spawn(format!("{}: {e}", helper.display())))?;
+    // The Command holds the parent's copy of the status pipe's write end: drop it, so that the
+    // pipe reports EOF when the helper and bwrap are gone.
+    drop(cmd);
+    cleanup.pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let status_pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(status_rx).map_err(SandboxError::Io)?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    let cap = spec.limits.output_bytes;
+    let mut out = Captured::default();
+    let mut err = Captured::default();
+    let mut status = Captured::default();
+    let mut killed = None;
+    let mut exit = None;
+    {
+        let out_f = read_capped(stdout, cap, &mut out);
+        let err_f = read_capped(stderr, cap, &mut err);
+        let status_f = read_capped(Some(status_pipe), STATUS_CAP, &mut status);
+        let wait_f = async {
+            match tokio::time::timeout(spec.limits.wall, child.wait()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    killed = Some(KillReason::WallClock);
+                    cleanup.kill_tree();
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            }
+        };
+        tokio::pin!(out_f, err_f, status_f, wait_f);
+        let (mut out_done, mut err_done, mut status_done) = (false, false, false);
+        let mut grace: Option<tokio::time::Instant> = None;
+        loop {
+            let deadline = grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = &mut out_f, if !out_done => out_done = true,
+                _ = &mut err_f, if !err_done => err_done = true,
+                _ = &mut status_f, if !status_done => status_done = true,
+                r = &mut wait_f, if exit.is_none() => {
+                    exit = Some(r);
+                    grace = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+                    // The command is done; what it left running (daemons, background jobs)
+                    // goes with it, and that closes the pipes they held.
+                    if let Some(cg) = &cleanup.cgroup {
+                        cg.kill_all(Duration::ZERO);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if grace.is_some() => break,
+            }
+            if out_done && err_done && status_done && exit.is_some() {
+                break;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let exit = exit
+        .unwrap_or_else(|| Err(std::io::Error::other("not waited")))
+        .map_err(SandboxError::Io)?;
+    cleanup.pgid = None;
+
+    let statuses: Vec<Status> = String::from_utf8_lossy(&status.data)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let ready = statuses.iter().find_map(|s| match s {
+        Status::Ready { landlock_full, .. } => Some(*landlock_full),
+        _ => None,
+    });
+    if let Some(Status::Error { code, message }) = statuses.iter().find(|s| matches!(s, Status::Error { .. })) {
+        return Err(Attempt::Failed(SandboxError::Setup {
+            code: code.clone(),
+            message: message.clone(),
+        }));
+    }
+    if ready.is_none() && killed.is_none() {
+        let stderr_text = String::from_utf8_lossy(&err.data).trim().to_string();
+        if namespaces && (stderr_text.starts_with("bwrap:") || exit.code() == Some(1)) {
+            return Err(Attempt::NoNamespaces(stderr_text));
+        }
+        return Err(Attempt::Failed(SandboxError::Setup {
+            code: "sandbox.helper".into(),
+            message: format!(
+                "the exec helper ended ({exit}) before starting the command: {stderr_text}"
+            ),
+        }));
+    }
+    let (mut exit_code, mut signal) = statuses
+        .iter()
+        .find_map(|s| match s {
+            Status::Exit { code, signal } => Some((*code, *signal)),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            (exit.code().filter(|c| *c != HELPER_FAILED), exit.signal())
+        });
+    let (oom, pids_hit) = cleanup
+        .cgroup
+        .as_ref()
+        .map(|c| (c.oom_kills(), c.pids_max_hits()))
+        .unwrap_or((0, 0));
+    if killed.is_none() && oom > 0 && exit_code != Some(0) {
+        killed = Some(KillReason::Memory);
+    }
+    if killed == Some(KillReason::WallClock) {
+        // Whatever the helper saw last, the sandbox ended the run.
+        exit_code = None;
+        signal = Some(libc::SIGKILL);
+    }
+    let cgroup_limits = cleanup.cgroup.is_some();
+    // Removing the cgroup waits (briefly) for the kernel to reap what was killed.
+    tokio::task::spawn_blocking(move || drop(cleanup))
+        .await
+        .map_err(|e| SandboxError::Io(std::io::Error::other(e)))?;
+    Ok(Outcome {
+        exit_code,
+        signal,
+        stdout: out.data,
+        stderr: err.data,
+        stdout_truncated: out.truncated,
+        stderr_truncated: err.truncated,
+        killed,
+        pids_limit_hit: pids_hit > 0,
+        // The helper refuses to run below `level` (require_landlock), so `level` is what ran.
+        isolation: level,
+        landlock: level > IsolationLevel::LimitsOnly && ready == Some(true),
+        cgroup_limits,
+        elapsed,
+    })
+}
+
+#[derive(Default)]
+struct Captured {
+    data: Vec<u8>,
+    truncated: bool,
+}
+
+/// Reads to EOF, keeping the first `cap` bytes and counting the rest as truncated: a flood
+/// costs the daemon CPU to drain, never memory, and never blocks the writer.
+async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize, into: &mut Captured) {
+    let Some(mut reader) = reader else { return };
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let room = cap.saturating_sub(into.data.len());
+                if n > room {
+                    into.truncated = true;
+                }
+                into.data.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
+}
