@@ -69,8 +69,13 @@ fn probe_now() -> Capabilities {
     }
 }
 
+/// `$PYAGENT_SANDBOX_BWRAP` if set (an operator's choice of build, or a test's stand-in), else
 /// `bwrap` on `PATH`, as the daemon would exec it.
 pub(crate) fn find_bwrap() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PYAGENT_SANDBOX_BWRAP") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .map(|dir| dir.join("bwrap"))
