@@ -151,7 +151,10 @@ impl RunCgroup {
         }
         write(&pids.join("pids.max"), &limits.pids.to_string())?;
         write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-        write(&cpu.join("cpu.cfs_quota_us"), &cpu_quota(limits).to_string())?;
+        write(
+            &cpu.join("cpu.cfs_quota_us"),
+            &cpu_quota(limits).to_string(),
+        )?;
         Ok(cg)
     }
 

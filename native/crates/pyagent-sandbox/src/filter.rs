@@ -106,7 +106,12 @@ pub(crate) fn build(network: bool) -> Result<Vec<BpfProgram>, String> {
         .iter()
         .map(|&flag| {
             let flag = flag as u64;
-            cond(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag)
+            cond(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
@@ -115,8 +120,20 @@ pub(crate) fn build(network: bool) -> Result<Vec<BpfProgram>, String> {
     rules.insert(
         libc::SYS_ioctl,
         vec![
-            cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::TIOCSTI as u64).map_err(err)?,
-            cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::TIOCLINUX as u64).map_err(err)?,
+            cond(
+                1,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                libc::TIOCSTI as u64,
+            )
+            .map_err(err)?,
+            cond(
+                1,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                libc::TIOCLINUX as u64,
+            )
+            .map_err(err)?,
         ],
     );
     if !network {

@@ -74,8 +74,12 @@ type Fail = (&'static str, String);
 fn run(status: &mut Option<File>) -> Result<i32, Fail> {
     let text = std::env::var(PLAN_ENV)
         .map_err(|_| ("sandbox.helper", format!("{PLAN_ENV} is not set")))?;
-    let plan: Plan = serde_json::from_str(&text)
-        .map_err(|e| ("sandbox.helper", format!("bad plan (helper from another version?): {e}")))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        (
+            "sandbox.helper",
+            format!("bad plan (helper from another version?): {e}"),
+        )
+    })?;
     if plan.version != PLAN_VERSION {
         return Err((
             "sandbox.helper",
@@ -87,8 +91,12 @@ fn run(status: &mut Option<File>) -> Result<i32, Fail> {
     }
     let pid = std::process::id().to_string();
     for procs in &plan.cgroup_procs {
-        std::fs::write(procs, &pid)
-            .map_err(|e| ("sandbox.cgroup", format!("joining {}: {e}", procs.display())))?;
+        std::fs::write(procs, &pid).map_err(|e| {
+            (
+                "sandbox.cgroup",
+                format!("joining {}: {e}", procs.display()),
+            )
+        })?;
     }
     if let Some((uid, gid)) = plan.run_as {
         drop_to(uid, gid)?;
@@ -235,5 +243,7 @@ fn confine_and_run(c: &Confine, status: &mut Option<File>) -> Result<i32, Fail> 
             signal: exit.signal(),
         },
     );
-    Ok(exit.code().unwrap_or_else(|| 128 + exit.signal().unwrap_or(0)))
+    Ok(exit
+        .code()
+        .unwrap_or_else(|| 128 + exit.signal().unwrap_or(0)))
 }

@@ -52,10 +52,11 @@ fn remember_refusal(uid: u32) {
 /// kernel reaps the killed processes.
 pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     validate(spec)?;
-    let workspace = std::fs::canonicalize(&spec.workspace).map_err(|e| SandboxError::Workspace {
-        path: spec.workspace.clone(),
-        message: e.to_string(),
-    })?;
+    let workspace =
+        std::fs::canonicalize(&spec.workspace).map_err(|e| SandboxError::Workspace {
+            path: spec.workspace.clone(),
+            message: e.to_string(),
+        })?;
     if !workspace.is_dir() {
         return Err(SandboxError::Workspace {
             path: workspace,
@@ -64,11 +65,10 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     }
     let helper = resolve_helper(spec)?;
     let run_as = resolve_run_as(spec)?;
-    let mut level = choose_level(spec, run_as.0)?;
+    let (mut level, mut fallback_reason) = choose_level(spec, run_as.0)?;
     if run_as.0 != rustix::process::geteuid().as_raw() {
         chown_tree(&workspace, run_as)?;
     }
-    let mut fallback_reason = None;
     loop {
         match attempt(spec, level, &workspace, &helper, run_as).await {
             Err(Attempt::NoNamespaces(why)) => {
@@ -86,9 +86,7 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
             }
             Err(Attempt::Failed(e)) => return Err(e),
             Ok(mut outcome) => {
-                if fallback_reason.is_some() {
-                    outcome.isolation = outcome.isolation.min(level);
-                }
+                outcome.fallback_reason = fallback_reason;
                 return Ok(outcome);
             }
         }
@@ -107,11 +105,20 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
             .iter()
             .any(|(k, v)| has_nul(k) || has_nul(v) || k.is_empty() || k.contains('='))
     {
-        return bad("argv and env must not contain NUL bytes; env names must be non-empty and without `=`");
+        return bad(
+            "argv and env must not contain NUL bytes; env names must be non-empty and without `=`",
+        );
     }
     let l = &spec.limits;
-    if l.wall.is_zero() || l.cpu_millis == 0 || l.memory_bytes == 0 || l.pids == 0 || l.tmp_bytes == 0 {
-        return bad("every limit must be non-zero (wall, cpu_millis, memory_bytes, pids, tmp_bytes)");
+    if l.wall.is_zero()
+        || l.cpu_millis == 0
+        || l.memory_bytes == 0
+        || l.pids == 0
+        || l.tmp_bytes == 0
+    {
+        return bad(
+            "every limit must be non-zero (wall, cpu_millis, memory_bytes, pids, tmp_bytes)",
+        );
     }
     if spec.min_isolation > spec.max_isolation {
         return Err(SandboxError::InvalidSpec(format!(
@@ -176,13 +183,21 @@ fn fallback_below_namespaces() -> IsolationLevel {
     }
 }
 
-fn choose_level(spec: &SandboxSpec, uid: u32) -> Result<IsolationLevel, SandboxError> {
+/// The level to try first, and why it is below `max_isolation` if it is.
+fn choose_level(
+    spec: &SandboxSpec,
+    uid: u32,
+) -> Result<(IsolationLevel, Option<String>), SandboxError> {
     let caps = probe();
     let want = spec.max_isolation;
     if want == IsolationLevel::Namespaces && caps.bwrap.is_none() {
         return Err(SandboxError::ToolMissing);
     }
-    let (got, why) = if want == IsolationLevel::Namespaces && caps.namespaces && caps.seccomp && !namespaces_refused(uid) {
+    let (got, why) = if want == IsolationLevel::Namespaces
+        && caps.namespaces
+        && caps.seccomp
+        && !namespaces_refused(uid)
+    {
         (IsolationLevel::Namespaces, String::new())
     } else {
         let below = fallback_below_namespaces().min(want);
@@ -205,7 +220,7 @@ fn choose_level(spec: &SandboxSpec, uid: u32) -> Result<IsolationLevel, SandboxE
             why,
         });
     }
-    Ok(got)
+    Ok((got, (!why.is_empty()).then_some(why)))
 }
 
 /// Gives the workspace to the sandbox user (the daemon made it as itself). lchown: a symlink
@@ -314,15 +329,27 @@ async fn attempt(
 
     let ws_str = ws_inside.to_string_lossy().into_owned();
     let mut env = vec![
-        ("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
+        (
+            "PATH".to_string(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        ),
         ("HOME".to_string(), ws_str.clone()),
-        ("TMPDIR".to_string(), tmp_inside.to_string_lossy().into_owned()),
+        (
+            "TMPDIR".to_string(),
+            tmp_inside.to_string_lossy().into_owned(),
+        ),
         ("PYAGENT_WORKSPACE".to_string(), ws_str),
     ];
     env.retain(|(k, _)| !spec.env.iter().any(|(k2, _)| k2 == k));
     env.extend(spec.env.iter().cloned());
 
-    let dev_files = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+    let dev_files = [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+    ];
     let confine = Confine {
         argv: spec.argv.clone(),
         env,
@@ -361,7 +388,11 @@ async fn attempt(
     let euid = rustix::process::geteuid().as_raw();
     let plan = Plan {
         version: PLAN_VERSION,
-        cgroup_procs: cleanup.cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+        cgroup_procs: cleanup
+            .cgroup
+            .as_ref()
+            .map(|c| c.procs_files())
+            .unwrap_or_default(),
         run_as: (run_as.0 != euid).then_some(run_as),
         bwrap,
         confine: if level == IsolationLevel::LimitsOnly {
@@ -379,8 +410,8 @@ async fn attempt(
     let plan_json = serde_json::to_string(&plan)
         .map_err(|e| SandboxError::Spawn(format!("encoding the plan: {e}")))?;
 
-    let (status_rx, status_tx) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| SandboxError::Io(e.into()))?;
+    let (status_rx, status_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| SandboxError::Io(e.into()))?;
     let mut cmd = Command::new(helper);
     cmd.arg(HELPER_ARG)
         .env_clear()
@@ -398,7 +429,8 @@ async fn attempt(
     // pipe reports EOF when the helper and bwrap are gone.
     drop(cmd);
     cleanup.pgid = child.id().and_then(|p| i32::try_from(p).ok());
-    let status_pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(status_rx).map_err(SandboxError::Io)?;
+    let status_pipe =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(status_rx).map_err(SandboxError::Io)?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
@@ -427,7 +459,8 @@ async fn attempt(
         let (mut out_done, mut err_done, mut status_done) = (false, false, false);
         let mut grace: Option<tokio::time::Instant> = None;
         loop {
-            let deadline = grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let deadline =
+                grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = &mut out_f, if !out_done => out_done = true,
                 _ = &mut err_f, if !err_done => err_done = true,
@@ -462,7 +495,9 @@ async fn attempt(
         Status::Ready { landlock_full, .. } => Some(*landlock_full),
         _ => None,
     });
-    if let Some(Status::Error { code, message }) = statuses.iter().find(|s| matches!(s, Status::Error { .. })) {
+    if let Some(Status::Error { code, message }) =
+        statuses.iter().find(|s| matches!(s, Status::Error { .. }))
+    {
         return Err(Attempt::Failed(SandboxError::Setup {
             code: code.clone(),
             message: message.clone(),
@@ -522,6 +557,7 @@ async fn attempt(
         landlock: level > IsolationLevel::LimitsOnly && ready == Some(true),
         cgroup_limits,
         elapsed,
+        fallback_reason: None,
     })
 }
 

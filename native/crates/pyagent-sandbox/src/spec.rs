@@ -169,6 +169,9 @@ pub struct Outcome {
     /// Whether the cgroup limits (memory, CPU, pids) applied.
     pub cgroup_limits: bool,
     pub elapsed: Duration,
+    /// Why `isolation` is below [`SandboxSpec::max_isolation`], when it is (bwrap's own error
+    /// when it could not create namespaces, for instance).
+    pub fallback_reason: Option<String>,
 }
 
 impl Outcome {

@@ -22,11 +22,24 @@ async fn a_file_outside_the_workspace_is_not_readable() {
     std::fs::write(&key, "SECRET-KEY-MATERIAL").unwrap();
     open_to_all(&key);
     for level in LEVELS {
-        let script = format!("cat {k}; ls {d}; exit 0", k = key.display(), d = keydir.display());
+        let script = format!(
+            "cat {k}; ls {d}; exit 0",
+            k = key.display(),
+            d = keydir.display()
+        );
         let o = run(&sh(level, &script, &ws)).await;
-        assert!(!text(&o.stdout).contains("SECRET"), "{level}: read the key: {o:?}");
-        assert!(!text(&o.stdout).contains("node.key"), "{level}: listed the key's dir: {o:?}");
-        assert!(!text(&o.stderr).is_empty(), "{level}: no error from cat/ls: {o:?}");
+        assert!(
+            !text(&o.stdout).contains("SECRET"),
+            "{level}: read the key: {o:?}"
+        );
+        assert!(
+            !text(&o.stdout).contains("node.key"),
+            "{level}: listed the key's dir: {o:?}"
+        );
+        assert!(
+            !text(&o.stderr).is_empty(),
+            "{level}: no error from cat/ls: {o:?}"
+        );
         if level == IsolationLevel::Namespaces {
             // Not even visible: the node's data dir is not mounted.
             let o = run(&sh(level, &format!("test -e {}", keydir.display()), &ws)).await;
@@ -53,9 +66,19 @@ async fn another_tasks_workspace_is_neither_readable_nor_writable() {
             d = theirs.display()
         );
         let o = run(&sh(level, &script, &mine)).await;
-        assert!(!text(&o.stdout).contains("THEIR-RESULT"), "{level}: read it: {o:?}");
-        assert!(!text(&o.stdout).contains("result.txt"), "{level}: listed it: {o:?}");
-        assert_eq!(std::fs::read_to_string(&their_file).unwrap(), "THEIR-RESULT", "{level}: overwrote it");
+        assert!(
+            !text(&o.stdout).contains("THEIR-RESULT"),
+            "{level}: read it: {o:?}"
+        );
+        assert!(
+            !text(&o.stdout).contains("result.txt"),
+            "{level}: listed it: {o:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&their_file).unwrap(),
+            "THEIR-RESULT",
+            "{level}: overwrote it"
+        );
         assert!(!theirs.join("planted").exists(), "{level}: planted a file");
     }
 }
@@ -84,12 +107,18 @@ async fn nothing_outside_the_workspace_is_writable() {
         let o = run(&sh(level, &script, &ws)).await;
         assert!(!text(&o.stdout).contains("WROTE"), "{level}: {o:?}");
         for t in &targets {
-            assert!(!std::path::Path::new(t).exists(), "{level}: {t} was written");
+            assert!(
+                !std::path::Path::new(t).exists(),
+                "{level}: {t} was written"
+            );
         }
         // The workspace and the temp dir are writable, and the workspace's files reach the host.
         assert_eq!(o.exit_code, Some(0), "{level}: {o:?}");
         assert_eq!(text(&o.stdout).trim(), "tmp");
-        assert_eq!(std::fs::read_to_string(ws.join("mine.txt")).unwrap(), "inside\n");
+        assert_eq!(
+            std::fs::read_to_string(ws.join("mine.txt")).unwrap(),
+            "inside\n"
+        );
         std::fs::remove_file(ws.join("mine.txt")).unwrap();
     }
 }
@@ -108,10 +137,19 @@ async fn no_socket_without_network_and_one_with_it() {
     let inet = "import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM); print('SOCKET')";
     for level in LEVELS {
         let o = run(&common::spec(level, &["/bin/bash", "-c", &connect], &ws)).await;
-        assert!(!text(&o.stdout).contains("CONNECTED"), "{level}: connected: {o:?}");
-        assert!(listener.accept().is_err(), "{level}: the listener got a connection");
+        assert!(
+            !text(&o.stdout).contains("CONNECTED"),
+            "{level}: connected: {o:?}"
+        );
+        assert!(
+            listener.accept().is_err(),
+            "{level}: the listener got a connection"
+        );
         let o = run(&common::spec(level, &["/usr/bin/python3", "-c", inet], &ws)).await;
-        assert!(!text(&o.stdout).contains("SOCKET"), "{level}: made an AF_INET socket: {o:?}");
+        assert!(
+            !text(&o.stdout).contains("SOCKET"),
+            "{level}: made an AF_INET socket: {o:?}"
+        );
         // Unix sockets stay: programs' own IPC works without the network.
         let unix = "import socket; socket.socketpair(); print('UNIX')";
         let o = run(&common::spec(level, &["/usr/bin/python3", "-c", unix], &ws)).await;
@@ -120,13 +158,18 @@ async fn no_socket_without_network_and_one_with_it() {
         let mut allowed = common::spec(level, &["/bin/bash", "-c", &connect], &ws);
         allowed.network = true;
         let o = run(&allowed).await;
-        assert!(text(&o.stdout).contains("CONNECTED"), "{level}: no connection with network: {o:?}");
+        assert!(
+            text(&o.stdout).contains("CONNECTED"),
+            "{level}: no connection with network: {o:?}"
+        );
         // The connection sits in the backlog even though the client is gone.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match listener.accept() {
                 Ok(_) => break,
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
                 Err(e) => panic!("{level}: the listener never saw the allowed connection: {e}"),
             }
         }
@@ -149,8 +192,16 @@ async fn killed_at_the_wall_clock_limit_with_its_whole_tree() {
         let o = run(&s).await;
         assert_eq!(o.killed, Some(KillReason::WallClock), "{level}: {o:?}");
         assert_eq!(o.exit_code, None);
-        assert!(o.elapsed < Duration::from_secs(60), "{level}: took {:?}", o.elapsed);
-        assert_eq!(processes_with(&format!("1000.{m}")), Vec::<u32>::new(), "{level}: survivors");
+        assert!(
+            o.elapsed < Duration::from_secs(60),
+            "{level}: took {:?}",
+            o.elapsed
+        );
+        assert_eq!(
+            processes_with(&format!("1000.{m}")),
+            Vec::<u32>::new(),
+            "{level}: survivors"
+        );
     }
 }
 
@@ -181,16 +232,30 @@ async fn a_fork_bomb_is_contained() {
     let root = TestDir::new("bomb");
     let ws = root.sub("ws");
     for level in LEVELS {
-        let mut s = common::spec(level, &["/bin/bash", "-c", "b() { b | b & }; b; sleep 5"], &ws);
+        let mut s = common::spec(
+            level,
+            &["/bin/bash", "-c", "b() { b | b & }; b; sleep 5"],
+            &ws,
+        );
         s.limits.pids = 64;
         s.limits.cpu_millis = 500;
         s.limits.wall = Duration::from_secs(5);
         let started = Instant::now();
         let o = run(&s).await;
-        assert!(o.pids_limit_hit, "{level}: the bomb never reached pids.max: {o:?}");
-        assert!(started.elapsed() < Duration::from_secs(90), "{level}: took {:?}", started.elapsed());
+        assert!(
+            o.pids_limit_hit,
+            "{level}: the bomb never reached pids.max: {o:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{level}: took {:?}",
+            started.elapsed()
+        );
         // The host is fine: it can still start processes, and the run left none behind.
-        assert!(std::process::Command::new("true").status().unwrap().success());
+        assert!(std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success());
     }
 }
 
@@ -202,7 +267,11 @@ async fn output_floods_are_capped() {
     let root = TestDir::new("flood");
     let ws = root.sub("ws");
     for level in LEVELS {
-        let mut s = sh(level, "head -c 50000000 /dev/zero; head -c 5000000 /dev/zero >&2; echo done >&2", &ws);
+        let mut s = sh(
+            level,
+            "head -c 50000000 /dev/zero; head -c 5000000 /dev/zero >&2; echo done >&2",
+            &ws,
+        );
         s.limits.output_bytes = 64 << 10;
         let o = run(&s).await;
         assert_eq!(o.exit_code, Some(0), "{level}");
@@ -224,17 +293,51 @@ async fn no_new_privs_and_seccomp_are_on_and_the_user_is_unprivileged() {
     let root = TestDir::new("status");
     let ws = root.sub("ws");
     for level in LEVELS {
-        let o = run(&common::spec(level, &["/bin/cat", "/proc/self/status"], &ws)).await;
+        let o = run(&common::spec(
+            level,
+            &["/bin/cat", "/proc/self/status"],
+            &ws,
+        ))
+        .await;
         let status = text(&o.stdout);
-        assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "{level}: {status}");
-        assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{level}: {status}");
-        assert!(status.lines().any(|l| l == "CapEff:\t0000000000000000"), "{level}: {status}");
+        assert!(
+            status.lines().any(|l| l == "NoNewPrivs:\t1"),
+            "{level}: {status}"
+        );
+        assert!(
+            status.lines().any(|l| l == "Seccomp:\t2"),
+            "{level}: {status}"
+        );
+        assert!(
+            status.lines().any(|l| l == "CapEff:\t0000000000000000"),
+            "{level}: {status}"
+        );
         assert!(o.landlock, "{level}: Landlock not fully enforced: {o:?}");
         let o = run(&common::spec(level, &["/usr/bin/id", "-u"], &ws)).await;
         assert_eq!(text(&o.stdout).trim(), "65534", "{level}");
         // Escape attempts seccomp stops: a new user namespace (root inside it), ptrace.
-        let o = run(&common::spec(level, &["/usr/bin/unshare", "-Ur", "id", "-u"], &ws)).await;
-        assert!(!o.success() && !text(&o.stdout).contains('0'), "{level}: unshare worked: {o:?}");
+        let o = run(&common::spec(
+            level,
+            &["/usr/bin/unshare", "-Ur", "id", "-u"],
+            &ws,
+        ))
+        .await;
+        assert!(
+            !o.success() && !text(&o.stdout).contains('0'),
+            "{level}: unshare worked: {o:?}"
+        );
+        let traceme = "import ctypes; print(ctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0), ctypes.get_errno())";
+        let o = run(&common::spec(
+            level,
+            &["/usr/bin/python3", "-c", traceme],
+            &ws,
+        ))
+        .await;
+        assert_eq!(
+            text(&o.stdout).trim(),
+            "-1 1",
+            "{level}: ptrace(TRACEME) was not EPERM: {o:?}"
+        );
     }
 }
 
@@ -268,7 +371,11 @@ async fn dropping_the_run_kills_its_tree() {
     let ws = root.sub("ws");
     for level in LEVELS {
         let m = marker();
-        let s = sh(level, &format!("sleep 1000.{m} & sleep 1000.{m}; wait"), &ws);
+        let s = sh(
+            level,
+            &format!("sleep 1000.{m} & sleep 1000.{m}; wait"),
+            &ws,
+        );
         let run = pyagent_sandbox::run(&s);
         // Cancel once both sleeps are running (awaited, not a fixed sleep).
         let watch = async {
@@ -280,7 +387,11 @@ async fn dropping_the_run_kills_its_tree() {
             r = run => panic!("{level}: the run ended by itself: {r:?}"),
             _ = tokio::time::timeout(Duration::from_secs(60), watch) => {}
         }
-        assert_eq!(processes_with(&format!("1000.{m}")), Vec::<u32>::new(), "{level}: survivors");
+        assert_eq!(
+            processes_with(&format!("1000.{m}")),
+            Vec::<u32>::new(),
+            "{level}: survivors"
+        );
     }
 }
 
@@ -291,11 +402,26 @@ async fn bad_specs_are_errors_not_panics() {
     let level = IsolationLevel::LandlockSeccomp;
     let code = |s: &pyagent_sandbox::SandboxSpec| {
         let s = s.clone();
-        async move { pyagent_sandbox::run(&s).await.unwrap_err().code().to_string() }
+        async move {
+            pyagent_sandbox::run(&s)
+                .await
+                .unwrap_err()
+                .code()
+                .to_string()
+        }
     };
-    assert_eq!(code(&common::spec(level, &[], &ws)).await, "sandbox.invalid_spec");
-    assert_eq!(code(&common::spec(level, &["a\0b"], &ws)).await, "sandbox.invalid_spec");
-    assert_eq!(code(&common::spec(level, &["true"], &ws.join("missing"))).await, "sandbox.workspace");
+    assert_eq!(
+        code(&common::spec(level, &[], &ws)).await,
+        "sandbox.invalid_spec"
+    );
+    assert_eq!(
+        code(&common::spec(level, &["a\0b"], &ws)).await,
+        "sandbox.invalid_spec"
+    );
+    assert_eq!(
+        code(&common::spec(level, &["true"], &ws.join("missing"))).await,
+        "sandbox.workspace"
+    );
     let mut s = common::spec(level, &["true"], &ws);
     s.cgroup_parent = Some("../escape".into());
     assert_eq!(code(&s).await, "sandbox.invalid_spec");
