@@ -311,10 +311,13 @@ mod tests {
 
     #[test]
     fn quota_is_millicores() {
-        let mut l = Limits::default();
-        l.cpu_millis = 1500;
-        assert_eq!(cpu_quota(&l), 150_000);
-        l.cpu_millis = 1;
-        assert_eq!(cpu_quota(&l), 1000);
+        let at = |cpu_millis| {
+            cpu_quota(&Limits {
+                cpu_millis,
+                ..Limits::default()
+            })
+        };
+        assert_eq!(at(1500), 150_000);
+        assert_eq!(at(1), 1000);
     }
 }

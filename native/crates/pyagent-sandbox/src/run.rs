@@ -364,7 +364,12 @@ async fn attempt(
                 .map(PathBuf::from)
                 .collect()
         },
-        read_write: vec![ws_inside.clone(), tmp_inside],
+        read_write: if namespaces {
+            // bwrap's /dev is a private tmpfs, so its /dev/shm is the run's own.
+            vec![ws_inside.clone(), tmp_inside, PathBuf::from("/dev/shm")]
+        } else {
+            vec![ws_inside.clone(), tmp_inside]
+        },
         rw_files: dev_files.iter().map(PathBuf::from).collect(),
         network: spec.network,
         require_landlock: level >= IsolationLevel::LandlockSeccomp,
