@@ -252,7 +252,7 @@ impl RunCgroup {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_micros(500));
         }
     }
 
@@ -260,14 +260,14 @@ impl RunCgroup {
     pub(crate) fn remove(&mut self) {
         self.kill_all(Duration::from_secs(5));
         for dir in self.dirs.drain(..) {
-            // rmdir fails while the kernel still tears down the last exited tasks; retry briefly.
-            for _ in 0..500 {
-                match std::fs::remove_dir(&dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        std::thread::sleep(Duration::from_millis(2))
-                    }
-                    _ => break,
+            // rmdir fails (EBUSY) while the kernel still tears down the last exited tasks,
+            // usually for well under a millisecond; retry in short steps, up to 5 s.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Err(e) = std::fs::remove_dir(&dir) {
+                if e.kind() == std::io::ErrorKind::NotFound || Instant::now() >= deadline {
+                    break;
                 }
+                std::thread::sleep(Duration::from_micros(200));
             }
         }
     }

@@ -63,6 +63,7 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
             message: "not a directory".into(),
         });
     }
+    check_workspace_place(&workspace)?;
     let helper = resolve_helper(spec)?;
     let run_as = resolve_run_as(spec)?;
     let (mut level, mut fallback_reason) = choose_level(spec, run_as.0)?;
@@ -131,6 +132,34 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
     }
     if spec.run_as.is_some_and(|(uid, _)| uid == 0) {
         return bad("run_as must not be root: commands never run as root");
+    }
+    Ok(())
+}
+
+/// The workspace is given to the sandbox user and bound read-write: it must be a dedicated
+/// directory, never `/`, a top-level directory (`/tmp`, `/home`), a system dir or anything
+/// holding one. A mistake here would hand the host to the command.
+fn check_workspace_place(workspace: &Path) -> Result<(), SandboxError> {
+    let refuse = |why: &str| {
+        Err(SandboxError::Workspace {
+            path: workspace.to_path_buf(),
+            message: why.to_string(),
+        })
+    };
+    if workspace.to_str().is_none() {
+        return refuse("the path is not UTF-8");
+    }
+    if workspace.components().count() < 3 {
+        return refuse("a workspace must be a dedicated directory at least two levels below /");
+    }
+    let system = bwrap::SYSTEM_DIRS
+        .iter()
+        .chain(&["/proc", "/sys", "/dev", "/boot", "/run"]);
+    for dir in system {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir));
+        if workspace.starts_with(&dir) {
+            return refuse(&format!("a workspace must not be inside {}", dir.display()));
+        }
     }
     Ok(())
 }

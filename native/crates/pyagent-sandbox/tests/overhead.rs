@@ -37,6 +37,51 @@ async fn overhead_of_true() {
     let bare = p50(bare);
     println!("{:<34} {:>10} {:>10}", "", "p50", "overhead");
     println!("{:<34} {:>10.2?} {:>10}", "bare /bin/true", bare, "-");
+    // The anchor: bwrap alone with the same namespaces and mounts, no helper, no Landlock,
+    // no seccomp, no cgroup: the part of the cost that is bubblewrap's and the kernel's.
+    let bwrap = pyagent_sandbox::probe().bwrap.expect("bwrap");
+    let mut anchor = Vec::new();
+    for _ in 0..RUNS {
+        let mut cmd = tokio::process::Command::new(&bwrap);
+        cmd.args([
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+        ]);
+        cmd.args([
+            "--unshare-cgroup-try",
+            "--unshare-net",
+            "--die-with-parent",
+            "--new-session",
+        ]);
+        for dir in [
+            "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+        ] {
+            match std::fs::read_link(dir) {
+                Ok(target) => {
+                    cmd.arg("--symlink").arg(target).arg(dir);
+                }
+                Err(_) if std::path::Path::new(dir).is_dir() => {
+                    cmd.args(["--ro-bind", dir, dir]);
+                }
+                Err(_) => {}
+            }
+        }
+        cmd.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        cmd.arg("--bind").arg(&ws).arg("/workspace");
+        cmd.args(["--chdir", "/workspace", "/bin/true"]);
+        let t = Instant::now();
+        assert!(cmd.status().await.unwrap().success());
+        anchor.push(t.elapsed());
+    }
+    let anchor = p50(anchor);
+    println!(
+        "{:<34} {:>10.2?} {:>10.2?}",
+        "bwrap alone (same namespaces)",
+        anchor,
+        anchor.saturating_sub(bare)
+    );
     for level in [
         IsolationLevel::Namespaces,
         IsolationLevel::LandlockSeccomp,

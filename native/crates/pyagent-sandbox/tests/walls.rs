@@ -431,6 +431,12 @@ async fn bad_specs_are_errors_not_panics() {
     let mut s = common::spec(level, &["true"], &ws);
     s.helper = Some(ws.join("no-helper"));
     assert_eq!(code(&s).await, "sandbox.helper_missing");
+    // A workspace that would hand the host over is refused (before any chown).
+    for place in ["/", "/tmp", "/etc/pyagent-ws", "/usr/local/share"] {
+        let s = common::spec(level, &["true"], std::path::Path::new(place));
+        let c = code(&s).await;
+        assert!(c == "sandbox.workspace", "{place}: {c}");
+    }
     let mut s = common::spec(level, &["true"], &ws);
     s.limits.wall = Duration::ZERO;
     assert_eq!(code(&s).await, "sandbox.invalid_spec");
