@@ -39,7 +39,9 @@ async fn main() {
         }
     }
     let argv: Vec<String> = args.collect();
-    let Some(workspace) = workspace else { usage("no workspace") };
+    let Some(workspace) = workspace else {
+        usage("no workspace")
+    };
     let mut spec = SandboxSpec::new(argv, workspace);
     spec.network = network;
     spec.max_isolation = level;
@@ -49,7 +51,10 @@ async fn main() {
     if std::env::var_os("PYAGENT_SANDBOX_EXEC").is_none() {
         // examples live in target/<profile>/examples, the helper in target/<profile>.
         let exe = std::env::current_exe().expect("current exe");
-        spec.helper = exe.parent().and_then(|d| d.parent()).map(|d| d.join("pyagent-sandbox-exec"));
+        spec.helper = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .map(|d| d.join("pyagent-sandbox-exec"));
     }
     match pyagent_sandbox::run(&spec).await {
         Ok(o) => {

@@ -74,6 +74,113 @@ pub(crate) fn check_parent(parent: &str) -> Result<(), String> {
     }
 }
 
+/// The pid in a run id (`run-<pid>-<n>-<nanos>`, see `run::run_id`).
+fn run_pid(name: &str) -> Option<u32> {
+    name.strip_prefix("run-")?.split('-').next()?.parse().ok()
+}
+
+/// Whether a run's directory belongs to no live process: its daemon died (or was killed) before
+/// it could clean up. Runs of this process and of other live processes are left alone.
+fn orphaned(name: &str) -> bool {
+    match run_pid(name) {
+        Some(pid) => {
+            pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+        }
+        None => false,
+    }
+}
+
+/// Kills and removes what runs of dead daemons left under `parent` (their cgroups, with any
+/// processes still in them, and their fallback temp dirs); returns how many runs it found. For a
+/// daemon's start-up: a crashed daemon cannot clean up, and without the wall clock it enforced a
+/// leftover command would run unbounded.
+pub fn reap_orphans(parent: &str) -> Result<usize, SandboxError> {
+    check_parent(parent).map_err(SandboxError::InvalidSpec)?;
+    let own = own_cgroups()?;
+    let unified = Path::new(ROOT).join("cgroup.controllers").exists();
+    let controllers: &[&str] = if unified {
+        &[""]
+    } else {
+        &["memory", "pids", "cpu", "freezer"]
+    };
+    let parent_of = |ctrl: &str| {
+        own.iter()
+            .find(|(c, _)| {
+                if unified {
+                    c.is_empty()
+                } else {
+                    c.split(',').any(|c| c == ctrl)
+                }
+            })
+            .map(|(_, p)| {
+                let base = if unified {
+                    PathBuf::from(ROOT)
+                } else {
+                    Path::new(ROOT).join(ctrl)
+                };
+                base.join(p.trim_start_matches('/')).join(parent)
+            })
+    };
+    let parents: Vec<(&str, PathBuf)> = controllers
+        .iter()
+        .filter_map(|c| parent_of(c).map(|p| (*c, p)))
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    for (_, dir) in &parents {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if let Some(name) = entry.file_name().to_str() {
+                if orphaned(name) {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+    }
+    for name in &names {
+        let at = |ctrl: &str| {
+            parents
+                .iter()
+                .find(|(c, _)| *c == ctrl)
+                .map(|(_, p)| p.join(name))
+                .filter(|d| d.is_dir())
+        };
+        let (procs, memory) = if unified {
+            (at(""), at(""))
+        } else {
+            (at("pids"), at("memory"))
+        };
+        // Dropping it kills what is left in it and removes its directories.
+        drop(RunCgroup {
+            dirs: parents
+                .iter()
+                .map(|(_, p)| p.join(name))
+                .filter(|d| d.is_dir())
+                .collect(),
+            procs_dir: procs.unwrap_or_default(),
+            memory_dir: memory.unwrap_or_default(),
+            freezer: at("freezer"),
+            v2: unified,
+        });
+    }
+    let mut count = names.len();
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name();
+        let Some(run) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("pyagent-sandbox-"))
+        else {
+            continue;
+        };
+        if orphaned(run) && std::fs::remove_dir_all(entry.path()).is_ok() && !names.contains(run) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 impl RunCgroup {
     pub(crate) fn create(
         parent: &str,
@@ -299,6 +406,14 @@ fn counter(path: &Path, key: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_name_their_daemon() {
+        assert_eq!(run_pid("run-4242-7-0badcafe"), Some(4242));
+        assert_eq!(run_pid("pyagent"), None);
+        assert!(!orphaned(&format!("run-{}-0-0", std::process::id())));
+        assert!(!orphaned("not-a-run"));
+    }
 
     #[test]
     fn parents_cannot_climb_out() {

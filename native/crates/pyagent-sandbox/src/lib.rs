@@ -63,6 +63,7 @@ mod probe;
 mod run;
 mod spec;
 
+pub use cgroup::reap_orphans;
 pub use error::SandboxError;
 pub use plan::HELPER_ARG;
 pub use probe::{probe, Capabilities};

@@ -454,3 +454,56 @@ async fn a_missing_command_is_an_exit_code_not_an_error() {
         assert_eq!(o.exit_code, Some(127), "{level}: {o:?}");
     }
 }
+
+#[tokio::test]
+async fn what_a_dead_daemon_left_is_reaped() {
+    use std::os::unix::process::ExitStatusExt;
+    if !require_host() {
+        return;
+    }
+    // A pid no process has any more: a child that already finished.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let name = format!("run-{dead_pid}-0-deadbeef");
+    // Its run's cgroup, as a crashed daemon leaves it: with a process still inside.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut dirs = Vec::new();
+    for ctrl in ["memory", "pids", "cpu", "freezer"] {
+        let Some(path) = own
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ':');
+                f.next();
+                f.next().zip(f.next())
+            })
+            .find(|(c, _)| c.split(',').any(|c| c == ctrl))
+            .map(|(_, p)| p.trim_start_matches('/').to_string())
+        else {
+            panic!("no cgroup v1 {ctrl} hierarchy (this test knows v1 only)");
+        };
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(ctrl)
+            .join(path)
+            .join(CGROUP_PARENT)
+            .join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+        dirs.push(dir);
+    }
+    let found = pyagent_sandbox::reap_orphans(CGROUP_PARENT).unwrap();
+    assert!(found >= 1, "found {found}");
+    let status = sleeper.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the leftover process was not killed"
+    );
+    for dir in dirs {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}
