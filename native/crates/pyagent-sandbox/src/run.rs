@@ -539,8 +539,14 @@ async fn attempt(
     }
     if ready.is_none() && killed.is_none() {
         let stderr_text = String::from_utf8_lossy(&err.data).trim().to_string();
-        if namespaces && (stderr_text.starts_with("bwrap:") || exit.code() == Some(1)) {
+        if namespaces && refuses_namespaces(&stderr_text) {
             return Err(Attempt::NoNamespaces(stderr_text));
+        }
+        if namespaces && stderr_text.starts_with("bwrap:") {
+            return Err(Attempt::Failed(SandboxError::Setup {
+                code: "sandbox.bwrap".into(),
+                message: stderr_text,
+            }));
         }
         return Err(Attempt::Failed(SandboxError::Setup {
             code: "sandbox.helper".into(),
@@ -595,6 +601,24 @@ async fn attempt(
     })
 }
 
+/// Whether bwrap's error says the host refuses what namespaces need (user namespaces for this
+/// user, a new network namespace's loopback, mounting /proc in a container that masks it), as
+/// opposed to a problem of this run (say, a workspace that vanished), which must not switch
+/// later runs to the fallback. bwrap's messages, from its sources (bubblewrap.c, network.c).
+fn refuses_namespaces(bwrap_stderr: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "new namespace",
+        "Creating new namespace failed",
+        "setting up uid map",
+        "setting up gid map",
+        "setgroups",
+        "loopback:",
+        "Can't mount proc",
+        "Operation not permitted",
+    ];
+    bwrap_stderr.starts_with("bwrap:") && SIGNS.iter().any(|s| bwrap_stderr.contains(s))
+}
+
 #[derive(Default)]
 struct Captured {
     data: Vec<u8>,
@@ -616,6 +640,31 @@ async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize, into: 
                 }
                 into.data.extend_from_slice(&chunk[..n.min(room)]);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refused_namespaces_switch_to_the_fallback() {
+        for refusal in [
+            "bwrap: No permissions to create a new namespace, likely because the kernel does not allow non-privileged user namespaces.",
+            "bwrap: setting up uid map: Permission denied",
+            "bwrap: Creating new namespace failed: Operation not permitted",
+            "bwrap: loopback: Failed RTM_NEWADDR: Operation not permitted",
+            "bwrap: Can't mount proc on /newroot/proc: Operation not permitted",
+        ] {
+            assert!(refuses_namespaces(refusal), "{refusal}");
+        }
+        for other in [
+            "bwrap: Can't find source path /srv/tasks/gone: No such file or directory",
+            "Operation not permitted",
+            "",
+        ] {
+            assert!(!refuses_namespaces(other), "{other}");
         }
     }
 }

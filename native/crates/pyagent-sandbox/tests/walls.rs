@@ -237,7 +237,7 @@ async fn a_fork_bomb_is_contained() {
             &["/bin/bash", "-c", "b() { b | b & }; b; sleep 5"],
             &ws,
         );
-        s.limits.pids = 64;
+        s.limits.pids = 32;
         s.limits.cpu_millis = 500;
         s.limits.wall = Duration::from_secs(5);
         let started = Instant::now();

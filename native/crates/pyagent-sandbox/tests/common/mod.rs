@@ -23,7 +23,14 @@ pub fn require_host() -> bool {
     if rustix::process::geteuid().as_raw() != 0 {
         missing.push("root (cgroups, dropping to nobody)".to_string());
     }
-    if pyagent_sandbox::probe().bwrap.is_none() {
+    let caps = pyagent_sandbox::probe();
+    if !caps.landlock {
+        missing.push("Landlock (Linux >= 5.13 with landlock in lsm=)".to_string());
+    }
+    if !caps.seccomp {
+        missing.push("seccomp".to_string());
+    }
+    if caps.bwrap.is_none() {
         missing.push(
             "bubblewrap (`apt-get install bubblewrap`, or .ci/install-sandbox.sh)".to_string(),
         );
