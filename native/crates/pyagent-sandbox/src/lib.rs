@@ -29,7 +29,9 @@
 //! the host's process list, hostname and (read-only) system dirs at their real paths, `/tmp`
 //! is not size-capped, and with the network on it shares the host's network as the sandbox user.
 //!
-//! At [`IsolationLevel::LimitsOnly`]: the drop to the sandbox user and the limits only.
+//! At [`IsolationLevel::LimitsOnly`]: the drop to the sandbox user and the limits are what is
+//! promised. seccomp, and Landlock's network and scope rules, are still applied where the kernel
+//! has them, but the level does not claim them.
 //!
 //! At every level: the command runs as an unprivileged user (a root daemon's commands run as
 //! `nobody`), in a per-run cgroup with CPU, memory (+swap) and pids limits when
@@ -54,6 +56,7 @@
 //! [`SandboxError::code`] and a [`SandboxError::hint`].
 
 mod bwrap;
+mod capture;
 mod cgroup;
 mod error;
 mod filter;

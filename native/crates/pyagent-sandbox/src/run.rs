@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use crate::bwrap::{self, BwrapRun};
+use crate::capture::{read_capped, Captured};
 use crate::cgroup::RunCgroup;
 use crate::error::SandboxError;
 use crate::plan::{Bwrap, Confine, Plan, Status, HELPER_ARG, PLAN_ENV, PLAN_VERSION};
@@ -71,8 +71,15 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
         chown_tree(&workspace, run_as)?;
     }
     loop {
-        match attempt(spec, level, &workspace, &helper, run_as).await {
-            Err(Attempt::NoNamespaces(why)) => {
+        let try_at = Attempt {
+            spec,
+            level,
+            workspace: &workspace,
+            helper: &helper,
+            run_as,
+        };
+        match attempt(try_at).await {
+            Err(Failure::NoNamespaces(why)) => {
                 remember_refusal(run_as.0);
                 let next = fallback_below_namespaces();
                 if next < spec.min_isolation {
@@ -85,7 +92,7 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
                 fallback_reason = Some(why);
                 level = next;
             }
-            Err(Attempt::Failed(e)) => return Err(e),
+            Err(Failure::Failed(e)) => return Err(e),
             Ok(mut outcome) => {
                 outcome.fallback_reason = fallback_reason;
                 return Ok(outcome);
@@ -287,15 +294,15 @@ fn run_id() -> String {
     )
 }
 
-enum Attempt {
+enum Failure {
     /// bwrap failed before the helper ran inside: the caller may fall back.
     NoNamespaces(String),
     Failed(SandboxError),
 }
 
-impl From<SandboxError> for Attempt {
+impl From<SandboxError> for Failure {
     fn from(e: SandboxError) -> Self {
-        Attempt::Failed(e)
+        Failure::Failed(e)
     }
 }
 
@@ -328,34 +335,22 @@ impl Drop for Cleanup {
     }
 }
 
-async fn attempt(
-    spec: &SandboxSpec,
-    level: IsolationLevel,
-    workspace: &Path,
-    helper: &Path,
-    run_as: (u32, u32),
-) -> Result<Outcome, Attempt> {
-    let id = run_id();
-    let mut cleanup = Cleanup {
-        cgroup: None,
-        pgid: None,
-        tmp: None,
-    };
-    if let Some(parent) = &spec.cgroup_parent {
-        cleanup.cgroup = Some(RunCgroup::create(parent, &id, &spec.limits)?);
-    }
+/// The helper's plan for one attempt: the command's environment, what Landlock grants, and
+/// (with namespaces) bwrap's command line.
+fn plan(
+    a: &Attempt<'_>,
+    ws_inside: &Path,
+    tmp_inside: &Path,
+    cgroup_procs: Vec<PathBuf>,
+) -> Result<Plan, SandboxError> {
+    let Attempt {
+        spec,
+        level,
+        workspace,
+        helper,
+        run_as,
+    } = *a;
     let namespaces = level == IsolationLevel::Namespaces;
-    let (ws_inside, tmp_inside) = if namespaces {
-        (PathBuf::from(WORKSPACE), PathBuf::from("/tmp"))
-    } else {
-        // The fallback's private temp dir, beside no other run's and owned by the sandbox user.
-        let tmp = std::env::temp_dir().join(format!("pyagent-sandbox-{id}"));
-        std::fs::create_dir(&tmp).map_err(SandboxError::Io)?;
-        cleanup.tmp = Some(tmp.clone());
-        std::os::unix::fs::chown(&tmp, Some(run_as.0), Some(run_as.1)).map_err(SandboxError::Io)?;
-        (workspace.to_path_buf(), tmp)
-    };
-
     let ws_str = ws_inside.to_string_lossy().into_owned();
     let mut env = vec![
         (
@@ -382,7 +377,7 @@ async fn attempt(
     let confine = Confine {
         argv: spec.argv.clone(),
         env,
-        cwd: ws_inside.clone(),
+        cwd: ws_inside.to_path_buf(),
         read: if namespaces {
             // Inside, / holds only what bwrap mounted.
             vec![PathBuf::from("/")]
@@ -395,9 +390,13 @@ async fn attempt(
         },
         read_write: if namespaces {
             // bwrap's /dev is a private tmpfs, so its /dev/shm is the run's own.
-            vec![ws_inside.clone(), tmp_inside, PathBuf::from("/dev/shm")]
+            vec![
+                ws_inside.to_path_buf(),
+                tmp_inside.to_path_buf(),
+                PathBuf::from("/dev/shm"),
+            ]
         } else {
-            vec![ws_inside.clone(), tmp_inside]
+            vec![ws_inside.to_path_buf(), tmp_inside.to_path_buf()]
         },
         rw_files: dev_files.iter().map(PathBuf::from).collect(),
         network: spec.network,
@@ -420,17 +419,15 @@ async fn attempt(
         None
     };
     let euid = rustix::process::geteuid().as_raw();
-    let plan = Plan {
+    Ok(Plan {
         version: PLAN_VERSION,
-        cgroup_procs: cleanup
-            .cgroup
-            .as_ref()
-            .map(|c| c.procs_files())
-            .unwrap_or_default(),
+        cgroup_procs,
         run_as: (run_as.0 != euid).then_some(run_as),
         bwrap,
         confine: if level == IsolationLevel::LimitsOnly {
-            // No Landlock rules and no seccomp at this level: run the command as is.
+            // Nothing but the limits is promised at this level (the kernel may lack Landlock):
+            // no file system rules. seccomp and Landlock's network and scope rules still apply
+            // where the kernel has them, as a bonus the outcome does not claim.
             Confine {
                 read: vec![PathBuf::from("/")],
                 read_write: vec![PathBuf::from("/")],
@@ -440,7 +437,55 @@ async fn attempt(
         } else {
             confine
         },
+    })
+}
+
+/// One try at one level.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    spec: &'a SandboxSpec,
+    level: IsolationLevel,
+    /// Canonical.
+    workspace: &'a Path,
+    helper: &'a Path,
+    run_as: (u32, u32),
+}
+
+async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
+    let Attempt {
+        spec,
+        level,
+        workspace,
+        run_as,
+        helper,
+    } = a;
+    let id = run_id();
+    let mut cleanup = Cleanup {
+        cgroup: None,
+        pgid: None,
+        tmp: None,
     };
+    if let Some(parent) = &spec.cgroup_parent {
+        cleanup.cgroup = Some(RunCgroup::create(parent, &id, &spec.limits)?);
+    }
+    let namespaces = level == IsolationLevel::Namespaces;
+    let (ws_inside, tmp_inside) = if namespaces {
+        (PathBuf::from(WORKSPACE), PathBuf::from("/tmp"))
+    } else {
+        // The fallback's private temp dir, beside no other run's and owned by the sandbox user.
+        let tmp = std::env::temp_dir().join(format!("pyagent-sandbox-{id}"));
+        std::fs::create_dir(&tmp).map_err(SandboxError::Io)?;
+        cleanup.tmp = Some(tmp.clone());
+        std::os::unix::fs::chown(&tmp, Some(run_as.0), Some(run_as.1)).map_err(SandboxError::Io)?;
+        (workspace.to_path_buf(), tmp)
+    };
+
+    let cgroup_procs = cleanup
+        .cgroup
+        .as_ref()
+        .map(|c| c.procs_files())
+        .unwrap_or_default();
+    let plan = plan(&a, &ws_inside, &tmp_inside, cgroup_procs)?;
     let plan_json = serde_json::to_string(&plan)
         .map_err(|e| SandboxError::Spawn(format!("encoding the plan: {e}")))?;
 
@@ -532,7 +577,7 @@ async fn attempt(
     if let Some(Status::Error { code, message }) =
         statuses.iter().find(|s| matches!(s, Status::Error { .. }))
     {
-        return Err(Attempt::Failed(SandboxError::Setup {
+        return Err(Failure::Failed(SandboxError::Setup {
             code: code.clone(),
             message: message.clone(),
         }));
@@ -540,15 +585,15 @@ async fn attempt(
     if ready.is_none() && killed.is_none() {
         let stderr_text = String::from_utf8_lossy(&err.data).trim().to_string();
         if namespaces && refuses_namespaces(&stderr_text) {
-            return Err(Attempt::NoNamespaces(stderr_text));
+            return Err(Failure::NoNamespaces(stderr_text));
         }
         if namespaces && stderr_text.starts_with("bwrap:") {
-            return Err(Attempt::Failed(SandboxError::Setup {
+            return Err(Failure::Failed(SandboxError::Setup {
                 code: "sandbox.bwrap".into(),
                 message: stderr_text,
             }));
         }
-        return Err(Attempt::Failed(SandboxError::Setup {
+        return Err(Failure::Failed(SandboxError::Setup {
             code: "sandbox.helper".into(),
             message: format!(
                 "the exec helper ended ({exit}) before starting the command: {stderr_text}"
@@ -619,34 +664,48 @@ fn refuses_namespaces(bwrap_stderr: &str) -> bool {
     bwrap_stderr.starts_with("bwrap:") && SIGNS.iter().any(|s| bwrap_stderr.contains(s))
 }
 
-#[derive(Default)]
-struct Captured {
-    data: Vec<u8>,
-    truncated: bool,
-}
-
-/// Reads to EOF, keeping the first `cap` bytes and counting the rest as truncated: a flood
-/// costs the daemon CPU to drain, never memory, and never blocks the writer.
-async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize, into: &mut Captured) {
-    let Some(mut reader) = reader else { return };
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let room = cap.saturating_sub(into.data.len());
-                if n > room {
-                    into.truncated = true;
-                }
-                into.data.extend_from_slice(&chunk[..n.min(room)]);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fallback_grants_the_system_dirs_the_workspace_and_its_temp_dir_only() {
+        let spec = SandboxSpec::new(vec!["make".into()], "/srv/tasks/t1".into());
+        let a = Attempt {
+            spec: &spec,
+            level: IsolationLevel::LandlockSeccomp,
+            workspace: Path::new("/srv/tasks/t1"),
+            helper: Path::new("/opt/pyagent/pyagent-sandbox-exec"),
+            run_as: NOBODY,
+        };
+        let tmp = Path::new("/tmp/pyagent-sandbox-run-1");
+        let p = plan(&a, a.workspace, tmp, vec![]).unwrap();
+        assert!(p.bwrap.is_none());
+        assert_eq!(p.confine.read_write, [a.workspace, tmp]);
+        assert!(p.confine.read.iter().all(|r| !a.workspace.starts_with(r)));
+        assert!(p.confine.read.iter().any(|r| r == Path::new("/usr")));
+        assert!(p.confine.require_landlock && !p.confine.network);
+        let env: std::collections::HashMap<_, _> = p.confine.env.into_iter().collect();
+        assert_eq!(env["PYAGENT_WORKSPACE"], "/srv/tasks/t1");
+        assert_eq!(env["TMPDIR"], "/tmp/pyagent-sandbox-run-1");
+    }
+
+    #[test]
+    fn the_steps_env_overrides_the_defaults_and_nothing_else_leaks() {
+        let mut spec = SandboxSpec::new(vec!["make".into()], "/srv/tasks/t1".into());
+        spec.env = vec![("PATH".into(), "/opt/bin".into()), ("K".into(), "v".into())];
+        let a = Attempt {
+            spec: &spec,
+            level: IsolationLevel::LimitsOnly,
+            workspace: Path::new("/srv/tasks/t1"),
+            helper: Path::new("/h"),
+            run_as: NOBODY,
+        };
+        let p = plan(&a, a.workspace, Path::new("/tmp/x"), vec![]).unwrap();
+        let names: Vec<_> = p.confine.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["HOME", "TMPDIR", "PYAGENT_WORKSPACE", "PATH", "K"]);
+        assert_eq!(p.confine.env[3].1, "/opt/bin");
+    }
 
     #[test]
     fn only_refused_namespaces_switch_to_the_fallback() {
