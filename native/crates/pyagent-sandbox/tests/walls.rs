@@ -507,3 +507,49 @@ async fn what_a_dead_daemon_left_is_reaped() {
         assert!(!dir.exists(), "{} is left", dir.display());
     }
 }
+
+#[tokio::test]
+async fn the_daemons_environment_does_not_leak_in() {
+    if !require_host() {
+        return;
+    }
+    let root = TestDir::new("env");
+    let ws = root.sub("ws");
+    // The test process has plenty (CARGO_*, HOME, PATH, ...); none of it may reach the command.
+    assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO")));
+    for level in LEVELS {
+        let mut s = common::spec(level, &["/usr/bin/env"], &ws);
+        s.env = vec![("STEP_INPUT".into(), "42".into())];
+        let o = run(&s).await;
+        let mut names: Vec<String> = text(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["HOME", "PATH", "PYAGENT_WORKSPACE", "STEP_INPUT", "TMPDIR"],
+            "{level}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_namespaces_the_hosts_processes_and_name_are_invisible() {
+    if !require_host() {
+        return;
+    }
+    let root = TestDir::new("pidns");
+    let ws = root.sub("ws");
+    let me = std::process::id();
+    let script =
+        format!("test -e /proc/{me} && echo SEES-HOST; hostname; ls /proc | grep -c '^[0-9]'");
+    let o = run(&sh(IsolationLevel::Namespaces, &script, &ws)).await;
+    let out = text(&o.stdout);
+    assert!(!out.contains("SEES-HOST"), "{out}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("pyagent-sandbox"));
+    // bwrap's init, the helper, sh, and sh's children: a handful, not the host's hundreds.
+    let count: u32 = lines.next().unwrap().trim().parse().unwrap();
+    assert!(count < 10, "{count} processes visible");
+}
