@@ -52,10 +52,44 @@ fn own_cgroups() -> Result<Vec<(String, String)>, SandboxError> {
         .collect())
 }
 
-fn join(base: &Path, own: &str, parent: &str, run_id: &str) -> PathBuf {
-    base.join(own.trim_start_matches('/'))
-        .join(parent)
-        .join(run_id)
+/// The v1 controllers a run is limited and killed by (`freezer` only where mounted).
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "freezer"];
+
+/// Where `<parent>/<run id>` goes, per controller (`""` for the v2 unified tree).
+///
+/// v1: under the daemon's own cgroup in each hierarchy, so a daemon confined by systemd or a
+/// pod stays within its own limits. v2 forbids a cgroup with processes to enable controllers
+/// for its children ("no internal processes"), and the daemon's own cgroup has the daemon in
+/// it, so runs go beside it, under its parent: put the daemon in a leaf of the cgroup it was
+/// delegated (systemd: `Delegate=yes` with `DelegateSubgroup=daemon`; a container: move the
+/// daemon to `/daemon` first), and its runs land in `<delegated>/<parent>/<run id>`.
+fn bases(own: &[(String, String)], unified: bool) -> Vec<(&'static str, PathBuf)> {
+    let root = Path::new(ROOT);
+    if unified {
+        let own = own
+            .iter()
+            .find(|(c, _)| c.is_empty())
+            .map(|(_, p)| root.join(p.trim_start_matches('/')))
+            .unwrap_or_else(|| root.to_path_buf());
+        let base = if own == root {
+            own
+        } else {
+            own.parent().unwrap_or(root).to_path_buf()
+        };
+        return vec![("", base)];
+    }
+    V1_CONTROLLERS
+        .iter()
+        .filter_map(|ctrl| {
+            own.iter()
+                .find(|(c, _)| c.split(',').any(|c| c == *ctrl))
+                .map(|(_, p)| (*ctrl, root.join(ctrl).join(p.trim_start_matches('/'))))
+        })
+        .collect()
+}
+
+fn unified() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
 /// A parent name is a relative path of plain components: it must not climb out of the daemon's
@@ -96,34 +130,10 @@ fn orphaned(name: &str) -> bool {
 /// leftover command would run unbounded.
 pub fn reap_orphans(parent: &str) -> Result<usize, SandboxError> {
     check_parent(parent).map_err(SandboxError::InvalidSpec)?;
-    let own = own_cgroups()?;
-    let unified = Path::new(ROOT).join("cgroup.controllers").exists();
-    let controllers: &[&str] = if unified {
-        &[""]
-    } else {
-        &["memory", "pids", "cpu", "freezer"]
-    };
-    let parent_of = |ctrl: &str| {
-        own.iter()
-            .find(|(c, _)| {
-                if unified {
-                    c.is_empty()
-                } else {
-                    c.split(',').any(|c| c == ctrl)
-                }
-            })
-            .map(|(_, p)| {
-                let base = if unified {
-                    PathBuf::from(ROOT)
-                } else {
-                    Path::new(ROOT).join(ctrl)
-                };
-                base.join(p.trim_start_matches('/')).join(parent)
-            })
-    };
-    let parents: Vec<(&str, PathBuf)> = controllers
-        .iter()
-        .filter_map(|c| parent_of(c).map(|p| (*c, p)))
+    let unified = unified();
+    let parents: Vec<(&str, PathBuf)> = bases(&own_cgroups()?, unified)
+        .into_iter()
+        .map(|(c, base)| (c, base.join(parent)))
         .collect();
     let mut names = std::collections::BTreeSet::new();
     for (_, dir) in &parents {
@@ -188,35 +198,27 @@ impl RunCgroup {
         limits: &Limits,
     ) -> Result<RunCgroup, SandboxError> {
         check_parent(parent).map_err(|m| err(Path::new(parent), m))?;
-        let own = own_cgroups()?;
-        let unified = Path::new(ROOT).join("cgroup.controllers").exists();
-        let cg = if unified {
-            let own = own
+        let unified = unified();
+        let bases = bases(&own_cgroups()?, unified);
+        let base = |ctrl: &str| {
+            bases
                 .iter()
-                .find(|(c, _)| c.is_empty())
-                .map(|(_, p)| p.clone())
-                .unwrap_or_default();
-            let own = Path::new(ROOT).join(own.trim_start_matches('/'));
-            Self::create_v2(&own, parent, run_id, limits)?
-        } else {
-            let find = |ctrl: &str| {
-                own.iter()
-                    .find(|(c, _)| c.split(',').any(|c| c == ctrl))
-                    .map(|(_, p)| join(&Path::new(ROOT).join(ctrl), p, parent, run_id))
-            };
-            let dir_of = |ctrl: &str| {
-                find(ctrl).ok_or_else(|| {
-                    err(
-                        &Path::new(ROOT).join(ctrl),
-                        format!("no cgroup v1 `{ctrl}` controller is mounted"),
-                    )
+                .find(|(c, _)| *c == ctrl)
+                .map(|(_, b)| b.clone())
+                .ok_or_else(|| {
+                    let root = Path::new(ROOT).join(ctrl);
+                    err(&root, format!("no cgroup `{ctrl}` hierarchy is mounted"))
                 })
-            };
+        };
+        let cg = if unified {
+            Self::create_v2(&base("")?, parent, run_id, limits)?
+        } else {
+            let dir = |ctrl: &str| base(ctrl).map(|b| b.join(parent).join(run_id));
             Self::create_v1(
-                dir_of("memory")?,
-                dir_of("pids")?,
-                dir_of("cpu")?,
-                find("freezer"),
+                dir("memory")?,
+                dir("pids")?,
+                dir("cpu")?,
+                dir("freezer").ok(),
                 limits,
             )?
         };
@@ -266,16 +268,15 @@ impl RunCgroup {
     }
 
     fn create_v2(
-        own: &Path,
+        base: &Path,
         parent: &str,
         run_id: &str,
         limits: &Limits,
     ) -> Result<RunCgroup, SandboxError> {
-        // The controllers must be enabled in subtree_control from the daemon's own cgroup down
-        // to the parent. A v2 cgroup with processes cannot do so ("no internal processes"), so
-        // the daemon should sit in a leaf of its own (systemd: a sub-cgroup of its unit); if it
-        // does not, the limit files below are missing and the error says which.
-        let mut at = own.to_path_buf();
+        // The controllers must be enabled in subtree_control from the base down to the parent
+        // (see `bases`). Failures are not fatal here: where a controller could not be enabled
+        // its limit file is missing below, and that error names it.
+        let mut at = base.to_path_buf();
         let _ = std::fs::write(at.join("cgroup.subtree_control"), "+memory +pids +cpu");
         for part in Path::new(parent).components() {
             at.push(part);
@@ -406,6 +407,45 @@ fn counter(path: &Path, key: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn own(lines: &str) -> Vec<(String, String)> {
+        lines
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.splitn(3, ':').collect();
+                (f[1].to_string(), f[2].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn v1_runs_nest_under_the_daemons_own_cgroup() {
+        let own = own("9:pids:/svc\n4:memory:/pa/x\n1:cpu,cpuacct:/\n6:freezer:/svc\n0::/");
+        let b = bases(&own, false);
+        assert_eq!(
+            b,
+            [
+                ("memory", PathBuf::from("/sys/fs/cgroup/memory/pa/x")),
+                ("pids", PathBuf::from("/sys/fs/cgroup/pids/svc")),
+                ("cpu", PathBuf::from("/sys/fs/cgroup/cpu")),
+                ("freezer", PathBuf::from("/sys/fs/cgroup/freezer/svc")),
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_runs_go_beside_the_daemons_leaf() {
+        let b = bases(&own("0::/system.slice/pyagent.service/daemon"), true);
+        assert_eq!(
+            b,
+            [(
+                "",
+                PathBuf::from("/sys/fs/cgroup/system.slice/pyagent.service")
+            )]
+        );
+        // A daemon at the root of its cgroup namespace has nowhere else to put them.
+        assert_eq!(bases(&own("0::/"), true), [("", PathBuf::from(ROOT))]);
+    }
 
     #[test]
     fn run_ids_name_their_daemon() {
