@@ -2,7 +2,6 @@
 //! start the helper, capture output under caps, enforce the wall clock, clean up.
 
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,7 +67,11 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     let run_as = resolve_run_as(spec)?;
     let (mut level, mut fallback_reason) = choose_level(spec, run_as.0)?;
     if run_as.0 != rustix::process::geteuid().as_raw() {
-        chown_tree(&workspace, run_as)?;
+        // A big workspace takes a while: off the async threads.
+        let ws = workspace.clone();
+        tokio::task::spawn_blocking(move || chown_tree(&ws, run_as))
+            .await
+            .map_err(|e| SandboxError::Io(std::io::Error::other(e)))??;
     }
     loop {
         let try_at = Attempt {
@@ -259,22 +262,56 @@ fn choose_level(
     Ok((got, (!why.is_empty()).then_some(why)))
 }
 
-/// Gives the workspace to the sandbox user (the daemon made it as itself). lchown: a symlink
-/// in the workspace is re-owned, never what it points to.
+/// Gives the workspace to the sandbox user (the daemon made it as itself).
+///
+/// The tree may hold what earlier runs left, so the walk trusts none of it: directories are
+/// opened relative to their parent's descriptor with O_NOFOLLOW (a directory swapped for a
+/// symlink mid-walk is not followed out of the workspace), entries are chowned without following
+/// symlinks, and a regular file with more than one link is left alone (a hard link could be a
+/// file from outside; normally the kernel's protected_hardlinks, bind mounts and Landlock stop
+/// such links from being made at all).
 fn chown_tree(root: &Path, (uid, gid): (u32, u32)) -> Result<(), SandboxError> {
-    let fail = |p: &Path, e: std::io::Error| SandboxError::Workspace {
-        path: p.to_path_buf(),
-        message: format!("chown to {uid}:{gid}: {e}"),
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let fail = |what: &dyn std::fmt::Display, e: rustix::io::Errno| SandboxError::Workspace {
+        path: root.to_path_buf(),
+        message: format!("chown to {uid}:{gid} ({what}): {e}"),
     };
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(&path, e))?;
-        if meta.uid() != uid || meta.gid() != gid {
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| fail(&path, e))?;
-        }
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).map_err(|e| fail(&path, e))? {
-                stack.push(entry.map_err(|e| fail(&path, e))?.path());
+    let (u, g) = (
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    );
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let top = rustix::fs::open(root, dir_flags, Mode::empty()).map_err(|e| fail(&"open", e))?;
+    rustix::fs::fchown(&top, u, g).map_err(|e| fail(&"the workspace", e))?;
+    let mut stack = vec![top];
+    while let Some(dir) = stack.pop() {
+        for entry in rustix::fs::Dir::read_from(&dir).map_err(|e| fail(&"read", e))? {
+            let entry = entry.map_err(|e| fail(&"read", e))?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let shown = name.to_string_lossy();
+            let st = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                // Gone since the listing: nothing to give.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(fail(&shown, e)),
+            };
+            let file_type = FileType::from_raw_mode(st.st_mode);
+            let owned = st.st_uid == uid && st.st_gid == gid;
+            let foreign_link = file_type == FileType::RegularFile && st.st_nlink > 1;
+            if !owned && !foreign_link {
+                rustix::fs::chownat(&dir, name, u, g, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| fail(&shown, e))?;
+            }
+            if file_type == FileType::Directory {
+                match rustix::fs::openat(&dir, name, dir_flags, Mode::empty()) {
+                    Ok(sub) => stack.push(sub),
+                    // Replaced by a symlink or a file since the stat: not ours to follow.
+                    Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {}
+                    Err(e) => return Err(fail(&shown, e)),
+                }
             }
         }
     }

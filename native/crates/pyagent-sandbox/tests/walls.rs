@@ -553,3 +553,44 @@ async fn with_namespaces_the_hosts_processes_and_name_are_invisible() {
     let count: u32 = lines.next().unwrap().trim().parse().unwrap();
     assert!(count < 10, "{count} processes visible");
 }
+
+#[tokio::test]
+async fn giving_the_workspace_to_the_sandbox_user_gives_nothing_outside() {
+    use std::os::unix::fs::MetadataExt;
+    if !require_host() {
+        return;
+    }
+    let root = TestDir::new("chown");
+    let ws = root.sub("ws");
+    let outside = root.0.join("outside.txt");
+    std::fs::write(&outside, "host file").unwrap();
+    // What a hostile earlier run could leave: a symlink and a hard link to a file outside.
+    std::os::unix::fs::symlink(&outside, ws.join("link")).unwrap();
+    std::fs::hard_link(&outside, ws.join("hard")).unwrap();
+    std::fs::create_dir_all(ws.join("deep/er")).unwrap();
+    std::fs::write(ws.join("deep/er/input.txt"), "in").unwrap();
+    let o = run(&sh(
+        IsolationLevel::LandlockSeccomp,
+        "echo out >> deep/er/input.txt",
+        &ws,
+    ))
+    .await;
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    let meta = std::fs::metadata(&outside).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, 0),
+        "the outside file changed hands"
+    );
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "host file");
+    assert_eq!(
+        std::fs::metadata(ws.join("deep/er/input.txt"))
+            .unwrap()
+            .uid(),
+        65534
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("deep/er/input.txt")).unwrap(),
+        "inout\n"
+    );
+}
