@@ -25,6 +25,11 @@ const ABI_WANTED: ABI = ABI::V6;
 
 /// Call first thing in `main` of a binary that should double as the exec helper: when the first
 /// argument is [`HELPER_ARG`] this runs the helper and never returns; otherwise it returns.
+///
+/// "First thing" means before any runtime starts threads: with `#[tokio::main]`, call it from a
+/// plain `fn main` that then builds the runtime. (Were other threads running, the helper would
+/// still be sound, since the user drop, Landlock and seccomp apply to the calling thread and
+/// everything it execs or spawns; but it would be harder to reason about.)
 pub fn main_if_invoked() {
     let mut args = std::env::args_os();
     let _program = args.next();
