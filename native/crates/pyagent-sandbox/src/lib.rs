@@ -19,7 +19,7 @@
 //! [`WORKSPACE`] as the working directory; a fresh size-capped tmpfs `/tmp`; a fresh `/proc`
 //! and a minimal `/dev`; a new session; no capabilities. Inside, the exec helper applies
 //! Landlock (read-only `/`, read-write workspace and `/tmp`, no TCP when the network is off,
-//! no signals or abstract sockets out of the sandbox) and seccomp ([`filter`](crate) denies
+//! no signals or abstract sockets out of the sandbox) and seccomp (which denies
 //! ptrace, mount, namespaces, kexec, bpf, keyrings, perf, io_uring, non-Unix sockets when the
 //! network is off, ...), which also sets no_new_privs, then runs the command.
 //!
@@ -46,6 +46,13 @@
 //! [`helper::main_if_invoked`]), which does those steps to itself and execs bubblewrap, and
 //! inside bubblewrap runs again to confine itself and start the command. The plan travels in an
 //! environment variable; the helper reports back on a pipe (see `plan.rs`).
+//!
+//! # Cancellation and crashes
+//!
+//! Dropping the future returned by [`run`] (a `select!` on the executor's cancellation token,
+//! say) kills the run's whole process tree and removes its cgroup and temp dir. A daemon that
+//! crashed cannot do that: [`reap_orphans`] at start-up kills and removes what runs of dead
+//! daemons left under the cgroup parent.
 //!
 //! # Levels, minimums and errors
 //!
