@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p pyagent-sandbox --example run -- [--level namespaces|landlock_seccomp|limits_only]
-//!     [--net] [--cgroup PARENT] [--wall SECS] WORKSPACE -- COMMAND [ARGS...]
+//!     [--net] [--cgroup PARENT] [--wall SECS] [--cpu MILLICORES] WORKSPACE -- COMMAND [ARGS...]
 //! ```
 //! The exec helper is looked up next to the example (build it first:
 //! `cargo build -p pyagent-sandbox --bins`), or taken from `$PYAGENT_SANDBOX_EXEC`.
@@ -19,6 +19,7 @@ async fn main() {
     let mut network = false;
     let mut cgroup = None;
     let mut wall = 60;
+    let mut cpu_millis = None;
     let mut workspace = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -34,6 +35,7 @@ async fn main() {
             }
             "--cgroup" => cgroup = args.next(),
             "--wall" => wall = args.next().and_then(|s| s.parse().ok()).unwrap_or(60),
+            "--cpu" => cpu_millis = args.next().and_then(|s| s.parse().ok()),
             _ if workspace.is_none() => workspace = Some(PathBuf::from(arg)),
             _ => usage(&format!("unexpected {arg:?}")),
         }
@@ -48,6 +50,9 @@ async fn main() {
     spec.min_isolation = IsolationLevel::LimitsOnly;
     spec.cgroup_parent = cgroup;
     spec.limits.wall = Duration::from_secs(wall);
+    if let Some(m) = cpu_millis {
+        spec.limits.cpu_millis = m;
+    }
     if std::env::var_os("PYAGENT_SANDBOX_EXEC").is_none() {
         // examples live in target/<profile>/examples, the helper in target/<profile>.
         let exe = std::env::current_exe().expect("current exe");
@@ -83,6 +88,6 @@ async fn main() {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("{why}\nusage: run [--level L] [--net] [--cgroup PARENT] [--wall SECS] WORKSPACE -- COMMAND [ARGS...]");
+    eprintln!("{why}\nusage: run [--level L] [--net] [--cgroup PARENT] [--wall SECS] [--cpu MILLICORES] WORKSPACE -- COMMAND [ARGS...]");
     std::process::exit(2)
 }

@@ -594,3 +594,29 @@ async fn giving_the_workspace_to_the_sandbox_user_gives_nothing_outside() {
         "inout\n"
     );
 }
+
+#[tokio::test]
+async fn cpu_is_held_to_its_quota() {
+    if !require_host() {
+        return;
+    }
+    let root = TestDir::new("cpu");
+    let ws = root.sub("ws");
+    // Spin for 1.5 s of wall time and report the CPU time got. At 50 millicores the kernel
+    // allows 5 ms per 100 ms period: about 0.075 s. A load on the machine can only lower it, so
+    // the bound cannot flake; without the quota one idle core would give 1.5 s.
+    let spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass\nprint(time.process_time())";
+    for level in LEVELS {
+        let mut s = common::spec(level, &["/usr/bin/python3", "-c", spin], &ws);
+        s.limits.cpu_millis = 50;
+        let o = run(&s).await;
+        let cpu: f64 = text(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{level}: {o:?}"));
+        assert!(
+            cpu < 0.3,
+            "{level}: {cpu} s of CPU in 1.5 s at 50 millicores"
+        );
+    }
+}
