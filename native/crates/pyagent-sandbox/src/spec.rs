@@ -59,8 +59,9 @@ pub struct Limits {
     /// Cap of each of stdout and stderr kept in memory; the rest is read and discarded, and the
     /// `*_truncated` flag of the [`Outcome`] is set.
     pub output_bytes: usize,
-    /// Size of the private `/tmp` (a tmpfs) at [`IsolationLevel::Namespaces`]. The fallback's
-    /// temp dir lives on the host's disk and is not capped.
+    /// Size of each of the private `/tmp` and `/dev/shm` (tmpfs) at
+    /// [`IsolationLevel::Namespaces`]. The fallback's temp dir lives on the host's disk and is
+    /// not capped.
     pub tmp_bytes: u64,
 }
 

@@ -620,3 +620,25 @@ async fn cpu_is_held_to_its_quota() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_private_tmp_and_shm_are_size_capped() {
+    if !require_host() {
+        return;
+    }
+    let root = TestDir::new("tmpcap");
+    let ws = root.sub("ws");
+    for dir in ["/tmp", "/dev/shm"] {
+        // 8 MiB into a 1 MiB tmpfs: the write fails, and no memory limit is needed to stop it.
+        let script =
+            format!("head -c 8388608 /dev/zero > {dir}/fill; echo rc=$?; wc -c < {dir}/fill");
+        let mut s = sh(IsolationLevel::Namespaces, &script, &ws);
+        s.limits.tmp_bytes = 1 << 20;
+        s.cgroup_parent = None;
+        let o = run(&s).await;
+        let out = text(&o.stdout);
+        assert!(out.contains("rc=1"), "{dir}: {out} {}", text(&o.stderr));
+        let kept: u64 = out.lines().last().unwrap().trim().parse().unwrap();
+        assert!(kept <= 1 << 20, "{dir}: {kept} bytes kept");
+    }
+}
