@@ -85,6 +85,13 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
         s("--ro-bind"),
         run.helper.to_string_lossy().into_owned(),
         s(HELPER_INSIDE),
+        // bwrap's root and /dev are tmpfs without a size, owned by the sandbox user. Landlock
+        // keeps the command from writing there; read-only mounts keep it so where the kernel has
+        // no Landlock. (Device nodes stay writable on a read-only mount: /dev/null works.)
+        s("--remount-ro"),
+        s("/dev"),
+        s("--remount-ro"),
+        s("/"),
         s("--"),
         s(HELPER_INSIDE),
         s(run.helper_arg),

@@ -641,4 +641,12 @@ async fn the_private_tmp_and_shm_are_size_capped() {
         let kept: u64 = out.lines().last().unwrap().trim().parse().unwrap();
         assert!(kept <= 1 << 20, "{dir}: {kept} bytes kept");
     }
+    // Beyond the capped mounts nothing is writable, /dev/null still is.
+    let script = "echo x > /dev/null && echo null-ok; echo x > /dev/fill || echo dev-refused; echo x > /fill || echo root-refused";
+    let o = run(&sh(IsolationLevel::Namespaces, script, &ws)).await;
+    assert_eq!(
+        text(&o.stdout),
+        "null-ok\ndev-refused\nroot-refused\n",
+        "{o:?}"
+    );
 }
