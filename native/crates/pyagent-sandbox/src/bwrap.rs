@@ -68,12 +68,11 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
     ]);
     a.extend(system_dir_args());
     a.extend([s("--proc"), s("/proc"), s("--dev"), s("/dev")]);
-    a.extend([
-        s("--size"),
-        run.tmp_bytes.to_string(),
-        s("--tmpfs"),
-        s("/tmp"),
-    ]);
+    // /tmp and /dev/shm as tmpfs of their own with a size: bwrap's /dev is a tmpfs without one,
+    // and a run without a memory cgroup could otherwise fill the host's memory through it.
+    for dir in ["/tmp", "/dev/shm"] {
+        a.extend([s("--size"), run.tmp_bytes.to_string(), s("--tmpfs"), s(dir)]);
+    }
     let ws = run.workspace.to_string_lossy().into_owned();
     a.extend([
         s("--bind"),
@@ -86,6 +85,13 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
         s("--ro-bind"),
         run.helper.to_string_lossy().into_owned(),
         s(HELPER_INSIDE),
+        // bwrap's root and /dev are tmpfs without a size, owned by the sandbox user. Landlock
+        // keeps the command from writing there; read-only mounts keep it so where the kernel has
+        // no Landlock. (Device nodes stay writable on a read-only mount: /dev/null works.)
+        s("--remount-ro"),
+        s("/dev"),
+        s("--remount-ro"),
+        s("/"),
         s("--"),
         s(HELPER_INSIDE),
         s(run.helper_arg),

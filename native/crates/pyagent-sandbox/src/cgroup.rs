@@ -52,10 +52,44 @@ fn own_cgroups() -> Result<Vec<(String, String)>, SandboxError> {
         .collect())
 }
 
-fn join(base: &Path, own: &str, parent: &str, run_id: &str) -> PathBuf {
-    base.join(own.trim_start_matches('/'))
-        .join(parent)
-        .join(run_id)
+/// The v1 controllers a run is limited and killed by (`freezer` only where mounted).
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "freezer"];
+
+/// Where `<parent>/<run id>` goes, per controller (`""` for the v2 unified tree).
+///
+/// v1: under the daemon's own cgroup in each hierarchy, so a daemon confined by systemd or a
+/// pod stays within its own limits. v2 forbids a cgroup with processes to enable controllers
+/// for its children ("no internal processes"), and the daemon's own cgroup has the daemon in
+/// it, so runs go beside it, under its parent: put the daemon in a leaf of the cgroup it was
+/// delegated (systemd: `Delegate=yes` with `DelegateSubgroup=daemon`; a container: move the
+/// daemon to `/daemon` first), and its runs land in `<delegated>/<parent>/<run id>`.
+fn bases(own: &[(String, String)], unified: bool) -> Vec<(&'static str, PathBuf)> {
+    let root = Path::new(ROOT);
+    if unified {
+        let own = own
+            .iter()
+            .find(|(c, _)| c.is_empty())
+            .map(|(_, p)| root.join(p.trim_start_matches('/')))
+            .unwrap_or_else(|| root.to_path_buf());
+        let base = if own == root {
+            own
+        } else {
+            own.parent().unwrap_or(root).to_path_buf()
+        };
+        return vec![("", base)];
+    }
+    V1_CONTROLLERS
+        .iter()
+        .filter_map(|ctrl| {
+            own.iter()
+                .find(|(c, _)| c.split(',').any(|c| c == *ctrl))
+                .map(|(_, p)| (*ctrl, root.join(ctrl).join(p.trim_start_matches('/'))))
+        })
+        .collect()
+}
+
+fn unified() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
 /// A parent name is a relative path of plain components: it must not climb out of the daemon's
@@ -74,6 +108,89 @@ pub(crate) fn check_parent(parent: &str) -> Result<(), String> {
     }
 }
 
+/// The pid in a run id (`run-<pid>-<n>-<nanos>`, see `run::run_id`).
+fn run_pid(name: &str) -> Option<u32> {
+    name.strip_prefix("run-")?.split('-').next()?.parse().ok()
+}
+
+/// Whether a run's directory belongs to no live process: its daemon died (or was killed) before
+/// it could clean up. Runs of this process and of other live processes are left alone.
+fn orphaned(name: &str) -> bool {
+    match run_pid(name) {
+        Some(pid) => {
+            pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+        }
+        None => false,
+    }
+}
+
+/// Kills and removes what runs of dead daemons left under `parent` (their cgroups, with any
+/// processes still in them, and their fallback temp dirs); returns how many runs it found. For a
+/// daemon's start-up: a crashed daemon cannot clean up, and without the wall clock it enforced a
+/// leftover command would run unbounded.
+pub fn reap_orphans(parent: &str) -> Result<usize, SandboxError> {
+    check_parent(parent).map_err(SandboxError::InvalidSpec)?;
+    let unified = unified();
+    let parents: Vec<(&str, PathBuf)> = bases(&own_cgroups()?, unified)
+        .into_iter()
+        .map(|(c, base)| (c, base.join(parent)))
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    for (_, dir) in &parents {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if let Some(name) = entry.file_name().to_str() {
+                if orphaned(name) {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+    }
+    for name in &names {
+        let at = |ctrl: &str| {
+            parents
+                .iter()
+                .find(|(c, _)| *c == ctrl)
+                .map(|(_, p)| p.join(name))
+                .filter(|d| d.is_dir())
+        };
+        let (procs, memory) = if unified {
+            (at(""), at(""))
+        } else {
+            (at("pids"), at("memory"))
+        };
+        // Dropping it kills what is left in it and removes its directories.
+        drop(RunCgroup {
+            dirs: parents
+                .iter()
+                .map(|(_, p)| p.join(name))
+                .filter(|d| d.is_dir())
+                .collect(),
+            procs_dir: procs.unwrap_or_default(),
+            memory_dir: memory.unwrap_or_default(),
+            freezer: at("freezer"),
+            v2: unified,
+        });
+    }
+    let mut count = names.len();
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name();
+        let Some(run) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("pyagent-sandbox-"))
+        else {
+            continue;
+        };
+        if orphaned(run) && std::fs::remove_dir_all(entry.path()).is_ok() && !names.contains(run) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 impl RunCgroup {
     pub(crate) fn create(
         parent: &str,
@@ -81,35 +198,27 @@ impl RunCgroup {
         limits: &Limits,
     ) -> Result<RunCgroup, SandboxError> {
         check_parent(parent).map_err(|m| err(Path::new(parent), m))?;
-        let own = own_cgroups()?;
-        let unified = Path::new(ROOT).join("cgroup.controllers").exists();
-        let cg = if unified {
-            let own = own
+        let unified = unified();
+        let bases = bases(&own_cgroups()?, unified);
+        let base = |ctrl: &str| {
+            bases
                 .iter()
-                .find(|(c, _)| c.is_empty())
-                .map(|(_, p)| p.clone())
-                .unwrap_or_default();
-            let own = Path::new(ROOT).join(own.trim_start_matches('/'));
-            Self::create_v2(&own, parent, run_id, limits)?
-        } else {
-            let find = |ctrl: &str| {
-                own.iter()
-                    .find(|(c, _)| c.split(',').any(|c| c == ctrl))
-                    .map(|(_, p)| join(&Path::new(ROOT).join(ctrl), p, parent, run_id))
-            };
-            let dir_of = |ctrl: &str| {
-                find(ctrl).ok_or_else(|| {
-                    err(
-                        &Path::new(ROOT).join(ctrl),
-                        format!("no cgroup v1 `{ctrl}` controller is mounted"),
-                    )
+                .find(|(c, _)| *c == ctrl)
+                .map(|(_, b)| b.clone())
+                .ok_or_else(|| {
+                    let root = Path::new(ROOT).join(ctrl);
+                    err(&root, format!("no cgroup `{ctrl}` hierarchy is mounted"))
                 })
-            };
+        };
+        let cg = if unified {
+            Self::create_v2(&base("")?, parent, run_id, limits)?
+        } else {
+            let dir = |ctrl: &str| base(ctrl).map(|b| b.join(parent).join(run_id));
             Self::create_v1(
-                dir_of("memory")?,
-                dir_of("pids")?,
-                dir_of("cpu")?,
-                find("freezer"),
+                dir("memory")?,
+                dir("pids")?,
+                dir("cpu")?,
+                dir("freezer").ok(),
                 limits,
             )?
         };
@@ -151,21 +260,23 @@ impl RunCgroup {
         }
         write(&pids.join("pids.max"), &limits.pids.to_string())?;
         write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-        write(&cpu.join("cpu.cfs_quota_us"), &cpu_quota(limits).to_string())?;
+        write(
+            &cpu.join("cpu.cfs_quota_us"),
+            &cpu_quota(limits).to_string(),
+        )?;
         Ok(cg)
     }
 
     fn create_v2(
-        own: &Path,
+        base: &Path,
         parent: &str,
         run_id: &str,
         limits: &Limits,
     ) -> Result<RunCgroup, SandboxError> {
-        // The controllers must be enabled in subtree_control from the daemon's own cgroup down
-        // to the parent. A v2 cgroup with processes cannot do so ("no internal processes"), so
-        // the daemon should sit in a leaf of its own (systemd: a sub-cgroup of its unit); if it
-        // does not, the limit files below are missing and the error says which.
-        let mut at = own.to_path_buf();
+        // The controllers must be enabled in subtree_control from the base down to the parent
+        // (see `bases`). Failures are not fatal here: where a controller could not be enabled
+        // its limit file is missing below, and that error names it.
+        let mut at = base.to_path_buf();
         let _ = std::fs::write(at.join("cgroup.subtree_control"), "+memory +pids +cpu");
         for part in Path::new(parent).components() {
             at.push(part);
@@ -249,7 +360,7 @@ impl RunCgroup {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_micros(500));
         }
     }
 
@@ -257,14 +368,14 @@ impl RunCgroup {
     pub(crate) fn remove(&mut self) {
         self.kill_all(Duration::from_secs(5));
         for dir in self.dirs.drain(..) {
-            // rmdir fails while the kernel still tears down the last exited tasks; retry briefly.
-            for _ in 0..500 {
-                match std::fs::remove_dir(&dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        std::thread::sleep(Duration::from_millis(2))
-                    }
-                    _ => break,
+            // rmdir fails (EBUSY) while the kernel still tears down the last exited tasks,
+            // usually for well under a millisecond; retry in short steps, up to 5 s.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Err(e) = std::fs::remove_dir(&dir) {
+                if e.kind() == std::io::ErrorKind::NotFound || Instant::now() >= deadline {
+                    break;
                 }
+                std::thread::sleep(Duration::from_micros(200));
             }
         }
     }
@@ -297,6 +408,53 @@ fn counter(path: &Path, key: &str) -> u64 {
 mod tests {
     use super::*;
 
+    fn own(lines: &str) -> Vec<(String, String)> {
+        lines
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.splitn(3, ':').collect();
+                (f[1].to_string(), f[2].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn v1_runs_nest_under_the_daemons_own_cgroup() {
+        let own = own("9:pids:/svc\n4:memory:/pa/x\n1:cpu,cpuacct:/\n6:freezer:/svc\n0::/");
+        let b = bases(&own, false);
+        assert_eq!(
+            b,
+            [
+                ("memory", PathBuf::from("/sys/fs/cgroup/memory/pa/x")),
+                ("pids", PathBuf::from("/sys/fs/cgroup/pids/svc")),
+                ("cpu", PathBuf::from("/sys/fs/cgroup/cpu")),
+                ("freezer", PathBuf::from("/sys/fs/cgroup/freezer/svc")),
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_runs_go_beside_the_daemons_leaf() {
+        let b = bases(&own("0::/system.slice/pyagent.service/daemon"), true);
+        assert_eq!(
+            b,
+            [(
+                "",
+                PathBuf::from("/sys/fs/cgroup/system.slice/pyagent.service")
+            )]
+        );
+        // A daemon at the root of its cgroup namespace has nowhere else to put them.
+        assert_eq!(bases(&own("0::/"), true), [("", PathBuf::from(ROOT))]);
+    }
+
+    #[test]
+    fn run_ids_name_their_daemon() {
+        assert_eq!(run_pid("run-4242-7-0badcafe"), Some(4242));
+        assert_eq!(run_pid("pyagent"), None);
+        assert!(!orphaned(&format!("run-{}-0-0", std::process::id())));
+        assert!(!orphaned("not-a-run"));
+    }
+
     #[test]
     fn parents_cannot_climb_out() {
         assert!(check_parent("pyagent").is_ok());
@@ -308,10 +466,13 @@ mod tests {
 
     #[test]
     fn quota_is_millicores() {
-        let mut l = Limits::default();
-        l.cpu_millis = 1500;
-        assert_eq!(cpu_quota(&l), 150_000);
-        l.cpu_millis = 1;
-        assert_eq!(cpu_quota(&l), 1000);
+        let at = |cpu_millis| {
+            cpu_quota(&Limits {
+                cpu_millis,
+                ..Limits::default()
+            })
+        };
+        assert_eq!(at(1500), 150_000);
+        assert_eq!(at(1), 1000);
     }
 }

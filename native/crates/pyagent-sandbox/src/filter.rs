@@ -83,6 +83,38 @@ const CLONE_NAMESPACES: &[libc::c_int] = &[
     libc::CLONE_NEWCGROUP,
 ];
 
+/// The syscall numbers by which a call can reach the kernel. On x86_64 an x32-ABI call is the
+/// same number with bit 30 set (and a few calls have x32-only numbers, 512 and up); the arch
+/// check of the filter is the same for both ABIs, so a deny list must name both. (Calls through
+/// the i386 ABI fail the arch check and kill the process.) Kernels without x32 support answer
+/// ENOSYS to these numbers anyway.
+fn numbers(nr: libc::c_long) -> Vec<i64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const X32: i64 = 0x4000_0000;
+        // x32's own numbers for calls whose x86_64 numbers are not x32 entry points.
+        let x32_only: &[(libc::c_long, i64)] = &[
+            (libc::SYS_ioctl, 514),
+            (libc::SYS_ptrace, 521),
+            (libc::SYS_kexec_load, 528),
+            (libc::SYS_process_vm_readv, 539),
+            (libc::SYS_process_vm_writev, 540),
+        ];
+        let mut v = vec![nr, nr | X32];
+        v.extend(
+            x32_only
+                .iter()
+                .filter(|(n, _)| *n == nr)
+                .map(|(_, x)| x | X32),
+        );
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        vec![nr]
+    }
+}
+
 fn cond(
     arg: u8,
     len: SeccompCmpArgLen,
@@ -99,24 +131,37 @@ pub(crate) fn build(network: bool) -> Result<Vec<BpfProgram>, String> {
     let err = |e: seccompiler::BackendError| e.to_string();
 
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let mut add = |nr: libc::c_long, r: Vec<SeccompRule>| {
+        for n in numbers(nr) {
+            rules.insert(n, r.clone());
+        }
+    };
     for &nr in DENIED {
-        rules.insert(nr, Vec::new());
+        add(nr, Vec::new());
     }
     let clone_rules = CLONE_NAMESPACES
         .iter()
         .map(|&flag| {
             let flag = flag as u64;
-            cond(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag)
+            cond(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
-    rules.insert(libc::SYS_clone, clone_rules);
+    add(libc::SYS_clone, clone_rules);
     // Typing into the controlling terminal's input queue escapes any sandbox that shares a tty.
-    rules.insert(
+    // (The ioctl numbers are c_ulong with glibc and c_int with musl, hence the casts.)
+    #[allow(clippy::unnecessary_cast)]
+    let (tiocsti, tioclinux) = (libc::TIOCSTI as u64, libc::TIOCLINUX as u64);
+    add(
         libc::SYS_ioctl,
         vec![
-            cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::TIOCSTI as u64).map_err(err)?,
-            cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::TIOCLINUX as u64).map_err(err)?,
+            cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, tiocsti).map_err(err)?,
+            cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, tioclinux).map_err(err)?,
         ],
     );
     if !network {
@@ -127,7 +172,7 @@ pub(crate) fn build(network: bool) -> Result<Vec<BpfProgram>, String> {
             libc::AF_UNIX as u64,
         )
         .map_err(err)?;
-        rules.insert(libc::SYS_socket, vec![not_unix]);
+        add(libc::SYS_socket, vec![not_unix]);
     }
     let deny = SeccompFilter::new(
         rules,

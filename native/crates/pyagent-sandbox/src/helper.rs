@@ -25,6 +25,11 @@ const ABI_WANTED: ABI = ABI::V6;
 
 /// Call first thing in `main` of a binary that should double as the exec helper: when the first
 /// argument is [`HELPER_ARG`] this runs the helper and never returns; otherwise it returns.
+///
+/// "First thing" means before any runtime starts threads: with `#[tokio::main]`, call it from a
+/// plain `fn main` that then builds the runtime. (Were other threads running, the helper would
+/// still be sound, since the user drop, Landlock and seccomp apply to the calling thread and
+/// everything it execs or spawns; but it would be harder to reason about.)
 pub fn main_if_invoked() {
     let mut args = std::env::args_os();
     let _program = args.next();
@@ -74,8 +79,12 @@ type Fail = (&'static str, String);
 fn run(status: &mut Option<File>) -> Result<i32, Fail> {
     let text = std::env::var(PLAN_ENV)
         .map_err(|_| ("sandbox.helper", format!("{PLAN_ENV} is not set")))?;
-    let plan: Plan = serde_json::from_str(&text)
-        .map_err(|e| ("sandbox.helper", format!("bad plan (helper from another version?): {e}")))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        (
+            "sandbox.helper",
+            format!("bad plan (helper from another version?): {e}"),
+        )
+    })?;
     if plan.version != PLAN_VERSION {
         return Err((
             "sandbox.helper",
@@ -87,8 +96,12 @@ fn run(status: &mut Option<File>) -> Result<i32, Fail> {
     }
     let pid = std::process::id().to_string();
     for procs in &plan.cgroup_procs {
-        std::fs::write(procs, &pid)
-            .map_err(|e| ("sandbox.cgroup", format!("joining {}: {e}", procs.display())))?;
+        std::fs::write(procs, &pid).map_err(|e| {
+            (
+                "sandbox.cgroup",
+                format!("joining {}: {e}", procs.display()),
+            )
+        })?;
     }
     if let Some((uid, gid)) = plan.run_as {
         drop_to(uid, gid)?;
@@ -235,5 +248,7 @@ fn confine_and_run(c: &Confine, status: &mut Option<File>) -> Result<i32, Fail> 
             signal: exit.signal(),
         },
     );
-    Ok(exit.code().unwrap_or_else(|| 128 + exit.signal().unwrap_or(0)))
+    Ok(exit
+        .code()
+        .unwrap_or_else(|| 128 + exit.signal().unwrap_or(0)))
 }

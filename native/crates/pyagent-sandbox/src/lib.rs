@@ -19,7 +19,7 @@
 //! [`WORKSPACE`] as the working directory; a fresh size-capped tmpfs `/tmp`; a fresh `/proc`
 //! and a minimal `/dev`; a new session; no capabilities. Inside, the exec helper applies
 //! Landlock (read-only `/`, read-write workspace and `/tmp`, no TCP when the network is off,
-//! no signals or abstract sockets out of the sandbox) and seccomp ([`filter`](crate) denies
+//! no signals or abstract sockets out of the sandbox) and seccomp (which denies
 //! ptrace, mount, namespaces, kexec, bpf, keyrings, perf, io_uring, non-Unix sockets when the
 //! network is off, ...), which also sets no_new_privs, then runs the command.
 //!
@@ -29,7 +29,9 @@
 //! the host's process list, hostname and (read-only) system dirs at their real paths, `/tmp`
 //! is not size-capped, and with the network on it shares the host's network as the sandbox user.
 //!
-//! At [`IsolationLevel::LimitsOnly`]: the drop to the sandbox user and the limits only.
+//! At [`IsolationLevel::LimitsOnly`]: the drop to the sandbox user and the limits are what is
+//! promised. seccomp, and Landlock's network and scope rules, are still applied where the kernel
+//! has them, but the level does not claim them.
 //!
 //! At every level: the command runs as an unprivileged user (a root daemon's commands run as
 //! `nobody`), in a per-run cgroup with CPU, memory (+swap) and pids limits when
@@ -45,6 +47,13 @@
 //! inside bubblewrap runs again to confine itself and start the command. The plan travels in an
 //! environment variable; the helper reports back on a pipe (see `plan.rs`).
 //!
+//! # Cancellation and crashes
+//!
+//! Dropping the future returned by [`run`] (a `select!` on the executor's cancellation token,
+//! say) kills the run's whole process tree and removes its cgroup and temp dir. A daemon that
+//! crashed cannot do that: [`reap_orphans`] at start-up kills and removes what runs of dead
+//! daemons left under the cgroup parent.
+//!
 //! # Levels, minimums and errors
 //!
 //! [`probe`] says what the host supports. A run starts at [`SandboxSpec::max_isolation`] and
@@ -54,6 +63,7 @@
 //! [`SandboxError::code`] and a [`SandboxError::hint`].
 
 mod bwrap;
+mod capture;
 mod cgroup;
 mod error;
 mod filter;
@@ -63,6 +73,7 @@ mod probe;
 mod run;
 mod spec;
 
+pub use cgroup::reap_orphans;
 pub use error::SandboxError;
 pub use plan::HELPER_ARG;
 pub use probe::{probe, Capabilities};

@@ -64,7 +64,10 @@ pub(crate) struct Confine {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum Status {
     /// Confined and about to start the command.
-    Ready { landlock_full: bool, landlock_any: bool },
+    Ready {
+        landlock_full: bool,
+        landlock_any: bool,
+    },
     /// The command ended.
     Exit {
         code: Option<i32>,

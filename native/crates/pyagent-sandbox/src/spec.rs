@@ -59,8 +59,9 @@ pub struct Limits {
     /// Cap of each of stdout and stderr kept in memory; the rest is read and discarded, and the
     /// `*_truncated` flag of the [`Outcome`] is set.
     pub output_bytes: usize,
-    /// Size of the private `/tmp` (a tmpfs) at [`IsolationLevel::Namespaces`]. The fallback's
-    /// temp dir lives on the host's disk and is not capped.
+    /// Size of each of the private `/tmp` and `/dev/shm` (tmpfs) at
+    /// [`IsolationLevel::Namespaces`]. The fallback's temp dir lives on the host's disk and is
+    /// not capped.
     pub tmp_bytes: u64,
 }
 
@@ -99,12 +100,14 @@ pub struct SandboxSpec {
     /// The strongest isolation to try. [`IsolationLevel::Namespaces`] in production; tests and
     /// operators lower it to exercise or force the fallback.
     pub max_isolation: IsolationLevel,
-    /// The cgroup parent, relative to the daemon's own cgroup in each hierarchy (cgroup v1:
-    /// `memory`, `pids`, `cpu`, `freezer`; or the v2 unified tree). The run gets
-    /// `<own cgroup>/<parent>/<run id>`, removed afterwards. Nested under the daemon's own cgroup
-    /// so that a daemon confined by systemd or a pod stays inside its own limits and needs only
-    /// the delegation it already has. `None`: no cgroup, so no memory, CPU or pids limit (the
-    /// wall clock and output caps still hold); the outcome says so.
+    /// The cgroup parent, a relative path. cgroup v1 (`memory`, `pids`, `cpu`, `freezer`): the
+    /// run gets `<daemon's own cgroup>/<parent>/<run id>` in each hierarchy, so that a daemon
+    /// confined by systemd or a pod stays inside its own limits and needs only the delegation it
+    /// has. cgroup v2: `<parent of the daemon's own cgroup>/<parent>/<run id>`, because v2 lets
+    /// no cgroup with processes (the daemon's) give controllers to children; put the daemon in a
+    /// leaf of its delegated cgroup (systemd: `DelegateSubgroup=daemon`). Removed afterwards.
+    /// `None`: no cgroup, so no memory, CPU or pids limit (the wall clock and output caps still
+    /// hold); [`Outcome::cgroup_limits`] says so.
     pub cgroup_parent: Option<String>,
     /// The host user the command runs as, `(uid, gid)`. `None`: the daemon's own user, except
     /// that a daemon running as root runs commands as `nobody` (65534), never as root. The
@@ -169,6 +172,9 @@ pub struct Outcome {
     /// Whether the cgroup limits (memory, CPU, pids) applied.
     pub cgroup_limits: bool,
     pub elapsed: Duration,
+    /// Why `isolation` is below [`SandboxSpec::max_isolation`], when it is (bwrap's own error
+    /// when it could not create namespaces, for instance).
+    pub fallback_reason: Option<String>,
 }
 
 impl Outcome {

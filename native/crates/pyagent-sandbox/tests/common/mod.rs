@@ -9,7 +9,8 @@ use std::time::Duration;
 use pyagent_sandbox::{IsolationLevel, Limits, Outcome, SandboxSpec};
 
 /// The levels every wall is proven at: namespaces, and the fallback without them.
-pub const LEVELS: [IsolationLevel; 2] = [IsolationLevel::Namespaces, IsolationLevel::LandlockSeccomp];
+pub const LEVELS: [IsolationLevel; 2] =
+    [IsolationLevel::Namespaces, IsolationLevel::LandlockSeccomp];
 
 /// The cgroup parent of the tests' runs, under the test process's own cgroup.
 pub const CGROUP_PARENT: &str = "pyagent-sandbox-tests";
@@ -22,8 +23,17 @@ pub fn require_host() -> bool {
     if rustix::process::geteuid().as_raw() != 0 {
         missing.push("root (cgroups, dropping to nobody)".to_string());
     }
-    if pyagent_sandbox::probe().bwrap.is_none() {
-        missing.push("bubblewrap (`apt-get install bubblewrap`, or .ci/install-sandbox.sh)".to_string());
+    let caps = pyagent_sandbox::probe();
+    if !caps.landlock {
+        missing.push("Landlock (Linux >= 5.13 with landlock in lsm=)".to_string());
+    }
+    if !caps.seccomp {
+        missing.push("seccomp".to_string());
+    }
+    if caps.bwrap.is_none() {
+        missing.push(
+            "bubblewrap (`apt-get install bubblewrap`, or .ci/install-sandbox.sh)".to_string(),
+        );
     }
     if missing.is_empty() {
         return true;
@@ -74,7 +84,10 @@ pub fn open_to_all(path: &Path) {
 }
 
 pub fn spec(level: IsolationLevel, argv: &[&str], workspace: &Path) -> SandboxSpec {
-    let mut spec = SandboxSpec::new(argv.iter().map(|s| s.to_string()).collect(), workspace.to_path_buf());
+    let mut spec = SandboxSpec::new(
+        argv.iter().map(|s| s.to_string()).collect(),
+        workspace.to_path_buf(),
+    );
     spec.max_isolation = level;
     spec.min_isolation = level;
     spec.cgroup_parent = Some(CGROUP_PARENT.to_string());
@@ -94,7 +107,10 @@ pub fn sh(level: IsolationLevel, script: &str, workspace: &Path) -> SandboxSpec 
 pub async fn run(spec: &SandboxSpec) -> Outcome {
     match pyagent_sandbox::run(spec).await {
         Ok(o) => {
-            assert_eq!(o.isolation, spec.max_isolation, "the run got another level: {o:?}");
+            assert_eq!(
+                o.isolation, spec.max_isolation,
+                "the run got another level: {o:?}"
+            );
             o
         }
         Err(e) => panic!("run failed: {} [{}] hint: {}", e, e.code(), e.hint()),
@@ -109,7 +125,11 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
@@ -124,5 +144,9 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
 /// A unique string to find a test's processes by.
 pub fn marker() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}{:04}", std::process::id() % 10_000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}{:04}",
+        std::process::id() % 10_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
