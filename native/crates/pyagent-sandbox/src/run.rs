@@ -661,6 +661,7 @@ async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
         signal = Some(libc::SIGKILL);
     }
     let cgroup_limits = cleanup.cgroup.is_some();
+    let memory_peak_bytes = cleanup.cgroup.as_ref().and_then(|c| c.memory_peak());
     // Removing the cgroup waits (briefly) for the kernel to reap what was killed.
     tokio::task::spawn_blocking(move || drop(cleanup))
         .await
@@ -678,6 +679,7 @@ async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
         isolation: level,
         landlock: level > IsolationLevel::LimitsOnly && ready == Some(true),
         cgroup_limits,
+        memory_peak_bytes,
         elapsed,
         fallback_reason: None,
     })
