@@ -241,9 +241,10 @@ fn choose_level(
     } else {
         let below = fallback_below_namespaces().min(want);
         let why = if want == IsolationLevel::Namespaces {
-            match &caps.namespaces_error {
-                Some(e) => format!("bwrap could not create namespaces: {e}"),
-                None => format!("namespaces refused earlier for uid {uid}"),
+            match (&caps.namespaces_error, caps.seccomp) {
+                (Some(e), _) => format!("bwrap could not create namespaces: {e}"),
+                (None, false) => "this kernel has no seccomp filters".to_string(),
+                (None, true) => format!("bwrap could not create namespaces for uid {uid} earlier"),
             }
         } else if below < want {
             "Landlock or seccomp is not available in this kernel".to_string()
