@@ -329,6 +329,20 @@ impl RunCgroup {
         counter(&self.memory_dir.join(file), "oom_kill")
     }
 
+    /// The run's peak memory (page cache and tmpfs included), where the kernel keeps it.
+    pub(crate) fn memory_peak(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        std::fs::read_to_string(self.memory_dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// How many forks failed at `pids.max`.
     pub(crate) fn pids_max_hits(&self) -> u64 {
         counter(&self.procs_dir.join("pids.events"), "max")

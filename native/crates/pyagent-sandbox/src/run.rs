@@ -241,9 +241,10 @@ fn choose_level(
     } else {
         let below = fallback_below_namespaces().min(want);
         let why = if want == IsolationLevel::Namespaces {
-            match &caps.namespaces_error {
-                Some(e) => format!("bwrap could not create namespaces: {e}"),
-                None => format!("namespaces refused earlier for uid {uid}"),
+            match (&caps.namespaces_error, caps.seccomp) {
+                (Some(e), _) => format!("bwrap could not create namespaces: {e}"),
+                (None, false) => "this kernel has no seccomp filters".to_string(),
+                (None, true) => format!("bwrap could not create namespaces for uid {uid} earlier"),
             }
         } else if below < want {
             "Landlock or seccomp is not available in this kernel".to_string()
@@ -661,6 +662,7 @@ async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
         signal = Some(libc::SIGKILL);
     }
     let cgroup_limits = cleanup.cgroup.is_some();
+    let memory_peak_bytes = cleanup.cgroup.as_ref().and_then(|c| c.memory_peak());
     // Removing the cgroup waits (briefly) for the kernel to reap what was killed.
     tokio::task::spawn_blocking(move || drop(cleanup))
         .await
@@ -678,6 +680,7 @@ async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
         isolation: level,
         landlock: level > IsolationLevel::LimitsOnly && ready == Some(true),
         cgroup_limits,
+        memory_peak_bytes,
         elapsed,
         fallback_reason: None,
     })

@@ -171,6 +171,8 @@ pub struct Outcome {
     pub landlock: bool,
     /// Whether the cgroup limits (memory, CPU, pids) applied.
     pub cgroup_limits: bool,
+    /// The run's peak memory use (page cache and tmpfs included), when it had a cgroup.
+    pub memory_peak_bytes: Option<u64>,
     pub elapsed: Duration,
     /// Why `isolation` is below [`SandboxSpec::max_isolation`], when it is (bwrap's own error
     /// when it could not create namespaces, for instance).

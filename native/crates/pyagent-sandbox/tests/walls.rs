@@ -221,6 +221,8 @@ async fn killed_at_the_memory_limit() {
         assert_eq!(o.killed, Some(KillReason::Memory), "{level}: {o:?}");
         assert_eq!(o.signal, Some(9), "{level}: {o:?}");
         assert!(!text(&o.stdout).contains("ALLOCATED"));
+        let peak = o.memory_peak_bytes.expect("a peak with a cgroup");
+        assert!(peak > 16 << 20 && peak <= 64 << 20, "{level}: peak {peak}");
     }
 }
 
