@@ -174,7 +174,7 @@ def test_a_task_reproduces_a_bug_in_the_sandbox_and_delegates(swarm: harness.Clu
     assert failure["exitCode"] == 1, json.dumps(failure)
     assert "FAIL: test_mean" in failure["stderr"] and "ok" in failure["stderr"], failure
     assert failure["isolation"] == "namespaces" and failure["cgroupLimits"], failure
-    assert "2:def mean" in json.dumps(task["outputs"]["outline"]), task["outputs"]
+    assert "4:def mean" in json.dumps(task["outputs"]["outline"]), task["outputs"]
     # The delegated sub-task was a task of its own, of the other core, child of the first.
     child = _task(swarm, "triage-1.outline")
     assert (child["state"], child["core"], child["parent"]) == ("succeeded", "researcher", "triage-1")
@@ -236,7 +236,7 @@ def test_cancel_kills_the_sandboxed_command(swarm: harness.Cluster) -> None:
     harness.wait_for(lambda: not _sleepers(marker), timeout=30)
 
 
-def test_a_node_killed_mid_task_loses_it_and_no_step_runs_twice(swarm: harness.Cluster) -> None:
+def test_a_node_killed_mid_task_loses_it_and_no_step_is_committed_twice(swarm: harness.Cluster) -> None:
     folder = str(swarm.stack.folder)
     done = harness.pyagent("run", folder, "slow", "--id", "slow-1", "--input", "marker=m1")
     assert done.returncode == 0, done.stderr

@@ -104,7 +104,7 @@ pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     }
     let isolation = super::sandbox_step::isolation_level();
     let ctx = Arc::new(Context {
-        workspaces: shared.cfg.data_dir.join("workspaces"),
+        workspaces: workspace_root(&shared.cfg),
         shared: shared.clone(),
         work,
         isolation,
@@ -112,6 +112,33 @@ pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let lease = tokio::spawn(keep_lease(ctx.clone(), stop.clone()));
     supervise(ctx, stop).await;
     lease.abort();
+}
+
+/// Where this node's task workspaces live: under the system's temp dir, not the data dir. The
+/// sandbox runs commands as an unprivileged user who must be able to reach the workspace (bwrap
+/// binds it as that user), and the data dir holds the node's key and may sit under private
+/// folders. Each level is created by the daemon, searchable but not listable by others.
+fn workspace_root(cfg: &crate::config::NodeConfig) -> PathBuf {
+    std::env::temp_dir()
+        .join("pyagent-work")
+        .join(format!("{}-{}", cfg.swarm, cfg.node_id))
+}
+
+fn make_searchable_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+}
+
+/// Creates `root/<task>` (and `root`) searchable by the sandbox user.
+pub fn task_workspace(root: &std::path::Path, task: &str) -> std::io::Result<PathBuf> {
+    if let Some(parent) = root.parent() {
+        make_searchable_dir(parent)?;
+    }
+    make_searchable_dir(root)?;
+    let dir = root.join(task);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 fn me(shared: &Shared) -> u64 {

@@ -89,9 +89,12 @@ fn prepare_workspace(
     step: &Step,
     inputs: &BTreeMap<String, serde_json::Value>,
 ) -> Result<PathBuf, StepError> {
-    let dir = ctx.workspaces.join(&task.id);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| StepError::new("PA722", format!("workspace {}: {e}", dir.display())))?;
+    let dir = super::executor::task_workspace(&ctx.workspaces, &task.id).map_err(|e| {
+        StepError::new(
+            "PA722",
+            format!("workspace {}: {e}", ctx.workspaces.join(&task.id).display()),
+        )
+    })?;
     for name in file_inputs(task, step) {
         if !plain_file_name(&name) {
             return Err(StepError::new(
