@@ -12,7 +12,8 @@ setup:
 
 # Compiles every spec of pyagent.toml, shows the default example's Kubernetes stack, then runs
 # the same swarm locally as real node processes on loopback (building pyagent-node with cargo
-# on first use) and shows it healthy. It is left running: `.venv/bin/pyagent down stacks/laptop/local`.
+# on first use) and shows it healthy, then runs one task on it (the `triage` manifest) and prints
+# its result. It is left running: `.venv/bin/pyagent down stacks/laptop/local`.
 demo: setup
 	$(VENV)/pyagent compile
 	$(VENV)/pyagent validate examples/laptop/swarm.yaml
@@ -20,6 +21,8 @@ demo: setup
 	$(VENV)/pyagent down stacks/laptop/local
 	$(VENV)/pyagent up --local stacks/laptop/local
 	$(VENV)/pyagent status stacks/laptop/local
+	@echo "--- a task on the swarm: reproduce the bug of examples/laptop/buggy in the sandbox, outline it on another core:"
+	$(VENV)/pyagent run stacks/laptop/local triage --input source=@examples/laptop/buggy/calc.py --input tests=@examples/laptop/buggy/test_calc.py --wait
 
 lint:
 	$(VENV)/ruff check pyagent_compile tests benchmarks

@@ -167,8 +167,31 @@ def task_text(view: pb.TaskView) -> str:
     if view.outputs_json:
         outputs = json.loads(view.outputs_json)
         lines.append("outputs:")
-        lines.extend("  " + line for line in json.dumps(outputs, indent=2, sort_keys=True).splitlines())
+        for name, value in sorted(outputs.items()):
+            lines.extend(_output_lines(name, value))
     return "\n".join(lines) + "\n"
+
+
+def _is_trace(value: Any) -> bool:
+    return isinstance(value, dict) and "command" in value and "exitCode" in value
+
+
+def _output_lines(name: str, value: Any) -> list[str]:
+    """A sandbox trace as its command, exit and streams; a delegated task's outputs nested;
+    anything else as JSON."""
+    if _is_trace(value):
+        command = " ".join(value["command"])
+        head = f"  {name}: `{command}` exited {value['exitCode']} ({value['isolation']}, {value['elapsedMs']} ms)"
+        lines = [head]
+        for stream in ("stdout", "stderr"):
+            text = value.get(stream) or ""
+            if text:
+                lines.append(f"    {stream}:")
+                lines.extend("      " + line for line in text.rstrip("\n").splitlines())
+        return lines
+    if isinstance(value, dict) and value and all(_is_trace(v) for v in value.values()):
+        return [f"  {name}:"] + [line for k, v in sorted(value.items()) for line in _output_lines("  " + k, v)]
+    return [f"  {name}: " + json.dumps(value, sort_keys=True)]
 
 
 def list_tasks(args: argparse.Namespace) -> int:

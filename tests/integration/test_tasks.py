@@ -4,6 +4,7 @@ killed mid-task replaced without running a committed step twice."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -100,6 +101,14 @@ manifests:
         kind: sandbox
         command: [sh, -c, "exec sleep $MARKER"]
         inputs: {{marker: inputs.marker}}
+  flood:
+    core: coder
+    outputs:
+      out: {{type: trace, from: steps.talk}}
+    steps:
+      - id: talk
+        kind: sandbox
+        command: [sh, -c, "yes pyagent | head -c 100000"]
   think:
     core: coder
     inputs: {{n: int}}
@@ -250,3 +259,17 @@ def test_a_node_killed_mid_task_loses_it_and_no_step_is_committed_twice(swarm: h
     # The first step ran on the new owner (the dead one never reported it): its output is one run's.
     first = task["steps"][0]
     assert first["state"] == "succeeded" and first["output"]["stdout"] == "first m1\n", first
+
+
+def test_a_large_output_stays_on_the_owners_disk_with_its_hash(swarm: harness.Cluster) -> None:
+    """The trace (Raft-committed, on every node) keeps 16 KiB of a stream; the rest is on the
+    owner's disk, named in the trace with the whole capture's SHA-256."""
+    done = harness.pyagent("run", str(swarm.stack.folder), "flood", "--wait", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    out = _json(done)["task"]["outputs"]["out"]
+    stream = out["streams"]["stdout"]
+    assert len(out["stdout"]) == 16 * 1024 and out["stdoutTruncated"], out
+    assert stream["bytes"] == 100_000 and stream["inlineTruncated"] and not stream["captureTruncated"]
+    kept = Path(stream["file"]).read_bytes()
+    assert kept == b"pyagent\n" * 12_500
+    assert stream["sha256"] == hashlib.sha256(kept).hexdigest()

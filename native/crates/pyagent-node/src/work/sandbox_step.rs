@@ -16,6 +16,9 @@ const PIDS: u32 = 256;
 /// Of each of stdout and stderr, kept in the trace.
 const OUTPUT_BYTES: usize = 1 << 20;
 const TMP_BYTES: u64 = 64 << 20;
+/// Of each stream, kept in the trace, which is Raft-committed and replicated to every node; the
+/// whole capture stays on the owner's disk, named in the trace with its SHA-256 (which anyone can check).
+const INLINE_BYTES: usize = 16 << 10;
 /// The cgroup, under the daemon's own, that holds every step's cgroup.
 const CGROUP_PARENT: &str = "pyagent-tasks";
 
@@ -111,15 +114,48 @@ fn prepare_workspace(
     Ok(dir)
 }
 
-fn trace(o: &Outcome, argv: &[String]) -> serde_json::Value {
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One stream in the trace: its head inline, the whole capture on disk beside the workspace.
+fn stream(bytes: &[u8], truncated: bool, file: &std::path::Path) -> serde_json::Value {
+    let kept_on_disk = bytes.len() > INLINE_BYTES && std::fs::write(file, bytes).is_ok();
+    let head = &bytes[..bytes.len().min(INLINE_BYTES)];
+    serde_json::json!({
+        "text": String::from_utf8_lossy(head),
+        "bytes": bytes.len(),
+        "sha256": sha256_hex(bytes),
+        "inlineTruncated": bytes.len() > INLINE_BYTES,
+        "captureTruncated": truncated,
+        "file": kept_on_disk.then(|| file.display().to_string()),
+    })
+}
+
+fn trace(o: &Outcome, argv: &[String], captures: &std::path::Path) -> serde_json::Value {
+    let out = stream(
+        &o.stdout,
+        o.stdout_truncated,
+        &captures.with_extension("stdout"),
+    );
+    let err = stream(
+        &o.stderr,
+        o.stderr_truncated,
+        &captures.with_extension("stderr"),
+    );
     serde_json::json!({
         "command": argv,
         "exitCode": o.exit_code,
         "signal": o.signal,
-        "stdout": String::from_utf8_lossy(&o.stdout),
-        "stderr": String::from_utf8_lossy(&o.stderr),
-        "stdoutTruncated": o.stdout_truncated,
-        "stderrTruncated": o.stderr_truncated,
+        "stdout": out["text"],
+        "stderr": err["text"],
+        "stdoutTruncated": o.stdout_truncated || o.stdout.len() > INLINE_BYTES,
+        "stderrTruncated": o.stderr_truncated || o.stderr.len() > INLINE_BYTES,
+        "streams": {"stdout": out, "stderr": err},
         "killed": o.killed.map(|k| match k { KillReason::WallClock => "wall_clock", KillReason::Memory => "memory" }),
         "pidsLimitHit": o.pids_limit_hit,
         "isolation": o.isolation.as_str(),
@@ -179,7 +215,12 @@ pub async fn run(
         .await
         .map_err(|e| StepError::new("PA722", format!("{}: {e} (hint: {})", e.code(), e.hint())))?;
     match outcome.killed {
-        None => Ok(trace(&outcome, &argv)),
+        // Beside the workspace, not in it: the command cannot alter its own record.
+        None => Ok(trace(
+            &outcome,
+            &argv,
+            &ctx.workspaces.join(format!("{}.{}", task.id, step.id)),
+        )),
         Some(KillReason::WallClock) => Err(StepError {
             code: "PA720",
             message: format!("killed at its wall-clock limit of {} ms", step.timeout_ms),
