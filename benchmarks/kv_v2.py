@@ -745,33 +745,43 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+RSS_CHUNK = 256  # blocks per call: a long prompt's table, as a scheduler's calls carry
+
+
 def rss_child(side: str, n: int) -> dict[str, float]:
     """In a fresh process: the growth of the resident set from before the pool is made to when
     every one of its ``n`` blocks but the null block is cached and free (the state in which a
     pool holds the most metadata), per block. The keys (vLLM: 32-byte block hashes, as its
     requests hold them; KV_v2: one blob of 16-byte keys) are made before the first reading:
-    they are the requests', not the pool's. The pool's own copies of them are counted."""
+    they are the requests', not the pool's; the pool's own copies are counted. Both sides are
+    filled as a scheduler fills them, ``RSS_CHUNK`` blocks per call (all tables held, then all
+    freed), so neither keeps a transient buffer sized for the whole pool."""
+    chunks = [(i, min(i + RSS_CHUNK, n - 1)) for i in range(0, n - 1, RSS_CHUNK)]
     if side == "vllm":
         from types import SimpleNamespace
 
         v = vllm_shim.load()
         hashes = [os.urandom(32) for _ in range(n - 1)]
-        req = SimpleNamespace(block_hashes=hashes, all_token_ids=[])
+        reqs = [SimpleNamespace(block_hashes=hashes[a:b], all_token_ids=[]) for a, b in chunks]
         before = rss_bytes()
         pool = v.BlockPool(n, True, BS)
-        blocks = pool.get_new_blocks(n - 1)
-        pool.cache_full_blocks(req, blocks, 0, n - 1, BS, 0)
-        pool.free_blocks(reversed(blocks))
-        del blocks
+        tables = [pool.get_new_blocks(b - a) for a, b in chunks]
+        for req, table in zip(reqs, tables, strict=True):
+            pool.cache_full_blocks(req, table, 0, len(table), BS, 0)
+        for table in reversed(tables):
+            pool.free_blocks(reversed(table))
+        del tables
         after = rss_bytes()
         estimate = 0.0
     else:
         keys = os.urandom(16 * (n - 1))
         before = rss_bytes()
         kv = KvPool(n, BS)
-        ids = kv.allocate_ids(n - 1)
-        kv.register(ids, keys, None)
-        kv.free_request(ids)
+        ids = [kv.allocate_ids(b - a) for a, b in chunks]
+        for (a, b), table in zip(chunks, ids, strict=True):
+            kv.register(table, keys[16 * a : 16 * b], None)
+        for table in reversed(ids):
+            kv.free_request(table)
         del ids
         after = rss_bytes()
         estimate = kv.stats().metadata_bytes_per_block
