@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,6 +67,9 @@ class Sample:
 
     seconds: list[float] = field(default_factory=list)
     peak_mib: list[float] = field(default_factory=list)
+    # CPU time (user + system) of the process and its children: a busy machine preempts a run
+    # (wall time grows) more than it slows its CPU work, so this is the steadier figure.
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -74,14 +78,27 @@ class Sample:
     def cell(self) -> str:
         return f"{self.median:.3f} [{min(self.seconds):.3f}-{max(self.seconds):.3f}]"
 
+    def cpu_cell(self) -> str:
+        c = self.cpu_seconds
+        return f"{statistics.median(c):.3f} [{min(c):.3f}-{max(c):.3f}]" if c else "-"
 
-def timed(command: list[str], cwd: Path | None = None) -> tuple[float, str]:
+    def add(self, run: tuple[float, float, str]) -> str:
+        self.seconds.append(run[0])
+        self.cpu_seconds.append(run[1])
+        return run[2]
+
+
+def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, the process and its children) and stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{done.stderr}")
-    return elapsed, done.stderr
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu, done.stderr
 
 
 def alternate(sides: dict[str, Callable[[], None]], runs: int) -> None:
@@ -95,8 +112,7 @@ def alternate(sides: dict[str, Callable[[], None]], runs: int) -> None:
 def pyagent_run(spec: Path, out: Path, sample: Sample) -> Callable[[], None]:
     def run() -> None:
         shutil.rmtree(out, ignore_errors=True)
-        elapsed, err = timed([sys.executable, "-c", RUNNER, "compile", str(spec), "--out", str(out)])
-        sample.seconds.append(elapsed)
+        err = sample.add(timed([sys.executable, "-c", RUNNER, "compile", str(spec), "--out", str(out)]))
         sample.peak_mib.append(int(err.strip().splitlines()[-1]) / 1024)
 
     return run
@@ -104,8 +120,7 @@ def pyagent_run(spec: Path, out: Path, sample: Sample) -> Callable[[], None]:
 
 def cue_run(cue: str, source: Path, sample: Sample) -> Callable[[], None]:
     def run() -> None:
-        elapsed, _ = timed([cue, "export", "--out", "json", "./" + source.name], cwd=source.parent)
-        sample.seconds.append(elapsed)
+        sample.add(timed([cue, "export", "--out", "json", "./" + source.name], cwd=source.parent))
 
     return run
 
@@ -123,11 +138,16 @@ def compile_bytecode() -> None:
 def startup(runs: int, cue: str | None) -> dict[str, Sample]:
     """`pyagent --version` beside `cue version`: the cost of starting each CLI at all."""
     samples = {"pyagent --version": Sample(), "cue version": Sample()}
-    sides: dict[str, Callable[[], None]] = {
-        "pyagent": lambda: samples["pyagent --version"].seconds.append(timed([*pyagent_command(), "--version"])[0])
-    }
+
+    def side(name: str, command: list[str]) -> Callable[[], None]:
+        def run() -> None:
+            samples[name].add(timed(command))
+
+        return run
+
+    sides = {"pyagent": side("pyagent --version", [*pyagent_command(), "--version"])}
     if cue is not None:
-        sides["cue"] = lambda: samples["cue version"].seconds.append(timed([cue, "version"])[0])
+        sides["cue"] = side("cue version", [cue, "version"])
     alternate(sides, runs)
     return {k: v for k, v in samples.items() if v.seconds}
 
@@ -153,14 +173,18 @@ def size_row(pools: int, folder: Path, runs: int, cue: str | None) -> dict[str, 
 
 
 def print_report(start: dict[str, Sample], rows: list[dict[str, Any]], runs: int) -> None:
-    print(f"medians of {runs} runs [min-max], seconds, one fresh process per run, sides alternating\n")
-    print("start-up")
+    print(
+        f"medians of {runs} runs [min-max], seconds, one fresh process per run, sides alternating; wall time, "
+        "and CPU time (user + system) where the column says so\n"
+    )
+    print(f"start-up {'wall':>28} {'CPU':>22}")
     for name, sample in start.items():
-        print(f"  {name:<22} {sample.cell()}")
+        print(f"  {name:<22} {sample.cell():>22} {sample.cpu_cell():>22}")
     print()
     header = (
         f"{'pools':>6} {'lines':>7} {'objects':>8}  {'pyagent compile (all stages, files)':>36}  "
-        f"{'peak MiB':>8}  {'cue export vs #Swarm (eval only)':>33}  {'ratio':>6}  {'pyagent ms/pool':>15}"
+        f"{'pyagent CPU':>22}  {'peak MiB':>8}  {'cue export vs #Swarm (eval only)':>33}  {'ratio':>6}  "
+        f"{'pyagent ms/pool':>15}"
     )
     print(header)
     base = rows[0]
@@ -174,14 +198,24 @@ def print_report(start: dict[str, Sample], rows: list[dict[str, Any]], runs: int
         cue_cell = theirs.cell() if theirs else "n/a (cue not on PATH)"
         print(
             f"{row['pools']:>6} {row['spec_lines']:>7} {row['objects']:>8}  {ours.cell():>36}  "
-            f"{max(ours.peak_mib):8.1f}  {cue_cell:>33}  {ratio}  {slope}"
+            f"{ours.cpu_cell():>22}  {max(ours.peak_mib):8.1f}  {cue_cell:>33}  {ratio}  {slope}"
         )
     small = base["pyagent"].median
+    small_cpu = statistics.median(base["pyagent"].cpu_seconds)
     verdict = "meets" if small <= STARTUP_TARGET else "MISSES"
+    verdict_cpu = "meets" if small_cpu <= STARTUP_TARGET else "MISSES"
+    version = start.get("pyagent --version")
+    if version is not None:
+        v_verdict = "meets" if version.median <= STARTUP_TARGET else "MISSES"
+        print(
+            f"\nstart-up target: `pyagent --version` in at most {STARTUP_TARGET} s -> {v_verdict} "
+            f"({version.median:.3f} s)"
+        )
     print(
-        f"\nstart-up target: a {base['pools']}-pool compile in at most {STARTUP_TARGET} s -> {verdict} "
-        f"({small:.3f} s). Like for like: at each size pyagent's whole compile beside cue's evaluation "
-        "of the same data; pyagent also renders and writes every stack file, which cue does not."
+        f"start-up target: a {base['pools']}-pool compile in at most {STARTUP_TARGET} s -> wall {verdict} "
+        f"({small:.3f} s), CPU {verdict_cpu} ({small_cpu:.3f} s).\nLike for like: at each size pyagent's whole "
+        "compile beside cue's evaluation of the same data; pyagent also renders and writes every stack file, "
+        "which cue does not."
     )
 
 
