@@ -510,7 +510,7 @@ def main() -> int:
         "serializable=false. Both linearizable, both fsync before acknowledging."
     )
     print("figures: median [min-max] over the rounds; ratio = pyagent / etcd per round, median [min-max]")
-    header = f"{'workload':32} {'':7} {'pyagent':>22} {'etcd':>22} {'ratio':>20}"
+    header = f"{'workload':32} {'':7} {'pyagent':>26} {'etcd':>26} {'ratio':>20}"
     print(header)
     print("-" * len(header))
     recorded: dict[str, Any] = {}
@@ -521,7 +521,7 @@ def main() -> int:
             label = workload_name if i == 0 else ""
             r = ratios(ours, theirs, metric)
             ratio = f"{statistics.median(r):.2f} [{min(r):.2f}-{max(r):.2f}]"
-            print(f"{label:32} {unit:7} {ours.cell(metric):>22} {theirs.cell(metric):>22} {ratio:>20}")
+            print(f"{label:32} {unit:7} {ours.cell(metric):>26} {theirs.cell(metric):>26} {ratio:>20}")
             recorded[workload_name][metric] = {
                 "pyagent": ours.values(metric),
                 "etcd": theirs.values(metric),
@@ -533,7 +533,7 @@ def main() -> int:
                 },
             }
         if ours.retries or theirs.retries:
-            print(f"{'':32} {'retried':7} {ours.retries:22d} {theirs.retries:22d}")
+            print(f"{'':32} {'retried':7} {ours.retries:26d} {theirs.retries:26d}")
         recorded[workload_name]["retries"] = {"pyagent": ours.retries, "etcd": theirs.retries}
     print("ratio above 1 is better for ops/s, worse for latency")
     path = record(
