@@ -52,8 +52,12 @@ SIZES = (1, 10, 100, 1000, 5000)
 STARTUP_TARGET = 0.2  # seconds, a 1-pool compile (issue "Benchmarks that say exactly what they measure")
 RESULTS = REPO / "benchmarks" / "results"
 # One process per run, so start-up is counted as users see it; it reports its own peak RSS.
+# The machines are shared: a compile that grows past this much address space fails (MemoryError)
+# instead of taking the machine's memory from everyone else; the benchmark then stops at that size.
+MEMORY_LIMIT_GIB = 6
 RUNNER = (
     "import resource, sys\n"
+    f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT_GIB} << 30, resource.RLIM_INFINITY))\n"
     "from pyagent_compile.cli import main\n"
     "code = main(sys.argv[1:])\n"
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
@@ -88,6 +92,15 @@ class Sample:
         return run[2]
 
 
+class RunFailed(SystemExit):
+    """A timed command exited non-zero: its status and the last line it wrote to stderr."""
+
+    def __init__(self, command: list[str], status: int, stderr: str) -> None:
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        self.reason = f"exit {status}" + (f": {lines[-1]}" if lines else "")
+        super().__init__(f"failed: {' '.join(command)}\n{stderr}")
+
+
 def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds (user + system, the process and its children) and stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -96,7 +109,7 @@ def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float, st
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{done.stderr}")
+        raise RunFailed(command, done.returncode, done.stderr)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return elapsed, cpu, done.stderr
 
@@ -219,7 +232,9 @@ def print_report(start: dict[str, Sample], rows: list[dict[str, Any]], runs: int
     )
 
 
-def record(start: dict[str, Sample], rows: list[dict[str, Any]], runs: int, load_start: tuple[float, ...]) -> Path:
+def record(
+    start: dict[str, Sample], rows: list[dict[str, Any]], runs: int, load_start: tuple[float, ...], stopped: str
+) -> Path:
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -239,6 +254,8 @@ def record(start: dict[str, Sample], rows: list[dict[str, Any]], runs: int, load
             "load_avg": os.getloadavg(),
         },
         "bytecode": "compiled before the runs (compileall)",
+        "memory_limit_gib": MEMORY_LIMIT_GIB,
+        "stopped": stopped or None,
         "runs": runs,
         "startup": {k: asdict(v) for k, v in start.items()},
         "sizes": [
@@ -266,15 +283,24 @@ def main() -> None:
     load_start = os.getloadavg()
     start = startup(args.runs, cue)
     rows = []
+    stopped = ""
     with tempfile.TemporaryDirectory() as tmp:
         for pools in sizes:
             folder = Path(tmp) / str(pools)
             folder.mkdir()
-            rows.append(size_row(pools, folder, args.runs, cue))
-    print_report(start, rows, args.runs)
+            try:
+                rows.append(size_row(pools, folder, args.runs, cue))
+            except RunFailed as failed:
+                stopped = f"{pools} pools: the compile failed ({failed.reason}); larger sizes not run"
+                print(stopped)
+                break
+    if rows:
+        print_report(start, rows, args.runs)
+    if stopped:
+        print(f"\nstopped at {stopped}; a compile may use {MEMORY_LIMIT_GIB} GiB of address space")
     load_end = os.getloadavg()
     print(f"load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end, {os.cpu_count()} CPUs")
-    print(f"\nrecorded in {record(start, rows, args.runs, load_start).relative_to(REPO)}")
+    print(f"\nrecorded in {record(start, rows, args.runs, load_start, stopped).relative_to(REPO)}")
 
 
 if __name__ == "__main__":
