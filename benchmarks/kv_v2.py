@@ -15,8 +15,18 @@ law, about 64 requests active, a working set 2-4x the pool. Both sides are drive
 vLLM's scheduler drives its pool: longest hit (up to num_tokens - 1), touch, allocate,
 cache full blocks as they fill, free in reverse. Each call is timed on its own; block rates
 are blocks handled per second of thread CPU time spent in that kind of call (the clock's own
-cost subtracted), so other processes on a shared machine do not distort them; p50/p99 per
-call come from a second replay timed with the wall clock.
+cost subtracted), so preemption by other processes on a shared machine does not enter them;
+p50 per call comes from a replay timed with the wall clock. Every side replays once per round,
+the side going first rotating; figures are medians of the rounds with [min-max], ratios are
+taken round by round.
+
+What each row compares (the table prints the legend, ``LEGEND`` below): rows L are like for
+like, KV_v2 called call for call as vLLM's scheduler calls its BlockPool, Python block lists
+both ways, the same hash algorithm (sha256_cbor); rows R use KV_v2's request interface (block
+tables in Rust), an interface vLLM lacks, against vLLM's like-for-like figure; rows D compare
+each side's default hash (different algorithms). Memory is measured as the resident set growth
+of a fresh process per side at a 1M-block pool (``--rss-blocks``), beside KV_v2's estimate.
+Each run is recorded in benchmarks/results/kv-<UTC>.json with the load average.
 
 SGLang 0.5.23's RadixCache runs on CPU with the real torch (2.14.1, the version it pins),
 page size 16, LRU, driven as SGLang's scheduler drives it: ``match_prefix`` on the prompt
