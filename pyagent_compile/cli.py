@@ -27,6 +27,8 @@ Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unread
 """
 
 # The modules under pyagent_compile/commands/, each with a `register(sub)` that adds its commands.
+# A new command: its module's name here, each of its command words in COMMANDS below, and no
+# import of it at the top of this file (tests/test_cli.py checks all three).
 COMMAND_MODULES = ("compile", "info", "policy", "diff", "local")
 # Which module registers each command word. Start-up is a user-facing cost (editors and
 # pre-commit hooks run the CLI constantly), so a command imports only its own module, and
