@@ -15,8 +15,18 @@ law, about 64 requests active, a working set 2-4x the pool. Both sides are drive
 vLLM's scheduler drives its pool: longest hit (up to num_tokens - 1), touch, allocate,
 cache full blocks as they fill, free in reverse. Each call is timed on its own; block rates
 are blocks handled per second of thread CPU time spent in that kind of call (the clock's own
-cost subtracted), so other processes on a shared machine do not distort them; p50/p99 per
-call come from a second replay timed with the wall clock.
+cost subtracted), so preemption by other processes on a shared machine does not enter them;
+p50 per call comes from a replay timed with the wall clock. Every side replays once per round,
+the side going first rotating; figures are medians of the rounds with [min-max], ratios are
+taken round by round.
+
+What each row compares (the table prints the legend, ``LEGEND`` below): rows L are like for
+like, KV_v2 called call for call as vLLM's scheduler calls its BlockPool, Python block lists
+both ways, the same hash algorithm (sha256_cbor); rows R use KV_v2's request interface (block
+tables in Rust), an interface vLLM lacks, against vLLM's like-for-like figure; rows D compare
+each side's default hash (different algorithms). Memory is measured as the resident set growth
+of a fresh process per side at a 1M-block pool (``--rss-blocks``), beside KV_v2's estimate.
+Each run is recorded in benchmarks/results/kv-<UTC>.json with the load average.
 
 SGLang 0.5.23's RadixCache runs on CPU with the real torch (2.14.1, the version it pins),
 page size 16, LRU, driven as SGLang's scheduler drives it: ``match_prefix`` on the prompt
@@ -30,10 +40,14 @@ inserted pages is freed and the lock dropped. Its keys are token ids, so it hash
 from __future__ import annotations
 
 import argparse
+import ctypes
+import datetime as dt
 import gc
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -167,51 +181,6 @@ class Result:
         keys = ["admit", "step", "free"] + (["hash"] if with_hashing else [])
         t = sum(self.timers[k].total_s for k in keys if k in self.timers)
         return self.admitted / t if t else 0.0
-
-
-def median_replay(replays: list[Result]) -> Result:
-    """One result from several CPU-time replays of the same trace: each kind of call takes
-    its timer from the replay whose rate for it is the median, so one replay slowed by the
-    shared machine moves no figure. The replays make the same decisions (checked)."""
-    first = replays[0]
-    if any(r.hits != first.hits for r in replays):
-        raise SystemExit(f"{first.name}: replays of the same trace made different decisions")
-    out = Result(
-        first.name,
-        {},
-        first.admitted,
-        first.hits,
-        first.query_blocks,
-        first.hit_blocks,
-        first.meta_bytes,
-    )
-    for k in first.timers:
-        ranked = sorted((r.timers[k] for r in replays), key=Timer.rate)
-        out.timers[k] = ranked[len(ranked) // 2]
-    return out
-
-
-def merged(replays: list[Result]) -> Result:
-    """A side's wall-clock replay (first) combined with the median of its CPU-time ones."""
-    return combine(replays[0], median_replay(replays[1:]))
-
-
-def combine(latency: Result, cpu: Result) -> Result:
-    """Rates from the CPU-time replay (immune to preemption by other processes on this
-    shared machine), p50/p99 from the wall-clock replay. Both replays make the same
-    decisions."""
-    out = Result(
-        cpu.name,
-        {},
-        cpu.admitted,
-        cpu.hits,
-        cpu.query_blocks,
-        cpu.hit_blocks,
-        cpu.meta_bytes,
-    )
-    for k, t in cpu.timers.items():
-        out.timers[k] = Timer(list(t.calls), t.blocks, list(latency.timers[k].calls))
-    return out
 
 
 class Clock:
@@ -550,11 +519,23 @@ def run_sglang(s: Any, trace: Trace, num_blocks: int) -> Result:
 # ---- KV_v2 side ------------------------------------------------------------------------------
 
 
-def run_kv(trace: Trace, num_blocks: int, fused: bool) -> Result:
-    pool = KvPool(num_blocks, BS)
-    hasher = BlockHasher(BS)
+def run_kv(trace: Trace, num_blocks: int, hash_mode: str = "sha256_cbor") -> Result:
+    """KV_v2 through its block API, call for call as vLLM's scheduler calls its BlockPool, with
+    Python lists of block ids crossing the boundary both ways:
+
+    - lookup: ``lookup_blocks(keys)`` -> the cached prefix's ids (vLLM: ``get_cached_block``
+      per block until the first miss, its KVCacheManager's loop);
+    - admit: that + ``admit(hit_keys, total)`` (touch and allocate, all or nothing; vLLM:
+      ``get_num_free_blocks`` + ``touch`` + ``get_new_blocks``);
+    - step: ``allocate_ids(n)`` + ``register(ids, keys, parent)`` (vLLM: ``get_new_blocks``
+      + ``cache_full_blocks``);
+    - free: ``free_request(table)`` (vLLM: ``free_blocks(reversed(table))``);
+    - hash: ``BlockHasher.hash_keys`` in ``hash_mode``, one call per request's new blocks
+      (vLLM: ``hash_block_tokens`` per block)."""
+    pool = KvPool(num_blocks, BS, hash_mode=hash_mode)
+    hasher = BlockHasher(BS, mode=hash_mode)
     names = ("hash", "lookup", "admit", "step", "allocate", "register", "free")
-    res = Result("KV_v2" + (" fused" if fused else ""), timers(*names))
+    res = Result("KV_v2 list", timers(*names))
     T = res.timers
     tables: dict[int, list[int]] = {}
     keys: dict[int, bytes] = {}
@@ -616,28 +597,20 @@ def run_kv(trace: Trace, num_blocks: int, fused: bool) -> Result:
             k = keys[r]
             max_hit = (n - 1) // BS
             total = -(-n // BS)
-            if fused:
-                t0 = ns()
-                got = pool.admit(k[: 16 * max_hit], total)
-                # One call does lookup, touch and allocate.
-                if got is None:
-                    res.hits.append(-1)
-                    continue
-                table, hits, _ = got
-                T["admit"].add(ns() - t0, total)
-            else:
-                t0 = ns()
-                hit_ids = pool.lookup_blocks(k[: 16 * max_hit])
-                T["lookup"].add(ns() - t0, min(len(hit_ids) + 1, max_hit))
-                hits = len(hit_ids)
-                # Same capacity rule as vLLM: idle hits leave the free list too.
-                t0 = ns()
-                got = pool.admit(k[: 16 * hits], total)
-                if got is None:
-                    res.hits.append(-1)
-                    continue
-                table = got[0]
-                T["admit"].add(ns() - t0, total)
+            t0 = ns()
+            hit_ids = pool.lookup_blocks(k[: 16 * max_hit])
+            t_lookup = ns() - t0
+            T["lookup"].add(t_lookup, min(len(hit_ids) + 1, max_hit))
+            hits = len(hit_ids)
+            # Same capacity rule as vLLM: idle hits leave the free list too. Admission is
+            # the lookup and this call, as vLLM's is its lookup loop and three calls.
+            t0 = ns()
+            got = pool.admit(k[: 16 * hits], total)
+            if got is None:
+                res.hits.append(-1)
+                continue
+            table = got[0]
+            T["admit"].add(t_lookup + ns() - t0, total)
             res.query_blocks += max_hit
             res.hit_blocks += hits
             res.hits.append(hits)
@@ -770,6 +743,105 @@ def run_kv_requests(trace: Trace, num_blocks: int, batched: bool = False) -> Res
     return res
 
 
+# ---- measured memory ---------------------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    """This process's resident set now, after returning freed heap memory to the system (glibc's
+    ``malloc_trim``), so what is counted is what is live."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+RSS_CHUNK = 256  # blocks per call: a long prompt's table, as a scheduler's calls carry
+
+
+def rss_child(side: str, n: int) -> dict[str, float]:
+    """In a fresh process: the growth of the resident set from before the pool is made to when
+    every one of its ``n`` blocks but the null block is cached and free (the state in which a
+    pool holds the most metadata), per block. The keys (vLLM: 32-byte block hashes, as its
+    requests hold them; KV_v2: one blob of 16-byte keys) are made before the first reading:
+    they are the requests', not the pool's; the pool's own copies are counted. Both sides are
+    filled as a scheduler fills them, ``RSS_CHUNK`` blocks per call (all tables held, then all
+    freed), so neither keeps a transient buffer sized for the whole pool."""
+    chunks = [(i, min(i + RSS_CHUNK, n - 1)) for i in range(0, n - 1, RSS_CHUNK)]
+    if side == "vllm":
+        from types import SimpleNamespace
+
+        v = vllm_shim.load()
+        hashes = [os.urandom(32) for _ in range(n - 1)]
+        reqs = [SimpleNamespace(block_hashes=hashes[a:b], all_token_ids=[]) for a, b in chunks]
+        before = rss_bytes()
+        pool = v.BlockPool(n, True, BS)
+        tables = [pool.get_new_blocks(b - a) for a, b in chunks]
+        for req, table in zip(reqs, tables, strict=True):
+            pool.cache_full_blocks(req, table, 0, len(table), BS, 0)
+        for table in reversed(tables):
+            pool.free_blocks(reversed(table))
+        del tables
+        after = rss_bytes()
+        estimate = 0.0
+    else:
+        keys = os.urandom(16 * (n - 1))
+        before = rss_bytes()
+        kv = KvPool(n, BS)
+        ids = [kv.allocate_ids(b - a) for a, b in chunks]
+        for (a, b), table in zip(chunks, ids, strict=True):
+            kv.register(table, keys[16 * a : 16 * b], None)
+        for table in reversed(ids):
+            kv.free_request(table)
+        del ids
+        after = rss_bytes()
+        estimate = kv.stats().metadata_bytes_per_block
+        kv.check_invariants()
+    return {"before": before, "after": after, "bytes_per_block": (after - before) / n, "estimate": estimate}
+
+
+def measure_rss(n: int, runs: int, with_vllm: bool) -> dict[str, list[dict[str, float]]]:
+    """``runs`` rounds of one fresh process per side, the side going first alternating."""
+    sides = ["kv", "vllm"] if with_vllm else ["kv"]
+    out: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    for i in range(runs):
+        for side in sides[i % len(sides) :] + sides[: i % len(sides)]:
+            done = subprocess.run(
+                [sys.executable, __file__, "--rss-child", side, str(n)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"RSS child ({side}, {n} blocks) failed:\n{done.stderr}")
+            out[side].append(json.loads(done.stdout))
+    return out
+
+
+# ---- the rounds --------------------------------------------------------------------------------
+
+
+def replay_rounds(trace: Trace, num_blocks: int, v: Any, sg_mod: Any, repeat: int) -> dict[str, list[Result]]:
+    """runs[side] = [wall-clock replay, CPU-time replays...]. Within each round every side
+    replays once; the side going first rotates from round to round, so a slow spell of the
+    shared machine falls on all of them."""
+    sides: dict[str, Callable[[], Result]] = {
+        "kv": lambda: run_kv_requests(trace, num_blocks),
+        "kvl": lambda: run_kv(trace, num_blocks),
+        "kvb": lambda: run_kv_requests(trace, num_blocks, batched=True),
+        "vl": lambda: run_vllm(v, trace, num_blocks),
+    }
+    if sg_mod:
+        sides["sg"] = lambda: run_sglang(sg_mod, trace, num_blocks)
+    runs: dict[str, list[Result]] = {name: [] for name in sides}
+    names = list(sides)
+    for i, clock in enumerate([Clock.wall] + [Clock.cpu] * repeat):
+        clock()
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            runs[name].append(sides[name]())
+    Clock.wall()
+    return runs
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -781,106 +853,265 @@ def fmt(x: float) -> str:
     return f"{x:,.2f}"
 
 
-def report(
-    num_blocks: int,
-    trace: Trace,
-    kv: Result,
-    kvf: Result,
-    kvb: Result,
-    vl: Result | None,
-    vmeta: float,
-    why: str,
-    sg: Result | None,
-) -> None:
+@dataclass
+class Spread:
+    """Per-replay figures of one row: their median and range."""
+
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else 0.0
+
+    def cell(self, unit: str = "") -> str:
+        if not self.samples:
+            return "-"
+        lo, hi = min(self.samples), max(self.samples)
+        if unit == "x":
+            return f"{self.median:.1f}x [{lo:.1f}-{hi:.1f}]"
+        return f"{fmt(self.median)} [{fmt(lo)}-{fmt(hi)}]"
+
+
+@dataclass
+class Row:
+    """One line of a table: our side's and the anchor's per-replay figures (same rounds, so the
+    ratio is taken round by round), and p50 per call from the wall-clock replays."""
+
+    key: str
+    label: str
+    section: str  # "like-for-like", "interface vLLM lacks", "different algorithms"
+    ours: Spread
+    theirs: Spread
+    third: Spread | None = None  # SGLang, where it has the operation
+    p50: tuple[float, float] | None = None
+
+    def ratio(self, other: Spread | None = None) -> Spread:
+        b = other if other is not None else self.theirs
+        pairs = zip(self.ours.samples, b.samples, strict=False)
+        return Spread([a / t for a, t in pairs if t])
+
+
+def rates(results: list[Result], op: str) -> Spread:
+    return Spread([r.timers[op].rate() for r in results if op in r.timers])
+
+
+def req_rates(results: list[Result], hashing: bool) -> Spread:
+    return Spread([r.req_rate(hashing) for r in results])
+
+
+# Row keys, labels and what each side calls; the table prints the key, the legend says the calls.
+LEGEND = {
+    "L1": "lookup: longest cached prefix as a block list, no side effects. KV_v2 lookup_blocks(keys) "
+    "-> list of ids, 1 call; vLLM get_cached_block(hash) per block until the first miss (its "
+    "KVCacheManager's loop).",
+    "L2": "admit: lookup + touch the hits + allocate the rest. KV_v2 lookup_blocks + admit(hit_keys, n) "
+    "(touch and allocate, all or nothing), 2 calls, table returned as a list; vLLM the L1 loop + "
+    "get_num_free_blocks + touch + get_new_blocks.",
+    "L3": "step: a request's scheduler step, allocate + register its newly full blocks. KV_v2 "
+    "allocate_ids(n) + register(ids, keys, parent); vLLM get_new_blocks(n) + cache_full_blocks(...). "
+    "L3a/L3b: the two calls on their own.",
+    "L4": "free: a finished request's table, tail first. KV_v2 free_request(table: list); vLLM "
+    "free_blocks(reversed(table)).",
+    "L5": "hash: chained block hashes with the same algorithm, sha256 of CBOR, byte for byte equal. "
+    "KV_v2 BlockHasher('sha256_cbor').hash_keys(new tokens), 1 call per request per step; vLLM "
+    "hash_block_tokens(sha256_cbor, ...) per block, as its Request's block hasher.",
+    "L6": "requests/s through L2-L4 (L5 included in the second line): admitted requests per second of "
+    "time spent in the pool.",
+    "R1": "KV_v2 lookup(keys) -> a count only (a router's estimate); against vLLM's L1.",
+    "R2": "KV_v2 req_admit(rid, keys, n): 1 call, the table stays in Rust; against vLLM's L2.",
+    "R3": "KV_v2 req_step(rid, n, new_keys): 1 call per request per step; against vLLM's L3.",
+    "R3*": "KV_v2 req_step_many: one call for each run of consecutive decode steps of different "
+    "requests (a scheduler stepping every running request at once); against vLLM's L3, which "
+    "has no batched form.",
+    "R4": "KV_v2 req_free(rid): the table is in Rust; against vLLM's L4.",
+    "R6": "requests/s through R2-R4; against vLLM's L6 (no hashing).",
+    "D1": "hash with each side's default: KV_v2 xxh3 (BlockHasher default) against vLLM sha256_cbor "
+    "(its default). Different algorithms: the gain is mostly xxh3's.",
+    "D2": "requests/s through R2-R4 with KV_v2's xxh3 hashing, against vLLM's L6 with sha256_cbor.",
+}
+
+
+def build_rows(runs: dict[str, list[Result]]) -> list[Row]:
+    kvl, kvr, kvb, vl = runs["kvl"][1:], runs["kv"][1:], runs["kvb"][1:], runs["vl"][1:]
+    sg = runs["sg"][1:] if runs.get("sg") else []
+    walls = {k: v[0] for k, v in runs.items() if v}
+
+    def p50(side: str, op: str) -> tuple[float, float] | None:
+        a, b = walls.get(side), walls.get("vl")
+        if not a or not b or op not in a.timers:
+            return None
+        return a.timers[op].pct(0.5), b.timers[op].pct(0.5)
+
+    def third(op: str) -> Spread | None:
+        return rates(sg, op) if sg and op in sg[0].timers else None
+
+    like = "like-for-like"
+    rows = [
+        Row("L1", "lookup", like, rates(kvl, "lookup"), rates(vl, "lookup"), third("lookup"), p50("kvl", "lookup")),
+        Row("L2", "admit", like, rates(kvl, "admit"), rates(vl, "admit"), third("admit"), p50("kvl", "admit")),
+        Row("L3", "step", like, rates(kvl, "step"), rates(vl, "step"), third("step"), p50("kvl", "step")),
+        Row(
+            "L3a",
+            "  allocate",
+            like,
+            rates(kvl, "allocate"),
+            rates(vl, "allocate"),
+            third("allocate"),
+            p50("kvl", "allocate"),
+        ),
+        Row(
+            "L3b",
+            "  register",
+            like,
+            rates(kvl, "register"),
+            rates(vl, "register"),
+            third("register"),
+            p50("kvl", "register"),
+        ),
+        Row("L4", "free", like, rates(kvl, "free"), rates(vl, "free"), third("free"), p50("kvl", "free")),
+        Row("L5", "hash, sha256_cbor both", like, rates(kvl, "hash"), rates(vl, "hash"), None, p50("kvl", "hash")),
+        Row("L6", "requests/s, no hashing", like, req_rates(kvl, False), req_rates(vl, False), None),
+        Row("L6", "requests/s, sha256_cbor both", like, req_rates(kvl, True), req_rates(vl, True), None),
+    ]
+    lacks = "interface vLLM lacks"
+    rows += [
+        Row("R1", "lookup, count only", lacks, rates(kvr, "lookup"), rates(vl, "lookup"), None, p50("kv", "lookup")),
+        Row("R2", "admit, table in Rust", lacks, rates(kvr, "admit"), rates(vl, "admit"), None, p50("kv", "admit")),
+        Row("R3", "step, table in Rust", lacks, rates(kvr, "step"), rates(vl, "step"), None, p50("kv", "step")),
+        Row("R3*", "step, batched", lacks, rates(kvb, "step"), rates(vl, "step"), None),
+        Row("R4", "free, table in Rust", lacks, rates(kvr, "free"), rates(vl, "free"), None, p50("kv", "free")),
+        Row("R6", "requests/s, no hashing", lacks, req_rates(kvr, False), req_rates(vl, False), None),
+    ]
+    diff = "different algorithms"
+    rows += [
+        Row("D1", "hash, xxh3 vs sha256_cbor", diff, rates(kvr, "hash"), rates(vl, "hash"), None, p50("kv", "hash")),
+        Row("D2", "requests/s, xxh3 vs sha256", diff, req_rates(kvr, True), req_rates(vl, True), None),
+    ]
+    return rows
+
+
+SECTION_TITLES = {
+    "like-for-like": "like for like: block lists cross the boundary on both sides, call for call as vLLM's "
+    "scheduler calls its BlockPool; same hash algorithm",
+    "interface vLLM lacks": "KV_v2's request interface (block tables stay in Rust): an interface vLLM lacks; "
+    "vLLM's figure is its like-for-like one",
+    "different algorithms": "each side's default hash: different algorithms",
+}
+
+
+def print_table(rows: list[Row], sglang: bool) -> None:
+    head = f"  {'row':4} {'blocks/s (requests/s on L6/R6/D2)':34} {'KV_v2':>24} {'vLLM':>24} {'KV_v2/vLLM':>17}"
+    head += f" {'p50 us/call KV_v2|vLLM':>23}"
+    if sglang:
+        head += f" {'SGLang':>24} {'KV_v2/SGLang':>17}"
+    section = ""
+    for row in rows:
+        if row.section != section:
+            section = row.section
+            print(f"\n{SECTION_TITLES[section]}\n{head}")
+        p50 = f"{row.p50[0]:.2f} | {row.p50[1]:.2f}" if row.p50 else "-"
+        line = (
+            f"  {row.key:4} {row.label:34} {row.ours.cell():>24} {row.theirs.cell():>24} "
+            f"{row.ratio().cell('x'):>17} {p50:>23}"
+        )
+        if sglang:
+            if row.third is not None:
+                line += f" {row.third.cell():>24} {row.ratio(row.third).cell('x'):>17}"
+            else:
+                line += f" {'-':>24} {'-':>17}"
+        print(line)
+
+
+def spread_json(x: Spread) -> dict[str, Any]:
+    return {
+        "median": x.median,
+        "min": min(x.samples, default=0.0),
+        "max": max(x.samples, default=0.0),
+        "samples": x.samples,
+    }
+
+
+def report(num_blocks: int, trace: Trace, runs: dict[str, list[Result]], vmeta: float) -> dict[str, Any]:
     print(
         f"\n== pool {num_blocks:,} blocks x {BS} tokens | {trace.requests:,} requests, 64 active, "
         f"working set {trace.working_set:,} blocks ({trace.working_set / num_blocks:.1f}x pool)"
     )
-    print(f"{'metric':34} {'KV_v2':>12} {'vLLM':>12} {'ratio':>8} {'SGLang':>12} {'ratio':>8}")
-
-    def cell(ours: float, theirs: float | None, higher_better: bool) -> str:
-        if not theirs:
-            return f"{'-':>12} {'-':>8}"
-        ratio = ours / theirs if higher_better else theirs / ours
-        return f"{fmt(theirs):>12} {ratio:>7.1f}x"
-
-    def row(
-        label: str,
-        ours: float,
-        theirs: float | None,
-        sgl: float | None = None,
-        higher_better: bool = True,
-    ) -> None:
-        print(f"{label:34} {fmt(ours):>12} {cell(ours, theirs, higher_better)} {cell(ours, sgl, higher_better)}")
-
-    labels = {
-        "lookup": "lookup (no side effects)",
-        "admit": "admit (lookup+touch+allocate)",
-        "step": "step (allocate+register)",
-        "allocate": "  allocate (list API)",
-        "register": "  register (list API)",
-        "free": "free (reverse order)",
-        "hash": "hash (xxh3 vs sha256_cbor)",
-    }
-    for k, label in labels.items():
-        # The request API fuses a step into one call; the split comes from the list API run.
-        ours = kvf if k in ("allocate", "register") else kv
-        a = ours.timers[k]
-        b = vl.timers[k] if vl else None
-        c = sg.timers.get(k) if sg else None
-        row(f"{label} blocks/s", a.rate(), b.rate() if b else None, c.rate() if c else None)
-        for label_q, q in (("  p50 us/call", 0.5), ("  p99 us/call", 0.99)):
-            row(
-                label_q,
-                a.pct(q),
-                b.pct(q) if b else None,
-                c.pct(q) if c else None,
-                higher_better=False,
-            )
-    a, b = kvb.timers["step"], (vl.timers["step"] if vl else None)
-    row("step batched* blocks/s", a.rate(), b.rate() if b else None)
-    # Per-call latencies of a batch and of one request's step do not compare: no ratio.
-    row("  p50 us/call (per batch)", a.pct(0.5), None)
-    row("  p99 us/call (per batch)", a.pct(0.99), None)
-    if sg:
-        e = sg.timers["evict"]
-        for label, x in (
-            ("evict (SGLang only)** blocks/s", e.rate()),
-            ("  p50 us/call", e.pct(0.5)),
-            ("  p99 us/call", e.pct(0.99)),
-        ):
-            print(f"{label:34} {'-':>12} {'-':>12} {'-':>8} {fmt(x):>12} {'-':>8}")
-    # SGLang keys its tree by token ids: it hashes nothing, so "with hashing" is its total.
-    sg_rate = sg.req_rate(False) if sg else None
-    row("requests/s, no hashing", kv.req_rate(False), vl.req_rate(False) if vl else None, sg_rate)
-    row("requests/s, with hashing", kv.req_rate(True), vl.req_rate(True) if vl else None, sg_rate)
-    row(
-        "requests/s, list API, no hashing",
-        kvf.req_rate(False),
-        vl.req_rate(False) if vl else None,
-        sg_rate,
-    )
-    kv_hr = kv.hit_blocks / max(1, kv.query_blocks)
-    vl_hr = vl.hit_blocks / max(1, vl.query_blocks) if vl else float("nan")
-    sg_hr = f"{sg.hit_blocks / max(1, sg.query_blocks):.4f}" if sg else "-"
-    print(f"{'hit rate (blocks)':34} {kv_hr:>12.4f} {vl_hr:>12.4f} {'':>8} {sg_hr:>12}")
-    if sg:
-        vl_n = f"{vl.admitted:,}" if vl else "-"
-        print(f"{'requests admitted':34} {kv.admitted:>12,} {vl_n:>12} {'':>8} {sg.admitted:>12,}")
-    meta_ratio = vmeta / kv.meta_bytes if vmeta else 0
-    print(f"{'metadata bytes/block':34} {kv.meta_bytes:>12.1f} {vmeta:>12.1f} {meta_ratio:>7.1f}x {'-':>12} {'-':>8}")
-    if vl:
-        same = vl.hits == kv.hits == kvf.hits == kvb.hits
-        print(f"identical admission decisions and hits vs vLLM (LRU): {'yes' if same else 'NO'}")
-    else:
-        print(f"vLLM: not run ({why})")
+    rows = build_rows(runs)
+    sglang = bool(runs.get("sg"))
+    print_table(rows, sglang)
+    kvl, kv, vl = runs["kvl"][1], runs["kv"][1], runs["vl"][1]
+    hr = {name: r.hit_blocks / max(1, r.query_blocks) for name, r in (("KV_v2", kv), ("vLLM", vl))}
+    same = all(r.hits == vl.hits for side in ("kv", "kvl", "kvb") for r in runs[side])
     print(
-        "* step batched: one req_step_many call per run of consecutive decode steps (mean "
-        f"{kvb.timers['step'].blocks / max(1, len(kvb.timers['step'].calls)):.1f} blocks/call) "
-        "against vLLM's one call per request per step: not like-for-like. The step row above "
-        "is like-for-like: one req_step per request per step, as vLLM's scheduler calls its "
-        "KVCacheManager."
+        f"\nhit rate (blocks): KV_v2 {hr['KV_v2']:.4f}, vLLM {hr['vLLM']:.4f}"
+        + (f", SGLang {runs['sg'][1].hit_blocks / max(1, runs['sg'][1].query_blocks):.4f}" if sglang else "")
+        + f"; identical admission decisions and hits, every KV_v2 replay vs vLLM (LRU): {'yes' if same else 'NO'}"
     )
+    print(
+        f"metadata, estimate at this size: KV_v2 {kvl.meta_bytes:.1f} B/block (its own count of its arrays), "
+        f"vLLM {vmeta:.1f} B/block (tracemalloc of its Python objects), {vmeta / kvl.meta_bytes:.1f}x; "
+        "measured process growth: below"
+    )
+    return {
+        "num_blocks": num_blocks,
+        "requests": trace.requests,
+        "working_set_blocks": trace.working_set,
+        "identical_decisions": same,
+        "hit_rate": hr,
+        "metadata_estimate_bytes_per_block": {"KV_v2": kvl.meta_bytes, "vLLM_tracemalloc": vmeta},
+        "rows": [
+            {
+                "key": r.key,
+                "label": r.label.strip(),
+                "section": r.section,
+                "KV_v2": spread_json(r.ours),
+                "vLLM": spread_json(r.theirs),
+                "ratio": spread_json(r.ratio()),
+                **({"SGLang": spread_json(r.third), "ratio_SGLang": spread_json(r.ratio(r.third))} if r.third else {}),
+                **({"p50_us_per_call": {"KV_v2": r.p50[0], "vLLM": r.p50[1]}} if r.p50 else {}),
+            }
+            for r in rows
+        ],
+    }
+
+
+def verdicts(sizes: list[dict[str, Any]], mem: dict[str, Any] | None) -> list[str]:
+    """The README's targets, against the like-for-like rows and the measured memory."""
+    out = []
+    for size in sizes:
+        ops = [r for r in size["rows"] if r["key"] in ("L1", "L2", "L3", "L4")]
+        parts = ", ".join(f"{r['label']} {r['ratio']['median']:.1f}x" for r in ops)
+        worst = min(ops, key=lambda r: r["ratio"]["median"])
+        ok = worst["ratio"]["median"] >= CALL_TARGET
+        miss = "" if ok else f" -> MISSES: {worst['label']} at {worst['ratio']['median'] / CALL_TARGET:.0%} of it"
+        out.append(f"target >= {CALL_TARGET:.0f}x vLLM call for call, {size['num_blocks']:,} blocks: {parts}{miss}")
+    if mem:
+        ratio = mem["ratio"]["median"]
+        verdict = "meets" if ratio >= MEMORY_TARGET else f"MISSES ({ratio / MEMORY_TARGET:.0%} of it)"
+        out.append(f"target metadata >= {MEMORY_TARGET:.0f}x smaller, measured: {ratio:.1f}x -> {verdict}")
+    return out
+
+
+CALL_TARGET = 20.0
+MEMORY_TARGET = 4.0
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def git_commit() -> str:
+    """HEAD, with "-dirty" when the working tree differs from it (the figures are then not HEAD's)."""
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=root)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=False, cwd=root
+    )
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def record(document: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"kv-{document['utc']}.json"
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    return path
 
 
 def main() -> int:
@@ -892,15 +1123,20 @@ def main() -> int:
         "--repeat",
         type=int,
         default=3,
-        help="CPU-time replays per side and pool size; rates are their median (default 3)",
+        help="CPU-time replays per side and pool size; rates are their median [min-max] (default 3)",
     )
+    ap.add_argument("--rss-blocks", type=int, default=1_000_000, help="pool size for the measured memory (default 1M)")
+    ap.add_argument("--rss-runs", type=int, default=3, help="fresh processes per side for it (default 3)")
+    ap.add_argument("--rss-child", nargs=2, metavar=("SIDE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        print(json.dumps(rss_child(args.rss_child[0], int(args.rss_child[1]))))
+        return 0
     os.environ.pop("PYTHONHASHSEED", None)
-    why = ""
     try:
         v: Any = vllm_shim.load()
     except vllm_shim.VllmUnavailable as e:
-        v, why = None, str(e)
+        raise SystemExit(f"vLLM: {e}") from e
     sg_mod: Any = None
     if args.no_sglang:
         why_sg = "--no-sglang"
@@ -911,38 +1147,73 @@ def main() -> int:
             sg_mod, why_sg = sglang_shim.load(), ""
         except sglang_shim.SglangUnavailable as e:
             why_sg = str(e)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    load_start = os.getloadavg()
     sizes = [(2048, 70)] if args.quick else [(16_384, 500), (100_000, 3000)]
+    rss_n = 100_000 if args.quick else args.rss_blocks
+    repeat = max(1, args.repeat)
     print(
         f"KV_v2 benchmark: block size {BS}, seed {args.seed}, vLLM {vllm_shim.VLLM_VERSION} BlockPool "
         f"(CPU, pure Python), SGLang {sglang_shim.SGLANG_VERSION} RadixCache (CPU, torch "
-        f"{sglang_shim.TORCH_VERSION}, page size {BS}, LRU), python {sys.version.split()[0]}\n"
-        f"Each side replays the trace once on the wall clock (p50/p99 per call) and {max(1, args.repeat)} "
-        "times on thread CPU time (rates, blocks/s and requests/s: the median replay for each "
-        "kind of call). Ratios are KV_v2's figure over the other's."
+        f"{sglang_shim.TORCH_VERSION}, page size {BS}, LRU), python {sys.version.split()[0]}; "
+        f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} on {os.cpu_count()} CPUs\n"
+        f"Each side replays the trace once on the wall clock (p50 per call) and {repeat} times on thread "
+        "CPU time (rates); within each round every side runs once, the side going first rotating from "
+        "round to round. Figures: median [min-max] of the CPU-time replays; ratios: KV_v2's figure over "
+        "the other's, taken round by round, median [min-max]."
     )
+    document: dict[str, Any] = {
+        "benchmark": "kv_v2",
+        "utc": stamp,
+        "commit": git_commit(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load_avg_start": load_start},
+        "repeat": repeat,
+        "seed": args.seed,
+        "vllm": vllm_shim.VLLM_VERSION,
+        "sglang": sglang_shim.SGLANG_VERSION if sg_mod else f"not run ({why_sg})",
+        "legend": LEGEND,
+        "sizes": [],
+    }
     for num_blocks, sessions in sizes:
         trace = make_trace(args.seed, sessions)
         gc.collect()
-        # runs[side] = [wall-clock replay, CPU-time replays...]; the sides alternate within
-        # each round, so a slow spell of the machine falls on all of them.
-        runs: dict[str, list[Result]] = {"kv": [], "kvl": [], "kvb": [], "vl": [], "sg": []}
-        for clock in [Clock.wall] + [Clock.cpu] * max(1, args.repeat):
-            clock()
-            runs["kv"].append(run_kv_requests(trace, num_blocks))
-            runs["kvl"].append(run_kv(trace, num_blocks, fused=False))
-            runs["kvb"].append(run_kv_requests(trace, num_blocks, batched=True))
-            if v:
-                runs["vl"].append(run_vllm(v, trace, num_blocks))
-            if sg_mod:
-                runs["sg"].append(run_sglang(sg_mod, trace, num_blocks))
-        Clock.wall()
-
-        kv, kvf, kvb = merged(runs["kv"]), merged(runs["kvl"]), merged(runs["kvb"])
-        vl = merged(runs["vl"]) if v else None
-        sg = merged(runs["sg"]) if sg_mod else None
-        vmeta = vllm_meta_bytes(v, num_blocks) if v else 0.0
-        report(num_blocks, trace, kv, kvf, kvb, vl, vmeta, why, sg)
+        runs = replay_rounds(trace, num_blocks, v, sg_mod, repeat)
+        vmeta = vllm_meta_bytes(v, num_blocks)
+        document["sizes"].append(report(num_blocks, trace, runs, vmeta))
+    print(
+        f"\nmetadata per block, measured: resident set growth of a fresh process from before the pool is made "
+        f"to every block of {rss_n:,} cached and free, {args.rss_runs} processes per side, alternating"
+    )
+    got = measure_rss(rss_n, args.rss_runs, True)
+    kv_b = Spread([r["bytes_per_block"] for r in got["kv"]])
+    vl_b = Spread([r["bytes_per_block"] for r in got["vllm"]])
+    mem_ratio = Spread([b / a for a, b in zip(kv_b.samples, vl_b.samples, strict=True)])
+    estimate = got["kv"][0]["estimate"]
+    print(
+        f"  KV_v2 {kv_b.median:.1f} B/block [{min(kv_b.samples):.1f}-{max(kv_b.samples):.1f}] (its own estimate: "
+        f"{estimate:.1f}); vLLM {vl_b.median:.1f} B/block [{min(vl_b.samples):.1f}-{max(vl_b.samples):.1f}]; "
+        f"vLLM/KV_v2 {mem_ratio.cell('x')}"
+    )
+    document["memory"] = {
+        "num_blocks": rss_n,
+        "what": "resident set growth per block, fresh process, every block cached and free",
+        "KV_v2": {**spread_json(kv_b), "estimate": estimate},
+        "vLLM": spread_json(vl_b),
+        "ratio": spread_json(mem_ratio),
+    }
+    print()
+    for line in verdicts(document["sizes"], document["memory"]):
+        print(line)
+    print("\nrows:")
+    for key, text in LEGEND.items():
+        print(f"  {key:4} {text}")
     print("\n" + (SGLANG_NOTE if sg_mod else f"SGLang: not run ({why_sg})"))
+    document["machine"]["load_avg_end"] = os.getloadavg()
+    print(
+        f"\nload average at end {document['machine']['load_avg_end'][0]:.2f}; recorded in "
+        f"{record(document).relative_to(Path(__file__).resolve().parents[1])}"
+    )
     return 0
 
 

@@ -9,7 +9,10 @@ Same machine, same run, loopback, fsync on both (etcd's default; pyagent-node fs
 batch before acknowledging), values of 256 B. Both clusters run for the whole benchmark and each
 workload is measured in rounds that alternate between them (pyagent then etcd, then etcd then
 pyagent, ...), so a drift in the machine's speed (other processes, the disk's flush latency)
-falls on both sides alike; each side's figures pool all its rounds.
+falls on both sides alike. Each figure is the median of the rounds with its range [min-max]; a
+ratio is taken round by round (the two sides of one round ran back to back) and reported as the
+median [min-max] of those. The load average is printed and recorded with the figures, and each
+run is recorded as JSON under benchmarks/results/.
 
 Both are driven the same way, against the leader: one client process per round, one gRPC
 channel, N workers each issuing one request at a time. By default that client is `raft-load`
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import json
 import os
@@ -43,11 +47,13 @@ import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 from pyagent_compile.runtime.local.stack import StackNode, load_stack  # noqa: E402
@@ -157,13 +163,37 @@ async def measure(op: Callable[[int], Awaitable[None]], clients: int, total: int
     return Sample(latencies, elapsed, retries)
 
 
-def pooled(samples: list[Sample]) -> Figures:
-    """Throughput over all rounds' operations and time; percentiles over all their latencies."""
-    ordered = sorted(x for sample in samples for x in sample.latencies)
-    elapsed = sum(sample.elapsed for sample in samples)
-    p99 = ordered[int(len(ordered) * 0.99) - 1]
-    retries = sum(sample.retries for sample in samples)
-    return Figures(len(ordered) / elapsed, statistics.median(ordered) * 1000, p99 * 1000, retries)
+def figures(sample: Sample) -> Figures:
+    """One round's throughput, p50 and p99."""
+    ordered = sorted(sample.latencies)
+    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
+    return Figures(len(ordered) / sample.elapsed, statistics.median(ordered) * 1000, p99 * 1000, sample.retries)
+
+
+@dataclass
+class Rounds:
+    """One workload on one side: the figures of each round, in round order."""
+
+    rounds: list[Figures]
+
+    def values(self, metric: str) -> list[float]:
+        return [float(getattr(f, metric)) for f in self.rounds]
+
+    def median(self, metric: str) -> float:
+        return statistics.median(self.values(metric))
+
+    def cell(self, metric: str) -> str:
+        v = self.values(metric)
+        return f"{statistics.median(v):.1f} [{min(v):.1f}-{max(v):.1f}]"
+
+    @property
+    def retries(self) -> int:
+        return sum(f.retries for f in self.rounds)
+
+
+def ratios(ours: Rounds, theirs: Rounds, metric: str) -> list[float]:
+    """pyagent / etcd, round by round."""
+    return [a / b for a, b in zip(ours.values(metric), theirs.values(metric), strict=True) if b]
 
 
 @dataclass
@@ -197,16 +227,16 @@ WORKLOADS = (
 )
 
 
-async def alternate(sides: tuple[Side, Side], sizes: dict[str, int], rounds: int) -> dict[str, dict[str, Figures]]:
+async def alternate(sides: tuple[Side, Side], sizes: dict[str, int], rounds: int) -> dict[str, dict[str, Rounds]]:
     """Each workload in `rounds` rounds; the side that goes first alternates from round to round."""
-    results: dict[str, dict[str, Figures]] = {side.name: {} for side in sides}
+    results: dict[str, dict[str, Rounds]] = {side.name: {} for side in sides}
     for workload_name, op, clients, size in WORKLOADS:
         samples: dict[str, list[Sample]] = {side.name: [] for side in sides}
         for r in range(rounds):
             for side in sides if r % 2 == 0 else sides[::-1]:
                 samples[side.name].append(await side.run(op, clients, sizes[size]))
         for name, taken in samples.items():
-            results[name][workload_name] = pooled(taken)
+            results[name][workload_name] = Rounds([figures(t) for t in taken])
     return results
 
 
@@ -336,7 +366,7 @@ def pyagent_leader(stack_folder: Path) -> tuple[str, StackNode]:
 
 async def run_both_python(
     stack_folder: Path, etcd_address: str, sizes: dict[str, int], rounds: int
-) -> dict[str, dict[str, Figures]]:
+) -> dict[str, dict[str, Rounds]]:
     async with pyagent_ops(stack_folder) as ours, etcd_ops(etcd_address) as theirs:
         for ops in (ours, theirs):
             await measure(ops.put, 8, 200)  # warm-up: connections, leader caches
@@ -364,7 +394,7 @@ def load_side(binary: Path, name: str, target: list[str]) -> Side:
 
 async def run_both_compiled(
     binary: Path, stack_folder: Path, etcd_address: str, sizes: dict[str, int], rounds: int
-) -> dict[str, dict[str, Figures]]:
+) -> dict[str, dict[str, Rounds]]:
     swarm, leader = pyagent_leader(stack_folder)
     signer = ["--swarm", swarm, "--signer", str(leader.id), "--key", str(leader.key_file)]
     ours = load_side(binary, "pyagent", ["--system", "pyagent", "--addr", leader.grpc, *signer])
@@ -393,6 +423,22 @@ def build_native() -> tuple[Path, Path]:
     return daemon, release / "raft-load"
 
 
+def git_commit() -> str:
+    """HEAD, with "-dirty" when the working tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def record(document: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"raft-{document['utc']}.json"
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
@@ -411,6 +457,8 @@ def main() -> int:
     )
     daemon, load = build_native()
     etcd = ensure_etcd()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    load_start = os.getloadavg()
     work = ROOT / ".bench-cache" / "raft"  # on the repository's disk, so fsync is real (not tmpfs)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -446,29 +494,63 @@ def main() -> int:
     finally:
         pyagent_cli("down", str(stack_folder), "--purge")
 
+    load_end = os.getloadavg()
     version = subprocess.run([etcd, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+    client = "raft-load (Rust, tonic)" if args.client == "rust" else "Python grpc.aio"
     print(f"3 nodes on loopback, fsync on, 256 B values; {os.cpu_count()} CPUs; {version}")
     print(
-        f"{args.rounds} alternating rounds per workload, pooled; per round and side: {sizes['single']} single-client "
-        f"writes, {sizes['many']} writes and {sizes['reads']} reads by 64 clients; client: "
-        + ("raft-load (Rust, tonic)" if args.client == "rust" else "Python grpc.aio")
+        f"load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end (1 min); other work on the "
+        "machine was not paused"
     )
-    header = f"{'workload':32} {'':9} {'pyagent':>10} {'etcd':>10} {'ratio':>7}"
+    print(
+        f"{args.rounds} alternating rounds per workload; per round and side: {sizes['single']} single-client "
+        f"writes, {sizes['many']} writes and {sizes['reads']} reads by 64 clients; both sides driven by one "
+        f"client, {client}, against the leader. pyagent: each write is a command signed with Ed25519 (its "
+        "protocol), reads are ReadIndex through the leader; etcd: Put unauthenticated, Range with "
+        "serializable=false. Both linearizable, both fsync before acknowledging."
+    )
+    print("figures: median [min-max] over the rounds; ratio = pyagent / etcd per round, median [min-max]")
+    header = f"{'workload':32} {'':7} {'pyagent':>26} {'etcd':>26} {'ratio':>20}"
     print(header)
     print("-" * len(header))
+    recorded: dict[str, Any] = {}
     for workload_name in results["pyagent"]:
         ours, theirs = results["pyagent"][workload_name], results["etcd"][workload_name]
-        rows = [
-            ("ops/s", ours.ops_per_s, theirs.ops_per_s),
-            ("p50 ms", ours.p50_ms, theirs.p50_ms),
-            ("p99 ms", ours.p99_ms, theirs.p99_ms),
-        ]
-        for i, (unit, a, b) in enumerate(rows):
+        recorded[workload_name] = {}
+        for i, (unit, metric) in enumerate((("ops/s", "ops_per_s"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"))):
             label = workload_name if i == 0 else ""
-            print(f"{label:32} {unit:9} {a:10.1f} {b:10.1f} {a / b:7.2f}")
+            r = ratios(ours, theirs, metric)
+            ratio = f"{statistics.median(r):.2f} [{min(r):.2f}-{max(r):.2f}]"
+            print(f"{label:32} {unit:7} {ours.cell(metric):>26} {theirs.cell(metric):>26} {ratio:>20}")
+            recorded[workload_name][metric] = {
+                "pyagent": ours.values(metric),
+                "etcd": theirs.values(metric),
+                "ratio": r,
+                "median": {
+                    "pyagent": ours.median(metric),
+                    "etcd": theirs.median(metric),
+                    "ratio": statistics.median(r),
+                },
+            }
         if ours.retries or theirs.retries:
-            print(f"{'':32} {'retried':9} {ours.retries:10d} {theirs.retries:10d}")
-    print("ratio = pyagent / etcd (above 1 is better for ops/s, worse for latency)")
+            print(f"{'':32} {'retried':7} {ours.retries:26d} {theirs.retries:26d}")
+        recorded[workload_name]["retries"] = {"pyagent": ours.retries, "etcd": theirs.retries}
+    print("ratio above 1 is better for ops/s, worse for latency")
+    path = record(
+        {
+            "benchmark": "raft",
+            "utc": stamp,
+            "commit": git_commit(),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": {"cpus": os.cpu_count(), "load_avg_start": load_start, "load_avg_end": load_end},
+            "etcd": version,
+            "client": client,
+            "rounds": args.rounds,
+            "sizes": sizes,
+            "workloads": recorded,
+        }
+    )
+    print(f"recorded in {path.relative_to(ROOT)}")
     return 0
 
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from pyagent_compile import __version__
-from pyagent_compile.commands import compile as compile_cmd
-from pyagent_compile.commands import diff, info, policy
-from pyagent_compile.commands import local as local_cmd
-from pyagent_compile.commands import tasks as tasks_cmd
 
 DESCRIPTION = """\
 pyagent compiles declarative swarm specs (YAML) into deterministic Pulumi stacks and plain
@@ -33,22 +30,61 @@ Kubernetes manifests for pyagent's Rust node image.
 Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
 """
 
-COMMAND_MODULES = (compile_cmd, info, policy, diff, local_cmd, tasks_cmd)
+# The modules under pyagent_compile/commands/, each with a `register(sub)` that adds its commands.
+# A new command: its module's name here, each of its command words in COMMANDS below, and no
+# import of it at the top of this file (tests/test_cli.py checks all three).
+COMMAND_MODULES = ("compile", "info", "policy", "diff", "local", "tasks")
+# Which module registers each command word. Start-up is a user-facing cost (editors and
+# pre-commit hooks run the CLI constantly), so a command imports only its own module, and
+# `--version` none: the pipeline, pydantic and jinja2 load only for the commands that use them.
+# A command word missing here still works: every module is then imported.
+COMMANDS = {
+    "compile": "compile",
+    "validate": "compile",
+    "schema": "info",
+    "explain": "info",
+    "policy": "policy",
+    "diff": "diff",
+    "up": "local",
+    "status": "local",
+    "down": "local",
+    "run": "tasks",
+    "tasks": "tasks",
+    "task": "tasks",
+    "cancel": "tasks",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The first argument that is not an option: the command, when there is one (no top-level
+    option takes a value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: with only the modules its command needs registered. Without
+    `argv`, or for a word that is no known command (so that argparse lists them all), every module."""
     parser = argparse.ArgumentParser(
         prog="pyagent", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"pyagent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.register(sub)
+    modules: Sequence[str] = COMMAND_MODULES
+    if argv is not None:
+        word = _command_word(argv)
+        if word is None and not {"-h", "--help"} & set(argv):
+            # `pyagent --version`, or `pyagent` alone (the usage, from DESCRIPTION): no command.
+            modules = ()
+        elif word in COMMANDS:
+            modules = (COMMANDS[word],)
+    for name in modules:
+        importlib.import_module(f"pyagent_compile.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)

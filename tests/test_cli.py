@@ -222,3 +222,52 @@ def test_a_file_pyagent_did_not_write_is_not_overwritten(
     run = pyagent("compile")
     assert run.code == 2 and "PA005" in run.err
     assert (stack / "Pulumi.yaml").read_text() == "name: mine\n"
+
+
+# What each command may import: start-up is a user-facing figure (editors and pre-commit hooks run
+# the CLI constantly; benchmarks/compile_bench.py measures it), so the CLI imports only what the
+# command it runs needs. Checked on the modules loaded, not on a time.
+IMPORTED = (
+    "import contextlib, io, json, sys\n"
+    "from pyagent_compile.cli import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+    "    try:\n"
+    "        main(sys.argv[1:])\n"
+    "    except SystemExit:\n"
+    "        pass\n"
+    "print(json.dumps(sorted(sys.modules)))\n"
+)
+
+
+def imported_by(*args: str, cwd: Path = ROOT) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED, *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(json.loads(done.stdout))
+
+
+def test_version_imports_no_command() -> None:
+    loaded = imported_by("--version")
+    assert not {m for m in loaded if m.startswith("pyagent_compile.") and m != "pyagent_compile.cli"}
+    assert not {"pydantic", "jinja2", "yaml", "grpc"} & loaded
+
+
+def test_compile_imports_neither_other_commands_nor_the_runtime(tmp_path: Path) -> None:
+    loaded = imported_by("compile", str(LAPTOP), "--out", str(tmp_path / "out"))
+    assert "pyagent_compile.pipeline" in loaded  # the check can fail: it sees the command's imports
+    for other in ("commands.diff", "commands.policy", "commands.local", "commands.info", "policy", "runtime"):
+        assert f"pyagent_compile.{other}" not in loaded
+    assert "grpc" not in loaded
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
+    from pyagent_compile.cli import COMMANDS, build_parser
+
+    full = build_parser()
+    choices = next(a for a in full._actions if a.dest == "command").choices
+    assert choices is not None
+    assert set(COMMANDS) == set(choices)
+    for word in COMMANDS:
+        lazy = build_parser([word])
+        lazy_choices = next(a for a in lazy._actions if a.dest == "command").choices
+        assert lazy_choices is not None and word in lazy_choices

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyagent_compile.diagnostics import Diagnostic, Label, Span
-from pyagent_compile.load.cue import load_cue
 from pyagent_compile.load.document import Document, PathT, format_path
 from pyagent_compile.load.text import read_text
 from pyagent_compile.load.yaml import parse_yaml
@@ -24,6 +23,10 @@ def load_document(path: Path, display: str) -> tuple[Document | None, list[Diagn
     `display` is the path shown in diagnostics and source maps.
     """
     if path.suffix == CUE_SUFFIX or (path.is_dir() and any(path.glob("*.cue"))):
+        # Imported here: the CUE reader builds #Swarm from the models and runs `cue`; a YAML
+        # spec needs neither, and start-up counts (benchmarks/compile_bench.py).
+        from pyagent_compile.load.cue import load_cue
+
         return load_cue(path, display)
     if path.is_dir():
         return None, [

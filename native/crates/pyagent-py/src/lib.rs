@@ -14,7 +14,8 @@ use kv_v2::{
     Medium, MmFeature, Policy, Pool, Requests,
 };
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyOverflowError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -83,9 +84,30 @@ fn one_key(b: &[u8]) -> PyResult<Key> {
 fn ids_into(obj: &Bound<'_, PyAny>, out: &mut Vec<u32>) -> PyResult<()> {
     out.clear();
     if let Ok(list) = obj.cast::<PyList>() {
-        out.reserve(list.len());
-        for item in list.iter() {
-            out.push(item.extract::<u32>()?);
+        let n = list.len();
+        out.reserve(n);
+        let py = obj.py();
+        for i in 0..n {
+            #[allow(unsafe_code)]
+            // SAFETY: `i < n`, the length of a list we hold a reference to with the interpreter
+            // attached, and no Python code runs in this loop, so the list cannot change under
+            // us: `PyList_GetItem` returns a borrowed reference to a live item (or NULL with an
+            // error set, handled as one). `PyLong_AsUnsignedLong` accepts any object and
+            // reports a wrong type or an overflow as -1 with an error set.
+            let v = unsafe {
+                let item = ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t);
+                if item.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                ffi::PyLong_AsUnsignedLong(item)
+            };
+            if v == std::ffi::c_ulong::MAX && PyErr::occurred(py) {
+                return Err(PyErr::fetch(py));
+            }
+            out.push(
+                u32::try_from(v)
+                    .map_err(|_| PyOverflowError::new_err(format!("block id {v} out of range")))?,
+            );
         }
     } else {
         out.extend(obj.extract::<Vec<u32>>()?);
@@ -531,8 +553,9 @@ impl PyPool {
         self.inner.count_query(queried, hit);
     }
 
-    fn touch(&mut self, ids: Vec<u32>) -> PyResult<()> {
-        self.inner.touch(&ids).map_err(err)
+    fn touch(&mut self, ids: &Bound<'_, PyAny>) -> PyResult<()> {
+        ids_into(ids, &mut self.ids_buf)?;
+        self.inner.touch(&self.ids_buf).map_err(err)
     }
 
     /// Allocate `n` blocks (all or nothing). Returns the ids and the evicted keys blob.
@@ -629,15 +652,21 @@ impl PyPool {
     }
 
     /// Release blocks in eviction-priority order (first evicted first).
-    fn free(&mut self, py: Python<'_>, ids: Vec<u32>) -> PyResult<()> {
-        let inner = &mut self.inner;
-        work(py, ids.len(), || inner.free(&ids)).map_err(err)
+    fn free(&mut self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<()> {
+        ids_into(ids, &mut self.ids_buf)?;
+        let (inner, ids) = (&mut self.inner, &self.ids_buf);
+        work(py, ids.len(), || inner.free(ids)).map_err(err)
     }
 
     /// Release a request's block table (tail blocks are evicted first, as in vLLM).
-    fn free_request(&mut self, py: Python<'_>, table: Vec<u32>) -> PyResult<()> {
-        let inner = &mut self.inner;
-        work(py, table.len(), || inner.free_request(&table)).map_err(err)
+    ///
+    /// The table is read in place into a reused buffer (`ids_into`), not extracted as a new
+    /// `Vec` through the sequence protocol: with tables of hundreds of blocks, that extraction
+    /// was most of the call (benchmarks/kv_v2.py, row L4).
+    fn free_request(&mut self, py: Python<'_>, table: &Bound<'_, PyAny>) -> PyResult<()> {
+        ids_into(table, &mut self.ids_buf)?;
+        let (inner, table) = (&mut self.inner, &self.ids_buf);
+        work(py, table.len(), || inner.free_request(table)).map_err(err)
     }
 
     /// Drop these blocks' hashes; returns the removed keys blob.
