@@ -46,7 +46,7 @@ def node_config(
         memory=_memory(swarm, pool_name),
         sovereignty=_sovereignty(swarm, pool_name),
         runtime=contract.Runtime(worker_threads=None),
-        membership=membership or kubernetes_membership(swarm, namespace),
+        membership=membership or kubernetes_membership(swarm, namespace, pool_name),
         work=work_section(swarm, pool_name, WORK_FILE),
     )
 
@@ -73,8 +73,13 @@ def work_section(swarm: Swarm, pool_name: str, file: str) -> contract.Work | Non
     )
 
 
-def kubernetes_membership(swarm: Swarm, namespace: str) -> contract.KubernetesMembership:
+def kubernetes_membership(swarm: Swarm, namespace: str, pool_name: str) -> contract.KubernetesMembership:
+    """The pools a pod of `pool_name` needs to know. Only voters lead, and the leader admits and
+    removes the pods of every pool, so a voter pool's node.json lists every pool; any other pool's
+    lists itself and the voter pools (where the seed is). Listing every pool everywhere made a
+    swarm's configuration grow with the square of its pools (1,000 pools: 333 MB of stacks)."""
     name = swarm.metadata.name
+    voter = "voter" in swarm.nodes[pool_name].roles
     return contract.KubernetesMembership(
         namespace=namespace,
         service=naming.peer_service(name),
@@ -88,6 +93,7 @@ def kubernetes_membership(swarm: Swarm, namespace: str) -> contract.KubernetesMe
                 voter="voter" in swarm.nodes[pool].roles,
             )
             for index, pool in enumerate(sorted(swarm.nodes))
+            if voter or pool == pool_name or "voter" in swarm.nodes[pool].roles
         ],
     )
 
