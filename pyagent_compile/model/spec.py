@@ -93,6 +93,16 @@ class Placement(SpecModel):
 Role = Literal["voter", "worker", "gateway"]
 
 
+class PoolSandbox(SpecModel):
+    """How the pool's nodes isolate the commands of `sandbox` steps (docs/sandbox.md)."""
+
+    min_isolation: Literal["namespaces", "landlock_seccomp", "limits_only"] = Field(
+        default="landlock_seccomp",
+        description="The weakest isolation a step may run with: namespaces (bubblewrap), landlock_seccomp "
+        "(where user namespaces are not available, e.g. most pods) or limits_only. Below it, a step fails (PA722).",
+    )
+
+
 class Pool(SpecModel):
     """A node pool: identical nodes with the same hardware, placement, roles and cores."""
 
@@ -101,6 +111,7 @@ class Pool(SpecModel):
     hardware: Hardware
     placement: Placement = Field(default_factory=Placement)
     cores: list[str] = Field(default_factory=list, description="Names of cores (under `cores:`) this pool runs.")
+    sandbox: PoolSandbox = Field(default_factory=PoolSandbox)
 
 
 # -- cores -------------------------------------------------------------------------------------

@@ -66,9 +66,7 @@ def work_section(swarm: Swarm, pool_name: str, file: str) -> contract.Work | Non
             memory_bytes=int(parse_quantity(pool.hardware.memory)),
             gpu_memory_bytes=int(gpu) if gpu is not None else 0,
         ),
-        # Without user namespaces (most pods), the fallback keeps Landlock and seccomp; below
-        # that a step does not run (docs/sandbox.md).
-        min_isolation="landlock_seccomp",
+        min_isolation=pool.sandbox.min_isolation,
         lease_ms=WORK_LEASE_MS,
     )
 

@@ -36,6 +36,7 @@ nodes:
       cpu: 1
       memory: 1Gi
     cores: [coder, researcher]
+    sandbox: {{minIsolation: namespaces}}
 cores:
   coder:
     resources: {{cpu: 500m, memory: 256Mi}}
@@ -187,6 +188,15 @@ def test_a_task_reproduces_a_bug_in_the_sandbox_and_delegates(swarm: harness.Clu
     # The delegated sub-task was a task of its own, of the other core, child of the first.
     child = _task(swarm, "triage-1.outline")
     assert (child["state"], child["core"], child["parent"]) == ("succeeded", "researcher", "triage-1")
+    # /metrics: the task table (the same on every node) and the isolation the spec requires.
+    # Followers apply the last report a moment after the leader answered.
+    for node in swarm.stack.nodes:
+        harness.wait_for(
+            lambda node=node: harness.metric_sum(harness.metrics(node), "pyagent_tasks", state="succeeded") == 2, 30
+        )
+        assert harness.metric_sum(harness.metrics(node), "pyagent_sandbox_isolation", level="namespaces") == 2
+    config = json.loads(swarm.stack.nodes[0].config.read_text())
+    assert config["work"]["minIsolation"] == "namespaces"
     listed = _json(harness.pyagent("tasks", folder, "--format", "json"))["tasks"]
     assert [t["id"] for t in listed] == ["triage-1", "triage-1.outline"]
     # Resubmitting the same id and inputs is a no-op; other inputs under that id are refused.

@@ -204,6 +204,7 @@ pub fn render(shared: &Shared) -> String {
         ls.truncated_bytes.load(Ordering::Relaxed),
     );
     shared.metrics.render_counters(&mut out);
+    crate::work::metrics::render(shared, &mut out);
     let kv = shared.kv.stats();
     gauge(
         &mut out,

@@ -9,6 +9,7 @@
 
 pub mod executor;
 pub mod manifest;
+pub mod metrics;
 pub mod place;
 pub mod propose;
 pub mod sandbox_step;
