@@ -96,6 +96,12 @@ pub async fn propose_until_answered(
     let mut delay = Duration::from_millis(50);
     loop {
         match propose(shared, op.clone()).await {
+            // A client signing with this node's key (the local CLI does) may have used the same
+            // sequence number first: the replay window refuses the second. Nothing was applied;
+            // the next try signs with a new number.
+            Ok(r) if r.refusal == crate::state::refusal::UNAUTHENTICATED => {
+                tracing::debug!(message = %r.message, "own command refused as unauthenticated; signing again")
+            }
             Ok(r) => return Some(r),
             Err(e) => tracing::debug!(error = %e, "proposal not answered; retrying"),
         }
