@@ -298,6 +298,45 @@ impl WorkState {
         }
     }
 
+    /// What the state machine checks of a new submission: the manifest parses and forms a DAG,
+    /// it is the one named, the inputs match their types, the parent (if any) is going.
+    fn check_submission(&self, s: &proto::SubmitTask) -> Result<Manifest, ApplyResult> {
+        let manifest =
+            Manifest::parse(&s.manifest_json).map_err(|e| refused(refusal::INVALID, e))?;
+        if manifest.name != s.manifest || manifest.core != s.core {
+            return Err(refused(
+                refusal::INVALID,
+                format!(
+                    "the manifest given is {:?} of core {:?}, not {:?} of {:?}",
+                    manifest.name, manifest.core, s.manifest, s.core
+                ),
+            ));
+        }
+        let inputs: serde_json::Value = serde_json::from_slice(&s.inputs_json)
+            .map_err(|e| refused(refusal::INVALID, format!("inputs are not JSON: {e}")))?;
+        manifest
+            .check_inputs(&inputs)
+            .map_err(|e| refused(refusal::INVALID, e))?;
+        if !s.parent.is_empty() {
+            match self.tasks.get(&s.parent) {
+                Some(p) if !p.state.is_final() => {}
+                Some(_) => {
+                    return Err(refused(
+                        refusal::INVALID,
+                        format!("parent task {:?} has ended", s.parent),
+                    ))
+                }
+                None => {
+                    return Err(refused(
+                        refusal::INVALID,
+                        format!("unknown parent task {:?}", s.parent),
+                    ))
+                }
+            }
+        }
+        Ok(manifest)
+    }
+
     pub fn submit(&mut self, s: proto::SubmitTask, at: At) -> ApplyResult {
         if !valid_id(&s.id) {
             return refused(
@@ -321,43 +360,10 @@ impl WorkState {
                 )
             };
         }
-        let manifest = match Manifest::parse(&s.manifest_json) {
+        let manifest = match self.check_submission(&s) {
             Ok(m) => m,
-            Err(e) => return refused(refusal::INVALID, e),
+            Err(r) => return r,
         };
-        if manifest.name != s.manifest || manifest.core != s.core {
-            return refused(
-                refusal::INVALID,
-                format!(
-                    "the manifest given is {:?} of core {:?}, not {:?} of {:?}",
-                    manifest.name, manifest.core, s.manifest, s.core
-                ),
-            );
-        }
-        let inputs: serde_json::Value = match serde_json::from_slice(&s.inputs_json) {
-            Ok(v) => v,
-            Err(e) => return refused(refusal::INVALID, format!("inputs are not JSON: {e}")),
-        };
-        if let Err(e) = manifest.check_inputs(&inputs) {
-            return refused(refusal::INVALID, e);
-        }
-        if !s.parent.is_empty() {
-            match self.tasks.get(&s.parent) {
-                Some(p) if !p.state.is_final() => {}
-                Some(_) => {
-                    return refused(
-                        refusal::INVALID,
-                        format!("parent task {:?} has ended", s.parent),
-                    )
-                }
-                None => {
-                    return refused(
-                        refusal::INVALID,
-                        format!("unknown parent task {:?}", s.parent),
-                    )
-                }
-            }
-        }
         let steps = manifest
             .steps
             .iter()
