@@ -146,6 +146,7 @@ class Work(Contract):
     capacity: WorkCapacity
     min_isolation: IsolationLevel = Field(description="The weakest sandbox isolation a step may run with.")
     lease_ms: Count = Field(description="A task's ownership lasts this long without a heartbeat from the node.")
+    workspace_bytes: Count = Field(description="Disk quota of a task's workspace.")
 
 
 class NodeConfig(Contract):

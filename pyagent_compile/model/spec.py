@@ -101,6 +101,11 @@ class PoolSandbox(SpecModel):
         description="The weakest isolation a step may run with: namespaces (bubblewrap), landlock_seccomp "
         "(where user namespaces are not available, e.g. most pods) or limits_only. Below it, a step fails (PA722).",
     )
+    workspace: Quantity = Field(
+        default="256Mi",
+        description="Disk quota of a task's workspace (a tmpfs of this size where the node may mount one; "
+        "its pages count against the step's memory limit too).",
+    )
 
 
 class Pool(SpecModel):

@@ -68,6 +68,7 @@ def work_section(swarm: Swarm, pool_name: str, file: str) -> contract.Work | Non
         ),
         min_isolation=pool.sandbox.min_isolation,
         lease_ms=WORK_LEASE_MS,
+        workspace_bytes=int(parse_quantity(pool.sandbox.workspace)),
     )
 
 

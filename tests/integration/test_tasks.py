@@ -36,7 +36,7 @@ nodes:
       cpu: 1
       memory: 1Gi
     cores: [coder, researcher]
-    sandbox: {{minIsolation: namespaces}}
+    sandbox: {{minIsolation: namespaces, workspace: 1Mi}}
 cores:
   coder:
     resources: {{cpu: 500m, memory: 256Mi}}
@@ -110,6 +110,14 @@ manifests:
       - id: talk
         kind: sandbox
         command: [sh, -c, "yes pyagent | head -c 100000"]
+  fill:
+    core: coder
+    outputs:
+      out: {{type: trace, from: steps.write}}
+    steps:
+      - id: write
+        kind: sandbox
+        command: [sh, -c, "head -c 3000000 /dev/zero > big"]
   think:
     core: coder
     inputs: {{n: int}}
@@ -283,3 +291,11 @@ def test_a_large_output_stays_on_the_owners_disk_with_its_hash(swarm: harness.Cl
     kept = Path(stream["file"]).read_bytes()
     assert kept == b"pyagent\n" * 12_500
     assert stream["sha256"] == hashlib.sha256(kept).hexdigest()
+
+
+def test_a_command_that_fills_its_workspace_stops_at_the_quota(swarm: harness.Cluster) -> None:
+    done = harness.pyagent("run", str(swarm.stack.folder), "fill", "--wait", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    out = _json(done)["task"]["outputs"]["out"]
+    assert out["workspaceQuotaBytes"] == 2**20, out
+    assert out["exitCode"] != 0 and "No space left on device" in out["stderr"], out

@@ -72,6 +72,7 @@ pub struct WorkConfig {
     pub capacity: contract::WorkCapacity,
     pub min_isolation: String,
     pub lease_ms: u64,
+    pub workspace_bytes: u64,
 }
 
 /// Who this pod is in the swarm's StatefulSets, and how to reach the others.
@@ -583,6 +584,7 @@ fn work_config(
         lease_ms: w
             .lease_ms
             .clamp(crate::work::MIN_LEASE_MS, crate::work::MAX_LEASE_MS),
+        workspace_bytes: w.workspace_bytes.max(1 << 20),
     }))
 }
 

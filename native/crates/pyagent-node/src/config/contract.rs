@@ -119,6 +119,8 @@ pub struct Work {
     pub min_isolation: String,
     /// A task's ownership lasts this long without a heartbeat from this node.
     pub lease_ms: u64,
+    /// Disk quota of a task's workspace.
+    pub workspace_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -109,9 +109,23 @@ pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
         work,
         isolation,
     });
+    // Workspaces are scratch for one owner's run of a task (steps pass values through their
+    // outputs): what a previous run of this node left is removed, at start and at stop.
+    release_all(&ctx.workspaces);
     let lease = tokio::spawn(keep_lease(ctx.clone(), stop.clone()));
-    supervise(ctx, stop).await;
+    supervise(ctx.clone(), stop).await;
     lease.abort();
+    release_all(&ctx.workspaces);
+}
+
+fn release_all(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    // Step captures (files beside the workspaces) stay: committed traces name them.
+    for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+        release_workspace(root, &entry.file_name().to_string_lossy());
+    }
 }
 
 /// Where this node's task workspaces live: under the system's temp dir, not the data dir. The
@@ -130,15 +144,64 @@ fn make_searchable_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
 }
 
-/// Creates `root/<task>` (and `root`) searchable by the sandbox user.
-pub fn task_workspace(root: &std::path::Path, task: &str) -> std::io::Result<PathBuf> {
+/// Creates `root/<task>` (and `root`) searchable by the sandbox user, with a disk quota of
+/// `quota` bytes where this node may mount a tmpfs there (as root: the local target); elsewhere
+/// (an unprivileged pod) it is a plain directory and `Ok(false)` says the quota is not enforced.
+pub fn task_workspace(
+    root: &std::path::Path,
+    task: &str,
+    quota: u64,
+) -> std::io::Result<(PathBuf, bool)> {
     if let Some(parent) = root.parent() {
         make_searchable_dir(parent)?;
     }
     make_searchable_dir(root)?;
     let dir = root.join(task);
     std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    let quota_on = is_mount_point(&dir)? || mount_quota(&dir, quota);
+    Ok((dir, quota_on))
+}
+
+fn is_mount_point(dir: &std::path::Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let parent = dir.parent().unwrap_or(dir);
+    Ok(std::fs::metadata(dir)?.dev() != std::fs::metadata(parent)?.dev())
+}
+
+/// `mount -t tmpfs -o size=<quota>`: the util-linux command rather than the syscall, so that
+/// the crate stays free of `unsafe`; false when the node may not mount (not root, no
+/// CAP_SYS_ADMIN).
+fn mount_quota(dir: &std::path::Path, quota: u64) -> bool {
+    if !rustix::process::geteuid().is_root() {
+        return false;
+    }
+    std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o"])
+        .arg(format!("size={quota},mode=0700,nosuid,nodev"))
+        .arg("pyagent-task")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// When a task leaves this node: its workspace is unmounted (if it was a tmpfs) and removed.
+/// The step captures beside it stay until the next start (`pyagent down --purge` removes them).
+fn release_workspace(root: &std::path::Path, task: &str) {
+    let dir = root.join(task);
+    if !dir.exists() {
+        return;
+    }
+    if is_mount_point(&dir).unwrap_or(false) {
+        let _ = std::process::Command::new("umount")
+            .arg("--lazy")
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a task's workspace");
+    }
 }
 
 fn me(shared: &Shared) -> u64 {
@@ -237,10 +300,14 @@ async fn supervise(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let now_owned = owned(&ctx.shared);
         runners.retain(|id, (token, handle)| {
-            let keep = now_owned.get(id) == Some(token) && !handle.is_finished();
+            let owned = now_owned.get(id) == Some(token);
+            let keep = owned && !handle.is_finished();
             if !keep {
                 // Dropping the runner's futures kills its sandboxes.
                 handle.abort();
+            }
+            if !owned {
+                release_workspace(&ctx.workspaces, id);
             }
             keep
         });

@@ -91,13 +91,20 @@ fn prepare_workspace(
     task: &WorkTask,
     step: &Step,
     inputs: &BTreeMap<String, serde_json::Value>,
-) -> Result<PathBuf, StepError> {
-    let dir = super::executor::task_workspace(&ctx.workspaces, &task.id).map_err(|e| {
-        StepError::new(
-            "PA722",
-            format!("workspace {}: {e}", ctx.workspaces.join(&task.id).display()),
-        )
-    })?;
+) -> Result<(PathBuf, Option<u64>), StepError> {
+    let quota = ctx
+        .shared
+        .cfg
+        .work
+        .as_ref()
+        .map_or(256 << 20, |w| w.workspace_bytes);
+    let (dir, quota_on) = super::executor::task_workspace(&ctx.workspaces, &task.id, quota)
+        .map_err(|e| {
+            StepError::new(
+                "PA722",
+                format!("workspace {}: {e}", ctx.workspaces.join(&task.id).display()),
+            )
+        })?;
     for name in file_inputs(task, step) {
         if !plain_file_name(&name) {
             return Err(StepError::new(
@@ -111,7 +118,7 @@ fn prepare_workspace(
         std::fs::write(dir.join(&name), text)
             .map_err(|e| StepError::new("PA722", format!("workspace file {name}: {e}")))?;
     }
-    Ok(dir)
+    Ok((dir, quota_on.then_some(quota)))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -136,7 +143,12 @@ fn stream(bytes: &[u8], truncated: bool, file: &std::path::Path) -> serde_json::
     })
 }
 
-fn trace(o: &Outcome, argv: &[String], captures: &std::path::Path) -> serde_json::Value {
+fn trace(
+    o: &Outcome,
+    argv: &[String],
+    captures: &std::path::Path,
+    quota: Option<u64>,
+) -> serde_json::Value {
     let out = stream(
         &o.stdout,
         o.stdout_truncated,
@@ -162,6 +174,8 @@ fn trace(o: &Outcome, argv: &[String], captures: &std::path::Path) -> serde_json
         "landlock": o.landlock,
         "cgroupLimits": o.cgroup_limits,
         "elapsedMs": o.elapsed.as_millis() as u64,
+        // null: this node may not mount the workspace's tmpfs, so its size is not capped.
+        "workspaceQuotaBytes": quota,
     })
 }
 
@@ -181,7 +195,7 @@ pub async fn run(
             format!("step {:?} has no command", step.id),
         ));
     }
-    let workspace = prepare_workspace(ctx, task, step, inputs)?;
+    let (workspace, quota) = prepare_workspace(ctx, task, step, inputs)?;
     let mut env: Vec<(String, String)> = inputs
         .iter()
         .map(|(name, value)| (env_name(name), as_text(value)))
@@ -220,6 +234,7 @@ pub async fn run(
             &outcome,
             &argv,
             &ctx.workspaces.join(format!("{}.{}", task.id, step.id)),
+            quota,
         )),
         Some(KillReason::WallClock) => Err(StepError {
             code: "PA720",
