@@ -287,6 +287,21 @@ def run_status(args: argparse.Namespace) -> int:
     return _finish(args, diags, payload, _status_text(stack, views, leader, lagging))
 
 
+def release_workspaces(stack: LocalStack) -> None:
+    """Task workspaces the stopped nodes left (a node killed mid-task cannot release its own):
+    `$TMPDIR/pyagent-work/<swarm>-<node id>/<task>`, a tmpfs where the daemon could mount one
+    (docs/tasks.md). The step captures beside them stay."""
+    import subprocess
+    import tempfile
+
+    for node in stack.nodes:
+        root = Path(tempfile.gettempdir()) / "pyagent-work" / f"{stack.swarm}-{node.id}"
+        for workspace in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else ():
+            if workspace.is_mount():
+                subprocess.run(["umount", "--lazy", str(workspace)], capture_output=True, check=False)
+            shutil.rmtree(workspace, ignore_errors=True)
+
+
 def run_down(args: argparse.Namespace) -> int:
     from pyagent_compile.runtime.local.processes import stop_nodes
 
@@ -296,6 +311,8 @@ def run_down(args: argparse.Namespace) -> int:
     results, diags = stop_nodes(stack.nodes, args.timeout, lambda m: progress(args, m))
     end_progress(args)
     stopped = [r for r in results if r.pid is not None]
+    if not diags:  # a node that would not stop may still be using its workspaces
+        release_workspaces(stack)
     if args.purge and stack.data_root.is_dir():
         shutil.rmtree(stack.data_root)
     payload: dict[str, object] = {
