@@ -33,6 +33,10 @@ pub const LOG_FILE: &str = "log.dat";
 pub const VOTE_FILE: &str = "vote.bin";
 pub const PURGED_FILE: &str = "purged.bin";
 pub const COMMITTED_FILE: &str = "committed.bin";
+/// In the data dir, beside `raft/`: written once this node holds Raft state, so that a `raft/`
+/// found empty later is known to have been lost, not never written (recovery.rs).
+pub const STATE_MARKER: &str = "raft-state.marker";
+const STATE_MARKER_TEXT: &[u8] = b"pyagent: this data dir holds Raft state in raft/ and snapshots/\n";
 /// How often the committed hint is written at most.
 const HINT_EVERY: Duration = Duration::from_millis(100);
 const HEADER: usize = 4 + 32;
@@ -91,6 +95,18 @@ fn read_small<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     match fs::read(path) {
         Ok(b) => decode_checked(&b).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Like [`read_small`], but a file that exists and does not decode is reported as damage
+/// (`Err` of the inner result) rather than as an error: the caller decides what it may still do.
+fn read_small_or_damage<T: DeserializeOwned>(path: &Path) -> io::Result<Result<Option<T>, String>> {
+    match fs::read(path) {
+        Ok(b) => Ok(decode_checked(&b)
+            .map(Some)
+            .map_err(|e| format!("{} unreadable ({e})", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ok(None)),
         Err(e) => Err(e),
     }
 }
@@ -198,6 +214,7 @@ pub struct LogStore {
     /// The latest committed id not yet written to disk, for the writer to pick up.
     hint: Arc<Mutex<Option<Option<LogId>>>>,
     pub stats: Arc<LogStats>,
+    damage: Arc<Vec<String>>,
 }
 
 struct Writer {
@@ -210,6 +227,8 @@ struct Writer {
     /// The file's length: `end` plus the preallocated space.
     allocated: u64,
     stats: Arc<LogStats>,
+    /// The data dir's [`STATE_MARKER`], until it is written (with the first vote or append).
+    marker: Option<PathBuf>,
 }
 
 /// Cuts the file at `end` (dropping whatever follows) and preallocates [`PREALLOC`] after it.
@@ -218,6 +237,40 @@ fn cut_and_preallocate(file: &File, end: u64) -> io::Result<u64> {
     file.set_len(end + PREALLOC)?;
     file.sync_all()?;
     Ok(end + PREALLOC)
+}
+
+/// Whether the non-zero bytes after the valid records (`tail`, `dropped` of them; `why` the scan
+/// stopped) can be a write torn by a crash rather than damage to written data. A record is
+/// acknowledged only after its batch was fsynced, so a torn write never held an acknowledged
+/// entry. Damage is certain when a whole, valid record follows the first bad one (a bit flip or
+/// lost bytes mid-log), when the bad record checks out but does not decode or does not follow
+/// (written, then altered), or when its length is more than this store ever writes. A flipped
+/// bit in the very last record is indistinguishable from a torn write (docs/raft-recovery.md).
+fn torn_write(tail: &[u8], dropped: u64, why: &str) -> bool {
+    if why.starts_with("undecodable") || why.starts_with("index") {
+        return false;
+    }
+    let nonzero = &tail[..dropped as usize];
+    if (1..nonzero.len()).any(|pos| valid_record_at(nonzero, pos)) {
+        return false;
+    }
+    nonzero.len() < HEADER
+        || u32::from_le_bytes([nonzero[0], nonzero[1], nonzero[2], nonzero[3]]) as usize
+            <= MAX_RECORD
+}
+
+/// Whether a whole record with a matching checksum starts at `pos` of `buf`. Only candidates
+/// whose payload starts as every entry does (msgpack fixarray of 2: log id, payload) are
+/// hashed, so a search over megabytes stays cheap.
+fn valid_record_at(buf: &[u8], pos: usize) -> bool {
+    let Some(h) = buf.get(pos..pos + HEADER) else {
+        return false;
+    };
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let Some(payload) = buf.get(pos + HEADER..).and_then(|b| b.get(..len)) else {
+        return false;
+    };
+    len > 0 && payload[0] == 0x92 && blake3::hash(payload).as_bytes() == &h[4..HEADER]
 }
 
 impl Writer {
@@ -274,6 +327,16 @@ impl Writer {
         self.write_hint(&mut hint_written);
     }
 
+    /// Writes the data dir's [`STATE_MARKER`] the first time this node holds Raft state.
+    fn mark(&mut self) {
+        if let Some(m) = self.marker.take() {
+            if let Err(e) = write_atomic(&m, STATE_MARKER_TEXT) {
+                tracing::warn!(path = %m.display(), error = %e, "cannot write the state marker");
+                self.marker = Some(m);
+            }
+        }
+    }
+
     fn write_hint(&self, written: &mut Instant) {
         let hint = self.hint.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(c) = hint {
@@ -304,6 +367,7 @@ impl Writer {
             self.end += buf.len() as u64;
             self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             self.publish();
+            self.mark();
         }
         buf.clear();
         for cb in pending.drain(..) {
@@ -355,6 +419,9 @@ impl Writer {
             Op::Vote(vote, reply) => {
                 let res =
                     encode_checked(&vote).and_then(|b| write_atomic(&self.dir.join(VOTE_FILE), &b));
+                if res.is_ok() {
+                    self.mark();
+                }
                 let _ = reply.send(res);
             }
             #[cfg(test)]
@@ -414,6 +481,15 @@ fn sio(e: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// Opens (or creates) the log in `dir`, truncating a torn or corrupt tail.
     pub fn open(dir: &Path) -> io::Result<LogStore> {
+        Self::open_with(dir, None)
+    }
+
+    /// Opens the log in `dir` beside a state machine whose snapshot ends at `snapshot` (when
+    /// known): a log purged past that snapshot cannot bring the state machine up to date (the
+    /// newer snapshot it was purged for is lost or corrupt), so it is dropped, and the node
+    /// starts from the snapshot and catches up from the leader, rather than not start at all.
+    /// What was found lost or corrupt is in [`LogStore::damage`].
+    pub fn open_with(dir: &Path, snapshot: Option<Option<LogId>>) -> io::Result<LogStore> {
         fs::create_dir_all(dir)?;
         let _ = fs::remove_file(dir.join("log.dat.compact"));
         let path = dir.join(LOG_FILE);
@@ -427,6 +503,7 @@ impl LogStore {
         file.read_to_end(&mut bytes)?;
         let scan = scan(&bytes);
         let stats = Arc::new(LogStats::default());
+        let mut damage: Vec<String> = Vec::new();
         // Bytes after the records up to the last non-zero one: a torn write or damage. The
         // zeros after it are the preallocated space.
         let tail = &bytes[scan.valid_len as usize..];
@@ -435,17 +512,50 @@ impl LogStore {
             .rposition(|b| *b != 0)
             .map_or(0, |i| i as u64 + 1);
         if dropped > 0 {
+            let why = scan
+                .why_stopped
+                .as_deref()
+                .unwrap_or("data after the end of the records");
             tracing::warn!(
                 path = %path.display(),
                 dropped_bytes = dropped,
-                reason = scan.why_stopped.as_deref().unwrap_or("data after the end of the records"),
+                reason = why,
                 "truncating the Raft log to its last valid entry"
             );
             stats.truncated_bytes.store(dropped, Ordering::Relaxed);
+            if !torn_write(tail, dropped, why) {
+                let last = scan.entries.last().map_or(0, |(_, e)| e.log_id.index);
+                damage.push(format!(
+                    "log corrupt after index {last} ({why}; {dropped} bytes dropped)"
+                ));
+            }
         }
-        let last_purged: Option<LogId> = read_small(&dir.join(PURGED_FILE))?;
-        let vote: Option<Vote> = read_small(&dir.join(VOTE_FILE))?;
+        let marker = dir.parent().map(|d| d.join(STATE_MARKER));
+        let marked = marker.as_deref().is_some_and(Path::exists);
+        let mut last_purged: Option<LogId> = match read_small_or_damage(&dir.join(PURGED_FILE))? {
+            Ok(p) => p,
+            Err(why) => {
+                damage.push(why);
+                None
+            }
+        };
+        // Without a readable purged id the log's first index is unknown: it is dropped below.
+        let purged_lost = damage.iter().any(|d| d.contains(PURGED_FILE));
+        let vote: Option<Vote> = match read_small_or_damage(&dir.join(VOTE_FILE))? {
+            Ok(v) => v,
+            Err(why) => {
+                damage.push(why);
+                None
+            }
+        };
         let committed: Option<LogId> = read_small(&dir.join(COMMITTED_FILE)).unwrap_or(None);
+        if marked && vote.is_none() && !damage.iter().any(|d| d.contains(VOTE_FILE)) {
+            damage.push(if scan.entries.is_empty() && last_purged.is_none() {
+                "the Raft state is gone (raft/ is empty) though this data dir held it".to_string()
+            } else {
+                format!("{VOTE_FILE} is missing")
+            });
+        }
         let mut mem = Mem {
             last_purged,
             vote,
@@ -460,6 +570,32 @@ impl LogStore {
                 // A crash between recording a purge past the end of the log and emptying the
                 // file: finish the job, or the next append would leave a gap in indexes.
                 end = 0;
+            }
+        }
+        let snapshot_behind = match snapshot {
+            Some(s) => last_purged.is_some_and(|p| s.is_none_or(|s| s.index < p.index)),
+            None => false,
+        };
+        if snapshot_behind || purged_lost {
+            if snapshot_behind {
+                damage.push(format!(
+                    "the log was purged up to index {} but the newest readable snapshot ends at {}",
+                    last_purged.map_or(0, |p| p.index),
+                    snapshot.flatten().map_or(0, |s| s.index)
+                ));
+            }
+            // The log cannot be re-applied: start from the snapshot with an empty log.
+            tracing::warn!(path = %path.display(), "dropping the Raft log: it does not follow the snapshot");
+            end = 0;
+            last_purged = snapshot.flatten();
+            mem.last_purged = last_purged;
+            mem.committed = None;
+            match last_purged {
+                Some(p) => write_atomic(&dir.join(PURGED_FILE), &encode_checked(&p)?)?,
+                None => match fs::remove_file(dir.join(PURGED_FILE)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => fsync_dir(dir)?,
+                },
             }
         }
         // Whatever follows the records goes (so nothing stale can be read back as a record
@@ -481,12 +617,28 @@ impl LogStore {
             .next_back()
             .copied()
             .or(last_purged.map(|p| p.index));
-        if mem
+        if let Some(c) = mem
             .committed
-            .is_some_and(|c| last_held.is_none_or(|l| c.index > l))
+            .filter(|c| last_held.is_none_or(|l| c.index > l))
         {
+            // The hint is written after the entries it names were fsynced: entries this node
+            // held (and acknowledged) are gone.
+            damage.push(format!(
+                "the log ends at index {} but index {} was known committed",
+                last_held.unwrap_or(0),
+                c.index
+            ));
             mem.committed = None;
         }
+        let has_state = mem.vote.is_some() || !mem.entries.is_empty() || last_purged.is_some();
+        let marker = match marker {
+            Some(m) if !marked && has_state => {
+                write_atomic(&m, STATE_MARKER_TEXT)?;
+                None
+            }
+            Some(m) if !marked => Some(m),
+            _ => None,
+        };
         let hint = Arc::new(Mutex::new(None));
         let writer = Writer {
             dir: dir.to_path_buf(),
@@ -496,6 +648,7 @@ impl LogStore {
             end,
             allocated,
             stats: stats.clone(),
+            marker,
         };
         writer.publish();
         let (tx, rx) = mpsc::channel();
@@ -507,7 +660,14 @@ impl LogStore {
             tx,
             hint,
             stats,
+            damage: Arc::new(damage),
         })
+    }
+
+    /// What opening found lost or corrupt, in a way that may have lost entries or votes this
+    /// node acknowledged (a torn last write is not: it was never acknowledged). Empty: intact.
+    pub fn damage(&self) -> &[String] {
+        &self.damage
     }
 
     fn mem(&self) -> std::sync::MutexGuard<'_, Mem> {
