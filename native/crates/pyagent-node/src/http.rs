@@ -78,9 +78,7 @@ pub fn health(shared: &Shared) -> Option<String> {
     let m = shared.raft.metrics().borrow_watched().clone();
     let applied = m.last_applied.map_or(0, |l| l.index);
     let is_leader = m.current_leader == Some(shared.cfg.node_id);
-    shared
-        .recovery
-        .health(m.current_leader, applied, is_leader)
+    shared.recovery.health(m.current_leader, applied, is_leader)
 }
 
 pub fn render(shared: &Shared) -> String {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
+use openraft::async_runtime::WatchReceiver as _;
 use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
@@ -16,7 +17,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest,
     VoteResponse,
 };
-use openraft::async_runtime::WatchReceiver as _;
 use openraft::OptionalSend;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -178,12 +178,8 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (raft, signer, gate, recovery) = (
-            raft.clone(),
-            signer.clone(),
-            gate.clone(),
-            recovery.clone(),
-        );
+        let (raft, signer, gate, recovery) =
+            (raft.clone(), signer.clone(), gate.clone(), recovery.clone());
         tokio::spawn(async move {
             while let Ok(frame) = read_frame(&mut stream).await {
                 let Ok(env) = rmp_serde::from_slice::<Envelope>(&frame) else {

@@ -88,7 +88,7 @@ pub async fn start(
     let sm = StateMachineStore::open(&snap_dir, cfg.swarm.clone(), cfg.snapshots_kept)
         .map_err(|e| StartError::Storage(snap_dir.display().to_string(), e))?;
     let snapshot = crate::sm::read_state(&sm.state).last_applied;
-    let log = LogStore::open_with(&raft_dir, Some(snapshot))
+    let log = LogStore::open_with(&raft_dir, snapshot)
         .map_err(|e| StartError::Storage(raft_dir.display().to_string(), e))?;
     let damage = log.damage().join("; ");
     let recovery = Arc::new(Recovery::new((!damage.is_empty()).then_some(damage)));

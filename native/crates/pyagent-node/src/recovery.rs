@@ -252,7 +252,10 @@ mod tests {
         let r = Recovery::new(Some("test".into()));
         assert!(r.is_recovering());
         r.leader_said(said(5, Some(log_id(5, 1, 90)), false));
-        assert!(!r.caught_up(Some(log_id(5, 1, 200))), "a conflict sets nothing");
+        assert!(
+            !r.caught_up(Some(log_id(5, 1, 200))),
+            "a conflict sets nothing"
+        );
         r.leader_said(said(5, Some(log_id(4, 2, 80)), true));
         assert!(
             !r.caught_up(Some(log_id(5, 1, 200))),
@@ -263,7 +266,10 @@ mod tests {
         assert!(!r.caught_up(Some(log_id(4, 2, 99))));
         assert!(r.caught_up(Some(log_id(5, 1, 100))));
         assert_eq!(r.announced(), 150);
-        assert!(r.health(Some(1), 100, false).unwrap().starts_with("recovering"));
+        assert!(r
+            .health(Some(1), 100, false)
+            .unwrap()
+            .starts_with("recovering"));
         assert!(r.finish());
         assert!(!r.finish());
         assert!(r.rejoined_after_ms().is_some());
@@ -276,7 +282,11 @@ mod tests {
         r.leader_said(said(2, Some(log_id(2, 1, 5000)), false));
         r.observe_applied(10);
         assert!(r.health(Some(1), 10, false).unwrap().starts_with("behind"));
-        assert_eq!(r.health(Some(1), 10, true), None, "a leader is never behind");
+        assert_eq!(
+            r.health(Some(1), 10, true),
+            None,
+            "a leader is never behind"
+        );
         r.observe_applied(5000);
         assert_eq!(r.health(Some(1), 5000, false), None);
     }

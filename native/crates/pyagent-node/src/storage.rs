@@ -36,7 +36,8 @@ pub const COMMITTED_FILE: &str = "committed.bin";
 /// In the data dir, beside `raft/`: written once this node holds Raft state, so that a `raft/`
 /// found empty later is known to have been lost, not never written (recovery.rs).
 pub const STATE_MARKER: &str = "raft-state.marker";
-const STATE_MARKER_TEXT: &[u8] = b"pyagent: this data dir holds Raft state in raft/ and snapshots/\n";
+const STATE_MARKER_TEXT: &[u8] =
+    b"pyagent: this data dir holds Raft state in raft/ and snapshots/\n";
 /// How often the committed hint is written at most.
 const HINT_EVERY: Duration = Duration::from_millis(100);
 const HEADER: usize = 4 + 32;
@@ -381,7 +382,9 @@ impl Writer {
     /// Makes room for `more` bytes after `end`: the file grows a chunk at a time, so most
     /// fsyncs find its length unchanged.
     fn grow_for(&mut self, more: u64) -> io::Result<()> {
-        if self.end + more > self.allocated {
+        // At least a header's worth of zeros stays after the records: a file that ends in
+        // anything else was cut short (see `open_with`).
+        if self.end + more + HEADER as u64 > self.allocated {
             let len = self.end + more + PREALLOC;
             self.file.set_len(len)?;
             self.allocated = len;
@@ -481,18 +484,32 @@ fn sio(e: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// Opens (or creates) the log in `dir`, truncating a torn or corrupt tail.
     pub fn open(dir: &Path) -> io::Result<LogStore> {
-        Self::open_with(dir, None)
+        Self::open_inner(dir, None, None)
     }
 
     /// Opens the log in `dir` beside a state machine whose snapshot ends at `snapshot` (when
     /// known): a log purged past that snapshot cannot bring the state machine up to date (the
     /// newer snapshot it was purged for is lost or corrupt), so it is dropped, and the node
     /// starts from the snapshot and catches up from the leader, rather than not start at all.
-    /// What was found lost or corrupt is in [`LogStore::damage`].
-    pub fn open_with(dir: &Path, snapshot: Option<Option<LogId>>) -> io::Result<LogStore> {
+    /// What was found lost or corrupt is in [`LogStore::damage`]; the data dir's
+    /// [`STATE_MARKER`] (in `dir`'s parent) tells a lost state from a new node's.
+    pub fn open_with(dir: &Path, snapshot: Option<LogId>) -> io::Result<LogStore> {
+        Self::open_inner(
+            dir,
+            Some(snapshot),
+            dir.parent().map(|d| d.join(STATE_MARKER)),
+        )
+    }
+
+    fn open_inner(
+        dir: &Path,
+        snapshot: Option<Option<LogId>>,
+        marker: Option<PathBuf>,
+    ) -> io::Result<LogStore> {
         fs::create_dir_all(dir)?;
         let _ = fs::remove_file(dir.join("log.dat.compact"));
         let path = dir.join(LOG_FILE);
+        let log_existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -530,8 +547,20 @@ impl LogStore {
                 ));
             }
         }
-        let marker = dir.parent().map(|d| d.join(STATE_MARKER));
+        // The writer keeps at least a header's worth of preallocated zeros after the records
+        // (`Writer::grow_for`), and a crash cannot shorten the file below a length that was
+        // synced: a file whose last bytes are not zeros was cut short (whole records may be
+        // gone without a trace of them in what is left).
+        if bytes.len() >= HEADER && bytes[bytes.len() - HEADER..].iter().any(|b| *b != 0) {
+            damage.push(format!(
+                "{LOG_FILE} was cut short (it ends at byte {} without its preallocated space)",
+                bytes.len()
+            ));
+        }
         let marked = marker.as_deref().is_some_and(Path::exists);
+        if marked && !log_existed {
+            damage.push(format!("{LOG_FILE} is missing"));
+        }
         let mut last_purged: Option<LogId> = match read_small_or_damage(&dir.join(PURGED_FILE))? {
             Ok(p) => p,
             Err(why) => {
@@ -572,6 +601,30 @@ impl LogStore {
                 end = 0;
             }
         }
+        // The first entry kept must follow the purged id (the file may still hold purged
+        // records before it); otherwise purged.bin was lost or replaced.
+        let first_kept = scan
+            .entries
+            .iter()
+            .map(|(_, e)| e.log_id.index)
+            .find(|i| last_purged.is_none_or(|p| *i > p.index));
+        // (Nothing purged: openraft's first entry is index 0, the initial membership.)
+        let gap = end > 0
+            && first_kept.is_some_and(|f| match last_purged {
+                Some(p) => f != p.index + 1,
+                None => f > 1,
+            });
+        if gap && !purged_lost {
+            damage.push(format!(
+                "the log starts at index {} but {PURGED_FILE} says {}",
+                first_kept.unwrap_or(0),
+                last_purged.map_or("nothing was purged".to_string(), |p| format!(
+                    "entries up to {} were",
+                    p.index
+                ))
+            ));
+        }
+        let purged_lost = purged_lost || gap;
         let snapshot_behind = match snapshot {
             Some(s) => last_purged.is_some_and(|p| s.is_none_or(|s| s.index < p.index)),
             None => false,
@@ -629,6 +682,13 @@ impl LogStore {
                 c.index
             ));
             mem.committed = None;
+        }
+        if committed.is_some() && mem.committed.is_none() {
+            // Dropped above: a restart must not read it again (and find the same "damage").
+            match fs::remove_file(dir.join(COMMITTED_FILE)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         let has_state = mem.vote.is_some() || !mem.entries.is_empty() || last_purged.is_some();
         let marker = match marker {
@@ -1012,6 +1072,157 @@ mod tests {
             es.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
             vec![101]
         );
+    }
+
+    /// A node's data dir as `node::start` lays it out: the log in `raft/`, the marker beside.
+    fn node_log(data: &Path, n: u64) -> (PathBuf, Vec<Entry>) {
+        let raft = data.join("raft");
+        let entries: Vec<Entry> = (1..=n).map(entry).collect();
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, None).unwrap();
+            s.save_vote(&openraft::Vote::new_committed(3, 2))
+                .await
+                .unwrap();
+            for chunk in entries.chunks(5) {
+                s.blocking_append(chunk.to_vec()).await.unwrap();
+            }
+            s.save_committed(Some(lid(1, n))).await.unwrap();
+        });
+        // the committed hint reaches the disk once the writer is idle
+        let hint = raft.join(COMMITTED_FILE);
+        while read_small::<Option<LogId>>(&hint).ok().flatten().flatten() != Some(lid(1, n)) {
+            std::thread::sleep(HINT_EVERY);
+        }
+        (raft, entries)
+    }
+
+    fn damage_of(raft: &Path, snapshot: Option<LogId>) -> Vec<String> {
+        LogStore::open_with(raft, snapshot)
+            .unwrap()
+            .damage()
+            .to_vec()
+    }
+
+    /// What counts as damage (the node then rejoins without voting: recovery.rs) and what does
+    /// not: a clean restart, or a torn last write, which was never acknowledged.
+    #[test]
+    fn damage_is_told_from_a_torn_write() {
+        let dir = TempDir::new("log-damage");
+        let data = dir.path().join("clean");
+        let (raft, entries) = node_log(&data, 30);
+        assert!(data.join(STATE_MARKER).exists());
+        assert_eq!(damage_of(&raft, None), Vec::<String>::new());
+
+        // A torn write: half of a new record in the preallocated space.
+        let end = *record_ends(&entries).last().unwrap();
+        let rec = encode_record(&entry(31)).unwrap();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(raft.join(LOG_FILE))
+            .unwrap();
+        f.write_all_at(&rec[..rec.len() / 2], end).unwrap();
+        drop(f);
+        assert_eq!(damage_of(&raft, None), Vec::<String>::new());
+
+        let flipped = |name: &str, at: fn(&[u64]) -> u64| {
+            let data = dir.path().join(name);
+            let (raft, entries) = node_log(&data, 30);
+            let path = raft.join(LOG_FILE);
+            let mut bytes = fs::read(&path).unwrap();
+            let at = at(&record_ends(&entries)) as usize;
+            bytes[at] ^= 0x04;
+            fs::write(&path, &bytes).unwrap();
+            damage_of(&raft, None)
+        };
+        // a payload byte of record 10, and a length byte of record 10
+        let d = flipped("mid", |ends| ends[9] + HEADER as u64 + 2);
+        assert!(d[0].starts_with("log corrupt after index 10"), "{d:?}");
+        let d = flipped("len", |ends| ends[9] + 2);
+        assert!(d[0].starts_with("log corrupt after index 10"), "{d:?}");
+
+        // Whole records cut off the end (the file's preallocated zeros go with them).
+        let data = dir.path().join("cut");
+        let (raft, entries) = node_log(&data, 30);
+        let ends = record_ends(&entries);
+        OpenOptions::new()
+            .write(true)
+            .open(raft.join(LOG_FILE))
+            .unwrap()
+            .set_len(ends[26])
+            .unwrap();
+        let d = damage_of(&raft, None);
+        assert!(d.iter().any(|d| d.contains("cut short")), "{d:?}");
+        assert!(
+            d.iter().any(|d| d.contains("index 30 was known committed")),
+            "{d:?}"
+        );
+
+        // Files lost.
+        for (name, file, said) in [
+            ("vote", VOTE_FILE, "vote.bin is missing"),
+            ("log", LOG_FILE, "log.dat is missing"),
+        ] {
+            let data = dir.path().join(name);
+            let (raft, _) = node_log(&data, 30);
+            fs::remove_file(raft.join(file)).unwrap();
+            let d = damage_of(&raft, None);
+            assert!(d.iter().any(|d| d.contains(said)), "{name}: {d:?}");
+        }
+        let data = dir.path().join("wiped");
+        let (raft, _) = node_log(&data, 30);
+        fs::remove_dir_all(&raft).unwrap();
+        let d = damage_of(&raft, None);
+        assert!(
+            d.iter().any(|d| d.starts_with("the Raft state is gone")),
+            "{d:?}"
+        );
+        // A new node (no marker) is not damaged.
+        assert!(damage_of(&dir.path().join("new").join("raft"), None).is_empty());
+    }
+
+    /// A log purged past the newest readable snapshot cannot be re-applied (issue 24: "Cannot
+    /// re-apply logs"): it is dropped, the purged id becomes the snapshot's, and the node starts.
+    #[test]
+    fn a_log_purged_past_the_snapshot_is_dropped() {
+        let dir = TempDir::new("log-past-snap");
+        let data = dir.path().join("n");
+        let (raft, _) = node_log(&data, 30);
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, Some(lid(1, 20))).unwrap();
+            assert!(s.damage().is_empty(), "the snapshot covers the purge");
+            s.purge(lid(1, 20)).await.unwrap();
+        });
+        let older = Some(lid(1, 10));
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, older).unwrap();
+            assert!(
+                s.damage()[0].contains("purged up to index 20"),
+                "{:?}",
+                s.damage()
+            );
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!(st.last_purged_log_id, older);
+            assert_eq!(st.last_log_id, older);
+            assert_eq!(s.read_committed().await.unwrap(), None);
+            assert_eq!(
+                s.read_vote().await.unwrap(),
+                Some(openraft::Vote::new_committed(3, 2))
+            );
+        });
+        // every snapshot lost: an empty log (the leader sends a snapshot)
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, None).unwrap();
+            assert!(
+                s.damage()[0].contains("purged up to index 10"),
+                "{:?}",
+                s.damage()
+            );
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!((st.last_purged_log_id, st.last_log_id), (None, None));
+        });
+        // once dropped, a restart finds nothing more to drop (but the vote: nothing damaged)
+        let d = damage_of(&raft, None);
+        assert!(d.is_empty(), "{d:?}");
     }
 
     fn unhex(s: &str) -> Vec<u8> {

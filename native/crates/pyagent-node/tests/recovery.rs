@@ -136,9 +136,10 @@ async fn wait_leader(nodes: &[&Node]) -> u64 {
             .collect();
         if let (Some(l), t, _) = views[0] {
             let agree = views.iter().all(|v| v.0 == Some(l) && v.1 == t);
-            let leads = nodes.iter().zip(&views).any(|(n, v)| {
-                n.shared.cfg.node_id == l && v.2 == openraft::ServerState::Leader
-            });
+            let leads = nodes
+                .iter()
+                .zip(&views)
+                .any(|(n, v)| n.shared.cfg.node_id == l && v.2 == openraft::ServerState::Leader);
             if agree && leads {
                 return l;
             }
@@ -243,7 +244,11 @@ fn damage(data: &Path, how: Damage) {
             let recs = records(data);
             assert!(recs.len() >= 4, "too short a log to damage: {recs:?}");
             let (off, _) = recs[recs.len() / 2];
-            let f = OpenOptions::new().read(true).write(true).open(&log).unwrap();
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&log)
+                .unwrap();
             let at = off + 36 + 3; // inside the payload
             let mut b = [0u8; 1];
             f.read_exact_at(&mut b, at).unwrap();
@@ -308,8 +313,19 @@ async fn damaged_node_rejoins(name: &str, how: Damage, on_leader: bool) -> Durat
     let vi = (victim - 1) as usize;
     // Let the victim's committed hint reach its disk (written when its log writer is idle).
     wait_until(&nodes[vi], "applied", |n| {
-        n.shared.raft.metrics().borrow_watched().last_applied.map(|a| a.index)
-            >= nodes[li].shared.raft.metrics().borrow_watched().last_applied.map(|a| a.index)
+        n.shared
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|a| a.index)
+            >= nodes[li]
+                .shared
+                .raft
+                .metrics()
+                .borrow_watched()
+                .last_applied
+                .map(|a| a.index)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -334,15 +350,26 @@ async fn damaged_node_rejoins(name: &str, how: Damage, on_leader: bool) -> Durat
         "{name}: damage not detected"
     );
     let ready = pyagent_node::http::health(&back.shared).unwrap_or_default();
-    assert!(ready.starts_with("recovering"), "{name}: /healthz said {ready:?}");
+    assert!(
+        ready.starts_with("recovering"),
+        "{name}: /healthz said {ready:?}"
+    );
     // Writes go on meanwhile (on the leader's side; a new one if the leader was the victim).
     let refs: Vec<&Node> = rest.iter().collect();
     let leader = wait_leader(&refs).await;
-    let lead = rest.iter().find(|n| n.shared.cfg.node_id == leader).unwrap();
+    let lead = rest
+        .iter()
+        .find(|n| n.shared.cfg.node_id == leader)
+        .unwrap();
     let last = write(lead, &signer, 350..450).await;
     wait_until(&back, "caught up and voting", |n| {
         !n.shared.recovery.is_recovering()
-            && n.shared.raft.metrics().borrow_watched().last_applied.map(|a| a.index)
+            && n.shared
+                .raft
+                .metrics()
+                .borrow_watched()
+                .last_applied
+                .map(|a| a.index)
                 >= Some(last)
     })
     .await;
@@ -428,7 +455,10 @@ async fn a_recovering_node_does_not_vote() {
         .unwrap();
     assert!(back.shared.recovery.is_recovering());
     // The intact node asks for votes (pre-votes first) and is refused, again and again.
-    wait_until(&back, "asked for votes", |n| n.shared.recovery.refused_votes() >= 3).await;
+    wait_until(&back, "asked for votes", |n| {
+        n.shared.recovery.refused_votes() >= 3
+    })
+    .await;
     for n in [&intact_node, &back] {
         let m = n.shared.raft.metrics().borrow_watched().clone();
         assert_ne!(
@@ -491,7 +521,13 @@ async fn a_partitioned_minority_keeps_its_term() {
     tokio::time::sleep(window).await;
     let without = term() - before;
     println!("terms gained alone in {window:?}: with pre-vote {with_pre_vote}, without {without}");
-    assert_eq!(with_pre_vote, 0, "a lone node raised its term under pre-vote");
-    assert!(without >= 1, "the comparison is void: no election timeout fired");
+    assert_eq!(
+        with_pre_vote, 0,
+        "a lone node raised its term under pre-vote"
+    );
+    assert!(
+        without >= 1,
+        "the comparison is void: no election timeout fired"
+    );
     alone.shutdown().await;
 }
