@@ -243,10 +243,13 @@ fn cut_and_preallocate(file: &File, end: u64) -> io::Result<u64> {
 /// Whether the non-zero bytes after the valid records (`tail`, `dropped` of them; `why` the scan
 /// stopped) can be a write torn by a crash rather than damage to written data. A record is
 /// acknowledged only after its batch was fsynced, so a torn write never held an acknowledged
-/// entry. Damage is certain when a whole, valid record follows the first bad one (a bit flip or
-/// lost bytes mid-log), when the bad record checks out but does not decode or does not follow
-/// (written, then altered), or when its length is more than this store ever writes. A flipped
-/// bit in the very last record is indistinguishable from a torn write (docs/raft-recovery.md).
+/// entry; and a torn write into the preallocated space (a hole that reads as zeros) leaves the
+/// record incomplete: its last bytes never reached the disk. Everything else is damage: a whole,
+/// valid record after the bad one (a bit flip or lost bytes mid-log), a whole last record whose
+/// checksum fails (a flip in it), one that checks out but does not decode or does not follow,
+/// or a length larger than this store writes. (A flip that enlarges the last record's length
+/// field, or that hits it while its last bytes are zeros, still reads as a torn write:
+/// docs/raft-recovery.md.)
 fn torn_write(tail: &[u8], dropped: u64, why: &str) -> bool {
     if why.starts_with("undecodable") || why.starts_with("index") {
         return false;
@@ -255,9 +258,11 @@ fn torn_write(tail: &[u8], dropped: u64, why: &str) -> bool {
     if (1..nonzero.len()).any(|pos| valid_record_at(nonzero, pos)) {
         return false;
     }
-    nonzero.len() < HEADER
-        || u32::from_le_bytes([nonzero[0], nonzero[1], nonzero[2], nonzero[3]]) as usize
-            <= MAX_RECORD
+    if nonzero.len() < HEADER {
+        return true;
+    }
+    let len = u32::from_le_bytes([nonzero[0], nonzero[1], nonzero[2], nonzero[3]]) as usize;
+    len <= MAX_RECORD && HEADER + len > nonzero.len()
 }
 
 /// Whether a whole record with a matching checksum starts at `pos` of `buf`. Only candidates
@@ -1139,6 +1144,9 @@ mod tests {
         assert!(d[0].starts_with("log corrupt after index 10"), "{d:?}");
         let d = flipped("len", |ends| ends[9] + 2);
         assert!(d[0].starts_with("log corrupt after index 10"), "{d:?}");
+        // the last record: whole, so not a torn write
+        let d = flipped("last", |ends| ends[28] + HEADER as u64 + 2);
+        assert!(d[0].starts_with("log corrupt after index 29"), "{d:?}");
 
         // Whole records cut off the end (the file's preallocated zeros go with them).
         let data = dir.path().join("cut");
