@@ -151,8 +151,10 @@ def test_nemesis(tmp_path: Path, daemon: Path, netns_ok: None, seed: int) -> Non
 
 
 DISK_SECONDS = float(os.environ.get("PYAGENT_NEMESIS_DISK_SECONDS", "8"))
-DISK_SEEDS = SEEDS[:1] if "PYAGENT_NEMESIS_SEED" in os.environ else list(
-    range(1000, 1000 + int(os.environ.get("PYAGENT_NEMESIS_DISK_SEEDS", "2")))
+DISK_SEEDS = (
+    SEEDS[:1]
+    if "PYAGENT_NEMESIS_SEED" in os.environ
+    else list(range(1000, 1000 + int(os.environ.get("PYAGENT_NEMESIS_DISK_SEEDS", "2"))))
 )
 DAMAGES = ("flip", "cut", "lose-file", "wipe", "snapshot")
 
