@@ -218,29 +218,42 @@ def _http(cluster: harness.Cluster, node_id: int, path: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def _recovering(cluster: harness.Cluster, node_id: int) -> bool | None:
+def _recovery(cluster: harness.Cluster, node_id: int) -> tuple[bool, float] | None:
+    """(recovering, seconds from its start to voting again after damage; 0: not damaged) of a
+    node that answers."""
     status, body = _http(cluster, node_id, "/metrics")
     if status != 200:
         return None
-    return any(line.startswith("pyagent_raft_recovering 1") for line in body.splitlines())
+    values = dict(line.rsplit(" ", 1) for line in body.splitlines() if line and not line.startswith("#"))
+    return values.get("pyagent_raft_recovering") == "1", float(values.get("pyagent_raft_recovered_seconds", "0"))
+
+
+def _settle(cluster: harness.Cluster, unsettled: dict[int, int], damaged: list[list[object]]) -> None:
+    """Drops the nodes that have rejoined from `unsettled` (node -> its damage in `damaged`),
+    noting how long each took (0.0: the damage lost nothing it had acknowledged)."""
+    for node_id, index in list(unsettled.items()):
+        state = _recovery(cluster, node_id)
+        if state is not None and not state[0]:
+            damaged[index][2] = state[1]
+            del unsettled[node_id]
 
 
 def _disk_nemesis(
     cluster: harness.Cluster, net: harness.Netns, rng: random.Random, until: float, log: list[str]
-) -> list[tuple[int, str, float]]:
-    """Kills, restarts, partitions and disk damage until `until`; returns (node, damage, time it
-    was started again) per damage."""
+) -> tuple[list[list[object]], dict[int, int]]:
+    """Kills, restarts, partitions and disk damage until `until`; returns [node, damage, seconds
+    to rejoin (None: not yet)] per damage, and the damaged nodes not yet rejoined."""
     ids = sorted(cluster.clients)
     down: set[int] = set()
-    damaged: list[tuple[int, str, float]] = []
+    damaged: list[list[object]] = []
     # Damaged nodes not yet seen to have rejoined: never killed (a damaged node that is down
     # and a second damage would make two at once) and no other damage meanwhile.
-    unsettled: set[int] = set()
+    unsettled: dict[int, int] = {}
     while time.monotonic() < until:
-        unsettled = {n for n in unsettled if _recovering(cluster, n) is not False}
+        _settle(cluster, unsettled, damaged)
         action = rng.choice(["kill", "restart", "partition", "heal", "damage", "damage"])
-        if action == "kill" and len(down) < len(ids) // 2 and len(down | unsettled) < len(ids):
-            victim = rng.choice([n for n in ids if n not in down | unsettled])
+        if action == "kill" and len(down) < len(ids) // 2 and len(down | set(unsettled)) < len(ids):
+            victim = rng.choice([n for n in ids if n not in down | set(unsettled)])
             cluster.kill(victim)
             down.add(victim)
             what = ""
@@ -271,8 +284,8 @@ def _disk_nemesis(
             what += " on the leader" if victim == leader else ""
             cluster.restart(victim)
             down.discard(victim)
-            unsettled.add(victim)
-            damaged.append((victim, what, time.monotonic()))
+            unsettled[victim] = len(damaged)
+            damaged.append([victim, what, None])
         else:
             continue
         log.append(f"{time.monotonic():.3f} {action} {victim} {what}".rstrip())
@@ -280,7 +293,7 @@ def _disk_nemesis(
     net.heal()
     for victim in down:
         cluster.restart(victim)
-    return damaged
+    return damaged, unsettled
 
 
 def _wait_healthy(cluster: harness.Cluster, timeout: float) -> dict[int, float]:
@@ -319,19 +332,18 @@ def test_nemesis_disk(tmp_path: Path, daemon: Path, netns_ok: None, seed: int) -
         cluster.wait_leader(timeout=60)
         threads = harness.run_clients(cluster, history, stop, clients=4, registers=3, seed=seed)
         try:
-            damaged = _disk_nemesis(cluster, net, rng, time.monotonic() + DISK_SECONDS, log)
+            damaged, unsettled = _disk_nemesis(cluster, net, rng, time.monotonic() + DISK_SECONDS, log)
             cluster.wait_leader(timeout=120)
             before = harness.acked_count(history)
             harness.wait_for(lambda: harness.acked_count(history) >= before + 20, 120)
-            healthy = _wait_healthy(cluster, 180)
+            _wait_healthy(cluster, 180)
+            _settle(cluster, unsettled, damaged)
         finally:
             stop.set()
             for t in threads:
                 t.join(timeout=30)
-        for node_id, what, restarted in damaged:
-            # The last damage of each node: how long from its restart to healthy.
-            if all(n != node_id or r <= restarted for n, _, r in damaged):
-                print(f"seed {seed}: node {node_id} {what}: healthy {healthy[node_id] - restarted:.1f}s after restart")
+        for node_id, what, seconds in damaged:
+            print(f"seed {seed}: node {node_id} {what}: rejoined {seconds}s after its start (0.0: nothing lost)")
         top = max(s.commit_index for s in cluster.statuses().values() if s is not None)
         cluster.wait_applied(top, timeout=120)
         for node_id in cluster.clients:
