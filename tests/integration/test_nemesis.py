@@ -183,11 +183,11 @@ def damage_disk(data_dir: Path, kind: str, rng: random.Random) -> str:
             byte = f.read(1)[0]
             f.seek(at)
             f.write(bytes([byte ^ (1 << rng.randrange(8))]))
-        return f"flip at byte {at} of {used}"
+        return f"flip at byte {at} of {used} in log.dat"
     if kind == "cut":
         at = rng.randrange(max(0, used - 4096), used)
         os.truncate(log, at)
-        return f"log cut at byte {at} of {used}"
+        return f"log.dat cut at byte {at} of {used}"
     if kind == "snapshot":
         newest = snapshots[-1]
         data = bytearray(newest.read_bytes())
@@ -279,8 +279,7 @@ def _disk_nemesis(
                 if len(down) >= len(ids) // 2:
                     continue
                 cluster.kill(victim)
-            kind = rng.choice(DAMAGES)
-            what = f"{kind} ({damage_disk(cluster.node_by_id(victim).data_dir, kind, rng)})"
+            what = damage_disk(cluster.node_by_id(victim).data_dir, rng.choice(DAMAGES), rng)
             what += " on the leader" if victim == leader else ""
             cluster.restart(victim)
             down.discard(victim)
@@ -343,7 +342,8 @@ def test_nemesis_disk(tmp_path: Path, daemon: Path, netns_ok: None, seed: int) -
             for t in threads:
                 t.join(timeout=30)
         for node_id, what, seconds in damaged:
-            print(f"seed {seed}: node {node_id} {what}: rejoined {seconds}s after its start (0.0: nothing lost)")
+            rejoined = "nothing acknowledged lost" if seconds == 0.0 else f"voting again {seconds}s after its start"
+            print(f"seed {seed}: node {node_id}, {what}: {rejoined}")
         top = max(s.commit_index for s in cluster.statuses().values() if s is not None)
         cluster.wait_applied(top, timeout=120)
         for node_id in cluster.clients:

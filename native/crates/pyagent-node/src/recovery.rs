@@ -29,7 +29,8 @@ use crate::sm::Raft;
 use crate::types::LogId;
 
 /// A follower whose applied index trails the commit index its leader announces by more than
-/// this is reported as behind (/healthz), as is one that trails at all for [`STUCK_AFTER`].
+/// this is reported as behind (/healthz), as is one that trails at all and has not applied
+/// anything for [`STUCK_AFTER`].
 pub const BEHIND_ENTRIES: u64 = 1000;
 /// How long a follower may trail its leader's commit index before /healthz calls it stuck.
 pub const STUCK_AFTER: Duration = Duration::from_secs(10);
@@ -49,8 +50,9 @@ pub struct Recovery {
     /// Milliseconds from start to rejoining (0: not rejoined, or never recovering).
     rejoined_after_ms: AtomicU64,
     refused_votes: AtomicU64,
-    /// Since when this node's applied index has trailed the announced commit index.
-    behind_since: Mutex<Option<Instant>>,
+    /// Since when this node's applied index has trailed the announced commit index without
+    /// moving, and the applied index last seen.
+    behind_since: Mutex<(Option<Instant>, u64)>,
 }
 
 /// What a leader told this node in one request, as the transport saw it.
@@ -83,7 +85,7 @@ impl Recovery {
             announced: AtomicU64::new(0),
             rejoined_after_ms: AtomicU64::new(0),
             refused_votes: AtomicU64::new(0),
-            behind_since: Mutex::new(None),
+            behind_since: Mutex::new((None, 0)),
         }
     }
 
@@ -147,13 +149,15 @@ impl Recovery {
         true
     }
 
-    /// Records whether `applied` trails the announced commit index, for [`Recovery::health`].
+    /// Records whether `applied` trails the announced commit index, for [`Recovery::health`]:
+    /// the clock of "stuck" runs while it trails and does not move (under steady writes a
+    /// follower always trails by a little, and is not stuck).
     pub fn observe_applied(&self, applied: u64) {
-        let mut since = self.behind_since.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = self.behind_since.lock().unwrap_or_else(|p| p.into_inner());
         if applied >= self.announced() {
-            *since = None;
-        } else if since.is_none() {
-            *since = Some(Instant::now());
+            *b = (None, applied);
+        } else if b.0.is_none() || applied > b.1 {
+            *b = (Some(Instant::now()), applied);
         }
     }
 
@@ -180,10 +184,14 @@ impl Recovery {
                 "behind: applied {applied}, leader's commit {announced}"
             ));
         }
-        let since = *self.behind_since.lock().unwrap_or_else(|p| p.into_inner());
+        let since = self
+            .behind_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
         match since {
             Some(t) if gap > 0 && t.elapsed() >= STUCK_AFTER => Some(format!(
-                "stuck: applied {applied} has trailed the leader's commit {announced} for {} s",
+                "stuck: applied {applied} has not moved for {} s, behind the leader's commit {announced}",
                 t.elapsed().as_secs()
             )),
             _ => None,
