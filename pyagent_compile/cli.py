@@ -10,6 +10,7 @@ from pyagent_compile import __version__
 from pyagent_compile.commands import compile as compile_cmd
 from pyagent_compile.commands import diff, info, policy
 from pyagent_compile.commands import local as local_cmd
+from pyagent_compile.commands import tasks as tasks_cmd
 
 DESCRIPTION = """\
 pyagent compiles declarative swarm specs (YAML) into deterministic Pulumi stacks and plain
@@ -24,11 +25,15 @@ Kubernetes manifests for pyagent's Rust node image.
   pyagent up --local STACK        start a swarm's nodes on loopback (STACK: stacks/<swarm>/local)
   pyagent status STACK            each node's pid, Raft role, term, leader and commit index
   pyagent down STACK [--purge]    stop them (data kept unless --purge)
+  pyagent run STACK MANIFEST --input k=v [--wait]
+                                  run a logic manifest on the swarm as a task
+  pyagent tasks STACK | task STACK ID | cancel STACK ID
+                                  list, show or cancel tasks
 
 Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
 """
 
-COMMAND_MODULES = (compile_cmd, info, policy, diff, local_cmd)
+COMMAND_MODULES = (compile_cmd, info, policy, diff, local_cmd, tasks_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,8 +65,15 @@ def test_node_config_is_the_daemon_contract() -> None:
         "nodes/agents-0.json",
         "nodes/agents-1.json",
         "nodes/agents-2.json",
+        "work.json",
     ]
     config = json.loads(files["nodes/agents-1.json"])
+    # Every node of the pool (voter, worker) runs tasks, with work.json beside local.json.
+    assert config["work"]["file"] == "../work.json" and config["work"]["maxTasks"] == 2
+    assert config["work"]["capacity"] == {"cpuMillis": 1000, "memoryBytes": 2 * 2**30, "gpuMemoryBytes": 0}
+    work = json.loads(files["work.json"])
+    assert work["apiVersion"] == "pyagent.dev/work/v1alpha1"
+    assert work["manifests"]["triage"]["steps"][0]["timeoutMs"] == 60_000
     membership = config["membership"]
     assert membership["mode"] == "static" and membership["nodeId"] == 2 and membership["name"] == "agents-1"
     assert config["dataDir"] == "../data/agents-1"  # relative to the config file's folder

@@ -129,6 +129,25 @@ class KubernetesMembership(Contract):
 Membership = Annotated[StaticMembership | KubernetesMembership, Field(discriminator="mode")]
 
 
+class WorkCapacity(Contract):
+    cpu_millis: Annotated[int, Field(ge=0)]
+    memory_bytes: Annotated[int, Field(ge=0)]
+    gpu_memory_bytes: Annotated[int, Field(ge=0)]
+
+
+IsolationLevel = Literal["namespaces", "landlock_seccomp", "limits_only"]
+
+
+class Work(Contract):
+    """Set on nodes of pools with the `worker` role: what they offer to run tasks (docs/tasks.md)."""
+
+    file: str = Field(description="work.json (contracts/work.py), relative to this file's folder or absolute.")
+    max_tasks: Count = Field(description="Tasks this node runs at once.")
+    capacity: WorkCapacity
+    min_isolation: IsolationLevel = Field(description="The weakest sandbox isolation a step may run with.")
+    lease_ms: Count = Field(description="A task's ownership lasts this long without a heartbeat from the node.")
+
+
 class NodeConfig(Contract):
     api_version: Literal["pyagent.dev/node/v1alpha2"] = NODE_CONFIG_API
     swarm: str
@@ -144,6 +163,7 @@ class NodeConfig(Contract):
     sovereignty: Sovereignty
     runtime: Runtime
     membership: Membership
+    work: Work | None
 
 
 def json_schema() -> str:

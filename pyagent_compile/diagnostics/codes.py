@@ -3,7 +3,8 @@
 Codes are stable: a code is never reused for a different problem. Ranges:
 PA0xx usage and project files, PA1xx reading and parsing, PA2xx the schema,
 PA3xx semantic checks, PA5xx policies, PA6xx the local target (`pyagent up --local`,
-`status`, `down`).
+`status`, `down`), PA70x tasks as the CLI checks them (`pyagent run`, `task`, `cancel`), PA72x
+tasks and steps as the swarm runs them (the codes a failed task or step carries).
 """
 
 from __future__ import annotations
@@ -431,6 +432,77 @@ CODES: dict[str, CodeInfo] = {
         "A node answers but its applied index stays below what the leader had committed, for "
         "longer than a follower under load needs to catch up: it is stuck (for example after "
         "damage to its log) or far behind. The swarm is reported DEGRADED; the node's log says why.",
+    ),
+    "PA701": CodeInfo(
+        "no work.json in the stack",
+        "The local stack has no readable work.json (the manifests and cores the swarm runs). "
+        "`pyagent compile` renders it beside local.json.",
+        EXIT_USAGE,
+    ),
+    "PA702": CodeInfo(
+        "unknown manifest", "`pyagent run` named a manifest the spec does not declare under `manifests:`.", EXIT_USAGE
+    ),
+    "PA703": CodeInfo(
+        "wrong inputs",
+        "An input was given that the manifest does not declare, given twice, not as name=value, or a "
+        "declared input was not given. Every input the manifest declares is required.",
+        EXIT_USAGE,
+    ),
+    "PA704": CodeInfo(
+        "input of the wrong type",
+        "An input's value is not of the type the manifest declares: int is a whole number, bool is "
+        "true or false, json and verdict are JSON values; text types take any text or @path.",
+        EXIT_USAGE,
+    ),
+    "PA705": CodeInfo(
+        "swarm not reachable",
+        "No node of the swarm answered as leader in time, or the swarm was never started (no node "
+        "has a key). `pyagent status STACK` shows each node.",
+    ),
+    "PA706": CodeInfo(
+        "task refused",
+        "The swarm's state machine refused the submission or cancellation; the message says why "
+        "(for example a task id that exists with other inputs).",
+    ),
+    "PA707": CodeInfo(
+        "task did not succeed", "The task ended failed or cancelled; `pyagent task STACK ID` shows each step."
+    ),
+    "PA708": CodeInfo("unknown task", "No task with this id was ever submitted to the swarm.", EXIT_USAGE),
+    "PA720": CodeInfo(
+        "step failed or timed out",
+        "A step ran past its `timeout` (after its `retries`), or could not complete. The step's error says which.",
+    ),
+    "PA721": CodeInfo(
+        "step kind not run yet",
+        "The task reached a step whose kind (mcp, cort, verify, analyze-trace) this version of the "
+        "node does not run; only sandbox and delegate steps run. The task fails at that step, "
+        "after every step before it ran.",
+    ),
+    "PA722": CodeInfo(
+        "sandbox unavailable",
+        "The sandbox could not run the step's command: a missing tool (bubblewrap), an isolation "
+        "level below the node's `minIsolation`, or cgroups it could not create. The error names "
+        "the sandbox's own code (sandbox.*) and a hint; docs/sandbox.md lists them.",
+    ),
+    "PA723": CodeInfo(
+        "task cancelled", "The task was cancelled (`pyagent cancel`); its steps still going were stopped."
+    ),
+    "PA724": CodeInfo(
+        "parent task ended", "A delegated sub-task was cancelled because the task that delegated it ended."
+    ),
+    "PA725": CodeInfo(
+        "delegated task failed",
+        "A `delegate` step's sub-task was refused, failed or was cancelled; the error names it "
+        "(`pyagent task STACK <task>.<step>`).",
+    ),
+    "PA726": CodeInfo(
+        "nothing to delegate to",
+        "A `delegate` step names a core that runs no manifest, or several without `manifest:`, or "
+        "the node cannot read work.json.",
+    ),
+    "PA727": CodeInfo(
+        "step input has no value",
+        "A step's input is bound to a value that does not exist (an output of a step that produced none).",
     ),
 }
 

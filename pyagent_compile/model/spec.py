@@ -149,6 +149,7 @@ class StepBase(SpecModel):
         description="Input bindings: `inputs.<name>` (the manifest's) or `steps.<id>` (a step's output).",
     )
     timeout: Duration = "10m"
+    retries: int = Field(default=0, ge=0, le=10, description="Attempts after a failed one (timeouts, sandbox limits).")
 
 
 class SandboxStep(StepBase):

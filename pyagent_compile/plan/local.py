@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from pyagent_compile.contracts import node_config as contract
 from pyagent_compile.contracts.local_stack import LocalNodeEntry, LocalStackManifest
 from pyagent_compile.contracts.node_config import NodeConfig
+from pyagent_compile.contracts.work import WorkFile
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan.nodeconfig import node_config
+from pyagent_compile.plan.work import work_file
+
+WORK_FILE_NAME = "work.json"
 
 LOCAL_ENV = "local"
 PORT_BASE = 20000
@@ -49,6 +53,7 @@ class LocalPlan(LocalStackManifest):
     `node.json` of every node."""
 
     configs: dict[str, NodeConfig]  # node name -> node.json
+    work: WorkFile  # work.json: the manifests and cores, for `pyagent run` and delegation
 
 
 def local_nodes(swarm: Swarm) -> list[tuple[str, str, bool]]:
@@ -74,7 +79,7 @@ def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
         for index, (name, pool, voter) in enumerate(local_nodes(swarm))
     )
     configs = {n.name: _node_config(swarm, n, nodes) for n in nodes}
-    return LocalPlan(swarm.metadata.name, source_environment, nodes, configs)
+    return LocalPlan(swarm.metadata.name, source_environment, nodes, configs, work_file(swarm))
 
 
 def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry, ...]) -> NodeConfig:
@@ -109,5 +114,7 @@ def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry
             # the cross-thread wake-ups (3 nodes on 2 cores: ~20% more writes; docs/local-and-raft.md).
             "runtime": contract.Runtime(worker_threads=1),
             "sovereignty": config.sovereignty.model_copy(update={"jurisdiction": None}),
+            # work.json sits in the stack folder, one up from the node configs (nodes/).
+            "work": config.work.model_copy(update={"file": f"../{WORK_FILE_NAME}"}) if config.work else None,
         }
     )

@@ -6,12 +6,17 @@ with loopback addresses and a static membership (plan/local.py)."""
 from __future__ import annotations
 
 from pyagent_compile.contracts import node_config as contract
-from pyagent_compile.model.quantity import parse_duration
-from pyagent_compile.model.resources import kv_blocks_per_node
+from pyagent_compile.model.quantity import parse_duration, parse_quantity
+from pyagent_compile.model.resources import gpu_memory_per_node, kv_blocks_per_node
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan import naming
 
 DATA_DIR = "/var/lib/pyagent"
+WORK_FILE = "/etc/pyagent/manifests/work.json"
+# A worker's lease: its tasks are placed again this long after its last heartbeat.
+WORK_LEASE_MS = 10_000
+# Tasks a worker runs at once: two per CPU (a task mostly waits on its sandbox or a model).
+TASKS_PER_CPU = 2
 SOUL_DIR = "/etc/pyagent/soul"
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -42,6 +47,29 @@ def node_config(
         sovereignty=_sovereignty(swarm, pool_name),
         runtime=contract.Runtime(worker_threads=None),
         membership=membership or kubernetes_membership(swarm, namespace),
+        work=work_section(swarm, pool_name, WORK_FILE),
+    )
+
+
+def work_section(swarm: Swarm, pool_name: str, file: str) -> contract.Work | None:
+    """What a node of the pool offers to run tasks; None unless the pool has the worker role."""
+    pool = swarm.nodes[pool_name]
+    if "worker" not in pool.roles:
+        return None
+    cpu = parse_quantity(pool.hardware.cpu)
+    gpu = gpu_memory_per_node(pool)
+    return contract.Work(
+        file=file,
+        max_tasks=max(1, int(cpu * TASKS_PER_CPU)),
+        capacity=contract.WorkCapacity(
+            cpu_millis=int(cpu * 1000),
+            memory_bytes=int(parse_quantity(pool.hardware.memory)),
+            gpu_memory_bytes=int(gpu) if gpu is not None else 0,
+        ),
+        # Without user namespaces (most pods), the fallback keeps Landlock and seccomp; below
+        # that a step does not run (docs/sandbox.md).
+        min_isolation="landlock_seccomp",
+        lease_ms=WORK_LEASE_MS,
     )
 
 

@@ -14,6 +14,7 @@ from pyagent_compile.model.spec import Pool, Swarm
 from pyagent_compile.plan import labels, naming, node_image
 from pyagent_compile.plan.model import PlannedObject
 from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
+from pyagent_compile.plan.work import work_file
 
 RUN_AS = 10001
 
@@ -65,7 +66,7 @@ def config_map(swarm: Swarm, env: str, ns: str, name: str, source: str, data: di
 
 def manifests_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
     manifests = {name: m.model_dump(mode="json", by_alias=True) for name, m in swarm.manifests.items()}
-    data = {"manifests.json": canonical_json(manifests)}
+    data = {"manifests.json": canonical_json(manifests), "work.json": canonical_json(work_file(swarm).to_json())}
     name = naming.manifests_config(swarm.metadata.name)
     return PlannedObject(config_map(swarm, env, ns, name, "manifests", data), ("manifests",))
 

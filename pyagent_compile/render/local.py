@@ -7,7 +7,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyagent_compile import __version__, resources
 from pyagent_compile.canonical import to_json
 from pyagent_compile.contracts.local_stack import DATA_DIR
-from pyagent_compile.plan.local import LocalPlan
+from pyagent_compile.plan.local import WORK_FILE_NAME, LocalPlan
 
 TEMPLATES = resources.templates("local")
 
@@ -31,6 +31,7 @@ def render_local(plan: LocalPlan) -> dict[str, str]:
             data_dir=DATA_DIR,
         ),
     }
+    files[WORK_FILE_NAME] = to_json(plan.work.to_json())
     for node in plan.nodes:
         files[node.config_file] = to_json(plan.configs[node.name].to_json())
     return dict(sorted(files.items()))

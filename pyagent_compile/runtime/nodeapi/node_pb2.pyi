@@ -28,7 +28,7 @@ class SignedCommand(_message.Message):
     def __init__(self, command: _Optional[bytes] = ..., signer: _Optional[int] = ..., seq: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("put", "delete", "acquire", "renew", "release", "add_member", "remove_member")
+    __slots__ = ("put", "delete", "acquire", "renew", "release", "add_member", "remove_member", "submit_task", "cancel_task", "register_worker", "worker_heartbeat", "step_update")
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     ACQUIRE_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,11 @@ class Command(_message.Message):
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     ADD_MEMBER_FIELD_NUMBER: _ClassVar[int]
     REMOVE_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_TASK_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_TASK_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_WORKER_FIELD_NUMBER: _ClassVar[int]
+    WORKER_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    STEP_UPDATE_FIELD_NUMBER: _ClassVar[int]
     put: Put
     delete: Delete
     acquire: AcquireTask
@@ -43,7 +48,176 @@ class Command(_message.Message):
     release: ReleaseTask
     add_member: AddMember
     remove_member: RemoveMember
-    def __init__(self, put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., acquire: _Optional[_Union[AcquireTask, _Mapping]] = ..., renew: _Optional[_Union[RenewTask, _Mapping]] = ..., release: _Optional[_Union[ReleaseTask, _Mapping]] = ..., add_member: _Optional[_Union[AddMember, _Mapping]] = ..., remove_member: _Optional[_Union[RemoveMember, _Mapping]] = ...) -> None: ...
+    submit_task: SubmitTask
+    cancel_task: CancelTask
+    register_worker: RegisterWorker
+    worker_heartbeat: WorkerHeartbeat
+    step_update: StepUpdate
+    def __init__(self, put: _Optional[_Union[Put, _Mapping]] = ..., delete: _Optional[_Union[Delete, _Mapping]] = ..., acquire: _Optional[_Union[AcquireTask, _Mapping]] = ..., renew: _Optional[_Union[RenewTask, _Mapping]] = ..., release: _Optional[_Union[ReleaseTask, _Mapping]] = ..., add_member: _Optional[_Union[AddMember, _Mapping]] = ..., remove_member: _Optional[_Union[RemoveMember, _Mapping]] = ..., submit_task: _Optional[_Union[SubmitTask, _Mapping]] = ..., cancel_task: _Optional[_Union[CancelTask, _Mapping]] = ..., register_worker: _Optional[_Union[RegisterWorker, _Mapping]] = ..., worker_heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., step_update: _Optional[_Union[StepUpdate, _Mapping]] = ...) -> None: ...
+
+class Resources(_message.Message):
+    __slots__ = ("cpu_millis", "memory_bytes", "gpu_memory_bytes")
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    cpu_millis: int
+    memory_bytes: int
+    gpu_memory_bytes: int
+    def __init__(self, cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_memory_bytes: _Optional[int] = ...) -> None: ...
+
+class SubmitTask(_message.Message):
+    __slots__ = ("id", "manifest", "core", "manifest_json", "inputs_json", "resources", "parent", "parent_step")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_STEP_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    manifest: str
+    core: str
+    manifest_json: bytes
+    inputs_json: bytes
+    resources: Resources
+    parent: str
+    parent_step: str
+    def __init__(self, id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., manifest_json: _Optional[bytes] = ..., inputs_json: _Optional[bytes] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., parent: _Optional[str] = ..., parent_step: _Optional[str] = ...) -> None: ...
+
+class CancelTask(_message.Message):
+    __slots__ = ("id", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RegisterWorker(_message.Message):
+    __slots__ = ("node_id", "pool", "cores", "capacity", "max_tasks", "isolation", "lease_ms")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    CORES_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    pool: str
+    cores: _containers.RepeatedScalarFieldContainer[str]
+    capacity: Resources
+    max_tasks: int
+    isolation: str
+    lease_ms: int
+    def __init__(self, node_id: _Optional[int] = ..., pool: _Optional[str] = ..., cores: _Optional[_Iterable[str]] = ..., capacity: _Optional[_Union[Resources, _Mapping]] = ..., max_tasks: _Optional[int] = ..., isolation: _Optional[str] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+
+class WorkerHeartbeat(_message.Message):
+    __slots__ = ("node_id", "lease_ms")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    lease_ms: int
+    def __init__(self, node_id: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+
+class StepUpdate(_message.Message):
+    __slots__ = ("task", "token", "step", "state", "output_json", "error_code", "error", "attempt")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    token: FencingToken
+    step: str
+    state: str
+    output_json: bytes
+    error_code: str
+    error: str
+    attempt: int
+    def __init__(self, task: _Optional[str] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., step: _Optional[str] = ..., state: _Optional[str] = ..., output_json: _Optional[bytes] = ..., error_code: _Optional[str] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class StepView(_message.Message):
+    __slots__ = ("id", "kind", "state", "attempt", "output_json", "error_code", "error", "started_ms", "finished_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STARTED_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_MS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    state: str
+    attempt: int
+    output_json: str
+    error_code: str
+    error: str
+    started_ms: int
+    finished_ms: int
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempt: _Optional[int] = ..., output_json: _Optional[str] = ..., error_code: _Optional[str] = ..., error: _Optional[str] = ..., started_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ...) -> None: ...
+
+class TaskView(_message.Message):
+    __slots__ = ("found", "id", "manifest", "core", "state", "reason", "owner", "token", "placements", "inputs_json", "outputs_json", "steps", "submitted_ms", "finished_ms", "parent", "error_code", "revision")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_MS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    id: str
+    manifest: str
+    core: str
+    state: str
+    reason: str
+    owner: int
+    token: FencingToken
+    placements: int
+    inputs_json: str
+    outputs_json: str
+    steps: _containers.RepeatedCompositeFieldContainer[StepView]
+    submitted_ms: int
+    finished_ms: int
+    parent: str
+    error_code: str
+    revision: int
+    def __init__(self, found: bool = ..., id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[int] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., placements: _Optional[int] = ..., inputs_json: _Optional[str] = ..., outputs_json: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[StepView, _Mapping]]] = ..., submitted_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., parent: _Optional[str] = ..., error_code: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class DescribeTaskRequest(_message.Message):
+    __slots__ = ("id", "stale")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    stale: bool
+    def __init__(self, id: _Optional[str] = ..., stale: bool = ...) -> None: ...
+
+class ListTasksRequest(_message.Message):
+    __slots__ = ("stale",)
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    stale: bool
+    def __init__(self, stale: bool = ...) -> None: ...
+
+class ListTasksResponse(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskView]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskView, _Mapping]]] = ...) -> None: ...
 
 class FencingToken(_message.Message):
     __slots__ = ("term", "index")

@@ -59,6 +59,21 @@ class NodeStub(object):
                 request_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.JoinRequest.SerializeToString,
                 response_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.CommandResult.FromString,
                 _registered_method=True)
+        self.DescribeTask = channel.unary_unary(
+                '/pyagent.node.v1.Node/DescribeTask',
+                request_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.DescribeTaskRequest.SerializeToString,
+                response_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.TaskView.FromString,
+                _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/pyagent.node.v1.Node/ListTasks',
+                request_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.WatchTask = channel.unary_stream(
+                '/pyagent.node.v1.Node/WatchTask',
+                request_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.DescribeTaskRequest.SerializeToString,
+                response_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.TaskView.FromString,
+                _registered_method=True)
 
 
 class NodeServicer(object):
@@ -111,6 +126,28 @@ class NodeServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeTask(self, request, context):
+        """Work (tasks running logic manifests; docs/tasks.md). Submitting and cancelling are signed
+        commands (SubmitTask, CancelTask) through Submit; these read the replicated task table.
+        Linearizable unless `stale`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTask(self, request, context):
+        """The task's view now and after every change, until it ends (then the stream closes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +175,21 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.Join,
                     request_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.JoinRequest.FromString,
                     response_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.CommandResult.SerializeToString,
+            ),
+            'DescribeTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeTask,
+                    request_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.DescribeTaskRequest.FromString,
+                    response_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.TaskView.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.ListTasksRequest.FromString,
+                    response_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'WatchTask': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTask,
+                    request_deserializer=pyagent_dot_node_dot_v1_dot_node__pb2.DescribeTaskRequest.FromString,
+                    response_serializer=pyagent_dot_node_dot_v1_dot_node__pb2.TaskView.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -275,6 +327,87 @@ class Node(object):
             '/pyagent.node.v1.Node/Join',
             pyagent_dot_node_dot_v1_dot_node__pb2.JoinRequest.SerializeToString,
             pyagent_dot_node_dot_v1_dot_node__pb2.CommandResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyagent.node.v1.Node/DescribeTask',
+            pyagent_dot_node_dot_v1_dot_node__pb2.DescribeTaskRequest.SerializeToString,
+            pyagent_dot_node_dot_v1_dot_node__pb2.TaskView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pyagent.node.v1.Node/ListTasks',
+            pyagent_dot_node_dot_v1_dot_node__pb2.ListTasksRequest.SerializeToString,
+            pyagent_dot_node_dot_v1_dot_node__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pyagent.node.v1.Node/WatchTask',
+            pyagent_dot_node_dot_v1_dot_node__pb2.DescribeTaskRequest.SerializeToString,
+            pyagent_dot_node_dot_v1_dot_node__pb2.TaskView.FromString,
             options,
             channel_credentials,
             insecure,

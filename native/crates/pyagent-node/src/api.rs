@@ -397,12 +397,82 @@ impl node_server::Node for Api {
         }))
     }
 
+    async fn describe_task(
+        &self,
+        request: Request<proto::DescribeTaskRequest>,
+    ) -> Result<Response<proto::TaskView>, Status> {
+        let req = request.into_inner();
+        self.linearize(req.stale).await?;
+        Ok(Response::new(describe(&self.shared, &req.id)))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<proto::ListTasksRequest>,
+    ) -> Result<Response<proto::ListTasksResponse>, Status> {
+        self.linearize(request.into_inner().stale).await?;
+        let st = read_state(&self.shared.state);
+        let mut tasks: Vec<&crate::work::WorkTask> = st.work.tasks.values().collect();
+        tasks.sort_by_key(|t| t.submitted_index);
+        Ok(Response::new(proto::ListTasksResponse {
+            tasks: tasks
+                .into_iter()
+                .map(crate::work::view::task_view)
+                .collect(),
+        }))
+    }
+
+    type WatchTaskStream = std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<proto::TaskView, Status>> + Send + 'static>,
+    >;
+
+    async fn watch_task(
+        &self,
+        request: Request<proto::DescribeTaskRequest>,
+    ) -> Result<Response<Self::WatchTaskStream>, Status> {
+        let req = request.into_inner();
+        self.linearize(req.stale).await?;
+        let shared = self.shared.clone();
+        // (last revision sent, ended): one view per change, the stream ends after a final one.
+        let stream = futures_util::stream::unfold(
+            (shared, req.id, None::<u64>, false),
+            |(shared, id, sent, ended)| async move {
+                if ended {
+                    return None;
+                }
+                loop {
+                    let view = describe(&shared, &id);
+                    if sent != Some(view.revision) || !view.found {
+                        let done = !view.found || TASK_FINAL.contains(&view.state.as_str());
+                        let revision = Some(view.revision);
+                        return Some((Ok(view), (shared, id, revision, done)));
+                    }
+                    tokio::time::sleep(WATCH_POLL).await;
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn status(
         &self,
         _request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
         Ok(Response::new(status(&self.shared)))
     }
+}
+
+const TASK_FINAL: &[&str] = &["succeeded", "failed", "cancelled"];
+/// How often a watch looks at the applied state for a change of its task.
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+fn describe(shared: &Shared, id: &str) -> proto::TaskView {
+    let st = read_state(&shared.state);
+    st.work
+        .tasks
+        .get(id)
+        .map(crate::work::view::task_view)
+        .unwrap_or_default()
 }
 
 pub fn role(s: ServerState) -> &'static str {

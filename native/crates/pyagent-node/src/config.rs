@@ -59,6 +59,19 @@ pub struct NodeConfig {
     /// kubernetes`): this node's own entry is its only configured member, its key is made on
     /// first start, and it joins through the seed unless it is the seed.
     pub kubernetes: Option<KubernetesIdentity>,
+    /// Set when this node runs tasks (its pool has the `worker` role).
+    pub work: Option<WorkConfig>,
+    pub cores: Vec<String>,
+}
+
+/// The `work` section, with its file resolved like `dataDir`.
+#[derive(Debug, Clone)]
+pub struct WorkConfig {
+    pub file: PathBuf,
+    pub max_tasks: u32,
+    pub capacity: contract::WorkCapacity,
+    pub min_isolation: String,
+    pub lease_ms: u64,
 }
 
 /// Who this pod is in the swarm's StatefulSets, and how to reach the others.
@@ -533,7 +546,44 @@ pub fn parse(
         kv: check_kv(source, &doc.memory.kv)?,
         worker_threads: worker_threads(source, &doc.runtime)?,
         kubernetes: m.kubernetes,
+        work: work_config(source, doc.work.as_ref(), base_dir)?,
+        cores: doc.cores.clone(),
     })
+}
+
+fn work_config(
+    source: &str,
+    w: Option<&contract::Work>,
+    base_dir: &Path,
+) -> Result<Option<WorkConfig>, ConfigError> {
+    let Some(w) = w else { return Ok(None) };
+    if w.file.is_empty() {
+        return Err(err(source, "work.file", "must not be empty"));
+    }
+    if w.max_tasks == 0 {
+        return Err(err(source, "work.maxTasks", "must be at least 1"));
+    }
+    if !crate::work::ISOLATION_LEVELS.contains(&w.min_isolation.as_str()) {
+        return Err(err(
+            source,
+            "work.minIsolation",
+            format!("must be one of {:?}", crate::work::ISOLATION_LEVELS),
+        ));
+    }
+    let file = PathBuf::from(&w.file);
+    Ok(Some(WorkConfig {
+        file: if file.is_absolute() {
+            file
+        } else {
+            base_dir.join(file)
+        },
+        max_tasks: w.max_tasks,
+        capacity: w.capacity,
+        min_isolation: w.min_isolation.clone(),
+        lease_ms: w
+            .lease_ms
+            .clamp(crate::work::MIN_LEASE_MS, crate::work::MAX_LEASE_MS),
+    }))
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod sm;
 pub mod state;
 pub mod storage;
 pub mod types;
+pub mod work;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto {

@@ -77,6 +77,9 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // The daemon is its own sandbox exec helper: started with the helper's argument, it confines
+    // itself and runs a step's command, and never returns here (pyagent-sandbox, docs/sandbox.md).
+    pyagent_sandbox::helper::main_if_invoked();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--version" | "-V" | "version") => {

@@ -165,6 +165,10 @@ pub async fn start(
             kube.clone(),
         )));
     }
+    tasks.push(tokio::spawn(crate::work::executor::run(
+        shared.clone(),
+        stop_rx.clone(),
+    )));
     let grpc = serve_grpc(listeners.grpc, shared.clone(), kube, stop_rx)?;
 
     let seed_must_join = shared.cfg.kubernetes.is_some()

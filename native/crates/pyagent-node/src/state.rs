@@ -40,6 +40,9 @@ pub struct SwarmState {
     /// command, so lease time never runs backwards when a leader with a slower clock takes over.
     #[serde(default)]
     pub clock_ms: u64,
+    /// Tasks running logic manifests, and the workers they are placed on (`crate::work`).
+    #[serde(default)]
+    pub work: crate::work::WorkState,
 }
 
 pub mod refusal {
@@ -49,6 +52,8 @@ pub mod refusal {
     pub const UNKNOWN_TASK: &str = "unknown_task";
     pub const INVALID: &str = "invalid";
     pub const UNAUTHENTICATED: &str = "unauthenticated";
+    pub const UNKNOWN_WORKER: &str = "unknown_worker";
+    pub const ALREADY_DONE: &str = "already_done";
 }
 
 impl SwarmState {
@@ -201,6 +206,9 @@ impl SwarmState {
         };
         let term = log_id.leader_id.term;
         let index = log_id.index;
+        let at = crate::work::At { term, index, now };
+        // Workers whose lease ended lose their tasks before anything else is decided.
+        self.work.expire(at);
         match command.op {
             None => ApplyResult::refused(refusal::INVALID, "empty command"),
             Some(Op::Put(p)) => {
@@ -293,6 +301,11 @@ impl SwarmState {
                 self.tasks.remove(&r.task);
                 ApplyResult::ok()
             }
+            Some(Op::SubmitTask(s)) => self.work.submit(s, at),
+            Some(Op::CancelTask(c)) => self.work.cancel(c, at),
+            Some(Op::RegisterWorker(r)) => self.work.register_worker(cmd.signer, r, at),
+            Some(Op::WorkerHeartbeat(h)) => self.work.heartbeat(cmd.signer, h, at),
+            Some(Op::StepUpdate(u)) => self.work.step_update(cmd.signer, u, at),
             Some(Op::AddMember(_)) | Some(Op::RemoveMember(_)) => {
                 ApplyResult::refused(refusal::INVALID, "membership changes are not log commands")
             }

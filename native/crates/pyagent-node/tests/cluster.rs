@@ -90,6 +90,10 @@ fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
                 // In process the test's runtime runs the nodes; the field is read by main only.
                 worker_threads: None,
                 kubernetes: None,
+                // Not workers: these tests are about Raft; tests/integration/test_tasks.py
+                // runs tasks on real processes.
+                work: None,
+                cores: Vec::new(),
             }
         })
         .collect()

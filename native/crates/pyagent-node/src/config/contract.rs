@@ -27,6 +27,8 @@ pub struct Document {
     pub sovereignty: Sovereignty,
     pub runtime: Runtime,
     pub membership: Membership,
+    /// Set on nodes whose pool has the `worker` role: they run tasks.
+    pub work: Option<Work>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +104,29 @@ pub struct Sovereignty {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Runtime {
     pub worker_threads: Option<u64>,
+}
+
+/// What this node offers to run tasks (docs/tasks.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Work {
+    /// `work.json` (`pyagent.dev/work/v1alpha1`): the manifests and cores, for delegation.
+    pub file: String,
+    pub max_tasks: u32,
+    pub capacity: WorkCapacity,
+    /// The least sandbox isolation a step may run with: namespaces, landlock-seccomp,
+    /// limits-only.
+    pub min_isolation: String,
+    /// A task's ownership lasts this long without a heartbeat from this node.
+    pub lease_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkCapacity {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub gpu_memory_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

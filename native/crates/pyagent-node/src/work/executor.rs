@@ -1,0 +1,555 @@
+//! The executor: on a worker node, runs the tasks the state machine placed on it.
+//!
+//! Three loops: registration and heartbeats (the worker's lease, which is its tasks' ownership),
+//! a supervisor that starts a runner for each task this node owns under its current token and
+//! stops runners whose task moved on, and the runners, which run a manifest's steps as its DAG:
+//! every step whose dependencies succeeded starts at once, each with its timeout and retries,
+//! and its result is committed under the task's fencing token before anything that needs it
+//! starts. A result refused as stale means the task was taken away: the runner stops.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::manifest::{self, Manifest, Source, Step};
+use super::propose::propose_until_answered;
+use super::{Resources, StepState, TaskState, WorkTask};
+use crate::proto::{self, command::Op};
+use crate::shared::Shared;
+use crate::sm::read_state;
+use crate::state::refusal;
+
+/// How often the supervisor and runners look at the applied state.
+const POLL: Duration = Duration::from_millis(50);
+/// Beyond a step's timeout before the executor drops it: a sandbox step's own wall-clock
+/// limit (the same timeout) kills and reports first.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
+
+/// A step's failure: a stable code (docs/tasks.md lists them) and what happened.
+#[derive(Debug, Clone)]
+pub struct StepError {
+    pub code: &'static str,
+    pub message: String,
+    /// Whether another attempt may succeed (a timeout, a sandbox killed at its limits).
+    pub retryable: bool,
+}
+
+impl StepError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        StepError {
+            code,
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// `work.json` (`pyagent.dev/work/v1alpha1`): every manifest and core of the swarm, read for
+/// delegation (a sub-task's manifest and resources).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkFile {
+    pub api_version: String,
+    pub swarm: String,
+    pub cores: BTreeMap<String, CoreEntry>,
+    pub manifests: BTreeMap<String, Manifest>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CoreEntry {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub gpu_memory_bytes: u64,
+}
+
+pub const WORK_API: &str = "pyagent.dev/work/v1alpha1";
+
+pub fn read_work_file(path: &std::path::Path) -> Result<WorkFile, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let de = &mut serde_json::Deserializer::from_slice(&text);
+    let w: WorkFile = serde_path_to_error::deserialize(de)
+        .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
+    if w.api_version != WORK_API {
+        return Err(format!(
+            "{}: apiVersion {:?}, this node reads {WORK_API}",
+            path.display(),
+            w.api_version
+        ));
+    }
+    Ok(w)
+}
+
+/// What a runner needs besides the shared node.
+pub struct Context {
+    pub shared: Arc<Shared>,
+    pub work: Result<WorkFile, String>,
+    pub isolation: String,
+    pub workspaces: PathBuf,
+}
+
+/// Runs this node's part of the work until `stop`: nothing when it is not a worker.
+pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let Some(cfg) = shared.cfg.work.clone() else {
+        return;
+    };
+    let work = read_work_file(&cfg.file);
+    if let Err(e) = &work {
+        tracing::error!(error = %e, "work file unreadable: delegate steps will fail (PA726)");
+    }
+    let isolation = super::sandbox_step::isolation_level();
+    let ctx = Arc::new(Context {
+        workspaces: workspace_root(&shared.cfg),
+        shared: shared.clone(),
+        work,
+        isolation,
+    });
+    let lease = tokio::spawn(keep_lease(ctx.clone(), stop.clone()));
+    supervise(ctx, stop).await;
+    lease.abort();
+}
+
+/// Where this node's task workspaces live: under the system's temp dir, not the data dir. The
+/// sandbox runs commands as an unprivileged user who must be able to reach the workspace (bwrap
+/// binds it as that user), and the data dir holds the node's key and may sit under private
+/// folders. Each level is created by the daemon, searchable but not listable by others.
+fn workspace_root(cfg: &crate::config::NodeConfig) -> PathBuf {
+    std::env::temp_dir()
+        .join("pyagent-work")
+        .join(format!("{}-{}", cfg.swarm, cfg.node_id))
+}
+
+fn make_searchable_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+}
+
+/// Creates `root/<task>` (and `root`) searchable by the sandbox user.
+pub fn task_workspace(root: &std::path::Path, task: &str) -> std::io::Result<PathBuf> {
+    if let Some(parent) = root.parent() {
+        make_searchable_dir(parent)?;
+    }
+    make_searchable_dir(root)?;
+    let dir = root.join(task);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn me(shared: &Shared) -> u64 {
+    shared.cfg.node_id
+}
+
+fn is_member(shared: &Shared) -> bool {
+    use openraft::async_runtime::WatchReceiver as _;
+    let m = shared.raft.metrics().borrow_watched().clone();
+    m.membership_config
+        .membership()
+        .get_node(&me(shared))
+        .is_some()
+        && m.current_leader.is_some()
+}
+
+fn registration(ctx: &Context) -> Op {
+    let shared = &ctx.shared;
+    let cfg = shared
+        .cfg
+        .work
+        .as_ref()
+        .expect("a worker has a work section");
+    Op::RegisterWorker(proto::RegisterWorker {
+        node_id: me(shared),
+        pool: shared.cfg.pool.clone(),
+        cores: shared.cfg.cores.clone(),
+        capacity: Some(proto::Resources {
+            cpu_millis: cfg.capacity.cpu_millis,
+            memory_bytes: cfg.capacity.memory_bytes,
+            gpu_memory_bytes: cfg.capacity.gpu_memory_bytes,
+        }),
+        max_tasks: cfg.max_tasks,
+        isolation: ctx.isolation.clone(),
+        lease_ms: cfg.lease_ms,
+    })
+}
+
+/// Registers this node as a worker once it is a member, then heartbeats at a third of the
+/// lease; registers again when told its lease ended.
+async fn keep_lease(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
+    let shared = ctx.shared.clone();
+    let lease_ms = shared
+        .cfg
+        .work
+        .as_ref()
+        .map(|w| w.lease_ms)
+        .unwrap_or(10_000);
+    let beat = Duration::from_millis((lease_ms / 3).max(100));
+    let mut registered = false;
+    while !*stop.borrow() {
+        if !is_member(&shared) {
+            tokio::time::sleep(POLL * 4).await;
+            continue;
+        }
+        let op = if registered {
+            Op::WorkerHeartbeat(proto::WorkerHeartbeat {
+                node_id: me(&shared),
+                lease_ms,
+            })
+        } else {
+            registration(&ctx)
+        };
+        match propose_until_answered(&shared, op, &stop).await {
+            Some(r) if r.applied => {
+                if !registered {
+                    tracing::info!(isolation = %ctx.isolation, "registered as a worker");
+                }
+                registered = true;
+            }
+            Some(r) if r.refusal == refusal::UNKNOWN_WORKER => registered = false,
+            Some(r) => {
+                tracing::warn!(refusal = %r.refusal, message = %r.message, "worker lease refused")
+            }
+            None => return,
+        }
+        if registered {
+            tokio::time::sleep(beat).await;
+        }
+    }
+}
+
+/// The tasks this node owns now: id → token.
+fn owned(shared: &Shared) -> BTreeMap<String, (u64, u64)> {
+    let st = read_state(&shared.state);
+    st.work
+        .tasks
+        .values()
+        .filter(|t| t.state == TaskState::Running && t.owner == me(shared))
+        .map(|t| (t.id.clone(), t.token))
+        .collect()
+}
+
+async fn supervise(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
+    let mut runners: BTreeMap<String, ((u64, u64), tokio::task::JoinHandle<()>)> = BTreeMap::new();
+    while !*stop.borrow() {
+        let now_owned = owned(&ctx.shared);
+        runners.retain(|id, (token, handle)| {
+            let keep = now_owned.get(id) == Some(token) && !handle.is_finished();
+            if !keep {
+                // Dropping the runner's futures kills its sandboxes.
+                handle.abort();
+            }
+            keep
+        });
+        for (id, token) in now_owned {
+            if runners.contains_key(&id) {
+                continue;
+            }
+            let handle = tokio::spawn(run_task(ctx.clone(), id.clone(), token));
+            runners.insert(id, (token, handle));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    for (_, (_, handle)) in runners {
+        handle.abort();
+    }
+}
+
+/// The task as committed, if this node still owns it under `token`.
+fn current(shared: &Shared, id: &str, token: (u64, u64)) -> Option<WorkTask> {
+    let st = read_state(&shared.state);
+    let t = st.work.tasks.get(id)?;
+    (t.state == TaskState::Running && t.owner == me(shared) && t.token == token).then(|| t.clone())
+}
+
+/// Steps whose dependencies all succeeded and that have not ended.
+fn ready<'a>(m: &'a Manifest, t: &WorkTask) -> Vec<&'a Step> {
+    let done: BTreeSet<&str> = t
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Succeeded)
+        .map(|s| s.id.as_str())
+        .collect();
+    m.steps
+        .iter()
+        .filter(|s| {
+            let state = t.step(&s.id).map(|r| r.state);
+            matches!(state, Some(StepState::Pending | StepState::Running))
+                && s.dependencies().is_subset(&done)
+        })
+        .collect()
+}
+
+async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
+    let Some(task) = current(&ctx.shared, &id, token) else {
+        return;
+    };
+    let manifest = match Manifest::parse(&task.manifest_json) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            // The state machine accepted it, so this node's build reads manifests differently.
+            tracing::error!(task = %id, error = %e, "cannot read the task's manifest");
+            return;
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut steps: JoinSet<bool> = JoinSet::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let Some(task) = current(&ctx.shared, &id, token) else {
+            let _ = stop_tx.send(true);
+            return; // ended, cancelled or taken away: in-flight steps are dropped with `steps`
+        };
+        for step in ready(&manifest, &task) {
+            if started.insert(step.id.clone()) {
+                let job = StepJob {
+                    ctx: ctx.clone(),
+                    task: task.clone(),
+                    token,
+                    step: step.clone(),
+                    stop: stop_rx.clone(),
+                };
+                steps.spawn(job.run());
+            }
+        }
+        tokio::select! {
+            Some(joined) = steps.join_next() => {
+                if !joined.unwrap_or(false) {
+                    let _ = stop_tx.send(true);
+                    return; // its report was refused: the task is no longer ours
+                }
+            }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+struct StepJob {
+    ctx: Arc<Context>,
+    task: WorkTask,
+    token: (u64, u64),
+    step: Step,
+    stop: watch::Receiver<bool>,
+}
+
+impl StepJob {
+    fn update(&self, state: &str, attempt: u32) -> proto::StepUpdate {
+        proto::StepUpdate {
+            task: self.task.id.clone(),
+            token: Some(proto::FencingToken {
+                term: self.token.0,
+                index: self.token.1,
+            }),
+            step: self.step.id.clone(),
+            state: state.into(),
+            attempt,
+            ..Default::default()
+        }
+    }
+
+    /// Commits `u`; false when the task is no longer this node's (stale) or the proposal was
+    /// abandoned. `already_done` is a retry of a report that did commit.
+    async fn report(&self, u: proto::StepUpdate) -> bool {
+        let r = propose_until_answered(&self.ctx.shared, Op::StepUpdate(u), &self.stop).await;
+        match r {
+            Some(r) if r.applied || r.refusal == refusal::ALREADY_DONE => true,
+            Some(r) => {
+                tracing::info!(task = %self.task.id, step = %self.step.id, refusal = %r.refusal, message = %r.message, "step report refused");
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Runs the step with its retries and commits the outcome. Returns false if a report was
+    /// refused (the runner then stops).
+    async fn run(self) -> bool {
+        let attempts = self.step.retries.saturating_add(1);
+        let mut last = None;
+        for attempt in 1..=attempts {
+            if !self.report(self.update("running", attempt)).await {
+                return false;
+            }
+            let timeout = Duration::from_millis(self.step.timeout_ms.max(1)) + TIMEOUT_GRACE;
+            let outcome = match tokio::time::timeout(timeout, self.execute()).await {
+                Ok(r) => r,
+                Err(_) => Err(StepError {
+                    code: "PA720",
+                    message: format!("step timed out after {} ms", self.step.timeout_ms),
+                    retryable: true,
+                }),
+            };
+            match outcome {
+                Ok(output) => {
+                    let mut u = self.update("succeeded", attempt);
+                    u.output_json = serde_json::to_vec(&output).unwrap_or_default();
+                    return self.report(u).await;
+                }
+                Err(e) => {
+                    let retry = e.retryable && attempt < attempts;
+                    tracing::info!(task = %self.task.id, step = %self.step.id, attempt, code = e.code, error = %e.message, retry, "step failed");
+                    last = Some(e);
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        let e = last.unwrap_or_else(|| StepError::new("PA720", "no attempt ran"));
+        let mut u = self.update("failed", attempts);
+        u.error_code = e.code.into();
+        u.error = e.message;
+        self.report(u).await
+    }
+
+    /// The step's input values, by binding name.
+    fn inputs(&self) -> Result<BTreeMap<String, serde_json::Value>, StepError> {
+        let task_inputs: serde_json::Value =
+            serde_json::from_slice(&self.task.inputs_json).unwrap_or_default();
+        let mut values = BTreeMap::new();
+        for (name, binding) in &self.step.inputs {
+            let value = match manifest::source(binding) {
+                Some(Source::Input(n)) => task_inputs.get(n).cloned(),
+                Some(Source::Step(sid)) => {
+                    let st = read_state(&self.ctx.shared.state);
+                    st.work
+                        .tasks
+                        .get(&self.task.id)
+                        .and_then(|t| t.step(sid))
+                        .and_then(|s| serde_json::from_slice(&s.output_json).ok())
+                }
+                None => None,
+            };
+            let value = value.ok_or_else(|| {
+                StepError::new("PA727", format!("input {name:?} ({binding}) has no value"))
+            })?;
+            values.insert(name.clone(), value);
+        }
+        Ok(values)
+    }
+
+    async fn execute(&self) -> Result<serde_json::Value, StepError> {
+        let inputs = self.inputs()?;
+        match self.step.kind.as_str() {
+            "sandbox" => super::sandbox_step::run(&self.ctx, &self.task, &self.step, &inputs).await,
+            "delegate" => self.delegate(inputs).await,
+            other => Err(StepError::new(
+                "PA721",
+                format!(
+                    "step {:?} is of kind {other:?}, which this node does not run yet (it runs {:?})",
+                    self.step.id,
+                    manifest::RUNNABLE_KINDS
+                ),
+            )),
+        }
+    }
+
+    /// Submits the sub-task (id `<task>.<step>`, so a retry or a new owner finds the same one)
+    /// and waits for its outputs.
+    async fn delegate(
+        &self,
+        inputs: BTreeMap<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, StepError> {
+        let work =
+            self.ctx.work.as_ref().map_err(|e| {
+                StepError::new("PA726", format!("the work file is unreadable: {e}"))
+            })?;
+        let core = self.step.core.clone().unwrap_or_default();
+        let name = match &self.step.manifest {
+            Some(n) => n.clone(),
+            None => only_manifest_of(work, &core)?,
+        };
+        let m = work.manifests.get(&name).ok_or_else(|| {
+            StepError::new("PA726", format!("no manifest {name:?} in the work file"))
+        })?;
+        let res = work.cores.get(&m.core).cloned().unwrap_or_default();
+        let child = format!("{}.{}", self.task.id, self.step.id);
+        let submit = proto::SubmitTask {
+            id: child.clone(),
+            manifest: name.clone(),
+            core: m.core.clone(),
+            manifest_json: serde_json::to_vec(m).unwrap_or_default(),
+            inputs_json: serde_json::to_vec(&inputs).unwrap_or_default(),
+            resources: Some(proto::Resources {
+                cpu_millis: res.cpu_millis,
+                memory_bytes: res.memory_bytes,
+                gpu_memory_bytes: res.gpu_memory_bytes,
+            }),
+            parent: self.task.id.clone(),
+            parent_step: self.step.id.clone(),
+        };
+        let r = propose_until_answered(&self.ctx.shared, Op::SubmitTask(submit), &self.stop)
+            .await
+            .ok_or_else(|| StepError::new("PA725", "the sub-task was not submitted"))?;
+        if !r.applied {
+            return Err(StepError::new(
+                "PA725",
+                format!("sub-task {child:?} refused: {}", r.message),
+            ));
+        }
+        loop {
+            let done = {
+                let st = read_state(&self.ctx.shared.state);
+                st.work
+                    .tasks
+                    .get(&child)
+                    .filter(|t| t.state.is_final())
+                    .cloned()
+            };
+            if let Some(t) = done {
+                return match t.state {
+                    TaskState::Succeeded => {
+                        Ok(serde_json::from_slice(&t.outputs_json)
+                            .unwrap_or(serde_json::Value::Null))
+                    }
+                    _ => Err(StepError::new(
+                        "PA725",
+                        format!("sub-task {child:?} {}: {}", t.state.label(), t.reason),
+                    )),
+                };
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+fn only_manifest_of(work: &WorkFile, core: &str) -> Result<String, StepError> {
+    let names: Vec<&String> = work
+        .manifests
+        .iter()
+        .filter(|(_, m)| m.core == core)
+        .map(|(n, _)| n)
+        .collect();
+    match names.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(StepError::new(
+            "PA726",
+            format!("core {core:?} runs no manifest to delegate to"),
+        )),
+        many => Err(StepError::new(
+            "PA726",
+            format!("core {core:?} runs several manifests {many:?}: name one with `manifest:`"),
+        )),
+    }
+}
+
+/// The resources a sandbox may use: the task's (its core's), or defaults for a core that
+/// declares none.
+pub fn sandbox_resources(r: &Resources) -> Resources {
+    Resources {
+        cpu_millis: if r.cpu_millis == 0 {
+            1000
+        } else {
+            r.cpu_millis
+        },
+        memory_bytes: if r.memory_bytes == 0 {
+            512 << 20
+        } else {
+            r.memory_bytes
+        },
+        gpu_memory_bytes: r.gpu_memory_bytes,
+    }
+}

@@ -1,0 +1,618 @@
+//! Work: tasks that run logic manifests, placed on the swarm's workers by the replicated state
+//! machine (docs/tasks.md).
+//!
+//! Everything here is part of the Raft-committed state and pure: the leader's clock stamped
+//! into each entry is the only time, so every replica places, expires and finishes tasks
+//! identically. A task's owner holds it under a fencing token (term, index of the entry that
+//! placed it); a worker that stops heartbeating loses its tasks when its lease ends, they are
+//! placed again under a new token, and the old owner's reports are refused from then on.
+
+pub mod executor;
+pub mod manifest;
+pub mod place;
+pub mod propose;
+pub mod sandbox_step;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto;
+use crate::state::refusal;
+use crate::types::ApplyResult;
+use manifest::Manifest;
+
+/// A worker's lease bounds, so a bad command cannot pin tasks for ever nor expire at once.
+pub const MIN_LEASE_MS: u64 = 1_000;
+pub const MAX_LEASE_MS: u64 = 300_000;
+/// Sandbox isolation levels, strongest first (pyagent-sandbox's `IsolationLevel`).
+pub const ISOLATION_LEVELS: &[&str] = &["namespaces", "landlock_seccomp", "limits_only"];
+/// Task ids: what a file name and a metric label can hold.
+pub const MAX_ID_LEN: usize = 128;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub gpu_memory_bytes: u64,
+}
+
+impl Resources {
+    pub fn fits_in(&self, room: &Resources) -> bool {
+        self.cpu_millis <= room.cpu_millis
+            && self.memory_bytes <= room.memory_bytes
+            && self.gpu_memory_bytes <= room.gpu_memory_bytes
+    }
+
+    pub fn minus(&self, used: &Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_sub(used.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_sub(used.memory_bytes),
+            gpu_memory_bytes: self.gpu_memory_bytes.saturating_sub(used.gpu_memory_bytes),
+        }
+    }
+}
+
+impl From<Option<proto::Resources>> for Resources {
+    fn from(r: Option<proto::Resources>) -> Self {
+        let r = r.unwrap_or_default();
+        Resources {
+            cpu_millis: r.cpu_millis,
+            memory_bytes: r.memory_bytes,
+            gpu_memory_bytes: r.gpu_memory_bytes,
+        }
+    }
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cpu {}m, memory {} B, GPU memory {} B",
+            self.cpu_millis, self.memory_bytes, self.gpu_memory_bytes
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Worker {
+    pub pool: String,
+    pub cores: Vec<String>,
+    pub capacity: Resources,
+    pub max_tasks: u32,
+    pub isolation: String,
+    pub lease_until_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl StepState {
+    pub fn label(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            StepState::Succeeded | StepState::Failed | StepState::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub id: String,
+    pub kind: String,
+    pub state: StepState,
+    pub attempt: u32,
+    #[serde(with = "crate::types::serde_bytes_vec")]
+    pub output_json: Vec<u8>,
+    pub error_code: String,
+    pub error: String,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkTask {
+    pub id: String,
+    pub manifest: String,
+    pub core: String,
+    #[serde(with = "crate::types::serde_bytes_vec")]
+    pub manifest_json: Vec<u8>,
+    #[serde(with = "crate::types::serde_bytes_vec")]
+    pub inputs_json: Vec<u8>,
+    pub resources: Resources,
+    pub parent: String,
+    pub parent_step: String,
+    pub state: TaskState,
+    pub reason: String,
+    pub error_code: String,
+    /// Node id of the owner; 0 when not placed.
+    pub owner: u64,
+    pub token: (u64, u64),
+    pub placements: u64,
+    pub steps: Vec<StepRecord>,
+    #[serde(with = "crate::types::serde_bytes_vec")]
+    pub outputs_json: Vec<u8>,
+    pub submitted_ms: u64,
+    pub finished_ms: u64,
+    /// Log index of the submission (queue order) and of the last change.
+    pub submitted_index: u64,
+    pub revision: u64,
+}
+
+impl WorkTask {
+    pub fn step(&self, id: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    fn same_submission(&self, s: &proto::SubmitTask) -> bool {
+        self.manifest == s.manifest
+            && self.core == s.core
+            && self.manifest_json == s.manifest_json
+            && self.inputs_json == s.inputs_json
+            && self.parent == s.parent
+            && self.parent_step == s.parent_step
+    }
+}
+
+/// The work part of the swarm state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkState {
+    pub tasks: BTreeMap<String, WorkTask>,
+    /// Queued tasks by the log index of their submission: placement goes in that order.
+    pub queue: BTreeMap<u64, String>,
+    pub workers: BTreeMap<u64, Worker>,
+}
+
+/// Where a command sits in the log and what time it is, for every operation below.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub term: u64,
+    pub index: u64,
+    pub now: u64,
+}
+
+fn refused(code: &str, message: impl Into<String>) -> ApplyResult {
+    ApplyResult::refused(code, message)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.starts_with('.')
+}
+
+impl WorkState {
+    /// Takes tasks away from workers whose lease ended: they go back to the queue (their
+    /// finished steps stay finished) and are placed again under a new token.
+    pub fn expire(&mut self, at: At) {
+        let dead: Vec<u64> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.lease_until_ms <= at.now)
+            .map(|(id, _)| *id)
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        for t in self.tasks.values_mut() {
+            if t.state != TaskState::Running || !dead.contains(&t.owner) {
+                continue;
+            }
+            t.reason = format!("node {} lost its lease; placing the task again", t.owner);
+            t.state = TaskState::Queued;
+            t.owner = 0;
+            t.revision = at.index;
+            for s in t.steps.iter_mut().filter(|s| s.state == StepState::Running) {
+                s.state = StepState::Pending;
+            }
+            self.queue.insert(t.submitted_index, t.id.clone());
+        }
+        // A worker whose lease ended stays listed (for `status`), with no room, until it
+        // heartbeats again; nothing is placed on it meanwhile.
+    }
+
+    /// Places queued tasks, oldest first, while some worker has room for them.
+    pub fn place_queued(&mut self, at: At) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let mut rooms = place::rooms(self, at.now);
+        let queued: Vec<(u64, String)> =
+            self.queue.iter().map(|(i, id)| (*i, id.clone())).collect();
+        for (index, id) in queued {
+            let Some(task) = self.tasks.get_mut(&id) else {
+                self.queue.remove(&index);
+                continue;
+            };
+            match place::place(&task.core, &task.resources, &self.workers, &rooms) {
+                Ok(node) => {
+                    task.state = TaskState::Running;
+                    task.owner = node;
+                    task.token = (at.term, at.index);
+                    task.placements += 1;
+                    task.reason = String::new();
+                    task.revision = at.index;
+                    if let Some(room) = rooms.get_mut(&node) {
+                        room.free = room.free.minus(&task.resources);
+                        room.running += 1;
+                    }
+                    self.queue.remove(&index);
+                }
+                Err(reason) => {
+                    if task.reason != reason {
+                        task.reason = reason;
+                        task.revision = at.index;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn submit(&mut self, s: proto::SubmitTask, at: At) -> ApplyResult {
+        if !valid_id(&s.id) {
+            return refused(
+                refusal::INVALID,
+                format!(
+                    "task id {:?}: 1 to {MAX_ID_LEN} of [A-Za-z0-9._-], not starting with '.'",
+                    s.id
+                ),
+            );
+        }
+        if let Some(existing) = self.tasks.get(&s.id) {
+            return if existing.same_submission(&s) {
+                ApplyResult {
+                    message: format!("task {:?} exists (same submission)", s.id),
+                    ..ApplyResult::ok()
+                }
+            } else {
+                refused(
+                    refusal::INVALID,
+                    format!("task {:?} exists with another submission", s.id),
+                )
+            };
+        }
+        let manifest = match Manifest::parse(&s.manifest_json) {
+            Ok(m) => m,
+            Err(e) => return refused(refusal::INVALID, e),
+        };
+        if manifest.name != s.manifest || manifest.core != s.core {
+            return refused(
+                refusal::INVALID,
+                format!(
+                    "the manifest given is {:?} of core {:?}, not {:?} of {:?}",
+                    manifest.name, manifest.core, s.manifest, s.core
+                ),
+            );
+        }
+        let inputs: serde_json::Value = match serde_json::from_slice(&s.inputs_json) {
+            Ok(v) => v,
+            Err(e) => return refused(refusal::INVALID, format!("inputs are not JSON: {e}")),
+        };
+        if let Err(e) = manifest.check_inputs(&inputs) {
+            return refused(refusal::INVALID, e);
+        }
+        if !s.parent.is_empty() {
+            match self.tasks.get(&s.parent) {
+                Some(p) if !p.state.is_final() => {}
+                Some(_) => {
+                    return refused(
+                        refusal::INVALID,
+                        format!("parent task {:?} has ended", s.parent),
+                    )
+                }
+                None => {
+                    return refused(
+                        refusal::INVALID,
+                        format!("unknown parent task {:?}", s.parent),
+                    )
+                }
+            }
+        }
+        let steps = manifest
+            .steps
+            .iter()
+            .map(|st| StepRecord {
+                id: st.id.clone(),
+                kind: st.kind.clone(),
+                state: StepState::Pending,
+                attempt: 0,
+                output_json: Vec::new(),
+                error_code: String::new(),
+                error: String::new(),
+                started_ms: 0,
+                finished_ms: 0,
+            })
+            .collect();
+        let task = WorkTask {
+            id: s.id.clone(),
+            manifest: s.manifest,
+            core: s.core,
+            manifest_json: s.manifest_json,
+            inputs_json: s.inputs_json,
+            resources: s.resources.into(),
+            parent: s.parent,
+            parent_step: s.parent_step,
+            state: TaskState::Queued,
+            reason: "waiting for placement".into(),
+            error_code: String::new(),
+            owner: 0,
+            token: (0, 0),
+            placements: 0,
+            steps,
+            outputs_json: Vec::new(),
+            submitted_ms: at.now,
+            finished_ms: 0,
+            submitted_index: at.index,
+            revision: at.index,
+        };
+        self.tasks.insert(s.id.clone(), task);
+        self.queue.insert(at.index, s.id);
+        self.place_queued(at);
+        ApplyResult::ok()
+    }
+
+    /// Ends a task and, recursively, the sub-tasks it delegated that are still going.
+    fn end(&mut self, id: &str, state: TaskState, code: &str, reason: String, at: At) {
+        let Some(t) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if t.state.is_final() {
+            return;
+        }
+        t.state = state;
+        t.error_code = code.to_string();
+        t.reason = reason;
+        t.finished_ms = at.now;
+        t.revision = at.index;
+        for s in t.steps.iter_mut().filter(|s| !s.state.is_final()) {
+            s.state = StepState::Cancelled;
+            s.finished_ms = at.now;
+        }
+        self.queue.retain(|_, q| q != id);
+        let children: Vec<String> = self
+            .tasks
+            .values()
+            .filter(|c| c.parent == id && !c.state.is_final())
+            .map(|c| c.id.clone())
+            .collect();
+        for c in children {
+            self.end(
+                &c,
+                TaskState::Cancelled,
+                "PA724",
+                format!("its parent task {id:?} ended"),
+                at,
+            );
+        }
+    }
+
+    pub fn cancel(&mut self, c: proto::CancelTask, at: At) -> ApplyResult {
+        match self.tasks.get(&c.id) {
+            None => return refused(refusal::UNKNOWN_TASK, format!("no task {:?}", c.id)),
+            Some(t) if t.state.is_final() => {
+                return ApplyResult {
+                    message: format!("task {:?} had already ended: {}", c.id, t.state.label()),
+                    ..ApplyResult::ok()
+                }
+            }
+            Some(_) => {}
+        }
+        let reason = if c.reason.is_empty() {
+            "cancelled".to_string()
+        } else {
+            c.reason
+        };
+        self.end(&c.id, TaskState::Cancelled, "PA723", reason, at);
+        self.place_queued(at);
+        ApplyResult::ok()
+    }
+
+    pub fn register_worker(
+        &mut self,
+        signer: u64,
+        r: proto::RegisterWorker,
+        at: At,
+    ) -> ApplyResult {
+        if r.node_id != signer {
+            return refused(
+                refusal::INVALID,
+                format!(
+                    "node {signer} cannot register node {} as a worker",
+                    r.node_id
+                ),
+            );
+        }
+        let lease = r.lease_ms.clamp(MIN_LEASE_MS, MAX_LEASE_MS);
+        self.workers.insert(
+            r.node_id,
+            Worker {
+                pool: r.pool,
+                cores: r.cores,
+                capacity: r.capacity.into(),
+                max_tasks: r.max_tasks.max(1),
+                isolation: r.isolation,
+                lease_until_ms: at.now.saturating_add(lease),
+            },
+        );
+        self.place_queued(at);
+        ApplyResult {
+            lease_expires_ms: at.now.saturating_add(lease),
+            ..ApplyResult::ok()
+        }
+    }
+
+    pub fn heartbeat(&mut self, signer: u64, h: proto::WorkerHeartbeat, at: At) -> ApplyResult {
+        if h.node_id != signer {
+            return refused(refusal::INVALID, "a worker heartbeats for itself only");
+        }
+        let Some(w) = self.workers.get_mut(&h.node_id) else {
+            return refused(
+                refusal::UNKNOWN_WORKER,
+                format!("node {} is not a worker", h.node_id),
+            );
+        };
+        if w.lease_until_ms <= at.now {
+            // Its tasks were taken away; it registers again (and says what it has now).
+            return refused(
+                refusal::UNKNOWN_WORKER,
+                "the worker's lease ended; register again",
+            );
+        }
+        let lease = h.lease_ms.clamp(MIN_LEASE_MS, MAX_LEASE_MS);
+        w.lease_until_ms = w.lease_until_ms.max(at.now.saturating_add(lease));
+        let until = w.lease_until_ms;
+        self.place_queued(at);
+        ApplyResult {
+            lease_expires_ms: until,
+            ..ApplyResult::ok()
+        }
+    }
+
+    pub fn step_update(&mut self, signer: u64, u: proto::StepUpdate, at: At) -> ApplyResult {
+        let token = u.token.map(|t| (t.term, t.index));
+        let Some(t) = self.tasks.get_mut(&u.task) else {
+            return refused(refusal::UNKNOWN_TASK, format!("no task {:?}", u.task));
+        };
+        if t.state != TaskState::Running || t.owner != signer || Some(t.token) != token {
+            return refused(
+                refusal::STALE_TOKEN,
+                format!(
+                    "task {:?} is {} under token {:?} of node {}; the report of node {signer} under {token:?} is refused",
+                    u.task,
+                    t.state.label(),
+                    t.token,
+                    t.owner
+                ),
+            );
+        }
+        let Some(step) = t.steps.iter_mut().find(|s| s.id == u.step) else {
+            return refused(
+                refusal::INVALID,
+                format!("task {:?} has no step {:?}", u.task, u.step),
+            );
+        };
+        if step.state.is_final() {
+            return refused(
+                refusal::ALREADY_DONE,
+                format!(
+                    "step {:?} of task {:?} is already {}",
+                    u.step,
+                    u.task,
+                    step.state.label()
+                ),
+            );
+        }
+        match u.state.as_str() {
+            "running" => {
+                step.state = StepState::Running;
+                step.attempt = u.attempt;
+                step.started_ms = at.now;
+            }
+            "succeeded" => {
+                step.state = StepState::Succeeded;
+                step.attempt = u.attempt;
+                step.output_json = u.output_json;
+                step.finished_ms = at.now;
+            }
+            "failed" => {
+                step.state = StepState::Failed;
+                step.attempt = u.attempt;
+                step.error_code = u.error_code.clone();
+                step.error = u.error.clone();
+                step.finished_ms = at.now;
+            }
+            other => return refused(refusal::INVALID, format!("unknown step state {other:?}")),
+        }
+        t.revision = at.index;
+        let id = t.id.clone();
+        if u.state == "failed" {
+            let reason = format!("step {:?} failed: {}", u.step, u.error);
+            self.end(&id, TaskState::Failed, &u.error_code, reason, at);
+            self.place_queued(at);
+        } else if t.steps.iter().all(|s| s.state == StepState::Succeeded) {
+            self.succeed(&id, at);
+            self.place_queued(at);
+        }
+        ApplyResult::ok()
+    }
+
+    /// All steps succeeded: the outputs are the named steps' outputs.
+    fn succeed(&mut self, id: &str, at: At) {
+        let Some(t) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let outputs = Manifest::parse(&t.manifest_json)
+            .map(|m| {
+                m.outputs
+                    .iter()
+                    .filter_map(|(name, out)| {
+                        let step = manifest::source(&out.from).and_then(|s| match s {
+                            manifest::Source::Step(sid) => t.step(sid),
+                            manifest::Source::Input(_) => None,
+                        })?;
+                        let value = serde_json::from_slice(&step.output_json)
+                            .unwrap_or(serde_json::Value::Null);
+                        Some((name.clone(), value))
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+            })
+            .unwrap_or_default();
+        t.outputs_json = serde_json::to_vec(&outputs).unwrap_or_default();
+        t.state = TaskState::Succeeded;
+        t.reason = String::new();
+        t.finished_ms = at.now;
+        t.revision = at.index;
+    }
+}
+
+#[cfg(test)]
+mod tests;

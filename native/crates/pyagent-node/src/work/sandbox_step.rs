@@ -1,0 +1,208 @@
+//! `sandbox` steps: the step's command in pyagent-sandbox (docs/sandbox.md), in the task's
+//! workspace, with the task's core resources as limits, and its trace as the step's output.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyagent_sandbox::{IsolationLevel, KillReason, Limits, Outcome, SandboxSpec};
+
+use super::executor::{sandbox_resources, Context, StepError};
+use super::manifest::{self, Manifest, Source, Step};
+use super::WorkTask;
+
+/// Processes and threads a step may have at once (fork bombs stop here).
+const PIDS: u32 = 256;
+/// Of each of stdout and stderr, kept in the trace.
+const OUTPUT_BYTES: usize = 1 << 20;
+const TMP_BYTES: u64 = 64 << 20;
+/// The cgroup, under the daemon's own, that holds every step's cgroup.
+const CGROUP_PARENT: &str = "pyagent-tasks";
+
+/// The strongest isolation this host gives, by name (as the worker registers it).
+pub fn isolation_level() -> String {
+    let caps = pyagent_sandbox::probe();
+    let level = if caps.namespaces {
+        IsolationLevel::Namespaces
+    } else if caps.landlock && caps.seccomp {
+        IsolationLevel::LandlockSeccomp
+    } else {
+        IsolationLevel::LimitsOnly
+    };
+    level.as_str().to_string()
+}
+
+fn level(name: &str) -> IsolationLevel {
+    match name {
+        "namespaces" => IsolationLevel::Namespaces,
+        "landlock_seccomp" => IsolationLevel::LandlockSeccomp,
+        _ => IsolationLevel::LimitsOnly,
+    }
+}
+
+/// A file name a step input may be written as: no path, nothing hidden.
+fn plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `calc.py` → `CALC_PY`.
+fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn as_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The names of the step's inputs bound to manifest inputs of type `file`: written as files.
+fn file_inputs(task: &WorkTask, step: &Step) -> Vec<String> {
+    let Ok(m) = Manifest::parse(&task.manifest_json) else {
+        return Vec::new();
+    };
+    step.inputs
+        .iter()
+        .filter(|(_, binding)| {
+            matches!(manifest::source(binding), Some(Source::Input(n)) if m.inputs.get(n).map(String::as_str) == Some("file"))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn prepare_workspace(
+    ctx: &Context,
+    task: &WorkTask,
+    step: &Step,
+    inputs: &BTreeMap<String, serde_json::Value>,
+) -> Result<PathBuf, StepError> {
+    let dir = super::executor::task_workspace(&ctx.workspaces, &task.id).map_err(|e| {
+        StepError::new(
+            "PA722",
+            format!("workspace {}: {e}", ctx.workspaces.join(&task.id).display()),
+        )
+    })?;
+    for name in file_inputs(task, step) {
+        if !plain_file_name(&name) {
+            return Err(StepError::new(
+                "PA727",
+                format!(
+                    "file input {name:?} is not a plain file name ([A-Za-z0-9._-], not hidden)"
+                ),
+            ));
+        }
+        let text = inputs.get(&name).map(as_text).unwrap_or_default();
+        std::fs::write(dir.join(&name), text)
+            .map_err(|e| StepError::new("PA722", format!("workspace file {name}: {e}")))?;
+    }
+    Ok(dir)
+}
+
+fn trace(o: &Outcome, argv: &[String]) -> serde_json::Value {
+    serde_json::json!({
+        "command": argv,
+        "exitCode": o.exit_code,
+        "signal": o.signal,
+        "stdout": String::from_utf8_lossy(&o.stdout),
+        "stderr": String::from_utf8_lossy(&o.stderr),
+        "stdoutTruncated": o.stdout_truncated,
+        "stderrTruncated": o.stderr_truncated,
+        "killed": o.killed.map(|k| match k { KillReason::WallClock => "wall_clock", KillReason::Memory => "memory" }),
+        "pidsLimitHit": o.pids_limit_hit,
+        "isolation": o.isolation.as_str(),
+        "landlock": o.landlock,
+        "cgroupLimits": o.cgroup_limits,
+        "elapsedMs": o.elapsed.as_millis() as u64,
+    })
+}
+
+/// Runs the step's command. A command that runs and exits, with any code, is a trace (a
+/// failing test reproduced is what a sandbox step is for); one killed at its wall-clock or
+/// memory limit, or a sandbox that cannot start, is a failed step.
+pub async fn run(
+    ctx: &Context,
+    task: &WorkTask,
+    step: &Step,
+    inputs: &BTreeMap<String, serde_json::Value>,
+) -> Result<serde_json::Value, StepError> {
+    let argv = step.command.clone().unwrap_or_default();
+    if argv.is_empty() {
+        return Err(StepError::new(
+            "PA720",
+            format!("step {:?} has no command", step.id),
+        ));
+    }
+    let workspace = prepare_workspace(ctx, task, step, inputs)?;
+    let mut env: Vec<(String, String)> = inputs
+        .iter()
+        .map(|(name, value)| (env_name(name), as_text(value)))
+        .collect();
+    env.push(("PYAGENT_TASK".into(), task.id.clone()));
+    env.push(("PYAGENT_STEP".into(), step.id.clone()));
+    let res = sandbox_resources(&task.resources);
+    let min = ctx
+        .shared
+        .cfg
+        .work
+        .as_ref()
+        .map(|w| level(&w.min_isolation))
+        .unwrap_or(IsolationLevel::Namespaces);
+    let mut spec = SandboxSpec::new(argv.clone(), workspace);
+    spec.env = env;
+    spec.network = step.network;
+    spec.limits = Limits {
+        wall: Duration::from_millis(step.timeout_ms.max(1)),
+        cpu_millis: u32::try_from(res.cpu_millis).unwrap_or(u32::MAX),
+        memory_bytes: res.memory_bytes,
+        pids: PIDS,
+        output_bytes: OUTPUT_BYTES,
+        tmp_bytes: TMP_BYTES,
+    };
+    spec.min_isolation = min;
+    spec.cgroup_parent = Some(CGROUP_PARENT.into());
+    // The daemon's own binary is the exec helper (main.rs calls `main_if_invoked` first).
+    spec.helper = std::env::current_exe().ok();
+    let outcome = pyagent_sandbox::run(&spec)
+        .await
+        .map_err(|e| StepError::new("PA722", format!("{}: {e} (hint: {})", e.code(), e.hint())))?;
+    match outcome.killed {
+        None => Ok(trace(&outcome, &argv)),
+        Some(KillReason::WallClock) => Err(StepError {
+            code: "PA720",
+            message: format!("killed at its wall-clock limit of {} ms", step.timeout_ms),
+            retryable: true,
+        }),
+        Some(KillReason::Memory) => Err(StepError {
+            code: "PA720",
+            message: format!("killed at its memory limit of {} bytes", res.memory_bytes),
+            retryable: true,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_names_become_env_names_and_only_plain_files() {
+        assert_eq!(env_name("calc.py"), "CALC_PY");
+        assert!(plain_file_name("test_calc.py"));
+        for bad in ["../x", ".env", "a/b", ""] {
+            assert!(!plain_file_name(bad), "{bad}");
+        }
+    }
+}

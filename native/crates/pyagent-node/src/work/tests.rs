@@ -1,0 +1,226 @@
+//! The task life cycle on the state machine alone: placement, fencing, exactly-once steps.
+
+use super::manifest::tests::{manifest, step};
+use super::*;
+
+fn at(index: u64, now: u64) -> At {
+    At {
+        term: 1,
+        index,
+        now,
+    }
+}
+
+fn submission(id: &str, steps: Vec<manifest::Step>) -> proto::SubmitTask {
+    let m = manifest(steps);
+    proto::SubmitTask {
+        id: id.into(),
+        manifest: m.name.clone(),
+        core: m.core.clone(),
+        manifest_json: serde_json::to_vec(&m).unwrap(),
+        inputs_json: br#"{"command":"true"}"#.to_vec(),
+        resources: Some(proto::Resources {
+            cpu_millis: 500,
+            memory_bytes: 1 << 20,
+            gpu_memory_bytes: 0,
+        }),
+        parent: String::new(),
+        parent_step: String::new(),
+    }
+}
+
+fn register(node: u64, max_tasks: u32) -> proto::RegisterWorker {
+    proto::RegisterWorker {
+        node_id: node,
+        pool: "agents".into(),
+        cores: vec!["coder".into()],
+        capacity: Some(proto::Resources {
+            cpu_millis: 1000,
+            memory_bytes: 1 << 30,
+            gpu_memory_bytes: 0,
+        }),
+        max_tasks,
+        isolation: "namespaces".into(),
+        lease_ms: 5_000,
+    }
+}
+
+fn update(task: &WorkTask, step: &str, state: &str) -> proto::StepUpdate {
+    proto::StepUpdate {
+        task: task.id.clone(),
+        token: Some(proto::FencingToken {
+            term: task.token.0,
+            index: task.token.1,
+        }),
+        step: step.into(),
+        state: state.into(),
+        output_json: br#""ok""#.to_vec(),
+        error_code: if state == "failed" {
+            "PA720".into()
+        } else {
+            String::new()
+        },
+        error: String::new(),
+        attempt: 1,
+    }
+}
+
+#[test]
+fn a_task_waits_for_a_worker_then_runs_its_steps_once() {
+    let mut w = WorkState::default();
+    let r = w.submit(
+        submission("t1", vec![step("a", "sandbox", &[], &[])]),
+        at(10, 100),
+    );
+    assert!(r.applied, "{r:?}");
+    assert_eq!(w.tasks["t1"].state, TaskState::Queued);
+    assert!(
+        w.tasks["t1"].reason.contains("no node runs core"),
+        "{}",
+        w.tasks["t1"].reason
+    );
+
+    assert!(w.register_worker(7, register(7, 2), at(11, 200)).applied);
+    let t = w.tasks["t1"].clone();
+    assert_eq!(
+        (t.state, t.owner, t.token),
+        (TaskState::Running, 7, (1, 11))
+    );
+
+    // Only the owner, under the current token, reports; a step ends once.
+    assert_eq!(
+        w.step_update(8, update(&t, "a", "succeeded"), at(12, 300))
+            .refusal,
+        refusal::STALE_TOKEN
+    );
+    assert!(
+        w.step_update(7, update(&t, "a", "succeeded"), at(13, 300))
+            .applied
+    );
+    assert_eq!(w.tasks["t1"].state, TaskState::Succeeded);
+    let again = w.step_update(7, update(&t, "a", "succeeded"), at(14, 300));
+    assert!(!again.applied);
+}
+
+#[test]
+fn a_lost_worker_loses_its_tasks_and_its_reports_are_refused() {
+    let mut w = WorkState::default();
+    w.register_worker(1, register(1, 4), at(1, 0));
+    let steps = vec![
+        step("a", "sandbox", &[], &[]),
+        step("b", "sandbox", &["a"], &[]),
+    ];
+    w.submit(submission("t", steps), at(2, 10));
+    let old = w.tasks["t"].clone();
+    assert_eq!(old.owner, 1);
+    assert!(
+        w.step_update(1, update(&old, "a", "succeeded"), at(3, 20))
+            .applied
+    );
+
+    // Node 2 registers; node 1 stops heartbeating and its lease (5 s) ends.
+    w.register_worker(2, register(2, 4), at(4, 4_000));
+    w.expire(at(5, 6_000));
+    assert_eq!(w.tasks["t"].state, TaskState::Queued);
+    w.heartbeat(
+        2,
+        proto::WorkerHeartbeat {
+            node_id: 2,
+            lease_ms: 5_000,
+        },
+        at(6, 6_000),
+    );
+    let new = w.tasks["t"].clone();
+    assert_eq!(
+        (new.state, new.owner, new.placements),
+        (TaskState::Running, 2, 2)
+    );
+    assert!(new.token > old.token);
+    // Step a stays done; the old owner's late report of b is refused.
+    assert_eq!(new.step("a").unwrap().state, StepState::Succeeded);
+    assert_eq!(
+        w.step_update(1, update(&old, "b", "succeeded"), at(7, 6_100))
+            .refusal,
+        refusal::STALE_TOKEN
+    );
+    assert!(
+        w.step_update(2, update(&new, "b", "succeeded"), at(8, 6_200))
+            .applied
+    );
+    assert_eq!(w.tasks["t"].state, TaskState::Succeeded);
+    // A heartbeat after the lease ended asks the worker to register again.
+    let late = w.heartbeat(
+        1,
+        proto::WorkerHeartbeat {
+            node_id: 1,
+            lease_ms: 5_000,
+        },
+        at(9, 7_000),
+    );
+    assert_eq!(late.refusal, refusal::UNKNOWN_WORKER);
+}
+
+#[test]
+fn the_task_bound_queues_work_until_a_slot_frees() {
+    let mut w = WorkState::default();
+    w.register_worker(1, register(1, 1), at(1, 0));
+    w.submit(
+        submission("a", vec![step("s", "sandbox", &[], &[])]),
+        at(2, 1),
+    );
+    w.submit(
+        submission("b", vec![step("s", "sandbox", &[], &[])]),
+        at(3, 2),
+    );
+    assert_eq!(w.tasks["b"].state, TaskState::Queued);
+    assert!(w.tasks["b"].reason.contains("waiting for room"));
+    let a = w.tasks["a"].clone();
+    w.step_update(1, update(&a, "s", "failed"), at(4, 3));
+    assert_eq!(w.tasks["a"].state, TaskState::Failed);
+    assert_eq!(w.tasks["a"].error_code, "PA720");
+    assert_eq!(w.tasks["b"].state, TaskState::Running);
+}
+
+#[test]
+fn resubmitting_is_idempotent_and_cancel_reaches_sub_tasks() {
+    let mut w = WorkState::default();
+    let s = submission("p", vec![step("s", "sandbox", &[], &[])]);
+    assert!(w.submit(s.clone(), at(1, 0)).applied);
+    assert!(w.submit(s.clone(), at(2, 0)).applied);
+    assert_eq!(w.tasks.len(), 1);
+    let mut other = s.clone();
+    other.inputs_json = br#"{"command":"false"}"#.to_vec();
+    assert!(!w.submit(other, at(3, 0)).applied);
+
+    let mut child = submission("p.s", vec![step("s", "sandbox", &[], &[])]);
+    child.parent = "p".into();
+    child.parent_step = "s".into();
+    assert!(w.submit(child, at(4, 0)).applied);
+    let r = w.cancel(
+        proto::CancelTask {
+            id: "p".into(),
+            reason: String::new(),
+        },
+        at(5, 0),
+    );
+    assert!(r.applied);
+    assert_eq!(w.tasks["p.s"].state, TaskState::Cancelled);
+    assert!(w.queue.is_empty());
+}
+
+#[test]
+fn bad_submissions_are_refused_with_the_reason() {
+    let mut w = WorkState::default();
+    let mut s = submission("x", vec![step("s", "sandbox", &[], &[])]);
+    s.inputs_json = br#"{"command":1}"#.to_vec();
+    let r = w.submit(s, at(1, 0));
+    assert!(r.message.contains("must be a string"), "{r:?}");
+    let r = w.submit(
+        submission("../x", vec![step("s", "sandbox", &[], &[])]),
+        at(2, 0),
+    );
+    assert_eq!(r.refusal, refusal::INVALID);
+    let mut s = submission("y", vec![step("s", "sandbox", &[], &[])]);
+    s.manifest_json = b"{}".to_vec();
+    assert!(w.submit(s, at(3, 0)).message.contains("manifest"));
+}

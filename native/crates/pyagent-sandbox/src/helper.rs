@@ -1,0 +1,254 @@
+//! The exec helper's side: what runs between the daemon's spawn and the command's exec.
+//!
+//! Everything here happens in a fresh, single-threaded process (the helper binary, or the
+//! daemon's binary started with [`HELPER_ARG`]), so per-thread calls (`setresuid`, Landlock's
+//! and seccomp's restrict-self) cover the whole process, and no `unsafe` `pre_exec` is needed.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+use landlock::{
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+};
+
+use crate::filter;
+use crate::plan::{Confine, Plan, Status, HELPER_ARG, PLAN_ENV, PLAN_VERSION};
+
+/// The Landlock ABI whose rights we ask for: file system rights through v5 (truncate, device
+/// ioctls), TCP rules (v4) and scoping of signals and abstract Unix sockets (v6). "Fully
+/// enforced" is judged against this ABI.
+const ABI_WANTED: ABI = ABI::V6;
+
+/// Call first thing in `main` of a binary that should double as the exec helper: when the first
+/// argument is [`HELPER_ARG`] this runs the helper and never returns; otherwise it returns.
+///
+/// "First thing" means before any runtime starts threads: with `#[tokio::main]`, call it from a
+/// plain `fn main` that then builds the runtime. (Were other threads running, the helper would
+/// still be sound, since the user drop, Landlock and seccomp apply to the calling thread and
+/// everything it execs or spawns; but it would be harder to reason about.)
+pub fn main_if_invoked() {
+    let mut args = std::env::args_os();
+    let _program = args.next();
+    if args.next().is_some_and(|a| a == HELPER_ARG) {
+        main()
+    }
+}
+
+/// The helper's `main`. Exits with the command's exit code (128 + signal when killed), or 125
+/// when the helper itself failed (details on the status pipe).
+pub fn main() -> ! {
+    // stdin is the status pipe's write end. A CLOEXEC duplicate is ours; the original fd 0 is
+    // passed on through bwrap's exec to the inner helper, and replaced by /dev/null for the
+    // command.
+    let mut status = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => Some(File::from(fd)),
+        Err(_) => None,
+    };
+    let code = match run(&mut status) {
+        Ok(code) => code,
+        Err((code, message)) => {
+            report(
+                &mut status,
+                &Status::Error {
+                    code: code.to_string(),
+                    message,
+                },
+            );
+            125
+        }
+    };
+    std::process::exit(code)
+}
+
+fn report(status: &mut Option<File>, line: &Status) {
+    if let Some(file) = status {
+        if let Ok(mut text) = serde_json::to_vec(line) {
+            text.push(b'\n');
+            // The daemon may be gone; the command's fate no longer matters to anyone then.
+            let _ = file.write_all(&text);
+        }
+    }
+}
+
+type Fail = (&'static str, String);
+
+fn run(status: &mut Option<File>) -> Result<i32, Fail> {
+    let text = std::env::var(PLAN_ENV)
+        .map_err(|_| ("sandbox.helper", format!("{PLAN_ENV} is not set")))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        (
+            "sandbox.helper",
+            format!("bad plan (helper from another version?): {e}"),
+        )
+    })?;
+    if plan.version != PLAN_VERSION {
+        return Err((
+            "sandbox.helper",
+            format!(
+                "plan version {} but this helper speaks {PLAN_VERSION}",
+                plan.version
+            ),
+        ));
+    }
+    let pid = std::process::id().to_string();
+    for procs in &plan.cgroup_procs {
+        std::fs::write(procs, &pid).map_err(|e| {
+            (
+                "sandbox.cgroup",
+                format!("joining {}: {e}", procs.display()),
+            )
+        })?;
+    }
+    if let Some((uid, gid)) = plan.run_as {
+        drop_to(uid, gid)?;
+    }
+    if let Some(bwrap) = &plan.bwrap {
+        let inner = Plan {
+            version: PLAN_VERSION,
+            cgroup_procs: Vec::new(),
+            run_as: None,
+            bwrap: None,
+            confine: plan.confine.clone(),
+        };
+        let inner = serde_json::to_string(&inner)
+            .map_err(|e| ("sandbox.helper", format!("encoding the inner plan: {e}")))?;
+        let err = Command::new(&bwrap.program)
+            .args(&bwrap.args)
+            .env_clear()
+            .env(PLAN_ENV, inner)
+            .exec();
+        return Err((
+            "sandbox.spawn",
+            format!("exec {}: {err}", bwrap.program.display()),
+        ));
+    }
+    confine_and_run(&plan.confine, status)
+}
+
+/// setgroups, then gid, then uid: after the uid change the process may no longer change groups.
+/// A root daemon's helper loses every capability with the uid (no SECBIT_KEEP_CAPS).
+fn drop_to(uid: u32, gid: u32) -> Result<(), Fail> {
+    use rustix::process::{Gid, Uid};
+    let fail = |what: &str, e: rustix::io::Errno| ("sandbox.user", format!("{what}: {e}"));
+    if rustix::process::geteuid().as_raw() == uid && rustix::process::getegid().as_raw() == gid {
+        return Ok(());
+    }
+    rustix::thread::set_thread_groups(&[]).map_err(|e| fail("setgroups", e))?;
+    let g = Gid::from_raw(gid);
+    rustix::thread::set_thread_res_gid(g, g, g).map_err(|e| fail("setresgid", e))?;
+    let u = Uid::from_raw(uid);
+    rustix::thread::set_thread_res_uid(u, u, u).map_err(|e| fail("setresuid", e))?;
+    Ok(())
+}
+
+/// What Landlock achieved.
+struct Landlocked {
+    full: bool,
+    any: bool,
+}
+
+fn landlock(c: &Confine) -> Result<Landlocked, Fail> {
+    let fail = |e: landlock::RulesetError| ("sandbox.landlock", e.to_string());
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI_WANTED))
+        .map_err(fail)?
+        .scope(Scope::from_all(ABI_WANTED))
+        .map_err(fail)?;
+    if !c.network {
+        // Handled and never granted: no TCP bind or connect at all.
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(ABI_WANTED))
+            .map_err(fail)?;
+    }
+    let mut created = ruleset.create().map_err(fail)?;
+    let rules = [
+        (&c.read, AccessFs::from_read(ABI_WANTED)),
+        (&c.read_write, AccessFs::from_all(ABI_WANTED)),
+        (&c.rw_files, AccessFs::from_file(ABI_WANTED)),
+    ];
+    for (paths, access) in rules {
+        for path in paths {
+            // Absent paths (no /lib32 on this host) are simply not granted.
+            let Ok(fd) = PathFd::new(path) else { continue };
+            created = created
+                .add_rule(PathBeneath::new(fd, access))
+                .map_err(fail)?;
+        }
+    }
+    let status = created.restrict_self().map_err(fail)?;
+    let landlocked = Landlocked {
+        full: status.ruleset == RulesetStatus::FullyEnforced,
+        any: status.ruleset != RulesetStatus::NotEnforced,
+    };
+    if c.require_landlock && !landlocked.any {
+        return Err((
+            "sandbox.landlock",
+            "Landlock is not enforced by this kernel (not built in, or not in lsm=)".to_string(),
+        ));
+    }
+    Ok(landlocked)
+}
+
+fn confine_and_run(c: &Confine, status: &mut Option<File>) -> Result<i32, Fail> {
+    let (program, args) = c
+        .argv
+        .split_first()
+        .ok_or(("sandbox.invalid_spec", "empty argv".to_string()))?;
+    // Built before Landlock and seccomp, which the building does not need, so that a filter
+    // error is reported rather than half-applied.
+    let filters = filter::build(c.network).map_err(|e| ("sandbox.seccomp", e))?;
+    let landlocked = landlock(c)?;
+    filter::apply(&filters).map_err(|e| ("sandbox.seccomp", e))?;
+    report(
+        status,
+        &Status::Ready {
+            landlock_full: landlocked.full,
+            landlock_any: landlocked.any,
+        },
+    );
+    let mut child = match Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(c.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&c.cwd)
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            // As a shell would: 127 not found, 126 not executable; the reason on stderr.
+            eprintln!("pyagent-sandbox: {program}: {e}");
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            report(
+                status,
+                &Status::Exit {
+                    code: Some(code),
+                    signal: None,
+                },
+            );
+            return Ok(code);
+        }
+    };
+    let exit = child
+        .wait()
+        .map_err(|e| ("sandbox.helper", format!("waiting for the command: {e}")))?;
+    report(
+        status,
+        &Status::Exit {
+            code: exit.code(),
+            signal: exit.signal(),
+        },
+    );
+    Ok(exit
+        .code()
+        .unwrap_or_else(|| 128 + exit.signal().unwrap_or(0)))
+}

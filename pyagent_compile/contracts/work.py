@@ -1,0 +1,68 @@
+"""`work.json`: the swarm's manifests and cores as its nodes run them (`pyagent.dev/work/v1alpha1`).
+
+The compiler writes it beside the node configs (the local target: `<stack>/work.json`; Kubernetes:
+key `work.json` of the manifests ConfigMap). `pyagent run` reads a manifest from it and puts it,
+whole, into the task it submits, so what runs is what was submitted; a node reads it to hand
+work to another core (`delegate` steps). The daemon mirrors these models with serde
+(native/crates/pyagent-node/src/work/manifest.rs and executor.rs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pyagent_compile.contracts.node_config import Contract
+
+WORK_API: Literal["pyagent.dev/work/v1alpha1"] = "pyagent.dev/work/v1alpha1"
+
+ValueTypeName = Literal["string", "int", "bool", "json", "diff", "trace", "report", "verdict", "file"]
+
+
+class CoreResources(Contract):
+    """What one task of the core needs on its node (zero: nothing declared)."""
+
+    cpu_millis: int = Field(ge=0)
+    memory_bytes: int = Field(ge=0)
+    gpu_memory_bytes: int = Field(ge=0)
+
+
+class Output(Contract):
+    type: ValueTypeName
+    # `from` is a Python keyword: the field is `source`, written as "from".
+    source: str = Field(alias="from")
+
+
+class Step(Contract):
+    id: str
+    kind: str
+    after: list[str]
+    inputs: dict[str, str]
+    timeout_ms: int = Field(ge=1)
+    retries: int = Field(ge=0)
+    command: list[str] | None
+    network: bool = Field(description="sandbox: whether the firewall lets the step's core reach the network.")
+    core: str | None
+    manifest: str | None
+    params: dict[str, Any] | None = Field(description="The kind's other settings (cort rounds, mcp tool...).")
+
+
+class Manifest(Contract):
+    name: str
+    core: str
+    inputs: dict[str, ValueTypeName]
+    outputs: dict[str, Output]
+    steps: list[Step]
+
+
+class WorkFile(Contract):
+    api_version: Literal["pyagent.dev/work/v1alpha1"] = WORK_API
+    swarm: str
+    cores: dict[str, CoreResources]
+    manifests: dict[str, Manifest]
+
+
+def read_work_file(text: str) -> WorkFile:
+    return WorkFile.model_validate(json.loads(text), strict=False)
