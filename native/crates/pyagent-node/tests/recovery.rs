@@ -92,6 +92,8 @@ fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
                 },
                 worker_threads: None,
                 kubernetes: None,
+                work: None,
+                cores: Vec::new(),
             }
         })
         .collect()
