@@ -228,8 +228,12 @@ class Cluster:
         pid = processes.node_pid(self.node_by_id(node_id))
         assert pid is not None, f"node {node_id} is not running"
         os.kill(pid, sig)
-        deadline = time.monotonic() + 10
-        while processes.node_pid(self.node_by_id(node_id)) is not None and time.monotonic() < deadline:
+        # Generous: a process blocked in an fsync on a loaded disk dies only when it returns.
+        # Going on while it lives would start a second process on its ports (which then fails
+        # to bind) or, for the disk nemesis, damage files under a live writer.
+        deadline = time.monotonic() + 60
+        while processes.node_pid(self.node_by_id(node_id)) is not None:
+            assert time.monotonic() < deadline, f"node {node_id} (pid {pid}) still runs 60 s after signal {sig}"
             processes._reap(pid)
             time.sleep(0.01)
 
