@@ -61,7 +61,8 @@ bench-raft: setup
 
 # The nemesis for longer than CI runs it.
 nemesis: setup
-	PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 $(VENV)/pytest tests/integration/test_nemesis.py
+	PYAGENT_NEMESIS_SEEDS=50 PYAGENT_NEMESIS_SECONDS=20 PYAGENT_NEMESIS_DISK_SEEDS=20 PYAGENT_NEMESIS_DISK_SECONDS=20 \
+		$(VENV)/pytest tests/integration/test_nemesis.py
 
 # issue 16, part 4: a real single-node Kubernetes from real parts (docs/cluster.md). Root only.
 # cluster-tools builds Kubernetes v1.34.4, etcd, CoreDNS, crictl and local-path-provisioner from the Go proxy into

@@ -228,8 +228,18 @@ class Cluster:
         pid = processes.node_pid(self.node_by_id(node_id))
         assert pid is not None, f"node {node_id} is not running"
         os.kill(pid, sig)
-        deadline = time.monotonic() + 10
-        while processes.node_pid(self.node_by_id(node_id)) is not None and time.monotonic() < deadline:
+        # Generous: a process blocked in an fsync on a loaded disk dies only when it returns.
+        # Going on while it lives would start a second process on its ports (which then fails
+        # to bind) or, for the disk nemesis, damage files under a live writer.
+        # node_pid() stops naming the process once its command line is gone, which the kernel
+        # drops before it closes the process's sockets (and a zombie leader may still have
+        # threads closing them): wait until it is reaped, so that a restart can bind its ports.
+        deadline = time.monotonic() + 60
+        while processes.node_pid(self.node_by_id(node_id)) is not None or processes._proc_state(pid) not in (
+            None,
+            "X",
+        ):
+            assert time.monotonic() < deadline, f"node {node_id} (pid {pid}) still runs 60 s after signal {sig}"
             processes._reap(pid)
             time.sleep(0.01)
 

@@ -49,23 +49,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 ),
                 // Liveness: this process serves requests, whatever the swarm's state.
                 ("GET", "/livez") => ("200 OK", "text/plain", "ok\n".to_string()),
-                ("GET", "/healthz") => {
-                    if shared
-                        .raft
-                        .metrics()
-                        .borrow_watched()
-                        .current_leader
-                        .is_some()
-                    {
-                        ("200 OK", "text/plain", "ok\n".to_string())
-                    } else {
-                        (
-                            "503 Service Unavailable",
-                            "text/plain",
-                            "no leader\n".to_string(),
-                        )
-                    }
-                }
+                // Readiness: a leader is known, and this node is neither rejoining after damage
+                // nor behind or stuck behind its leader (the body says which).
+                ("GET", "/healthz") => match health(&shared) {
+                    None => ("200 OK", "text/plain", "ok\n".to_string()),
+                    Some(why) => ("503 Service Unavailable", "text/plain", why + "\n"),
+                },
                 ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
                 _ => (
                     "405 Method Not Allowed",
@@ -82,6 +71,14 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             let _ = stream.shutdown().await;
         });
     }
+}
+
+/// Why this node is not ready (`/healthz`), or None.
+pub fn health(shared: &Shared) -> Option<String> {
+    let m = shared.raft.metrics().borrow_watched().clone();
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let is_leader = m.current_leader == Some(shared.cfg.node_id);
+    shared.recovery.health(m.current_leader, applied, is_leader)
 }
 
 pub fn render(shared: &Shared) -> String {
@@ -171,6 +168,31 @@ pub fn render(shared: &Shared) -> String {
             ("voter=\"true\"", voters as f64),
             ("voter=\"false\"", all.saturating_sub(voters) as f64),
         ],
+    );
+    let rec = &shared.recovery;
+    gauge(
+        &mut out,
+        "pyagent_raft_recovering",
+        "1 while this node rejoins after damage to its Raft state (it does not vote meanwhile).",
+        &[("", f64::from(u8::from(rec.is_recovering())))],
+    );
+    gauge(
+        &mut out,
+        "pyagent_raft_recovered_seconds",
+        "After damage: seconds from start-up until it had caught up and voted again (0: n/a).",
+        &[("", rec.rejoined_after_ms().unwrap_or(0) as f64 / 1000.0)],
+    );
+    counter(
+        &mut out,
+        "pyagent_raft_votes_refused_total",
+        "Vote and pre-vote requests refused while recovering.",
+        rec.refused_votes(),
+    );
+    gauge(
+        &mut out,
+        "pyagent_raft_leader_commit_index",
+        "The highest commit index a leader has announced to this node.",
+        &[("", rec.announced() as f64)],
     );
     let ls = &shared.log_stats;
     gauge(

@@ -15,6 +15,7 @@ pub mod kv;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod recovery;
 pub mod scale;
 pub mod shared;
 pub mod sm;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
+use openraft::async_runtime::WatchReceiver as _;
 use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
@@ -24,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::append::{append_prefix, APPEND_MAX_BYTES};
 use crate::auth::{self, Envelope, Reject, ReplayWindow, Signer};
 use crate::metrics::{Channel, Metrics};
+use crate::recovery::{LeaderSaid, Recovery};
 use crate::sm::Raft;
 use crate::types::{Entry, Member, NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
@@ -158,8 +160,17 @@ pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Serves Raft RPCs from peers until the listener fails.
-pub async fn serve(listener: TcpListener, raft: Raft, signer: Arc<Signer>, gate: Arc<Gate>) {
+/// Serves Raft RPCs from peers until the listener fails. While `recovery` says this node is
+/// recovering from damage, vote and pre-vote requests are answered "not granted" without
+/// reaching openraft (recovery.rs says why), and what each leader's request says is reported
+/// to it.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    signer: Arc<Signer>,
+    gate: Arc<Gate>,
+    recovery: Arc<Recovery>,
+) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             // e.g. out of file descriptors: do not spin
@@ -167,7 +178,8 @@ pub async fn serve(listener: TcpListener, raft: Raft, signer: Arc<Signer>, gate:
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (raft, signer, gate) = (raft.clone(), signer.clone(), gate.clone());
+        let (raft, signer, gate, recovery) =
+            (raft.clone(), signer.clone(), gate.clone(), recovery.clone());
         tokio::spawn(async move {
             while let Ok(frame) = read_frame(&mut stream).await {
                 let Ok(env) = rmp_serde::from_slice::<Envelope>(&frame) else {
@@ -182,21 +194,49 @@ pub async fn serve(listener: TcpListener, raft: Raft, signer: Arc<Signer>, gate:
                             RaftReply::Rejected(Reject::Malformed.label().to_string())
                         }
                         Ok(RaftRequest::Append(r)) => {
-                            RaftReply::Append(raft.append_entries(r).await)
+                            let (term, committed) = (r.vote.leader_id.term, r.leader_commit);
+                            let res = raft.append_entries(r).await;
+                            let accepted = matches!(
+                                res,
+                                Ok(AppendEntriesResponse::Success
+                                    | AppendEntriesResponse::PartialSuccess(_))
+                            );
+                            recovery.leader_said(LeaderSaid {
+                                term,
+                                committed,
+                                accepted,
+                            });
+                            RaftReply::Append(res)
+                        }
+                        Ok(RaftRequest::Vote(_)) if recovery.is_recovering() => {
+                            recovery.refused_vote();
+                            RaftReply::Vote(Ok(not_granted(&raft)))
+                        }
+                        Ok(RaftRequest::PreVote(_)) if recovery.is_recovering() => {
+                            recovery.refused_vote();
+                            RaftReply::PreVote(Ok(not_granted(&raft)))
                         }
                         Ok(RaftRequest::Vote(r)) => RaftReply::Vote(raft.vote(r).await),
                         Ok(RaftRequest::PreVote(r)) => RaftReply::PreVote(raft.pre_vote(r).await),
-                        Ok(RaftRequest::Snapshot { vote, meta, data }) => RaftReply::Snapshot(
-                            raft.install_full_snapshot(
-                                vote,
-                                Snapshot {
-                                    meta,
-                                    snapshot: data,
-                                },
-                            )
-                            .await
-                            .map_err(RaftError::Fatal),
-                        ),
+                        Ok(RaftRequest::Snapshot { vote, meta, data }) => {
+                            let (term, committed) = (vote.leader_id.term, meta.last_log_id);
+                            let res = raft
+                                .install_full_snapshot(
+                                    vote,
+                                    Snapshot {
+                                        meta,
+                                        snapshot: data,
+                                    },
+                                )
+                                .await
+                                .map_err(RaftError::Fatal);
+                            recovery.leader_said(LeaderSaid {
+                                term,
+                                committed,
+                                accepted: res.as_ref().is_ok_and(|r| r.vote == vote),
+                            });
+                            RaftReply::Snapshot(res)
+                        }
                     },
                 };
                 let Ok(body) = rmp_serde::to_vec(&reply) else {
@@ -212,6 +252,13 @@ pub async fn serve(listener: TcpListener, raft: Raft, signer: Arc<Signer>, gate:
             }
         });
     }
+}
+
+/// The answer of a recovering node to a vote or pre-vote request: its own vote, not granted,
+/// and no log id (a candidate must not take a log it lost as a reason to wait).
+fn not_granted(raft: &Raft) -> VoteResponse<TypeConfig> {
+    let vote = raft.metrics().borrow_watched().vote;
+    VoteResponse::new(vote, None, false)
 }
 
 #[derive(Clone)]

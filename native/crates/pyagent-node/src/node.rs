@@ -15,6 +15,7 @@ use crate::config::NodeConfig;
 use crate::kv::KvEngine;
 use crate::metrics::Metrics;
 use crate::net::{Gate, Keyring, NetworkFactory};
+use crate::recovery::Recovery;
 use crate::sm::Raft;
 use crate::sm::StateMachineStore;
 use crate::storage::LogStore;
@@ -84,10 +85,13 @@ pub async fn start(
 ) -> Result<Node, StartError> {
     let raft_dir = cfg.data_dir.join("raft");
     let snap_dir = cfg.data_dir.join("snapshots");
-    let log = LogStore::open(&raft_dir)
-        .map_err(|e| StartError::Storage(raft_dir.display().to_string(), e))?;
     let sm = StateMachineStore::open(&snap_dir, cfg.swarm.clone(), cfg.snapshots_kept)
         .map_err(|e| StartError::Storage(snap_dir.display().to_string(), e))?;
+    let snapshot = crate::sm::read_state(&sm.state).last_applied;
+    let log = LogStore::open_with(&raft_dir, snapshot)
+        .map_err(|e| StartError::Storage(raft_dir.display().to_string(), e))?;
+    let damage = log.damage().join("; ");
+    let recovery = Arc::new(Recovery::new((!damage.is_empty()).then_some(damage)));
     let state = sm.state.clone();
     let sigs = sm.sigs.clone();
 
@@ -112,6 +116,10 @@ pub async fn start(
     let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log.clone(), sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+    if recovery.is_recovering() {
+        // Before the first election timeout can fire (it is at least election_timeout_min).
+        raft.runtime_config().elect(false);
+    }
 
     let kv = KvEngine::new(&cfg.kv).map_err(StartError::Kv)?;
     let (proposer, proposer_task) = crate::batching::Proposer::spawn(raft.clone());
@@ -130,6 +138,7 @@ pub async fn start(
         log,
         log_stats,
         sigs,
+        recovery: recovery.clone(),
     });
     let mut tasks = vec![proposer_task, verifier_task];
     let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;
@@ -138,7 +147,9 @@ pub async fn start(
         raft.clone(),
         signer.clone(),
         gate,
+        recovery.clone(),
     )));
+    tasks.push(tokio::spawn(crate::recovery::watch(raft.clone(), recovery)));
     tasks.push(tokio::spawn(refresh_keys(shared.clone())));
     let metrics_listener = tokio::net::TcpListener::from_std(listeners.metrics)?;
     tasks.push(tokio::spawn(crate::http::serve(
@@ -220,6 +231,20 @@ fn raft_config(cfg: &NodeConfig) -> Result<Config, StartError> {
         // 80 MiB). The bound is for a peer that hangs mid-transfer; one that is down fails at
         // once on connect.
         install_snapshot_timeout: SNAPSHOT_SEND_TIMEOUT_MS,
+        // A follower whose log went backwards (damage found at its start-up: storage.rs) is
+        // re-replicated from where it now is. Without this, openraft 0.10 leaves the leader's
+        // progress for it where it was (a `debug_assert`, compiled out in release): the leader
+        // sent from the old position for ever and the follower refused it for ever (issue 24).
+        // Safe: openraft keeps the commit index that a quorum had reached (`reset_entry_with`,
+        // src/progress/entry/update.rs) and ignores acknowledgements sent before the reset; the
+        // danger of a node that forgot entries is its vote, which recovery.rs withholds.
+        allow_log_reversion: Some(true),
+        // Pre-vote: a node asks whether it could win before it raises its term. openraft 0.10
+        // leaves it off by default (`get_enable_pre_vote`, src/config/config.rs), which is why
+        // two nodes cut off from three raised their term from 103 to 145 in 10 s (issue 24):
+        // every election timeout, each started a real election. With it, a minority's terms
+        // stay where they were, and it does not depose the leader when it comes back.
+        enable_pre_vote: Some(true),
         ..Default::default()
     }
     .validate()
@@ -280,7 +305,10 @@ async fn initialized(shared: &Shared) -> Result<bool, StartError> {
 /// it and the group is new; true if it did.
 async fn bootstrap_if_first(shared: &Shared) -> Result<bool, StartError> {
     let raft = &shared.raft;
+    // A bootstrapper whose Raft state was lost must not found a second group: it waits to be
+    // contacted like the others.
     if !shared.cfg.is_bootstrapper()
+        || shared.recovery.is_recovering()
         || raft
             .is_initialized()
             .await

@@ -27,6 +27,8 @@ pub struct Shared {
     pub proposer: crate::batching::Proposer,
     pub verifier: crate::batching::SignatureBatcher,
     pub reads: Arc<crate::batching::ReadBarrier>,
+    /// Whether this node is rejoining after damage to its Raft state (recovery.rs).
+    pub recovery: Arc<crate::recovery::Recovery>,
 }
 
 impl Shared {

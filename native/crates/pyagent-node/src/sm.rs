@@ -87,6 +87,16 @@ fn persist(dir: &Path, kept: usize, file: &SnapshotFile) -> io::Result<()> {
         .unwrap_or((0, 0));
     let path = dir.join(format!("snap-{term:020}-{index:020}.bin"));
     write_atomic(&path, &encode_checked(file)?)?;
+    // Older snapshots go only once this one reads back and checks out: if it did not, the
+    // previous ones are what a restart can still start from (and openraft purges the log only
+    // after this call succeeded).
+    if let Err(e) = fs::read(&path).and_then(|b| decode_checked::<SnapshotFile>(&b)) {
+        let _ = fs::remove_file(&path);
+        return Err(io::Error::other(format!(
+            "snapshot {} does not read back ({e}); older snapshots kept",
+            path.display()
+        )));
+    }
     let files = snapshot_files(dir)?;
     if files.len() > kept {
         for old in &files[..files.len() - kept] {

@@ -33,6 +33,11 @@ pub const LOG_FILE: &str = "log.dat";
 pub const VOTE_FILE: &str = "vote.bin";
 pub const PURGED_FILE: &str = "purged.bin";
 pub const COMMITTED_FILE: &str = "committed.bin";
+/// In the data dir, beside `raft/`: written once this node holds Raft state, so that a `raft/`
+/// found empty later is known to have been lost, not never written (recovery.rs).
+pub const STATE_MARKER: &str = "raft-state.marker";
+const STATE_MARKER_TEXT: &[u8] =
+    b"pyagent: this data dir holds Raft state in raft/ and snapshots/\n";
 /// How often the committed hint is written at most.
 const HINT_EVERY: Duration = Duration::from_millis(100);
 const HEADER: usize = 4 + 32;
@@ -91,6 +96,18 @@ fn read_small<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     match fs::read(path) {
         Ok(b) => decode_checked(&b).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Like [`read_small`], but a file that exists and does not decode is reported as damage
+/// (`Err` of the inner result) rather than as an error: the caller decides what it may still do.
+fn read_small_or_damage<T: DeserializeOwned>(path: &Path) -> io::Result<Result<Option<T>, String>> {
+    match fs::read(path) {
+        Ok(b) => Ok(decode_checked(&b)
+            .map(Some)
+            .map_err(|e| format!("{} unreadable ({e})", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Ok(None)),
         Err(e) => Err(e),
     }
 }
@@ -198,6 +215,7 @@ pub struct LogStore {
     /// The latest committed id not yet written to disk, for the writer to pick up.
     hint: Arc<Mutex<Option<Option<LogId>>>>,
     pub stats: Arc<LogStats>,
+    damage: Arc<Vec<String>>,
 }
 
 struct Writer {
@@ -210,6 +228,8 @@ struct Writer {
     /// The file's length: `end` plus the preallocated space.
     allocated: u64,
     stats: Arc<LogStats>,
+    /// The data dir's [`STATE_MARKER`], until it is written (with the first vote or append).
+    marker: Option<PathBuf>,
 }
 
 /// Cuts the file at `end` (dropping whatever follows) and preallocates [`PREALLOC`] after it.
@@ -218,6 +238,45 @@ fn cut_and_preallocate(file: &File, end: u64) -> io::Result<u64> {
     file.set_len(end + PREALLOC)?;
     file.sync_all()?;
     Ok(end + PREALLOC)
+}
+
+/// Whether the non-zero bytes after the valid records (`tail`, `dropped` of them; `why` the scan
+/// stopped) can be a write torn by a crash rather than damage to written data. A record is
+/// acknowledged only after its batch was fsynced, so a torn write never held an acknowledged
+/// entry; and a torn write into the preallocated space (a hole that reads as zeros) leaves the
+/// record incomplete: its last bytes never reached the disk. Everything else is damage: a whole,
+/// valid record after the bad one (a bit flip or lost bytes mid-log), a whole last record whose
+/// checksum fails (a flip in it), one that checks out but does not decode or does not follow,
+/// or a length larger than this store writes. (A flip that enlarges the last record's length
+/// field, or that hits it while its last bytes are zeros, still reads as a torn write:
+/// docs/raft-recovery.md.)
+fn torn_write(tail: &[u8], dropped: u64, why: &str) -> bool {
+    if why.starts_with("undecodable") || why.starts_with("index") {
+        return false;
+    }
+    let nonzero = &tail[..dropped as usize];
+    if (1..nonzero.len()).any(|pos| valid_record_at(nonzero, pos)) {
+        return false;
+    }
+    if nonzero.len() < HEADER {
+        return true;
+    }
+    let len = u32::from_le_bytes([nonzero[0], nonzero[1], nonzero[2], nonzero[3]]) as usize;
+    len <= MAX_RECORD && HEADER + len > nonzero.len()
+}
+
+/// Whether a whole record with a matching checksum starts at `pos` of `buf`. Only candidates
+/// whose payload starts as every entry does (msgpack fixarray of 2: log id, payload) are
+/// hashed, so a search over megabytes stays cheap.
+fn valid_record_at(buf: &[u8], pos: usize) -> bool {
+    let Some(h) = buf.get(pos..pos + HEADER) else {
+        return false;
+    };
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let Some(payload) = buf.get(pos + HEADER..).and_then(|b| b.get(..len)) else {
+        return false;
+    };
+    len > 0 && payload[0] == 0x92 && blake3::hash(payload).as_bytes() == &h[4..HEADER]
 }
 
 impl Writer {
@@ -274,6 +333,16 @@ impl Writer {
         self.write_hint(&mut hint_written);
     }
 
+    /// Writes the data dir's [`STATE_MARKER`] the first time this node holds Raft state.
+    fn mark(&mut self) {
+        if let Some(m) = self.marker.take() {
+            if let Err(e) = write_atomic(&m, STATE_MARKER_TEXT) {
+                tracing::warn!(path = %m.display(), error = %e, "cannot write the state marker");
+                self.marker = Some(m);
+            }
+        }
+    }
+
     fn write_hint(&self, written: &mut Instant) {
         let hint = self.hint.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(c) = hint {
@@ -304,6 +373,7 @@ impl Writer {
             self.end += buf.len() as u64;
             self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             self.publish();
+            self.mark();
         }
         buf.clear();
         for cb in pending.drain(..) {
@@ -317,7 +387,9 @@ impl Writer {
     /// Makes room for `more` bytes after `end`: the file grows a chunk at a time, so most
     /// fsyncs find its length unchanged.
     fn grow_for(&mut self, more: u64) -> io::Result<()> {
-        if self.end + more > self.allocated {
+        // At least a header's worth of zeros stays after the records: a file that ends in
+        // anything else was cut short (see `open_with`).
+        if self.end + more + HEADER as u64 > self.allocated {
             let len = self.end + more + PREALLOC;
             self.file.set_len(len)?;
             self.allocated = len;
@@ -355,6 +427,9 @@ impl Writer {
             Op::Vote(vote, reply) => {
                 let res =
                     encode_checked(&vote).and_then(|b| write_atomic(&self.dir.join(VOTE_FILE), &b));
+                if res.is_ok() {
+                    self.mark();
+                }
                 let _ = reply.send(res);
             }
             #[cfg(test)]
@@ -414,9 +489,32 @@ fn sio(e: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// Opens (or creates) the log in `dir`, truncating a torn or corrupt tail.
     pub fn open(dir: &Path) -> io::Result<LogStore> {
+        Self::open_inner(dir, None, None)
+    }
+
+    /// Opens the log in `dir` beside a state machine whose snapshot ends at `snapshot` (when
+    /// known): a log purged past that snapshot cannot bring the state machine up to date (the
+    /// newer snapshot it was purged for is lost or corrupt), so it is dropped, and the node
+    /// starts from the snapshot and catches up from the leader, rather than not start at all.
+    /// What was found lost or corrupt is in [`LogStore::damage`]; the data dir's
+    /// [`STATE_MARKER`] (in `dir`'s parent) tells a lost state from a new node's.
+    pub fn open_with(dir: &Path, snapshot: Option<LogId>) -> io::Result<LogStore> {
+        Self::open_inner(
+            dir,
+            Some(snapshot),
+            dir.parent().map(|d| d.join(STATE_MARKER)),
+        )
+    }
+
+    fn open_inner(
+        dir: &Path,
+        snapshot: Option<Option<LogId>>,
+        marker: Option<PathBuf>,
+    ) -> io::Result<LogStore> {
         fs::create_dir_all(dir)?;
         let _ = fs::remove_file(dir.join("log.dat.compact"));
         let path = dir.join(LOG_FILE);
+        let log_existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -427,6 +525,7 @@ impl LogStore {
         file.read_to_end(&mut bytes)?;
         let scan = scan(&bytes);
         let stats = Arc::new(LogStats::default());
+        let mut damage: Vec<String> = Vec::new();
         // Bytes after the records up to the last non-zero one: a torn write or damage. The
         // zeros after it are the preallocated space.
         let tail = &bytes[scan.valid_len as usize..];
@@ -435,17 +534,62 @@ impl LogStore {
             .rposition(|b| *b != 0)
             .map_or(0, |i| i as u64 + 1);
         if dropped > 0 {
+            let why = scan
+                .why_stopped
+                .as_deref()
+                .unwrap_or("data after the end of the records");
             tracing::warn!(
                 path = %path.display(),
                 dropped_bytes = dropped,
-                reason = scan.why_stopped.as_deref().unwrap_or("data after the end of the records"),
+                reason = why,
                 "truncating the Raft log to its last valid entry"
             );
             stats.truncated_bytes.store(dropped, Ordering::Relaxed);
+            if !torn_write(tail, dropped, why) {
+                let last = scan.entries.last().map_or(0, |(_, e)| e.log_id.index);
+                damage.push(format!(
+                    "log corrupt after index {last} ({why}; {dropped} bytes dropped)"
+                ));
+            }
         }
-        let last_purged: Option<LogId> = read_small(&dir.join(PURGED_FILE))?;
-        let vote: Option<Vote> = read_small(&dir.join(VOTE_FILE))?;
+        // The writer keeps at least a header's worth of preallocated zeros after the records
+        // (`Writer::grow_for`), and a crash cannot shorten the file below a length that was
+        // synced: a file whose last bytes are not zeros was cut short (whole records may be
+        // gone without a trace of them in what is left).
+        if bytes.len() >= HEADER && bytes[bytes.len() - HEADER..].iter().any(|b| *b != 0) {
+            damage.push(format!(
+                "{LOG_FILE} was cut short (it ends at byte {} without its preallocated space)",
+                bytes.len()
+            ));
+        }
+        let marked = marker.as_deref().is_some_and(Path::exists);
+        if marked && !log_existed {
+            damage.push(format!("{LOG_FILE} is missing"));
+        }
+        let mut last_purged: Option<LogId> = match read_small_or_damage(&dir.join(PURGED_FILE))? {
+            Ok(p) => p,
+            Err(why) => {
+                damage.push(why);
+                None
+            }
+        };
+        // Without a readable purged id the log's first index is unknown: it is dropped below.
+        let purged_lost = damage.iter().any(|d| d.contains(PURGED_FILE));
+        let vote: Option<Vote> = match read_small_or_damage(&dir.join(VOTE_FILE))? {
+            Ok(v) => v,
+            Err(why) => {
+                damage.push(why);
+                None
+            }
+        };
         let committed: Option<LogId> = read_small(&dir.join(COMMITTED_FILE)).unwrap_or(None);
+        if marked && vote.is_none() && !damage.iter().any(|d| d.contains(VOTE_FILE)) {
+            damage.push(if scan.entries.is_empty() && last_purged.is_none() {
+                "the Raft state is gone (raft/ is empty) though this data dir held it".to_string()
+            } else {
+                format!("{VOTE_FILE} is missing")
+            });
+        }
         let mut mem = Mem {
             last_purged,
             vote,
@@ -460,6 +604,56 @@ impl LogStore {
                 // A crash between recording a purge past the end of the log and emptying the
                 // file: finish the job, or the next append would leave a gap in indexes.
                 end = 0;
+            }
+        }
+        // The first entry kept must follow the purged id (the file may still hold purged
+        // records before it); otherwise purged.bin was lost or replaced.
+        let first_kept = scan
+            .entries
+            .iter()
+            .map(|(_, e)| e.log_id.index)
+            .find(|i| last_purged.is_none_or(|p| *i > p.index));
+        // (Nothing purged: openraft's first entry is index 0, the initial membership.)
+        let gap = end > 0
+            && first_kept.is_some_and(|f| match last_purged {
+                Some(p) => f != p.index + 1,
+                None => f > 1,
+            });
+        if gap && !purged_lost {
+            damage.push(format!(
+                "the log starts at index {} but {PURGED_FILE} says {}",
+                first_kept.unwrap_or(0),
+                last_purged.map_or("nothing was purged".to_string(), |p| format!(
+                    "entries up to {} were",
+                    p.index
+                ))
+            ));
+        }
+        let purged_lost = purged_lost || gap;
+        let snapshot_behind = match snapshot {
+            Some(s) => last_purged.is_some_and(|p| s.is_none_or(|s| s.index < p.index)),
+            None => false,
+        };
+        if snapshot_behind || purged_lost {
+            if snapshot_behind {
+                damage.push(format!(
+                    "the log was purged up to index {} but the newest readable snapshot ends at {}",
+                    last_purged.map_or(0, |p| p.index),
+                    snapshot.flatten().map_or(0, |s| s.index)
+                ));
+            }
+            // The log cannot be re-applied: start from the snapshot with an empty log.
+            tracing::warn!(path = %path.display(), "dropping the Raft log: it does not follow the snapshot");
+            end = 0;
+            last_purged = snapshot.flatten();
+            mem.last_purged = last_purged;
+            mem.committed = None;
+            match last_purged {
+                Some(p) => write_atomic(&dir.join(PURGED_FILE), &encode_checked(&p)?)?,
+                None => match fs::remove_file(dir.join(PURGED_FILE)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => fsync_dir(dir)?,
+                },
             }
         }
         // Whatever follows the records goes (so nothing stale can be read back as a record
@@ -481,12 +675,35 @@ impl LogStore {
             .next_back()
             .copied()
             .or(last_purged.map(|p| p.index));
-        if mem
+        if let Some(c) = mem
             .committed
-            .is_some_and(|c| last_held.is_none_or(|l| c.index > l))
+            .filter(|c| last_held.is_none_or(|l| c.index > l))
         {
+            // The hint is written after the entries it names were fsynced: entries this node
+            // held (and acknowledged) are gone.
+            damage.push(format!(
+                "the log ends at index {} but index {} was known committed",
+                last_held.unwrap_or(0),
+                c.index
+            ));
             mem.committed = None;
         }
+        if committed.is_some() && mem.committed.is_none() {
+            // Dropped above: a restart must not read it again (and find the same "damage").
+            match fs::remove_file(dir.join(COMMITTED_FILE)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        let has_state = mem.vote.is_some() || !mem.entries.is_empty() || last_purged.is_some();
+        let marker = match marker {
+            Some(m) if !marked && has_state => {
+                write_atomic(&m, STATE_MARKER_TEXT)?;
+                None
+            }
+            Some(m) if !marked => Some(m),
+            _ => None,
+        };
         let hint = Arc::new(Mutex::new(None));
         let writer = Writer {
             dir: dir.to_path_buf(),
@@ -496,6 +713,7 @@ impl LogStore {
             end,
             allocated,
             stats: stats.clone(),
+            marker,
         };
         writer.publish();
         let (tx, rx) = mpsc::channel();
@@ -507,7 +725,14 @@ impl LogStore {
             tx,
             hint,
             stats,
+            damage: Arc::new(damage),
         })
+    }
+
+    /// What opening found lost or corrupt, in a way that may have lost entries or votes this
+    /// node acknowledged (a torn last write is not: it was never acknowledged). Empty: intact.
+    pub fn damage(&self) -> &[String] {
+        &self.damage
     }
 
     fn mem(&self) -> std::sync::MutexGuard<'_, Mem> {
@@ -852,6 +1077,160 @@ mod tests {
             es.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
             vec![101]
         );
+    }
+
+    /// A node's data dir as `node::start` lays it out: the log in `raft/`, the marker beside.
+    fn node_log(data: &Path, n: u64) -> (PathBuf, Vec<Entry>) {
+        let raft = data.join("raft");
+        let entries: Vec<Entry> = (1..=n).map(entry).collect();
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, None).unwrap();
+            s.save_vote(&openraft::Vote::new_committed(3, 2))
+                .await
+                .unwrap();
+            for chunk in entries.chunks(5) {
+                s.blocking_append(chunk.to_vec()).await.unwrap();
+            }
+            s.save_committed(Some(lid(1, n))).await.unwrap();
+        });
+        // the committed hint reaches the disk once the writer is idle
+        let hint = raft.join(COMMITTED_FILE);
+        while read_small::<Option<LogId>>(&hint).ok().flatten().flatten() != Some(lid(1, n)) {
+            std::thread::sleep(HINT_EVERY);
+        }
+        (raft, entries)
+    }
+
+    fn damage_of(raft: &Path, snapshot: Option<LogId>) -> Vec<String> {
+        LogStore::open_with(raft, snapshot)
+            .unwrap()
+            .damage()
+            .to_vec()
+    }
+
+    /// What counts as damage (the node then rejoins without voting: recovery.rs) and what does
+    /// not: a clean restart, or a torn last write, which was never acknowledged.
+    #[test]
+    fn damage_is_told_from_a_torn_write() {
+        let dir = TempDir::new("log-damage");
+        let data = dir.path().join("clean");
+        let (raft, entries) = node_log(&data, 30);
+        assert!(data.join(STATE_MARKER).exists());
+        assert_eq!(damage_of(&raft, None), Vec::<String>::new());
+
+        // A torn write: half of a new record in the preallocated space.
+        let end = *record_ends(&entries).last().unwrap();
+        let rec = encode_record(&entry(31)).unwrap();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(raft.join(LOG_FILE))
+            .unwrap();
+        f.write_all_at(&rec[..rec.len() / 2], end).unwrap();
+        drop(f);
+        assert_eq!(damage_of(&raft, None), Vec::<String>::new());
+
+        let flipped = |name: &str, at: fn(&[u64]) -> u64| {
+            let data = dir.path().join(name);
+            let (raft, entries) = node_log(&data, 30);
+            let path = raft.join(LOG_FILE);
+            let mut bytes = fs::read(&path).unwrap();
+            let at = at(&record_ends(&entries)) as usize;
+            bytes[at] ^= 0x04;
+            fs::write(&path, &bytes).unwrap();
+            damage_of(&raft, None)
+        };
+        // a payload byte of record 10, and a length byte of record 10
+        let d = flipped("mid", |ends| ends[9] + HEADER as u64 + 2);
+        assert!(d[0].starts_with("log corrupt after index 10"), "{d:?}");
+        let d = flipped("len", |ends| ends[9] + 2);
+        assert!(d[0].starts_with("log corrupt after index 10"), "{d:?}");
+        // the last record: whole, so not a torn write
+        let d = flipped("last", |ends| ends[28] + HEADER as u64 + 2);
+        assert!(d[0].starts_with("log corrupt after index 29"), "{d:?}");
+
+        // Whole records cut off the end (the file's preallocated zeros go with them).
+        let data = dir.path().join("cut");
+        let (raft, entries) = node_log(&data, 30);
+        let ends = record_ends(&entries);
+        OpenOptions::new()
+            .write(true)
+            .open(raft.join(LOG_FILE))
+            .unwrap()
+            .set_len(ends[26])
+            .unwrap();
+        let d = damage_of(&raft, None);
+        assert!(d.iter().any(|d| d.contains("cut short")), "{d:?}");
+        assert!(
+            d.iter().any(|d| d.contains("index 30 was known committed")),
+            "{d:?}"
+        );
+
+        // Files lost.
+        for (name, file, said) in [
+            ("vote", VOTE_FILE, "vote.bin is missing"),
+            ("log", LOG_FILE, "log.dat is missing"),
+        ] {
+            let data = dir.path().join(name);
+            let (raft, _) = node_log(&data, 30);
+            fs::remove_file(raft.join(file)).unwrap();
+            let d = damage_of(&raft, None);
+            assert!(d.iter().any(|d| d.contains(said)), "{name}: {d:?}");
+        }
+        let data = dir.path().join("wiped");
+        let (raft, _) = node_log(&data, 30);
+        fs::remove_dir_all(&raft).unwrap();
+        let d = damage_of(&raft, None);
+        assert!(
+            d.iter().any(|d| d.starts_with("the Raft state is gone")),
+            "{d:?}"
+        );
+        // A new node (no marker) is not damaged.
+        assert!(damage_of(&dir.path().join("new").join("raft"), None).is_empty());
+    }
+
+    /// A log purged past the newest readable snapshot cannot be re-applied (issue 24: "Cannot
+    /// re-apply logs"): it is dropped, the purged id becomes the snapshot's, and the node starts.
+    #[test]
+    fn a_log_purged_past_the_snapshot_is_dropped() {
+        let dir = TempDir::new("log-past-snap");
+        let data = dir.path().join("n");
+        let (raft, _) = node_log(&data, 30);
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, Some(lid(1, 20))).unwrap();
+            assert!(s.damage().is_empty(), "the snapshot covers the purge");
+            s.purge(lid(1, 20)).await.unwrap();
+        });
+        let older = Some(lid(1, 10));
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, older).unwrap();
+            assert!(
+                s.damage()[0].contains("purged up to index 20"),
+                "{:?}",
+                s.damage()
+            );
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!(st.last_purged_log_id, older);
+            assert_eq!(st.last_log_id, older);
+            assert_eq!(s.read_committed().await.unwrap(), None);
+            assert_eq!(
+                s.read_vote().await.unwrap(),
+                Some(openraft::Vote::new_committed(3, 2))
+            );
+        });
+        // every snapshot lost: an empty log (the leader sends a snapshot)
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, None).unwrap();
+            assert!(
+                s.damage()[0].contains("purged up to index 10"),
+                "{:?}",
+                s.damage()
+            );
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!((st.last_purged_log_id, st.last_log_id), (None, None));
+        });
+        // once dropped, a restart finds nothing more to drop (but the vote: nothing damaged)
+        let d = damage_of(&raft, None);
+        assert!(d.is_empty(), "{d:?}");
     }
 
     fn unhex(s: &str) -> Vec<u8> {
