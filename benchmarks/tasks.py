@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 from pyagent_compile.runtime.local.daemon import find_daemon  # noqa: E402
 from pyagent_compile.runtime.local.stack import LocalStack, load_stack  # noqa: E402
 from pyagent_compile.runtime.nodeapi import node_pb2 as pb  # noqa: E402
-from pyagent_compile.runtime.nodeapi.client import Signer  # noqa: E402
+from pyagent_compile.runtime.nodeapi.client import Signer, _Sequence  # noqa: E402
 from pyagent_compile.runtime.tasks import FINAL_STATES, load_work, submit_command  # noqa: E402
 
 RAY_VERSION = "2.40.0"
@@ -199,13 +199,32 @@ def pyagent_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
+class ClockSequence(_Sequence):
+    """Sequence numbers as the daemon makes its own (auth.rs `next_seq`): strictly increasing and
+    never behind the wall clock in microseconds.
+
+    The client signs as a node (as `pyagent run` does), and that node's daemon signs its own
+    commands (heartbeats, step reports) with the same key at about the current microsecond. The
+    client's own counter (start time + 1 per command) falls behind the clock as a long run goes
+    on, and sweeps through microseconds at which the daemon already signed: a collision is
+    refused as a replay (UNAUTHENTICATED). Kept on the clock, the two meet only when both sign
+    in the same microsecond; `Ours` retries that (and counts it)."""
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns() // 1000)
+            return self._last
+
+
 class Ours:
     """Submit-then-wait against the leader of a running local stack."""
 
     def __init__(self, stack: LocalStack, run_id: str) -> None:
         status = json.loads(pyagent_cli("status", str(stack.folder), "--format", "json").stdout)
         leader = stack.nodes[status["leader"] - 1]
-        self.signer = Signer.from_file(stack.swarm, leader.id, leader.key_file)
+        signer = Signer.from_file(stack.swarm, leader.id, leader.key_file)
+        self.signer = Signer(signer.swarm, signer.node_id, signer.key, ClockSequence())
+        self.replays = 0
         self.work = load_work(stack)
         self.run_id = run_id
         self.channel = grpc.insecure_channel(leader.grpc)
@@ -233,7 +252,20 @@ class Ours:
                 self._serial += 1
                 task_id = f"{self.run_id}-{manifest}-{self._serial}"
             command = submit_command(task_id, m, {}, self.work)
-            result = self._submit(self.signer.sign(command), timeout=30)
+            for attempt in range(5):
+                try:
+                    result = self._submit(self.signer.sign(command), timeout=30)
+                    break
+                except grpc.RpcError as error:
+                    replay = (
+                        isinstance(error, grpc.Call)
+                        and error.code() == grpc.StatusCode.UNAUTHENTICATED
+                        and "replay" in str(error.details())
+                    )
+                    if not replay or attempt == 4:
+                        raise
+                    with self._lock:
+                        self.replays += 1
             if not result.applied:
                 raise RuntimeError(f"{task_id} refused: {result.refusal} {result.message}")
             final: pb.TaskView | None = None
@@ -496,6 +528,7 @@ def main() -> int:
         f"  submit -> step started {shown(p50s('to_step_start_ms_p50'))} ms; "
         f"submit -> task succeeded {shown(p50s('task_ms_p50'))} ms (leader-stamped, ms)"
     )
+    print(f"submissions refused as a replay and signed again: {ours.replays}")
     if crate is not None:
         print("pyagent-sandbox's overhead test (crate level, in-process tokio spawn):\n" + crate)
     if not args.no_record:
@@ -509,6 +542,7 @@ def main() -> int:
             "rounds": args.rounds,
             "sizes": {"single_client_tasks": sizes["single"], "many_clients_tasks": sizes["many"], "clients": MANY},
             "wait": "WatchTask stream on the leader",
+            "replays_retried": ours.replays,
             "workloads": {
                 name: [{"load_avg": r.load, "figures": r.figures} for r in taken] for name, taken in results.items()
             },
