@@ -462,6 +462,7 @@ def main() -> int:
     parser.add_argument("--no-ray", action="store_true", help="measure pyagent only")
     parser.add_argument("--crate-level", action="store_true", help="also run pyagent-sandbox's overhead test")
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/results/tasks-*.json")
+    parser.add_argument("--note", default="", help="recorded with the figures (e.g. which daemon build)")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -536,6 +537,8 @@ def main() -> int:
             "benchmark": "tasks",
             "utc": utc,
             "commit": git_commit(),
+            "daemon": str(daemon),
+            "note": args.note,
             "command": " ".join(["python", "benchmarks/tasks.py", *sys.argv[1:]]),
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load_avg": started_load},
             "ray": ray.info if ray else None,
