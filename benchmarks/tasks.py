@@ -252,10 +252,12 @@ class Ours:
                 self._serial += 1
                 task_id = f"{self.run_id}-{manifest}-{self._serial}"
             command = submit_command(task_id, m, {}, self.work)
+            # A replay is refused by the API's check (UNAUTHENTICATED) or, when the colliding
+            # command was not applied yet, at apply (a refusal naming it): signed again, counted.
             for attempt in range(5):
                 try:
                     result = self._submit(self.signer.sign(command), timeout=30)
-                    break
+                    replay = not result.applied and "replay" in f"{result.refusal} {result.message}"
                 except grpc.RpcError as error:
                     replay = (
                         isinstance(error, grpc.Call)
@@ -264,8 +266,10 @@ class Ours:
                     )
                     if not replay or attempt == 4:
                         raise
-                    with self._lock:
-                        self.replays += 1
+                if not replay or attempt == 4:
+                    break
+                with self._lock:
+                    self.replays += 1
             if not result.applied:
                 raise RuntimeError(f"{task_id} refused: {result.refusal} {result.message}")
             final: pb.TaskView | None = None
