@@ -44,6 +44,7 @@ import contextlib
 import gc
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -543,7 +544,7 @@ def main() -> int:
             "commit": git_commit(),
             "daemon": str(daemon),
             "note": args.note,
-            "command": " ".join(["python", "benchmarks/tasks.py", *sys.argv[1:]]),
+            "command": shlex.join(["python", "benchmarks/tasks.py", *sys.argv[1:]]),
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load_avg": started_load},
             "ray": ray.info if ray else None,
             "rounds": args.rounds,
