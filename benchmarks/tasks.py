@@ -394,8 +394,17 @@ def crate_level() -> str:
         text=True,
         check=False,
     )
-    lines = [line for line in done.stdout.splitlines() if "p50" in line or " ms" in line or "µs" in line]
-    return "\n".join(lines) if done.returncode == 0 else f"(failed, exit {done.returncode}: {done.stderr[-500:]})"
+    if done.returncode != 0:
+        return f"(failed, exit {done.returncode}: {done.stderr[-500:]})"
+    # The table: from its header line (the one naming p50) to the first line that is not a row.
+    lines = done.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if "p50" in line), len(lines))
+    table = []
+    for line in lines[start:]:
+        if not line.strip() or line.startswith("test "):
+            break
+        table.append(line)
+    return "\n".join(table)
 
 
 # -- the run ----------------------------------------------------------------------------------
