@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test lint pytest native golden bench bench-kv bench-raft nemesis
+.PHONY: setup demo test lint pytest native golden bench bench-kv bench-raft bench-tasks nemesis
 
 setup:
 	bash .ci/setup
@@ -58,6 +58,11 @@ bench-kv: setup
 # pyagent's Raft against etcd 3.4 (installed with apt-get if missing), same machine, same run.
 bench-raft: setup
 	$(VENV)/python benchmarks/raft.py
+
+# pyagent's tasks on a 3-node local swarm against Ray 2.40.0's (ray.init(num_cpus=2)), same run;
+# Ray goes into .bench-cache/ray-venv with pip on first use, never into .venv.
+bench-tasks: setup
+	$(VENV)/python benchmarks/tasks.py
 
 # The nemesis for longer than CI runs it.
 nemesis: setup

@@ -434,9 +434,10 @@ impl node_server::Node for Api {
         self.linearize(req.stale).await?;
         let shared = self.shared.clone();
         // (last revision sent, ended): one view per change, the stream ends after a final one.
+        let applied = crate::work::executor::Applied::new(&shared.raft);
         let stream = futures_util::stream::unfold(
-            (shared, req.id, None::<u64>, false),
-            |(shared, id, sent, ended)| async move {
+            (shared, req.id, None::<u64>, false, applied),
+            |(shared, id, sent, ended, mut applied)| async move {
                 if ended {
                     return None;
                 }
@@ -445,9 +446,9 @@ impl node_server::Node for Api {
                     if sent != Some(view.revision) || !view.found {
                         let done = !view.found || TASK_FINAL.contains(&view.state.as_str());
                         let revision = Some(view.revision);
-                        return Some((Ok(view), (shared, id, revision, done)));
+                        return Some((Ok(view), (shared, id, revision, done, applied)));
                     }
-                    tokio::time::sleep(WATCH_POLL).await;
+                    applied.next(WATCH_POLL).await;
                 }
             },
         );
@@ -463,7 +464,8 @@ impl node_server::Node for Api {
 }
 
 const TASK_FINAL: &[&str] = &["succeeded", "failed", "cancelled"];
-/// How often a watch looks at the applied state for a change of its task.
+/// The longest a watch goes without looking at the applied state for a change of its task; it
+/// wakes when an entry is applied, so this is a fallback.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn describe(shared: &Shared, id: &str) -> proto::TaskView {

@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver as _;
+use openraft::metrics::RaftDataMetrics;
+use openraft::type_config::alias::WatchReceiverOf;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -21,11 +24,50 @@ use super::propose::propose_until_answered;
 use super::{Resources, StepState, TaskState, WorkTask};
 use crate::proto::{self, command::Op};
 use crate::shared::Shared;
-use crate::sm::read_state;
+use crate::sm::{read_state, Raft};
 use crate::state::refusal;
+use crate::types::{LogId, TypeConfig};
 
-/// How often the supervisor and runners look at the applied state.
+/// The longest the supervisor and runners go without looking at the applied state. They wake
+/// when the state machine applies an entry ([`Applied`]), so this is a fallback,
+/// not the latency: polling alone at 50 ms was most of a short task's submit-to-done time
+/// (benchmarks/tasks.py).
 const POLL: Duration = Duration::from_millis(50);
+
+/// Wakes a loop that reads the applied state when the state machine has applied a new entry
+/// (openraft's data metrics carry the last applied log id; the state is written before they
+/// move), or after a poll interval, whichever is first. Everything is re-read from the state
+/// after a wake-up, so a missed or spurious one costs at most an interval.
+pub(crate) struct Applied {
+    rx: WatchReceiverOf<TypeConfig, RaftDataMetrics<TypeConfig>>,
+    seen: Option<LogId>,
+}
+
+impl Applied {
+    pub(crate) fn new(raft: &Raft) -> Applied {
+        let rx = raft.data_metrics();
+        let seen = rx.borrow_watched().last_applied;
+        Applied { rx, seen }
+    }
+
+    pub(crate) async fn next(&mut self, poll: Duration) {
+        let applied = async {
+            loop {
+                if self.rx.changed().await.is_err() {
+                    // The Raft core stopped: nothing will be applied; the timer ends the wait.
+                    std::future::pending::<()>().await;
+                }
+                let now = self.rx.borrow_and_update().last_applied;
+                if now != self.seen {
+                    self.seen = now;
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(poll, applied).await;
+    }
+}
+
 /// Beyond a step's timeout before the executor drops it: a sandbox step's own wall-clock
 /// limit (the same timeout) kills and reports first.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
@@ -297,6 +339,7 @@ fn owned(shared: &Shared) -> BTreeMap<String, (u64, u64)> {
 
 async fn supervise(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
     let mut runners: BTreeMap<String, ((u64, u64), tokio::task::JoinHandle<()>)> = BTreeMap::new();
+    let mut applied = Applied::new(&ctx.shared.raft);
     while !*stop.borrow() {
         let now_owned = owned(&ctx.shared);
         runners.retain(|id, (token, handle)| {
@@ -318,7 +361,7 @@ async fn supervise(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
             let handle = tokio::spawn(run_task(ctx.clone(), id.clone(), token));
             runners.insert(id, (token, handle));
         }
-        tokio::time::sleep(POLL).await;
+        applied.next(POLL).await;
     }
     for (_, (_, handle)) in runners {
         handle.abort();
@@ -363,6 +406,7 @@ async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
         }
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut applied = Applied::new(&ctx.shared.raft);
     let mut steps: JoinSet<bool> = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
     loop {
@@ -389,7 +433,7 @@ async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
                     return; // its report was refused: the task is no longer ours
                 }
             }
-            _ = tokio::time::sleep(POLL) => {}
+            _ = applied.next(POLL) => {}
         }
     }
 }
@@ -557,6 +601,7 @@ impl StepJob {
                 format!("sub-task {child:?} refused: {}", r.message),
             ));
         }
+        let mut applied = Applied::new(&self.ctx.shared.raft);
         loop {
             let done = {
                 let st = read_state(&self.ctx.shared.state);
@@ -578,7 +623,7 @@ impl StepJob {
                     )),
                 };
             }
-            tokio::time::sleep(POLL).await;
+            applied.next(POLL).await;
         }
     }
 }
