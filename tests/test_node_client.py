@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,11 @@ def test_identity_file_round_trip(tmp_path: Path) -> None:
     )
 
 
-def test_sequence_numbers_are_dense_and_unique_across_threads() -> None:
-    # The daemon's replay window is 4096 numbers: concurrent commands must not leave gaps.
+def test_sequence_numbers_are_unique_across_threads_and_follow_the_clock() -> None:
+    # The daemon remembers the last 4096 numbers a signer used and refuses those and any below
+    # them all: numbers must be unique, and, like the daemon's own, never behind the clock, so
+    # that a client sharing a node's key stays above what the node itself signed.
+    start = time.time_ns() // 1000
     sequence = _Sequence()
     seen: list[int] = []
     lock = threading.Lock()
@@ -87,9 +91,10 @@ def test_sequence_numbers_are_dense_and_unique_across_threads() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(seen) == list(range(min(seen), min(seen) + 4000))
+    assert len(set(seen)) == 4000 and min(seen) >= start
+    assert sequence.next() >= time.time_ns() // 1000 - 1
     key = Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
     signer = Signer("laptop", 1, key, _Sequence())
     a, b = signer.sign(put_command("k", b"x")), signer.sign(put_command("k", b"x"))
-    assert b.seq == a.seq + 1 and a.signer == 1
+    assert b.seq > a.seq and a.signer == 1
     key.public_key().verify(a.signature, signed_bytes("laptop", 1, a.seq, a.command))  # raises if wrong

@@ -26,6 +26,7 @@ from pyagent_compile.suggest import did_you_mean
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 WORK_FILE = "work.json"
+REPLAY_RETRIES = 5
 
 
 class TaskError(Exception):
@@ -188,10 +189,16 @@ class SwarmClient:
         raise self._unreachable(last)
 
     def submit(self, command: pb.Command) -> pb.CommandResult:
+        """Signs and submits through the leader. A refusal as unauthenticated is a sequence
+        number the node signing with the same key used first: signed again, a few times."""
+
         def once(client: NodeClient) -> pb.CommandResult:
             return client.submit(self.signer.sign(command), timeout=10.0)
 
-        result: pb.CommandResult = self._call(once)
+        for _ in range(REPLAY_RETRIES):
+            result: pb.CommandResult = self._call(once)
+            if result.refusal != "unauthenticated":
+                return result
         return result
 
     def describe(self, task_id: str) -> pb.TaskView:

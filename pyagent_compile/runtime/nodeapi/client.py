@@ -52,10 +52,13 @@ def signed_bytes(swarm: str, signer: int, seq: int, command: bytes) -> bytes:
 
 
 class _Sequence:
-    """Per-signer sequence numbers, dense: the daemon accepts a number out of order only within
-    a window of 4096 below the highest it has seen, so concurrent commands must not leave gaps
-    (nanosecond timestamps would). Starting at the time in microseconds keeps a later process's
-    numbers above an earlier one's (unless it issued more than a million commands a second)."""
+    """Per-signer sequence numbers on a hybrid clock, as the daemon signs its own commands: strictly
+    increasing and never behind the time in microseconds. The replay window (the last 4096
+    numbers accepted per signer) refuses only a number it remembers, or one below all it
+    remembers, so following the clock keeps a long-lived client above the window even when a
+    daemon signing with the same key (a node's own heartbeats, when the local CLI signs as that
+    node) moves it on; a number both happen to pick is refused once and signed again
+    (`runtime/tasks.py`)."""
 
     def __init__(self) -> None:
         self._last = time.time_ns() // 1000
@@ -63,7 +66,7 @@ class _Sequence:
 
     def next(self) -> int:
         with self._lock:
-            self._last += 1
+            self._last = max(self._last + 1, time.time_ns() // 1000)
             return self._last
 
 
