@@ -96,6 +96,7 @@ environments:
 """
 DEPENDS = {"a": (), "b": ("a",), "c": ("a",)}
 CLIENTS = 3
+BURST = 8  # submissions at once, right before the leader is killed
 # Each client submits a task about this often: about one a second in all, which three workers
 # of four slots each keep up with on two busy cores, one node down or not.
 SUBMIT_EVERY = 3.0
@@ -168,53 +169,75 @@ def _submit_once(cluster: harness.Cluster, command: pb.Command) -> str:
     return f"refused: {result.refusal} {result.message}"
 
 
+def submit_task(
+    cluster: harness.Cluster, work: Any, subs: Submissions, task_id: str, marker: str, rng: random.Random
+) -> None:
+    """Submits one task and records what the client was told. After an unknown outcome, retries
+    the same id (the swarm answers 'exists (same submission)', acknowledged) or, every other
+    time, gives up on it."""
+    command = submit_command(task_id, work.manifests["dag"], {"marker": marker}, work)
+    with subs.lock:
+        subs.markers[task_id] = marker
+    deadline = time.monotonic() + 30
+    outcome = "unknown"
+    while time.monotonic() < deadline:
+        got = _submit_once(cluster, command)
+        if got == "redirected":
+            continue
+        if got == "unknown" and rng.random() < 0.5:
+            time.sleep(0.2)
+            continue  # the same id again: at most one task, whatever happened before
+        outcome = got
+        break
+    with subs.lock:
+        if outcome == "acked":
+            subs.acked.add(task_id)
+        elif outcome == "unknown":
+            subs.unknown.add(task_id)
+        else:
+            subs.refused[task_id] = outcome
+
+
 def _client(cluster: harness.Cluster, work: Any, subs: Submissions, cid: int, stop: threading.Event, seed: int) -> None:
-    """Submits tasks until `stop`. After an unknown outcome, retries the same id (the swarm
-    answers 'exists (same submission)', acknowledged) or, every other time, gives up on it."""
+    """Submits tasks until `stop`."""
     rng = random.Random(seed * 100 + cid)
-    manifest = work.manifests["dag"]
     n = 0
     while not stop.is_set():
         n += 1
-        task_id = f"t{cid}-{n}"
-        marker = f"m{cid}.{n}.{rng.randrange(10**6)}"
-        command = submit_command(task_id, manifest, {"marker": marker}, work)
-        with subs.lock:
-            subs.markers[task_id] = marker
-        deadline = time.monotonic() + 30
-        outcome = "unknown"
-        while time.monotonic() < deadline:
-            got = _submit_once(cluster, command)
-            if got == "redirected":
-                continue
-            if got == "unknown" and rng.random() < 0.5:
-                time.sleep(0.2)
-                continue  # the same id again: at most one task, whatever happened before
-            outcome = got
-            break
-        with subs.lock:
-            if outcome == "acked":
-                subs.acked.add(task_id)
-                subs.unknown.discard(task_id)
-            elif outcome == "unknown":
-                subs.unknown.add(task_id)
-            else:
-                subs.refused[task_id] = outcome
+        submit_task(cluster, work, subs, f"t{cid}-{n}", f"m{cid}.{n}.{rng.randrange(10**6)}", rng)
         stop.wait(rng.uniform(0.5, 1.5) * SUBMIT_EVERY)
 
 
+def _burst(cluster: harness.Cluster, work: Any, subs: Submissions, size: int, seed: int) -> list[threading.Thread]:
+    """`size` submissions at once, each from its own thread."""
+    threads = [
+        threading.Thread(
+            target=submit_task,
+            args=(cluster, work, subs, f"burst-{k}", f"mb.{k}.{seed}", random.Random(seed + k)),
+            daemon=True,
+        )
+        for k in range(size)
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
 # -- watching the committed state -------------------------------------------------------------
-def list_tasks(cluster: harness.Cluster, stale: bool = False, node: int | None = None) -> list[pb.TaskView] | None:
-    """The tasks as the leader (or `node`, with `stale`) has applied them; None if nobody answers."""
-    order = [node] if node is not None else [cluster.leader_hint, *sorted(cluster.clients)]
-    for target in order:
+def list_tasks(
+    cluster: harness.Cluster, stale: bool = False, first: int | None = None, only: bool = False
+) -> tuple[int, list[pb.TaskView]] | None:
+    """(who answered, the tasks as it applied them): the leader's, asking `first` first, unless
+    `stale`; None if nobody answers. With `only`, asks `first` alone."""
+    order = [first] if only else [first, cluster.leader_hint, *sorted(cluster.clients)]
+    for target in dict.fromkeys(order):
         if not target:
             continue
         try:
-            response = cluster.clients[target].stub.ListTasks(pb.ListTasksRequest(stale=stale), timeout=3.0)
-        except grpc.RpcError:
+            response = cluster.clients[target].stub.ListTasks(pb.ListTasksRequest(stale=stale), timeout=2.0)
+        except grpc.RpcError:  # down, stopped, or not the leader
             continue
-        return list(response.tasks)
+        return target, list(response.tasks)
     return None
 
 
@@ -229,13 +252,15 @@ class Watcher:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     polled_at: float = 0.0  # when the last poll that was answered began
+    leader: int = 0  # who answered last
 
     def run(self) -> None:
         while not self.stop.is_set():
             began = time.monotonic()
-            views = list_tasks(self.cluster)
+            answer = list_tasks(self.cluster, first=self.leader)
             now = time.monotonic()
-            if views is not None:
+            if answer is not None:
+                self.leader, views = answer
                 with self.lock:
                     self.polled_at = began
                     for v in views:
@@ -425,10 +450,16 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
         # entry that submits a task also places it). It is back within its lease: it finds its
         # tasks still its own, under the same tokens, and runs them again from their last
         # committed step.
-        harness.wait_for(lambda: subs.count_acked() >= 4, timeout=60)
+        harness.wait_for(lambda: subs.count_acked() >= 3, timeout=60)
         leader = cluster.wait_leader(timeout=60)
+        acked = subs.count_acked()
+        threads += _burst(cluster, work, subs, BURST, seed)
+        harness.wait_for(lambda: subs.count_acked() > acked, timeout=60)
+        with watcher.lock:  # the last poll's view (a fresh one would let the burst land first)
+            owned = watcher.running_on(watcher.latest).get(leader, {})
         cluster.kill(leader)
-        note(f"killed leader {leader} after {subs.count_acked()} acks")
+        first_kill = Fault("leader kill", leader, time.monotonic(), owned)
+        note(f"killed leader {leader} after {subs.count_acked() - acked} of a burst of {BURST} were acknowledged")
         note(f"new leader {cluster.wait_leader(timeout=60, among=set(cluster.clients) - {leader})}")
         harness.pyagent_up(cluster.stack, daemon)
         restarted = leader
@@ -492,17 +523,18 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
     threads[0].join(timeout=30)
     note("every task ended")
 
-    final = list_tasks(cluster)
-    assert final is not None
+    answer = list_tasks(cluster)
+    assert answer is not None
+    final = answer[1]
     problems = check_tasks(final, subs)
     # Every replica applied the same state.
     top = max(s.commit_index for s in cluster.statuses().values() if s is not None)
     cluster.wait_applied(top, timeout=60)
     leader_view = sorted((v.id, v.state, v.revision, v.steps[0].output_json) for v in final)
     for node_id in sorted(cluster.clients):
-        replica = list_tasks(cluster, stale=True, node=node_id)
+        replica = list_tasks(cluster, stale=True, first=node_id, only=True)
         assert replica is not None, f"node {node_id} does not answer"
-        if sorted((v.id, v.state, v.revision, v.steps[0].output_json) for v in replica) != leader_view:
+        if sorted((v.id, v.state, v.revision, v.steps[0].output_json) for v in replica[1]) != leader_view:
             problems.append(f"node {node_id}'s tasks differ from the leader's")
 
     moved = {v.id: v.placements for v in final if v.placements > 1}
@@ -510,6 +542,10 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
     for task_id in seen_moving:
         if task_id in by_id(final) and by_id(final)[task_id].placements < 2:
             problems.append(f"task {task_id} was seen under two tokens but counts one placement")
+    for task_id, token in first_kill.tasks.items():
+        after = watcher.replaced_after(task_id, token, first_kill.at)
+        if after is not None:
+            first_kill.replaced[task_id] = after
     for fault in faults:
         if not fault.replaced:
             problems.append(f"{fault.kind} of node {fault.victim}: none of {sorted(fault.tasks)} was placed again")
@@ -520,6 +556,11 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
           f"{len(subs.unknown)} (of which tasks: {len(subs.unknown & set(by_id(final)))}), refused "
           f"{len(subs.refused)}, succeeded {succeeded} of {len(final)}")  # fmt: skip
     print(f"re-placements: {sum(p - 1 for p in moved.values())} over {len(moved)} tasks")
+    print(
+        f"leader kill node {first_kill.victim}: of its {len(first_kill.tasks)} running tasks,"
+        f" {len(first_kill.tasks) - len(first_kill.replaced)} resumed under their token when it came back,"
+        f" {len(first_kill.replaced)} placed again"
+    )
     for fault in faults:
         times = sorted(fault.replaced.values())
         shown = ", ".join(f"{t:.1f}" for t in times)
