@@ -143,6 +143,7 @@ class Submissions:
     unknown: set[str] = field(default_factory=set)
     refused: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ack: threading.Event = field(default_factory=threading.Event)  # set on each acknowledgement
 
     def count_acked(self) -> int:
         with self.lock:
@@ -192,6 +193,7 @@ def submit_task(
     with subs.lock:
         if outcome == "acked":
             subs.acked.add(task_id)
+            subs.ack.set()
         elif outcome == "unknown":
             subs.unknown.add(task_id)
         else:
@@ -453,8 +455,9 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
         harness.wait_for(lambda: subs.count_acked() >= 3, timeout=60)
         leader = cluster.wait_leader(timeout=60)
         acked = subs.count_acked()
+        subs.ack.clear()
         threads += _burst(cluster, work, subs, BURST, seed)
-        harness.wait_for(lambda: subs.count_acked() > acked, timeout=60)
+        assert subs.ack.wait(timeout=60), "no acknowledgement"
         with watcher.lock:  # the last poll's view (a fresh one would let the burst land first)
             owned = watcher.running_on(watcher.latest).get(leader, {})
         cluster.kill(leader)
