@@ -464,6 +464,9 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
         first_kill = Fault("leader kill", leader, time.monotonic(), owned)
         note(f"killed leader {leader} after {subs.count_acked() - acked} of a burst of {BURST} were acknowledged")
         note(f"new leader {cluster.wait_leader(timeout=60, among=set(cluster.clients) - {leader})}")
+        # Until its lease ends the dead node is still a worker: the burst's tasks may be placed
+        # on it (in the entries that submitted them) and wait for it.
+        first_kill.tasks |= watcher.running_on(watcher.fresh()).get(leader, {})
         harness.pyagent_up(cluster.stack, daemon)
         restarted = leader
         note(f"restarted {leader} (pyagent up --local)")
@@ -560,7 +563,7 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
           f"{len(subs.refused)}, succeeded {succeeded} of {len(final)}")  # fmt: skip
     print(f"re-placements: {sum(p - 1 for p in moved.values())} over {len(moved)} tasks")
     print(
-        f"leader kill node {first_kill.victim}: of its {len(first_kill.tasks)} running tasks,"
+        f"leader kill node {first_kill.victim}: of the {len(first_kill.tasks)} tasks it held,"
         f" {len(first_kill.tasks) - len(first_kill.replaced)} resumed under their token when it came back,"
         f" {len(first_kill.replaced)} placed again"
     )
