@@ -255,6 +255,8 @@ class Watcher:
     stop: threading.Event = field(default_factory=threading.Event)
     polled_at: float = 0.0  # when the last poll that was answered began
     leader: int = 0  # who answered last
+    states: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)  # task -> its changes seen
+    started: float = field(default_factory=time.monotonic)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -267,6 +269,10 @@ class Watcher:
                     self.polled_at = began
                     for v in views:
                         self.latest[v.id] = v
+                        change = (v.state, v.owner, (v.token.term, v.token.index), v.reason)
+                        states = self.states.setdefault(v.id, [])
+                        if not states or states[-1][1:] != change:
+                            states.append((round(now - self.started, 2), *change))
                         if v.owner:
                             seen = self.placements.setdefault(v.id, [])
                             key = (v.owner, (v.token.term, v.token.index))
@@ -347,7 +353,17 @@ def _wait_replaced(watcher: Watcher, fault: Fault) -> None:
         if not pending:
             return
         time.sleep(POLL)
-    raise AssertionError(f"{fault.kind} of node {fault.victim}: tasks not placed again: {pending}")
+    going = {
+        i: (v.state, v.owner, (v.token.term, v.token.index), v.placements, v.reason, [(s.id, s.state) for s in v.steps])
+        for i, v in views.items()
+        if v.state not in FINAL_STATES
+    }
+    raise AssertionError(
+        f"{fault.kind} of node {fault.victim}: tasks not placed again: {pending}\n"
+        f"tasks not ended (state, owner, token, placements, reason, steps): {going}\n"
+        f"fault at {fault.at - watcher.started:.2f}s; seen: {[watcher.states.get(i) for i in pending]}\n"
+        f"{harness.describe_statuses(watcher.cluster.statuses())}"
+    )
 
 
 # -- the checker --------------------------------------------------------------------------------
@@ -523,7 +539,10 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
         going = sorted(i for i, v in views.items() if v.state not in FINAL_STATES)
         if not going:
             break
-        assert time.monotonic() < deadline, f"tasks not done {ALL_DONE_WITHIN}s after the faults: {going}\n{log}"
+        assert time.monotonic() < deadline, (
+            f"tasks not done {ALL_DONE_WITHIN}s after the faults: {going}\n"
+            f"seen: {[watcher.states.get(i) for i in going]}\nschedule: {log}"
+        )
         time.sleep(0.5)
     watcher.stop.set()
     threads[0].join(timeout=30)
