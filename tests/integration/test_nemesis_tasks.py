@@ -1,7 +1,8 @@
 """Tasks under faults: a 3-node swarm whose nodes are all workers runs a stream of DAG tasks
-(a -> (b, c)) while the nemesis kills the leader right after submissions, kills the owner of
-running tasks and keeps it down past its lease, and stops a node (SIGSTOP) past its lease and
-wakes it; killed nodes come back with `pyagent up --local`.
+(a -> (b, c)) while the nemesis kills the leader during a burst of submissions (it comes back
+within its lease and resumes its tasks), kills the owner of running tasks and keeps it down
+past its lease, and stops the leader, owning tasks, (SIGSTOP) past its lease and wakes it;
+killed nodes come back with `pyagent up --local`.
 
 Afterwards, from the committed state (every replica's, which must agree):
 - every submission that was acknowledged is a task, once, and succeeded; one whose outcome was
@@ -11,7 +12,8 @@ Afterwards, from the committed state (every replica's, which must agree):
   the state machine's clock) with the outputs the commands print, c's built from a's committed
   output; every task was placed at least once and a task seen to move got a new placement;
 - no task is left queued or running once the faults stop;
-- the woken node's late step reports were refused as stale (its node.log says so).
+- the stale owners' late step reports (the node back from a kill past its lease, the woken
+  leader) were refused as stale: their node.log says so.
 
 The test prints its figures (tasks submitted, acknowledged, succeeded, re-placements, and the
 time from each fault to the re-placement of the victim's tasks). Timing depends on the lease
