@@ -246,6 +246,17 @@ class Cluster:
     def restart(self, node_id: int) -> None:
         self.launcher(self.node_by_id(node_id))
 
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP the node's daemon (not the sandboxed commands it started: they run on)."""
+        pid = processes.node_pid(self.node_by_id(node_id))
+        assert pid is not None, f"node {node_id} is not running"
+        os.kill(pid, signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        pid = processes.node_pid(self.node_by_id(node_id))
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+
     def wait_applied(self, index: int, nodes: list[int] | None = None, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         wanted = nodes or list(self.clients)
@@ -429,8 +440,9 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
 
 
 # -- launching --------------------------------------------------------------------------------
-def up_local(stack: LocalStack, daemon: Path, timeout: float = 60) -> Cluster:
-    """Start through the real CLI, as a user does."""
+def pyagent_up(stack: LocalStack, daemon: Path, timeout: float = 60) -> None:
+    """`pyagent up --local`, as a user runs it: starts the nodes that are down (all of them the
+    first time; after a crash, only the dead ones, which rejoin with their data)."""
     env = dict(os.environ, PYAGENT_NODE_BIN=str(daemon))
     done = subprocess.run(
         [sys.executable, "-m", "pyagent_compile", "up", "--local", str(stack.folder), "--timeout", str(timeout)],
@@ -442,6 +454,11 @@ def up_local(stack: LocalStack, daemon: Path, timeout: float = 60) -> Cluster:
         cwd=ROOT,
     )
     assert done.returncode == 0, f"pyagent up failed:\n{done.stdout}\n{done.stderr}"
+
+
+def up_local(stack: LocalStack, daemon: Path, timeout: float = 60) -> Cluster:
+    """Start through the real CLI, as a user does."""
+    pyagent_up(stack, daemon, timeout)
 
     def relaunch(node: StackNode) -> None:
         processes.start_node(stack, node, daemon)

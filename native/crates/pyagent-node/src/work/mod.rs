@@ -181,7 +181,9 @@ pub struct WorkTask {
     pub outputs_json: Vec<u8>,
     pub submitted_ms: u64,
     pub finished_ms: u64,
-    /// Log index of the submission (queue order) and of the last change.
+    /// The task's place in the queue: the log index of its submission, or one past the previous
+    /// task's when one entry submitted several (the proposer batches commands into one entry);
+    /// unique, so it keys `WorkState::queue`. `revision` is the log index of the last change.
     pub submitted_index: u64,
     pub revision: u64,
 }
@@ -205,9 +207,12 @@ impl WorkTask {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkState {
     pub tasks: BTreeMap<String, WorkTask>,
-    /// Queued tasks by the log index of their submission: placement goes in that order.
+    /// Queued tasks by their `submitted_index`: placement goes in that order.
     pub queue: BTreeMap<u64, String>,
     pub workers: BTreeMap<u64, Worker>,
+    /// The last `submitted_index` given (0 in a state saved before it was kept).
+    #[serde(default)]
+    pub last_submitted: u64,
 }
 
 /// Where a command sits in the log and what time it is, for every operation below.
@@ -379,6 +384,11 @@ impl WorkState {
                 finished_ms: 0,
             })
             .collect();
+        // Several submissions in one entry share its index: each needs a queue key of its own,
+        // or the next overwrites it and a task that waits for room (or is queued again when its
+        // worker is lost) is never placed.
+        let order = at.index.max(self.last_submitted.saturating_add(1));
+        self.last_submitted = order;
         let task = WorkTask {
             id: s.id.clone(),
             manifest: s.manifest,
@@ -398,11 +408,11 @@ impl WorkState {
             outputs_json: Vec::new(),
             submitted_ms: at.now,
             finished_ms: 0,
-            submitted_index: at.index,
+            submitted_index: order,
             revision: at.index,
         };
         self.tasks.insert(s.id.clone(), task);
-        self.queue.insert(at.index, s.id);
+        self.queue.insert(order, s.id);
         self.place_queued(at);
         ApplyResult::ok()
     }

@@ -224,3 +224,58 @@ fn bad_submissions_are_refused_with_the_reason() {
     s.manifest_json = b"{}".to_vec();
     assert!(w.submit(s, at(3, 0)).message.contains("manifest"));
 }
+
+/// The proposer batches commands: several submissions can share one entry, so one log index.
+/// Found by tests/integration/test_nemesis_tasks.py: a burst of submissions in one entry was
+/// placed on one worker; when that worker's lease ended, only one of them went back to the
+/// queue (keyed by the log index), the others stayed `queued` and were never placed.
+#[test]
+fn submissions_in_one_entry_each_keep_their_place_in_the_queue() {
+    let mut w = WorkState::default();
+    // Room for two tasks (1000m of 500m each).
+    w.register_worker(1, register(1, 4), at(1, 0));
+    let one = || vec![step("s", "sandbox", &[], &[])];
+    for id in ["x", "y"] {
+        assert!(w.submit(submission(id, one()), at(2, 10)).applied);
+    }
+    assert_eq!(
+        (w.tasks["x"].submitted_index, w.tasks["y"].submitted_index),
+        (2, 3)
+    );
+    assert!(w.tasks["x"].owner == 1 && w.tasks["y"].owner == 1);
+    // The next entry's submission comes after them; it waits for room.
+    assert!(w.submit(submission("later", one()), at(3, 20)).applied);
+    assert_eq!(w.tasks["later"].submitted_index, 4);
+    assert_eq!(w.tasks["later"].state, TaskState::Queued);
+
+    // Node 1 is lost: both of its tasks go back to the queue, and all three are placed.
+    w.expire(at(4, 6_000));
+    assert_eq!(w.queue.len(), 3);
+    w.register_worker(2, register(2, 4), at(5, 6_000));
+    w.register_worker(3, register(3, 4), at(6, 6_000));
+    for id in ["x", "y", "later"] {
+        let t = &w.tasks[id];
+        assert_eq!(t.state, TaskState::Running, "{id}");
+        assert!(t.owner == 2 || t.owner == 3, "{id}");
+    }
+    assert!(w.queue.is_empty());
+
+    // Waiting for room, too: with one slot, three submissions in one entry run one by one.
+    let mut w = WorkState::default();
+    w.register_worker(1, register(1, 1), at(1, 0));
+    for id in ["x", "y", "z"] {
+        w.submit(submission(id, one()), at(2, 10));
+    }
+    assert_eq!(w.queue.len(), 2);
+    for (n, id) in ["x", "y", "z"].iter().enumerate() {
+        let t = w.tasks[*id].clone();
+        assert_eq!(t.state, TaskState::Running, "{id}");
+        let index = 3 + n as u64;
+        assert!(
+            w.step_update(1, update(&t, "s", "succeeded"), at(index, 20))
+                .applied
+        );
+        assert_eq!(w.tasks[*id].state, TaskState::Succeeded);
+    }
+    assert!(w.queue.is_empty());
+}
