@@ -598,14 +598,12 @@ def test_tasks_survive_kills_pauses_and_leader_changes(swarm: harness.Cluster, d
     assert not subs.refused, f"submissions refused: {subs.refused}"
     assert not problems, "\n".join(problems[:40]) + "\nschedule:\n" + "\n".join(log)
     assert succeeded == len(final) and len(final) >= len(subs.acked) > 0
-    # A node back from a kill past its lease, and the old leader woken, start from their stale
-    # view (they own tasks placed elsewhere since) and report on it until they catch up: each
-    # such report is refused. (Were one to catch up before reporting anything, it would just
-    # stop its runners; in practice its runners report within milliseconds of learning a leader,
-    # before it has applied what it missed: 2 to 56 refusals per node in every run so far.)
-    kill, pause = faults
-    assert refusals[kill.victim] > 0, f"node {kill.victim} came back, yet no report of its stale view was refused"
-    assert paused_refusals > 0, f"node {pause.victim} woke, yet no report of its stale view was refused"
+    # A node back from a kill past its lease, or the old leader woken, may report on its stale
+    # view before it has caught up; such reports are refused (counted and printed above). It may
+    # as well catch up first and just stop its runners: that depends on timing (a CI run saw a
+    # woken leader with none), so it is not asserted here. That a stale report is refused is
+    # the state machine's rule, tested in native/crates/pyagent-node/src/work/tests.rs; what this
+    # test holds is its consequence: every acknowledged task ended once, in DAG order.
 
 
 def by_id(views: list[pb.TaskView]) -> dict[str, pb.TaskView]:
