@@ -1,16 +1,16 @@
 //! An in-process 3-node cluster over loopback: elects a leader, commits signed writes durably,
 //! refuses forged and unsigned messages, enforces fencing, and survives a full restart.
 
+mod common;
+use common::{key, listeners, rebind, Dir};
 use openraft::async_runtime::WatchReceiver as _;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
 use prost::Message as _;
 use pyagent_node::auth::{Envelope, Reject, Signer};
-use pyagent_node::config::{KvConfig, MemberConfig, NodeConfig};
-use pyagent_node::identity::public_key_b64;
+use pyagent_node::config::NodeConfig;
 use pyagent_node::metrics::Channel;
 use pyagent_node::node::{self, Listeners, Node};
 use pyagent_node::proto::{self, command::Op, node_client::NodeClient};
@@ -18,96 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SWARM: &str = "test-swarm";
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn key(i: u64) -> SigningKey {
-    SigningKey::from_bytes(&[i as u8 + 1; 32])
-}
-
-fn listeners() -> Listeners {
-    let bind = || {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        l
-    };
-    Listeners {
-        raft: bind(),
-        grpc: bind(),
-        metrics: bind(),
-    }
-}
-
 fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
-    let members: Vec<MemberConfig> = ls
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let id = i as u64 + 1;
-            MemberConfig {
-                node_id: id,
-                name: format!("n{id}"),
-                raft: l.raft.local_addr().unwrap().to_string(),
-                grpc: l.grpc.local_addr().unwrap().to_string(),
-                voter: true,
-                public_key: Some(public_key_b64(&key(id))),
-            }
-        })
-        .collect();
-    ls.iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let id = i as u64 + 1;
-            NodeConfig {
-                swarm: SWARM.into(),
-                pool: "agents".into(),
-                node_id: id,
-                name: format!("n{id}"),
-                data_dir: root.join(format!("n{id}")),
-                listen_raft: l.raft.local_addr().unwrap(),
-                listen_grpc: l.grpc.local_addr().unwrap(),
-                listen_metrics: l.metrics.local_addr().unwrap(),
-                members: members.clone(),
-                join: false,
-                // Several in-process clusters share the test machine's two cores, and CI runs
-                // them beside a CPU hog: a heartbeat can be late by hundreds of milliseconds
-                // while a node signs and checks 1 MiB entries. etcd's default (1 s at 100 ms
-                // heartbeats) as the floor keeps leadership where the test put it.
-                election_timeout_ms: (1000, 2000),
-                heartbeat_ms: 100,
-                snapshot_every_entries: 500,
-                snapshots_kept: 2,
-                kv: KvConfig {
-                    block_size: 16,
-                    blocks: 64,
-                    eviction: "lru".into(),
-                    ttl_seconds: None,
-                },
-                // In process the test's runtime runs the nodes; the field is read by main only.
-                worker_threads: None,
-                kubernetes: None,
-                // Not workers: these tests are about Raft; tests/integration/test_tasks.py
-                // runs tasks on real processes.
-                work: None,
-                cores: Vec::new(),
-            }
-        })
-        .collect()
-}
-
-fn rebind(cfg: &NodeConfig) -> Listeners {
-    // Re-binding the same ports after a shutdown; retried while the old sockets close.
-    for _ in 0..100 {
-        if let Ok(l) = node::Listeners::bind(cfg) {
-            return l;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("could not re-bind {:?}", cfg.listen_raft);
+    common::configs(SWARM, root, ls, 500)
 }
 
 /// How long a test waits for the cluster to settle. Generous: CI runs on two busy cores, where

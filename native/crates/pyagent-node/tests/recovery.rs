@@ -3,17 +3,17 @@
 //! stays put (pre-vote). Three nodes in one process on loopback, as in tests/cluster.rs (whose
 //! helpers these repeat in small).
 
+mod common;
+use common::{key, listeners, rebind, Dir};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
 use openraft::async_runtime::WatchReceiver as _;
 use prost::Message as _;
 use pyagent_node::auth::Signer;
-use pyagent_node::config::{KvConfig, MemberConfig, NodeConfig};
-use pyagent_node::identity::public_key_b64;
+use pyagent_node::config::NodeConfig;
 use pyagent_node::node::{self, Listeners, Node};
 use pyagent_node::proto::{self, command::Op, node_client::NodeClient};
 use pyagent_node::storage::{self, COMMITTED_FILE, LOG_FILE};
@@ -23,90 +23,8 @@ const SWARM: &str = "recovery-swarm";
 /// Generous: two busy cores, several in-process clusters at once.
 const SETTLE: Duration = Duration::from_secs(90);
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn key(i: u64) -> SigningKey {
-    SigningKey::from_bytes(&[i as u8 + 1; 32])
-}
-
-fn listeners() -> Listeners {
-    let bind = || {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        l
-    };
-    Listeners {
-        raft: bind(),
-        grpc: bind(),
-        metrics: bind(),
-    }
-}
-
 fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
-    let members: Vec<MemberConfig> = ls
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let id = i as u64 + 1;
-            MemberConfig {
-                node_id: id,
-                name: format!("n{id}"),
-                raft: l.raft.local_addr().unwrap().to_string(),
-                grpc: l.grpc.local_addr().unwrap().to_string(),
-                voter: true,
-                public_key: Some(public_key_b64(&key(id))),
-            }
-        })
-        .collect();
-    ls.iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let id = i as u64 + 1;
-            NodeConfig {
-                swarm: SWARM.into(),
-                pool: "agents".into(),
-                node_id: id,
-                name: format!("n{id}"),
-                data_dir: root.join(format!("n{id}")),
-                listen_raft: l.raft.local_addr().unwrap(),
-                listen_grpc: l.grpc.local_addr().unwrap(),
-                listen_metrics: l.metrics.local_addr().unwrap(),
-                members: members.clone(),
-                join: false,
-                election_timeout_ms: (1000, 2000),
-                heartbeat_ms: 100,
-                // Snapshots (and purges) every 100 entries: damage lands on purged logs and
-                // older snapshots too.
-                snapshot_every_entries: 100,
-                snapshots_kept: 2,
-                kv: KvConfig {
-                    block_size: 16,
-                    blocks: 64,
-                    eviction: "lru".into(),
-                    ttl_seconds: None,
-                },
-                worker_threads: None,
-                kubernetes: None,
-                work: None,
-                cores: Vec::new(),
-            }
-        })
-        .collect()
-}
-
-fn rebind(cfg: &NodeConfig) -> Listeners {
-    for _ in 0..200 {
-        if let Ok(l) = node::Listeners::bind(cfg) {
-            return l;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("could not re-bind {:?}", cfg.listen_raft);
+    common::configs(SWARM, root, ls, 100)
 }
 
 /// Waits until `cond` holds for `n`, re-checking on every change of its Raft metrics (and every
