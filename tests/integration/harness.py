@@ -125,8 +125,13 @@ def pyagent(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
 def compile_local(tmp: Path, name: str, voters: int, snapshot_every: int = 10_000) -> LocalStack:
     """A local stack of `voters` nodes; `snapshot_every` entries between snapshots (the spec's
     default unless a test wants followers to be sent snapshots)."""
+    return compile_spec(tmp, name, SPEC.format(name=name, voters=voters, snapshot_every=snapshot_every))
+
+
+def compile_spec(tmp: Path, name: str, spec_text: str) -> LocalStack:
+    """The local stack of swarm `name`, compiled from `spec_text` in `tmp`."""
     spec = tmp / "swarm.yaml"
-    spec.write_text(SPEC.format(name=name, voters=voters, snapshot_every=snapshot_every), encoding="utf-8")
+    spec.write_text(spec_text, encoding="utf-8")
     done = pyagent("compile", str(spec), "--out", str(tmp / "stacks"), "--env", "local")
     assert done.returncode == 0, done.stderr
     stack, diag = load_stack(tmp / "stacks" / name / "local")

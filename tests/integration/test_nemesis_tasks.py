@@ -37,7 +37,7 @@ import grpc
 import pytest
 
 from pyagent_compile.contracts.work import read_work_file
-from pyagent_compile.runtime.local.stack import LocalStack, load_stack
+from pyagent_compile.runtime.local.stack import LocalStack
 from pyagent_compile.runtime.nodeapi import node_pb2 as pb
 from pyagent_compile.runtime.nodeapi.client import NotLeader
 from pyagent_compile.runtime.tasks import FINAL_STATES, submit_command
@@ -110,13 +110,7 @@ ALL_DONE_WITHIN = 240.0
 
 def _stack(tmp: Path) -> LocalStack:
     name = harness.unique_name("tnem", 3)
-    spec = tmp / "swarm.yaml"
-    spec.write_text(SPEC.format(name=name), encoding="utf-8")
-    done = harness.pyagent("compile", str(spec), "--out", str(tmp / "stacks"), "--env", "local")
-    assert done.returncode == 0, done.stderr
-    stack, diag = load_stack(tmp / "stacks" / name / "local")
-    assert stack is not None, diag
-    return stack
+    return harness.compile_spec(tmp, name, SPEC.format(name=name))
 
 
 @pytest.fixture

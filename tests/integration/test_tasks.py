@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pyagent_compile.runtime.local.stack import LocalStack, load_stack
+from pyagent_compile.runtime.local.stack import LocalStack
 from tests.integration import harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,13 +135,7 @@ environments:
 
 def _stack(tmp: Path, prefix: str) -> LocalStack:
     name = harness.unique_name(prefix, 3)
-    spec = tmp / "swarm.yaml"
-    spec.write_text(SPEC.format(name=name), encoding="utf-8")
-    done = harness.pyagent("compile", str(spec), "--out", str(tmp / "stacks"), "--env", "local")
-    assert done.returncode == 0, done.stderr
-    stack, diag = load_stack(tmp / "stacks" / name / "local")
-    assert stack is not None, diag
-    return stack
+    return harness.compile_spec(tmp, name, SPEC.format(name=name))
 
 
 @pytest.fixture
