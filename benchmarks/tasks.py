@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 from pyagent_compile.runtime.local.daemon import find_daemon  # noqa: E402
 from pyagent_compile.runtime.local.stack import LocalStack, load_stack  # noqa: E402
 from pyagent_compile.runtime.nodeapi import node_pb2 as pb  # noqa: E402
-from pyagent_compile.runtime.nodeapi.client import Signer, _Sequence  # noqa: E402
+from pyagent_compile.runtime.nodeapi.client import Signer  # noqa: E402
 from pyagent_compile.runtime.tasks import FINAL_STATES, load_work, submit_command  # noqa: E402
 
 RAY_VERSION = "2.40.0"
@@ -200,31 +200,15 @@ def pyagent_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
-class ClockSequence(_Sequence):
-    """Sequence numbers as the daemon makes its own (auth.rs `next_seq`): strictly increasing and
-    never behind the wall clock in microseconds.
-
-    The client signs as a node (as `pyagent run` does), and that node's daemon signs its own
-    commands (heartbeats, step reports) with the same key at about the current microsecond. The
-    client's own counter (start time + 1 per command) falls behind the clock as a long run goes
-    on, and sweeps through microseconds at which the daemon already signed: a collision is
-    refused as a replay (UNAUTHENTICATED). Kept on the clock, the two meet only when both sign
-    in the same microsecond; `Ours` retries that (and counts it)."""
-
-    def next(self) -> int:
-        with self._lock:
-            self._last = max(self._last + 1, time.time_ns() // 1000)
-            return self._last
-
-
 class Ours:
     """Submit-then-wait against the leader of a running local stack."""
 
     def __init__(self, stack: LocalStack, run_id: str) -> None:
         status = json.loads(pyagent_cli("status", str(stack.folder), "--format", "json").stdout)
         leader = stack.nodes[status["leader"] - 1]
-        signer = Signer.from_file(stack.swarm, leader.id, leader.key_file)
-        self.signer = Signer(signer.swarm, signer.node_id, signer.key, ClockSequence())
+        # The client signs as a node, as `pyagent run` does; its sequence numbers follow the clock
+        # as the daemon's own do, so the two meet only in the same microsecond (retried, counted).
+        self.signer = Signer.from_file(stack.swarm, leader.id, leader.key_file)
         self.replays = 0
         self.work = load_work(stack)
         self.run_id = run_id

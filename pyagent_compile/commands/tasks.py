@@ -12,8 +12,8 @@ from pyagent_compile.commands.output import add_format_options
 from pyagent_compile.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
+    from pyagent_compile.runtime.local.stack import LocalStack
     from pyagent_compile.runtime.nodeapi import node_pb2 as pb
-    from pyagent_compile.runtime.tasks import SwarmClient
 
 RUN_HELP = """\
 Submit a task: one of the swarm's logic manifests with typed inputs. The inputs are checked
@@ -69,23 +69,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_format_options(parser, ("text", "json"))
 
 
-def _client(args: argparse.Namespace) -> tuple[SwarmClient | None, list[Diagnostic]]:
-    from pyagent_compile.runtime.tasks import SwarmClient
+def _guarded(args: argparse.Namespace, body: Any, stack: LocalStack | None = None) -> int:
+    """`body(client)` with a client of the stack (loaded here unless the caller has it); a
+    TaskError becomes its diagnostic."""
+    from pyagent_compile.runtime.tasks import SwarmClient, TaskError
 
-    stack, diags = _load(args)
     if stack is None:
-        return None, diags
-    return SwarmClient(stack, timeout=args.timeout), []
-
-
-def _guarded(args: argparse.Namespace, body: Any) -> int:
-    from pyagent_compile.runtime.tasks import TaskError
-
+        stack, diags = _load(args)
+        if stack is None:
+            return _finish(args, diags)
     client = None
     try:
-        client, diags = _client(args)
-        if client is None:
-            return _finish(args, diags)
+        client = SwarmClient(stack, timeout=args.timeout)
         return int(body(client))
     except TaskError as error:
         return _finish(args, [error.diagnostic])
@@ -131,7 +126,7 @@ def run_task(args: argparse.Namespace) -> int:
         assert final is not None
         return _finish(args, _outcome_diags(final), {"task": rt.view_to_json(final)}, task_text(final))
 
-    return _guarded(args, body)
+    return _guarded(args, body, stack)
 
 
 def _progress_line(view: pb.TaskView) -> str:
