@@ -92,7 +92,9 @@ def test_sequence_numbers_are_unique_across_threads_and_follow_the_clock() -> No
     for t in threads:
         t.join()
     assert len(set(seen)) == 4000 and min(seen) >= start
-    assert sequence.next() >= time.time_ns() // 1000 - 1
+    # The clock is read first: next() must be at or after it (the other order races the clock).
+    now = time.time_ns() // 1000
+    assert sequence.next() >= now
     key = Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
     signer = Signer("laptop", 1, key, _Sequence())
     a, b = signer.sign(put_command("k", b"x")), signer.sign(put_command("k", b"x"))
