@@ -330,9 +330,7 @@ async fn keep_lease(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
 fn owned(shared: &Shared) -> BTreeMap<String, (u64, u64)> {
     let st = read_state(&shared.state);
     st.work
-        .tasks
-        .values()
-        .filter(|t| t.state == TaskState::Running && t.owner == me(shared))
+        .running_on(me(shared))
         .map(|t| (t.id.clone(), t.token))
         .collect()
 }

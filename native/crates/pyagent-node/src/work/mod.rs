@@ -15,7 +15,7 @@ pub mod propose;
 pub mod sandbox_step;
 pub mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -193,6 +193,19 @@ impl WorkTask {
         self.steps.iter().find(|s| s.id == id)
     }
 
+    /// Whether the task only waits for sub-tasks it delegated: every step it runs is a
+    /// `delegate`. Such a task holds no slot nor resources on its node (as Ray releases a task's
+    /// CPUs while it blocks in `ray.get`): otherwise parents holding every slot would wait for
+    /// children that can never be placed.
+    pub fn waits_on_sub_tasks(&self) -> bool {
+        let mut running = self
+            .steps
+            .iter()
+            .filter(|s| s.state == StepState::Running)
+            .peekable();
+        running.peek().is_some() && running.all(|s| s.kind == "delegate")
+    }
+
     fn same_submission(&self, s: &proto::SubmitTask) -> bool {
         self.manifest == s.manifest
             && self.core == s.core
@@ -204,15 +217,50 @@ impl WorkTask {
 }
 
 /// The work part of the swarm state.
+///
+/// `running` and `children` are indexes derived from `tasks`: not saved (a snapshot holds the
+/// same bytes as before they existed) and rebuilt when a state is loaded, so that placement,
+/// the executor and ending a task touch the tasks that matter, not every task ever submitted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredWorkState")]
 pub struct WorkState {
     pub tasks: BTreeMap<String, WorkTask>,
     /// Queued tasks by their `submitted_index`: placement goes in that order.
     pub queue: BTreeMap<u64, String>,
     pub workers: BTreeMap<u64, Worker>,
     /// The last `submitted_index` given (0 in a state saved before it was kept).
-    #[serde(default)]
     pub last_submitted: u64,
+    /// Running tasks by owner.
+    #[serde(skip)]
+    running: BTreeMap<u64, BTreeSet<String>>,
+    /// Sub-tasks by parent (whatever their state).
+    #[serde(skip)]
+    children: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// What a snapshot holds of `WorkState` (the same fields, in the same order).
+#[derive(Deserialize)]
+struct StoredWorkState {
+    tasks: BTreeMap<String, WorkTask>,
+    queue: BTreeMap<u64, String>,
+    workers: BTreeMap<u64, Worker>,
+    #[serde(default)]
+    last_submitted: u64,
+}
+
+impl From<StoredWorkState> for WorkState {
+    fn from(s: StoredWorkState) -> Self {
+        let mut work = WorkState {
+            tasks: s.tasks,
+            queue: s.queue,
+            workers: s.workers,
+            last_submitted: s.last_submitted,
+            running: BTreeMap::new(),
+            children: BTreeMap::new(),
+        };
+        work.reindex();
+        work
+    }
 }
 
 /// Where a command sits in the log and what time it is, for every operation below.
@@ -237,6 +285,51 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl WorkState {
+    fn reindex(&mut self) {
+        self.running.clear();
+        self.children.clear();
+        for t in self.tasks.values() {
+            if t.state == TaskState::Running {
+                self.running
+                    .entry(t.owner)
+                    .or_default()
+                    .insert(t.id.clone());
+            }
+            if !t.parent.is_empty() {
+                self.children
+                    .entry(t.parent.clone())
+                    .or_default()
+                    .insert(t.id.clone());
+            }
+        }
+    }
+
+    /// The ids of the tasks running on `node`.
+    pub fn running_on(&self, node: u64) -> impl Iterator<Item = &WorkTask> {
+        self.running
+            .get(&node)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    /// Every running task.
+    pub fn running(&self) -> impl Iterator<Item = &WorkTask> {
+        self.running
+            .values()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    fn unmark_running(&mut self, owner: u64, id: &str) {
+        if let Some(ids) = self.running.get_mut(&owner) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.running.remove(&owner);
+            }
+        }
+    }
+
     /// Takes tasks away from workers whose lease ended: they go back to the queue (their
     /// finished steps stay finished) and are placed again under a new token.
     pub fn expire(&mut self, at: At) {
@@ -249,18 +342,20 @@ impl WorkState {
         if dead.is_empty() {
             return;
         }
-        for t in self.tasks.values_mut() {
-            if t.state != TaskState::Running || !dead.contains(&t.owner) {
-                continue;
+        for node in dead {
+            for id in self.running.remove(&node).unwrap_or_default() {
+                let Some(t) = self.tasks.get_mut(&id) else {
+                    continue;
+                };
+                t.reason = format!("node {} lost its lease; placing the task again", t.owner);
+                t.state = TaskState::Queued;
+                t.owner = 0;
+                t.revision = at.index;
+                for s in t.steps.iter_mut().filter(|s| s.state == StepState::Running) {
+                    s.state = StepState::Pending;
+                }
+                self.queue.insert(t.submitted_index, t.id.clone());
             }
-            t.reason = format!("node {} lost its lease; placing the task again", t.owner);
-            t.state = TaskState::Queued;
-            t.owner = 0;
-            t.revision = at.index;
-            for s in t.steps.iter_mut().filter(|s| s.state == StepState::Running) {
-                s.state = StepState::Pending;
-            }
-            self.queue.insert(t.submitted_index, t.id.clone());
         }
         // A worker whose lease ended stays listed (for `status`), with no room, until it
         // heartbeats again; nothing is placed on it meanwhile.
@@ -291,6 +386,7 @@ impl WorkState {
                         room.free = room.free.minus(&task.resources);
                         room.running += 1;
                     }
+                    self.running.entry(node).or_default().insert(id);
                     self.queue.remove(&index);
                 }
                 Err(reason) => {
@@ -411,6 +507,12 @@ impl WorkState {
             submitted_index: order,
             revision: at.index,
         };
+        if !task.parent.is_empty() {
+            self.children
+                .entry(task.parent.clone())
+                .or_default()
+                .insert(task.id.clone());
+        }
         self.tasks.insert(s.id.clone(), task);
         self.queue.insert(order, s.id);
         self.place_queued(at);
@@ -425,6 +527,7 @@ impl WorkState {
         if t.state.is_final() {
             return;
         }
+        let was_running = (t.state == TaskState::Running).then_some(t.owner);
         t.state = state;
         t.error_code = code.to_string();
         t.reason = reason;
@@ -434,12 +537,20 @@ impl WorkState {
             s.state = StepState::Cancelled;
             s.finished_ms = at.now;
         }
-        self.queue.retain(|_, q| q != id);
+        let queued_at = t.submitted_index;
+        if let Some(owner) = was_running {
+            self.unmark_running(owner, id);
+        }
+        if self.queue.get(&queued_at).is_some_and(|q| q == id) {
+            self.queue.remove(&queued_at);
+        }
         let children: Vec<String> = self
-            .tasks
-            .values()
-            .filter(|c| c.parent == id && !c.state.is_final())
-            .map(|c| c.id.clone())
+            .children
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|c| self.tasks.get(*c).is_some_and(|c| !c.state.is_final()))
+            .cloned()
             .collect();
         for c in children {
             self.end(
@@ -591,7 +702,10 @@ impl WorkState {
         }
         t.revision = at.index;
         let id = t.id.clone();
-        if u.state == "failed" {
+        let frees_its_slot = u.state == "running" && t.waits_on_sub_tasks();
+        if frees_its_slot {
+            self.place_queued(at);
+        } else if u.state == "failed" {
             let reason = format!("step {:?} failed: {}", u.step, u.error);
             self.end(&id, TaskState::Failed, &u.error_code, reason, at);
             self.place_queued(at);
@@ -624,10 +738,12 @@ impl WorkState {
             })
             .unwrap_or_default();
         t.outputs_json = serde_json::to_vec(&outputs).unwrap_or_default();
+        let owner = t.owner;
         t.state = TaskState::Succeeded;
         t.reason = String::new();
         t.finished_ms = at.now;
         t.revision = at.index;
+        self.unmark_running(owner, id);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Resources, TaskState, WorkState, Worker};
+use super::{Resources, WorkState, Worker};
 
 /// What a worker has left, with what already runs on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct Room {
     pub running: u32,
 }
 
-/// Every live worker's room at `now`.
+/// Every live worker's room at `now`. Tasks that only wait for their sub-tasks take none.
 pub fn rooms(work: &WorkState, now: u64) -> BTreeMap<u64, Room> {
     let mut rooms: BTreeMap<u64, Room> = work
         .workers
@@ -27,10 +27,7 @@ pub fn rooms(work: &WorkState, now: u64) -> BTreeMap<u64, Room> {
             (*id, room)
         })
         .collect();
-    for t in work.tasks.values() {
-        if t.state != TaskState::Running {
-            continue;
-        }
+    for t in work.running().filter(|t| !t.waits_on_sub_tasks()) {
         if let Some(room) = rooms.get_mut(&t.owner) {
             room.free = room.free.minus(&t.resources);
             room.running += 1;

@@ -181,6 +181,50 @@ fn the_task_bound_queues_work_until_a_slot_frees() {
     assert_eq!(w.tasks["b"].state, TaskState::Running);
 }
 
+/// One slot, a parent that delegates: while it waits for its sub-task it holds no slot, so the
+/// sub-task runs (otherwise both wait for ever); when the parent runs a step of its own again
+/// it counts again.
+#[test]
+fn a_parent_waiting_for_its_sub_task_leaves_its_slot_to_it() {
+    let mut w = WorkState::default();
+    w.register_worker(1, register(1, 1), at(1, 0));
+    let steps = vec![
+        step("d", "delegate", &[], &[]),
+        step("s", "sandbox", &["d"], &[]),
+    ];
+    w.submit(submission("p", steps), at(2, 1));
+    w.submit(
+        submission("other", vec![step("s", "sandbox", &[], &[])]),
+        at(3, 1),
+    );
+    assert_eq!(w.tasks["other"].state, TaskState::Queued);
+    let p = w.tasks["p"].clone();
+    assert!(
+        w.step_update(1, update(&p, "d", "running"), at(4, 2))
+            .applied
+    );
+    // The slot went to the oldest queued task: `other`.
+    assert_eq!(w.tasks["other"].state, TaskState::Running);
+    let mut child = submission("p.d", vec![step("s", "sandbox", &[], &[])]);
+    child.parent = "p".into();
+    child.parent_step = "d".into();
+    w.submit(child, at(5, 3));
+    assert_eq!(w.tasks["p.d"].state, TaskState::Queued);
+    let other = w.tasks["other"].clone();
+    w.step_update(1, update(&other, "s", "succeeded"), at(6, 4));
+    let c = w.tasks["p.d"].clone();
+    assert_eq!(c.state, TaskState::Running);
+    w.step_update(1, update(&c, "s", "succeeded"), at(7, 5));
+    w.step_update(1, update(&p, "d", "succeeded"), at(8, 6));
+    // `p` runs its own step now: it counts again, and a newcomer waits for it.
+    w.step_update(1, update(&p, "s", "running"), at(9, 7));
+    w.submit(
+        submission("late", vec![step("s", "sandbox", &[], &[])]),
+        at(10, 8),
+    );
+    assert_eq!(w.tasks["late"].state, TaskState::Queued);
+}
+
 #[test]
 fn resubmitting_is_idempotent_and_cancel_reaches_sub_tasks() {
     let mut w = WorkState::default();
@@ -278,4 +322,93 @@ fn submissions_in_one_entry_each_keep_their_place_in_the_queue() {
         assert_eq!(w.tasks[*id].state, TaskState::Succeeded);
     }
     assert!(w.queue.is_empty());
+}
+
+mod indexes {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Action {
+        Submit { child_of: Option<u8> },
+        Register(u8),
+        Heartbeat(u8),
+        Report { task: u8, fail: bool },
+        Cancel(u8),
+        Advance(u16),
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            3 => proptest::option::of(0u8..16).prop_map(|child_of| Action::Submit { child_of }),
+            1 => (1u8..4).prop_map(Action::Register),
+            1 => (1u8..4).prop_map(Action::Heartbeat),
+            3 => (0u8..16, any::<bool>()).prop_map(|(task, fail)| Action::Report { task, fail }),
+            1 => (0u8..16).prop_map(Action::Cancel),
+            1 => (0u16..4000).prop_map(Action::Advance),
+        ]
+    }
+
+    fn apply(w: &mut WorkState, a: &Action, index: u64, now: u64) {
+        let at = at(index, now);
+        let nth = |w: &WorkState, n: u8| w.tasks.keys().nth(n as usize).cloned();
+        match a {
+            Action::Submit { child_of } => {
+                let mut s = submission(&format!("t{index}"), vec![step("s", "sandbox", &[], &[])]);
+                if let Some(parent) = child_of.and_then(|n| nth(w, n)) {
+                    s.parent = parent;
+                    s.parent_step = "s".into();
+                }
+                w.submit(s, at);
+            }
+            Action::Register(n) => {
+                w.register_worker(u64::from(*n), register(u64::from(*n), 2), at);
+            }
+            Action::Heartbeat(n) => {
+                let h = proto::WorkerHeartbeat {
+                    node_id: u64::from(*n),
+                    lease_ms: 5_000,
+                };
+                w.heartbeat(u64::from(*n), h, at);
+            }
+            Action::Report { task, fail } => {
+                if let Some(t) = nth(w, *task).map(|id| w.tasks[&id].clone()) {
+                    let state = if *fail { "failed" } else { "succeeded" };
+                    w.step_update(t.owner, update(&t, "s", state), at);
+                }
+            }
+            Action::Cancel(n) => {
+                if let Some(id) = nth(w, *n) {
+                    let c = proto::CancelTask {
+                        id,
+                        reason: String::new(),
+                    };
+                    w.cancel(c, at);
+                }
+            }
+            Action::Advance(_) => w.expire(at),
+        }
+    }
+
+    proptest! {
+        /// Whatever happens, the indexes kept along the way are the ones a snapshot rebuilds
+        /// (WorkState's equality compares them), and the queue holds exactly the queued tasks.
+        #[test]
+        fn kept_indexes_equal_rebuilt_ones(actions in proptest::collection::vec(action(), 1..60)) {
+            let mut w = WorkState::default();
+            let mut now = 0u64;
+            for (i, a) in actions.iter().enumerate() {
+                if let Action::Advance(ms) = a {
+                    now += u64::from(*ms);
+                }
+                apply(&mut w, a, i as u64 + 1, now);
+                let bytes = rmp_serde::to_vec(&w).unwrap();
+                let loaded: WorkState = rmp_serde::from_slice(&bytes).unwrap();
+                prop_assert_eq!(&loaded, &w);
+                let queued: BTreeSet<&String> = w.tasks.values()
+                    .filter(|t| t.state == TaskState::Queued).map(|t| &t.id).collect();
+                prop_assert_eq!(queued, w.queue.values().collect::<BTreeSet<_>>());
+            }
+        }
+    }
 }
