@@ -30,7 +30,52 @@ pub(crate) fn system_dir_args() -> Vec<String> {
     args
 }
 
+/// Where the host's dynamic loader and library dirs go inside an image's root, for the helper.
+const HOST_RUNTIME_INSIDE: &str = "/.pyagent/host";
+
+/// `--ro-bind` of each top-level entry of an image's root file system (`--symlink` for
+/// symlinks), onto bwrap's own tmpfs root: binding the image at `/` itself would leave no place
+/// to create /proc, /workspace and the helper's mount point in a read-only root.
+pub(crate) fn image_root_args(root: &Path) -> std::io::Result<Vec<String>> {
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(root)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    let mut args = Vec::new();
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if matches!(
+            name.as_str(),
+            "proc" | "dev" | "tmp" | "workspace" | ".pyagent"
+        ) {
+            continue;
+        }
+        let inside = format!("/{name}");
+        let path = e.path();
+        if let Ok(target) = std::fs::read_link(&path) {
+            args.extend([
+                "--symlink".into(),
+                target.to_string_lossy().into_owned(),
+                inside,
+            ]);
+        } else {
+            args.extend([
+                "--ro-bind".into(),
+                path.to_string_lossy().into_owned(),
+                inside,
+            ]);
+        }
+    }
+    Ok(args)
+}
+
+/// A root file system other than the host's (a step's image).
+pub(crate) struct ImageRoot {
+    /// The host's loader and library dirs for a dynamically linked helper.
+    pub host_runtime: Option<(std::path::PathBuf, Vec<std::path::PathBuf>)>,
+    pub entries: Vec<String>,
+}
+
 pub(crate) struct BwrapRun<'a> {
+    pub root: Option<&'a ImageRoot>,
     pub workspace: &'a Path,
     pub workspace_inside: &'a str,
     pub helper: &'a Path,
@@ -66,7 +111,10 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
         s("--hostname"),
         s("pyagent-sandbox"),
     ]);
-    a.extend(system_dir_args());
+    match run.root {
+        Some(image) => a.extend(image.entries.iter().cloned()),
+        None => a.extend(system_dir_args()),
+    }
     a.extend([s("--proc"), s("/proc"), s("--dev"), s("/dev")]);
     // /tmp and /dev/shm as tmpfs of their own with a size: bwrap's /dev is a tmpfs without one,
     // and a run without a memory cgroup could otherwise fill the host's memory through it.
@@ -81,6 +129,32 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
         s("--chdir"),
         s(run.workspace_inside),
     ]);
+    let runtime = run.root.and_then(|r| r.host_runtime.as_ref());
+    let mut exec = vec![s(HELPER_INSIDE), s(run.helper_arg)];
+    if let Some((loader, dirs)) = runtime {
+        // The image's own libc may differ from the helper's: the helper runs on the host's,
+        // through the host's loader (`ld.so --library-path DIRS PROGRAM`); the command it
+        // executes then loads the image's.
+        let loader_inside = format!("{HOST_RUNTIME_INSIDE}/ld.so");
+        a.extend([
+            s("--ro-bind"),
+            loader.to_string_lossy().into_owned(),
+            loader_inside.clone(),
+        ]);
+        let mut inside = Vec::new();
+        for (i, d) in dirs.iter().enumerate() {
+            let at = format!("{HOST_RUNTIME_INSIDE}/lib{i}");
+            a.extend([s("--ro-bind"), d.to_string_lossy().into_owned(), at.clone()]);
+            inside.push(at);
+        }
+        exec = vec![
+            loader_inside,
+            s("--library-path"),
+            inside.join(":"),
+            s(HELPER_INSIDE),
+            s(run.helper_arg),
+        ];
+    }
     a.extend([
         s("--ro-bind"),
         run.helper.to_string_lossy().into_owned(),
@@ -93,9 +167,8 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
         s("--remount-ro"),
         s("/"),
         s("--"),
-        s(HELPER_INSIDE),
-        s(run.helper_arg),
     ]);
+    a.extend(exec);
     a
 }
 
@@ -105,6 +178,7 @@ mod tests {
 
     fn run(network: bool) -> Vec<String> {
         args(&BwrapRun {
+            root: None,
             workspace: Path::new("/srv/tasks/t1"),
             workspace_inside: "/workspace",
             helper: Path::new("/opt/pyagent/pyagent-sandbox-exec"),

@@ -65,6 +65,7 @@
 mod bwrap;
 mod capture;
 mod cgroup;
+mod elf;
 mod error;
 mod filter;
 pub mod helper;

@@ -50,6 +50,17 @@ fn remember_refusal(uid: u32) {
 /// cancelled task leaves nothing behind. The drop blocks briefly (milliseconds) while the
 /// kernel reaps the killed processes.
 pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
+    let raised;
+    let spec = if spec.root.is_some() && spec.min_isolation < IsolationLevel::Namespaces {
+        // Below namespaces the command would see the host's root, not the image's.
+        raised = SandboxSpec {
+            min_isolation: IsolationLevel::Namespaces,
+            ..spec.clone()
+        };
+        &raised
+    } else {
+        spec
+    };
     validate(spec)?;
     let workspace =
         std::fs::canonicalize(&spec.workspace).map_err(|e| SandboxError::Workspace {
@@ -64,6 +75,11 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     }
     check_workspace_place(&workspace)?;
     let helper = resolve_helper(spec)?;
+    let root = spec
+        .root
+        .as_deref()
+        .map(|r| image_root(r, &helper))
+        .transpose()?;
     let run_as = resolve_run_as(spec)?;
     let (mut level, mut fallback_reason) = choose_level(spec, run_as.0)?;
     if run_as.0 != rustix::process::geteuid().as_raw() {
@@ -76,6 +92,7 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     loop {
         let try_at = Attempt {
             spec,
+            root: root.as_ref(),
             level,
             workspace: &workspace,
             helper: &helper,
@@ -102,6 +119,21 @@ pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
             }
         }
     }
+}
+
+/// What bwrap needs to run in `dir` (an image's root file system).
+fn image_root(dir: &Path, helper: &Path) -> Result<bwrap::ImageRoot, SandboxError> {
+    let bad = |m: String| SandboxError::InvalidSpec(format!("root {}: {m}", dir.display()));
+    let dir = std::fs::canonicalize(dir).map_err(|e| bad(e.to_string()))?;
+    if !dir.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    let entries = bwrap::image_root_args(&dir).map_err(|e| bad(e.to_string()))?;
+    let host_runtime = crate::elf::host_runtime(helper)?;
+    Ok(bwrap::ImageRoot {
+        host_runtime,
+        entries,
+    })
 }
 
 fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
@@ -383,6 +415,7 @@ fn plan(
 ) -> Result<Plan, SandboxError> {
     let Attempt {
         spec,
+        root,
         level,
         workspace,
         helper,
@@ -445,6 +478,7 @@ fn plan(
         Some(Bwrap {
             program,
             args: bwrap::args(&BwrapRun {
+                root,
                 workspace,
                 workspace_inside: WORKSPACE,
                 helper,
@@ -482,6 +516,7 @@ fn plan(
 #[derive(Clone, Copy)]
 struct Attempt<'a> {
     spec: &'a SandboxSpec,
+    root: Option<&'a bwrap::ImageRoot>,
     level: IsolationLevel,
     /// Canonical.
     workspace: &'a Path,
@@ -492,6 +527,7 @@ struct Attempt<'a> {
 async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
     let Attempt {
         spec,
+        root: _,
         level,
         workspace,
         run_as,
@@ -712,6 +748,7 @@ mod tests {
     fn the_fallback_grants_the_system_dirs_the_workspace_and_its_temp_dir_only() {
         let spec = SandboxSpec::new(vec!["make".into()], "/srv/tasks/t1".into());
         let a = Attempt {
+            root: None,
             spec: &spec,
             level: IsolationLevel::LandlockSeccomp,
             workspace: Path::new("/srv/tasks/t1"),
@@ -735,6 +772,7 @@ mod tests {
         let mut spec = SandboxSpec::new(vec!["make".into()], "/srv/tasks/t1".into());
         spec.env = vec![("PATH".into(), "/opt/bin".into()), ("K".into(), "v".into())];
         let a = Attempt {
+            root: None,
             spec: &spec,
             level: IsolationLevel::LimitsOnly,
             workspace: Path::new("/srv/tasks/t1"),

@@ -113,6 +113,10 @@ pub struct SandboxSpec {
     /// that a daemon running as root runs commands as `nobody` (65534), never as root. The
     /// workspace is chowned to this user when it differs from the daemon's.
     pub run_as: Option<(u32, u32)>,
+    /// A root file system to run in instead of the host's system dirs (an image's, unpacked
+    /// by pyagent-image). Needs [`IsolationLevel::Namespaces`]: without a mount namespace the
+    /// command would see the host's root, so a run with a root never falls back below it.
+    pub root: Option<PathBuf>,
     /// The exec helper (`pyagent-sandbox-exec`, or any binary that calls
     /// [`crate::helper::main_if_invoked`] first thing). `None`: `$PYAGENT_SANDBOX_EXEC`, else
     /// `pyagent-sandbox-exec` next to the current executable or in its parent directory.
@@ -132,6 +136,7 @@ impl SandboxSpec {
             max_isolation: IsolationLevel::Namespaces,
             cgroup_parent: None,
             run_as: None,
+            root: None,
             helper: None,
         }
     }
