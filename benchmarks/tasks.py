@@ -44,6 +44,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import shlex
 import shutil
 import statistics
@@ -210,9 +211,19 @@ class Ours:
         # as the daemon's own do, so the two meet only in the same microsecond (retried, counted).
         self.signer = Signer.from_file(stack.swarm, leader.id, leader.key_file)
         self.replays = 0
+        # Elections on a loaded machine move the leader: the client follows it, as `pyagent run`
+        # does, and the moves are counted and printed.
+        self.leader_moves = 0
+        self.stack = stack
         self.work = load_work(stack)
         self.run_id = run_id
-        self.channel = grpc.insecure_channel(leader.grpc)
+        self._connect(leader.grpc)
+        self._serial = 0
+        self._lock = threading.Lock()
+
+    def _connect(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.insecure_channel(address)
         self._submit = self.channel.unary_unary(
             "/pyagent.node.v1.Node/Submit",
             request_serializer=pb.SignedCommand.SerializeToString,
@@ -223,8 +234,20 @@ class Ours:
             request_serializer=pb.DescribeTaskRequest.SerializeToString,
             response_deserializer=pb.TaskView.FromString,
         )
-        self._serial = 0
-        self._lock = threading.Lock()
+
+    def _follow_leader(self, error: grpc.RpcError) -> bool:
+        """Switches to the leader an error names ("not the leader; node N is"); False if none."""
+        if not isinstance(error, grpc.Call) or error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            return False
+        named = re.search(r"node (\d+) is", str(error.details()))
+        if named is None:
+            return False
+        node = self.stack.nodes[int(named.group(1)) - 1]
+        with self._lock:
+            if self.address != node.grpc:
+                self.leader_moves += 1
+                self._connect(node.grpc)
+        return True
 
     def close(self) -> None:
         self.channel.close()
@@ -244,6 +267,8 @@ class Ours:
                     result = self._submit(self.signer.sign(command), timeout=30)
                     replay = not result.applied and "replay" in f"{result.refusal} {result.message}"
                 except grpc.RpcError as error:
+                    if attempt < 4 and self._follow_leader(error):
+                        continue
                     replay = (
                         isinstance(error, grpc.Call)
                         and error.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -528,6 +553,7 @@ def main() -> int:
         f"submit -> task succeeded {shown(p50s('task_ms_p50'))} ms (leader-stamped, ms)"
     )
     print(f"submissions refused as a replay and signed again: {ours.replays}")
+    print(f"leader moves followed (elections under load): {ours.leader_moves}")
     if crate is not None:
         print("pyagent-sandbox's overhead test (crate level, in-process tokio spawn):\n" + crate)
     if not args.no_record:
@@ -544,6 +570,7 @@ def main() -> int:
             "sizes": {"single_client_tasks": sizes["single"], "many_clients_tasks": sizes["many"], "clients": MANY},
             "wait": "WatchTask stream on the leader",
             "replays_retried": ours.replays,
+            "leader_moves": ours.leader_moves,
             "workloads": {
                 name: [{"load_avg": r.load, "figures": r.figures} for r in taken] for name, taken in results.items()
             },
