@@ -147,6 +147,10 @@ class Work(Contract):
     min_isolation: IsolationLevel = Field(description="The weakest sandbox isolation a step may run with.")
     lease_ms: Count = Field(description="A task's ownership lasts this long without a heartbeat from the node.")
     workspace_bytes: Count = Field(description="Disk quota of a task's workspace.")
+    image_layout: str = Field(
+        description="The OCI image layout holding the images of `sandbox` steps, relative to this file's folder "
+        "or absolute (filled with `skopeo copy docker://REF oci:DIR:REF`; docs/tasks.md)."
+    )
 
 
 class NodeConfig(Contract):

@@ -44,6 +44,9 @@ class Step(Contract):
     retries: int = Field(ge=0)
     command: list[str] | None
     network: bool = Field(description="sandbox: whether the firewall lets the step's core reach the network.")
+    image: str | None = Field(
+        description="sandbox: the image the command runs in, from the node's OCI image layout (docs/tasks.md)."
+    )
     core: str | None
     manifest: str | None
     params: dict[str, Any] | None = Field(description="The kind's other settings (cort rounds, mcp tool...).")

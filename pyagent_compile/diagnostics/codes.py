@@ -504,6 +504,14 @@ CODES: dict[str, CodeInfo] = {
         "step input has no value",
         "A step's input is bound to a value that does not exist (an output of a step that produced none).",
     ),
+    "PA728": CodeInfo(
+        "step image unavailable",
+        "A `sandbox` step names an `image:` that its node cannot provide: the node has no OCI image layout, the "
+        "image is not in it (the error lists what is), or a blob does not match its digest. Put the image into "
+        "the node's layout: `skopeo copy docker://REF oci:<stack>/images:REF` on the local target, the "
+        "`/var/lib/pyagent/images` layout of the node's volume on Kubernetes (docs/tasks.md). A step with an "
+        "image also needs the namespaces isolation level (PA722 otherwise).",
+    ),
 }
 
 

@@ -31,6 +31,9 @@ from pyagent_compile.plan.nodeconfig import node_config
 from pyagent_compile.plan.work import work_file
 
 WORK_FILE_NAME = "work.json"
+# The local swarm's step images: an OCI image layout in the stack folder, which the user fills
+# (`skopeo copy docker://REF oci:<stack>/images:REF`); compile never writes there.
+IMAGES_DIR_NAME = "images"
 
 LOCAL_ENV = "local"
 PORT_BASE = 20000
@@ -115,6 +118,10 @@ def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry
             "runtime": contract.Runtime(worker_threads=1),
             "sovereignty": config.sovereignty.model_copy(update={"jurisdiction": None}),
             # work.json sits in the stack folder, one up from the node configs (nodes/).
-            "work": config.work.model_copy(update={"file": f"../{WORK_FILE_NAME}"}) if config.work else None,
+            "work": config.work.model_copy(
+                update={"file": f"../{WORK_FILE_NAME}", "image_layout": f"../{IMAGES_DIR_NAME}"}
+            )
+            if config.work
+            else None,
         }
     )

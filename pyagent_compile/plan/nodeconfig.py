@@ -13,6 +13,8 @@ from pyagent_compile.plan import naming
 
 DATA_DIR = "/var/lib/pyagent"
 WORK_FILE = "/etc/pyagent/manifests/work.json"
+# Step images: an OCI image layout on the node's volume (docs/tasks.md says how to fill it).
+IMAGE_LAYOUT = f"{DATA_DIR}/images"
 # A worker's lease: its tasks are placed again this long after its last heartbeat.
 WORK_LEASE_MS = 10_000
 # Tasks a worker runs at once: two per CPU (a task mostly waits on its sandbox or a model).
@@ -47,11 +49,11 @@ def node_config(
         sovereignty=_sovereignty(swarm, pool_name),
         runtime=contract.Runtime(worker_threads=None),
         membership=membership or kubernetes_membership(swarm, namespace, pool_name),
-        work=work_section(swarm, pool_name, WORK_FILE),
+        work=work_section(swarm, pool_name, WORK_FILE, IMAGE_LAYOUT),
     )
 
 
-def work_section(swarm: Swarm, pool_name: str, file: str) -> contract.Work | None:
+def work_section(swarm: Swarm, pool_name: str, file: str, image_layout: str) -> contract.Work | None:
     """What a node of the pool offers to run tasks; None unless the pool has the worker role."""
     pool = swarm.nodes[pool_name]
     if "worker" not in pool.roles:
@@ -69,6 +71,7 @@ def work_section(swarm: Swarm, pool_name: str, file: str) -> contract.Work | Non
         min_isolation=pool.sandbox.min_isolation,
         lease_ms=WORK_LEASE_MS,
         workspace_bytes=int(parse_quantity(pool.sandbox.workspace)),
+        image_layout=image_layout,
     )
 
 

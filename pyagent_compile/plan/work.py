@@ -11,7 +11,7 @@ from pyagent_compile.model.quantity import parse_duration, parse_quantity
 from pyagent_compile.model.spec import Core, Manifest, Swarm
 
 # Step fields that the contract has a place for; the rest of a kind's settings go to `params`.
-COMMON_STEP_FIELDS = {"id", "kind", "after", "inputs", "timeout", "retries", "command", "core", "manifest"}
+COMMON_STEP_FIELDS = {"id", "kind", "after", "inputs", "timeout", "retries", "command", "image", "core", "manifest"}
 
 
 def _base_units(quantity: str | int | float | None, scale: int = 1) -> int:
@@ -50,6 +50,7 @@ def _step(step: Any, network: bool) -> contract.Step:
         retries=step.retries,
         command=list(raw["command"]) if "command" in raw else None,
         network=network and step.kind == "sandbox",
+        image=raw.get("image"),
         core=raw.get("core"),
         manifest=raw.get("manifest"),
         params=params or None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -118,6 +119,22 @@ manifests:
       - id: write
         kind: sandbox
         command: [sh, -c, "head -c 3000000 /dev/zero > big"]
+  imaged:
+    core: coder
+    outputs:
+      out: {{type: trace, from: steps.look}}
+    steps:
+      - id: look
+        kind: sandbox
+        image: example.org/busybox:1
+        command: [sh, -c, "cat /etc/marker; test -e /etc/debian_version && echo HOST-ROOT; ls /"]
+  unimaged:
+    core: coder
+    steps:
+      - id: look
+        kind: sandbox
+        image: example.org/absent:1
+        command: ["true"]
   think:
     core: coder
     inputs: {{n: int}}
@@ -236,6 +253,46 @@ def test_a_step_kind_not_run_yet_fails_the_task_with_a_code(swarm: harness.Clust
     assert task["state"] == "failed" and task["errorCode"] == "PA721", task
     assert [s["state"] for s in task["steps"]] == ["succeeded", "failed"]
     assert "cort" in task["steps"][1]["error"]
+
+
+def _busybox_image(layout: Path, reference: str) -> None:
+    """An OCI image with busybox (static) and a marker file, made by umoci as an operator's
+    tools would (`skopeo copy` writes the same layout), into the stack's image layout."""
+    bundle = layout.parent / "bundle"
+
+    def umoci(*args: str) -> None:
+        done = subprocess.run(["umoci", *args], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"umoci {args}: {done.stderr} (.ci/install-sandbox.sh installs umoci)"
+
+    umoci("init", "--layout", str(layout))
+    umoci("new", "--image", f"{layout}:{reference}")
+    umoci("unpack", "--image", f"{layout}:{reference}", str(bundle))
+    rootfs = bundle / "rootfs"
+    (rootfs / "bin").mkdir(exist_ok=True)
+    (rootfs / "etc").mkdir(exist_ok=True)
+    shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
+    for applet in ("sh", "cat", "ls", "test"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    (rootfs / "etc" / "marker").write_text("inside the image\n")
+    umoci("repack", "--image", f"{layout}:{reference}", str(bundle))
+    shutil.rmtree(bundle)
+
+
+def test_a_sandbox_step_runs_in_its_image(swarm: harness.Cluster) -> None:
+    folder = str(swarm.stack.folder)
+    # The stack's layout, `images/` beside its node configs: compile never writes there.
+    _busybox_image(swarm.stack.folder / "images", "example.org/busybox:1")
+    done = harness.pyagent("run", folder, "imaged", "--wait", "--format", "json")
+    task = _json(done)["task"]
+    assert done.returncode == 0 and task["state"] == "succeeded", json.dumps(task["steps"])
+    out = task["outputs"]["out"]
+    assert "inside the image" in out["stdout"] and "HOST-ROOT" not in out["stdout"], out
+    assert out["isolation"] == "namespaces", out
+    missing = harness.pyagent("run", folder, "unimaged", "--wait", "--format", "json")
+    task = _json(missing)["task"]
+    assert missing.returncode == 1 and task["errorCode"] == "PA728", task
+    # The error says what the layout holds.
+    assert "example.org/busybox:1" in task["steps"][0]["error"], task
 
 
 def _sleepers(marker: str) -> list[int]:

@@ -28,6 +28,11 @@ pub fn temporary_dir(cache: &Path, digest: &str) -> Result<PathBuf, ImageError> 
     );
     let dir = cache.join(name);
     std::fs::create_dir(&dir).map_err(|e| ImageError::io(&dir, e))?;
+    // An image's `/` is 0755 whatever the daemon's umask (a node runs under 077): the sandbox
+    // user reaches the root through it.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| ImageError::io(&dir, e))?;
     Ok(dir)
 }
 

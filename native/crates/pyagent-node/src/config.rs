@@ -73,6 +73,8 @@ pub struct WorkConfig {
     pub min_isolation: String,
     pub lease_ms: u64,
     pub workspace_bytes: u64,
+    /// The OCI image layout of step images, resolved.
+    pub image_layout: Option<PathBuf>,
 }
 
 /// Who this pod is in the swarm's StatefulSets, and how to reach the others.
@@ -585,6 +587,14 @@ fn work_config(
             .lease_ms
             .clamp(crate::work::MIN_LEASE_MS, crate::work::MAX_LEASE_MS),
         workspace_bytes: w.workspace_bytes.max(1 << 20),
+        image_layout: w.image_layout.as_deref().map(|p| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                p
+            } else {
+                base_dir.join(p)
+            }
+        }),
     }))
 }
 

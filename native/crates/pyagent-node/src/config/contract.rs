@@ -121,6 +121,10 @@ pub struct Work {
     pub lease_ms: u64,
     /// Disk quota of a task's workspace.
     pub workspace_bytes: u64,
+    /// The OCI image layout holding the images of `sandbox` steps (relative to this file's
+    /// folder, or absolute); none: a step with an image fails (PA728).
+    #[serde(default)]
+    pub image_layout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -133,6 +133,8 @@ pub struct Context {
     pub work: Result<WorkFile, String>,
     pub isolation: String,
     pub workspaces: PathBuf,
+    /// Step images: the node's OCI layout and its cache of unpacked roots, if it has a layout.
+    pub images: Option<pyagent_image::ImageStore>,
 }
 
 /// Runs this node's part of the work until `stop`: nothing when it is not a worker.
@@ -145,7 +147,12 @@ pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
         tracing::error!(error = %e, "work file unreadable: delegate steps will fail (PA726)");
     }
     let isolation = super::sandbox_step::isolation_level();
+    let images = cfg
+        .image_layout
+        .as_ref()
+        .map(|layout| pyagent_image::ImageStore::new(layout, image_cache(&shared.cfg)));
     let ctx = Arc::new(Context {
+        images,
         workspaces: workspace_root(&shared.cfg),
         shared: shared.clone(),
         work,
@@ -178,6 +185,21 @@ fn workspace_root(cfg: &crate::config::NodeConfig) -> PathBuf {
     std::env::temp_dir()
         .join("pyagent-work")
         .join(format!("{}-{}", cfg.swarm, cfg.node_id))
+}
+
+/// Where this node unpacks step images: beside the workspaces and for the same reason (bwrap
+/// binds an image's root as the sandbox user). Both levels are made by [`make_searchable_dir`],
+/// whose chmod fails on a directory someone else planted there first.
+fn image_cache(cfg: &crate::config::NodeConfig) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("pyagent-images")
+        .join(format!("{}-{}", cfg.swarm, cfg.node_id));
+    for level in [dir.parent(), Some(dir.as_path())].into_iter().flatten() {
+        if let Err(e) = make_searchable_dir(level) {
+            tracing::error!(dir = %level.display(), error = %e, "image cache unusable: steps with an image will fail (PA728)");
+        }
+    }
+    dir
 }
 
 fn make_searchable_dir(dir: &std::path::Path) -> std::io::Result<()> {

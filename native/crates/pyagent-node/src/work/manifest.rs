@@ -46,6 +46,10 @@ pub struct Step {
     pub command: Option<Vec<String>>,
     /// sandbox: whether the firewall lets the step reach the network.
     pub network: bool,
+    /// sandbox: the image whose root file system the command runs in (the node's own
+    /// read-only system dirs when none). Absent in manifests submitted before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// delegate: the core and manifest to hand the work to.
     pub core: Option<String>,
     pub manifest: Option<String>,
@@ -214,6 +218,7 @@ pub(crate) mod tests {
             retries: 0,
             command: Some(vec!["true".into()]),
             network: false,
+            image: None,
             core: None,
             manifest: None,
             params: serde_json::Value::Null,

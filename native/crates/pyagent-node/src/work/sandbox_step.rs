@@ -182,6 +182,23 @@ fn trace(
 /// Runs the step's command. A command that runs and exits, with any code, is a trace (a
 /// failing test reproduced is what a sandbox step is for); one killed at its wall-clock or
 /// memory limit, or a sandbox that cannot start, is a failed step.
+/// The root file system of a step's image, unpacked on first use (off the async threads).
+async fn image_root(ctx: &Context, image: &str) -> Result<PathBuf, StepError> {
+    let Some(store) = ctx.images.clone() else {
+        return Err(StepError::new(
+            "PA728",
+            format!(
+                "the step runs in image {image:?}, and this node has no image layout (node.json work.imageLayout)"
+            ),
+        ));
+    };
+    let reference = image.to_string();
+    tokio::task::spawn_blocking(move || store.rootfs(&reference))
+        .await
+        .map_err(|e| StepError::new("PA728", format!("unpacking image {image:?}: {e}")))?
+        .map_err(|e| StepError::new("PA728", format!("image {image:?}: {e}")))
+}
+
 pub async fn run(
     ctx: &Context,
     task: &WorkTask,
@@ -222,6 +239,10 @@ pub async fn run(
         tmp_bytes: TMP_BYTES,
     };
     spec.min_isolation = min;
+    spec.root = match &step.image {
+        Some(image) => Some(image_root(ctx, image).await?),
+        None => None,
+    };
     spec.cgroup_parent = Some(CGROUP_PARENT.into());
     // The daemon's own binary is the exec helper (main.rs calls `main_if_invoked` first).
     spec.helper = std::env::current_exe().ok();
