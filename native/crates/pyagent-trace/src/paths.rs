@@ -9,7 +9,8 @@
 //! - Go: the module cache `pkg/mod/`, GOROOT (`/usr/local/go/src/`, `/usr/lib/go-1.x/src/`), and,
 //!   under `-trimpath`, standard packages shown as relative paths (`runtime/panic.go`), told by
 //!   the function's package: a first path element without a dot is the standard library (the
-//!   rule Go's own `go list` and panicparse's `IsStdlib` follow).
+//!   rule Go's own `go list` and panicparse's `IsStdlib` follow);
+//! - C: glibc's start-up code (`./csu/...`, `sysdeps/`), below `main` in full Rust backtraces.
 
 use crate::report::{Failure, Frame, Kind};
 
@@ -23,6 +24,9 @@ const LIBRARY_MARKERS: &[&str] = &[
     "pkg/mod/",
     "/usr/local/go/src/",
     "/usr/lib/go/src/",
+    // glibc's start-up code, in full Rust backtraces: `./csu/../csu/libc-start.c`.
+    "csu/",
+    "sysdeps/",
 ];
 
 fn python_stdlib(file: &str) -> bool {
