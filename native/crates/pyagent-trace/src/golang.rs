@@ -161,13 +161,34 @@ fn read_panic(lines: &[&str], at: usize, kind: &'static str, value: &str) -> Opt
     })
 }
 
+/// The index of the first goroutine header at or after a position; positions asked for never
+/// decrease, so the whole parse scans the lines for headers once.
+struct NextHeader {
+    at: usize,
+}
+
+impl NextHeader {
+    fn from(&mut self, lines: &[&str], from: usize) -> usize {
+        if self.at < from {
+            self.at = from;
+            while self.at < lines.len() && goroutine_header(lines[self.at]).is_none() {
+                self.at += 1;
+            }
+        }
+        self.at
+    }
+}
+
 /// Every Go panic in `lines`.
 pub(crate) fn parse(lines: &[&str]) -> Vec<Found> {
     let mut found = Vec::new();
+    let mut next_header = NextHeader { at: 0 };
     let mut i = 0;
     while i < lines.len() {
         if let Some((kind, value)) = panic_line(lines[i]) {
-            if let Some(panic) = read_panic(lines, i, kind, value) {
+            // Only a `panic:` with a goroutine header near enough is read (and then passed).
+            let near = next_header.from(lines, i + 1) < i + HEADER_REACH;
+            if let Some(panic) = near.then(|| read_panic(lines, i, kind, value)).flatten() {
                 i = panic.end.max(i + 1);
                 found.push(panic);
                 continue;

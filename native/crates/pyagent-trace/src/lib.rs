@@ -49,8 +49,9 @@ pub use report::{
 };
 use text::Found;
 
-/// Of each stream, the last this many bytes are analysed (failures are printed last).
-pub const MAX_ANALYSED_BYTES: usize = 4 << 20;
+/// Of each stream, the last this many bytes are analysed (failures are printed last; a
+/// sandbox step captures at most 1 MiB of a stream).
+pub const MAX_ANALYSED_BYTES: usize = 2 << 20;
 /// Failures kept in a report (the first ones); the rest are counted in `failuresOmitted`.
 pub const MAX_FAILURES: usize = 64;
 /// A summary's excerpt of a message.
