@@ -38,8 +38,8 @@ fn rustc(lines: &[&str], at: usize) -> Option<Found> {
     if !code_ok {
         return None;
     }
-    let arrow = (at + 1..lines.len().min(at + 4))
-        .find(|&i| lines[i].trim_start().starts_with("--> "))?;
+    let arrow =
+        (at + 1..lines.len().min(at + 4)).find(|&i| lines[i].trim_start().starts_with("--> "))?;
     let location = parse_position(lines[arrow].trim_start().strip_prefix("--> ")?)?;
     let mut found = diagnostic(at, head, message, location);
     found.end = arrow + 1;
@@ -67,9 +67,10 @@ pub(crate) fn parse(lines: &[&str]) -> Vec<Found> {
                 continue;
             }
         } else if let Some((location, rest)) = path_line_prefix(line) {
-            let kind = ["error: ", "fatal error: "]
-                .iter()
-                .find_map(|w| rest.strip_prefix(w).map(|m| (w.trim_end_matches([':', ' ']), m)));
+            let kind = ["error: ", "fatal error: "].iter().find_map(|w| {
+                rest.strip_prefix(w)
+                    .map(|m| (w.trim_end_matches([':', ' ']), m))
+            });
             match kind {
                 Some((ty, message)) => found.push(diagnostic(i, ty, message, location)),
                 None if in_go_package && is_go_file(location.file.as_deref()) => {
@@ -98,7 +99,11 @@ mod tests {
             .iter()
             .map(|f| {
                 let l = f.failure.location.as_ref().unwrap();
-                (f.failure.error_type.as_str(), l.file.clone().unwrap(), l.line)
+                (
+                    f.failure.error_type.as_str(),
+                    l.file.clone().unwrap(),
+                    l.line,
+                )
             })
             .collect();
         assert_eq!(

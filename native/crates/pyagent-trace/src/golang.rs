@@ -6,20 +6,22 @@
 //! ```text
 //! panic: runtime error: integer divide by zero             <- "panic: " + value (error: v.Error())
 //! panic: boom [recovered]                                  <- printpanics, a recovered then repanicked one
-//! 	panic: again                                         <- a panic during the panic
+//!     panic: again                                         <- a panic during the panic
 //! panic: (main.T) 0xc000012345                             <- a value of a non-basic type
 //! [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x48f0a4]
 //! fatal error: all goroutines are asleep - deadlock!       <- runtime.fatal / throw
 //!
 //! goroutine 1 [running]:                                   <- the failing goroutine comes first
 //! main.divide(...)                                         <- function (arguments)
-//! 	/tmp/x/main.go:5                                     <- tab, file:line, " +0x1d" pc offset
+//!     /tmp/x/main.go:5                                     <- tab, file:line, " +0x1d" pc offset
 //! main.main()
-//! 	/tmp/x/main.go:8 +0xa
+//!     /tmp/x/main.go:8 +0xa
 //! created by main.start in goroutine 1                     <- since Go 1.21 ("in goroutine N")
 //! ...additional frames elided...
 //! exit status 2                                            <- `go run`'s, not the runtime's
 //! ```
+//!
+//! (Each file line starts with a tab, shown as four spaces here.)
 
 use crate::report::{Frame, Kind};
 use crate::text::{blank_failure, parse_position, push_frame, Found, Message};

@@ -111,6 +111,9 @@ fn analysed_window(text: &str) -> &str {
     window.find('\n').map_or(window, |nl| &window[nl + 1..])
 }
 
+/// A format's parser: every failure it finds in the lines.
+type Parser = fn(&[&str]) -> Vec<Found>;
+
 /// Is `line` inside one of the sorted, non-overlapping `spans`?
 fn claimed(spans: &[(usize, usize)], line: usize) -> bool {
     let after = spans.partition_point(|&(start, _)| start <= line);
@@ -122,7 +125,7 @@ fn claimed(spans: &[(usize, usize)], line: usize) -> bool {
 /// a pytest section, a pytest location line that looks like a diagnostic) and is dropped.
 fn analyse_stream(text: &str, stream: Stream) -> Vec<Failure> {
     let lines = text::lines(text);
-    let parsers: [fn(&[&str]) -> Vec<Found>; 5] = [
+    let parsers: [Parser; 5] = [
         pytest::parse,
         python::parse,
         rust::parse,
@@ -142,7 +145,10 @@ fn analyse_stream(text: &str, stream: Stream) -> Vec<Failure> {
     }
     kept.sort_by_key(|f| f.start);
     kept.into_iter()
-        .map(|f| Failure { stream, ..f.failure })
+        .map(|f| Failure {
+            stream,
+            ..f.failure
+        })
         .collect()
 }
 

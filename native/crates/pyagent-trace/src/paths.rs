@@ -45,7 +45,8 @@ fn python_stdlib(file: &str) -> bool {
 
 fn go_root(file: &str) -> bool {
     // `/usr/lib/go-1.22/src/runtime/panic.go` (Debian's GOROOT).
-    file.split_once("/go-1.").is_some_and(|(_, rest)| rest.contains("/src/"))
+    file.split_once("/go-1.")
+        .is_some_and(|(_, rest)| rest.contains("/src/"))
 }
 
 fn in_library(file: &str) -> bool {
@@ -142,11 +143,15 @@ mod tests {
         assert!(user("<string>"));
         assert!(!user("/workspacex/calc.py"));
         assert!(!user("/usr/lib/python3.11/json/decoder.py"));
-        assert!(!user("/workspace/.venv/lib/python3.11/site-packages/x/y.py"));
+        assert!(!user(
+            "/workspace/.venv/lib/python3.11/site-packages/x/y.py"
+        ));
         assert!(!user(".venv/lib/python3.12/site-packages/x.py"));
         assert!(!user("<frozen importlib._bootstrap>"));
         assert!(!user("/rustc/59807616e/library/core/src/panicking.rs"));
-        assert!(!user("/root/.cargo/registry/src/index.crates.io-1/serde-1.0.0/src/de.rs"));
+        assert!(!user(
+            "/root/.cargo/registry/src/index.crates.io-1/serde-1.0.0/src/de.rs"
+        ));
         assert!(!user("/usr/lib/go-1.22/src/runtime/panic.go"));
         assert!(!user("/workspace/go/pkg/mod/github.com/x/y@v1/z.go"));
     }

@@ -87,7 +87,10 @@ fn read_entry(lines: &[&str], entry: &Entry) -> Found {
             // Captured output follows: none of it is the failure's.
             break;
         }
-        if let Some(rest) = line.strip_prefix('E').filter(|r| r.is_empty() || r.starts_with(' ')) {
+        if let Some(rest) = line
+            .strip_prefix('E')
+            .filter(|r| r.is_empty() || r.starts_with(' '))
+        {
             e_lines.push(rest);
         } else if let Some(src) = line.strip_prefix('>') {
             pending_source = Some(src.trim().to_string());
@@ -104,11 +107,17 @@ fn read_entry(lines: &[&str], entry: &Entry) -> Found {
             push_frame(&mut frames, &mut omitted, frame);
         } else {
             let code = line.trim_start();
-            if let Some(def) = code.strip_prefix("def ").or(code.strip_prefix("async def ")) {
+            if let Some(def) = code
+                .strip_prefix("def ")
+                .or(code.strip_prefix("async def "))
+            {
                 last_def = def.split('(').next().map(|n| n.trim().to_string());
             } else if line.starts_with("    ") && pending_source.is_none() && !code.is_empty() {
                 // --tb=short prints the source line under its location, 4 spaces in.
-                if let Some(last) = frames.last_mut().filter(|f: &&mut Frame| f.source.is_none()) {
+                if let Some(last) = frames
+                    .last_mut()
+                    .filter(|f: &&mut Frame| f.source.is_none())
+                {
                     last.source = Some(code.to_string());
                 }
             }
@@ -299,7 +308,10 @@ mod tests {
         assert_eq!(f.frames[0].source.as_deref(), Some("return a / b"));
         assert_eq!(f.frames[1].file.as_deref(), Some("test_calc.py"));
         let g = &found[1].failure;
-        assert_eq!((g.error_type.as_str(), g.message.as_str()), ("AssertionError", "assert 1 == 2"));
+        assert_eq!(
+            (g.error_type.as_str(), g.message.as_str()),
+            ("AssertionError", "assert 1 == 2")
+        );
     }
 
     #[test]

@@ -241,9 +241,9 @@ fn bare_syntax_error(lines: &[&str], at: usize) -> bool {
         return false;
     };
     frame.function.is_none()
-        && lines[at + 1..lines.len().min(at + 5)].iter().any(|l| {
-            split_exception(l).is_some_and(|(ty, _)| SYNTAX_ERRORS.contains(&ty))
-        })
+        && lines[at + 1..lines.len().min(at + 5)]
+            .iter()
+            .any(|l| split_exception(l).is_some_and(|(ty, _)| SYNTAX_ERRORS.contains(&ty)))
 }
 
 /// Every traceback in `lines`.
@@ -280,19 +280,26 @@ mod tests {
         let found = parse(&lines(text));
         assert_eq!(found.len(), 1);
         let f = &found[0].failure;
-        assert_eq!((f.error_type.as_str(), f.message.as_str()), ("KeyError", "'k'"));
+        assert_eq!(
+            (f.error_type.as_str(), f.message.as_str()),
+            ("KeyError", "'k'")
+        );
         assert_eq!(f.frames[0].line, Some(11));
         assert_eq!(f.chain.len(), 2);
         assert_eq!(f.chain[0].relation, Relation::Cause);
         assert_eq!(f.chain[0].error_type, "ValueError");
         assert_eq!(f.chain[0].frames[0].function.as_deref(), Some("parse"));
-        assert_eq!(f.chain[0].frames[0].source.as_deref(), Some("return int(s)"));
+        assert_eq!(
+            f.chain[0].frames[0].source.as_deref(),
+            Some("return int(s)")
+        );
         assert_eq!(f.chain[1].relation, Relation::Context);
     }
 
     #[test]
     fn a_bare_syntax_error_and_an_exception_group() {
-        let text = "  File \"/w/bad.py\", line 1\n    def f(:\n          ^\nSyntaxError: invalid syntax\n";
+        let text =
+            "  File \"/w/bad.py\", line 1\n    def f(:\n          ^\nSyntaxError: invalid syntax\n";
         let found = parse(&lines(text));
         assert_eq!(found[0].failure.error_type, "SyntaxError");
         assert_eq!(found[0].failure.location.as_ref().unwrap().line, Some(1));

@@ -115,13 +115,16 @@ fn numbered_symbol(line: &str) -> Option<&str> {
         return None;
     }
     let symbol = symbol.trim();
-    Some(symbol.split_once(" - ").map_or(symbol, |(addr, s)| {
-        if addr.starts_with("0x") {
-            s
-        } else {
-            symbol
-        }
-    }))
+    Some(symbol.split_once(" - ").map_or(
+        symbol,
+        |(addr, s)| {
+            if addr.starts_with("0x") {
+                s
+            } else {
+                symbol
+            }
+        },
+    ))
 }
 
 /// The frames after `stack backtrace:` at `lines[at]`; the index after them.
@@ -157,7 +160,10 @@ fn backtrace(lines: &[&str], at: usize, failure: &mut Failure) -> usize {
     }
     failure.frames = frames;
     // `note: Some details are omitted, ...` belongs to the backtrace.
-    if lines.get(next).is_some_and(|l| l.starts_with("note: Some details")) {
+    if lines
+        .get(next)
+        .is_some_and(|l| l.starts_with("note: Some details"))
+    {
         next += 1;
     }
     next
@@ -227,7 +233,10 @@ pub(crate) fn parse(lines: &[&str]) -> Vec<Found> {
         if let Some(head) = header(line, " has overflowed its stack") {
             found.push(fatal(i, Some(head.thread), "stack overflow", line));
             // Its `fatal runtime error: stack overflow` is the same failure.
-            i += if lines.get(i + 1).is_some_and(|l| l.starts_with("fatal runtime error:")) {
+            i += if lines
+                .get(i + 1)
+                .is_some_and(|l| l.starts_with("fatal runtime error:"))
+            {
                 2
             } else {
                 1
@@ -252,12 +261,18 @@ mod tests {
         let found = parse(&lines("thread 'main' panicked at 'boom', src/main.rs:2:5\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"));
         let f = &found[0].failure;
         assert_eq!(f.message, "boom");
-        assert_eq!(f.location.as_ref().unwrap().file.as_deref(), Some("src/main.rs"));
+        assert_eq!(
+            f.location.as_ref().unwrap().file.as_deref(),
+            Some("src/main.rs")
+        );
         assert_eq!(found[0].end, 2);
 
         let found = parse(&lines("---- tests::eq stdout ----\nthread 'tests::eq' panicked at src/lib.rs:9:9:\nassertion `left == right` failed\n  left: 1\n right: 2\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"));
         let f = &found[0].failure;
-        assert_eq!(f.message, "assertion `left == right` failed\n  left: 1\n right: 2");
+        assert_eq!(
+            f.message,
+            "assertion `left == right` failed\n  left: 1\n right: 2"
+        );
         assert_eq!(f.test.as_deref(), Some("tests::eq"));
         assert_eq!(f.location.as_ref().unwrap().line, Some(9));
     }
@@ -265,7 +280,9 @@ mod tests {
     #[test]
     fn full_backtrace_symbols_are_cleaned() {
         assert_eq!(
-            clean_symbol("<std[e28293b1aa0f68bd]::sys::X as core[c1f1a4ba060b9bfa]::fmt::Display>::fmt"),
+            clean_symbol(
+                "<std[e28293b1aa0f68bd]::sys::X as core[c1f1a4ba060b9bfa]::fmt::Display>::fmt"
+            ),
             "<std::sys::X as core::fmt::Display>::fmt"
         );
         assert_eq!(clean_symbol("m::main::h0123456789abcdef"), "m::main");
@@ -274,7 +291,9 @@ mod tests {
 
     #[test]
     fn stack_overflow() {
-        let found = parse(&lines("\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n"));
+        let found = parse(&lines(
+            "\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n",
+        ));
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].failure.error_type, "stack overflow");
     }

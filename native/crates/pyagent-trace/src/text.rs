@@ -196,7 +196,10 @@ mod tests {
             (Some("src/main.rs"), Some(12), Some(5))
         );
         let f = parse_position("/go/x.go:7").unwrap();
-        assert_eq!((f.file.as_deref(), f.line, f.column), (Some("/go/x.go"), Some(7), None));
+        assert_eq!(
+            (f.file.as_deref(), f.line, f.column),
+            (Some("/go/x.go"), Some(7), None)
+        );
         assert!(parse_position("no position").is_none());
         assert!(parse_position(":3").is_none());
     }
@@ -204,7 +207,10 @@ mod tests {
     #[test]
     fn path_line_prefixes() {
         let (f, rest) = path_line_prefix("a/b.c:3:14: error: nope").unwrap();
-        assert_eq!((f.file.as_deref(), f.line, f.column), (Some("a/b.c"), Some(3), Some(14)));
+        assert_eq!(
+            (f.file.as_deref(), f.line, f.column),
+            (Some("a/b.c"), Some(3), Some(14))
+        );
         assert_eq!(rest, "error: nope");
         let (f, rest) = path_line_prefix("C:x:12: AssertionError").unwrap();
         assert_eq!((f.file.as_deref(), f.line), (Some("C:x"), Some(12)));
@@ -217,7 +223,10 @@ mod tests {
     fn exception_lines() {
         assert_eq!(split_exception("KeyError: 'k'"), Some(("KeyError", "'k'")));
         assert_eq!(split_exception("a.b.E: x: y"), Some(("a.b.E", "x: y")));
-        assert_eq!(split_exception("KeyboardInterrupt"), Some(("KeyboardInterrupt", "")));
+        assert_eq!(
+            split_exception("KeyboardInterrupt"),
+            Some(("KeyboardInterrupt", ""))
+        );
         assert_eq!(split_exception("not an exception: x"), None);
     }
 

@@ -41,7 +41,8 @@ fn capture(stream: &Value) -> Option<String> {
     file.take(MAX_CAPTURE_BYTES + 1)
         .read_to_end(&mut bytes)
         .ok()?;
-    if bytes.len() as u64 > MAX_CAPTURE_BYTES || !sha256_hex(&bytes).eq_ignore_ascii_case(expected) {
+    if bytes.len() as u64 > MAX_CAPTURE_BYTES || !sha256_hex(&bytes).eq_ignore_ascii_case(expected)
+    {
         return None;
     }
     Some(String::from_utf8_lossy(&bytes).into_owned())

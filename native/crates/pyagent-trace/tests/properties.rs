@@ -62,7 +62,10 @@ const FRAGMENTS: &[&str] = &[
 fn check_invariants(text: &str, report: &Report) {
     let json = serde_json::to_string(report).expect("serialisable");
     assert!(json.contains("\"version\":1"));
-    assert_eq!(report.kind == Kind::Unrecognised, report.failures.is_empty());
+    assert_eq!(
+        report.kind == Kind::Unrecognised,
+        report.failures.is_empty()
+    );
     assert!(report.failures.len() <= MAX_FAILURES);
     assert!(!report.summary.contains('\n'));
     let lines = text.split('\n').count();

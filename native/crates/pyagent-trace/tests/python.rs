@@ -46,11 +46,17 @@ fn a_chained_python_exception() {
     assert_eq!(r.kind, Kind::PythonTraceback, "{shown}");
     assert_eq!(r.failures.len(), 1, "{shown}");
     let f = &r.failures[0];
-    assert_eq!((f.error_type.as_str(), f.message.as_str()), ("KeyError", "'missing'"));
+    assert_eq!(
+        (f.error_type.as_str(), f.message.as_str()),
+        ("KeyError", "'missing'")
+    );
     assert_eq!(f.line, 1);
     let user = f.user_frame.as_ref().expect("a user frame");
     assert_eq!(user.file.as_deref(), Some(script.to_str().unwrap()));
-    assert_eq!((user.line, user.function.as_deref()), (Some(18), Some("<module>")));
+    assert_eq!(
+        (user.line, user.function.as_deref()),
+        (Some(18), Some("<module>"))
+    );
     assert_eq!(user.source.as_deref(), Some("{}[\"missing\"]"));
 
     // Oldest first: the JSONDecodeError, caused the RuntimeError, during whose handling the
@@ -58,17 +64,30 @@ fn a_chained_python_exception() {
     assert_eq!(f.chain.len(), 2, "{shown}");
     let decode = &f.chain[0];
     assert_eq!(decode.error_type, "json.decoder.JSONDecodeError");
-    assert!(decode.message.starts_with("Expecting property name"), "{shown}");
+    assert!(
+        decode.message.starts_with("Expecting property name"),
+        "{shown}"
+    );
     assert_eq!(decode.relation, Relation::Cause);
     // Innermost frames are json's own, then ours.
     assert!(!decode.frames[0].user, "{shown}");
     let decode_user = decode.user_frame.as_ref().expect("user frame");
-    assert_eq!((decode_user.function.as_deref(), decode_user.line), (Some("parse"), Some(5)));
+    assert_eq!(
+        (decode_user.function.as_deref(), decode_user.line),
+        (Some("parse"), Some(5))
+    );
     let runtime = &f.chain[1];
-    assert_eq!((runtime.error_type.as_str(), runtime.message.as_str()), ("RuntimeError", "bad config"));
+    assert_eq!(
+        (runtime.error_type.as_str(), runtime.message.as_str()),
+        ("RuntimeError", "bad config")
+    );
     assert_eq!(runtime.relation, Relation::Context);
     assert_eq!(runtime.user_frame.as_ref().unwrap().line, Some(12));
-    assert!(r.summary.starts_with("KeyError: 'missing' at "), "{}", r.summary);
+    assert!(
+        r.summary.starts_with("KeyError: 'missing' at "),
+        "{}",
+        r.summary
+    );
     assert!(r.summary.contains("app.py:18 in <module>"), "{}", r.summary);
 }
 
@@ -83,7 +102,10 @@ fn a_python_script_that_does_not_compile() {
     let f = &r.failures[0];
     assert_eq!(f.error_type, "SyntaxError", "{shown}");
     let at = f.user_frame.as_ref().expect("user frame");
-    assert_eq!((at.file.as_deref(), at.line), (Some(script.to_str().unwrap()), Some(2)));
+    assert_eq!(
+        (at.file.as_deref(), at.line),
+        (Some(script.to_str().unwrap()), Some(2))
+    );
 }
 
 const CALC: &str = "def add(a, b):\n    return a - b\n\n\ndef div(a, b):\n    return a / b\n";
@@ -128,7 +150,15 @@ fn pytest_report(style: &str) -> (Report, TempDir) {
     dir.write("calc.py", CALC);
     dir.write("test_calc.py", TESTS);
     let ran = run(Command::new(python())
-        .args(["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", style])
+        .args([
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            style,
+        ])
         .arg("test_calc.py")
         .current_dir(&dir.0)
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -158,7 +188,10 @@ fn check_pytest(style: &str) {
     assert!(add.message.contains("assert -1 == 3"), "{style}: {shown}");
     let at = add.user_frame.as_ref().unwrap();
     // Relative to the rootdir, but absolute in --tb=native (CPython's own format).
-    assert!(at.file.as_deref().unwrap().ends_with("test_calc.py"), "{style}: {shown}");
+    assert!(
+        at.file.as_deref().unwrap().ends_with("test_calc.py"),
+        "{style}: {shown}"
+    );
     assert_eq!(at.line, Some(7), "{style}: {shown}");
 
     let div = &r.failures[1];
@@ -168,11 +201,27 @@ fn check_pytest(style: &str) {
         "{style}: {shown}"
     );
     let at = div.user_frame.as_ref().unwrap();
-    assert!(at.file.as_deref().unwrap().ends_with("calc.py"), "{style}: {shown}");
-    assert_eq!((at.line, at.function.as_deref()), (Some(6), Some("div")), "{style}: {shown}");
+    assert!(
+        at.file.as_deref().unwrap().ends_with("calc.py"),
+        "{style}: {shown}"
+    );
+    assert_eq!(
+        (at.line, at.function.as_deref()),
+        (Some(6), Some("div")),
+        "{style}: {shown}"
+    );
     // --tb=native shows pytest's and pluggy's own frames too (site-packages: not the user's).
-    let user: Vec<_> = div.frames.iter().filter(|f| f.user).map(|f| f.function.as_deref()).collect();
-    assert_eq!(user, vec![Some("div"), Some("test_div")], "{style}: {shown}");
+    let user: Vec<_> = div
+        .frames
+        .iter()
+        .filter(|f| f.user)
+        .map(|f| f.function.as_deref())
+        .collect();
+    assert_eq!(
+        user,
+        vec![Some("div"), Some("test_div")],
+        "{style}: {shown}"
+    );
 
     let p = &r.failures[2];
     assert_eq!(
@@ -180,8 +229,16 @@ fn check_pytest(style: &str) {
         ("ValueError", "bad 1\nsecond line"),
         "{style}: {shown}"
     );
-    assert_eq!(p.user_frame.as_ref().unwrap().line, Some(17), "{style}: {shown}");
-    assert!(r.summary.starts_with("AssertionError: assert -1 == 3 at "), "{style}: {}", r.summary);
+    assert_eq!(
+        p.user_frame.as_ref().unwrap().line,
+        Some(17),
+        "{style}: {shown}"
+    );
+    assert!(
+        r.summary.starts_with("AssertionError: assert -1 == 3 at "),
+        "{style}: {}",
+        r.summary
+    );
     assert!(
         r.summary.ends_with("test_calc.py:7 in test_add (test test_calc.py::test_add) [pytest, exit code 1]; 2 more failures"),
         "{style}: {}",
@@ -208,7 +265,10 @@ fn a_real_pytest_run_with_only_its_summary() {
     let shown = json(&r);
     assert_eq!(r.failures.len(), 3, "{shown}");
     assert_eq!(r.failures[1].error_type, "ZeroDivisionError", "{shown}");
-    assert_eq!(r.failures[1].test.as_deref(), Some("test_calc.py::test_div"));
+    assert_eq!(
+        r.failures[1].test.as_deref(),
+        Some("test_calc.py::test_div")
+    );
     let at = r.failures[1].user_frame.as_ref().expect("the test's file");
     assert_eq!(at.file.as_deref(), Some("test_calc.py"));
 }

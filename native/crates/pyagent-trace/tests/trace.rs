@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{python, run, TempDir};
+use common::{python, TempDir};
 use pyagent_trace::{analyze_trace, analyze_trace_with_captures, Kind};
 use serde_json::{json, Value};
 
@@ -58,7 +58,10 @@ fn the_whole_capture_is_read_when_the_inline_head_misses_the_traceback() {
         .current_dir(&workspace)
         .output()
         .expect("python runs");
-    assert!(out.stderr.len() > INLINE_BYTES, "the run must print more than the inline head");
+    assert!(
+        out.stderr.len() > INLINE_BYTES,
+        "the run must print more than the inline head"
+    );
     let captures = dir.0.join("task-1.run");
     let (o, e) = (
         stream(&out.stdout, &captures.with_extension("stdout")),
@@ -94,13 +97,20 @@ fn the_whole_capture_is_read_when_the_inline_head_misses_the_traceback() {
     assert!(!whole.input.stderr.truncated);
     assert_eq!(whole.kind, Kind::PythonTraceback, "{whole:?}");
     let f = &whole.failures[0];
-    assert_eq!((f.error_type.as_str(), f.message.as_str()), ("KeyError", "'expected'"));
+    assert_eq!(
+        (f.error_type.as_str(), f.message.as_str()),
+        ("KeyError", "'expected'")
+    );
     assert_eq!(f.line, 2001);
     let at = f.user_frame.as_ref().unwrap();
     assert_eq!((at.function.as_deref(), at.line), (Some("check"), Some(8)));
 
     // A capture that is not what the trace recorded is not read.
-    std::fs::write(captures.with_extension("stderr"), b"Traceback (most recent call last):\nX: forged\n").unwrap();
+    std::fs::write(
+        captures.with_extension("stderr"),
+        b"Traceback (most recent call last):\nX: forged\n",
+    )
+    .unwrap();
     let forged = analyze_trace_with_captures(&trace, &[root]);
     assert_eq!(forged.input.stderr.source, "inline");
     assert_eq!(forged.kind, Kind::Unrecognised);
@@ -116,14 +126,24 @@ fn a_small_trace_is_read_inline_and_garbage_is_unrecognised() {
     });
     let r = analyze_trace_with_captures(&trace, &["/workspace"]);
     assert_eq!(r.kind, Kind::GoPanic);
-    assert_eq!(r.summary, "panic: boom at /workspace/main.go:4 in main.main [go panic, exit code 2]");
+    assert_eq!(
+        r.summary,
+        "panic: boom at /workspace/main.go:4 in main.main [go panic, exit code 2]"
+    );
 
-    for garbage in [json!(42), json!(null), json!({"stdout": 5, "exitCode": "x", "streams": []})] {
+    for garbage in [
+        json!(42),
+        json!(null),
+        json!({"stdout": 5, "exitCode": "x", "streams": []}),
+    ] {
         let r = analyze_trace_with_captures(&garbage, &[]);
         assert_eq!(r.kind, Kind::Unrecognised);
         assert_eq!(r.exit_code, None);
         assert_eq!(r.summary, "no failure recognised (exit code unknown)");
     }
-    let killed = analyze_trace(&json!({"exitCode": null, "signal": 9, "stderr": "Killed"}), &[]);
+    let killed = analyze_trace(
+        &json!({"exitCode": null, "signal": 9, "stderr": "Killed"}),
+        &[],
+    );
     assert_eq!(killed.summary, "no failure recognised (killed by signal 9)");
 }
