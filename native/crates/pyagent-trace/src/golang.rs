@@ -80,6 +80,29 @@ fn file_line(line: &str) -> Option<Frame> {
     parse_position(position)
 }
 
+/// Where the panic was raised: the caller of the last `panic(...)` frame (deferred functions
+/// that run during the panic print above it), else the first frame outside the runtime.
+fn raised_at(frames: &[Frame]) -> Option<&Frame> {
+    let is_panic = |f: &Frame| matches!(f.function.as_deref(), Some("panic" | "runtime.gopanic"));
+    match frames.iter().rposition(is_panic) {
+        Some(p) => frames.get(p + 1),
+        None => frames
+            .iter()
+            .find(|f| {
+                f.function
+                    .as_deref()
+                    .is_some_and(|f| !f.starts_with("runtime."))
+            })
+            .or(frames.first()),
+    }
+}
+
+/// `go test`'s `--- FAIL: TestName (0.00s)`, printed just before a test's panic.
+fn failed_test(line: &str) -> Option<&str> {
+    let name = line.strip_prefix("--- FAIL: ")?.split(" (").next()?;
+    (!name.is_empty()).then_some(name)
+}
+
 /// The panic at `lines[at]` and the first goroutine's frames; `None` if no goroutine header
 /// follows (then it is some other program's `panic:` line).
 fn read_panic(lines: &[&str], at: usize, kind: &'static str, value: &str) -> Option<Found> {
@@ -109,6 +132,10 @@ fn read_panic(lines: &[&str], at: usize, kind: &'static str, value: &str) -> Opt
     failure.error_type = error_type;
     failure.message = message.finish();
     failure.thread = Some(goroutine.to_string());
+    failure.test = at
+        .checked_sub(1)
+        .and_then(|i| failed_test(lines[i]))
+        .map(str::to_string);
     next += 1;
     let mut frames = Vec::new();
     while next < lines.len() {
@@ -140,15 +167,7 @@ fn read_panic(lines: &[&str], at: usize, kind: &'static str, value: &str) -> Opt
         }
         next += 1;
     }
-    failure.location = frames
-        .iter()
-        .find(|f| {
-            f.function
-                .as_deref()
-                .is_some_and(|f| !f.starts_with("runtime.") && f != "panic")
-        })
-        .or(frames.first())
-        .cloned();
+    failure.location = raised_at(&frames).cloned();
     failure.frames = frames;
     let exit_status = |i: usize| lines.get(i).is_some_and(|l| l.starts_with("exit status "));
     if exit_status(next) {
@@ -226,5 +245,18 @@ mod tests {
         assert!(parse(&lines("panic: not go\nsomething else\n")).is_empty());
         let found = parse(&lines("panic: (main.T) 0xc000012345\n\ngoroutine 1 [running]:\nmain.main()\n\t/w/m.go:3 +0x1\n"));
         assert_eq!(found[0].failure.error_type, "main.T");
+    }
+
+    #[test]
+    fn a_go_test_panic_is_located_below_the_panic_frame() {
+        let text = "--- FAIL: TestPanics (0.00s)\npanic: runtime error: x [recovered, repanicked]\n\ngoroutine 17 [running]:\ntesting.tRunner.func1.2({0x55a740, 0x6cae60})\n\t/usr/local/go/src/testing/testing.go:1974 +0x232\npanic({0x55a740?, 0x6cae60?})\n\t/usr/local/go/src/runtime/panic.go:860 +0x13a\nexample.com/gt.TestPanics(0xdc56296248?)\n\t/w/x_test.go:9 +0x10\n";
+        let f = &parse(&lines(text))[0].failure;
+        assert_eq!(f.test.as_deref(), Some("TestPanics"));
+        assert_eq!(f.message, "x");
+        let at = f.location.as_ref().unwrap();
+        assert_eq!(
+            (at.function.as_deref(), at.line),
+            (Some("example.com/gt.TestPanics"), Some(9))
+        );
     }
 }

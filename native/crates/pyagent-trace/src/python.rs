@@ -217,9 +217,15 @@ fn into_failure(start: usize, chain: Vec<(Printed, Option<Relation>)>) -> Failur
 
 /// A traceback (and its chain) starting at `lines[start]`, the header or, for a bare
 /// `SyntaxError`, its `File` line.
-fn read_traceback(lines: &[&str], start: usize, frames_at: usize, group: bool) -> Found {
+fn read_traceback(
+    lines: &[&str],
+    start: usize,
+    frames_at: usize,
+    group: bool,
+    mut chain: Vec<(Printed, Option<Relation>)>,
+) -> Found {
     let (first, mut end) = read_printed(lines, frames_at, group);
-    let mut chain: Vec<(Printed, Option<Relation>)> = vec![(first, None)];
+    chain.push((first, None));
     while let Some((rel, printed, next)) = next_in_chain(lines, end) {
         if let Some(previous) = chain.last_mut() {
             previous.1 = Some(rel);
@@ -246,15 +252,41 @@ fn bare_syntax_error(lines: &[&str], at: usize) -> bool {
             .any(|l| split_exception(l).is_some_and(|(ty, _)| SYNTAX_ERRORS.contains(&ty)))
 }
 
+/// A chain that starts with an exception printed without a traceback (`raise X from
+/// ValueError()`: the cause was never raised): its line, a blank, the chain message at
+/// `lines[at]`, a blank, then a traceback. Returns the exception's line and the traceback's header.
+fn untraced_start(lines: &[&str], at: usize) -> Option<(usize, Printed, Relation, usize)> {
+    let rel = relation(lines[at])?;
+    let header_at = skip_blanks(lines, at + 1);
+    let group = header(lines.get(header_at)?)?;
+    if group {
+        return None;
+    }
+    let line_at = at
+        .checked_sub(2)
+        .filter(|&l| lines[l + 1].trim().is_empty())?;
+    let (ty, msg) = split_exception(lines[line_at])?;
+    let printed = Printed {
+        error_type: ty.to_string(),
+        message: msg.to_string(),
+        frames: Vec::new(),
+        frames_omitted: 0,
+    };
+    Some((line_at, printed, rel, header_at))
+}
+
 /// Every traceback in `lines`.
 pub(crate) fn parse(lines: &[&str]) -> Vec<Found> {
     let mut found = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let tb = if let Some(group) = header(lines[i]) {
-            Some(read_traceback(lines, i, i + 1, group))
+            Some(read_traceback(lines, i, i + 1, group, Vec::new()))
         } else if bare_syntax_error(lines, i) {
-            Some(read_traceback(lines, i, i, false))
+            Some(read_traceback(lines, i, i, false, Vec::new()))
+        } else if let Some((start, printed, rel, header_at)) = untraced_start(lines, i) {
+            let chain = vec![(printed, Some(rel))];
+            Some(read_traceback(lines, start, header_at + 1, false, chain))
         } else {
             None
         };
@@ -294,6 +326,21 @@ mod tests {
             Some("return int(s)")
         );
         assert_eq!(f.chain[1].relation, Relation::Context);
+    }
+
+    #[test]
+    fn a_cause_that_was_never_raised() {
+        let text = "ValueError: inner\n\nThe above exception was the direct cause of the following exception:\n\nTraceback (most recent call last):\n  File \"/w/x.py\", line 1, in <module>\nRuntimeError: outer\n";
+        let found = parse(&lines(text));
+        assert_eq!(found.len(), 1);
+        let f = &found[0].failure;
+        assert_eq!((f.line, f.error_type.as_str()), (1, "RuntimeError"));
+        assert_eq!(f.chain.len(), 1);
+        assert_eq!(
+            (f.chain[0].error_type.as_str(), f.chain[0].relation),
+            ("ValueError", Relation::Cause)
+        );
+        assert!(f.chain[0].frames.is_empty());
     }
 
     #[test]

@@ -138,7 +138,7 @@ fn pytest_available() -> bool {
         eprintln!(
             "SKIPPED: pytest is not importable by {} (set PYAGENT_TEST_PYTHON to a Python with pytest): {}",
             python().display(),
-            probe.stderr.trim()
+            probe.stderr.trim().lines().last().unwrap_or("")
         );
         return false;
     }
