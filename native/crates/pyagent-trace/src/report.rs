@@ -131,6 +131,14 @@ pub struct Inputs {
     pub stderr: StreamInput,
 }
 
+impl Report {
+    /// The report as JSON (a step's output). Cannot fail: every field is a string, a number, a
+    /// boolean, null, or a list or object of them.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
 /// What was recognised in a command's output.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -147,3 +147,84 @@ fn a_small_trace_is_read_inline_and_garbage_is_unrecognised() {
     );
     assert_eq!(killed.summary, "no failure recognised (killed by signal 9)");
 }
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+/// The shape docs/analyze-trace.md documents: every key present, even when null or empty.
+#[test]
+fn the_json_shape_is_the_documented_one() {
+    let text = "ValueError: inner\n\nThe above exception was the direct cause of the following exception:\n\nTraceback (most recent call last):\n  File \"/workspace/x.py\", line 1, in <module>\n    raise RuntimeError(\"outer\") from ValueError(\"inner\")\nRuntimeError: outer\n";
+    let v = pyagent_trace::analyze("", text, Some(1), &["/workspace"]).to_json();
+    assert_eq!(v["version"], 1);
+    assert_eq!(
+        keys(&v),
+        [
+            "exitCode",
+            "failures",
+            "failuresOmitted",
+            "input",
+            "kind",
+            "kinds",
+            "signal",
+            "summary",
+            "version"
+        ]
+    );
+    let f = &v["failures"][0];
+    assert_eq!(
+        keys(f),
+        [
+            "chain",
+            "errorType",
+            "frames",
+            "framesOmitted",
+            "kind",
+            "line",
+            "location",
+            "message",
+            "stream",
+            "test",
+            "thread",
+            "userFrame"
+        ]
+    );
+    assert_eq!(
+        keys(&f["frames"][0]),
+        ["column", "file", "function", "line", "source", "user"]
+    );
+    assert_eq!(
+        keys(&f["chain"][0]),
+        [
+            "errorType",
+            "frames",
+            "framesOmitted",
+            "location",
+            "message",
+            "relation",
+            "userFrame"
+        ]
+    );
+    assert_eq!(
+        keys(&v["input"]["stderr"]),
+        ["analysedBytes", "bytes", "source", "truncated"]
+    );
+    assert_eq!(
+        (
+            v["kind"].as_str(),
+            f["stream"].as_str(),
+            f["chain"][0]["relation"].as_str()
+        ),
+        (Some("python-traceback"), Some("stderr"), Some("cause"))
+    );
+    assert_eq!(f["userFrame"]["file"], "/workspace/x.py");
+    assert_eq!(f["test"], Value::Null);
+}
