@@ -120,7 +120,11 @@ def _step(
         method = methods[0]
     tool = server.tools.get(method)
     if tool is None:
-        hint = did_you_mean(method, methods) or f"{server_name} lists: {', '.join(methods) or '(nothing)'}"
+        hint = (
+            did_you_mean(method, methods)
+            or _prefixed(method, methods)
+            or f"{server_name} lists: {', '.join(methods) or '(nothing)'}"
+        )
         return [
             ctx.problem(
                 "PA332",
@@ -139,6 +143,12 @@ def _step(
         *_literal_values(ctx, base, call, tool, step),
         *_bound_types(ctx, base, call, tool, bound),
     ]
+
+
+def _prefixed(method: str, methods: list[str]) -> str:
+    """Servers often prefix their tools (`git_commit`); a step naming the bare verb means it."""
+    matches = [m for m in methods if m.endswith(f"_{method}") or m.endswith(f".{method}")]
+    return f'did you mean "{matches[0]}"?' if len(matches) == 1 else ""
 
 
 def _properties(tool: LockedTool) -> dict[str, Any]:
