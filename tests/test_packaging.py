@@ -22,7 +22,17 @@ from tests.conftest import ROOT
 from tests.integration import harness
 
 PIPELINE = ("load", "model", "check", "plan", "render", "emit", "policy", "diagnostics")
-RUNTIME_ONLY = ("pyagent_compile.runtime", "pyagent_compile._native", "grpc", "google.protobuf", "cryptography")
+# ... and what only `pyagent tools lock` uses (the MCP SDK and the code that asks servers).
+RUNTIME_ONLY = (
+    "pyagent_compile.runtime",
+    "pyagent_compile._native",
+    "grpc",
+    "google.protobuf",
+    "cryptography",
+    "pyagent_compile.resolve",
+    "mcp",
+    "anyio",
+)
 LAPTOP = ROOT / "examples" / "laptop" / "swarm.yaml"
 
 
