@@ -6,11 +6,18 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jsonschema.validators import Draft202012Validator
 
+from pyagent_compile.check.tools import JSON_TYPE_OF_VALUE, schema_types, type_accepted
 from pyagent_compile.model.tools_lock import canonical_sha256
 from tests.conftest import CLI, ROOT
 
@@ -191,6 +198,44 @@ def test_a_changed_server_declaration_is_a_stale_lock_warning(
     assert diagnostics(run.out) == [("PA331", "warning", *line_col(text, "git\n        command"))]
 
 
+@pytest.fixture
+def http_server(servers: dict[str, str]) -> Iterator[int]:
+    """A real MCP server over streamable HTTP (the SDK's MCPServer under uvicorn) on a free port."""
+    python = SERVERS / "python"
+    script = ROOT / "tests" / "data" / "tools" / "http_server.py"
+    process = subprocess.Popen([str(python), str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once it listens
+        assert line.startswith("port "), f"the test server did not start: {line!r}"
+        yield int(line.split()[1])
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_an_http_server_is_locked_through_streamable_http(
+    tmp_path: Path, servers: dict[str, str], http_server: int, pyagent: CLI
+) -> None:
+    url = f"http://127.0.0.1:{http_server}/mcp"
+    text = TEMPLATE.replace("command: [GIT_SERVER]", f"transport: http\n        url: {url}")
+    text = text.replace("tool: git.git_status", "tool: git").replace("tool: git.git_log", "tool: git.lookup")
+    text = text.replace("repo_path: inputs.repo", "query: inputs.repo").replace("max_count: 5", "limit: many")
+    spec = write_spec(tmp_path, servers, text)
+    text = spec.read_text()
+    run = pyagent("tools", "lock", str(spec))
+    assert run.code == 0, run.err
+    lock = json.loads((tmp_path / "swarm.tools.lock.json").read_text())
+    [http] = [s for s in lock["servers"] if s["tool"] == "git"]
+    assert http["server"] == {"name": "test-search", "version": "1.2.3"}
+    assert http["source"] == {"transport": "http", "url": url}
+    assert list(http["tools"]) == ["lookup"]
+    assert http["tools"]["lookup"]["inputSchema"]["required"] == ["query"]
+    # `tool: git` alone is its only tool; the literal `limit` is checked against its schema.
+    run = pyagent("validate", str(spec), "--format", "json")
+    assert diagnostics(run.out) == [("PA334", "error", *line_col(text, "many"))]
+
+
 def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -251,3 +296,28 @@ def test_without_the_sdk_lock_says_how_to_install_it(
     assert run.code == 2
     [problem] = json.loads(run.out)["diagnostics"]
     assert problem["code"] == "PA339" and "pyagent[tools]" in problem["help"]
+
+
+JSON_TYPES = ["string", "integer", "number", "boolean", "null", "array", "object"]
+SAMPLES = {"string": "x", "integer": 3, "boolean": True}
+
+
+@given(
+    types=st.lists(st.sampled_from(JSON_TYPES), min_size=1, max_size=4, unique=True),
+    value_type=st.sampled_from(sorted(JSON_TYPE_OF_VALUE)),
+    form=st.sampled_from(["type", "list", "anyOf", "oneOf"]),
+)
+def test_the_bound_input_type_check_agrees_with_jsonschema(types: list[str], value_type: str, form: str) -> None:
+    """What the check says of a bound input's type is what jsonschema says of a value of that type."""
+    schema: dict[str, Any] = {
+        "type": {"type": types[0]},
+        "list": {"type": types},
+        "anyOf": {"anyOf": [{"type": t} for t in types]},
+        # integer and number overlap, so oneOf of both rejects an integer: the check is about types,
+        # and stays on the side of accepting
+        "oneOf": {"oneOf": [{"type": t} for t in types if t != "number"] or [{"type": "number"}]},
+    }[form]
+    json_type = JSON_TYPE_OF_VALUE[value_type]
+    allowed = schema_types(schema)
+    assert allowed is not None
+    assert type_accepted(allowed, json_type) == Draft202012Validator(schema).is_valid(SAMPLES[json_type])

@@ -244,7 +244,7 @@ def _bound_types(
     for name, value_type in bound.items():
         json_type = JSON_TYPE_OF_VALUE.get(value_type or "")
         types = schema_types(properties.get(name, True))
-        if json_type is None or types is None or _accepts(types, json_type):
+        if json_type is None or types is None or type_accepted(types, json_type):
             continue
         yield ctx.problem(
             "PA334",
@@ -260,7 +260,8 @@ def _article(word: str | None) -> str:
     return "an" if (word or "x")[0] in "aeiou" else "a"
 
 
-def _accepts(types: set[str], json_type: str) -> bool:
+def type_accepted(types: set[str], json_type: str) -> bool:
+    """Whether a value of `json_type` is one of `types` (JSON Schema: every integer is a number)."""
     return json_type in types or (json_type == "integer" and "number" in types)
 
 
