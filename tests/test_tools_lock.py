@@ -321,3 +321,11 @@ def test_the_bound_input_type_check_agrees_with_jsonschema(types: list[str], val
     allowed = schema_types(schema)
     assert allowed is not None
     assert type_accepted(allowed, json_type) == Draft202012Validator(schema).is_valid(SAMPLES[json_type])
+
+
+def test_a_spec_without_tool_servers_gets_no_lock(tmp_path: Path, servers: dict[str, str], pyagent: CLI) -> None:
+    text = TEMPLATE[: TEMPLATE.index("  coder:\n")] + "  coder: {}\n" + TEMPLATE[TEMPLATE.index("memory:\n") :]
+    spec = write_spec(tmp_path, servers, text)
+    run = pyagent("tools", "lock", str(spec))
+    assert run.code == 0 and "nothing to lock" in run.err
+    assert not (tmp_path / "swarm.tools.lock.json").exists()

@@ -80,12 +80,16 @@ def _lock_one(args: argparse.Namespace, target: Target, lines: list[str]) -> lis
     if result.base is None or any(env.swarm is None for env in result.environments):
         return [d for d in result.diagnostics if d.severity.value == "error"]
     folder = target.path if target.path.is_dir() else target.path.parent
-    servers, diags = resolve_servers(_requests(result), folder, args.timeout)
+    requests = _requests(result)
+    path, shown = lock_path(target.path), lock_display(target.display, target.path)
+    if not requests and not path.exists():
+        lines.append(f"no tool servers in {target.display}: nothing to lock\n")
+        return []
+    servers, diags = resolve_servers(requests, folder, args.timeout)
     if diags:
         return diags  # a lock without some servers would silently stop checking their steps
     new = build_lock(servers)
     text = render_lock(new)
-    path, shown = lock_path(target.path), lock_display(target.display, target.path)
     current = _read(path)
     if current == text.encode():
         lines.append(f"up to date  {shown}\n")
