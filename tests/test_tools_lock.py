@@ -332,3 +332,29 @@ def test_a_spec_without_tool_servers_gets_no_lock(tmp_path: Path, servers: dict[
     run = pyagent("tools", "lock", str(spec))
     assert run.code == 0 and "nothing to lock" in run.err
     assert not (tmp_path / "swarm.tools.lock.json").exists()
+
+
+def test_each_environment_is_checked_against_its_own_declaration(
+    tmp_path: Path, servers: dict[str, str], pyagent: CLI
+) -> None:
+    """An overlay that declares a server differently gets its own lock entry, and both
+    environments' steps are checked (none is reported as not locked)."""
+    overlay = (
+        "environments:\n  dev: {}\n  eu:\n    tier: dev\n"
+        "    overrides:\n      cores:\n        coder:\n          tools:\n"
+        "            - name: time\n              command: [TIME_SERVER, --local-timezone, Europe/Paris]\n"
+        "            - name: git\n              command: [GIT_SERVER]\n"
+    )
+    text = TEMPLATE.replace("environments:\n  dev: {}\n", overlay).replace("max_count: 5", "max_count: five")
+    spec = write_spec(tmp_path, servers, text)
+    text = spec.read_text()
+    assert pyagent("tools", "lock", str(spec)).code == 0
+    lock = json.loads((tmp_path / "swarm.tools.lock.json").read_text())
+    assert sorted((s["tool"], len(s["source"]["command"])) for s in lock["servers"]) == [
+        ("git", 1),
+        ("time", 1),
+        ("time", 3),
+    ]
+    run = pyagent("validate", str(spec), "--format", "json")
+    # one finding, reported once though both environments have it
+    assert diagnostics(run.out) == [("PA334", "error", *line_col(text, "five"))]
