@@ -26,6 +26,8 @@ Kubernetes manifests for pyagent's Rust node image.
                                   run a logic manifest on the swarm as a task
   pyagent tasks STACK | task STACK ID | cancel STACK ID
                                   list, show or cancel tasks
+  pyagent tools lock [SPEC]       list the MCP servers' tools into the tools lock beside the spec
+                                  (compile then checks mcp steps against it)
 
 Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unreadable input.
 """
@@ -33,7 +35,7 @@ Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unread
 # The modules under pyagent_compile/commands/, each with a `register(sub)` that adds its commands.
 # A new command: its module's name here, each of its command words in COMMANDS below, and no
 # import of it at the top of this file (tests/test_cli.py checks all three).
-COMMAND_MODULES = ("compile", "info", "policy", "diff", "local", "tasks")
+COMMAND_MODULES = ("compile", "info", "policy", "diff", "local", "tasks", "tools")
 # Which module registers each command word. Start-up is a user-facing cost (editors and
 # pre-commit hooks run the CLI constantly), so a command imports only its own module, and
 # `--version` none: the pipeline, pydantic and jinja2 load only for the commands that use them.
@@ -52,6 +54,7 @@ COMMANDS = {
     "tasks": "tasks",
     "task": "tasks",
     "cancel": "tasks",
+    "tools": "tools",
 }
 
 

@@ -13,13 +13,18 @@ from pyagent_compile.check import CheckContext, run_checks
 from pyagent_compile.diagnostics import Diagnostic, Label, Severity, Span
 from pyagent_compile.load import Document, load_document
 from pyagent_compile.load.overlay import effective_document, environment_names
+from pyagent_compile.load.tools_lock import load_tools_lock, lock_display
 from pyagent_compile.model.build import build_swarm
 from pyagent_compile.model.spec import Environment, Swarm, Tier
+from pyagent_compile.model.tools_lock import ToolsLock
 from pyagent_compile.plan import Plan, build_plan
 from pyagent_compile.plan.local import LOCAL_ENV, MAX_NODES, LocalPlan, build_local_plan, local_nodes
 from pyagent_compile.suggest import did_you_mean
 
 DEFAULT_ENV = "default"
+
+# The tools lock beside the spec (None if there is none) and its path as users see it.
+Locked = tuple[ToolsLock | None, str]
 
 
 @dataclass
@@ -56,15 +61,23 @@ def display_path(path: Path, root: Path | None = None) -> str:
         return path.as_posix()
 
 
-def compile_spec(path: Path, display: str, only_env: str | None = None, local: bool = True) -> SpecResult:
+def compile_spec(
+    path: Path, display: str, only_env: str | None = None, local: bool = True, tools_lock: bool = True
+) -> SpecResult:
     """Every environment of the spec (or `only_env`), plus the `local` target unless `local` is
-    False. `only_env="local"` compiles the local target alone."""
+    False. `only_env="local"` compiles the local target alone. With `tools_lock`, the tools lock
+    beside the spec (if any) is read and `mcp` steps are checked against it."""
     result = SpecResult(path, display)
     base, diags = load_document(path, display)
     result.diagnostics += diags
     if base is None:
         return result
     result.base = base
+    lock: Locked = (None, "")
+    if tools_lock:
+        loaded, diags = load_tools_lock(path, display)
+        result.diagnostics += diags
+        lock = (loaded, lock_display(display, path))
     declared = environment_names(base)
     if LOCAL_ENV in declared:
         result.diagnostics.append(_reserved_local(base))
@@ -89,13 +102,13 @@ def compile_spec(path: Path, display: str, only_env: str | None = None, local: b
                 result.diagnostics.append(diag)
 
     for name in names:
-        env_result, env_diags = _compile_environment(base, path, display, name)
+        env_result, env_diags = _compile_environment(base, path, display, name, lock=lock)
         result.environments.append(env_result)
         add(env_diags)
     if local:
         source = next((e for e in result.environments if e.name == local_source), None)
         if source is None:
-            source, env_diags = _compile_environment(base, path, display, local_source, tier="dev")
+            source, env_diags = _compile_environment(base, path, display, local_source, tier="dev", lock=lock)
             add(env_diags)
         if source.swarm is not None and source.plan is not None:
             diag = _check_local_size(source)
@@ -151,7 +164,7 @@ def _tier_of(base: Document, name: str) -> Tier:
 
 
 def _compile_environment(
-    base: Document, path: Path, display: str, name: str, tier: Tier | None = None
+    base: Document, path: Path, display: str, name: str, tier: Tier | None = None, lock: Locked = (None, "")
 ) -> tuple[EnvironmentResult, list[Diagnostic]]:
     # A CUE package is given as its directory; files the spec names are relative to it.
     spec_dir = path if path.is_dir() else path.parent
@@ -168,7 +181,7 @@ def _compile_environment(
     if swarm is None:
         return env, diags
     env.swarm = swarm
-    diags = run_checks(CheckContext(swarm, doc, name, tier, spec_dir))
+    diags = run_checks(CheckContext(swarm, doc, name, tier, spec_dir, tools_lock=lock[0], tools_lock_display=lock[1]))
     if not diags:
         env.plan = build_plan(swarm, name, tier)
     return env, diags

@@ -257,7 +257,10 @@ def test_compile_imports_neither_other_commands_nor_the_runtime(tmp_path: Path) 
     assert "pyagent_compile.pipeline" in loaded  # the check can fail: it sees the command's imports
     for other in ("commands.diff", "commands.policy", "commands.local", "commands.info", "policy", "runtime"):
         assert f"pyagent_compile.{other}" not in loaded
-    assert "grpc" not in loaded
+    for other in ("commands.tools", "resolve"):
+        assert f"pyagent_compile.{other}" not in loaded
+    # no tools lock beside the spec: neither the MCP SDK nor the schema validator loads
+    assert not {"grpc", "mcp", "anyio", "jsonschema"} & loaded
 
 
 def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:

@@ -22,7 +22,17 @@ from tests.conftest import ROOT
 from tests.integration import harness
 
 PIPELINE = ("load", "model", "check", "plan", "render", "emit", "policy", "diagnostics")
-RUNTIME_ONLY = ("pyagent_compile.runtime", "pyagent_compile._native", "grpc", "google.protobuf", "cryptography")
+# ... and what only `pyagent tools lock` uses (the MCP SDK and the code that asks servers).
+RUNTIME_ONLY = (
+    "pyagent_compile.runtime",
+    "pyagent_compile._native",
+    "grpc",
+    "google.protobuf",
+    "cryptography",
+    "pyagent_compile.resolve",
+    "mcp",
+    "anyio",
+)
 LAPTOP = ROOT / "examples" / "laptop" / "swarm.yaml"
 
 
@@ -203,6 +213,8 @@ def test_the_installed_wheel_compiles_like_the_checkout(installed: Path, project
         (("explain", "PA313"), 0, "environment extends cycle"),
         (("diff", "laptop/swarm.yaml", "research/swarm.yaml", "--format", "json"), 0, '"changes": 53'),
         (("status", "stacks/laptop/local"), 2, "error[PA619]"),
+        # the plain wheel has no `tools` extra: the lock command says how to get the MCP SDK
+        (("tools", "lock", "research/swarm.yaml"), 2, "error[PA339]"),
     ],
 )
 def test_the_installed_wheel_runs_each_command(

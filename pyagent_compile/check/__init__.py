@@ -13,6 +13,7 @@ from pyagent_compile.check.manifests import check_manifests
 from pyagent_compile.check.names import check_names
 from pyagent_compile.check.ports import check_ports
 from pyagent_compile.check.references import check_references
+from pyagent_compile.check.tools import check_tool_calls
 from pyagent_compile.diagnostics import Diagnostic
 
 CHECKS: tuple[Callable[[CheckContext], list[Diagnostic]], ...] = (
@@ -22,6 +23,7 @@ CHECKS: tuple[Callable[[CheckContext], list[Diagnostic]], ...] = (
     check_consensus,
     check_ports,
     check_manifests,
+    check_tool_calls,
     check_deployment,
 )
 

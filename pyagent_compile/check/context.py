@@ -8,6 +8,7 @@ from pathlib import Path
 from pyagent_compile.diagnostics import Diagnostic, Label
 from pyagent_compile.load.document import Document, PathT, format_path
 from pyagent_compile.model.spec import Swarm, Tier
+from pyagent_compile.model.tools_lock import ToolsLock
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,10 @@ class CheckContext:
     env: str
     tier: Tier
     spec_dir: Path
+    # The tools lock beside the spec (None: there is none, and mcp steps are not checked
+    # against servers) and its path as shown to users.
+    tools_lock: ToolsLock | None = None
+    tools_lock_display: str = ""
 
     def problem(
         self,

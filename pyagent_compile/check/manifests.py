@@ -89,7 +89,7 @@ def _types(ctx: CheckContext, name: str, manifest: Manifest) -> Iterable[Diagnos
                     f"bind it, e.g. `{input_name}: steps.<id>`",
                 )
                 continue
-            got = _binding_type(binding, manifest, outputs)
+            got = binding_type(binding, manifest, outputs)
             if got is not None and got != want:
                 yield ctx.problem(
                     "PA310",
@@ -98,7 +98,7 @@ def _types(ctx: CheckContext, name: str, manifest: Manifest) -> Iterable[Diagnos
                     f"bind a step whose output is a {want}",
                 )
     for out_name, output in manifest.outputs.items():
-        got = _binding_type(output.source, manifest, outputs)
+        got = binding_type(output.source, manifest, outputs)
         if got is not None and got != output.type:
             yield ctx.problem(
                 "PA310",
@@ -108,7 +108,8 @@ def _types(ctx: CheckContext, name: str, manifest: Manifest) -> Iterable[Diagnos
             )
 
 
-def _binding_type(binding: str, manifest: Manifest, outputs: Mapping[str, str]) -> str | None:
+def binding_type(binding: str, manifest: Manifest, outputs: Mapping[str, str]) -> str | None:
+    """The value type a binding (`inputs.<name>`, `steps.<id>`) delivers, None when it is unknown."""
     kind, _, target = binding.partition(".")
     if kind == "steps":
         return outputs.get(target)

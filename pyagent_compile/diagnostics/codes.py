@@ -2,9 +2,10 @@
 
 Codes are stable: a code is never reused for a different problem. Ranges:
 PA0xx usage and project files, PA1xx reading and parsing, PA2xx the schema,
-PA3xx semantic checks, PA5xx policies, PA6xx the local target (`pyagent up --local`,
-`status`, `down`), PA70x tasks as the CLI checks them (`pyagent run`, `task`, `cancel`), PA72x
-tasks and steps as the swarm runs them (the codes a failed task or step carries).
+PA3xx semantic checks (PA33x: the tools lock and mcp steps against it), PA5xx policies,
+PA6xx the local target (`pyagent up --local`, `status`, `down`), PA70x tasks as the CLI checks
+them (`pyagent run`, `task`, `cancel`), PA72x tasks and steps as the swarm runs them (the codes a
+failed task or step carries).
 """
 
 from __future__ import annotations
@@ -262,6 +263,66 @@ CODES: dict[str, CodeInfo] = {
         "environment extends cycle",
         "Environments that `extends` one another in a circle have no base to start from. Every "
         "environment on the circle is named; break it by letting one extend nothing (the base spec).",
+    ),
+    "PA330": CodeInfo(
+        "tool server did not answer",
+        "`pyagent tools lock` could not list a tool server's tools: its command did not start (not "
+        "installed, not on PATH), it exited, it did not answer the MCP handshake or `tools/list` within "
+        "the timeout (`--timeout`), or an http server's URL did not answer. The server's last lines of "
+        "stderr are shown. stdio servers start with the spec's folder as working folder and a clean "
+        "environment (HOME, LOGNAME, PATH, SHELL, TERM, USER only).",
+    ),
+    "PA331": CodeInfo(
+        "tools lock out of date",
+        "A warning: the spec declares a tool server that the tools lock does not list, or declares it "
+        "differently (another command, URL or port) than when it was locked. Steps calling it are not "
+        "checked. Run `pyagent tools lock SPEC` and commit the lock.",
+    ),
+    "PA332": CodeInfo(
+        "unknown tool method",
+        "An `mcp` step's `tool: <server>.<method>` names a method (an MCP tool) that the server did not "
+        "list when it was locked. The methods it lists are shown; `pyagent tools lock` refreshes them.",
+    ),
+    "PA333": CodeInfo(
+        "missing tool argument",
+        "The tool's input schema requires an argument that the step gives neither under `arguments:` "
+        "nor as a bound input under `inputs:` (bound inputs are passed as arguments of the same name).",
+    ),
+    "PA334": CodeInfo(
+        "tool argument does not match its schema",
+        "An argument's value under `arguments:` fails the tool's input schema (wrong JSON type, a value "
+        "outside its enum or range), or an input bound under `inputs:` has a type that cannot be what "
+        "the schema asks for (an int where it takes a string). int is a JSON integer, bool a boolean, "
+        "string, diff, trace, report and file are strings; json and verdict are not checked.",
+    ),
+    "PA335": CodeInfo(
+        "unknown tool argument",
+        "The step passes an argument the tool's input schema does not declare. An error when the "
+        "schema forbids other properties (`additionalProperties: false`); otherwise a warning, since "
+        "the server will most likely ignore it (often a misspelt name).",
+    ),
+    "PA336": CodeInfo(
+        "invalid tools lock",
+        "The tools lock beside the spec cannot be read, is not JSON in the shape `pyagent tools lock` "
+        "writes, or was edited by hand (a schema does not match its recorded hash). Regenerate it.",
+        EXIT_USAGE,
+    ),
+    "PA337": CodeInfo(
+        "tools lock would change",
+        "`pyagent tools lock --locked` (for CI) found that the servers now answer differently from the "
+        "committed lock, or that the spec's tool servers changed: a server's version, a tool added or "
+        "removed, a changed schema or description. Run `pyagent tools lock`, review and commit the diff.",
+    ),
+    "PA338": CodeInfo(
+        "ambiguous tool",
+        "An `mcp` step names only the server (`tool: <server>`), which is allowed when the server has "
+        "exactly one tool; this one lists several. Write `tool: <server>.<method>`.",
+    ),
+    "PA339": CodeInfo(
+        "MCP client not installed",
+        "`pyagent tools lock` talks to the servers through the official MCP Python SDK, which the "
+        "compiler does not need. Install it with `pip install 'pyagent[tools]'`.",
+        EXIT_USAGE,
     ),
     "PA501": CodeInfo(
         "plaintext secret in a rendered object",

@@ -107,13 +107,14 @@ def write(folder: Path, texts: dict[str, str], diff: StackDiff) -> None:
     if texts or not diff.removed:
         files[MARKER] = _marker_content(files)
     for rel in [*diff.added, *diff.changed]:
-        _atomic_write(folder / rel, files[rel])
+        atomic_write(folder / rel, files[rel])
     for rel in diff.removed:
         (folder / rel).unlink(missing_ok=True)
         _prune_empty(folder.parent, (folder / rel).parent)
 
 
-def _atomic_write(path: Path, content: bytes) -> None:
+def atomic_write(path: Path, content: bytes) -> None:
+    """Readers see the old content or the new, never a half-written file (a crash, a full disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
