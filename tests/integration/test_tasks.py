@@ -57,6 +57,7 @@ manifests:
     inputs: {{source: file, tests: file}}
     outputs:
       failure: {{type: trace, from: steps.reproduce}}
+      diagnosis: {{type: report, from: steps.analyse}}
       outline: {{type: json, from: steps.outline}}
     steps:
       - id: reproduce
@@ -64,6 +65,9 @@ manifests:
         command: [python3, -m, unittest, -v, test_calc]
         timeout: 1m
         inputs: {{calc.py: inputs.source, test_calc.py: inputs.tests}}
+      - id: analyse
+        kind: analyze-trace
+        inputs: {{trace: steps.reproduce}}
       - id: outline
         kind: delegate
         core: researcher
@@ -197,13 +201,18 @@ def test_a_task_reproduces_a_bug_in_the_sandbox_and_delegates(swarm: harness.Clu
     )  # fmt: skip
     task = _json(done)["task"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert task["state"] == "succeeded" and [s["state"] for s in task["steps"]] == ["succeeded"] * 2
+    assert task["state"] == "succeeded" and [s["state"] for s in task["steps"]] == ["succeeded"] * 3
     failure = task["outputs"]["failure"]
     # The bug reproduced: the real test failed inside the sandbox, under full isolation.
     assert failure["exitCode"] == 1, json.dumps(failure)
     assert "FAIL: test_mean" in failure["stderr"] and "ok" in failure["stderr"], failure
     assert failure["isolation"] == "namespaces" and failure["cgroupLimits"], failure
     assert "4:def mean" in json.dumps(task["outputs"]["outline"]), task["outputs"]
+    # The trace analysed: unittest's failure, its assertion, the frame in the user's test file.
+    diagnosis = task["outputs"]["diagnosis"]
+    assert diagnosis["kind"] != "unrecognised", diagnosis
+    failure_json = json.dumps(diagnosis)
+    assert "AssertionError" in failure_json and "test_calc.py" in failure_json, diagnosis
     # The delegated sub-task was a task of its own, of the other core, child of the first.
     child = _task(swarm, "triage-1.outline")
     assert (child["state"], child["core"], child["parent"]) == ("succeeded", "researcher", "triage-1")

@@ -567,6 +567,7 @@ impl StepJob {
         match self.step.kind.as_str() {
             "sandbox" => super::sandbox_step::run(&self.ctx, &self.task, &self.step, &inputs).await,
             "delegate" => self.delegate(inputs).await,
+            "analyze-trace" => self.analyze_trace(&inputs),
             other => Err(StepError::new(
                 "PA721",
                 format!(
@@ -576,6 +577,33 @@ impl StepJob {
                 ),
             )),
         }
+    }
+
+    /// The report of the `trace` input (docs/analyze-trace.md). Capture files are read only
+    /// from this node's own workspaces root, where its sandbox steps put them: a trace given as
+    /// a task input cannot make the node read another file.
+    fn analyze_trace(
+        &self,
+        inputs: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, StepError> {
+        let trace = inputs.get("trace").ok_or_else(|| {
+            StepError::new(
+                "PA727",
+                format!("step {:?} has no `trace` input to analyse", self.step.id),
+            )
+        })?;
+        let workspace = self.ctx.workspaces.join(&self.task.id);
+        let roots = [
+            pyagent_sandbox::WORKSPACE,
+            workspace.to_str().unwrap_or(pyagent_sandbox::WORKSPACE),
+        ];
+        let trace = trace.clone();
+        let report = if captures_are_ours(&trace, &self.ctx.workspaces) {
+            pyagent_trace::analyze_trace_with_captures(&trace, &roots)
+        } else {
+            pyagent_trace::analyze_trace(&trace, &roots)
+        };
+        Ok(report.to_json())
     }
 
     /// Submits the sub-task (id `<task>.<step>`, so a retry or a new owner finds the same one)
@@ -646,6 +674,25 @@ impl StepJob {
             applied.next(POLL).await;
         }
     }
+}
+
+/// Whether every capture file the trace names is in this node's workspaces root.
+fn captures_are_ours(trace: &serde_json::Value, root: &std::path::Path) -> bool {
+    let Some(streams) = trace.get("streams").and_then(|s| s.as_object()) else {
+        return true;
+    };
+    streams
+        .values()
+        .all(|s| match s.get("file").and_then(|f| f.as_str()) {
+            None => true,
+            Some(f) => {
+                let path = std::path::Path::new(f);
+                !path
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+                    && path.starts_with(root)
+            }
+        })
 }
 
 fn only_manifest_of(work: &WorkFile, core: &str) -> Result<String, StepError> {
