@@ -16,15 +16,13 @@ machine's speed falls on all alike), with every round's /proc/loadavg recorded:
   .bench-cache/ray-venv, created with pip on first use: Ray is never in the project's .venv).
   Ray's tasks are not durable; every state change of ours is an fsynced Raft commit.
 
-"No-op" on our side, exactly: the executor has no step kind that does nothing (it runs `sandbox`
-and `delegate`; a delegate step is a whole sub-task). So two manifests are measured:
+"No-op" on our side, exactly: two manifests are measured.
 - `sandbox-true`: one sandbox step running `true` under bubblewrap. It succeeds. The figure is
   the task machinery plus one sandbox start.
-- `machinery`: one step of a kind this node does not run yet (`cort`); the executor fails it at
-  once (PA721) without running anything. The task ends `failed`, after the same Raft commits a
-  succeeding no-op step would take (submission and placement, the step's `running` report, its
-  final report, which ends the task): the cost of the machinery alone, what a no-op step kind
-  would measure.
+- `no-op`: one `analyze-trace` step over an empty trace (the task's input): it runs in the
+  daemon, in microseconds, and succeeds. The task takes the Raft commits of any one-step task
+  (submission and placement, the step's `running` report, its `succeeded` report, which ends the
+  task): the cost of the machinery itself.
 
 The sandbox step's overhead: the step's own `elapsedMs` (from its trace: pyagent-sandbox's clock
 from spawning the helper to the command's exit; ms resolution; cgroup creation and the workspace
@@ -106,11 +104,13 @@ manifests:
         kind: sandbox
         command: ["true"]
         timeout: 30s
-  machinery:
+  no-op:
     core: bench
+    inputs: {trace: trace}
     steps:
-      - id: refused
-        kind: cort
+      - id: analyse
+        kind: analyze-trace
+        inputs: {trace: inputs.trace}
 environments:
   dev: {}
 """
@@ -252,14 +252,14 @@ class Ours:
     def close(self) -> None:
         self.channel.close()
 
-    def op(self, manifest: str, expect: str) -> Callable[[int], pb.TaskView]:
+    def op(self, manifest: str, expect: str, inputs: dict[str, Any] | None = None) -> Callable[[int], pb.TaskView]:
         m = self.work.manifests[manifest]
 
         def run(_: int) -> pb.TaskView:
             with self._lock:
                 self._serial += 1
                 task_id = f"{self.run_id}-{manifest}-{self._serial}"
-            command = submit_command(task_id, m, {}, self.work)
+            command = submit_command(task_id, m, inputs or {}, self.work)
             # A replay is refused by the API's check (UNAUTHENTICATED) or, when the colliding
             # command was not applied yet, at apply (a refusal naming it): signed again, counted.
             for attempt in range(5):
@@ -429,7 +429,7 @@ def run_rounds(
     """Both workloads in `rounds` rounds; the order of the sides is reversed every other round."""
     sides: list[tuple[str, Callable[[int, int], Sample]]] = [
         ("pyagent sandbox-true", lambda c, n: measure(ours.op("sandbox-true", "succeeded"), c, n)),
-        ("pyagent machinery", lambda c, n: measure(ours.op("machinery", "failed"), c, n)),
+        ("pyagent no-op", lambda c, n: measure(ours.op("no-op", "succeeded", {"trace": {}}), c, n)),
     ]
     if ray is not None:
         sides.append(("ray", ray.run))
@@ -464,7 +464,7 @@ def warm_up(ours: Ours, timeout: float = 120) -> None:
     while True:
         try:
             measure(ours.op("sandbox-true", "succeeded"), 4, 20)
-            measure(ours.op("machinery", "failed"), 4, 20)
+            measure(ours.op("no-op", "succeeded", {"trace": {}}), 4, 20)
             return
         except (RuntimeError, grpc.RpcError) as error:
             if time.monotonic() > deadline:
@@ -515,13 +515,13 @@ def main() -> int:
         f"{args.rounds} rounds, side order reversed every other round; per round and side: {sizes['single']} tasks "
         f"by 1 client, {sizes['many']} by {MANY}; figures: median over rounds [min-max]"
     )
-    header = f"{'workload':26} {'':8} {'pyagent sandbox-true':>24} {'pyagent machinery':>24} {'ray':>24}"
+    header = f"{'workload':26} {'':8} {'pyagent sandbox-true':>24} {'pyagent no-op':>24} {'ray':>24}"
     print(header)
     print("-" * len(header))
     for name, taken in results.items():
         for i, (unit, key) in enumerate((("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"), ("tasks/s", "per_s"))):
             cells = []
-            for side in ("pyagent sandbox-true", "pyagent machinery", "ray"):
+            for side in ("pyagent sandbox-true", "pyagent no-op", "ray"):
                 values = [r.figures[side][key] for r in taken if side in r.figures]
                 cells.append(shown(values) if values else "-")
             print(f"{name if i == 0 else '':26} {unit:8} {cells[0]:>24} {cells[1]:>24} {cells[2]:>24}")
@@ -530,7 +530,7 @@ def main() -> int:
     if ray:
         lat = results["latency, 1 client"]
         thr = results[f"throughput, {MANY} clients"]
-        for side in ("pyagent sandbox-true", "pyagent machinery"):
+        for side in ("pyagent sandbox-true", "pyagent no-op"):
             p50 = [r.figures[side]["p50_ms"] / r.figures["ray"]["p50_ms"] for r in lat]
             tps = [r.figures[side]["per_s"] / r.figures["ray"]["per_s"] for r in thr]
             print(f"{side}: p50 latency {shown(p50, 2)} x Ray's; throughput {shown(tps, 2)} x Ray's (per round)")
