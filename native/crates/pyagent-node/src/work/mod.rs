@@ -32,6 +32,10 @@ pub const MAX_LEASE_MS: u64 = 300_000;
 pub const ISOLATION_LEVELS: &[&str] = &["namespaces", "landlock_seccomp", "limits_only"];
 /// Task ids: what a file name and a metric label can hold.
 pub const MAX_ID_LEN: usize = 128;
+/// Finished top-level tasks kept in the replicated state (with their sub-tasks); the oldest
+/// beyond it are dropped, as Kubernetes drops finished Jobs after their TTL. Every replica must
+/// use the same figure (a change needs every node upgraded at once), so it is not a setting.
+pub const RETAINED_FINISHED: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
@@ -236,6 +240,9 @@ pub struct WorkState {
     /// Sub-tasks by parent (whatever their state).
     #[serde(skip)]
     children: BTreeMap<String, BTreeSet<String>>,
+    /// Finished top-level tasks by (the log index that ended them, id): the retention order.
+    #[serde(skip)]
+    finished: BTreeSet<(u64, String)>,
 }
 
 /// What a snapshot holds of `WorkState` (the same fields, in the same order).
@@ -257,6 +264,7 @@ impl From<StoredWorkState> for WorkState {
             last_submitted: s.last_submitted,
             running: BTreeMap::new(),
             children: BTreeMap::new(),
+            finished: BTreeSet::new(),
         };
         work.reindex();
         work
@@ -288,7 +296,12 @@ impl WorkState {
     fn reindex(&mut self) {
         self.running.clear();
         self.children.clear();
+        self.finished.clear();
         for t in self.tasks.values() {
+            if t.state.is_final() && t.parent.is_empty() {
+                // A final task's revision is the index that ended it: nothing changes it after.
+                self.finished.insert((t.revision, t.id.clone()));
+            }
             if t.state == TaskState::Running {
                 self.running
                     .entry(t.owner)
@@ -319,6 +332,24 @@ impl WorkState {
             .values()
             .flatten()
             .filter_map(|id| self.tasks.get(id))
+    }
+
+    /// Drops the oldest finished top-level tasks, with their sub-tasks, beyond
+    /// [`RETAINED_FINISHED`].
+    fn retain(&mut self) {
+        while self.finished.len() > RETAINED_FINISHED {
+            let Some((_, id)) = self.finished.pop_first() else {
+                return;
+            };
+            self.forget(&id);
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.tasks.remove(id);
+        for child in self.children.remove(id).unwrap_or_default() {
+            self.forget(&child);
+        }
     }
 
     fn unmark_running(&mut self, owner: u64, id: &str) {
@@ -528,6 +559,9 @@ impl WorkState {
             return;
         }
         let was_running = (t.state == TaskState::Running).then_some(t.owner);
+        if t.parent.is_empty() {
+            self.finished.insert((at.index, id.to_string()));
+        }
         t.state = state;
         t.error_code = code.to_string();
         t.reason = reason;
@@ -581,6 +615,7 @@ impl WorkState {
         };
         self.end(&c.id, TaskState::Cancelled, "PA723", reason, at);
         self.place_queued(at);
+        self.retain();
         ApplyResult::ok()
     }
 
@@ -713,6 +748,7 @@ impl WorkState {
             self.succeed(&id, at);
             self.place_queued(at);
         }
+        self.retain();
         ApplyResult::ok()
     }
 
@@ -739,6 +775,9 @@ impl WorkState {
             .unwrap_or_default();
         t.outputs_json = serde_json::to_vec(&outputs).unwrap_or_default();
         let owner = t.owner;
+        if t.parent.is_empty() {
+            self.finished.insert((at.index, id.to_string()));
+        }
         t.state = TaskState::Succeeded;
         t.reason = String::new();
         t.finished_ms = at.now;

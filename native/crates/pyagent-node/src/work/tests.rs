@@ -324,6 +324,56 @@ fn submissions_in_one_entry_each_keep_their_place_in_the_queue() {
     assert!(w.queue.is_empty());
 }
 
+/// The state keeps the newest finished top-level tasks only, each with its sub-tasks; what
+/// runs or waits is never dropped, and a dropped id can be submitted again.
+#[test]
+fn only_the_newest_finished_tasks_are_kept() {
+    let mut w = WorkState::default();
+    w.register_worker(1, register(1, 4), at(1, 0));
+    let one = || vec![step("s", "sandbox", &[], &[])];
+    let mut index = 2;
+    let mut finish = |w: &mut WorkState, id: &str, index: &mut u64| {
+        w.submit(submission(id, one()), at(*index, 0));
+        let t = w.tasks[id].clone();
+        *index += 1;
+        assert!(
+            w.step_update(1, update(&t, "s", "succeeded"), at(*index, 0))
+                .applied
+        );
+        *index += 1;
+    };
+    // The first task delegates: its sub-task goes with it.
+    w.submit(
+        submission("first", vec![step("d", "delegate", &[], &[])]),
+        at(index, 0),
+    );
+    index += 1;
+    let mut child = submission("first.d", one());
+    child.parent = "first".into();
+    child.parent_step = "d".into();
+    w.submit(child, at(index, 0));
+    index += 1;
+    let c = w.tasks["first.d"].clone();
+    w.step_update(1, update(&c, "s", "succeeded"), at(index, 0));
+    index += 1;
+    let p = w.tasks["first"].clone();
+    w.step_update(1, update(&p, "d", "succeeded"), at(index, 0));
+    index += 1;
+    // A task that keeps running through it all.
+    w.submit(submission("long", one()), at(index, 0));
+    index += 1;
+    for n in 0..RETAINED_FINISHED {
+        finish(&mut w, &format!("t{n}"), &mut index);
+    }
+    assert!(!w.tasks.contains_key("first") && !w.tasks.contains_key("first.d"));
+    assert!(w.tasks.contains_key("t0") && w.tasks.contains_key("long"));
+    assert_eq!(w.tasks.len(), RETAINED_FINISHED + 1);
+    finish(&mut w, "first", &mut index);
+    assert!(!w.tasks.contains_key("t0") && w.tasks["first"].state == TaskState::Succeeded);
+    let loaded: WorkState = rmp_serde::from_slice(&rmp_serde::to_vec(&w).unwrap()).unwrap();
+    assert_eq!(loaded, w);
+}
+
 mod indexes {
     use super::*;
     use proptest::prelude::*;
