@@ -32,6 +32,8 @@ pub(crate) fn system_dir_args() -> Vec<String> {
 
 pub(crate) struct BwrapRun<'a> {
     pub workspace: &'a Path,
+    /// Host paths bound read-only at the same path.
+    pub read_only: &'a [std::path::PathBuf],
     pub workspace_inside: &'a str,
     pub helper: &'a Path,
     pub helper_arg: &'a str,
@@ -67,6 +69,10 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
         s("pyagent-sandbox"),
     ]);
     a.extend(system_dir_args());
+    for path in run.read_only {
+        let p = path.to_string_lossy().into_owned();
+        a.extend([s("--ro-bind"), p.clone(), p]);
+    }
     a.extend([s("--proc"), s("/proc"), s("--dev"), s("/dev")]);
     // /tmp and /dev/shm as tmpfs of their own with a size: bwrap's /dev is a tmpfs without one,
     // and a run without a memory cgroup could otherwise fill the host's memory through it.
@@ -106,6 +112,7 @@ mod tests {
     fn run(network: bool) -> Vec<String> {
         args(&BwrapRun {
             workspace: Path::new("/srv/tasks/t1"),
+            read_only: &[],
             workspace_inside: "/workspace",
             helper: Path::new("/opt/pyagent/pyagent-sandbox-exec"),
             helper_arg: "__x",

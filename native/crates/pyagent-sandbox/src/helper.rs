@@ -16,7 +16,9 @@ use landlock::{
 };
 
 use crate::filter;
-use crate::plan::{Confine, Plan, Status, HELPER_ARG, PLAN_ENV, PLAN_VERSION};
+use crate::plan::{
+    Confine, Plan, Status, HELPER_ARG, PLAN_ENV, PLAN_VERSION, STDERR_STATUS_PREFIX,
+};
 
 /// The Landlock ABI whose rights we ask for: file system rights through v5 (truncate, device
 /// ioctls), TCP rules (v4) and scoping of signals and abstract Unix sockets (v6). "Fully
@@ -39,44 +41,62 @@ pub fn main_if_invoked() {
 }
 
 /// The helper's `main`. Exits with the command's exit code (128 + signal when killed), or 125
-/// when the helper itself failed (details on the status pipe).
+/// when the helper itself failed (details on the status channel). In stdio mode it execs the
+/// command instead, which then exits for itself.
 pub fn main() -> ! {
-    // stdin is the status pipe's write end. A CLOEXEC duplicate is ours; the original fd 0 is
-    // passed on through bwrap's exec to the inner helper, and replaced by /dev/null for the
-    // command.
-    let mut status = match std::io::stdin().as_fd().try_clone_to_owned() {
-        Ok(fd) => Some(File::from(fd)),
-        Err(_) => None,
-    };
-    let code = match run(&mut status) {
+    let plan = read_plan();
+    let mut status = StatusOut::open(plan.as_ref().is_ok_and(|p| p.stdio));
+    let code = match plan.and_then(|plan| run(&plan, &mut status)) {
         Ok(code) => code,
         Err((code, message)) => {
-            report(
-                &mut status,
-                &Status::Error {
-                    code: code.to_string(),
-                    message,
-                },
-            );
+            status.report(&Status::Error {
+                code: code.to_string(),
+                message,
+            });
             125
         }
     };
     std::process::exit(code)
 }
 
-fn report(status: &mut Option<File>, line: &Status) {
-    if let Some(file) = status {
-        if let Ok(mut text) = serde_json::to_vec(line) {
-            text.push(b'\n');
-            // The daemon may be gone; the command's fate no longer matters to anyone then.
-            let _ = file.write_all(&text);
+/// Where status lines go: the pipe that is stdin (run mode), or stderr behind
+/// [`STDERR_STATUS_PREFIX`] (stdio mode, where stdin is the command's).
+struct StatusOut {
+    file: Option<File>,
+    prefix: &'static str,
+}
+
+impl StatusOut {
+    fn open(stdio: bool) -> StatusOut {
+        // A CLOEXEC duplicate is ours; the original descriptor is passed on through bwrap's exec
+        // to the inner helper (and, in run mode, replaced by /dev/null for the command).
+        let fd = if stdio {
+            std::io::stderr().as_fd().try_clone_to_owned()
+        } else {
+            std::io::stdin().as_fd().try_clone_to_owned()
+        };
+        StatusOut {
+            file: fd.ok().map(File::from),
+            prefix: if stdio { STDERR_STATUS_PREFIX } else { "" },
+        }
+    }
+
+    fn report(&mut self, line: &Status) {
+        if let Some(file) = &mut self.file {
+            if let Ok(json) = serde_json::to_vec(line) {
+                let mut text = self.prefix.as_bytes().to_vec();
+                text.extend(json);
+                text.push(b'\n');
+                // The daemon may be gone; the command's fate no longer matters to anyone then.
+                let _ = file.write_all(&text);
+            }
         }
     }
 }
 
 type Fail = (&'static str, String);
 
-fn run(status: &mut Option<File>) -> Result<i32, Fail> {
+fn read_plan() -> Result<Plan, Fail> {
     let text = std::env::var(PLAN_ENV)
         .map_err(|_| ("sandbox.helper", format!("{PLAN_ENV} is not set")))?;
     let plan: Plan = serde_json::from_str(&text).map_err(|e| {
@@ -94,6 +114,13 @@ fn run(status: &mut Option<File>) -> Result<i32, Fail> {
             ),
         ));
     }
+    Ok(plan)
+}
+
+fn run(plan: &Plan, status: &mut StatusOut) -> Result<i32, Fail> {
+    // Read before anything can make the parent go away: the death signal below is armed
+    // against this parent (inside bwrap's pid namespace it may well be pid 1).
+    let parent = rustix::process::getppid();
     let pid = std::process::id().to_string();
     for procs in &plan.cgroup_procs {
         std::fs::write(procs, &pid).map_err(|e| {
@@ -106,6 +133,11 @@ fn run(status: &mut Option<File>) -> Result<i32, Fail> {
     if let Some((uid, gid)) = plan.run_as {
         drop_to(uid, gid)?;
     }
+    if plan.stdio {
+        // After the drop to the user: a change of credentials clears the death signal. It
+        // survives the exec of bwrap and of the command (neither is set-uid).
+        die_with_parent(parent)?;
+    }
     if let Some(bwrap) = &plan.bwrap {
         let inner = Plan {
             version: PLAN_VERSION,
@@ -113,6 +145,7 @@ fn run(status: &mut Option<File>) -> Result<i32, Fail> {
             run_as: None,
             bwrap: None,
             confine: plan.confine.clone(),
+            stdio: plan.stdio,
         };
         let inner = serde_json::to_string(&inner)
             .map_err(|e| ("sandbox.helper", format!("encoding the inner plan: {e}")))?;
@@ -126,7 +159,19 @@ fn run(status: &mut Option<File>) -> Result<i32, Fail> {
             format!("exec {}: {err}", bwrap.program.display()),
         ));
     }
-    confine_and_run(&plan.confine, status)
+    confine_and_run(&plan.confine, plan.stdio, status)
+}
+
+/// SIGKILL when the parent (the daemon, or bwrap inside) dies, so that a daemon killed with -9
+/// leaves no long-lived command behind; and if it already died, stop here.
+fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Fail> {
+    use rustix::process::{getppid, set_parent_process_death_signal, Signal};
+    set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| ("sandbox.helper", format!("PR_SET_PDEATHSIG: {e}")))?;
+    if getppid() != parent {
+        return Err(("sandbox.helper", "the parent died during set-up".into()));
+    }
+    Ok(())
 }
 
 /// setgroups, then gid, then uid: after the uid change the process may no longer change groups.
@@ -194,7 +239,7 @@ fn landlock(c: &Confine) -> Result<Landlocked, Fail> {
     Ok(landlocked)
 }
 
-fn confine_and_run(c: &Confine, status: &mut Option<File>) -> Result<i32, Fail> {
+fn confine_and_run(c: &Confine, stdio: bool, status: &mut StatusOut) -> Result<i32, Fail> {
     let (program, args) = c
         .argv
         .split_first()
@@ -204,13 +249,26 @@ fn confine_and_run(c: &Confine, status: &mut Option<File>) -> Result<i32, Fail> 
     let filters = filter::build(c.network).map_err(|e| ("sandbox.seccomp", e))?;
     let landlocked = landlock(c)?;
     filter::apply(&filters).map_err(|e| ("sandbox.seccomp", e))?;
-    report(
-        status,
-        &Status::Ready {
-            landlock_full: landlocked.full,
-            landlock_any: landlocked.any,
-        },
-    );
+    status.report(&Status::Ready {
+        landlock_full: landlocked.full,
+        landlock_any: landlocked.any,
+    });
+    if stdio {
+        // The command takes this process over: the caller's pipes, the death signal, the
+        // cgroup, the confinement, all stay with it.
+        let err = Command::new(program)
+            .args(args)
+            .env_clear()
+            .envs(c.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&c.cwd)
+            .exec();
+        eprintln!("pyagent-sandbox: {program}: {err}");
+        return Ok(if err.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        });
+    }
     let mut child = match Command::new(program)
         .args(args)
         .env_clear()
@@ -228,26 +286,20 @@ fn confine_and_run(c: &Confine, status: &mut Option<File>) -> Result<i32, Fail> 
             } else {
                 126
             };
-            report(
-                status,
-                &Status::Exit {
-                    code: Some(code),
-                    signal: None,
-                },
-            );
+            status.report(&Status::Exit {
+                code: Some(code),
+                signal: None,
+            });
             return Ok(code);
         }
     };
     let exit = child
         .wait()
         .map_err(|e| ("sandbox.helper", format!("waiting for the command: {e}")))?;
-    report(
-        status,
-        &Status::Exit {
-            code: exit.code(),
-            signal: exit.signal(),
-        },
-    );
+    status.report(&Status::Exit {
+        code: exit.code(),
+        signal: exit.signal(),
+    });
     Ok(exit
         .code()
         .unwrap_or_else(|| 128 + exit.signal().unwrap_or(0)))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the real MCP servers that pyagent-mcp's tests (native/crates/pyagent-mcp) and
+# benchmarks/mcp.py run, pinned, into their own venv: .tools/mcp-venv. Its own venv, not .venv,
+# because the servers run inside the sandbox, which sees only the system dirs and the paths the
+# caller binds read-only: the tests bind this venv, never the project's. Idempotent: does nothing
+# when the pinned versions are there. Safe to run or to source (no `exit`).
+#
+#   .ci/install-mcp-servers.sh
+#   PYAGENT_SKIP_MCP_SERVERS=1 ...   # skip (the pyagent-mcp tests then fail, saying so)
+
+pyagent_install_mcp_servers() {
+    if [ "${PYAGENT_SKIP_MCP_SERVERS:-}" = "1" ]; then
+        return 0
+    fi
+    local root venv python pins
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    venv="$root/.tools/mcp-venv"
+    # A system interpreter (not a pyenv shim or the project's venv): the sandbox mounts /usr,
+    # where the venv's python symlink must lead.
+    python="${PYAGENT_MCP_PYTHON:-/usr/bin/python3}"
+    pins=(mcp-server-time==2026.10.19 mcp-server-git==2026.10.19 mcp==2.3.0)
+    local stamp="$venv/.pins"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${pins[*]}" ]; then
+        return 0
+    fi
+    if [ ! -x "$python" ]; then
+        echo "install-mcp-servers: $python not found (set PYAGENT_MCP_PYTHON to a python3 under /usr)" >&2
+        return 1
+    fi
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || return 1
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}" || return 1
+    echo "${pins[*]}" >"$stamp"
+}
+
+pyagent_install_mcp_servers
