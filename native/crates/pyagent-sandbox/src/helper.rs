@@ -133,9 +133,11 @@ fn run(plan: &Plan, status: &mut StatusOut) -> Result<i32, Fail> {
     if let Some((uid, gid)) = plan.run_as {
         drop_to(uid, gid)?;
     }
-    if plan.stdio {
-        // After the drop to the user: a change of credentials clears the death signal. It
-        // survives the exec of bwrap and of the command (neither is set-uid).
+    if plan.stdio && plan.bwrap.is_some() {
+        // bwrap dies with the daemon, and with it the sandbox's pid namespace, every process
+        // of it. After the drop to the user: a change of credentials clears the death signal;
+        // it survives the exec of bwrap (not set-uid). Without bwrap, the helper stays to
+        // supervise the command instead (see `supervise`).
         die_with_parent(parent)?;
     }
     if let Some(bwrap) = &plan.bwrap {
@@ -159,7 +161,7 @@ fn run(plan: &Plan, status: &mut StatusOut) -> Result<i32, Fail> {
             format!("exec {}: {err}", bwrap.program.display()),
         ));
     }
-    confine_and_run(&plan.confine, plan.stdio, status)
+    confine_and_run(&plan.confine, plan.stdio, parent, status)
 }
 
 /// SIGKILL when the parent (the daemon, or bwrap inside) dies, so that a daemon killed with -9
@@ -188,6 +190,49 @@ fn drop_to(uid: u32, gid: u32) -> Result<(), Fail> {
     let u = Uid::from_raw(uid);
     rustix::thread::set_thread_res_uid(u, u, u).map_err(|e| fail("setresuid", e))?;
     Ok(())
+}
+
+/// A pidfd of the parent (the daemon, or bwrap's init inside the sandbox), which becomes
+/// readable when the parent exits; an error when the parent is already gone.
+fn watch_parent(
+    parent: Option<rustix::process::Pid>,
+) -> Result<std::os::fd::OwnedFd, Fail> {
+    let fail = |why: String| ("sandbox.helper", why);
+    let pid = parent.ok_or_else(|| fail("no parent to watch".into()))?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| fail(format!("pidfd_open of the parent: {e}")))?;
+    if rustix::process::getppid() != parent {
+        return Err(fail("the parent died during set-up".into()));
+    }
+    Ok(fd)
+}
+
+/// Stays beside a long-lived command (stdio mode) until it exits, and takes it down with the
+/// parent: when the parent's pidfd turns readable (the daemon died, even by SIGKILL), the whole
+/// process group (the helper, the command and its descendants that kept the group) is killed.
+/// A death signal on the command itself would need a `pre_exec`, which is `unsafe`, and would
+/// not reach its descendants. Inside bwrap this is belt and braces: the pid namespace already
+/// dies with bwrap.
+fn supervise(mut child: std::process::Child, parent: std::os::fd::OwnedFd) -> Result<i32, Fail> {
+    std::thread::spawn(move || {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut fds = [PollFd::new(&parent, PollFlags::IN)];
+        loop {
+            match poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => continue,
+                // Readable (the parent exited), or the watch itself broke: either way the
+                // command must not outlive what can no longer be seen.
+                _ => break,
+            }
+        }
+        let _ = rustix::process::kill_current_process_group(rustix::process::Signal::KILL);
+    });
+    let exit = child
+        .wait()
+        .map_err(|e| ("sandbox.helper", format!("waiting for the command: {e}")))?;
+    Ok(exit
+        .code()
+        .unwrap_or_else(|| 128 + exit.signal().unwrap_or(0)))
 }
 
 /// What Landlock achieved.
@@ -239,7 +284,12 @@ fn landlock(c: &Confine) -> Result<Landlocked, Fail> {
     Ok(landlocked)
 }
 
-fn confine_and_run(c: &Confine, stdio: bool, status: &mut StatusOut) -> Result<i32, Fail> {
+fn confine_and_run(
+    c: &Confine,
+    stdio: bool,
+    parent: Option<rustix::process::Pid>,
+    status: &mut StatusOut,
+) -> Result<i32, Fail> {
     let (program, args) = c
         .argv
         .split_first()
@@ -254,20 +304,26 @@ fn confine_and_run(c: &Confine, stdio: bool, status: &mut StatusOut) -> Result<i
         landlock_any: landlocked.any,
     });
     if stdio {
-        // The command takes this process over: the caller's pipes, the death signal, the
-        // cgroup, the confinement, all stay with it.
-        let err = Command::new(program)
+        // Arm the watch on the parent before the command starts, so that no moment is left
+        // in which the daemon could die unnoticed.
+        let parent_fd = watch_parent(parent)?;
+        match Command::new(program)
             .args(args)
             .env_clear()
             .envs(c.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&c.cwd)
-            .exec();
-        eprintln!("pyagent-sandbox: {program}: {err}");
-        return Ok(if err.kind() == std::io::ErrorKind::NotFound {
-            127
-        } else {
-            126
-        });
+            .spawn()
+        {
+            Ok(child) => return supervise(child, parent_fd),
+            Err(e) => {
+                eprintln!("pyagent-sandbox: {program}: {e}");
+                return Ok(if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                });
+            }
+        }
     }
     let mut child = match Command::new(program)
         .args(args)

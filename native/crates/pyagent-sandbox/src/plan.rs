@@ -35,9 +35,8 @@ pub(crate) struct Plan {
     pub bwrap: Option<Bwrap>,
     pub confine: Confine,
     /// A long-lived command on the caller's pipes ([`crate::spawn`]): stdin and stdout are the
-    /// command's, status goes to stderr, the helper execs the command rather than waiting for
-    /// it, and dies with its parent (`PR_SET_PDEATHSIG`), so that a killed daemon leaves no
-    /// server behind.
+    /// command's, status goes to stderr, and the command dies with the daemon (bwrap under
+    /// `PR_SET_PDEATHSIG`; without bwrap the helper watches the daemon's pidfd).
     pub stdio: bool,
 }
 

@@ -2,12 +2,13 @@
 //! stdin and stdout for as long as it needs, under the same walls as [`crate::run`].
 //!
 //! The difference from a run is only in the plumbing: stdin and stdout are the command's, so
-//! the helper reports on stderr (behind [`STDERR_STATUS_PREFIX`], before the command starts),
-//! execs the command instead of waiting for it, and arms `PR_SET_PDEATHSIG` (SIGKILL) so that
-//! the command dies with the daemon even when the daemon is killed with -9. Inside bwrap,
-//! `--die-with-parent` plus the pid namespace take every descendant along; in the fallback the
-//! process group and the cgroup (killed on drop, and by [`crate::reap_orphans`] after a crash)
-//! do.
+//! the helper reports on stderr (behind [`STDERR_STATUS_PREFIX`], before the command starts).
+//! And the command dies with the daemon even when the daemon is killed with -9: with
+//! namespaces, the helper arms `PR_SET_PDEATHSIG` (SIGKILL) before it execs bwrap, and bwrap's
+//! `--die-with-parent` and pid namespace take every descendant along; in the fallback, the
+//! helper stays beside the command watching the daemon's pidfd, and kills the process group
+//! when the daemon goes (a descendant that left the group with `setsid` is caught by the cgroup:
+//! killed on drop, and by [`crate::reap_orphans`] at the next start after a crash).
 
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};

@@ -68,6 +68,8 @@ fn main() {
 async fn session(r: Request) -> bool {
     let mut sandbox = SandboxSpec::new(Vec::new(), r.workspace);
     sandbox.read_only = r.read_only;
+    // This binary is the helper (`main_if_invoked`), whatever else lies beside it.
+    sandbox.helper = std::env::current_exe().ok();
     sandbox.cgroup_parent = r.cgroup_parent;
     if let Some(level) = r.isolation {
         sandbox.max_isolation = level;
