@@ -31,9 +31,7 @@ pub fn step_output(result: CallToolResult) -> Result<Value, String> {
 
 fn block_value(block: &ContentBlock) -> Value {
     match block.as_text() {
-        Some(t) => {
-            serde_json::from_str(&t.text).unwrap_or_else(|_| Value::String(t.text.clone()))
-        }
+        Some(t) => serde_json::from_str(&t.text).unwrap_or_else(|_| Value::String(t.text.clone())),
         None => serde_json::to_value(block).unwrap_or(Value::Null),
     }
 }
@@ -84,6 +82,9 @@ mod tests {
             "content": [{"type": "text", "text": "Invalid timezone: Mars/Olympus"}],
             "isError": true
         }));
-        assert_eq!(step_output(r).unwrap_err(), "Invalid timezone: Mars/Olympus");
+        assert_eq!(
+            step_output(r).unwrap_err(),
+            "Invalid timezone: Mars/Olympus"
+        );
     }
 }

@@ -43,28 +43,32 @@ pub fn resolve<'a, 'b>(
         Some((name, tool)) => (name, Some(tool)),
         None => (step_tool, None),
     };
-    let server = servers
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| McpError::UnknownServer {
-            server: name.to_string(),
-            known: if servers.is_empty() {
-                "it has none".to_string()
-            } else {
-                servers
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        })?;
+    let server =
+        servers
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| McpError::UnknownServer {
+                server: name.to_string(),
+                known: if servers.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    servers
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })?;
     Ok((server, tool.filter(|t| !t.is_empty())))
 }
 
 /// A tool's arguments: the step's `arguments`, then its bound inputs over them (an input wins
 /// over an argument of the same name, so that what flows in from earlier steps is what the
 /// tool sees).
-pub fn arguments(step_arguments: &Map<String, Value>, inputs: &Map<String, Value>) -> Map<String, Value> {
+pub fn arguments(
+    step_arguments: &Map<String, Value>,
+    inputs: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut merged = step_arguments.clone();
     for (k, v) in inputs {
         merged.insert(k.clone(), v.clone());
@@ -101,7 +105,10 @@ mod tests {
         let e = resolve(&servers(), "gti.git_status").unwrap_err();
         assert_eq!(e.code(), "PA730");
         assert!(e.to_string().contains("\"gti\"") && e.to_string().contains("git, search"));
-        assert!(resolve(&[], "git").unwrap_err().to_string().contains("it has none"));
+        assert!(resolve(&[], "git")
+            .unwrap_err()
+            .to_string()
+            .contains("it has none"));
     }
 
     #[test]
@@ -109,14 +116,18 @@ mod tests {
         let args = json!({"timezone": "UTC", "keep": 1});
         let inputs = json!({"timezone": "Europe/Paris"});
         let merged = arguments(args.as_object().unwrap(), inputs.as_object().unwrap());
-        assert_eq!(Value::Object(merged), json!({"timezone": "Europe/Paris", "keep": 1}));
+        assert_eq!(
+            Value::Object(merged),
+            json!({"timezone": "Europe/Paris", "keep": 1})
+        );
     }
 
     #[test]
     fn the_rendered_shape_is_read_strictly() {
         let extra = json!({"name": "a", "transport": "stdio", "command": ["x"], "url": null, "port": null, "env": {}});
         assert!(serde_json::from_value::<ToolServer>(extra).is_err());
-        let bad = json!({"name": "a", "transport": "sse", "command": [], "url": null, "port": null});
+        let bad =
+            json!({"name": "a", "transport": "sse", "command": [], "url": null, "port": null});
         assert!(serde_json::from_value::<ToolServer>(bad).is_err());
     }
 }

@@ -155,8 +155,7 @@ impl McpSessions {
         if server.transport == Transport::Http {
             return Err(McpError::Unsupported {
                 server: name,
-                message: "http MCP servers are not supported by this node yet (stdio only)"
-                    .into(),
+                message: "http MCP servers are not supported by this node yet (stdio only)".into(),
             });
         }
         if server.command.is_empty() {
@@ -316,8 +315,8 @@ impl Connection {
     async fn close(&self, grace: Duration) {
         let service = self.service.lock().ok().and_then(|mut s| s.take());
         if let Some(service) = service {
-            let _ = tokio::time::timeout(grace.max(Duration::from_millis(100)), service.cancel())
-                .await;
+            let _ =
+                tokio::time::timeout(grace.max(Duration::from_millis(100)), service.cancel()).await;
         }
         if let Some(mut child) = self.take_child() {
             let _ = tokio::time::timeout(grace, child.wait()).await;

@@ -27,24 +27,36 @@ async fn the_time_server_lists_its_tools_and_tells_the_time() {
     assert_eq!(names, ["get_current_time", "convert_time"]);
 
     let paris = sessions
-        .call(&server, Some("get_current_time"), args(json!({"timezone": "Europe/Paris"})))
+        .call(
+            &server,
+            Some("get_current_time"),
+            args(json!({"timezone": "Europe/Paris"})),
+        )
         .await
         .unwrap();
     assert_eq!(paris["timezone"], "Europe/Paris", "{paris}");
     let datetime = paris["datetime"].as_str().unwrap();
-    assert!(datetime.ends_with("+01:00") || datetime.ends_with("+02:00"), "{datetime}");
+    assert!(
+        datetime.ends_with("+01:00") || datetime.ends_with("+02:00"),
+        "{datetime}"
+    );
 
     // The same server serves the task's later steps.
     let converted = sessions
         .call(
             &server,
             Some("convert_time"),
-            args(json!({"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"})),
+            args(
+                json!({"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}),
+            ),
         )
         .await
         .unwrap();
     assert_eq!(converted["target"]["timezone"], "Asia/Tokyo", "{converted}");
-    assert!(converted["target"]["datetime"].as_str().unwrap().contains("T21:00:00"));
+    assert!(converted["target"]["datetime"]
+        .as_str()
+        .unwrap()
+        .contains("T21:00:00"));
     sessions.shutdown().await;
 }
 
@@ -57,28 +69,48 @@ async fn unknown_tools_and_tool_errors_are_coded_and_named() {
     let sessions = McpSessions::new(config(&ws.0));
     let server = time_server();
 
-    let e = sessions.call(&server, Some("get_time"), args(json!({}))).await.unwrap_err();
+    let e = sessions
+        .call(&server, Some("get_time"), args(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "PA733", "{e}");
     let text = e.to_string();
-    assert!(text.contains("\"time\"") && text.contains("\"get_time\""), "{text}");
+    assert!(
+        text.contains("\"time\"") && text.contains("\"get_time\""),
+        "{text}"
+    );
     assert!(text.contains("get_current_time, convert_time"), "{text}");
 
     // The server has two tools: naming only the server is ambiguous.
-    let e = sessions.call(&server, None, args(json!({}))).await.unwrap_err();
+    let e = sessions
+        .call(&server, None, args(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "PA733", "{e}");
     assert!(e.to_string().contains("it has 2"), "{e}");
 
     let e = sessions
-        .call(&server, Some("get_current_time"), args(json!({"timezone": "Mars/Olympus_Mons"})))
+        .call(
+            &server,
+            Some("get_current_time"),
+            args(json!({"timezone": "Mars/Olympus_Mons"})),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code(), "PA735", "{e}");
     let text = e.to_string();
-    assert!(text.contains("\"get_current_time\"") && text.contains("Mars/Olympus_Mons"), "{text}");
+    assert!(
+        text.contains("\"get_current_time\"") && text.contains("Mars/Olympus_Mons"),
+        "{text}"
+    );
 
     // A tool error leaves the server serving.
     let ok = sessions
-        .call(&server, Some("get_current_time"), args(json!({"timezone": "UTC"})))
+        .call(
+            &server,
+            Some("get_current_time"),
+            args(json!({"timezone": "UTC"})),
+        )
         .await
         .unwrap();
     assert_eq!(ok["timezone"], "UTC");
@@ -98,7 +130,11 @@ async fn the_git_server_reads_a_repository_in_the_workspace() {
             .current_dir(&ws.0)
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {a:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     git(&["init", "-q", "-b", "main"]);
     ws.write("README.md", "hello\n");
@@ -107,18 +143,34 @@ async fn the_git_server_reads_a_repository_in_the_workspace() {
     ws.write("untracked.txt", "new\n");
 
     let sessions = McpSessions::new(config(&ws.0));
-    let server = stdio("git", &[&venv_bin("mcp-server-git"), "--repository", "/workspace"]);
+    let server = stdio(
+        "git",
+        &[&venv_bin("mcp-server-git"), "--repository", "/workspace"],
+    );
     let repo = json!({"repo_path": "/workspace"});
-    let status = sessions.call(&server, Some("git_status"), args(repo.clone())).await.unwrap();
+    let status = sessions
+        .call(&server, Some("git_status"), args(repo.clone()))
+        .await
+        .unwrap();
     let status = status.as_str().expect("git_status answers text");
-    assert!(status.contains("untracked.txt") && status.contains("main"), "{status}");
+    assert!(
+        status.contains("untracked.txt") && status.contains("main"),
+        "{status}"
+    );
 
-    let log = sessions.call(&server, Some("git_log"), args(repo)).await.unwrap();
+    let log = sessions
+        .call(&server, Some("git_log"), args(repo))
+        .await
+        .unwrap();
     assert!(log.to_string().contains("the first commit"), "{log}");
 
     // Confined to /workspace by its own --repository: a refusal is the tool's error.
     let e = sessions
-        .call(&server, Some("git_status"), args(json!({"repo_path": "/etc"})))
+        .call(
+            &server,
+            Some("git_status"),
+            args(json!({"repo_path": "/etc"})),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e.code(), "PA735" | "PA737"), "{e}");
@@ -136,11 +188,20 @@ async fn a_server_that_cannot_start_is_pa731_naming_it() {
     let sessions = McpSessions::new(c);
     let server = stdio("bogus", &["no-such-mcp-server-anywhere", "--stdio"]);
     let started = Instant::now();
-    let e = sessions.call(&server, Some("x"), args(json!({}))).await.unwrap_err();
+    let e = sessions
+        .call(&server, Some("x"), args(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "PA731", "{e}");
     let text = e.to_string();
-    assert!(text.contains("\"bogus\"") && text.contains("no-such-mcp-server-anywhere"), "{text}");
-    assert!(text.contains("127"), "the exit status is part of the message: {text}");
+    assert!(
+        text.contains("\"bogus\"") && text.contains("no-such-mcp-server-anywhere"),
+        "{text}"
+    );
+    assert!(
+        text.contains("127"),
+        "the exit status is part of the message: {text}"
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
@@ -155,14 +216,26 @@ async fn a_server_that_never_answers_initialize_is_pa732_and_killed() {
     let mut c = config(&ws.0);
     c.start_timeout = Duration::from_secs(5);
     let sessions = McpSessions::new(c);
-    let server = stdio("silent", &["/usr/bin/python3", "never_initializes.py", &token]);
+    let server = stdio(
+        "silent",
+        &["/usr/bin/python3", "never_initializes.py", &token],
+    );
     let started = Instant::now();
-    let e = sessions.call(&server, Some("x"), args(json!({}))).await.unwrap_err();
+    let e = sessions
+        .call(&server, Some("x"), args(json!({})))
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     assert_eq!(e.code(), "PA732", "{e}");
     assert!(e.to_string().contains("\"silent\""), "{e}");
-    assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(30), "{took:?}");
-    assert!(processes_with(&token).is_empty(), "the hung server was killed");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    assert!(
+        processes_with(&token).is_empty(),
+        "the hung server was killed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,12 +247,28 @@ async fn a_server_that_crashes_mid_call_is_pa736_and_the_next_call_starts_it_aga
     ws.write("testing_server.py", TESTING_SERVER);
     let sessions = McpSessions::new(config(&ws.0));
     let server = stdio("testing", &[&venv_bin("python"), "testing_server.py"]);
-    let echoed = sessions.call(&server, Some("echo"), args(json!({"value": "one"}))).await.unwrap();
-    assert_eq!(echoed, json!({"result": "one"}), "a typed result is structured content");
-    let e = sessions.call(&server, Some("crash"), args(json!({}))).await.unwrap_err();
+    let echoed = sessions
+        .call(&server, Some("echo"), args(json!({"value": "one"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed,
+        json!({"result": "one"}),
+        "a typed result is structured content"
+    );
+    let e = sessions
+        .call(&server, Some("crash"), args(json!({})))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "PA736", "{e}");
-    assert!(e.to_string().contains("\"testing\"") && e.to_string().contains("\"crash\""), "{e}");
-    let echoed = sessions.call(&server, Some("echo"), args(json!({"value": "two"}))).await.unwrap();
+    assert!(
+        e.to_string().contains("\"testing\"") && e.to_string().contains("\"crash\""),
+        "{e}"
+    );
+    let echoed = sessions
+        .call(&server, Some("echo"), args(json!({"value": "two"})))
+        .await
+        .unwrap();
     assert_eq!(echoed["result"], "two");
     sessions.shutdown().await;
 }
@@ -203,7 +292,10 @@ async fn a_call_past_its_timeout_is_pa734_and_the_server_tree_is_killed() {
     assert_eq!(e.code(), "PA734", "{e}");
     assert!(e.to_string().contains("\"hold\""), "{e}");
     let sleep = format!("sleep {marker}");
-    assert!(processes_with(&sleep).is_empty(), "the server's child was killed with it");
+    assert!(
+        processes_with(&sleep).is_empty(),
+        "the server's child was killed with it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +307,10 @@ async fn dropping_the_sessions_mid_call_kills_the_server_tree() {
     ws.write("testing_server.py", TESTING_SERVER);
     let token = format!("drop-token-{}", unique());
     let sessions = McpSessions::new(config(&ws.0));
-    let server = stdio("testing", &[&venv_bin("python"), "testing_server.py", &token]);
+    let server = stdio(
+        "testing",
+        &[&venv_bin("python"), "testing_server.py", &token],
+    );
     let marker = 900_000_000 + unique();
     let sleep = format!("sleep {marker}");
     {
@@ -231,7 +326,10 @@ async fn dropping_the_sessions_mid_call_kills_the_server_tree() {
     }
     assert!(!processes_with(&token).is_empty());
     drop(sessions);
-    assert!(processes_with(&token).is_empty(), "the server is gone once dropped");
+    assert!(
+        processes_with(&token).is_empty(),
+        "the server is gone once dropped"
+    );
     assert!(processes_with(&sleep).is_empty(), "and its child too");
 }
 
@@ -244,8 +342,14 @@ async fn shutdown_lets_the_servers_go() {
     ws.write("testing_server.py", TESTING_SERVER);
     let token = format!("shutdown-token-{}", unique());
     let sessions = McpSessions::new(config(&ws.0));
-    let server = stdio("testing", &[&venv_bin("python"), "testing_server.py", &token]);
-    sessions.call(&server, Some("echo"), args(json!({"value": "x"}))).await.unwrap();
+    let server = stdio(
+        "testing",
+        &[&venv_bin("python"), "testing_server.py", &token],
+    );
+    sessions
+        .call(&server, Some("echo"), args(json!({"value": "x"})))
+        .await
+        .unwrap();
     assert!(!processes_with(&token).is_empty());
     sessions.shutdown().await;
     assert!(processes_with(&token).is_empty());
@@ -262,7 +366,11 @@ async fn without_namespaces_the_servers_still_run() {
     c.sandbox.min_isolation = IsolationLevel::LandlockSeccomp;
     let sessions = McpSessions::new(c);
     let out = sessions
-        .call(&time_server(), Some("get_current_time"), args(json!({"timezone": "UTC"})))
+        .call(
+            &time_server(),
+            Some("get_current_time"),
+            args(json!({"timezone": "UTC"})),
+        )
         .await
         .unwrap();
     assert_eq!(out["timezone"], "UTC");
@@ -300,7 +408,10 @@ async fn kill_9_of_the_owner_mid_call_leaves_no_server_behind() {
             !processes_with(&sleep).is_empty()
         })
         .await;
-        assert!(!processes_with(&token).is_empty(), "{level}: the server runs");
+        assert!(
+            !processes_with(&token).is_empty(),
+            "{level}: the server runs"
+        );
         owner.start_kill().unwrap(); // SIGKILL
         owner.wait().await.unwrap();
         await_condition(

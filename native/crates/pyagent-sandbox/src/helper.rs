@@ -194,9 +194,7 @@ fn drop_to(uid: u32, gid: u32) -> Result<(), Fail> {
 
 /// A pidfd of the parent (the daemon, or bwrap's init inside the sandbox), which becomes
 /// readable when the parent exits; an error when the parent is already gone.
-fn watch_parent(
-    parent: Option<rustix::process::Pid>,
-) -> Result<std::os::fd::OwnedFd, Fail> {
+fn watch_parent(parent: Option<rustix::process::Pid>) -> Result<std::os::fd::OwnedFd, Fail> {
     let fail = |why: String| ("sandbox.helper", why);
     let pid = parent.ok_or_else(|| fail("no parent to watch".into()))?;
     let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
@@ -217,14 +215,9 @@ fn supervise(mut child: std::process::Child, parent: std::os::fd::OwnedFd) -> Re
     std::thread::spawn(move || {
         use rustix::event::{poll, PollFd, PollFlags};
         let mut fds = [PollFd::new(&parent, PollFlags::IN)];
-        loop {
-            match poll(&mut fds, None) {
-                Err(rustix::io::Errno::INTR) => continue,
-                // Readable (the parent exited), or the watch itself broke: either way the
-                // command must not outlive what can no longer be seen.
-                _ => break,
-            }
-        }
+        // Readable (the parent exited), or the watch itself broke: either way the command
+        // must not outlive what can no longer be seen.
+        while let Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
         let _ = rustix::process::kill_current_process_group(rustix::process::Signal::KILL);
     });
     let exit = child

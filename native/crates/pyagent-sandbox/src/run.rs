@@ -84,7 +84,11 @@ impl Prepared {
     }
 
     /// bwrap could not create namespaces: remember it, and go one level down if allowed.
-    pub(crate) fn fall_back(&mut self, spec: &SandboxSpec, why: String) -> Result<(), SandboxError> {
+    pub(crate) fn fall_back(
+        &mut self,
+        spec: &SandboxSpec,
+        why: String,
+    ) -> Result<(), SandboxError> {
         remember_refusal(self.run_as.0);
         let next = fallback_below_namespaces();
         if next < spec.min_isolation {

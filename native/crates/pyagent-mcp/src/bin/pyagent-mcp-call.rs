@@ -92,7 +92,10 @@ async fn session(r: Request) -> bool {
             }
             Err(e) => {
                 failed = true;
-                println!("{}", json!({"error": {"code": e.code(), "message": e.to_string()}}));
+                println!(
+                    "{}",
+                    json!({"error": {"code": e.code(), "message": e.to_string()}})
+                );
             }
         }
     }

@@ -21,9 +21,7 @@ pub const NEVER_INITIALIZES: &str = include_str!("../servers/never_initializes.p
 pub fn venv() -> PathBuf {
     let path = std::env::var_os("PYAGENT_MCP_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../.tools/mcp-venv")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../.tools/mcp-venv"));
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     assert!(
         path.join("bin/mcp-server-time").is_file() && path.join("bin/mcp-server-git").is_file(),
@@ -126,7 +124,11 @@ pub fn args(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> 
 pub fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
