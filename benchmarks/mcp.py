@@ -60,6 +60,15 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
+def git_commit() -> str:
+    """HEAD, with "-dirty" when the working tree differs from it (the figures are then not HEAD's)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
 def default_binary() -> Path:
     for profile in ("release", "host/release", "debug", "host/debug"):
         p = ROOT / "native" / "target" / profile / "pyagent-mcp-call"
@@ -145,6 +154,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     record: dict[str, Any] = {
+        "commit": git_commit(),
         "command": sys.argv,
         "binary": str(binary),
         "rounds": a.rounds,
@@ -152,7 +162,9 @@ def main() -> None:
         "loadavg": loads,
         "samples_us": rows,
     }
-    (RESULTS / f"mcp-{stamp}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    path = RESULTS / f"mcp-{stamp}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"\nrecord: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -127,11 +127,8 @@ impl McpSessions {
             Err(_) => return,
         };
         let grace = self.config.shutdown_grace;
-        let ends = cells
-            .into_iter()
-            .filter_map(|c| c.get().cloned())
-            .map(|conn| async move { conn.close(grace).await });
-        futures_join_all(ends).await;
+        let conns: Vec<_> = cells.iter().filter_map(|c| c.get().cloned()).collect();
+        futures_util::future::join_all(conns.iter().map(|conn| conn.close(grace))).await;
     }
 
     async fn connect(&self, server: &ToolServer) -> Result<Arc<Connection>, McpError> {
@@ -339,15 +336,4 @@ async fn ended(child: &mut SandboxedChild) -> String {
     } else {
         format!("{status}; its stderr: {stderr}")
     }
-}
-
-/// Runs the futures concurrently to completion (a small join_all: no futures crate needed).
-async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) {
-    let mut set = tokio::task::JoinSet::new();
-    for f in futures {
-        set.spawn(f);
-    }
-    while set.join_next().await.is_some() {}
 }

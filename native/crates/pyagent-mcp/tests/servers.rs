@@ -333,6 +333,49 @@ async fn dropping_the_sessions_mid_call_kills_the_server_tree() {
     assert!(processes_with(&sleep).is_empty(), "and its child too");
 }
 
+/// Steps of a task running in parallel share one server: concurrent first calls start it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_one_server() {
+    if !require_host() {
+        return;
+    }
+    let ws = Workspace::new("concurrent");
+    ws.write("testing_server.py", TESTING_SERVER);
+    let token = format!("concurrent-token-{}", unique());
+    let sessions = McpSessions::new(config(&ws.0));
+    let server = stdio(
+        "testing",
+        &[&venv_bin("python"), "testing_server.py", &token],
+    );
+    let calls = (0..4).map(|i| {
+        let (sessions, server) = (&sessions, &server);
+        async move {
+            sessions
+                .call(
+                    server,
+                    Some("echo"),
+                    args(json!({"value": format!("v{i}")})),
+                )
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.unwrap()["result"], format!("v{i}"));
+    }
+    // One server (the sandboxed python; with namespaces, bwrap's own processes do not carry
+    // the token in their command line).
+    let pythons: Vec<_> = processes_with(&token)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("python"))
+        })
+        .collect();
+    assert_eq!(pythons.len(), 1, "{pythons:?}");
+    sessions.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_the_servers_go() {
     if !require_host() {
