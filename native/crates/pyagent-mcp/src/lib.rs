@@ -36,7 +36,7 @@
 //! [`SessionConfig::server_env`] gives it). No server outlives its session: dropping
 //! [`McpSessions`] kills every server's tree, [`McpSessions::shutdown`] closes stdin first and
 //! kills after a grace period, and a daemon killed with -9 takes its servers along
-//! (`PR_SET_PDEATHSIG` on the sandbox helper, bwrap's `--die-with-parent` and pid namespace).
+//! (the sandbox helper watches the daemon's pidfd and kills bwrap, and so its pid namespace).
 //!
 //! # Errors
 //!

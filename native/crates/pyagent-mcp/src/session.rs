@@ -56,7 +56,7 @@ impl SessionConfig {
 /// killed and forgotten, so that a retried step starts it afresh.
 ///
 /// Dropping it kills every server's whole process tree (sandbox cgroup or process group); the
-/// servers also die with the daemon (`PR_SET_PDEATHSIG`, bwrap's pid namespace). Prefer
+/// servers also die with the daemon (the sandbox helper watches its pidfd). Prefer
 /// [`McpSessions::shutdown`] at the end of a task: it lets each server exit on its own first.
 pub struct McpSessions {
     config: SessionConfig,

@@ -118,8 +118,8 @@ fn read_plan() -> Result<Plan, Fail> {
 }
 
 fn run(plan: &Plan, status: &mut StatusOut) -> Result<i32, Fail> {
-    // Read before anything can make the parent go away: the death signal below is armed
-    // against this parent (inside bwrap's pid namespace it may well be pid 1).
+    // Read before anything can make the parent go away: stdio mode watches this parent (inside
+    // bwrap's pid namespace it may well be pid 1).
     let parent = rustix::process::getppid();
     let pid = std::process::id().to_string();
     for procs in &plan.cgroup_procs {
@@ -133,13 +133,6 @@ fn run(plan: &Plan, status: &mut StatusOut) -> Result<i32, Fail> {
     if let Some((uid, gid)) = plan.run_as {
         drop_to(uid, gid)?;
     }
-    if plan.stdio && plan.bwrap.is_some() {
-        // bwrap dies with the daemon, and with it the sandbox's pid namespace, every process
-        // of it. After the drop to the user: a change of credentials clears the death signal;
-        // it survives the exec of bwrap (not set-uid). Without bwrap, the helper stays to
-        // supervise the command instead (see `supervise`).
-        die_with_parent(parent)?;
-    }
     if let Some(bwrap) = &plan.bwrap {
         let inner = Plan {
             version: PLAN_VERSION,
@@ -151,29 +144,24 @@ fn run(plan: &Plan, status: &mut StatusOut) -> Result<i32, Fail> {
         };
         let inner = serde_json::to_string(&inner)
             .map_err(|e| ("sandbox.helper", format!("encoding the inner plan: {e}")))?;
-        let err = Command::new(&bwrap.program)
-            .args(&bwrap.args)
-            .env_clear()
-            .env(PLAN_ENV, inner)
-            .exec();
+        let mut cmd = Command::new(&bwrap.program);
+        cmd.args(&bwrap.args).env_clear().env(PLAN_ENV, inner);
+        if plan.stdio {
+            // bwrap's pid namespace dies with bwrap, every process of it: the helper stays
+            // beside bwrap to kill it when the daemon goes.
+            let parent_fd = watch_parent(parent)?;
+            let child = cmd
+                .spawn()
+                .map_err(|e| ("sandbox.spawn", format!("{}: {e}", bwrap.program.display())))?;
+            return supervise(child, parent_fd);
+        }
+        let err = cmd.exec();
         return Err((
             "sandbox.spawn",
             format!("exec {}: {err}", bwrap.program.display()),
         ));
     }
     confine_and_run(&plan.confine, plan.stdio, parent, status)
-}
-
-/// SIGKILL when the parent (the daemon, or bwrap inside) dies, so that a daemon killed with -9
-/// leaves no long-lived command behind; and if it already died, stop here.
-fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Fail> {
-    use rustix::process::{getppid, set_parent_process_death_signal, Signal};
-    set_parent_process_death_signal(Some(Signal::KILL))
-        .map_err(|e| ("sandbox.helper", format!("PR_SET_PDEATHSIG: {e}")))?;
-    if getppid() != parent {
-        return Err(("sandbox.helper", "the parent died during set-up".into()));
-    }
-    Ok(())
 }
 
 /// setgroups, then gid, then uid: after the uid change the process may no longer change groups.
@@ -192,8 +180,9 @@ fn drop_to(uid: u32, gid: u32) -> Result<(), Fail> {
     Ok(())
 }
 
-/// A pidfd of the parent (the daemon, or bwrap's init inside the sandbox), which becomes
-/// readable when the parent exits; an error when the parent is already gone.
+/// A pidfd of the parent (the daemon; inside bwrap, its init), which becomes readable when the
+/// parent process exits (the whole process, whichever of its threads started the helper: a
+/// `PR_SET_PDEATHSIG` would fire when that thread ended); an error when it is already gone.
 fn watch_parent(parent: Option<rustix::process::Pid>) -> Result<std::os::fd::OwnedFd, Fail> {
     let fail = |why: String| ("sandbox.helper", why);
     let pid = parent.ok_or_else(|| fail("no parent to watch".into()))?;
@@ -209,8 +198,8 @@ fn watch_parent(parent: Option<rustix::process::Pid>) -> Result<std::os::fd::Own
 /// parent: when the parent's pidfd turns readable (the daemon died, even by SIGKILL), the whole
 /// process group (the helper, the command and its descendants that kept the group) is killed.
 /// A death signal on the command itself would need a `pre_exec`, which is `unsafe`, and would
-/// not reach its descendants. Inside bwrap this is belt and braces: the pid namespace already
-/// dies with bwrap.
+/// not reach its descendants. Outside, the helper supervises bwrap this way (whose pid namespace
+/// dies with it); inside, the command, as belt and braces.
 fn supervise(mut child: std::process::Child, parent: std::os::fd::OwnedFd) -> Result<i32, Fail> {
     std::thread::spawn(move || {
         use rustix::event::{poll, PollFd, PollFlags};

@@ -51,8 +51,8 @@
 //!
 //! [`spawn`] starts a command under the same walls but returns once it runs, with its stdin and
 //! stdout piped to the caller (an MCP server the executor talks to for the rest of a task). It
-//! dies with the daemon (`PR_SET_PDEATHSIG`, bwrap's `--die-with-parent` and pid namespace) and
-//! when the returned [`SandboxedChild`] is dropped.
+//! dies with the daemon (the helper watches the daemon's pidfd and kills bwrap, whose pid
+//! namespace goes with it) and when the returned [`SandboxedChild`] is dropped.
 //!
 //! # Cancellation and crashes
 //!

@@ -35,8 +35,8 @@ pub(crate) struct Plan {
     pub bwrap: Option<Bwrap>,
     pub confine: Confine,
     /// A long-lived command on the caller's pipes ([`crate::spawn`]): stdin and stdout are the
-    /// command's, status goes to stderr, and the command dies with the daemon (bwrap under
-    /// `PR_SET_PDEATHSIG`; without bwrap the helper watches the daemon's pidfd).
+    /// command's, status goes to stderr, and the helper stays to kill bwrap (or the command) when
+    /// the daemon's pidfd says it exited.
     pub stdio: bool,
 }
 

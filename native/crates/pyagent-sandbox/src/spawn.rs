@@ -3,12 +3,12 @@
 //!
 //! The difference from a run is only in the plumbing: stdin and stdout are the command's, so
 //! the helper reports on stderr (behind [`STDERR_STATUS_PREFIX`], before the command starts).
-//! And the command dies with the daemon even when the daemon is killed with -9: with
-//! namespaces, the helper arms `PR_SET_PDEATHSIG` (SIGKILL) before it execs bwrap, and bwrap's
-//! `--die-with-parent` and pid namespace take every descendant along; in the fallback, the
-//! helper stays beside the command watching the daemon's pidfd, and kills the process group
-//! when the daemon goes (a descendant that left the group with `setsid` is caught by the cgroup:
-//! killed on drop, and by [`crate::reap_orphans`] at the next start after a crash).
+//! And the command dies with the daemon even when the daemon is killed with -9: the helper stays
+//! beside bwrap (or, without namespaces, beside the command), watching the daemon's pidfd, and
+//! kills its process group when the daemon exits; with namespaces that takes bwrap and so its
+//! pid namespace, every descendant included. (Without namespaces, a descendant that left the
+//! group with `setsid` is caught by the cgroup: killed on drop, and by [`crate::reap_orphans`]
+//! at the next start after a crash.)
 
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};

@@ -56,7 +56,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // One thread: the sandbox helper's death signal follows the thread that spawned it.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
