@@ -3,7 +3,9 @@
 # benchmarks/mcp.py run, pinned, into their own venv: .tools/mcp-venv. Its own venv, not .venv,
 # because the servers run inside the sandbox, which sees only the system dirs and the paths the
 # caller binds read-only: the tests bind this venv, never the project's. Idempotent: does nothing
-# when the pinned versions are there. Safe to run or to source (no `exit`).
+# when the pinned versions are there. Safe to run or to source (no `exit`). A failure is reported
+# and does not fail the set-up (nothing else needs these servers): the pyagent-mcp tests then fail,
+# saying the venv is missing.
 #
 #   .ci/install-mcp-servers.sh
 #   PYAGENT_SKIP_MCP_SERVERS=1 ...   # skip (the pyagent-mcp tests then fail, saying so)
@@ -25,11 +27,15 @@ pyagent_install_mcp_servers() {
     fi
     if [ ! -x "$python" ]; then
         echo "install-mcp-servers: $python not found (set PYAGENT_MCP_PYTHON to a python3 under /usr)" >&2
-        return 1
+        return 0
     fi
     rm -rf "$venv"
-    "$python" -m venv "$venv" || return 1
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}" || return 1
+    if ! "$python" -m venv "$venv" \
+        || ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}"; then
+        echo "install-mcp-servers: could not install ${pins[*]} into $venv (python3-venv missing?)" >&2
+        rm -rf "$venv"
+        return 0
+    fi
     echo "${pins[*]}" >"$stamp"
 }
 
