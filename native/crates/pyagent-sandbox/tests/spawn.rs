@@ -119,3 +119,43 @@ async fn read_only_paths_must_be_absolute_canonical_and_apart_from_the_workspace
         assert_eq!(e.code(), "sandbox.invalid_spec", "{}: {e}", bad.display());
     }
 }
+
+/// The command lives as long as the daemon, not as long as the thread that spawned it: a
+/// `PR_SET_PDEATHSIG` would have killed it when that thread ended (tokio's blocking threads end
+/// when idle). Talking to it after the thread is gone proves it still runs.
+#[test]
+fn a_spawned_command_outlives_the_thread_that_spawned_it() {
+    use std::io::{BufRead, Write};
+    if !require_host() {
+        return;
+    }
+    for level in LEVELS {
+        let dir = TestDir::new("spawn-thread");
+        let ws = dir.sub("ws");
+        let spec = spec(level, &["cat"], &ws);
+        let (child, stdin, stdout) = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut child = pyagent_sandbox::spawn(&spec).await.unwrap();
+                let stdin = child.stdin.take().unwrap().into_owned_fd().unwrap();
+                let stdout = child.stdout.take().unwrap().into_owned_fd().unwrap();
+                (child, stdin, stdout)
+            })
+        })
+        .join()
+        .unwrap();
+        let mut stdin = std::fs::File::from(stdin);
+        let mut stdout = std::io::BufReader::new(std::fs::File::from(stdout));
+        stdin.write_all(b"still here\n").unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(
+            line, "still here\n",
+            "{level}: the command died with the thread"
+        );
+        drop(child);
+    }
+}
