@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pyagent_compile.commands import local as local_cmd
+from pyagent_compile.contracts.work import read_work_file
 from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.plan.local import PORT_BASE, SLOT_WIDTH, SLOTS, port_slot
 from pyagent_compile.render.local import render_local
@@ -74,6 +75,22 @@ def test_node_config_is_the_daemon_contract() -> None:
     work = json.loads(files["work.json"])
     assert work["apiVersion"] == "pyagent.dev/work/v1alpha1"
     assert work["manifests"]["triage"]["steps"][0]["timeoutMs"] == 60_000
+    # Each core's MCP servers, for the node's `mcp` steps (read by pyagent-mcp's ToolServer).
+    assert work["tools"] == {
+        "coder": [
+            {
+                "name": "git",
+                "transport": "stdio",
+                "command": ["mcp-server-git", "--repository", "/workspace"],
+                "url": None,
+                "port": None,
+            }
+        ],
+        "researcher": [
+            {"name": "fetch", "transport": "stdio", "command": ["mcp-server-fetch"], "url": None, "port": None}
+        ],
+    }
+    assert read_work_file(files["work.json"]).tools["coder"][0].command[0] == "mcp-server-git"
     membership = config["membership"]
     assert membership["mode"] == "static" and membership["nodeId"] == 2 and membership["name"] == "agents-1"
     assert config["dataDir"] == "../data/agents-1"  # relative to the config file's folder

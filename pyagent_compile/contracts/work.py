@@ -29,6 +29,17 @@ class CoreResources(Contract):
     gpu_memory_bytes: int = Field(ge=0)
 
 
+class ToolServer(Contract):
+    """An MCP server a core's `mcp` steps call (spec `cores.<core>.tools[]`); the daemon's
+    serde mirror is `ToolServer` in native/crates/pyagent-mcp/src/server.rs."""
+
+    name: str
+    transport: Literal["stdio", "http"]
+    command: list[str] = Field(description="stdio: the command that starts the server (empty for http).")
+    url: str | None = Field(description="http: the server's URL.")
+    port: int | None = Field(ge=1, le=65535, description="http: the port of a server run beside the node.")
+
+
 class Output(Contract):
     type: ValueTypeName
     # `from` is a Python keyword: the field is `source`, written as "from".
@@ -65,6 +76,9 @@ class WorkFile(Contract):
     swarm: str
     cores: dict[str, CoreResources]
     manifests: dict[str, Manifest]
+    tools: dict[str, list[ToolServer]] = Field(
+        default_factory=dict, description="Each core's MCP servers, for the cores that have any."
+    )
 
 
 def read_work_file(text: str) -> WorkFile:

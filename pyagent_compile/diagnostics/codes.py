@@ -5,7 +5,7 @@ PA0xx usage and project files, PA1xx reading and parsing, PA2xx the schema,
 PA3xx semantic checks (PA33x: the tools lock and mcp steps against it), PA5xx policies,
 PA6xx the local target (`pyagent up --local`, `status`, `down`), PA70x tasks as the CLI checks
 them (`pyagent run`, `task`, `cancel`), PA72x tasks and steps as the swarm runs them (the codes a
-failed task or step carries).
+failed task or step carries), PA73x `mcp` steps (a core's MCP servers, native/crates/pyagent-mcp).
 """
 
 from __future__ import annotations
@@ -572,6 +572,53 @@ CODES: dict[str, CodeInfo] = {
         "the node's layout: `skopeo copy docker://REF oci:<stack>/images:REF` on the local target, the "
         "`/var/lib/pyagent/images` layout of the node's volume on Kubernetes (docs/tasks.md). A step with an "
         "image also needs the namespaces isolation level (PA722 otherwise).",
+    ),
+    "PA730": CodeInfo(
+        "unknown MCP server",
+        "An `mcp` step's `tool:` (`<server>` or `<server>.<tool>`) names no server among its core's "
+        "`tools`. The error lists the core's servers.",
+    ),
+    "PA731": CodeInfo(
+        "MCP server did not start",
+        "The node could not start the server in the task's sandbox, or the server exited or failed "
+        "the MCP `initialize` handshake (a command not installed where the sandbox can see it exits "
+        "127). The error has its exit status and the end of its stderr.",
+    ),
+    "PA732": CodeInfo(
+        "MCP server start timed out",
+        "The server did not answer `initialize` (and `tools/list`) within the start timeout; it was "
+        "killed with all its processes.",
+    ),
+    "PA733": CodeInfo(
+        "unknown MCP tool",
+        "The server has no tool of that name, or the step named only the server (`tool: <server>`) "
+        "and it does not have exactly one tool: name it as `<server>.<tool>`. The error lists the "
+        "server's tools.",
+    ),
+    "PA734": CodeInfo(
+        "MCP call timed out",
+        "The tool call did not return within the call timeout. The server was killed (a hung server "
+        "would hang the task's later calls); a retry starts it again.",
+    ),
+    "PA735": CodeInfo(
+        "MCP tool failed",
+        "The tool ran and reported an error (`isError` in its result): bad arguments for it, a "
+        "failure of what it does. The error has the tool's own message.",
+    ),
+    "PA736": CodeInfo(
+        "MCP server crashed",
+        "The server exited or closed its pipes during the call. The error has its exit status and "
+        "the end of its stderr; a retry starts it again.",
+    ),
+    "PA737": CodeInfo(
+        "MCP call refused",
+        "The server answered the call with a JSON-RPC error (arguments that do not match the tool's "
+        "schema, say) or with something that is not a tool result.",
+    ),
+    "PA738": CodeInfo(
+        "MCP server not supported",
+        "The node cannot run this server: `transport: http` servers are not supported yet (stdio "
+        "only), or a stdio server without a command.",
     ),
 }
 

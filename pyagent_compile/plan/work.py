@@ -1,5 +1,5 @@
 """`work.json` (contracts/work.py) from the spec: manifests normalised for the daemon (durations
-in ms, kind settings apart), each core's resources in base units, and whether a core's sandbox
+in ms, kind settings apart), each core's resources in base units and MCP servers, and whether a core's sandbox
 steps may use the network (the firewall allows its pools traffic to external CIDRs)."""
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ def core_resources(core: Core) -> contract.CoreResources:
         memory_bytes=_base_units(r.memory),
         gpu_memory_bytes=_base_units(r.gpu_memory),
     )
+
+
+def tool_servers(core: Core) -> list[contract.ToolServer]:
+    return [
+        contract.ToolServer(name=t.name, transport=t.transport, command=list(t.command), url=t.url, port=t.port)
+        for t in core.tools
+    ]
 
 
 def network_allowed(swarm: Swarm, core: str) -> bool:
@@ -75,4 +82,5 @@ def work_file(swarm: Swarm) -> contract.WorkFile:
         swarm=swarm.metadata.name,
         cores={name: core_resources(core) for name, core in sorted(swarm.cores.items())},
         manifests={name: _manifest(swarm, name, m) for name, m in sorted(swarm.manifests.items())},
+        tools={name: tool_servers(core) for name, core in sorted(swarm.cores.items()) if core.tools},
     )

@@ -77,6 +77,8 @@ pub(crate) struct ImageRoot {
 pub(crate) struct BwrapRun<'a> {
     pub root: Option<&'a ImageRoot>,
     pub workspace: &'a Path,
+    /// Host paths bound read-only at the same path.
+    pub read_only: &'a [std::path::PathBuf],
     pub workspace_inside: &'a str,
     pub helper: &'a Path,
     pub helper_arg: &'a str,
@@ -120,6 +122,11 @@ pub(crate) fn args(run: &BwrapRun<'_>) -> Vec<String> {
     // and a run without a memory cgroup could otherwise fill the host's memory through it.
     for dir in ["/tmp", "/dev/shm"] {
         a.extend([s("--size"), run.tmp_bytes.to_string(), s("--tmpfs"), s(dir)]);
+    }
+    // After the tmpfs mounts, which would otherwise hide a path under /tmp.
+    for path in run.read_only {
+        let p = path.to_string_lossy().into_owned();
+        a.extend([s("--ro-bind"), p.clone(), p]);
     }
     let ws = run.workspace.to_string_lossy().into_owned();
     a.extend([
@@ -180,12 +187,36 @@ mod tests {
         args(&BwrapRun {
             root: None,
             workspace: Path::new("/srv/tasks/t1"),
+            read_only: &[],
             workspace_inside: "/workspace",
             helper: Path::new("/opt/pyagent/pyagent-sandbox-exec"),
             helper_arg: "__x",
             network,
             tmp_bytes: 1 << 20,
         })
+    }
+
+    #[test]
+    fn read_only_paths_are_bound_read_only_at_their_own_path() {
+        let ro = [std::path::PathBuf::from("/tmp/mcp-venv")];
+        let a = args(&BwrapRun {
+            root: None,
+            workspace: Path::new("/srv/tasks/t1"),
+            read_only: &ro,
+            workspace_inside: "/workspace",
+            helper: Path::new("/h"),
+            helper_arg: "__x",
+            network: false,
+            tmp_bytes: 1 << 20,
+        });
+        let i = a.iter().position(|x| x == "/tmp/mcp-venv").unwrap();
+        assert_eq!(
+            &a[i - 1..i + 2],
+            ["--ro-bind", "/tmp/mcp-venv", "/tmp/mcp-venv"]
+        );
+        let tmpfs = a.iter().position(|x| x == "--tmpfs").unwrap();
+        assert!(tmpfs < i, "the bind comes after the /tmp it may lie in");
+        assert_eq!(a.iter().filter(|x| *x == "--bind").count(), 1);
     }
 
     #[test]

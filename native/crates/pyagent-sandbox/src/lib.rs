@@ -47,6 +47,13 @@
 //! inside bubblewrap runs again to confine itself and start the command. The plan travels in an
 //! environment variable; the helper reports back on a pipe (see `plan.rs`).
 //!
+//! # Long-lived commands
+//!
+//! [`spawn`] starts a command under the same walls but returns once it runs, with its stdin and
+//! stdout piped to the caller (an MCP server the executor talks to for the rest of a task). It
+//! dies with the daemon (the helper watches the daemon's pidfd and kills bwrap, whose pid
+//! namespace goes with it) and when the returned [`SandboxedChild`] is dropped.
+//!
 //! # Cancellation and crashes
 //!
 //! Dropping the future returned by [`run`] (a `select!` on the executor's cancellation token,
@@ -72,6 +79,7 @@ pub mod helper;
 mod plan;
 mod probe;
 mod run;
+mod spawn;
 mod spec;
 
 pub use cgroup::reap_orphans;
@@ -79,4 +87,5 @@ pub use error::SandboxError;
 pub use plan::HELPER_ARG;
 pub use probe::{probe, Capabilities};
 pub use run::run;
+pub use spawn::{spawn, SandboxedChild};
 pub use spec::{IsolationLevel, KillReason, Limits, Outcome, SandboxSpec, WORKSPACE};

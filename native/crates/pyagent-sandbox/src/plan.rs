@@ -15,7 +15,11 @@ use serde::{Deserialize, Serialize};
 pub(crate) const PLAN_ENV: &str = "PYAGENT_SANDBOX_PLAN";
 /// The first argument that selects the helper mode of a binary.
 pub const HELPER_ARG: &str = "__pyagent-sandbox-exec";
-pub(crate) const PLAN_VERSION: u32 = 1;
+pub(crate) const PLAN_VERSION: u32 = 2;
+/// In stdio mode ([`Plan::stdio`]) the helper's status lines go to stderr, each behind this
+/// prefix, because stdin and stdout belong to the command. They all come before the command
+/// starts, so nothing the command writes is ever read as one.
+pub(crate) const STDERR_STATUS_PREFIX: &str = "\u{1e}pyagent-sandbox-status ";
 
 /// What the helper does, in order: join the cgroups, drop to the user, then either exec
 /// bubblewrap (which starts the helper again inside, with a plan of `confine` only) or confine
@@ -30,6 +34,10 @@ pub(crate) struct Plan {
     pub run_as: Option<(u32, u32)>,
     pub bwrap: Option<Bwrap>,
     pub confine: Confine,
+    /// A long-lived command on the caller's pipes ([`crate::spawn`]): stdin and stdout are the
+    /// command's, status goes to stderr, and the helper stays to kill bwrap (or the command) when
+    /// the daemon's pidfd says it exited.
+    pub stdio: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

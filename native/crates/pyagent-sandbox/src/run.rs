@@ -50,74 +50,30 @@ fn remember_refusal(uid: u32) {
 /// cancelled task leaves nothing behind. The drop blocks briefly (milliseconds) while the
 /// kernel reaps the killed processes.
 pub async fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
-    let raised;
-    let spec = if spec.root.is_some() && spec.min_isolation < IsolationLevel::Namespaces {
-        // Below namespaces the command would see the host's root, not the image's.
-        raised = SandboxSpec {
-            min_isolation: IsolationLevel::Namespaces,
-            ..spec.clone()
-        };
-        &raised
-    } else {
-        spec
-    };
-    validate(spec)?;
-    let workspace =
-        std::fs::canonicalize(&spec.workspace).map_err(|e| SandboxError::Workspace {
-            path: spec.workspace.clone(),
-            message: e.to_string(),
-        })?;
-    if !workspace.is_dir() {
-        return Err(SandboxError::Workspace {
-            path: workspace,
-            message: "not a directory".into(),
-        });
-    }
-    check_workspace_place(&workspace)?;
-    let helper = resolve_helper(spec)?;
-    let root = spec
-        .root
-        .as_deref()
-        .map(|r| image_root(r, &helper))
-        .transpose()?;
-    let run_as = resolve_run_as(spec)?;
-    let (mut level, mut fallback_reason) = choose_level(spec, run_as.0)?;
-    if run_as.0 != rustix::process::geteuid().as_raw() {
-        // A big workspace takes a while: off the async threads.
-        let ws = workspace.clone();
-        tokio::task::spawn_blocking(move || chown_tree(&ws, run_as))
-            .await
-            .map_err(|e| SandboxError::Io(std::io::Error::other(e)))??;
-    }
+    let spec = &with_root_minimum(spec);
+    let mut p = prepare(spec).await?;
     loop {
-        let try_at = Attempt {
-            spec,
-            root: root.as_ref(),
-            level,
-            workspace: &workspace,
-            helper: &helper,
-            run_as,
-        };
-        match attempt(try_at).await {
-            Err(Failure::NoNamespaces(why)) => {
-                remember_refusal(run_as.0);
-                let next = fallback_below_namespaces();
-                if next < spec.min_isolation {
-                    return Err(SandboxError::IsolationBelowMinimum {
-                        required: spec.min_isolation,
-                        got: next,
-                        why: format!("bwrap could not create namespaces: {why}"),
-                    });
-                }
-                fallback_reason = Some(why);
-                level = next;
-            }
+        match attempt(p.attempt(spec)).await {
+            Err(Failure::NoNamespaces(why)) => p.fall_back(spec, why)?,
             Err(Failure::Failed(e)) => return Err(e),
             Ok(mut outcome) => {
-                outcome.fallback_reason = fallback_reason;
+                outcome.fallback_reason = p.fallback_reason;
                 return Ok(outcome);
             }
         }
+    }
+}
+
+/// A run in an image's root never goes below namespaces: without a mount namespace the command
+/// would see the host's root, not the image's.
+pub(crate) fn with_root_minimum(spec: &SandboxSpec) -> std::borrow::Cow<'_, SandboxSpec> {
+    if spec.root.is_some() && spec.min_isolation < IsolationLevel::Namespaces {
+        std::borrow::Cow::Owned(SandboxSpec {
+            min_isolation: IsolationLevel::Namespaces,
+            ..spec.clone()
+        })
+    } else {
+        std::borrow::Cow::Borrowed(spec)
     }
 }
 
@@ -134,6 +90,115 @@ fn image_root(dir: &Path, helper: &Path) -> Result<bwrap::ImageRoot, SandboxErro
         host_runtime,
         entries,
     })
+}
+
+/// What every attempt of one run shares: checked, resolved, and the workspace given to the user.
+pub(crate) struct Prepared {
+    workspace: PathBuf,
+    root: Option<bwrap::ImageRoot>,
+    helper: PathBuf,
+    run_as: (u32, u32),
+    pub(crate) level: IsolationLevel,
+    pub(crate) fallback_reason: Option<String>,
+}
+
+impl Prepared {
+    pub(crate) fn attempt<'a>(&'a self, spec: &'a SandboxSpec) -> Attempt<'a> {
+        Attempt {
+            spec,
+            root: self.root.as_ref(),
+            level: self.level,
+            workspace: &self.workspace,
+            helper: &self.helper,
+            run_as: self.run_as,
+        }
+    }
+
+    /// bwrap could not create namespaces: remember it, and go one level down if allowed.
+    pub(crate) fn fall_back(
+        &mut self,
+        spec: &SandboxSpec,
+        why: String,
+    ) -> Result<(), SandboxError> {
+        remember_refusal(self.run_as.0);
+        let next = fallback_below_namespaces();
+        if next < spec.min_isolation {
+            return Err(SandboxError::IsolationBelowMinimum {
+                required: spec.min_isolation,
+                got: next,
+                why: format!("bwrap could not create namespaces: {why}"),
+            });
+        }
+        self.fallback_reason = Some(why);
+        self.level = next;
+        Ok(())
+    }
+}
+
+pub(crate) async fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
+    validate(spec)?;
+    let workspace =
+        std::fs::canonicalize(&spec.workspace).map_err(|e| SandboxError::Workspace {
+            path: spec.workspace.clone(),
+            message: e.to_string(),
+        })?;
+    if !workspace.is_dir() {
+        return Err(SandboxError::Workspace {
+            path: workspace,
+            message: "not a directory".into(),
+        });
+    }
+    check_workspace_place(&workspace)?;
+    check_read_only(spec, &workspace)?;
+    let helper = resolve_helper(spec)?;
+    let root = spec
+        .root
+        .as_deref()
+        .map(|r| image_root(r, &helper))
+        .transpose()?;
+    let run_as = resolve_run_as(spec)?;
+    let (level, fallback_reason) = choose_level(spec, run_as.0)?;
+    if run_as.0 != rustix::process::geteuid().as_raw() {
+        // A big workspace takes a while: off the async threads.
+        let ws = workspace.clone();
+        tokio::task::spawn_blocking(move || chown_tree(&ws, run_as))
+            .await
+            .map_err(|e| SandboxError::Io(std::io::Error::other(e)))??;
+    }
+    Ok(Prepared {
+        workspace,
+        root,
+        helper,
+        run_as,
+        level,
+        fallback_reason,
+    })
+}
+
+/// The read-only paths: absolute, existing, and neither the workspace nor above it (which
+/// would bind the workspace read-only over itself, or show its neighbours).
+fn check_read_only(spec: &SandboxSpec, workspace: &Path) -> Result<(), SandboxError> {
+    for path in &spec.read_only {
+        let bad = |why: &str| {
+            Err(SandboxError::InvalidSpec(format!(
+                "read_only path {}: {why}",
+                path.display()
+            )))
+        };
+        if !path.is_absolute() || path.to_str().is_none_or(|p| p.contains('\0')) {
+            return bad("must be an absolute UTF-8 path");
+        }
+        let Ok(real) = std::fs::canonicalize(path) else {
+            return bad("does not exist");
+        };
+        if real != *path {
+            return bad("must be canonical (no symlinks, `.` or `..`)");
+        }
+        if workspace.starts_with(&real) || real.starts_with(workspace) {
+            return bad("must not be, hold or lie in the workspace");
+        }
+    }
+    Ok(())
 }
 
 fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
@@ -364,7 +429,7 @@ fn run_id() -> String {
     )
 }
 
-enum Failure {
+pub(crate) enum Failure {
     /// bwrap failed before the helper ran inside: the caller may fall back.
     NoNamespaces(String),
     Failed(SandboxError),
@@ -377,15 +442,15 @@ impl From<SandboxError> for Failure {
 }
 
 /// Kills the run's process tree and removes what the run made, also when the future is dropped.
-struct Cleanup {
-    cgroup: Option<RunCgroup>,
+pub(crate) struct Cleanup {
+    pub(crate) cgroup: Option<RunCgroup>,
     /// The helper's process group, while the helper is not yet reaped.
-    pgid: Option<i32>,
+    pub(crate) pgid: Option<i32>,
     tmp: Option<PathBuf>,
 }
 
 impl Cleanup {
-    fn kill_tree(&self) {
+    pub(crate) fn kill_tree(&self) {
         if let Some(pgid) = self.pgid.and_then(rustix::process::Pid::from_raw) {
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
@@ -412,6 +477,7 @@ fn plan(
     ws_inside: &Path,
     tmp_inside: &Path,
     cgroup_procs: Vec<PathBuf>,
+    stdio: bool,
 ) -> Result<Plan, SandboxError> {
     let Attempt {
         spec,
@@ -457,6 +523,7 @@ fn plan(
                 .iter()
                 .chain(&["/proc", "/dev"])
                 .map(PathBuf::from)
+                .chain(spec.read_only.iter().cloned())
                 .collect()
         },
         read_write: if namespaces {
@@ -480,6 +547,7 @@ fn plan(
             args: bwrap::args(&BwrapRun {
                 root,
                 workspace,
+                read_only: &spec.read_only,
                 workspace_inside: WORKSPACE,
                 helper,
                 helper_arg: HELPER_ARG,
@@ -496,6 +564,7 @@ fn plan(
         cgroup_procs,
         run_as: (run_as.0 != euid).then_some(run_as),
         bwrap,
+        stdio,
         confine: if level == IsolationLevel::LimitsOnly {
             // Nothing but the limits is promised at this level (the kernel may lack Landlock):
             // no file system rules. seccomp and Landlock's network and scope rules still apply
@@ -514,25 +583,25 @@ fn plan(
 
 /// One try at one level.
 #[derive(Clone, Copy)]
-struct Attempt<'a> {
-    spec: &'a SandboxSpec,
-    root: Option<&'a bwrap::ImageRoot>,
-    level: IsolationLevel,
+pub(crate) struct Attempt<'a> {
+    pub(crate) spec: &'a SandboxSpec,
+    pub(crate) root: Option<&'a bwrap::ImageRoot>,
+    pub(crate) level: IsolationLevel,
     /// Canonical.
     workspace: &'a Path,
-    helper: &'a Path,
+    pub(crate) helper: &'a Path,
     run_as: (u32, u32),
 }
 
-async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
+/// The run's cgroup and (fallback) temp dir, made, and the helper's plan, encoded.
+pub(crate) fn setup(a: &Attempt<'_>, stdio: bool) -> Result<(Cleanup, String), SandboxError> {
     let Attempt {
         spec,
-        root: _,
         level,
         workspace,
         run_as,
-        helper,
-    } = a;
+        ..
+    } = *a;
     let id = run_id();
     let mut cleanup = Cleanup {
         cgroup: None,
@@ -553,16 +622,26 @@ async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
         std::os::unix::fs::chown(&tmp, Some(run_as.0), Some(run_as.1)).map_err(SandboxError::Io)?;
         (workspace.to_path_buf(), tmp)
     };
-
     let cgroup_procs = cleanup
         .cgroup
         .as_ref()
         .map(|c| c.procs_files())
         .unwrap_or_default();
-    let plan = plan(&a, &ws_inside, &tmp_inside, cgroup_procs)?;
+    let plan = plan(a, &ws_inside, &tmp_inside, cgroup_procs, stdio)?;
     let plan_json = serde_json::to_string(&plan)
         .map_err(|e| SandboxError::Spawn(format!("encoding the plan: {e}")))?;
+    Ok((cleanup, plan_json))
+}
 
+async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
+    let Attempt {
+        spec,
+        level,
+        helper,
+        ..
+    } = a;
+    let namespaces = level == IsolationLevel::Namespaces;
+    let (mut cleanup, plan_json) = setup(&a, false)?;
     let (status_rx, status_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| SandboxError::Io(e.into()))?;
     let mut cmd = Command::new(helper);
@@ -726,7 +805,7 @@ async fn attempt(a: Attempt<'_>) -> Result<Outcome, Failure> {
 /// user, a new network namespace's loopback, mounting /proc in a container that masks it), as
 /// opposed to a problem of this run (say, a workspace that vanished), which must not switch
 /// later runs to the fallback. bwrap's messages, from its sources (bubblewrap.c, network.c).
-fn refuses_namespaces(bwrap_stderr: &str) -> bool {
+pub(crate) fn refuses_namespaces(bwrap_stderr: &str) -> bool {
     const SIGNS: &[&str] = &[
         "new namespace",
         "Creating new namespace failed",
@@ -756,7 +835,7 @@ mod tests {
             run_as: NOBODY,
         };
         let tmp = Path::new("/tmp/pyagent-sandbox-run-1");
-        let p = plan(&a, a.workspace, tmp, vec![]).unwrap();
+        let p = plan(&a, a.workspace, tmp, vec![], false).unwrap();
         assert!(p.bwrap.is_none());
         assert_eq!(p.confine.read_write, [a.workspace, tmp]);
         assert!(p.confine.read.iter().all(|r| !a.workspace.starts_with(r)));
@@ -779,7 +858,7 @@ mod tests {
             helper: Path::new("/h"),
             run_as: NOBODY,
         };
-        let p = plan(&a, a.workspace, Path::new("/tmp/x"), vec![]).unwrap();
+        let p = plan(&a, a.workspace, Path::new("/tmp/x"), vec![], false).unwrap();
         let names: Vec<_> = p.confine.env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, ["HOME", "TMPDIR", "PYAGENT_WORKSPACE", "PATH", "K"]);
         assert_eq!(p.confine.env[3].1, "/opt/bin");

@@ -91,6 +91,11 @@ pub struct SandboxSpec {
     /// its working directory. Mounted at [`WORKSPACE`] with namespaces; at its host path in the
     /// fallback (`PYAGENT_WORKSPACE` says where).
     pub workspace: PathBuf,
+    /// Host directories (or files) the command may read but not write, bound read-only at the
+    /// same path (with namespaces) and granted read by Landlock: where a tool the command runs
+    /// is installed outside the system dirs (an MCP server's venv, say). Absolute paths that
+    /// exist; never the workspace or anything holding it.
+    pub read_only: Vec<PathBuf>,
     /// Whether the firewall allows this step the network. Off: a new, empty network namespace
     /// plus seccomp and Landlock rules against non-Unix sockets. On: the host's network.
     pub network: bool,
@@ -130,6 +135,7 @@ impl SandboxSpec {
             argv,
             env: Vec::new(),
             workspace,
+            read_only: Vec::new(),
             network: false,
             limits: Limits::default(),
             min_isolation: IsolationLevel::Namespaces,

@@ -332,7 +332,7 @@ fn only_the_newest_finished_tasks_are_kept() {
     w.register_worker(1, register(1, 4), at(1, 0));
     let one = || vec![step("s", "sandbox", &[], &[])];
     let mut index = 2;
-    let mut finish = |w: &mut WorkState, id: &str, index: &mut u64| {
+    let finish = |w: &mut WorkState, id: &str, index: &mut u64| {
         w.submit(submission(id, one()), at(*index, 0));
         let t = w.tasks[id].clone();
         *index += 1;
