@@ -41,6 +41,8 @@ nodes:
 cores:
   coder:
     resources: {{cpu: 500m, memory: 256Mi}}
+    tools:
+      - {{name: time, command: ["{mcp_time}", --local-timezone, UTC]}}
   researcher: {{}}
 consensus:
   electionTimeout: {{minMs: 300, maxMs: 600}}
@@ -139,6 +141,28 @@ manifests:
         kind: sandbox
         image: example.org/absent:1
         command: ["true"]
+  clock:
+    core: coder
+    inputs: {{zone: string}}
+    outputs:
+      now: {{type: json, from: steps.ask}}
+      tokyo: {{type: json, from: steps.convert}}
+    steps:
+      - id: ask
+        kind: mcp
+        tool: time.get_current_time
+        inputs: {{timezone: inputs.zone}}
+      - id: convert
+        kind: mcp
+        tool: time.convert_time
+        arguments: {{source_timezone: UTC, time: "12:00", target_timezone: Asia/Tokyo}}
+  badclock:
+    core: coder
+    steps:
+      - id: ask
+        kind: mcp
+        tool: time.get_current_time
+        arguments: {{timezone: Not/AZone}}
   think:
     core: coder
     inputs: {{n: int}}
@@ -154,9 +178,12 @@ environments:
 """
 
 
+MCP_TIME = ROOT / ".tools" / "mcp-venv" / "bin" / "mcp-server-time"
+
+
 def _stack(tmp: Path, prefix: str) -> LocalStack:
     name = harness.unique_name(prefix, 3)
-    return harness.compile_spec(tmp, name, SPEC.format(name=name))
+    return harness.compile_spec(tmp, name, SPEC.format(name=name, mcp_time=MCP_TIME))
 
 
 @pytest.fixture
@@ -302,6 +329,29 @@ def test_a_sandbox_step_runs_in_its_image(swarm: harness.Cluster) -> None:
     assert missing.returncode == 1 and task["errorCode"] == "PA728", task
     # The error says what the layout holds.
     assert "example.org/busybox:1" in task["steps"][0]["error"], task
+
+
+def test_mcp_steps_call_a_real_server_in_the_tasks_sandbox(swarm: harness.Cluster) -> None:
+    """mcp-server-time from PyPI (.ci/install-mcp-servers.sh), started by the node in the task's
+    sandbox, kept for the task's second call, and gone when the task ends."""
+    assert MCP_TIME.is_file(), "run .ci/install-mcp-servers.sh (make setup does)"
+    folder = str(swarm.stack.folder)
+    done = harness.pyagent("run", folder, "clock", "--input", "zone=Europe/Paris", "--wait", "--format", "json")
+    task = _json(done)["task"]
+    assert done.returncode == 0 and task["state"] == "succeeded", json.dumps(task["steps"])
+    now, tokyo = task["outputs"]["now"], task["outputs"]["tokyo"]
+    assert now["timezone"] == "Europe/Paris" and now["datetime"][-6:] in ("+01:00", "+02:00"), now
+    assert tokyo["target"]["datetime"].endswith("T21:00:00+09:00"), tokyo
+    harness.wait_for(lambda: not _processes_with(str(MCP_TIME)), timeout=30)
+    bad = harness.pyagent("run", folder, "badclock", "--wait", "--format", "json")
+    task = _json(bad)["task"]
+    assert bad.returncode == 1 and task["errorCode"] == "PA735", task
+    assert "time" in task["steps"][0]["error"] and "get_current_time" in task["steps"][0]["error"], task
+
+
+def _processes_with(marker: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
 
 
 def _sleepers(marker: str) -> list[int]:

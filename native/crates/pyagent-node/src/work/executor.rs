@@ -100,6 +100,9 @@ pub struct WorkFile {
     pub swarm: String,
     pub cores: BTreeMap<String, CoreEntry>,
     pub manifests: BTreeMap<String, Manifest>,
+    /// Each core's MCP servers (only cores that declare some).
+    #[serde(default)]
+    pub tools: BTreeMap<String, Vec<pyagent_mcp::ToolServer>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -413,7 +416,19 @@ fn ready<'a>(m: &'a Manifest, t: &WorkTask) -> Vec<&'a Step> {
         .collect()
 }
 
+/// The task's MCP servers: started by its first `mcp` step, kept for its later ones, shut down
+/// when the runner ends (or killed, whole trees, when it is dropped: cancelled or aborted).
+type McpSlot = Arc<tokio::sync::OnceCell<pyagent_mcp::McpSessions>>;
+
 async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
+    let mcp: McpSlot = Arc::default();
+    run_steps(ctx, id, token, mcp.clone()).await;
+    if let Some(sessions) = mcp.get() {
+        sessions.shutdown().await;
+    }
+}
+
+async fn run_steps(ctx: Arc<Context>, id: String, token: (u64, u64), mcp: McpSlot) {
     let Some(task) = current(&ctx.shared, &id, token) else {
         return;
     };
@@ -442,6 +457,7 @@ async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
                     token,
                     step: step.clone(),
                     stop: stop_rx.clone(),
+                    mcp: mcp.clone(),
                 };
                 steps.spawn(job.run());
             }
@@ -464,6 +480,7 @@ struct StepJob {
     token: (u64, u64),
     step: Step,
     stop: watch::Receiver<bool>,
+    mcp: McpSlot,
 }
 
 impl StepJob {
@@ -568,6 +585,7 @@ impl StepJob {
             "sandbox" => super::sandbox_step::run(&self.ctx, &self.task, &self.step, &inputs).await,
             "delegate" => self.delegate(inputs).await,
             "analyze-trace" => self.analyze_trace(&inputs),
+            "mcp" => self.call_tool(inputs).await,
             other => Err(StepError::new(
                 "PA721",
                 format!(
@@ -604,6 +622,50 @@ impl StepJob {
             pyagent_trace::analyze_trace(&trace, &roots)
         };
         Ok(report.to_json())
+    }
+
+    /// Calls the step's tool (`params.tool`: `<server>` or `<server>.<tool>`) of its core's MCP
+    /// servers with `params.arguments` and the bound inputs over them (docs/mcp.md).
+    async fn call_tool(
+        &self,
+        inputs: BTreeMap<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, StepError> {
+        let work =
+            self.ctx.work.as_ref().map_err(|e| {
+                StepError::new("PA726", format!("the work file is unreadable: {e}"))
+            })?;
+        let servers = work
+            .tools
+            .get(&self.task.core)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let step_tool = self
+            .step
+            .params
+            .get("tool")
+            .and_then(|t| t.as_str())
+            .unwrap_or("");
+        let (server, tool) = pyagent_mcp::resolve(servers, step_tool).map_err(mcp_error)?;
+        let given = self
+            .step
+            .params
+            .get("arguments")
+            .and_then(|a| a.as_object())
+            .cloned()
+            .unwrap_or_default();
+        let bound: serde_json::Map<String, serde_json::Value> = inputs.into_iter().collect();
+        let sessions = self
+            .mcp
+            .get_or_try_init(|| async {
+                super::sandbox_step::mcp_sandbox(&self.ctx, &self.task, servers).map(|spec| {
+                    pyagent_mcp::McpSessions::new(pyagent_mcp::SessionConfig::new(spec))
+                })
+            })
+            .await?;
+        sessions
+            .call(server, tool, pyagent_mcp::arguments(&given, &bound))
+            .await
+            .map_err(mcp_error)
     }
 
     /// Submits the sub-task (id `<task>.<step>`, so a retry or a new owner finds the same one)
@@ -673,6 +735,16 @@ impl StepJob {
             }
             applied.next(POLL).await;
         }
+    }
+}
+
+fn mcp_error(e: pyagent_mcp::McpError) -> StepError {
+    // A crashed or hung server is killed and forgotten: a retry starts it again.
+    let retryable = matches!(e.code(), "PA734" | "PA736");
+    StepError {
+        code: e.code(),
+        message: e.to_string(),
+        retryable,
     }
 }
 

@@ -182,6 +182,64 @@ fn trace(
 /// Runs the step's command. A command that runs and exits, with any code, is a trace (a
 /// failing test reproduced is what a sandbox step is for); one killed at its wall-clock or
 /// memory limit, or a sandbox that cannot start, is a failed step.
+/// The sandbox a task's MCP servers run in: the task's workspace, its core's resources, the
+/// node's minimum isolation, no network; a server installed outside the system dirs (an
+/// absolute command such as `/opt/tools/venv/bin/server`) gets its install dir read-only (the
+/// folder above `bin/`, where a virtualenv keeps its libraries).
+pub fn mcp_sandbox(
+    ctx: &Context,
+    task: &WorkTask,
+    servers: &[pyagent_mcp::ToolServer],
+) -> Result<SandboxSpec, StepError> {
+    let quota = ctx
+        .shared
+        .cfg
+        .work
+        .as_ref()
+        .map_or(256 << 20, |w| w.workspace_bytes);
+    let (workspace, _) = super::executor::task_workspace(&ctx.workspaces, &task.id, quota)
+        .map_err(|e| StepError::new("PA731", format!("the task's workspace: {e}")))?;
+    let res = sandbox_resources(&task.resources);
+    let mut spec = SandboxSpec::new(vec!["mcp-server".into()], workspace);
+    spec.limits = Limits {
+        wall: Duration::from_secs(24 * 3600),
+        cpu_millis: u32::try_from(res.cpu_millis).unwrap_or(u32::MAX),
+        memory_bytes: res.memory_bytes,
+        pids: PIDS,
+        output_bytes: OUTPUT_BYTES,
+        tmp_bytes: TMP_BYTES,
+    };
+    spec.min_isolation = ctx
+        .shared
+        .cfg
+        .work
+        .as_ref()
+        .map(|w| level(&w.min_isolation))
+        .unwrap_or(IsolationLevel::Namespaces);
+    spec.cgroup_parent = Some(CGROUP_PARENT.into());
+    spec.helper = std::env::current_exe().ok();
+    spec.read_only = servers.iter().filter_map(install_dir).collect();
+    spec.read_only.sort();
+    spec.read_only.dedup();
+    Ok(spec)
+}
+
+const SYSTEM_PREFIXES: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"];
+
+fn install_dir(server: &pyagent_mcp::ToolServer) -> Option<PathBuf> {
+    let named = PathBuf::from(server.command.first()?);
+    if !named.is_absolute() || SYSTEM_PREFIXES.iter().any(|p| named.starts_with(p)) {
+        return None; // found on the sandbox's PATH, under the system dirs it mounts
+    }
+    let dir = named.parent()?;
+    let root = if dir.file_name().is_some_and(|n| n == "bin") {
+        dir.parent()?
+    } else {
+        dir
+    };
+    std::fs::canonicalize(root).ok()
+}
+
 /// The root file system of a step's image, unpacked on first use (off the async threads).
 async fn image_root(ctx: &Context, image: &str) -> Result<PathBuf, StepError> {
     let Some(store) = ctx.images.clone() else {
