@@ -29,6 +29,33 @@ class CoreResources(Contract):
     gpu_memory_bytes: int = Field(ge=0)
 
 
+class SecretKey(Contract):
+    """A key of a Kubernetes Secret in the swarm's namespace."""
+
+    name: str
+    key: str
+
+
+class ApiKey(Contract):
+    """Where the node finds the model server's API key: the environment variable `env`. On
+    Kubernetes the StatefulSet fills it from `secret` (a secretKeyRef); on the local target it is
+    inherited from the shell that ran `pyagent up`. The key itself is never in a contract."""
+
+    env: str
+    secret: SecretKey
+
+
+class Model(Contract):
+    """A core's model: which server to ask and with what sampling settings (null: the server's)."""
+
+    name: str
+    endpoint: str | None = Field(description="Base URL of an OpenAI-compatible server; null: a name only.")
+    api_key: ApiKey | None
+    temperature: float | None
+    seed: int | None
+    max_tokens: int | None
+
+
 class Output(Contract):
     type: ValueTypeName
     # `from` is a Python keyword: the field is `source`, written as "from".
@@ -62,6 +89,9 @@ class WorkFile(Contract):
     swarm: str
     cores: dict[str, CoreResources]
     manifests: dict[str, Manifest]
+    # Beside `cores` rather than in it: a daemon that predates models reads `cores` strictly
+    # (deny_unknown_fields) but ignores unknown top-level keys.
+    models: dict[str, Model] = Field(description="By core, the cores that declare a model.")
 
 
 def read_work_file(text: str) -> WorkFile:

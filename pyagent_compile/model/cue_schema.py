@@ -63,6 +63,10 @@ SCALARS: dict[Any, tuple[str, str]] = {
         "#ImageRef",
         'string & =~#"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$"#',
     ),
+    scalars._model_endpoint: (
+        "#ModelEndpoint",
+        'string & =~#"^http://[A-Za-z0-9.\\[\\]:-]+(/[A-Za-z0-9._~%!$&\'()*+,;=:@/-]*)?$"#',
+    ),
     scalars._jurisdiction: ("#Jurisdiction", 'string & =~#"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"#'),
 }
 

@@ -40,6 +40,8 @@ nodes:
 cores:
   coder:
     resources: {{cpu: 500m, memory: 256Mi}}
+    # Nothing listens on the discard port: a cort step that runs gets PA741 (unreachable).
+    model: {{name: none, endpoint: "http://127.0.0.1:9/v1"}}
   researcher: {{}}
 consensus:
   electionTimeout: {{minMs: 300, maxMs: 600}}
