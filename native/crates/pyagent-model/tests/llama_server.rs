@@ -73,7 +73,7 @@ impl Drop for TempDir {
 
 /// Writes the tiny model and starts the server on a port the kernel picks (port 0; uvicorn logs
 /// the port it got), then waits until it answers `GET /v1/models`.
-async fn start_server(python: &Path) -> Server {
+async fn start_server(python: &Path, api_key: Option<&str>) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "pyagent-model-llama-{}-{}",
         std::process::id(),
@@ -116,6 +116,7 @@ async fn start_server(python: &Path) -> Server {
             "--verbose",
             "false",
         ])
+        .args(api_key.map(|k| ["--api_key", k]).into_iter().flatten())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -158,7 +159,7 @@ async fn start_server(python: &Path) -> Server {
         _dir: dir,
     };
     let deadline = Instant::now() + START_TIMEOUT;
-    while !models_ready(port).await {
+    while !models_ready(port, api_key).await {
         assert!(
             Instant::now() < deadline,
             "server not ready:\n{}",
@@ -178,12 +179,16 @@ fn nanos() -> u128 {
 
 /// llama-cpp-python's server has no /health (llama.cpp's own server does): a 200 on
 /// /v1/models means the model is loaded and requests are served.
-async fn models_ready(port: u16) -> bool {
+async fn models_ready(port: u16, api_key: Option<&str>) -> bool {
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
-    let req =
-        format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let auth = api_key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n"
+    );
     if s.write_all(req.as_bytes()).await.is_err() {
         return false;
     }
@@ -192,11 +197,16 @@ async fn models_ready(port: u16) -> bool {
 }
 
 fn client(port: u16, path: &str, sampling: Sampling) -> ChatClient {
+    client_with_key(port, path, sampling, None)
+}
+
+fn client_with_key(port: u16, path: &str, sampling: Sampling, key: Option<&str>) -> ChatClient {
     let mut config = ModelConfig::new(
         "tiny",
         Endpoint::parse(&format!("http://127.0.0.1:{port}{path}")).unwrap(),
     );
     config.sampling = sampling;
+    config.api_key = key.map(str::to_string);
     config.request_timeout = Duration::from_secs(120);
     ChatClient::new(config)
 }
@@ -223,7 +233,7 @@ async fn a_real_llama_cpp_server() {
     let Some(python) = require_llama() else {
         return;
     };
-    let server = start_server(&python).await;
+    let server = start_server(&python, None).await;
 
     // -- one request: an answer, the sampling settings honoured, usage counted ---------------
     let c = client(server.port, "/v1", deterministic());
@@ -352,6 +362,28 @@ async fn a_real_llama_cpp_server() {
     // Same seed, same server: the same record, prompt for prompt and token for token.
     let second = cort(&c, &task, settings).await.expect("cort again");
     assert_eq!(second.without_timings(), first.without_timings());
+
+    // Another server process, from a fresh model file: no cache or state carried over, and
+    // still the same record. It wants an API key: without one it answers 401.
+    let other = start_server(&python, Some("sk-test-key")).await;
+    let keyless = client(other.port, "/v1", deterministic())
+        .chat(&[Message::user("x")])
+        .await
+        .unwrap_err();
+    assert_eq!(keyless.code(), "PA743", "{keyless}");
+    assert!(keyless.to_string().contains("401"), "{keyless}");
+    let keyed = client_with_key(other.port, "/v1", deterministic(), Some("sk-test-key"));
+    let third = cort(&keyed, &task, settings)
+        .await
+        .expect("cort on another server");
+    assert_eq!(
+        third.endpoint,
+        format!("http://127.0.0.1:{}/v1", other.port)
+    );
+    let mut third = third.without_timings();
+    third.endpoint = first.endpoint.clone();
+    assert_eq!(third, first.without_timings());
+    drop(other);
 
     // The record is the step's JSON output and reads back whole.
     let back: CortRecord = serde_json::from_str(&record_json).unwrap();
