@@ -29,7 +29,7 @@ def _no_endpoint(ctx: CheckContext, manifest: str, core: str, index: int, step: 
         what, name = f"core {core!r} declares no model", "<model>"
     else:
         name = model.name if isinstance(model, Model) else str(model)
-        what = f"core {core!r}'s model {name!r} has no endpoint"
+        what = f"the model of core {core!r} ({name!r}) has no endpoint"
         related = ((("cores", core, "model"), "a model name, but no server to ask"),)
     return ctx.problem(
         "PA314",

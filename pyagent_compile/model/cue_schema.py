@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types as at
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, Discriminator, Tag
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
@@ -170,6 +170,8 @@ class Generator:
                 parts.append(f"{_LENGTH[kind]}.Min{_UNIT[kind]}({meta.min_length})")
             elif isinstance(meta, at.MaxLen):
                 parts.append(f"{_LENGTH[kind]}.Max{_UNIT[kind]}({meta.max_length})")
+            elif isinstance(meta, Tag | Discriminator):
+                continue  # which alternative of a union validates a value: no constraint of its own
             elif getattr(meta, "pattern", None) is not None and kind == "string":
                 parts.append(f'=~#"{meta.pattern}"#')
             else:

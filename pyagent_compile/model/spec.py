@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from pyagent_compile.model.types import (
@@ -168,11 +168,23 @@ class Model(SpecModel):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="Most tokens in one answer.")
 
 
+def _model_form(value: Any) -> str:
+    # Validate against one form only: a mapping is a server, anything else a name. Otherwise a
+    # mistake inside the mapping would also be reported as "expected a string".
+    return "server" if isinstance(value, dict | Model) else "name"
+
+
+CoreModel = Annotated[
+    Annotated[str, Tag("name")] | Annotated[Model, Tag("server")],
+    Discriminator(_model_form),
+]
+
+
 class Core(SpecModel):
     """A cognitive skill-set plugged into the universal agent."""
 
     description: str = ""
-    model: str | Model | None = Field(
+    model: CoreModel | None = Field(
         default=None,
         description="The LLM the core reasons with: a model name, or the server that serves it "
         "(`{name, endpoint, apiKey, temperature, seed, maxTokens}`); `cort` steps need an endpoint.",
