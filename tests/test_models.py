@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from pyagent_compile.canonical import to_json as canonical_json
 from pyagent_compile.contracts.work import read_work_file
 from pyagent_compile.pipeline import SpecResult, compile_spec
 from pyagent_compile.plan.work import api_key_env, work_file
+from tests.conftest import ROOT
 
 SPEC = """\
 apiVersion: pyagent.dev/v1alpha1
@@ -162,3 +164,17 @@ def test_bad_models_are_located_once(tmp_path: Path, coder: str, code: str, col:
     result = compile_text(tmp_path, coder=coder)
     # One mistake, one diagnostic: a mapping is not also reported as "expected a string".
     assert diagnostics(result) == [(code, 13, col)], [(d.code, d.message) for d in result.diagnostics]
+
+
+WORK_FIXTURE = ROOT / "native" / "crates" / "pyagent-model" / "tests" / "data" / "research-work.json"
+
+
+def test_the_crates_fixture_is_what_the_compiler_writes() -> None:
+    """pyagent-model's tests/work_json.rs reads this file with the daemon side's structs; it must
+    be the compiler's real output for the research example (copy it from there when it changes)."""
+    result = compile_spec(ROOT / "examples" / "research" / "swarm.yaml", "examples/research/swarm.yaml")
+    env = result.environments[0]
+    assert env.swarm is not None
+    assert WORK_FIXTURE.read_text(encoding="utf-8") == canonical_json(work_file(env.swarm).to_json()), (
+        f"{WORK_FIXTURE.relative_to(ROOT)} is stale: write work_file(swarm).to_json() of examples/research there"
+    )

@@ -7,16 +7,19 @@
 //! recursive thoughts, over such a client and returns a [`CortRecord`]: every prompt, every answer,
 //! every choice and the token usage, which is the `report` a `cort` step outputs.
 //!
-//! The crate knows nothing of tasks, Raft or the node: the executor builds a [`ModelConfig`] from
-//! the core's entry in `work.json` (`models.<core>`), renders the step's inputs with
+//! The crate knows nothing of tasks, Raft or the node: the executor reads the core's entry of
+//! `work.json` (`models.<core>`) as a [`WorkModel`], builds its [`ModelConfig`] with
+//! [`WorkModel::config`], renders the step's inputs with
 //! [`CortTask::from_inputs`], and stores the record as the step's output.
 
 mod chat;
+mod contract;
 mod cort;
 mod endpoint;
 mod error;
 
 pub use chat::{ChatClient, ChatReply, Message, ModelConfig, Role, Sampling, Usage};
+pub use contract::{WorkApiKey, WorkModel, WorkSecretKey};
 pub use cort::{
     cort, parse_choice, Choice, ChoiceHow, CortFailure, CortRecord, CortRound, CortSettings,
     CortTask, Exchange, Pick, CORT_RECORD_KIND,
