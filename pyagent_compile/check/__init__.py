@@ -10,6 +10,7 @@ from pyagent_compile.check.context import CheckContext
 from pyagent_compile.check.deployment import check_deployment
 from pyagent_compile.check.hardware import check_hardware
 from pyagent_compile.check.manifests import check_manifests
+from pyagent_compile.check.models import check_models
 from pyagent_compile.check.names import check_names
 from pyagent_compile.check.ports import check_ports
 from pyagent_compile.check.references import check_references
@@ -24,6 +25,7 @@ CHECKS: tuple[Callable[[CheckContext], list[Diagnostic]], ...] = (
     check_ports,
     check_manifests,
     check_tool_calls,
+    check_models,
     check_deployment,
 )
 

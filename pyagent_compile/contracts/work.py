@@ -40,6 +40,33 @@ class ToolServer(Contract):
     port: int | None = Field(ge=1, le=65535, description="http: the port of a server run beside the node.")
 
 
+class SecretKey(Contract):
+    """A key of a Kubernetes Secret in the swarm's namespace."""
+
+    name: str
+    key: str
+
+
+class ApiKey(Contract):
+    """Where the node finds the model server's API key: the environment variable `env`. On
+    Kubernetes the StatefulSet fills it from `secret` (a secretKeyRef); on the local target it is
+    inherited from the shell that ran `pyagent up`. The key itself is never in a contract."""
+
+    env: str
+    secret: SecretKey
+
+
+class Model(Contract):
+    """A core's model: which server to ask and with what sampling settings (null: the server's)."""
+
+    name: str
+    endpoint: str | None = Field(description="Base URL of an OpenAI-compatible server; null: a name only.")
+    api_key: ApiKey | None
+    temperature: float | None
+    seed: int | None
+    max_tokens: int | None
+
+
 class Output(Contract):
     type: ValueTypeName
     # `from` is a Python keyword: the field is `source`, written as "from".
@@ -79,6 +106,9 @@ class WorkFile(Contract):
     tools: dict[str, list[ToolServer]] = Field(
         default_factory=dict, description="Each core's MCP servers, for the cores that have any."
     )
+    # Beside `cores` rather than in it: a daemon that predates models reads `cores` strictly
+    # (deny_unknown_fields) but ignores unknown top-level keys.
+    models: dict[str, Model] = Field(description="By core, the cores that declare a model.")
 
 
 def read_work_file(text: str) -> WorkFile:

@@ -264,6 +264,13 @@ CODES: dict[str, CodeInfo] = {
         "Environments that `extends` one another in a circle have no base to start from. Every "
         "environment on the circle is named; break it by letting one extend nothing (the base spec).",
     ),
+    "PA314": CodeInfo(
+        "cort step without a model endpoint",
+        "A `cort` step reasons with its manifest's core's model, so that model must name the "
+        "server to ask: `model: {name, endpoint}` with the base URL of an OpenAI-compatible "
+        "chat-completions server (vLLM, SGLang, llama.cpp's server, Ollama), e.g. "
+        "http://127.0.0.1:8080/v1. A bare model name says which model, not where it is served.",
+    ),
     "PA330": CodeInfo(
         "tool server did not answer",
         "`pyagent tools lock` could not list a tool server's tools: its command did not start (not "
@@ -619,6 +626,35 @@ CODES: dict[str, CodeInfo] = {
         "MCP server not supported",
         "The node cannot run this server: `transport: http` servers are not supported yet (stdio "
         "only), or a stdio server without a command.",
+    ),
+    "PA740": CodeInfo(
+        "model endpoint not usable",
+        "The core's model endpoint cannot be used by the node: not an http:// base URL (https is "
+        "not spoken yet: put the server on a protected hop), or its API key's environment "
+        "variable is not set on the node (Kubernetes: the Secret the spec names; the local target: "
+        "the variable named in work.json, exported before `pyagent up`).",
+    ),
+    "PA741": CodeInfo(
+        "model endpoint unreachable",
+        "Nothing accepted the connection to the model server (refused, no route, unknown host), "
+        "or the connection broke before the answer. Is the server running and listening on the "
+        "endpoint's host and port? Retried with the step's `retries`.",
+    ),
+    "PA742": CodeInfo(
+        "model request timed out",
+        "The model server gave no complete answer in time (connecting or answering). A large "
+        "model on a busy GPU may need a longer step `timeout` or a smaller `maxTokens`.",
+    ),
+    "PA743": CodeInfo(
+        "model server answered an error",
+        "The model server answered a non-2xx HTTP status; the error carries the status and the "
+        "start of its body: 401/403 a wrong API key, 404 a wrong endpoint path or model name, "
+        "429 or 5xx overload (retried with the step's `retries`).",
+    ),
+    "PA744": CodeInfo(
+        "model answer not a chat completion",
+        "The server answered 2xx, but not with an OpenAI chat completion (`choices[0].message`): "
+        "the endpoint is probably not an OpenAI-compatible `/v1` base URL.",
     ),
 }
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types as at
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, Discriminator, Tag
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
@@ -62,6 +62,10 @@ SCALARS: dict[Any, tuple[str, str]] = {
     scalars._image_ref: (
         "#ImageRef",
         'string & =~#"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$"#',
+    ),
+    scalars._model_endpoint: (
+        "#ModelEndpoint",
+        'string & =~#"^http://[A-Za-z0-9.\\[\\]:-]+(/[A-Za-z0-9._~%!$&\'()*+,;=:@/-]*)?$"#',
     ),
     scalars._jurisdiction: ("#Jurisdiction", 'string & =~#"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"#'),
 }
@@ -166,6 +170,8 @@ class Generator:
                 parts.append(f"{_LENGTH[kind]}.Min{_UNIT[kind]}({meta.min_length})")
             elif isinstance(meta, at.MaxLen):
                 parts.append(f"{_LENGTH[kind]}.Max{_UNIT[kind]}({meta.max_length})")
+            elif isinstance(meta, Tag | Discriminator):
+                continue  # which alternative of a union validates a value: no constraint of its own
             elif getattr(meta, "pattern", None) is not None and kind == "string":
                 parts.append(f'=~#"{meta.pattern}"#')
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from pyagent_compile.model.types import (
@@ -22,6 +22,7 @@ from pyagent_compile.model.types import (
     Jurisdiction,
     LabelKey,
     LabelValue,
+    ModelEndpoint,
     Port,
     PublicKey,
     Quantity,
@@ -144,11 +145,50 @@ class CoreResources(SpecModel):
     memory: Quantity | None = None
 
 
+class ModelApiKey(SpecModel):
+    """The model server's API key, by reference to a Kubernetes Secret: never a literal key."""
+
+    secret: DnsLabel = Field(description="The Secret's name, in the swarm's namespace.")
+    key: str = Field(min_length=1, description="The key of the Secret's data that holds the API key.")
+
+
+class Model(SpecModel):
+    """An OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp's server, Ollama)
+    and the model it serves. Sampling settings left out are the server's defaults; temperature 0
+    with a seed makes a `cort` step repeatable."""
+
+    name: str = Field(min_length=1, description="The model name sent with each request, e.g. qwen3-coder-30b.")
+    endpoint: ModelEndpoint | None = Field(
+        default=None,
+        description="The base URL of the server, e.g. http://127.0.0.1:8080/v1 (+ /chat/completions).",
+    )
+    api_key: ModelApiKey | None = Field(default=None, description="Sent as a bearer token; from a Secret.")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="Most tokens in one answer.")
+
+
+def _model_form(value: Any) -> str:
+    # Validate against one form only: a mapping is a server, anything else a name. Otherwise a
+    # mistake inside the mapping would also be reported as "expected a string".
+    return "server" if isinstance(value, dict | Model) else "name"
+
+
+CoreModel = Annotated[
+    Annotated[str, Tag("name")] | Annotated[Model, Tag("server")],
+    Discriminator(_model_form),
+]
+
+
 class Core(SpecModel):
     """A cognitive skill-set plugged into the universal agent."""
 
     description: str = ""
-    model: str | None = Field(default=None, description="The LLM the core reasons with.")
+    model: CoreModel | None = Field(
+        default=None,
+        description="The LLM the core reasons with: a model name, or the server that serves it "
+        "(`{name, endpoint, apiKey, temperature, seed, maxTokens}`); `cort` steps need an endpoint.",
+    )
     tools: list[Tool] = Field(default_factory=list)
     resources: CoreResources = Field(default_factory=CoreResources)
 
@@ -186,8 +226,9 @@ class CortStep(StepBase):
     """Reason with CoRT (chain of recursive thoughts) for N rounds."""
 
     kind: Literal["cort"]
+    prompt: str | None = Field(default=None, description="What to reason about; the step's inputs follow it.")
     rounds: int = Field(default=3, ge=1, le=32)
-    alternatives: int = Field(default=3, ge=1, le=16)
+    alternatives: int = Field(default=3, ge=1, le=16, description="Alternatives written per round.")
 
 
 class VerifyStep(StepBase):

@@ -21,6 +21,8 @@ _LABEL_KEY = re.compile(
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$")
 _JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+# http://host[:port][/path]: no query, fragment, credentials or spaces (see _model_endpoint).
+_MODEL_ENDPOINT = re.compile(r"^http://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$")
 
 
 def invalid(message: str) -> PydanticCustomError:
@@ -102,6 +104,17 @@ def _jurisdiction(value: str) -> str:
     return value
 
 
+def _model_endpoint(value: str) -> str:
+    # The node speaks plain HTTP to its model server (pyagent-model): an https URL would fail at
+    # run time, so it fails here. Credentials belong in `apiKey` (a Secret), never in the URL.
+    if not _MODEL_ENDPOINT.match(value):
+        raise invalid(
+            f"{value!r} is not a model endpoint: the base URL of an OpenAI-compatible server, "
+            "http://host[:port][/path] (e.g. http://127.0.0.1:8080/v1), without a query or credentials"
+        )
+    return value
+
+
 def is_pinned(image: str) -> bool:
     return bool(_DIGEST.search(image))
 
@@ -115,4 +128,5 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 PublicKey = Annotated[str, AfterValidator(_public_key)]
 ImageRef = Annotated[str, AfterValidator(_image_ref)]
 Jurisdiction = Annotated[str, AfterValidator(_jurisdiction)]
+ModelEndpoint = Annotated[str, AfterValidator(_model_endpoint)]
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -1,6 +1,7 @@
 """`work.json` (contracts/work.py) from the spec: manifests normalised for the daemon (durations
-in ms, kind settings apart), each core's resources in base units and MCP servers, and whether a core's sandbox
-steps may use the network (the firewall allows its pools traffic to external CIDRs)."""
+in ms, kind settings apart), each core's resources in base units and MCP servers, whether a core's
+sandbox steps may use the network (the firewall allows its pools traffic to external CIDRs), and
+each core's model (the server to ask, its sampling settings, where its API key is found)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,32 @@ from pyagent_compile.model.spec import Core, Manifest, Swarm
 
 # Step fields that the contract has a place for; the rest of a kind's settings go to `params`.
 COMMON_STEP_FIELDS = {"id", "kind", "after", "inputs", "timeout", "retries", "command", "image", "core", "manifest"}
+
+
+def api_key_env(core: str) -> str:
+    """The environment variable that carries a core's model API key on its nodes. Core names
+    are DNS labels (no `_`), so `-` to `_` keeps names apart."""
+    return "PYAGENT_MODEL_KEY_" + core.upper().replace("-", "_")
+
+
+def core_model(name: str, core: Core) -> contract.Model | None:
+    model = core.model
+    if model is None:
+        return None
+    if isinstance(model, str):
+        return contract.Model(name=model, endpoint=None, api_key=None, temperature=None, seed=None, max_tokens=None)
+    api_key = None
+    if model.api_key is not None:
+        secret = contract.SecretKey(name=model.api_key.secret, key=model.api_key.key)
+        api_key = contract.ApiKey(env=api_key_env(name), secret=secret)
+    return contract.Model(
+        name=model.name,
+        endpoint=model.endpoint,
+        api_key=api_key,
+        temperature=model.temperature,
+        seed=model.seed,
+        max_tokens=model.max_tokens,
+    )
 
 
 def _base_units(quantity: str | int | float | None, scale: int = 1) -> int:
@@ -83,4 +110,5 @@ def work_file(swarm: Swarm) -> contract.WorkFile:
         cores={name: core_resources(core) for name, core in sorted(swarm.cores.items())},
         manifests={name: _manifest(swarm, name, m) for name, m in sorted(swarm.manifests.items())},
         tools={name: tool_servers(core) for name, core in sorted(swarm.cores.items()) if core.tools},
+        models={name: m for name, core in sorted(swarm.cores.items()) if (m := core_model(name, core)) is not None},
     )

@@ -10,11 +10,11 @@ from pyagent_compile.contracts.node_config import NodeConfig
 from pyagent_compile.model.gpus import GPU_CATALOG
 from pyagent_compile.model.quantity import format_quantity
 from pyagent_compile.model.resources import voter_count
-from pyagent_compile.model.spec import Pool, Swarm
+from pyagent_compile.model.spec import Model, Pool, Swarm
 from pyagent_compile.plan import labels, naming, node_image
 from pyagent_compile.plan.model import PlannedObject
 from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
-from pyagent_compile.plan.work import work_file
+from pyagent_compile.plan.work import api_key_env, work_file
 
 RUN_AS = 10001
 
@@ -219,6 +219,7 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            *_model_keys(swarm, pool),
         ],
         "ports": [
             {"name": n, "containerPort": getattr(ports, n), "protocol": "TCP"}
@@ -236,6 +237,18 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
         "livenessProbe": {**alive, "failureThreshold": 6},
         "volumeMounts": _mounts(swarm, "voter" in pool.roles),
     }
+
+
+def _model_keys(swarm: Swarm, pool: Pool) -> list[dict[str, Any]]:
+    """The API keys of the models of the cores the pool runs, from their Secrets by reference,
+    under the names work.json gives the node (`models.<core>.apiKey.env`)."""
+    env = []
+    for core in sorted(pool.cores):
+        model = swarm.cores[core].model if core in swarm.cores else None
+        if isinstance(model, Model) and model.api_key is not None:
+            ref = {"name": model.api_key.secret, "key": model.api_key.key}
+            env.append({"name": api_key_env(core), "valueFrom": {"secretKeyRef": ref}})
+    return env
 
 
 def _pull_policy(swarm: Swarm) -> str:

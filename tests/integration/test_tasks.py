@@ -43,6 +43,8 @@ cores:
     resources: {{cpu: 500m, memory: 256Mi}}
     tools:
       - {{name: time, command: ["{mcp_time}", --local-timezone, UTC]}}
+    # Nothing listens on the discard port: a cort step that runs gets PA741 (unreachable).
+    model: {{name: none, endpoint: "http://127.0.0.1:9/v1"}}
   researcher: {{}}
 consensus:
   electionTimeout: {{minMs: 300, maxMs: 600}}

@@ -103,6 +103,9 @@ pub struct WorkFile {
     /// Each core's MCP servers (only cores that declare some).
     #[serde(default)]
     pub tools: BTreeMap<String, Vec<pyagent_mcp::ToolServer>>,
+    /// Each core's model (only cores that declare one).
+    #[serde(default)]
+    pub models: BTreeMap<String, pyagent_model::WorkModel>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,6 +141,8 @@ pub struct Context {
     pub workspaces: PathBuf,
     /// Step images: the node's OCI layout and its cache of unpacked roots, if it has a layout.
     pub images: Option<pyagent_image::ImageStore>,
+    /// One model client per core (each pools its connections), made at the core's first step.
+    pub models: std::sync::Mutex<BTreeMap<String, pyagent_model::ChatClient>>,
 }
 
 /// Runs this node's part of the work until `stop`: nothing when it is not a worker.
@@ -156,6 +161,7 @@ pub async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
         .map(|layout| pyagent_image::ImageStore::new(layout, image_cache(&shared.cfg)));
     let ctx = Arc::new(Context {
         images,
+        models: std::sync::Mutex::default(),
         workspaces: workspace_root(&shared.cfg),
         shared: shared.clone(),
         work,
@@ -586,6 +592,7 @@ impl StepJob {
             "delegate" => self.delegate(inputs).await,
             "analyze-trace" => self.analyze_trace(&inputs),
             "mcp" => self.call_tool(inputs).await,
+            "cort" => self.cort(&inputs).await,
             other => Err(StepError::new(
                 "PA721",
                 format!(
@@ -666,6 +673,70 @@ impl StepJob {
             .call(server, tool, pyagent_mcp::arguments(&given, &bound))
             .await
             .map_err(mcp_error)
+    }
+
+    /// Chain-of-recursive-thoughts rounds with the core's model (docs/models.md): the step's
+    /// `report` is the whole record (every prompt, answer, choice and token count).
+    async fn cort(
+        &self,
+        inputs: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, StepError> {
+        let client = self.model_client()?;
+        let params = &self.step.params;
+        let count = |key: &str| {
+            params
+                .get(key)
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(3)
+        };
+        let settings = pyagent_model::CortSettings {
+            rounds: count("rounds"),
+            alternatives: count("alternatives"),
+        };
+        let prompt = params.get("prompt").and_then(|p| p.as_str());
+        let task = pyagent_model::CortTask::from_inputs(prompt, inputs);
+        match pyagent_model::cort(&client, &task, settings).await {
+            Ok(record) => Ok(serde_json::to_value(record).unwrap_or(serde_json::Value::Null)),
+            Err(failure) => Err(StepError {
+                code: failure.error.code(),
+                message: format!(
+                    "{} (after {} successful requests)",
+                    failure.error, failure.partial.requests
+                ),
+                retryable: failure.error.is_transient(),
+            }),
+        }
+    }
+
+    fn model_client(&self) -> Result<pyagent_model::ChatClient, StepError> {
+        let core = &self.task.core;
+        let mut clients = self
+            .ctx
+            .models
+            .lock()
+            .map_err(|_| StepError::new("PA740", "the model clients are poisoned"))?;
+        if let Some(c) = clients.get(core) {
+            return Ok(c.clone());
+        }
+        let work =
+            self.ctx.work.as_ref().map_err(|e| {
+                StepError::new("PA726", format!("the work file is unreadable: {e}"))
+            })?;
+        let model = work.models.get(core).ok_or_else(|| {
+            StepError::new(
+                "PA740",
+                format!(
+                    "core {core:?} has no model in the work file (a `model:` with an endpoint)"
+                ),
+            )
+        })?;
+        let config = model
+            .config(|name| std::env::var(name).ok())
+            .map_err(|e| StepError::new(e.code(), e.to_string()))?;
+        let client = pyagent_model::ChatClient::new(config);
+        clients.insert(core.clone(), client.clone());
+        Ok(client)
     }
 
     /// Submits the sub-task (id `<task>.<step>`, so a retry or a new owner finds the same one)
