@@ -542,9 +542,9 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA721": CodeInfo(
         "step kind not run yet",
-        "The task reached a step whose kind (mcp, cort, verify, analyze-trace) this version of the "
-        "node does not run; only sandbox and delegate steps run. The task fails at that step, "
-        "after every step before it ran.",
+        "The task reached a step whose kind this version of the node does not run (today: `verify`; "
+        "sandbox, delegate, analyze-trace, mcp and cort run). The task fails at that step, after every "
+        "step before it ran.",
     ),
     "PA722": CodeInfo(
         "sandbox unavailable",

@@ -4,12 +4,16 @@ killed mid-task replaced without running a committed step twice."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import queue
 import shutil
 import signal
 import subprocess
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,8 +47,8 @@ cores:
     resources: {{cpu: 500m, memory: 256Mi}}
     tools:
       - {{name: time, command: ["{mcp_time}", --local-timezone, UTC]}}
-    # Nothing listens on the discard port: a cort step that runs gets PA741 (unreachable).
-    model: {{name: none, endpoint: "http://127.0.0.1:9/v1"}}
+    # By default nothing listens there (the discard port): a cort step gets PA741 (unreachable).
+    model: {{name: tiny, endpoint: "{model_endpoint}", temperature: 0, seed: 7, maxTokens: 16}}
   researcher: {{}}
 consensus:
   electionTimeout: {{minMs: 300, maxMs: 600}}
@@ -168,6 +172,8 @@ manifests:
   think:
     core: coder
     inputs: {{n: int}}
+    outputs:
+      thought: {{type: report, from: steps.reason}}
     steps:
       - id: run
         kind: sandbox
@@ -175,6 +181,10 @@ manifests:
       - id: reason
         kind: cort
         after: [run]
+        rounds: 2
+        alternatives: 2
+        prompt: How many legs do three birds have?
+        inputs: {{n: inputs.n}}
 environments:
   dev: {{}}
 """
@@ -183,9 +193,14 @@ environments:
 MCP_TIME = ROOT / ".tools" / "mcp-venv" / "bin" / "mcp-server-time"
 
 
-def _stack(tmp: Path, prefix: str) -> LocalStack:
+UNREACHABLE_MODEL = "http://127.0.0.1:9/v1"
+LLAMA_PYTHON = ROOT / ".tools" / "llama-venv" / "bin" / "python"
+TINY_GGUF = ROOT / "native" / "crates" / "pyagent-model" / "tests" / "tiny_gguf.py"
+
+
+def _stack(tmp: Path, prefix: str, model_endpoint: str = UNREACHABLE_MODEL) -> LocalStack:
     name = harness.unique_name(prefix, 3)
-    return harness.compile_spec(tmp, name, SPEC.format(name=name, mcp_time=MCP_TIME))
+    return harness.compile_spec(tmp, name, SPEC.format(name=name, mcp_time=MCP_TIME, model_endpoint=model_endpoint))
 
 
 @pytest.fixture
@@ -284,13 +299,76 @@ def test_bad_input_gets_a_coded_error_before_anything_is_sent(tmp_path: Path) ->
         assert done.returncode in (1, 2), (args, done.returncode)
 
 
-def test_a_step_kind_not_run_yet_fails_the_task_with_a_code(swarm: harness.Cluster) -> None:
+def test_a_cort_step_with_its_model_server_down_fails_with_a_code(swarm: harness.Cluster) -> None:
     done = harness.pyagent("run", str(swarm.stack.folder), "think", "--input", "n=3", "--wait", "--format", "json")
     task = _json(done)["task"]
     assert done.returncode == 1
-    assert task["state"] == "failed" and task["errorCode"] == "PA721", task
+    assert task["state"] == "failed" and task["errorCode"] == "PA741", task
     assert [s["state"] for s in task["steps"]] == ["succeeded", "failed"]
-    assert "cort" in task["steps"][1]["error"]
+    assert "127.0.0.1:9" in task["steps"][1]["error"], task
+
+
+@contextlib.contextmanager
+def _llama_server(tmp: Path) -> Iterator[str]:
+    """llama.cpp's server (llama-cpp-python, built by .ci/install-llama.sh) on a port the kernel
+    picks, serving a tiny random-weights model the test writes itself; yields its /v1 base URL."""
+    assert LLAMA_PYTHON.is_file(), "run .ci/install-llama.sh (make setup does)"
+    model = tmp / "tiny.gguf"
+    made = subprocess.run([str(LLAMA_PYTHON), str(TINY_GGUF), str(model)], capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    server = subprocess.Popen(
+        [str(LLAMA_PYTHON), "-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", "0", "--model", str(model),
+         "--chat_format", "chatml", "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    ports: queue.Queue[str] = queue.Queue()
+
+    def drain() -> None:  # keeps reading, so the server never blocks on a full pipe
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "Uvicorn running on http://127.0.0.1:" in line:
+                ports.put(line.split("http://127.0.0.1:")[1].split()[0])
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        port = ports.get(timeout=180)
+        endpoint = f"http://127.0.0.1:{port}/v1"
+        harness.wait_for(lambda: _answers(f"{endpoint}/models"), timeout=120)
+        yield endpoint
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_a_cort_step_reasons_with_a_real_model_server(tmp_path: Path, daemon: Path) -> None:
+    """CoRT against llama.cpp's server: every round's alternatives and judgement recorded in the
+    step's report, sampling settings passed through. Random weights answer gibberish: this proves
+    the protocol and the record, not the reasoning."""
+    with _llama_server(tmp_path) as endpoint:
+        stack = _stack(tmp_path, "cort", endpoint)
+        cluster = harness.up_local(stack, daemon)
+        try:
+            done = harness.pyagent("run", str(stack.folder), "think", "--input", "n=3", "--wait", "--format", "json")
+            task = _json(done)["task"]
+            assert done.returncode == 0 and task["state"] == "succeeded", json.dumps(task["steps"])
+            record = task["outputs"]["thought"]
+            # An initial answer, then per round 2 alternatives and a judgement.
+            assert record["requests"] == 1 + 2 * (2 + 1), record
+            assert [r["round"] for r in record["rounds"]] == [1, 2]
+            assert all(r["choice"]["how"] in ("parsed", "fallback") for r in record["rounds"])
+            assert record["usage"]["totalTokens"] > 0 and record["sampling"]["seed"] == 7, record["sampling"]
+            assert "How many legs" in record["prompt"] and "## n" in record["prompt"], record["prompt"]
+        finally:
+            cluster.close()
+            harness.down_local(stack)
 
 
 def _busybox_image(layout: Path, reference: str) -> None:
