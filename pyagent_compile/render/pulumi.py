@@ -26,7 +26,10 @@ RESOURCE_CLASSES = {
     "NetworkPolicy": ("networking.v1", "NetworkPolicy"),
     "PodDisruptionBudget": ("policy.v1", "PodDisruptionBudget"),
     "StatefulSet": ("apps.v1", "StatefulSet"),
+    # Custom resources (their CRDs come from an operator, not from pulumi_kubernetes' schema).
+    "PodMonitor": ("apiextensions", "CustomResource"),
 }
+CUSTOM_KINDS = ("PodMonitor",)
 
 
 def _environment() -> Environment:
@@ -51,6 +54,7 @@ def render_pulumi(plan: Plan) -> dict[str, str]:
         "pulumi_version": PULUMI_VERSION,
         "pulumi_kubernetes_version": PULUMI_KUBERNETES_VERSION,
         "classes": sorted(RESOURCE_CLASSES.items()),
+        "custom_kinds": CUSTOM_KINDS,
         "objects": [(o.logical_name, o.kind) for o in plan.objects],
     }
     return {
