@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import jsonschema
+import pytest
 import yaml
 
 from pyagent_compile.plan.dashboard import PANELS, ROWS, dashboard_json, dashboard_uid, panel_queries
 from tests.conftest import ROOT
 
+POD_MONITOR_CRD = ROOT / "tests" / "data" / "crds" / "monitoring.coreos.com_podmonitors.yaml"
 NODE_SRC = ROOT / "native" / "crates" / "pyagent-node" / "src"
 STACKS = sorted(p.parent for p in (ROOT / "stacks").glob("*/*/plan.json"))
 # Series Prometheus adds to every target itself.
@@ -99,3 +103,40 @@ def test_the_pod_monitor_port_is_a_named_container_port() -> None:
 
 def _pod_monitors(stack: Path) -> list[Path]:
     return sorted((stack / "manifests").glob("*-podmonitor-*.yaml"))
+
+
+def strict(schema: Any) -> Any:
+    """The CRD's schema with unknown fields refused, as kubernetes-validate's strict mode does for
+    built-in kinds (the API server would prune them silently: a typo would just vanish)."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items()}
+    if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+def pod_monitor_schema() -> Any:
+    crd = yaml.safe_load(POD_MONITOR_CRD.read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    # apiVersion/kind/metadata are the API server's; the CRD leaves metadata open.
+    schema["properties"]["metadata"] = {"type": "object"}
+    return schema
+
+
+def test_the_pod_monitor_is_valid_against_the_operators_crd() -> None:
+    schema = pod_monitor_schema()
+    for stack in STACKS:
+        for path in _pod_monitors(stack):
+            jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_the_crd_schema_check_does_reject_a_typo() -> None:
+    (path,) = _pod_monitors(ROOT / "stacks" / "research" / "prod")
+    body = yaml.safe_load(path.read_text())
+    body["spec"]["podMetricsEndpoints"][0]["intervall"] = "30s"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, pod_monitor_schema())

@@ -7,6 +7,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pyagent_compile import __version__, resources
 from pyagent_compile.canonical import to_json
+from pyagent_compile.plan.dashboard import DASHBOARD_FILE, dashboard_name
 from pyagent_compile.plan.model import Plan
 
 # The versions the generated program is tested against (tests/test_pulumi_program.py).
@@ -56,6 +57,8 @@ def render_pulumi(plan: Plan) -> dict[str, str]:
         "classes": sorted(RESOURCE_CLASSES.items()),
         "custom_kinds": CUSTOM_KINDS,
         "objects": [(o.logical_name, o.kind) for o in plan.objects],
+        "dashboard_file": DASHBOARD_FILE.format(name=dashboard_name(plan.swarm, plan.environment)),
+        "pod_monitors": any(o.kind in CUSTOM_KINDS for o in plan.objects),
     }
     return {
         "Pulumi.yaml": env.get_template("Pulumi.yaml.j2").render(context),
