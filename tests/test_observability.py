@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,26 @@ def test_the_crd_schema_check_does_reject_a_typo() -> None:
     body["spec"]["podMetricsEndpoints"][0]["intervall"] = "30s"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(body, pod_monitor_schema())
+
+
+def test_each_local_stack_has_a_valid_scrape_config_and_the_same_dashboard() -> None:
+    for local in sorted((ROOT / "stacks").glob("*/local")):
+        nodes = json.loads((local / "local.json").read_text())["nodes"]
+        config = yaml.safe_load((local / "prometheus.yml").read_text())
+        (job,) = config["scrape_configs"]
+        targets = {t["labels"]["pod"]: t["targets"] for t in job["static_configs"]}
+        assert targets == {n["name"]: [f"127.0.0.1:{n['ports']['metrics']}"] for n in nodes}, local
+        namespace = {t["labels"]["namespace"] for t in job["static_configs"]}
+        (board,) = (local / "dashboards").glob("*.json")
+        dashboard = json.loads(board.read_text())
+        variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "namespace")
+        assert namespace == {variable["current"]["value"]}, local
+        kubernetes = json.loads(next(local.parent.glob("[!l]*/dashboards/*.json")).read_text())
+        assert panel_queries(dashboard) == panel_queries(kubernetes)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed: run .ci/install-prometheus.sh")
+def test_promtool_accepts_each_local_scrape_config() -> None:
+    for config in sorted((ROOT / "stacks").glob("*/local/prometheus.yml")):
+        done = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pyagent_compile.plan.dashboard import panel_queries
 from pyagent_compile.runtime.local.stack import LocalStack
@@ -55,7 +56,12 @@ def observed(tmp_path_factory: pytest.TempPathFactory, daemon: Path) -> Iterator
     assert done.returncode == 0, done.stderr
     (board,) = (tmp / "stacks" / name / "dev" / "dashboards").glob("*.json")
     dashboard = json.loads(board.read_text())
-    namespace = next(v for v in dashboard["templating"]["list"] if v["name"] == "namespace")["current"]["value"]
+    # The local stack's dashboard is the same but for the namespace its variable defaults to,
+    # the label its prometheus.yml gives the targets.
+    (local_board,) = (stack.folder / "dashboards").glob("*.json")
+    local = json.loads(local_board.read_text())
+    assert panel_queries(local) == panel_queries(dashboard)
+    namespace = next(v for v in local["templating"]["list"] if v["name"] == "namespace")["current"]["value"]
     cluster = harness.up_local(stack, daemon)
     try:
         task_id = "observed-1"
@@ -79,16 +85,11 @@ def _free_port() -> int:
 
 
 def _prometheus_config(observed: Observed) -> str:
-    """Static targets labelled as a PodMonitor labels them in Kubernetes (namespace, pod)."""
-    configs = [
-        {"targets": [node.metrics], "labels": {"namespace": observed.namespace, "pod": node.name}}
-        for node in observed.stack.nodes
-    ]
-    config = {
-        "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
-        "scrape_configs": [{"job_name": "pyagent", "static_configs": configs}],
-    }
-    return json.dumps(config)  # JSON is YAML
+    """The local stack's generated prometheus.yml (targets labelled `namespace` and `pod` as a
+    PodMonitor labels them), scraping every second instead of the spec's interval."""
+    config = yaml.safe_load((observed.stack.folder / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"}
+    return yaml.safe_dump(config)
 
 
 def _api(base: str, path: str, **params: str) -> dict[str, Any]:
@@ -184,14 +185,15 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(observed: Observed,
         if pending:
             time.sleep(SCRAPE_SECONDS)
     assert not pending, f"panels without data: {json.dumps({t: empty[t] for t, _ in pending}, indent=1)}"
+
     # The figures mean what the panels say: one leader, the tasks that ran, all nodes up.
-    assert (
-        float(_result(prometheus, f'sum(pyagent_raft_is_leader{{namespace="{observed.namespace}"}})')[0]["value"][1])
-        == 1
-    )
-    succeeded = _result(prometheus, f'max(pyagent_tasks{{namespace="{observed.namespace}",state="succeeded"}})')
-    assert float(succeeded[0]["value"][1]) >= 2
-    assert float(_result(prometheus, f'sum(up{{namespace="{observed.namespace}"}})')[0]["value"][1]) == nodes
+    def value(query: str) -> float:
+        return float(_result(prometheus, query.replace("NS", f'namespace="{observed.namespace}"'))[0]["value"][1])
+
+    assert value("sum(pyagent_raft_is_leader{NS})") == 1
+    # triage, its sub-task and outline, once a scrape after the last one ended has landed
+    harness.wait_for(lambda: value('max(pyagent_tasks{NS,state="succeeded"})') == 3, timeout=30)
+    assert value("sum(up{NS})") == nodes
 
 
 # -- pyagent trace -----------------------------------------------------------------------------
