@@ -62,10 +62,12 @@ def test_node_config_is_the_daemon_contract() -> None:
     assert sorted(files) == [
         ".gitignore",
         "README.md",
+        "dashboards/pyagent-laptop-local.json",
         "local.json",
         "nodes/agents-0.json",
         "nodes/agents-1.json",
         "nodes/agents-2.json",
+        "prometheus.yml",
         "work.json",
     ]
     config = json.loads(files["nodes/agents-1.json"])

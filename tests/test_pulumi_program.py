@@ -25,6 +25,7 @@ TYPE_TOKENS = {
     "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     "PodDisruptionBudget": "kubernetes:policy/v1:PodDisruptionBudget",
     "StatefulSet": "kubernetes:apps/v1:StatefulSet",
+    "PodMonitor": "kubernetes:monitoring.coreos.com/v1:PodMonitor",
 }
 
 

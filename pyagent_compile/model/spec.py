@@ -449,6 +449,28 @@ class Waiver(SpecModel):
         return value
 
 
+# -- observability ------------------------------------------------------------------------------------
+class Observability(SpecModel):
+    """How the swarm is watched. The Grafana dashboard is always emitted (a ConfigMap for Grafana's
+    dashboard sidecar and dashboards/<name>.json); scraping objects are opt-in because they need
+    the Prometheus Operator's CRDs in the cluster."""
+
+    pod_monitors: bool = Field(
+        default=False,
+        description="Emit a Prometheus Operator PodMonitor per pool (needs the monitoring.coreos.com CRDs) "
+        "and a NetworkPolicy that lets Prometheus reach the nodes' metrics port.",
+    )
+    prometheus_namespace: DnsLabel = Field(
+        default="monitoring", description="The namespace Prometheus scrapes from (allowed to the metrics port)."
+    )
+    pod_monitor_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Extra labels on the PodMonitors, for a Prometheus whose podMonitorSelector needs them "
+        "(kube-prometheus-stack: `release: <its Helm release>`).",
+    )
+    scrape_interval: Duration = Field(default="30s", description="How often Prometheus scrapes each node.")
+
+
 # -- environments ---------------------------------------------------------------------------------------
 Tier = Literal["dev", "staging", "prod"]
 
@@ -484,5 +506,6 @@ class Swarm(SpecModel):
     memory: Memory = Field(default_factory=Memory)
     firewall: Firewall = Field(default_factory=Firewall)
     sovereignty: Sovereignty = Field(default_factory=Sovereignty)
+    observability: Observability = Field(default_factory=Observability)
     waivers: list[Waiver] = Field(default_factory=list, description="Policy waivers (never rendered).")
     environments: dict[DnsLabel, Environment] = Field(default_factory=dict)

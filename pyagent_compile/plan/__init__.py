@@ -7,6 +7,7 @@ from pyagent_compile.plan import naming
 from pyagent_compile.plan.model import ImageBuild, Plan, PlannedObject
 from pyagent_compile.plan.network import baseline_policies, peer_service_object, rule_policies
 from pyagent_compile.plan.nodeconfig import node_config
+from pyagent_compile.plan.observability import build_dashboard, observability_objects
 from pyagent_compile.plan.workloads import (
     admission_rbac_objects,
     disruption_budget_object,
@@ -22,6 +23,7 @@ from pyagent_compile.plan.workloads import (
 def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
     name = swarm.metadata.name
     ns = naming.namespace(name, env)
+    dashboard = build_dashboard(swarm, env, ns)
     configs = {pool: node_config(swarm, pool, ns) for pool in sorted(swarm.nodes)}
     objects: list[PlannedObject] = [
         namespace_object(swarm, env, ns),
@@ -32,6 +34,7 @@ def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
         disruption_budget_object(swarm, env, ns),
         *baseline_policies(swarm, env, ns),
         *rule_policies(swarm, env, ns),
+        *observability_objects(swarm, env, ns, dashboard),
     ]
     for pool, config in configs.items():
         objects.append(pool_config_object(swarm, env, ns, pool, config))
@@ -44,7 +47,14 @@ def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
             image_of(swarm), {"mesh": ports.mesh, "raft": ports.raft, "grpc": ports.grpc, "metrics": ports.metrics}
         )
     return Plan(
-        swarm=name, environment=env, tier=tier, namespace=ns, objects=ordered, node_configs=configs, image_build=build
+        swarm=name,
+        environment=env,
+        tier=tier,
+        namespace=ns,
+        objects=ordered,
+        node_configs=configs,
+        image_build=build,
+        dashboard=dashboard,
     )
 
 

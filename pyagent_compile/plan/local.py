@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from pyagent_compile.contracts import node_config as contract
 from pyagent_compile.contracts.local_stack import LocalNodeEntry, LocalStackManifest
 from pyagent_compile.contracts.node_config import NodeConfig
 from pyagent_compile.contracts.work import WorkFile
 from pyagent_compile.model.spec import Swarm
+from pyagent_compile.plan import naming
+from pyagent_compile.plan.dashboard import dashboard_json
 from pyagent_compile.plan.nodeconfig import node_config
 from pyagent_compile.plan.work import work_file
 
@@ -57,6 +60,9 @@ class LocalPlan(LocalStackManifest):
 
     configs: dict[str, NodeConfig]  # node name -> node.json
     work: WorkFile  # work.json: the manifests and cores, for `pyagent run` and delegation
+    # prometheus.yml scraping every node, and the Grafana dashboard over it (docs/observability.md)
+    scrape_config: dict[str, Any]
+    dashboard: dict[str, Any]
 
 
 def local_nodes(swarm: Swarm) -> list[tuple[str, str, bool]]:
@@ -82,7 +88,28 @@ def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
         for index, (name, pool, voter) in enumerate(local_nodes(swarm))
     )
     configs = {n.name: _node_config(swarm, n, nodes) for n in nodes}
-    return LocalPlan(swarm.metadata.name, source_environment, nodes, configs, work_file(swarm))
+    name = swarm.metadata.name
+    namespace = naming.namespace(name, LOCAL_ENV)
+    return LocalPlan(
+        name,
+        source_environment,
+        nodes,
+        configs,
+        work_file(swarm),
+        scrape_config=local_scrape_config(swarm, nodes, namespace),
+        dashboard=dashboard_json(name, LOCAL_ENV, namespace),
+    )
+
+
+def local_scrape_config(swarm: Swarm, nodes: tuple[LocalNodeEntry, ...], namespace: str) -> dict[str, Any]:
+    """A prometheus.yml for the local swarm. Each target is labelled as a PodMonitor labels a
+    pod (`namespace`, `pod`), so the one dashboard's queries work on both."""
+    targets = [{"targets": [n.address("metrics")], "labels": {"namespace": namespace, "pod": n.name}} for n in nodes]
+    interval = swarm.observability.scrape_interval
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [{"job_name": f"pyagent-{swarm.metadata.name}", "static_configs": targets}],
+    }
 
 
 def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry, ...]) -> NodeConfig:

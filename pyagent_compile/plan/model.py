@@ -22,6 +22,9 @@ KIND_ORDER = (
     "Service",
     "PodDisruptionBudget",
     "StatefulSet",
+    # A custom resource: it needs the Prometheus Operator's CRDs, so it comes last and nothing
+    # else depends on it.
+    "PodMonitor",
 )
 
 
@@ -63,6 +66,9 @@ class Plan:
     # The node image to build from native/ (`image: {build: native}`), with the ports it exposes;
     # None when the spec names a prebuilt image.
     image_build: ImageBuild | None = None
+    # The Grafana dashboard's JSON model: rendered as dashboards/<name>.json and carried by the
+    # dashboard ConfigMap among `objects`, from this one value.
+    dashboard: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -74,5 +74,13 @@ def disruption_budget(swarm: str) -> str:
     return fit(f"{swarm}-voters")
 
 
+def dashboard_config(swarm: str) -> str:
+    return fit(f"{swarm}-dashboard")
+
+
+def pod_monitor(swarm: str) -> str:
+    return fit(f"{swarm}-nodes")
+
+
 def logical_name(kind: str, name: str) -> str:
     return f"{kind.lower()}/{name}"

@@ -33,7 +33,7 @@ def peer_service_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
     return PlannedObject(body, ("mesh",))
 
 
-def _policy(swarm: Swarm, env: str, ns: str, suffix: str, source: str, spec: dict[str, Any]) -> dict[str, Any]:
+def policy_body(swarm: Swarm, env: str, ns: str, suffix: str, source: str, spec: dict[str, Any]) -> dict[str, Any]:
     name = naming.policy(swarm.metadata.name, suffix)
     return {**NETPOL, "metadata": meta(swarm, env, name, "firewall", source, ns), "spec": spec}
 
@@ -42,10 +42,10 @@ def baseline_policies(swarm: Swarm, env: str, ns: str) -> list[PlannedObject]:
     ports = swarm.mesh.ports
     peer_ports = [{"port": getattr(ports, n), "protocol": "TCP"} for n in ("mesh", "raft", "grpc")]
     swarm_pods = {"podSelector": {"matchLabels": labels.swarm_selector(swarm)}}
-    deny = _policy(
+    deny = policy_body(
         swarm, env, ns, "default-deny", "firewall.default", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     )
-    peers = _policy(
+    peers = policy_body(
         swarm,
         env,
         ns,
@@ -58,7 +58,7 @@ def baseline_policies(swarm: Swarm, env: str, ns: str) -> list[PlannedObject]:
             "egress": [{"to": [swarm_pods], "ports": peer_ports}],
         },
     )
-    dns = _policy(
+    dns = policy_body(
         swarm,
         env,
         ns,
@@ -114,7 +114,7 @@ def rule_policies(swarm: Swarm, env: str, ns: str) -> list[PlannedObject]:
 
 
 def _ingress(swarm: Swarm, env: str, ns: str, rule: FirewallRule, source: str, ports: list[Any]) -> dict[str, Any]:
-    return _policy(
+    return policy_body(
         swarm,
         env,
         ns,
@@ -129,7 +129,7 @@ def _ingress(swarm: Swarm, env: str, ns: str, rule: FirewallRule, source: str, p
 
 
 def _egress(swarm: Swarm, env: str, ns: str, rule: FirewallRule, source: str, ports: list[Any]) -> dict[str, Any]:
-    return _policy(
+    return policy_body(
         swarm,
         env,
         ns,

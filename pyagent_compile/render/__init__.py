@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyagent_compile.plan.model import Plan
+from pyagent_compile.render.dashboard import render_dashboard
 from pyagent_compile.render.dockerfile import render_dockerfile
 from pyagent_compile.render.manifests import render_manifests
 from pyagent_compile.render.pulumi import render_pulumi
@@ -13,6 +14,7 @@ def render_stack(plan: Plan) -> dict[str, str]:
     files = render_pulumi(plan)
     files.update(render_manifests(plan))
     files.update(render_dockerfile(plan))
+    files.update(render_dashboard(plan))
     return dict(sorted(files.items()))
 
 

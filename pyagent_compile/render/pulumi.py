@@ -7,6 +7,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pyagent_compile import __version__, resources
 from pyagent_compile.canonical import to_json
+from pyagent_compile.plan.dashboard import DASHBOARD_FILE, dashboard_name
 from pyagent_compile.plan.model import Plan
 
 # The versions the generated program is tested against (tests/test_pulumi_program.py).
@@ -26,7 +27,10 @@ RESOURCE_CLASSES = {
     "NetworkPolicy": ("networking.v1", "NetworkPolicy"),
     "PodDisruptionBudget": ("policy.v1", "PodDisruptionBudget"),
     "StatefulSet": ("apps.v1", "StatefulSet"),
+    # Custom resources (their CRDs come from an operator, not from pulumi_kubernetes' schema).
+    "PodMonitor": ("apiextensions", "CustomResource"),
 }
+CUSTOM_KINDS = ("PodMonitor",)
 
 
 def _environment() -> Environment:
@@ -51,7 +55,10 @@ def render_pulumi(plan: Plan) -> dict[str, str]:
         "pulumi_version": PULUMI_VERSION,
         "pulumi_kubernetes_version": PULUMI_KUBERNETES_VERSION,
         "classes": sorted(RESOURCE_CLASSES.items()),
+        "custom_kinds": CUSTOM_KINDS,
         "objects": [(o.logical_name, o.kind) for o in plan.objects],
+        "dashboard_file": DASHBOARD_FILE.format(name=dashboard_name(plan.swarm, plan.environment)),
+        "pod_monitors": any(o.kind in CUSTOM_KINDS for o in plan.objects),
     }
     return {
         "Pulumi.yaml": env.get_template("Pulumi.yaml.j2").render(context),

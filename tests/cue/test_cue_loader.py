@@ -74,9 +74,10 @@ def test_a_package_with_one_file_per_environment(tmp_path: Path) -> None:
         "package research\n\nenvironments: dev: overrides: nodes: {\n\th100: replicas: 1\n"
         '\t"cpu-workers": replicas: 2\n}\n'
     )
-    prod = re.search(r'prod: overrides: image: ref: "[^"]+"', envs)
-    assert prod is not None
-    (tmp_path / "research" / "prod.cue").write_text(f"package research\n\nenvironments: {prod[0]}\n")
+    # The prod environment's whole block, from `prod:` to the end of `environments: {`.
+    prod = envs[envs.index("\tprod: overrides: {") : envs.rindex("\n}")].strip()
+    assert "image: ref:" in prod and "observability:" in prod, prod
+    (tmp_path / "research" / "prod.cue").write_text(f"package research\n\nenvironments: {prod}\n")
     out_cue, out_yaml = tmp_path / "out-cue", tmp_path / "out-yaml"
     done = run_pyagent("compile", str(tmp_path / "research"), "--out", str(out_cue))
     assert done.returncode == 0, done.stdout + done.stderr

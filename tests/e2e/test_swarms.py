@@ -228,8 +228,23 @@ def operator_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+# The PodMonitor CRD as the Prometheus Operator ships it (tests/data/crds/): a stack with
+# `observability.podMonitors` needs it, and the API server then checks the PodMonitor against it.
+POD_MONITOR_CRD = ROOT / "tests" / "data" / "crds" / "monitoring.coreos.com_podmonitors.yaml"
+
+
+def install_custom_resource_definitions(paths: Paths, objects: list[dict[str, Any]]) -> None:
+    if not any(o["kind"] == "PodMonitor" for o in objects):
+        return
+    crd = yaml.safe_load(POD_MONITOR_CRD.read_text())
+    kube.apply(paths, [crd], manager="e2e-operator")
+    name = crd["metadata"]["name"]
+    kube.kubectl(paths, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=120s")
+
+
 def apply_stack(paths: Paths, stack: Path, image: str) -> Swarm:
     objects = [fit_to_one_node(o, image) for o in stack_objects(stack)]
+    install_custom_resource_definitions(paths, objects)
     kube.apply(paths, objects, manager="pyagent")
     if secrets_needed := operator_secrets(objects):
         kube.apply(paths, secrets_needed, manager="e2e-operator")

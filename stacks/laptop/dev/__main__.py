@@ -17,12 +17,15 @@ RESOURCE_CLASSES = {
     "Namespace": k8s.core.v1.Namespace,
     "NetworkPolicy": k8s.networking.v1.NetworkPolicy,
     "PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
+    "PodMonitor": k8s.apiextensions.CustomResource,
     "Role": k8s.rbac.v1.Role,
     "RoleBinding": k8s.rbac.v1.RoleBinding,
     "Service": k8s.core.v1.Service,
     "ServiceAccount": k8s.core.v1.ServiceAccount,
     "StatefulSet": k8s.apps.v1.StatefulSet,
 }
+# Kinds registered as apiextensions.CustomResource, which takes apiVersion and kind as arguments.
+CUSTOM_KINDS = ("PodMonitor",)
 # Top-level fields of the objects, by their Python argument names.
 ARGUMENTS = {
     "automountServiceAccountToken": "automount_service_account_token",
@@ -47,6 +50,8 @@ def register(plan: dict) -> dict:
         body = entry["object"]
         cls = RESOURCE_CLASSES[body["kind"]]
         args = {ARGUMENTS[key]: value for key, value in body.items() if key not in ("apiVersion", "kind")}
+        if body["kind"] in CUSTOM_KINDS:
+            args.update(api_version=body["apiVersion"], kind=body["kind"])
         opts = pulumi.ResourceOptions(depends_on=[namespace] if namespace is not None else None)
         resource = cls(entry["logicalName"], opts=opts, **args)
         if body["kind"] == "Namespace":
