@@ -542,9 +542,9 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA721": CodeInfo(
         "step kind not run yet",
-        "The task reached a step whose kind this version of the node does not run (today: `verify`; "
-        "sandbox, delegate, analyze-trace, mcp and cort run). The task fails at that step, after every "
-        "step before it ran.",
+        "The task reached a step whose kind this version of the node does not run (every kind of the "
+        "spec runs today: a task submitted by a newer client may name one an older node lacks). The task "
+        "fails at that step, after every step before it ran.",
     ),
     "PA722": CodeInfo(
         "sandbox unavailable",
@@ -579,6 +579,13 @@ CODES: dict[str, CodeInfo] = {
         "the node's layout: `skopeo copy docker://REF oci:<stack>/images:REF` on the local target, the "
         "`/var/lib/pyagent/images` layout of the node's volume on Kubernetes (docs/tasks.md). A step with an "
         "image also needs the namespaces isolation level (PA722 otherwise).",
+    ),
+    "PA729": CodeInfo(
+        "scenario check failed",
+        "A `verify` step ran its scenario (the scenario's manifest as the sub-task `<task>.<step>`, with the "
+        "scenario's inputs and stubs) and at least one expectation did not hold; the error lists them, and "
+        "the step's output keeps the whole verdict (every check with what was expected and what happened). "
+        "Also: the task's stubs could not be read (docs/scenarios.md).",
     ),
     "PA730": CodeInfo(
         "unknown MCP server",

@@ -66,7 +66,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_memory_bytes: _Optional[int] = ...) -> None: ...
 
 class SubmitTask(_message.Message):
-    __slots__ = ("id", "manifest", "core", "manifest_json", "inputs_json", "resources", "parent", "parent_step")
+    __slots__ = ("id", "manifest", "core", "manifest_json", "inputs_json", "resources", "parent", "parent_step", "stubs_json")
     ID_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     CORE_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class SubmitTask(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PARENT_STEP_FIELD_NUMBER: _ClassVar[int]
+    STUBS_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     manifest: str
     core: str
@@ -83,7 +84,8 @@ class SubmitTask(_message.Message):
     resources: Resources
     parent: str
     parent_step: str
-    def __init__(self, id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., manifest_json: _Optional[bytes] = ..., inputs_json: _Optional[bytes] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., parent: _Optional[str] = ..., parent_step: _Optional[str] = ...) -> None: ...
+    stubs_json: bytes
+    def __init__(self, id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., manifest_json: _Optional[bytes] = ..., inputs_json: _Optional[bytes] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., parent: _Optional[str] = ..., parent_step: _Optional[str] = ..., stubs_json: _Optional[bytes] = ...) -> None: ...
 
 class CancelTask(_message.Message):
     __slots__ = ("id", "reason")

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{ChatClient, Message, Sampling, Usage};
+use crate::chat::{Message, Sampling, Usage};
 use crate::error::ModelError;
+use crate::replay::Chat;
 
 /// `kind` of a [`CortRecord`], versioned like the other contracts.
 pub const CORT_RECORD_KIND: &str = "pyagent.dev/cort/v1alpha1";
@@ -164,8 +165,8 @@ pub struct CortFailure {
 /// Runs CoRT: an initial answer, then `settings.rounds` rounds of `settings.alternatives`
 /// alternatives and a judgement. Requests are sequential (a seeded run must not depend on how a
 /// server batches concurrent requests). `rounds` and `alternatives` of 0 are taken as 1.
-pub async fn cort(
-    client: &ChatClient,
+pub async fn cort<C: Chat>(
+    client: &C,
     task: &CortTask,
     settings: CortSettings,
 ) -> Result<CortRecord, CortFailure> {
@@ -201,7 +202,7 @@ pub async fn cort(
     }
 }
 
-async fn run_rounds(client: &ChatClient, record: &mut CortRecord) -> Result<(), ModelError> {
+async fn run_rounds<C: Chat>(client: &C, record: &mut CortRecord) -> Result<(), ModelError> {
     let initial = ask(client, vec![Message::user(record.prompt.clone())], record).await?;
     record.answer = initial.answer.clone();
     record.initial = Some(initial);
@@ -237,8 +238,8 @@ async fn run_rounds(client: &ChatClient, record: &mut CortRecord) -> Result<(), 
     Ok(())
 }
 
-async fn ask(
-    client: &ChatClient,
+async fn ask<C: Chat>(
+    client: &C,
     prompt: Vec<Message>,
     record: &mut CortRecord,
 ) -> Result<Exchange, ModelError> {

@@ -17,6 +17,7 @@ mod contract;
 mod cort;
 mod endpoint;
 mod error;
+mod replay;
 
 pub use chat::{ChatClient, ChatReply, Message, ModelConfig, Role, Sampling, Usage};
 pub use contract::{WorkApiKey, WorkModel, WorkSecretKey};
@@ -26,3 +27,4 @@ pub use cort::{
 };
 pub use endpoint::Endpoint;
 pub use error::ModelError;
+pub use replay::{Chat, Replay};

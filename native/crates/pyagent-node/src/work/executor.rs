@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use super::manifest::{self, Manifest, Source, Step};
 use super::propose::propose_until_answered;
+use super::scenario::{Scenario, TaskStubs};
 use super::{Resources, StepState, TaskState, WorkTask};
 use crate::proto::{self, command::Op};
 use crate::shared::Shared;
@@ -79,6 +80,8 @@ pub struct StepError {
     pub message: String,
     /// Whether another attempt may succeed (a timeout, a sandbox killed at its limits).
     pub retryable: bool,
+    /// What the failed step still produced (a verify step's verdict), recorded with the failure.
+    pub output: Option<serde_json::Value>,
 }
 
 impl StepError {
@@ -87,6 +90,7 @@ impl StepError {
             code,
             message: message.into(),
             retryable: false,
+            output: None,
         }
     }
 }
@@ -106,6 +110,9 @@ pub struct WorkFile {
     /// Each core's model (only cores that declare one).
     #[serde(default)]
     pub models: BTreeMap<String, pyagent_model::WorkModel>,
+    /// The scenarios `verify` steps run, by the path the step names.
+    #[serde(default)]
+    pub scenarios: BTreeMap<String, Scenario>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -446,6 +453,7 @@ async fn run_steps(ctx: Arc<Context>, id: String, token: (u64, u64), mcp: McpSlo
             return;
         }
     };
+    let stubs = Arc::new(TaskStubs::of(&task));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut applied = Applied::new(&ctx.shared.raft);
     let mut steps: JoinSet<bool> = JoinSet::new();
@@ -464,6 +472,7 @@ async fn run_steps(ctx: Arc<Context>, id: String, token: (u64, u64), mcp: McpSlo
                     step: step.clone(),
                     stop: stop_rx.clone(),
                     mcp: mcp.clone(),
+                    stubs: stubs.clone(),
                 };
                 steps.spawn(job.run());
             }
@@ -487,6 +496,7 @@ struct StepJob {
     step: Step,
     stop: watch::Receiver<bool>,
     mcp: McpSlot,
+    stubs: Arc<Result<Option<TaskStubs>, String>>,
 }
 
 impl StepJob {
@@ -534,6 +544,7 @@ impl StepJob {
                     code: "PA720",
                     message: format!("step timed out after {} ms", self.step.timeout_ms),
                     retryable: true,
+                    output: None,
                 }),
             };
             match outcome {
@@ -556,6 +567,9 @@ impl StepJob {
         let mut u = self.update("failed", attempts);
         u.error_code = e.code.into();
         u.error = e.message;
+        if let Some(output) = &e.output {
+            u.output_json = serde_json::to_vec(output).unwrap_or_default();
+        }
         self.report(u).await
     }
 
@@ -593,6 +607,7 @@ impl StepJob {
             "analyze-trace" => self.analyze_trace(&inputs),
             "mcp" => self.call_tool(inputs).await,
             "cort" => self.cort(&inputs).await,
+            "verify" => self.verify().await,
             other => Err(StepError::new(
                 "PA721",
                 format!(
@@ -652,6 +667,15 @@ impl StepJob {
             .get("tool")
             .and_then(|t| t.as_str())
             .unwrap_or("");
+        if let Some(stubs) = self.stubs()? {
+            // A scenario's task replays the results it was given; it never starts a server.
+            return stubs.tool_result(step_tool).ok_or_else(|| {
+                StepError::new(
+                    "PA733",
+                    format!("the scenario gives no (more) result for tool {step_tool:?}"),
+                )
+            });
+        }
         let (server, tool) = pyagent_mcp::resolve(servers, step_tool).map_err(mcp_error)?;
         let given = self
             .step
@@ -681,7 +705,6 @@ impl StepJob {
         &self,
         inputs: &BTreeMap<String, serde_json::Value>,
     ) -> Result<serde_json::Value, StepError> {
-        let client = self.model_client()?;
         let params = &self.step.params;
         let count = |key: &str| {
             params
@@ -696,7 +719,18 @@ impl StepJob {
         };
         let prompt = params.get("prompt").and_then(|p| p.as_str());
         let task = pyagent_model::CortTask::from_inputs(prompt, inputs);
-        match pyagent_model::cort(&client, &task, settings).await {
+        let result = match self.stubs()? {
+            // A scenario's task replays the answers it was given; it never asks a model.
+            Some(stubs) => {
+                let replay = stubs.model.get_or_init(|| {
+                    let config = self.model_config().unwrap_or_else(|_| replay_config());
+                    pyagent_model::Replay::new(config, stubs.model_answers.clone())
+                });
+                pyagent_model::cort(replay, &task, settings).await
+            }
+            None => pyagent_model::cort(&self.model_client()?, &task, settings).await,
+        };
+        match result {
             Ok(record) => Ok(serde_json::to_value(record).unwrap_or(serde_json::Value::Null)),
             Err(failure) => Err(StepError {
                 code: failure.error.code(),
@@ -705,20 +739,21 @@ impl StepJob {
                     failure.error, failure.partial.requests
                 ),
                 retryable: failure.error.is_transient(),
+                output: None,
             }),
         }
     }
 
-    fn model_client(&self) -> Result<pyagent_model::ChatClient, StepError> {
-        let core = &self.task.core;
-        let mut clients = self
-            .ctx
-            .models
-            .lock()
-            .map_err(|_| StepError::new("PA740", "the model clients are poisoned"))?;
-        if let Some(c) = clients.get(core) {
-            return Ok(c.clone());
+    /// The task's stubs when it is a scenario's (checked when its runner started).
+    fn stubs(&self) -> Result<Option<&TaskStubs>, StepError> {
+        match self.stubs.as_ref() {
+            Ok(s) => Ok(s.as_ref()),
+            Err(e) => Err(StepError::new("PA729", e.clone())),
         }
+    }
+
+    fn model_config(&self) -> Result<pyagent_model::ModelConfig, StepError> {
+        let core = &self.task.core;
         let work =
             self.ctx.work.as_ref().map_err(|e| {
                 StepError::new("PA726", format!("the work file is unreadable: {e}"))
@@ -731,40 +766,125 @@ impl StepJob {
                 ),
             )
         })?;
-        let config = model
+        model
             .config(|name| std::env::var(name).ok())
-            .map_err(|e| StepError::new(e.code(), e.to_string()))?;
-        let client = pyagent_model::ChatClient::new(config);
+            .map_err(|e| StepError::new(e.code(), e.to_string()))
+    }
+
+    fn model_client(&self) -> Result<pyagent_model::ChatClient, StepError> {
+        let core = &self.task.core;
+        let mut clients = self
+            .ctx
+            .models
+            .lock()
+            .map_err(|_| StepError::new("PA740", "the model clients are poisoned"))?;
+        if let Some(c) = clients.get(core) {
+            return Ok(c.clone());
+        }
+        let client = pyagent_model::ChatClient::new(self.model_config()?);
         clients.insert(core.clone(), client.clone());
         Ok(client)
     }
 
-    /// Submits the sub-task (id `<task>.<step>`, so a retry or a new owner finds the same one)
-    /// and waits for its outputs.
+    /// Hands the work to another manifest as a sub-task and waits for its outputs.
     async fn delegate(
         &self,
         inputs: BTreeMap<String, serde_json::Value>,
     ) -> Result<serde_json::Value, StepError> {
-        let work =
-            self.ctx.work.as_ref().map_err(|e| {
-                StepError::new("PA726", format!("the work file is unreadable: {e}"))
-            })?;
+        let work = self.work_file()?;
         let core = self.step.core.clone().unwrap_or_default();
         let name = match &self.step.manifest {
             Some(n) => n.clone(),
             None => only_manifest_of(work, &core)?,
         };
-        let m = work.manifests.get(&name).ok_or_else(|| {
+        let inputs = serde_json::to_vec(&inputs).unwrap_or_default();
+        let t = self.run_sub_task(work, &name, inputs, Vec::new()).await?;
+        match t.state {
+            TaskState::Succeeded => {
+                Ok(serde_json::from_slice(&t.outputs_json).unwrap_or(serde_json::Value::Null))
+            }
+            _ => Err(StepError::new(
+                "PA725",
+                format!("sub-task {:?} {}: {}", t.id, t.state.label(), t.reason),
+            )),
+        }
+    }
+
+    /// Runs the step's scenario (`params.scenario`, a key of work.json's `scenarios`): its
+    /// manifest as the sub-task `<task>.<step>`, with its inputs and stubs, then checks what it
+    /// expects. The verdict is the output; a check that fails fails the step (PA729), with the
+    /// verdict kept as the failed step's output.
+    async fn verify(&self) -> Result<serde_json::Value, StepError> {
+        let work = self.work_file()?;
+        let key = self
+            .step
+            .params
+            .get("scenario")
+            .and_then(|s| s.as_str())
+            .unwrap_or("");
+        let scenario: &Scenario = work.scenarios.get(key).ok_or_else(|| {
+            StepError::new(
+                "PA726",
+                format!("no scenario {key:?} in the work file (compile the spec again)"),
+            )
+        })?;
+        let inputs = serde_json::to_vec(&scenario.inputs).unwrap_or_default();
+        let stubs = serde_json::to_vec(&scenario.stubs).unwrap_or_default();
+        let t = self
+            .run_sub_task(work, &scenario.manifest, inputs, stubs)
+            .await?;
+        let verdict = super::scenario::verdict(scenario, &t);
+        if verdict["passed"] == serde_json::Value::Bool(true) {
+            return Ok(verdict);
+        }
+        let failed: Vec<String> = verdict["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["passed"] != serde_json::Value::Bool(true))
+            .map(|c| {
+                format!(
+                    "{} (got {})",
+                    c["check"].as_str().unwrap_or(""),
+                    c["actual"]
+                )
+            })
+            .collect();
+        Err(StepError {
+            code: "PA729",
+            message: format!("scenario {:?}: {}", scenario.name, failed.join("; ")),
+            retryable: false,
+            output: Some(verdict),
+        })
+    }
+
+    fn work_file(&self) -> Result<&WorkFile, StepError> {
+        self.ctx
+            .work
+            .as_ref()
+            .map_err(|e| StepError::new("PA726", format!("the work file is unreadable: {e}")))
+    }
+
+    /// Submits manifest `name` as the sub-task `<task>.<step>` (so a retry or a new owner finds
+    /// the same one) and waits until it ends.
+    async fn run_sub_task(
+        &self,
+        work: &WorkFile,
+        name: &str,
+        inputs_json: Vec<u8>,
+        stubs_json: Vec<u8>,
+    ) -> Result<WorkTask, StepError> {
+        let m = work.manifests.get(name).ok_or_else(|| {
             StepError::new("PA726", format!("no manifest {name:?} in the work file"))
         })?;
         let res = work.cores.get(&m.core).cloned().unwrap_or_default();
         let child = format!("{}.{}", self.task.id, self.step.id);
         let submit = proto::SubmitTask {
             id: child.clone(),
-            manifest: name.clone(),
+            manifest: name.to_string(),
             core: m.core.clone(),
             manifest_json: serde_json::to_vec(m).unwrap_or_default(),
-            inputs_json: serde_json::to_vec(&inputs).unwrap_or_default(),
+            inputs_json,
             resources: Some(proto::Resources {
                 cpu_millis: res.cpu_millis,
                 memory_bytes: res.memory_bytes,
@@ -772,6 +892,7 @@ impl StepJob {
             }),
             parent: self.task.id.clone(),
             parent_step: self.step.id.clone(),
+            stubs_json,
         };
         let r = propose_until_answered(&self.ctx.shared, Op::SubmitTask(submit), &self.stop)
             .await
@@ -793,20 +914,18 @@ impl StepJob {
                     .cloned()
             };
             if let Some(t) = done {
-                return match t.state {
-                    TaskState::Succeeded => {
-                        Ok(serde_json::from_slice(&t.outputs_json)
-                            .unwrap_or(serde_json::Value::Null))
-                    }
-                    _ => Err(StepError::new(
-                        "PA725",
-                        format!("sub-task {child:?} {}: {}", t.state.label(), t.reason),
-                    )),
-                };
+                return Ok(t);
             }
             applied.next(POLL).await;
         }
     }
+}
+
+/// The model settings a replaying task records when its core's model cannot be configured here.
+fn replay_config() -> pyagent_model::ModelConfig {
+    let endpoint =
+        pyagent_model::Endpoint::parse("http://scenario.invalid/v1").expect("a valid constant URL");
+    pyagent_model::ModelConfig::new("scenario-replay", endpoint)
 }
 
 fn mcp_error(e: pyagent_mcp::McpError) -> StepError {
@@ -816,6 +935,7 @@ fn mcp_error(e: pyagent_mcp::McpError) -> StepError {
         code: e.code(),
         message: e.to_string(),
         retryable,
+        output: None,
     }
 }
 

@@ -14,7 +14,14 @@ pub const VALUE_TYPES: &[&str] = &[
 ];
 
 /// Step kinds this node runs; the others are refused at run time with PA721.
-pub const RUNNABLE_KINDS: &[&str] = &["sandbox", "delegate", "analyze-trace", "mcp", "cort"];
+pub const RUNNABLE_KINDS: &[&str] = &[
+    "sandbox",
+    "delegate",
+    "analyze-trace",
+    "mcp",
+    "cort",
+    "verify",
+];
 pub const KNOWN_KINDS: &[&str] = &[
     "sandbox",
     "delegate",

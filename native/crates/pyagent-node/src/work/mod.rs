@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod place;
 pub mod propose;
 pub mod sandbox_step;
+pub mod scenario;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -190,6 +191,10 @@ pub struct WorkTask {
     /// unique, so it keys `WorkState::queue`. `revision` is the log index of the last change.
     pub submitted_index: u64,
     pub revision: u64,
+    /// A scenario's stubs (tool results and model answers replayed instead of called), JSON;
+    /// empty for other tasks. Last, with a default: a snapshot saved before it loads.
+    #[serde(default, with = "crate::types::serde_bytes_vec")]
+    pub stubs_json: Vec<u8>,
 }
 
 impl WorkTask {
@@ -217,6 +222,7 @@ impl WorkTask {
             && self.inputs_json == s.inputs_json
             && self.parent == s.parent
             && self.parent_step == s.parent_step
+            && self.stubs_json == s.stubs_json
     }
 }
 
@@ -537,6 +543,7 @@ impl WorkState {
             finished_ms: 0,
             submitted_index: order,
             revision: at.index,
+            stubs_json: s.stubs_json,
         };
         if !task.parent.is_empty() {
             self.children
@@ -729,6 +736,8 @@ impl WorkState {
             "failed" => {
                 step.state = StepState::Failed;
                 step.attempt = u.attempt;
+                // What a failed step still produced (a verify step's verdict), if anything.
+                step.output_json = u.output_json;
                 step.error_code = u.error_code.clone();
                 step.error = u.error.clone();
                 step.finished_ms = at.now;

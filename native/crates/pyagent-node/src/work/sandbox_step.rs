@@ -319,11 +319,13 @@ pub async fn run(
             code: "PA720",
             message: format!("killed at its wall-clock limit of {} ms", step.timeout_ms),
             retryable: true,
+            output: None,
         }),
         Some(KillReason::Memory) => Err(StepError {
             code: "PA720",
             message: format!("killed at its memory limit of {} bytes", res.memory_bytes),
             retryable: true,
+            output: None,
         }),
     }
 }
