@@ -10,31 +10,17 @@
 #   .ci/install-prometheus.sh
 #   PYAGENT_SKIP_PROMETHEUS=1 ...   # skip (the Prometheus test is then skipped, saying why)
 
+# shellcheck source=apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 pyagent_install_prometheus() {
     if [ "${PYAGENT_SKIP_PROMETHEUS:-}" = "1" ] || command -v prometheus >/dev/null 2>&1; then
         return 0
     fi
+    pyagent_apt_install install-prometheus prometheus || return 1
+    command -v prometheus >/dev/null 2>&1 || return 0
     local sudo=""
-    if [ "$(id -u)" != "0" ]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            sudo="sudo -n"
-        else
-            echo "install-prometheus: missing, and installing needs root: apt-get install prometheus" >&2
-            return 0
-        fi
-    fi
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install-prometheus: missing, and there is no apt-get: install prometheus with the system's package manager" >&2
-        return 0
-    fi
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0)
-    if ! apt-cache show prometheus >/dev/null 2>&1; then
-        $sudo "${apt[@]}" update >/dev/null
-    fi
-    if ! $sudo "${apt[@]}" install -y --no-install-recommends prometheus >/dev/null; then
-        $sudo "${apt[@]}" update >/dev/null
-        $sudo "${apt[@]}" install -y --no-install-recommends prometheus >/dev/null || return 1
-    fi
+    [ "$(id -u)" = "0" ] || sudo="sudo -n"
     # The package enables a system service; the tests start their own servers.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true

@@ -9,6 +9,9 @@
 #   .ci/install-sandbox.sh
 #   PYAGENT_SKIP_SANDBOX=1 ...   # skip (the sandbox tests then fail, saying bwrap is missing)
 
+# shellcheck source=apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 pyagent_install_sandbox() {
     local wanted=() pair
     for pair in bwrap:bubblewrap umoci:umoci busybox:busybox-static; do
@@ -21,27 +24,7 @@ pyagent_install_sandbox() {
         echo "install-sandbox: bubblewrap is Linux-only; the sandbox runs on Linux nodes" >&2
         return 0
     fi
-    local sudo=""
-    if [ "$(id -u)" != "0" ]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            sudo="sudo -n"
-        else
-            echo "install-sandbox: missing, and installing needs root: apt-get install ${wanted[*]}" >&2
-            return 0
-        fi
-    fi
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install-sandbox: missing, and there is no apt-get: install ${wanted[*]} with the system's package manager" >&2
-        return 1
-    fi
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0)
-    if ! apt-cache show "${wanted[@]}" >/dev/null 2>&1; then
-        $sudo "${apt[@]}" update >/dev/null
-    fi
-    if ! $sudo "${apt[@]}" install -y --no-install-recommends "${wanted[@]}" >/dev/null; then
-        $sudo "${apt[@]}" update >/dev/null
-        $sudo "${apt[@]}" install -y --no-install-recommends "${wanted[@]}" >/dev/null || return 1
-    fi
+    pyagent_apt_install install-sandbox "${wanted[@]}" || return 1
     command -v bwrap >/dev/null 2>&1
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{python, run, TempDir};
+use common::{python, run, user_functions, TempDir};
 use pyagent_trace::{analyze, Kind, Relation, Report};
 
 fn json(report: &Report) -> String {
@@ -211,12 +211,7 @@ fn check_pytest(style: &str) {
         "{style}: {shown}"
     );
     // --tb=native shows pytest's and pluggy's own frames too (site-packages: not the user's).
-    let user: Vec<_> = div
-        .frames
-        .iter()
-        .filter(|f| f.user)
-        .map(|f| f.function.as_deref())
-        .collect();
+    let user = user_functions(div);
     assert_eq!(
         user,
         vec![Some("div"), Some("test_div")],

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{go_command, run, Ran, TempDir};
+use common::{go_command, run, user_functions, Ran, TempDir};
 use pyagent_trace::{analyze, Kind, Report};
 
 fn json(report: &Report) -> String {
@@ -100,12 +100,7 @@ fn a_rust_panic_without_and_with_a_backtrace() {
             user.file.as_deref().unwrap().ends_with("main.rs"),
             "{mode}: {shown}"
         );
-        let callers: Vec<_> = f
-            .frames
-            .iter()
-            .filter(|f| f.user)
-            .map(|f| f.function.as_deref())
-            .collect();
+        let callers = user_functions(f);
         assert_eq!(
             callers,
             vec![Some("main::pick"), Some("main::main")],

@@ -86,18 +86,54 @@ fn file_inputs(task: &WorkTask, step: &Step) -> Vec<String> {
         .collect()
 }
 
+/// The disk quota of a task's workspace on this node.
+fn workspace_quota(ctx: &Context) -> u64 {
+    ctx.shared
+        .cfg
+        .work
+        .as_ref()
+        .map_or(256 << 20, |w| w.workspace_bytes)
+}
+
+/// A sandbox for one of `task`'s commands: its workspace, its core's resources, the node's
+/// minimum isolation, the tasks' cgroup, the daemon as the exec helper; no network.
+fn task_sandbox(
+    ctx: &Context,
+    task: &WorkTask,
+    argv: Vec<String>,
+    workspace: PathBuf,
+    wall: Duration,
+) -> SandboxSpec {
+    let res = sandbox_resources(&task.resources);
+    let mut spec = SandboxSpec::new(argv, workspace);
+    spec.limits = Limits {
+        wall,
+        cpu_millis: u32::try_from(res.cpu_millis).unwrap_or(u32::MAX),
+        memory_bytes: res.memory_bytes,
+        pids: PIDS,
+        output_bytes: OUTPUT_BYTES,
+        tmp_bytes: TMP_BYTES,
+    };
+    spec.min_isolation = ctx
+        .shared
+        .cfg
+        .work
+        .as_ref()
+        .map(|w| level(&w.min_isolation))
+        .unwrap_or(IsolationLevel::Namespaces);
+    spec.cgroup_parent = Some(CGROUP_PARENT.into());
+    // The daemon's own binary is the exec helper (main.rs calls `main_if_invoked` first).
+    spec.helper = std::env::current_exe().ok();
+    spec
+}
+
 fn prepare_workspace(
     ctx: &Context,
     task: &WorkTask,
     step: &Step,
     inputs: &BTreeMap<String, serde_json::Value>,
 ) -> Result<(PathBuf, Option<u64>), StepError> {
-    let quota = ctx
-        .shared
-        .cfg
-        .work
-        .as_ref()
-        .map_or(256 << 20, |w| w.workspace_bytes);
+    let quota = workspace_quota(ctx);
     let (dir, quota_on) = super::executor::task_workspace(&ctx.workspaces, &task.id, quota)
         .map_err(|e| {
             StepError::new(
@@ -191,33 +227,12 @@ pub fn mcp_sandbox(
     task: &WorkTask,
     servers: &[pyagent_mcp::ToolServer],
 ) -> Result<SandboxSpec, StepError> {
-    let quota = ctx
-        .shared
-        .cfg
-        .work
-        .as_ref()
-        .map_or(256 << 20, |w| w.workspace_bytes);
-    let (workspace, _) = super::executor::task_workspace(&ctx.workspaces, &task.id, quota)
-        .map_err(|e| StepError::new("PA731", format!("the task's workspace: {e}")))?;
-    let res = sandbox_resources(&task.resources);
-    let mut spec = SandboxSpec::new(vec!["mcp-server".into()], workspace);
-    spec.limits = Limits {
-        wall: Duration::from_secs(24 * 3600),
-        cpu_millis: u32::try_from(res.cpu_millis).unwrap_or(u32::MAX),
-        memory_bytes: res.memory_bytes,
-        pids: PIDS,
-        output_bytes: OUTPUT_BYTES,
-        tmp_bytes: TMP_BYTES,
-    };
-    spec.min_isolation = ctx
-        .shared
-        .cfg
-        .work
-        .as_ref()
-        .map(|w| level(&w.min_isolation))
-        .unwrap_or(IsolationLevel::Namespaces);
-    spec.cgroup_parent = Some(CGROUP_PARENT.into());
-    spec.helper = std::env::current_exe().ok();
+    let (workspace, _) =
+        super::executor::task_workspace(&ctx.workspaces, &task.id, workspace_quota(ctx))
+            .map_err(|e| StepError::new("PA731", format!("the task's workspace: {e}")))?;
+    // A server lives as long as its task, not a step: no wall clock of its own.
+    let day = Duration::from_secs(24 * 3600);
+    let mut spec = task_sandbox(ctx, task, vec!["mcp-server".into()], workspace, day);
     spec.read_only = servers.iter().filter_map(install_dir).collect();
     spec.read_only.sort();
     spec.read_only.dedup();
@@ -277,33 +292,14 @@ pub async fn run(
         .collect();
     env.push(("PYAGENT_TASK".into(), task.id.clone()));
     env.push(("PYAGENT_STEP".into(), step.id.clone()));
-    let res = sandbox_resources(&task.resources);
-    let min = ctx
-        .shared
-        .cfg
-        .work
-        .as_ref()
-        .map(|w| level(&w.min_isolation))
-        .unwrap_or(IsolationLevel::Namespaces);
-    let mut spec = SandboxSpec::new(argv.clone(), workspace);
+    let wall = Duration::from_millis(step.timeout_ms.max(1));
+    let mut spec = task_sandbox(ctx, task, argv.clone(), workspace, wall);
     spec.env = env;
     spec.network = step.network;
-    spec.limits = Limits {
-        wall: Duration::from_millis(step.timeout_ms.max(1)),
-        cpu_millis: u32::try_from(res.cpu_millis).unwrap_or(u32::MAX),
-        memory_bytes: res.memory_bytes,
-        pids: PIDS,
-        output_bytes: OUTPUT_BYTES,
-        tmp_bytes: TMP_BYTES,
-    };
-    spec.min_isolation = min;
     spec.root = match &step.image {
         Some(image) => Some(image_root(ctx, image).await?),
         None => None,
     };
-    spec.cgroup_parent = Some(CGROUP_PARENT.into());
-    // The daemon's own binary is the exec helper (main.rs calls `main_if_invoked` first).
-    spec.helper = std::env::current_exe().ok();
     let outcome = pyagent_sandbox::run(&spec)
         .await
         .map_err(|e| StepError::new("PA722", format!("{}: {e} (hint: {})", e.code(), e.hint())))?;
@@ -323,7 +319,7 @@ pub async fn run(
         }),
         Some(KillReason::Memory) => Err(StepError {
             code: "PA720",
-            message: format!("killed at its memory limit of {} bytes", res.memory_bytes),
+            message: format!("killed at its memory limit of {} bytes", spec.limits.memory_bytes),
             retryable: true,
             output: None,
         }),

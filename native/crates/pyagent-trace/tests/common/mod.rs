@@ -100,3 +100,12 @@ pub fn go_command(dir: &Path) -> Command {
     }
     cmd
 }
+
+/// The functions of a failure's frames in the user's code, innermost first.
+pub fn user_functions(f: &pyagent_trace::Failure) -> Vec<Option<&str>> {
+    f.frames
+        .iter()
+        .filter(|fr| fr.user)
+        .map(|fr| fr.function.as_deref())
+        .collect()
+}
