@@ -325,11 +325,13 @@ impl Connection {
 /// How the server ended, for an error message: its exit status (if it exited within a moment)
 /// and the end of its stderr.
 async fn ended(child: &mut SandboxedChild) -> String {
-    let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-        Ok(Ok(status)) => format!("it exited ({status})"),
-        _ => "it is still running".to_string(),
+    let (status, stderr) = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(Ok(status)) => (
+            format!("it exited ({status})"),
+            child.stderr_tail_at_exit(Duration::from_secs(2)).await,
+        ),
+        _ => ("it is still running".to_string(), child.stderr_tail()),
     };
-    let stderr = child.stderr_tail();
     let stderr = stderr.trim();
     if stderr.is_empty() {
         status

@@ -49,6 +49,8 @@ pub struct SandboxedChild {
     pub fallback_reason: Option<String>,
     child: Child,
     stderr: Arc<Mutex<Tail>>,
+    /// The task reading stderr into `stderr`; it ends at the end of stderr.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
     cleanup: Option<Cleanup>,
 }
 
@@ -73,6 +75,16 @@ impl SandboxedChild {
             .lock()
             .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
             .unwrap_or_default()
+    }
+
+    /// The whole of [`SandboxedChild::stderr_tail`] once the command has exited: what it wrote
+    /// last may still be in the pipe when its exit is seen, so this waits (up to `limit`) for the
+    /// end of stderr first.
+    pub async fn stderr_tail_at_exit(&mut self, limit: std::time::Duration) -> String {
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(limit, reader).await;
+        }
+        self.stderr_tail()
     }
 
     /// Waits for the command to exit (with namespaces, bwrap's exit status is the command's).
@@ -161,7 +173,7 @@ async fn attempt(a: Attempt<'_>) -> Result<SandboxedChild, Failure> {
         ));
     };
     let tail = Arc::new(Mutex::new(Tail::default()));
-    tokio::spawn(drain(stderr, tail.clone()));
+    let stderr_reader = tokio::spawn(drain(stderr, tail.clone()));
     Ok(SandboxedChild {
         stdin: child.stdin.take(),
         stdout: child.stdout.take(),
@@ -172,6 +184,7 @@ async fn attempt(a: Attempt<'_>) -> Result<SandboxedChild, Failure> {
         fallback_reason: None,
         child,
         stderr: tail,
+        stderr_reader: Some(stderr_reader),
         cleanup: Some(cleanup),
     })
 }
