@@ -319,7 +319,10 @@ pub async fn run(
         }),
         Some(KillReason::Memory) => Err(StepError {
             code: "PA720",
-            message: format!("killed at its memory limit of {} bytes", spec.limits.memory_bytes),
+            message: format!(
+                "killed at its memory limit of {} bytes",
+                spec.limits.memory_bytes
+            ),
             retryable: true,
             output: None,
         }),
