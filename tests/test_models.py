@@ -85,6 +85,7 @@ def test_the_object_form_reaches_work_json(tmp_path: Path) -> None:
     }
     assert work["models"]["my-helper"]["apiKey"] == {
         "env": "PYAGENT_MODEL_KEY_MY_HELPER",
+        "file": "/etc/pyagent/model-keys/my-helper",
         "secret": {"name": "model-keys", "key": "helper"},
     }
     # The step's own settings, the prompt among them, are the cort step's params.
@@ -110,17 +111,18 @@ def test_a_bare_name_is_a_model_without_a_server(tmp_path: Path) -> None:
     }
 
 
-def test_the_api_key_reaches_the_pod_by_secret_reference_only(tmp_path: Path) -> None:
+def test_the_api_key_reaches_the_pod_as_a_file_by_secret_reference_only(tmp_path: Path) -> None:
     result = compile_text(tmp_path)
-    (container,) = statefulset(result)["spec"]["template"]["spec"]["containers"]
-    keys = [e for e in container["env"] if e["name"].startswith("PYAGENT_MODEL_KEY_")]
-    assert keys == [
-        {
-            "name": "PYAGENT_MODEL_KEY_MY_HELPER",
-            "valueFrom": {"secretKeyRef": {"name": "model-keys", "key": "helper"}},
-        }
+    pod = statefulset(result)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # Not an environment variable (checkov CKV_K8S_35): the Secret's key as the file work.json names.
+    assert not [e for e in container.get("env", []) if e["name"].startswith("PYAGENT_MODEL_KEY_")]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "model-keys"]
+    assert volume["projected"]["sources"] == [
+        {"secret": {"name": "model-keys", "items": [{"key": "helper", "path": "my-helper"}]}}
     ]
-    assert "value" not in keys[0]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "model-keys"]
+    assert mount == {"name": "model-keys", "mountPath": "/etc/pyagent/model-keys", "readOnly": True}
 
 
 def test_key_variable_names_stay_apart() -> None:

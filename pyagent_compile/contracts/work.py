@@ -53,6 +53,10 @@ class ApiKey(Contract):
     inherited from the shell that ran `pyagent up`. The key itself is never in a contract."""
 
     env: str
+    file: str | None = Field(
+        description="The file the key is read from first, when it exists (Kubernetes mounts the Secret's key there); "
+        "else the variable `env`."
+    )
     secret: SecretKey
 
 

@@ -15,6 +15,10 @@ from pyagent_compile.model.spec import Core, Manifest, Swarm
 COMMON_STEP_FIELDS = {"id", "kind", "after", "inputs", "timeout", "retries", "command", "image", "core", "manifest"}
 
 
+# Kubernetes mounts each core's model API key here, one file per core (plan/workloads.py).
+MODEL_KEYS_DIR = "/etc/pyagent/model-keys"
+
+
 def api_key_env(core: str) -> str:
     """The environment variable that carries a core's model API key on its nodes. Core names
     are DNS labels (no `_`), so `-` to `_` keeps names apart."""
@@ -30,7 +34,7 @@ def core_model(name: str, core: Core) -> contract.Model | None:
     api_key = None
     if model.api_key is not None:
         secret = contract.SecretKey(name=model.api_key.secret, key=model.api_key.key)
-        api_key = contract.ApiKey(env=api_key_env(name), secret=secret)
+        api_key = contract.ApiKey(env=api_key_env(name), file=f"{MODEL_KEYS_DIR}/{name}", secret=secret)
     return contract.Model(
         name=model.name,
         endpoint=model.endpoint,

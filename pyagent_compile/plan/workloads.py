@@ -14,7 +14,7 @@ from pyagent_compile.model.spec import Model, Pool, Swarm
 from pyagent_compile.plan import labels, naming, node_image
 from pyagent_compile.plan.model import PlannedObject
 from pyagent_compile.plan.nodeconfig import DATA_DIR, SOUL_DIR
-from pyagent_compile.plan.work import api_key_env, work_file
+from pyagent_compile.plan.work import MODEL_KEYS_DIR, work_file
 
 RUN_AS = 10001
 
@@ -219,7 +219,6 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            *_model_keys(swarm, pool),
         ],
         "ports": [
             {"name": n, "containerPort": getattr(ports, n), "protocol": "TCP"}
@@ -235,20 +234,21 @@ def _container(swarm: Swarm, pool: Pool) -> dict[str, Any]:
         },
         "readinessProbe": ready,
         "livenessProbe": {**alive, "failureThreshold": 6},
-        "volumeMounts": _mounts(swarm, "voter" in pool.roles),
+        "volumeMounts": _mounts(swarm, "voter" in pool.roles, bool(_model_key_sources(swarm, pool))),
     }
 
 
-def _model_keys(swarm: Swarm, pool: Pool) -> list[dict[str, Any]]:
+def _model_key_sources(swarm: Swarm, pool: Pool) -> list[dict[str, Any]]:
     """The API keys of the models of the cores the pool runs, from their Secrets by reference,
-    under the names work.json gives the node (`models.<core>.apiKey.env`)."""
-    env = []
+    each as the file work.json names (`models.<core>.apiKey.file`): files, not environment
+    variables, which every process of the pod and `kubectl describe` would show."""
+    sources = []
     for core in sorted(pool.cores):
         model = swarm.cores[core].model if core in swarm.cores else None
         if isinstance(model, Model) and model.api_key is not None:
-            ref = {"name": model.api_key.secret, "key": model.api_key.key}
-            env.append({"name": api_key_env(core), "valueFrom": {"secretKeyRef": ref}})
-    return env
+            item = {"key": model.api_key.key, "path": core}
+            sources.append({"secret": {"name": model.api_key.secret, "items": [item]}})
+    return sources
 
 
 def _pull_policy(swarm: Swarm) -> str:
@@ -319,7 +319,7 @@ def admission_rbac_objects(swarm: Swarm, env: str, ns: str) -> list[PlannedObjec
     return [PlannedObject(body, ("consensus",)) for body in (role_body, binding, reviewer)]
 
 
-def _mounts(swarm: Swarm, voter: bool) -> list[dict[str, Any]]:
+def _mounts(swarm: Swarm, voter: bool, model_keys: bool) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": "/etc/pyagent/node.json", "subPath": "node.json", "readOnly": True},
         {"name": "manifests", "mountPath": "/etc/pyagent/manifests", "readOnly": True},
@@ -331,6 +331,8 @@ def _mounts(swarm: Swarm, voter: bool) -> list[dict[str, Any]]:
         mounts.append({"name": "kube-api-access", "mountPath": API_ACCESS_DIR, "readOnly": True})
     if swarm.sovereignty.soul is not None:
         mounts.append({"name": "soul", "mountPath": SOUL_DIR, "readOnly": True})
+    if model_keys:
+        mounts.append({"name": "model-keys", "mountPath": MODEL_KEYS_DIR, "readOnly": True})
     return mounts
 
 
@@ -357,4 +359,7 @@ def _volumes(swarm: Swarm, pool_name: str, voter: bool) -> list[dict[str, Any]]:
                 },
             }
         )
+    keys = _model_key_sources(swarm, swarm.nodes[pool_name])
+    if keys:
+        volumes.append({"name": "model-keys", "projected": {"defaultMode": 0o400, "sources": keys}})
     return volumes

@@ -30,7 +30,7 @@ import yaml
 from pyagent_compile.plan.dashboard import panel_queries
 from pyagent_compile.runtime.local.stack import LocalStack
 from tests.integration import harness
-from tests.integration.test_tasks import BUGGY, SPEC
+from tests.integration.test_tasks import BUGGY, spec_text
 
 # Prometheus' scrape interval here; `$__rate_interval` is Grafana's, at least four of them.
 SCRAPE_SECONDS = 1
@@ -50,7 +50,7 @@ class Observed:
 def observed(tmp_path_factory: pytest.TempPathFactory, daemon: Path) -> Iterator[Observed]:
     tmp = tmp_path_factory.mktemp("observe")
     name = harness.unique_name("observe", 3)
-    stack = harness.compile_spec(tmp, name, SPEC.format(name=name))
+    stack = harness.compile_spec(tmp, name, spec_text(name))
     # The Kubernetes stack of the same spec: the dashboard a user would load.
     done = harness.pyagent("compile", str(tmp / "swarm.yaml"), "--out", str(tmp / "stacks"), "--env", "dev")
     assert done.returncode == 0, done.stderr
@@ -239,7 +239,7 @@ def test_trace_on_a_swarm_that_is_down_is_a_coded_error(tmp_path: Path, daemon: 
     """PA705, never a traceback: for a stack never started (no key to sign with) and for one
     stopped after it ran (no node answers within --timeout)."""
     name = harness.unique_name("tracedown", 3)
-    stack = harness.compile_spec(tmp_path, name, SPEC.format(name=name))
+    stack = harness.compile_spec(tmp_path, name, spec_text(name))
     folder = str(stack.folder)
     never = harness.pyagent("trace", folder, "x", "--timeout", "2")
     assert never.returncode != 0 and "PA705" in never.stderr and "Traceback" not in never.stderr, never.stderr

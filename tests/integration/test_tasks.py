@@ -198,9 +198,14 @@ LLAMA_PYTHON = ROOT / ".tools" / "llama-venv" / "bin" / "python"
 TINY_GGUF = ROOT / "native" / "crates" / "pyagent-model" / "tests" / "tiny_gguf.py"
 
 
+def spec_text(name: str, model_endpoint: str = UNREACHABLE_MODEL) -> str:
+    """The tasks spec for a swarm named `name` (other test modules run it too)."""
+    return SPEC.format(name=name, mcp_time=MCP_TIME, model_endpoint=model_endpoint)
+
+
 def _stack(tmp: Path, prefix: str, model_endpoint: str = UNREACHABLE_MODEL) -> LocalStack:
     name = harness.unique_name(prefix, 3)
-    return harness.compile_spec(tmp, name, SPEC.format(name=name, mcp_time=MCP_TIME, model_endpoint=model_endpoint))
+    return harness.compile_spec(tmp, name, spec_text(name, model_endpoint))
 
 
 @pytest.fixture

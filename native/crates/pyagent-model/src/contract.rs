@@ -23,8 +23,12 @@ pub struct WorkModel {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkApiKey {
-    /// The environment variable that holds the key on this node.
+    /// The environment variable that holds the key on this node (the local target).
     pub env: String,
+    /// The file that holds it (Kubernetes: the Secret mounted as a file, not an environment
+    /// variable, which any process of the pod and `kubectl describe` would show); read first.
+    #[serde(default)]
+    pub file: Option<String>,
     /// The Kubernetes Secret it comes from (informative on the node).
     pub secret: WorkSecretKey,
 }
@@ -54,11 +58,16 @@ impl WorkModel {
             max_tokens: self.max_tokens,
         };
         if let Some(key) = &self.api_key {
-            let value = env(&key.env).filter(|v| !v.is_empty()).ok_or_else(|| ModelError::BadEndpoint {
+            let from_file = key
+                .file
+                .as_ref()
+                .and_then(|f| std::fs::read_to_string(f).ok())
+                .map(|v| v.trim().to_string());
+            let value = from_file.or_else(|| env(&key.env)).filter(|v| !v.is_empty()).ok_or_else(|| ModelError::BadEndpoint {
                 endpoint: base.clone(),
                 reason: format!(
-                    "the API key's variable {} is not set on this node (Kubernetes: Secret {}, key {})",
-                    key.env, key.secret.name, key.secret.key
+                    "the API key is neither in {} nor in the variable {} on this node (Kubernetes: Secret {}, key {})",
+                    key.file.as_deref().unwrap_or("no file"), key.env, key.secret.name, key.secret.key
                 ),
             })?;
             config.api_key = Some(value);

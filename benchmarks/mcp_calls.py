@@ -1,9 +1,9 @@
 """pyagent-mcp (the node's MCP client, Rust, rmcp) beside the official Python MCP SDK, calling the
 same real server (`mcp-server-time`, from .tools/mcp-venv: .ci/install-mcp-servers.sh).
 
-    python benchmarks/mcp.py                      # 7 rounds of 20 calls
-    python benchmarks/mcp.py --rounds 3 --calls 10
-    python benchmarks/mcp.py --binary native/target/release/pyagent-mcp-call
+    python benchmarks/mcp_calls.py                      # 7 rounds of 20 calls
+    python benchmarks/mcp_calls.py --rounds 3 --calls 10
+    python benchmarks/mcp_calls.py --binary native/target/release/pyagent-mcp-call
 
 Each round runs both sides, in alternating order, each a fresh client process against a fresh
 server, and each timed inside the client (its own process start is not counted):
@@ -16,7 +16,8 @@ server, and each timed inside the client (its own process start is not counted):
 The client binary is `pyagent-mcp-call` (the crate's session in a process of its own); build it
 with `cargo build --release -p pyagent-mcp` for figures worth recording. Needs root and bwrap,
 like the sandbox. Figures: medians over rounds [min-max]; the ratio is ours / the SDK's. A JSON
-record goes to benchmarks/results/mcp-<utc>.json.
+record goes to benchmarks/results/mcp-<utc>.json. (Named mcp_calls.py, not mcp.py: beside the
+other benchmarks on sys.path, a module named `mcp` would hide the SDK's package.)
 """
 
 from __future__ import annotations
