@@ -161,7 +161,7 @@ def _type_hint(type_: str) -> str:
     return {
         "int": "a whole number, unquoted",
         "bool": "true or false, unquoted",
-    }.get(type_, "text (quote it), or \"@path\" to read a file's text")
+    }.get(type_, 'text (quote it), or "@path" to read a file\'s text')
 
 
 def _reachable(swarm: Swarm, start: str) -> list[tuple[str, Manifest]]:
@@ -227,7 +227,10 @@ def model_requests(step: CortStep) -> int:
 
 def _model_answers(place: _Place, swarm: Swarm, scenario: Scenario) -> Iterator[Diagnostic]:
     cort = [
-        (name, step) for name, m in _reachable(swarm, scenario.manifest) for step in m.steps if isinstance(step, CortStep)
+        (name, step)
+        for name, m in _reachable(swarm, scenario.manifest)
+        for step in m.steps
+        if isinstance(step, CortStep)
     ]
     if not cort:
         return

@@ -70,7 +70,10 @@ def manifests_object(
     swarm: Swarm, env: str, ns: str, scenarios: Mapping[str, contract.Scenario] | None = None
 ) -> PlannedObject:
     manifests = {name: m.model_dump(mode="json", by_alias=True) for name, m in swarm.manifests.items()}
-    data = {"manifests.json": canonical_json(manifests), "work.json": canonical_json(work_file(swarm, scenarios).to_json())}
+    data = {
+        "manifests.json": canonical_json(manifests),
+        "work.json": canonical_json(work_file(swarm, scenarios).to_json()),
+    }
     name = naming.manifests_config(swarm.metadata.name)
     return PlannedObject(config_map(swarm, env, ns, name, "manifests", data), ("manifests",))
 
