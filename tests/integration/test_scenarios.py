@@ -1,19 +1,25 @@
 """`pyagent scenario run` end to end: a spec with a passing and a failing scenario, run by the real
 CLI on a real headless local swarm (the daemon's `verify` steps replay the stubs and check
-`expect`), its exit codes and its JUnit, SARIF and JSON reports, and no node left running."""
+`expect`), its exit codes and its JUnit, SARIF and JSON reports, and no node left running, also
+after Ctrl-C in the middle of a scenario."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from pyagent_compile.plan.local import PORTS_PER_NODE, port_slot
+import grpc
+
+from pyagent_compile.plan.local import PORT_OFFSETS, PORTS_PER_NODE, port_slot
 from pyagent_compile.runtime.local import processes
+from pyagent_compile.runtime.nodeapi import node_pb2 as pb
+from pyagent_compile.runtime.nodeapi.client import NodeClient
 from tests.integration import harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,5 +195,67 @@ def test_a_scenario_that_does_not_fit_the_spec_stops_before_any_swarm(tmp_path: 
         assert done.returncode == 1, done.stderr
         assert "error[PA343]" in done.stderr and "warning[PA348]" in done.stderr, done.stderr
         assert "PASS" not in done.stdout
+    finally:
+        harness.release_name(name)
+
+
+NAPPING = """\
+apiVersion: pyagent.dev/scenario/v1alpha1
+kind: Scenario
+metadata: {name: long-nap}
+manifest: nap
+stubs:
+  tools: []
+expect: {state: succeeded}
+"""
+
+
+def _running_scenario_step(address: str) -> bool:
+    """True once the swarm runs a step of the scenario's sub-task (the verify task's child)."""
+    client = NodeClient(address)
+    try:
+        tasks = client.stub.ListTasks(pb.ListTasksRequest(stale=True), timeout=2.0).tasks
+    except grpc.RpcError:
+        return False
+    finally:
+        client.close()
+    return any(t.parent and any(s.state == "running" for s in t.steps) for t in tasks)
+
+
+def test_ctrl_c_takes_the_swarm_down(tmp_path: Path, daemon: Path) -> None:
+    name = harness.unique_name("scen", 1)
+    try:
+        spec = _spec(tmp_path, name, failing=False)
+        (tmp_path / "scenarios" / "hello.yaml").unlink()
+        (tmp_path / "scenarios" / "long-nap.yaml").write_text(NAPPING, encoding="utf-8")
+        nap = (
+            "  nap:\n    core: greeter\n    steps:\n"
+            "      - {id: sleep, kind: sandbox, command: [sleep, '300'], timeout: 10m}\n"
+        )
+        text = spec.read_text().replace("  greet-checked:", nap + "  greet-checked:")
+        spec.write_text(text.replace("scenario: scenarios/hello.yaml", "scenario: scenarios/long-nap.yaml"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pyagent_compile", "scenario", "run", str(spec), "--timeout", "600"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYAGENT_NODE_BIN": str(daemon)},
+        )
+        grpc_port = port_slot(name) + PORT_OFFSETS["grpc"]
+        try:
+            harness.wait_for(
+                lambda: process.poll() is not None or _running_scenario_step(f"127.0.0.1:{grpc_port}"), timeout=180
+            )
+            assert process.poll() is None, (
+                "the scenario ended before its sandbox step ran:\n" + process.communicate()[1]
+            )
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 130 and "interrupted" in err, err
+        assert _swarm_gone(name, 1), "Ctrl-C left the swarm running"
     finally:
         harness.release_name(name)
