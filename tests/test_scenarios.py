@@ -12,6 +12,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyagent_compile.canonical import to_json
 from pyagent_compile.commands import scenario as command
@@ -266,8 +269,6 @@ def test_the_published_schema_is_the_models() -> None:
 
 
 def test_the_examples_scenarios_fit_the_schema() -> None:
-    import yaml
-
     schema = scenario_json_schema()
     files = sorted(ROOT.glob("examples/*/scenarios/*.yaml"))
     assert len(files) >= 3
@@ -408,3 +409,35 @@ def test_no_scenarios_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
 
     assert main(["scenario", "run", str(spec)]) == 2
     assert "PA651" in capsys.readouterr().err
+
+
+# -- never a traceback ----------------------------------------------------------------------------------
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = st.sampled_from(["manifest", "inputs", "stubs", "expect", "metadata", "tools", "answers", "outputs"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.dictionaries(FIELDS, JSON_VALUES, max_size=3), text=st.text(max_size=40))
+def test_any_scenario_gives_located_diagnostics_never_a_traceback(
+    tmp_path: Path, changes: dict[str, object], text: str
+) -> None:
+    document = yaml.safe_load(GOOD)
+    for key, value in changes.items():
+        parent = {"tools": "stubs", "answers": "stubs", "outputs": "expect"}.get(key)
+        if parent is not None:
+            inner = document.get(parent)
+            document[parent] = {**(inner if isinstance(inner, dict) else {}), key: value}
+        else:
+            document[key] = value
+    for scenario in (json.dumps(document), text):
+        result = compile_spec(*_files(tmp_path, scenario))
+        assert all(d.span is not None and d.span.line >= 1 for d in result.diagnostics), result.diagnostics
+
+
+def _files(tmp: Path, scenario: str) -> tuple[Path, str, str]:
+    _compile(tmp, scenario)
+    return tmp / "swarm.yaml", "swarm.yaml", "local"
