@@ -441,3 +441,12 @@ def test_any_scenario_gives_located_diagnostics_never_a_traceback(
 def _files(tmp: Path, scenario: str) -> tuple[Path, str, str]:
     _compile(tmp, scenario)
     return tmp / "swarm.yaml", "swarm.yaml", "local"
+
+
+def test_a_spec_too_large_for_one_machine_is_pa654(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pyagent_compile.cli import main
+
+    _compile(tmp_path, GOOD, SPEC.replace("replicas: 1", "replicas: 51"))
+    assert main(["scenario", "run", str(tmp_path / "swarm.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "warning[PA601]" in err and "error[PA654]" in err

@@ -128,8 +128,10 @@ def _run_spec(args: argparse.Namespace, target: Target) -> tuple[list[Outcome], 
     progress(args, f"compiling {target.display}")
     result, keys = _compile(target)
     end_progress(args)
-    if not result.ok or result.local is None:
+    if not result.ok:
         return [], result.diagnostics
+    if result.local is None:  # too large for one machine (the PA601 warning says why)
+        return [], [*result.diagnostics, _no_local_target(target)]
     diags = list(result.diagnostics)  # warnings
     work = result.local.work
     if not work.scenarios:
@@ -170,6 +172,15 @@ def _no_scenarios(target: Target, keys: list[str]) -> Diagnostic:
         f"{target.display} has no scenarios" + (f" ({', '.join(keys)} did not load)" if keys else ""),
         primary=Label(Span(target.display, 1, 1)),
         help="name a scenario file in a `verify` step, or put it in scenarios/ beside the spec (docs/scenarios.md)",
+    )
+
+
+def _no_local_target(target: Target) -> Diagnostic:
+    return Diagnostic(
+        "PA654",
+        f"{target.display} has no local target to run its scenarios on",
+        primary=Label(Span(target.display, 1, 1)),
+        help="lower `replicas` in the `dev` environment's overrides (PA601)",
     )
 
 

@@ -578,7 +578,7 @@ CODES: dict[str, CodeInfo] = {
     "PA654": CodeInfo(
         "scenario swarm did not start",
         "`pyagent scenario run` could not bring up the spec's local swarm (the message says why: the "
-        "daemon, a port in use, no leader). Nothing ran.",
+        "daemon, a port in use, no leader), or the spec has no local target (too many nodes, PA601). Nothing ran.",
         EXIT_USAGE,
     ),
     "PA701": CodeInfo(
