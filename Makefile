@@ -42,6 +42,7 @@ test: setup lint native pytest
 golden: setup
 	$(VENV)/pyagent compile
 	$(VENV)/pyagent schema > specs/swarm.schema.json
+	$(VENV)/pyagent schema --scenario > specs/scenario.schema.json
 	$(VENV)/python -c 'from pyagent_compile.contracts.node_config import json_schema; print(json_schema(), end="")' > specs/node-config.schema.json
 	$(VENV)/python -m pyagent_compile.model.cue_schema --write
 

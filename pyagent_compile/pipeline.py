@@ -6,6 +6,8 @@ caller's (the CLI's) next steps.
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,12 +15,14 @@ from pyagent_compile.check import CheckContext, run_checks
 from pyagent_compile.diagnostics import Diagnostic, Label, Severity, Span
 from pyagent_compile.load import Document, load_document
 from pyagent_compile.load.overlay import effective_document, environment_names
+from pyagent_compile.load.scenario import LoadedScenario, load_scenario
 from pyagent_compile.load.tools_lock import load_tools_lock, lock_display
 from pyagent_compile.model.build import build_swarm
-from pyagent_compile.model.spec import Environment, Swarm, Tier
+from pyagent_compile.model.spec import Environment, Swarm, Tier, VerifyStep
 from pyagent_compile.model.tools_lock import ToolsLock
 from pyagent_compile.plan import Plan, build_plan
 from pyagent_compile.plan.local import LOCAL_ENV, MAX_NODES, LocalPlan, build_local_plan, local_nodes
+from pyagent_compile.plan.scenarios import scenario_contracts
 from pyagent_compile.suggest import did_you_mean
 
 DEFAULT_ENV = "default"
@@ -34,6 +38,8 @@ class EnvironmentResult:
     doc: Document
     swarm: Swarm | None = None
     plan: Plan | None = None
+    # The scenario files this environment's verify steps name (and any asked for), by that path.
+    scenarios: dict[str, LoadedScenario] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,12 +68,20 @@ def display_path(path: Path, root: Path | None = None) -> str:
 
 
 def compile_spec(
-    path: Path, display: str, only_env: str | None = None, local: bool = True, tools_lock: bool = True
+    path: Path,
+    display: str,
+    only_env: str | None = None,
+    local: bool = True,
+    tools_lock: bool = True,
+    extra_scenarios: Sequence[str] = (),
 ) -> SpecResult:
     """Every environment of the spec (or `only_env`), plus the `local` target unless `local` is
     False. `only_env="local"` compiles the local target alone. With `tools_lock`, the tools lock
-    beside the spec (if any) is read and `mcp` steps are checked against it."""
+    beside the spec (if any) is read and `mcp` steps are checked against it. `extra_scenarios`
+    (paths relative to the spec's folder) are checked and put into work.json beside those of
+    `verify` steps (`pyagent scenario run` adds scenarios/*.yaml)."""
     result = SpecResult(path, display)
+    reader = _ScenarioReader(path, display, tuple(extra_scenarios))
     base, diags = load_document(path, display)
     result.diagnostics += diags
     if base is None:
@@ -102,20 +116,24 @@ def compile_spec(
                 result.diagnostics.append(diag)
 
     for name in names:
-        env_result, env_diags = _compile_environment(base, path, display, name, lock=lock)
+        env_result, env_diags = _compile_environment(base, path, display, name, lock=lock, scenarios=reader)
         result.environments.append(env_result)
         add(env_diags)
     if local:
         source = next((e for e in result.environments if e.name == local_source), None)
         if source is None:
-            source, env_diags = _compile_environment(base, path, display, local_source, tier="dev", lock=lock)
+            source, env_diags = _compile_environment(
+                base, path, display, local_source, tier="dev", lock=lock, scenarios=reader
+            )
             add(env_diags)
         if source.swarm is not None and source.plan is not None:
             diag = _check_local_size(source)
             if diag is not None:
                 add([diag])
             else:
-                result.local = build_local_plan(source.swarm, local_source)
+                result.local = build_local_plan(
+                    source.swarm, local_source, scenario_contracts(source.scenarios, source.swarm)
+                )
     return result
 
 
@@ -164,7 +182,13 @@ def _tier_of(base: Document, name: str) -> Tier:
 
 
 def _compile_environment(
-    base: Document, path: Path, display: str, name: str, tier: Tier | None = None, lock: Locked = (None, "")
+    base: Document,
+    path: Path,
+    display: str,
+    name: str,
+    tier: Tier | None = None,
+    lock: Locked = (None, ""),
+    scenarios: _ScenarioReader | None = None,
 ) -> tuple[EnvironmentResult, list[Diagnostic]]:
     # A CUE package is given as its directory; files the spec names are relative to it.
     spec_dir = path if path.is_dir() else path.parent
@@ -181,10 +205,41 @@ def _compile_environment(
     if swarm is None:
         return env, diags
     env.swarm = swarm
-    diags = run_checks(CheckContext(swarm, doc, name, tier, spec_dir, tools_lock=lock[0], tools_lock_display=lock[1]))
-    if not diags:
-        env.plan = build_plan(swarm, name, tier)
+    env.scenarios = scenarios.for_swarm(swarm) if scenarios is not None else {}
+    ctx = CheckContext(
+        swarm, doc, name, tier, spec_dir, tools_lock=lock[0], tools_lock_display=lock[1], scenarios=env.scenarios
+    )
+    diags = run_checks(ctx)
+    # Warnings do not stop the plan: only errors do.
+    if not any(d.severity is Severity.ERROR for d in diags):
+        env.plan = build_plan(swarm, name, tier, scenario_contracts(env.scenarios, swarm))
     return env, diags
+
+
+class _ScenarioReader:
+    """Reads each scenario file once for all environments of a spec."""
+
+    def __init__(self, path: Path, display: str, extra: tuple[str, ...]) -> None:
+        self.spec_dir = path if path.is_dir() else path.parent
+        self.display_dir = display if path.is_dir() else display.rpartition("/")[0]
+        self.extra = extra
+        self.cache: dict[str, LoadedScenario] = {}
+
+    def for_swarm(self, swarm: Swarm) -> dict[str, LoadedScenario]:
+        """The scenarios of the swarm's verify steps whose files exist (PA208 names the others)."""
+        keys = [
+            step.scenario
+            for manifest in swarm.manifests.values()
+            for step in manifest.steps
+            if isinstance(step, VerifyStep) and (self.spec_dir / step.scenario).is_file()
+        ]
+        return {key: self.load(key) for key in sorted({*keys, *self.extra})}
+
+    def load(self, key: str) -> LoadedScenario:
+        if key not in self.cache:
+            shown = posixpath.normpath(posixpath.join(self.display_dir, key)) if self.display_dir else key
+            self.cache[key] = load_scenario(self.spec_dir / key, shown)
+        return self.cache[key]
 
 
 def _unknown_env(base: Document, env: str, names: list[str]) -> Diagnostic:

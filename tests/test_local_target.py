@@ -140,6 +140,9 @@ def test_data_dirs_are_git_ignored() -> None:
 
 def test_reserved_and_too_large(tmp_path: Path) -> None:
     base = (ROOT / "examples/laptop/swarm.yaml").read_text()
+    # Beside the example's scenarios and the files they read, which its verify step names.
+    tmp_path = tmp_path / "laptop"
+    shutil.copytree(ROOT / "examples/laptop", tmp_path)
     reserved = tmp_path / "reserved.yaml"
     reserved.write_text(base.replace("  dev: {}", "  local: {}"))
     result = compile_spec(reserved, "reserved.yaml")

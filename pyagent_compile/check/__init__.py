@@ -14,6 +14,7 @@ from pyagent_compile.check.models import check_models
 from pyagent_compile.check.names import check_names
 from pyagent_compile.check.ports import check_ports
 from pyagent_compile.check.references import check_references
+from pyagent_compile.check.scenarios import check_scenarios
 from pyagent_compile.check.tools import check_tool_calls
 from pyagent_compile.diagnostics import Diagnostic
 
@@ -26,6 +27,7 @@ CHECKS: tuple[Callable[[CheckContext], list[Diagnostic]], ...] = (
     check_manifests,
     check_tool_calls,
     check_models,
+    check_scenarios,
     check_deployment,
 )
 

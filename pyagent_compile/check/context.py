@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyagent_compile.diagnostics import Diagnostic, Label
 from pyagent_compile.load.document import Document, PathT, format_path
+from pyagent_compile.load.scenario import LoadedScenario
 from pyagent_compile.model.spec import Swarm, Tier
 from pyagent_compile.model.tools_lock import ToolsLock
 
@@ -22,6 +24,9 @@ class CheckContext:
     # against servers) and its path as shown to users.
     tools_lock: ToolsLock | None = None
     tools_lock_display: str = ""
+    # The scenario files of the spec's `verify` steps (and any others a command asks for), by the
+    # path as the step writes it, read by the pipeline; check/scenarios.py checks them.
+    scenarios: Mapping[str, LoadedScenario] = field(default_factory=dict)
 
     def problem(
         self,

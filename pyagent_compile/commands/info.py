@@ -12,11 +12,20 @@ from pyagent_compile.model.gpus import catalog_table
 from pyagent_compile.model.spec import Swarm
 
 SCHEMA_ID = "https://pyagent.dev/schemas/swarm-v1alpha1.json"
+SCENARIO_SCHEMA_ID = "https://pyagent.dev/schemas/scenario-v1alpha1.json"
 
 
 def swarm_json_schema() -> dict[str, Any]:
     schema = Swarm.model_json_schema(by_alias=True, mode="validation")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    # Imported here: `pyagent schema` for the spec needs no scenario model.
+    from pyagent_compile.model.scenario import Scenario
+
+    schema = Scenario.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCENARIO_SCHEMA_ID, **schema}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,8 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print the JSON Schema of the spec (for editors)",
         description="Print the JSON Schema of `kind: Swarm`. The same file is published "
         "as specs/swarm.schema.json; point yaml-language-server at it with "
-        "`# yaml-language-server: $schema=<path>` on a spec's first line.",
+        "`# yaml-language-server: $schema=<path>` on a spec's first line. With --scenario, the "
+        "schema of `kind: Scenario` (specs/scenario.schema.json).",
     )
+    schema.add_argument("--scenario", action="store_true", help="the scenario file's schema (docs/scenarios.md)")
     schema.set_defaults(run=run_schema)
     explain_cmd = sub.add_parser(
         "explain",
@@ -45,7 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    sys.stdout.write(to_json(swarm_json_schema()))
+    sys.stdout.write(to_json(scenario_json_schema() if args.scenario else swarm_json_schema()))
     return 0
 
 

@@ -102,6 +102,48 @@ class Manifest(Contract):
     steps: list[Step]
 
 
+class ScenarioToolStub(Contract):
+    tool: str = Field(description="As the `mcp` step's `tool:` writes it.")
+    result: Any = Field(description="The result replayed for the step, any JSON.")
+
+
+class ScenarioModelStub(Contract):
+    answers: list[str] = Field(description="Replayed in order, one per model request of the task.")
+
+
+class ScenarioStubs(Contract):
+    tools: list[ScenarioToolStub] = Field(description="In file order; per tool, replayed in order.")
+    model: ScenarioModelStub
+
+
+class ScenarioAssertion(Contract):
+    """Exactly one of `equals`, `contains` and `exists` is not null."""
+
+    output: str
+    path: str = Field(description='A JSON Pointer (RFC 6901) into the output; "" is the whole output.')
+    equals: Any
+    contains: str | None
+    exists: bool | None
+
+
+class ScenarioExpect(Contract):
+    state: Literal["succeeded", "failed"]
+    error_code: str | None
+    steps: dict[str, str] = Field(description="Step id -> its expected final state.")
+    outputs: list[ScenarioAssertion]
+
+
+class Scenario(Contract):
+    """A scenario (docs/scenarios.md) as a `verify` step runs it: inputs typed and `@path` inputs
+    already read, so a node needs no file beside work.json."""
+
+    name: str
+    manifest: str
+    inputs: dict[str, Any]
+    stubs: ScenarioStubs
+    expect: ScenarioExpect
+
+
 class WorkFile(Contract):
     api_version: Literal["pyagent.dev/work/v1alpha1"] = WORK_API
     swarm: str
@@ -113,6 +155,10 @@ class WorkFile(Contract):
     # Beside `cores` rather than in it: a daemon that predates models reads `cores` strictly
     # (deny_unknown_fields) but ignores unknown top-level keys.
     models: dict[str, Model] = Field(description="By core, the cores that declare a model.")
+    scenarios: dict[str, Scenario] = Field(
+        default_factory=dict,
+        description="The scenarios `verify` steps run, by their `scenario:` path as the step writes it.",
+    )
 
 
 def read_work_file(text: str) -> WorkFile:

@@ -331,6 +331,60 @@ CODES: dict[str, CodeInfo] = {
         "compiler does not need. Install it with `pip install 'pyagent[tools]'`.",
         EXIT_USAGE,
     ),
+    "PA340": CodeInfo(
+        "scenario of an unknown manifest",
+        "A scenario's `manifest:` names no manifest of the spec. A scenario is one task of one of the "
+        "spec's manifests (docs/scenarios.md).",
+    ),
+    "PA341": CodeInfo(
+        "scenario inputs do not fit the manifest",
+        "A scenario gives an input its manifest does not declare, leaves out one it declares, or gives "
+        "one of the wrong type: text types (string, diff, trace, report, file) take a string or "
+        '"@path", int a whole number, bool true or false, json and verdict any value.',
+    ),
+    "PA342": CodeInfo(
+        "scenario input file unreadable",
+        "A text input written `@path` names a file that cannot be read as UTF-8 text. The path is "
+        "relative to the scenario file.",
+    ),
+    "PA343": CodeInfo(
+        "tool call without a stub",
+        "An `mcp` step the scenario's task can reach (in its manifest or one it delegates to) calls a "
+        "tool that has no entry under `stubs.tools`. A scenario never calls real servers: record what the "
+        "tool returns and add it, with `tool:` written exactly as the step writes it.",
+    ),
+    "PA344": CodeInfo(
+        "model answers missing",
+        "The scenario's task has `cort` steps, which ask the core's model, and the scenario has no "
+        "`stubs.model.answers` to replay (an error: a scenario never calls a real model server), or "
+        "fewer than the steps ask: 1 + rounds x (alternatives + 1) each (a warning: a request past the "
+        "last answer fails its step).",
+    ),
+    "PA345": CodeInfo(
+        "scenario runs itself",
+        "The scenario's task reaches a `verify` step (in its manifest or one it delegates to) that runs "
+        "this same scenario again, directly or through other scenarios: it would never end. Verify a "
+        "manifest from a separate one, e.g. a `<manifest>-checked` manifest whose only step is the verify "
+        "step.",
+    ),
+    "PA346": CodeInfo(
+        "expectation on an unknown step",
+        "`expect.steps` names a step id that the scenario's manifest does not have.",
+    ),
+    "PA347": CodeInfo(
+        "assertion on an unknown output",
+        "An `expect.outputs[].output` names no output of the scenario's manifest (its `outputs:`).",
+    ),
+    "PA348": CodeInfo(
+        "unused tool stub",
+        "A warning: no `mcp` step the scenario's task can reach calls this tool, so its stub is never "
+        "replayed; often a typo of the tool's name.",
+    ),
+    "PA349": CodeInfo(
+        "unknown expected error code",
+        "`expect.errorCode` is not a pyagent error code, so no task can fail with it. "
+        "`pyagent explain --list` lists the codes.",
+    ),
     "PA501": CodeInfo(
         "plaintext secret in a rendered object",
         "A rendered object carries secret material in plaintext: a Secret with `data`/`stringData`, a "
@@ -500,6 +554,32 @@ CODES: dict[str, CodeInfo] = {
         "A node answers but its applied index stays below what the leader had committed, for "
         "longer than a follower under load needs to catch up: it is stuck (for example after "
         "damage to its log) or far behind. The swarm is reported DEGRADED; the node's log says why.",
+    ),
+    "PA650": CodeInfo(
+        "scenario failed",
+        "`pyagent scenario run`: a scenario's task did not end as its `expect` says (a check failed; "
+        "the message lists each), or the verify task itself failed (its error code is given).",
+    ),
+    "PA651": CodeInfo(
+        "no scenarios",
+        "`pyagent scenario run` found no scenario for the spec: no `verify` step names one and there "
+        "is no scenarios/*.yaml beside the spec.",
+        EXIT_USAGE,
+    ),
+    "PA652": CodeInfo(
+        "scenario timed out",
+        "A scenario's verify task did not end within `--timeout` seconds; it was cancelled.",
+    ),
+    "PA653": CodeInfo(
+        "no verdict",
+        "A scenario's verify task succeeded without a readable `verdict` output "
+        "(`{scenario, passed, task, state, checks}`): the node and the CLI disagree on the contract.",
+    ),
+    "PA654": CodeInfo(
+        "scenario swarm did not start",
+        "`pyagent scenario run` could not bring up the spec's local swarm (the message says why: the "
+        "daemon, a port in use, no leader), or the spec has no local target (too many nodes, PA601). Nothing ran.",
+        EXIT_USAGE,
     ),
     "PA701": CodeInfo(
         "no work.json in the stack",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -35,26 +35,36 @@ _RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", 
 
 
 def build_swarm(doc: Document) -> tuple[Swarm | None, list[Diagnostic]]:
+    return build_model(doc, Swarm, API_VERSION, "Swarm")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def build_model(
+    doc: Document, root: type[ModelT], api_version: str, kind: str
+) -> tuple[ModelT | None, list[Diagnostic]]:
+    """Validate a located document into `root` (a spec, a scenario), with located diagnostics."""
     if not isinstance(doc.data, dict):
         span = doc.value_span(()) or Span(doc.file, 1, 1)
         return None, [
             Diagnostic(
                 "PA109",
-                f"the spec is {_describe(doc.data)}, not a mapping",
+                f"the {'spec' if kind == 'Swarm' else kind.lower()} is {_describe(doc.data)}, not a mapping",
                 primary=Label(span),
-                help="a spec starts with `apiVersion:` and `kind:` keys",
+                help=f"a {'spec' if kind == 'Swarm' else kind.lower()} starts with `apiVersion:` and `kind:` keys",
             )
         ]
-    header = _check_header(doc)
+    header = _check_header(doc, api_version, kind)
     if header:
         return None, header
     try:
-        return Swarm.model_validate(doc.data), []
+        return root.model_validate(doc.data), []
     except ValidationError as exc:
-        return None, _diagnostics(exc.errors(include_url=False), doc)
+        return None, _diagnostics(exc.errors(include_url=False), doc, root)
 
 
-def _diagnostics(errors: list[ErrorDetails], doc: Document) -> list[Diagnostic]:
+def _diagnostics(errors: list[ErrorDetails], doc: Document, root: type[BaseModel] = Swarm) -> list[Diagnostic]:
     """A field that accepts several types (`cpu: 2`, `cpu: 2.5`, `cpu: "500m"`) fails once per
     type it accepts; that is one mistake, so it gives one PA203 naming every accepted type."""
     accepted: dict[PathT, list[str]] = {}
@@ -70,7 +80,7 @@ def _diagnostics(errors: list[ErrorDetails], doc: Document) -> list[Diagnostic]:
             if path in typed:
                 continue
             typed.add(path)
-        diags.append(_to_diagnostic(err, doc, accepted))
+        diags.append(_to_diagnostic(err, doc, accepted, root))
     return diags
 
 
@@ -78,10 +88,10 @@ def _one_of(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _check_header(doc: Document) -> list[Diagnostic]:
+def _check_header(doc: Document, api_version: str = API_VERSION, kind: str = "Swarm") -> list[Diagnostic]:
     """A wrong apiVersion or kind makes every other error noise, so it is reported alone."""
     diags = []
-    for key, want in (("apiVersion", API_VERSION), ("kind", "Swarm")):
+    for key, want in (("apiVersion", api_version), ("kind", kind)):
         got = doc.data.get(key)
         if got is not None and got != want:
             span = doc.value_span((key,)) or Span(doc.file, 1, 1)
@@ -121,12 +131,14 @@ def resolve_loc(loc: tuple[int | str, ...], data: Any) -> tuple[PathT, bool]:
     return tuple(path), is_key
 
 
-def _to_diagnostic(err: ErrorDetails, doc: Document, accepted: dict[PathT, list[str]]) -> Diagnostic:
+def _to_diagnostic(
+    err: ErrorDetails, doc: Document, accepted: dict[PathT, list[str]], root: type[BaseModel] = Swarm
+) -> Diagnostic:
     path, is_key = resolve_loc(err["loc"], doc.data)
     kind = err["type"]
     shown = format_path(path)
     if kind == "extra_forbidden":
-        allowed = _allowed_fields(path[:-1], doc.data)
+        allowed = _allowed_fields(path[:-1], doc.data, root)
         hint = did_you_mean(str(path[-1]), allowed)
         listing = ", ".join(sorted(allowed))
         return _diag(
@@ -221,8 +233,8 @@ def _describe(value: Any) -> str:
 
 
 # -- which fields are allowed at a path (for "did you mean") ------------------------------------------
-def _allowed_fields(path: PathT, data: Any) -> list[str]:
-    annotation: Any = Swarm
+def _allowed_fields(path: PathT, data: Any, root: type[BaseModel] = Swarm) -> list[str]:
+    annotation: Any = root
     node = data
     for part in path:
         annotation = _step_into(annotation, part, node)
@@ -273,4 +285,4 @@ def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
     return None
 
 
-__all__ = ["build_swarm", "resolve_loc"]
+__all__ = ["build_model", "build_swarm", "resolve_loc"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from pyagent_compile.contracts import work as work_contract
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan import naming
 from pyagent_compile.plan.model import ImageBuild, Plan, PlannedObject
@@ -20,7 +23,10 @@ from pyagent_compile.plan.workloads import (
 )
 
 
-def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
+def build_plan(
+    swarm: Swarm, env: str, tier: str, scenarios: Mapping[str, work_contract.Scenario] | None = None
+) -> Plan:
+    """`scenarios`: those of work.json (plan/scenarios.py), by the path `verify` steps write."""
     name = swarm.metadata.name
     ns = naming.namespace(name, env)
     dashboard = build_dashboard(swarm, env, ns)
@@ -29,7 +35,7 @@ def build_plan(swarm: Swarm, env: str, tier: str) -> Plan:
         namespace_object(swarm, env, ns),
         service_account_object(swarm, env, ns),
         *admission_rbac_objects(swarm, env, ns),
-        manifests_object(swarm, env, ns),
+        manifests_object(swarm, env, ns, scenarios),
         peer_service_object(swarm, env, ns),
         disruption_budget_object(swarm, env, ns),
         *baseline_policies(swarm, env, ns),

@@ -20,13 +20,14 @@ the same on every machine and `pyagent compile --check` never sees runtime files
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pyagent_compile.contracts import node_config as contract
 from pyagent_compile.contracts.local_stack import LocalNodeEntry, LocalStackManifest
 from pyagent_compile.contracts.node_config import NodeConfig
-from pyagent_compile.contracts.work import WorkFile
+from pyagent_compile.contracts.work import Scenario, WorkFile
 from pyagent_compile.model.spec import Swarm
 from pyagent_compile.plan import naming
 from pyagent_compile.plan.dashboard import dashboard_json
@@ -74,7 +75,9 @@ def local_nodes(swarm: Swarm) -> list[tuple[str, str, bool]]:
     ]
 
 
-def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
+def build_local_plan(
+    swarm: Swarm, source_environment: str, scenarios: Mapping[str, Scenario] | None = None
+) -> LocalPlan:
     """Assumes `len(local_nodes(swarm)) <= MAX_NODES` (checked by check/local.py)."""
     slot = port_slot(swarm.metadata.name)
     nodes = tuple(
@@ -95,7 +98,7 @@ def build_local_plan(swarm: Swarm, source_environment: str) -> LocalPlan:
         source_environment,
         nodes,
         configs,
-        work_file(swarm),
+        work_file(swarm, scenarios),
         scrape_config=local_scrape_config(swarm, nodes, namespace),
         dashboard=dashboard_json(name, LOCAL_ENV, namespace),
     )

@@ -5,6 +5,7 @@ each core's model (the server to ask, its sampling settings, where its API key i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pyagent_compile.contracts import work as contract
@@ -108,11 +109,12 @@ def _manifest(swarm: Swarm, name: str, m: Manifest) -> contract.Manifest:
     )
 
 
-def work_file(swarm: Swarm) -> contract.WorkFile:
+def work_file(swarm: Swarm, scenarios: Mapping[str, contract.Scenario] | None = None) -> contract.WorkFile:
     return contract.WorkFile(
         swarm=swarm.metadata.name,
         cores={name: core_resources(core) for name, core in sorted(swarm.cores.items())},
         manifests={name: _manifest(swarm, name, m) for name, m in sorted(swarm.manifests.items())},
         tools={name: tool_servers(core) for name, core in sorted(swarm.cores.items()) if core.tools},
         models={name: m for name, core in sorted(swarm.cores.items()) if (m := core_model(name, core)) is not None},
+        scenarios=dict(sorted((scenarios or {}).items())),
     )

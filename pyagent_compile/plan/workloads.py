@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from pyagent_compile.canonical import to_json as canonical_json
+from pyagent_compile.contracts import work as contract
 from pyagent_compile.contracts.node_config import NodeConfig
 from pyagent_compile.model.gpus import GPU_CATALOG
 from pyagent_compile.model.quantity import format_quantity
@@ -64,9 +66,14 @@ def config_map(swarm: Swarm, env: str, ns: str, name: str, source: str, data: di
     }
 
 
-def manifests_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
+def manifests_object(
+    swarm: Swarm, env: str, ns: str, scenarios: Mapping[str, contract.Scenario] | None = None
+) -> PlannedObject:
     manifests = {name: m.model_dump(mode="json", by_alias=True) for name, m in swarm.manifests.items()}
-    data = {"manifests.json": canonical_json(manifests), "work.json": canonical_json(work_file(swarm).to_json())}
+    data = {
+        "manifests.json": canonical_json(manifests),
+        "work.json": canonical_json(work_file(swarm, scenarios).to_json()),
+    }
     name = naming.manifests_config(swarm.metadata.name)
     return PlannedObject(config_map(swarm, env, ns, name, "manifests", data), ("manifests",))
 
