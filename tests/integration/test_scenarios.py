@@ -58,9 +58,9 @@ manifests:
     steps:
       - id: say
         kind: sandbox
-        command: [sh, -c, 'printf "hello %s\\n" "$(cat name.txt)"']
+        command: [sh, -c, 'printf "hello %s\\n" "$NAME"']
         timeout: 1m
-        inputs: {{name.txt: inputs.name}}
+        inputs: {{name: inputs.name}}
       - id: now
         kind: mcp
         tool: time.get_current_time
