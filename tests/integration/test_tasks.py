@@ -314,7 +314,7 @@ def test_a_cort_step_with_its_model_server_down_fails_with_a_code(swarm: harness
 
 
 @contextlib.contextmanager
-def _llama_server(tmp: Path) -> Iterator[str]:
+def _llama_server(tmp: Path, n_ctx: int = 2048) -> Iterator[str]:
     """llama.cpp's server (llama-cpp-python, built by .ci/install-llama.sh) on a port the kernel
     picks, serving a tiny random-weights model the test writes itself; yields its /v1 base URL."""
     assert LLAMA_PYTHON.is_file(), "run .ci/install-llama.sh (make setup does)"
@@ -323,7 +323,7 @@ def _llama_server(tmp: Path) -> Iterator[str]:
     assert made.returncode == 0, made.stderr
     server = subprocess.Popen(
         [str(LLAMA_PYTHON), "-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", "0", "--model", str(model),
-         "--chat_format", "chatml", "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false"],
+         "--chat_format", "chatml", "--n_ctx", str(n_ctx), "--n_threads", "1", "--verbose", "false"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     ports: queue.Queue[str] = queue.Queue()
