@@ -172,8 +172,8 @@ def _is_trace(value: Any) -> bool:
 
 
 def _output_lines(name: str, value: Any) -> list[str]:
-    """A sandbox trace as its command, exit and streams; a delegated task's outputs nested;
-    anything else as JSON."""
+    """A sandbox trace as its command, exit and streams; a delegated task's outputs nested; a
+    report as its summary, a verdict as its result; anything else as JSON."""
     if _is_trace(value):
         command = " ".join(value["command"])
         head = f"  {name}: `{command}` exited {value['exitCode']} ({value['isolation']}, {value['elapsedMs']} ms)"
@@ -186,6 +186,14 @@ def _output_lines(name: str, value: Any) -> list[str]:
         return lines
     if isinstance(value, dict) and value and all(_is_trace(v) for v in value.values()):
         return [f"  {name}:"] + [line for k, v in sorted(value.items()) for line in _output_lines("  " + k, v)]
+    if isinstance(value, dict) and isinstance(value.get("summary"), str):
+        # A report (analyze-trace): its one-line summary; the whole of it with --format json.
+        return [f"  {name}: {value['summary']}"]
+    if isinstance(value, dict) and isinstance(value.get("passed"), bool) and "checks" in value:
+        # A verdict (verify): passed or not, and the checks that failed.
+        failed = [c for c in value["checks"] if not c.get("passed")]
+        head = f"  {name}: scenario {value.get('scenario')} {'passed' if value['passed'] else 'FAILED'}"
+        return [head] + [f"    failed: {c.get('check')} (got {json.dumps(c.get('actual'))})" for c in failed]
     return [f"  {name}: " + json.dumps(value, sort_keys=True)]
 
 
