@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pyagent_compile.canonical import to_json
@@ -21,7 +21,7 @@ from pyagent_compile.commands import scenario as command
 from pyagent_compile.commands.info import scenario_json_schema
 from pyagent_compile.commands.specs import Target
 from pyagent_compile.contracts import work as contract
-from pyagent_compile.diagnostics import Severity
+from pyagent_compile.diagnostics import Diagnostic, Severity
 from pyagent_compile.pipeline import compile_spec
 from pyagent_compile.runtime import scenarios as rt
 from pyagent_compile.runtime.nodeapi import node_pb2 as pb
@@ -422,6 +422,7 @@ FIELDS = st.sampled_from(["manifest", "inputs", "stubs", "expect", "metadata", "
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=st.dictionaries(FIELDS, JSON_VALUES, max_size=3), text=st.text(max_size=40))
+@example(changes={}, text="\x00")  # a binary file: about the file as a whole (found by this test)
 def test_any_scenario_gives_located_diagnostics_never_a_traceback(
     tmp_path: Path, changes: dict[str, object], text: str
 ) -> None:
@@ -435,7 +436,15 @@ def test_any_scenario_gives_located_diagnostics_never_a_traceback(
             document[key] = value
     for scenario in (json.dumps(document), text):
         result = compile_spec(*_files(tmp_path, scenario))
-        assert all(d.span is not None and d.span.line >= 1 for d in result.diagnostics), result.diagnostics
+        assert all(_located(d) for d in result.diagnostics), result.diagnostics
+
+
+def _located(d: Diagnostic) -> bool:
+    """At a line and column, or (a file that cannot be read as text at all: binary, unreadable)
+    about the scenario file as a whole, naming it, as for spec files."""
+    if d.span is not None:
+        return d.span.line >= 1
+    return d.code in {"PA100", "PA105"} and "scenarios/s.yaml" in d.message
 
 
 def _files(tmp: Path, scenario: str) -> tuple[Path, str, str]:
