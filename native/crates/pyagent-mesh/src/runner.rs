@@ -1,0 +1,507 @@
+//! The mesh's event loop: one task owns the libp2p swarm; the handle talks to it by commands.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use libp2p::core::ConnectedPoint;
+use libp2p::futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::{ConnectionDenied, ConnectionId, DialError, ListenError, SwarmEvent};
+use libp2p::{connection_limits, identify, Multiaddr, PeerId, Swarm};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::admission::Members;
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::command::{Command, Peer};
+use crate::config::{MeshConfig, Seed};
+use crate::error::MeshError;
+use crate::message::{Delivered, Lesson, Payload, Request, Response, Topic};
+use crate::rate::RateLimiter;
+use crate::stats::{MeshStats, Refusal, Rejection};
+
+/// How many lessons a node keeps (and hands to a neighbour that asks).
+pub const FEED_KEPT: usize = 256;
+
+pub type Feed = Arc<Mutex<VecDeque<(u64, Lesson)>>>;
+
+pub struct Runner {
+    pub swarm: Swarm<Behaviour>,
+    pub cfg: MeshConfig,
+    pub members: Members,
+    pub topics: BTreeMap<TopicHash, Topic>,
+    pub rate: RateLimiter,
+    pub stats: Arc<MeshStats>,
+    pub delivered: broadcast::Sender<Delivered>,
+    pub feed: Feed,
+    pub commands: mpsc::Receiver<Command>,
+    pub resolved: mpsc::Sender<Command>,
+    pub stop: watch::Receiver<bool>,
+    /// Seed addresses, and which peer each turned out to be (None: not reached yet).
+    seeds: BTreeMap<SocketAddr, Option<PeerId>>,
+    dns_seeds: Vec<(String, u16)>,
+    /// Addresses that turned out to be this node itself.
+    own: BTreeSet<SocketAddr>,
+    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, MeshError>>>,
+    /// Open connections: the peer, its remote address and whether this node dialled.
+    connections: HashMap<ConnectionId, (PeerId, Multiaddr, bool)>,
+    asked_feed: bool,
+}
+
+impl Runner {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        swarm: Swarm<Behaviour>,
+        cfg: MeshConfig,
+        members: Members,
+        stats: Arc<MeshStats>,
+        delivered: broadcast::Sender<Delivered>,
+        feed: Feed,
+        commands: (mpsc::Sender<Command>, mpsc::Receiver<Command>),
+        stop: watch::Receiver<bool>,
+    ) -> Runner {
+        let topics = Topic::ALL
+            .into_iter()
+            .map(|t| (IdentTopic::new(t.name(&cfg.swarm)).hash(), t))
+            .collect();
+        let mut runner = Runner {
+            swarm,
+            rate: RateLimiter::new(cfg.limits.per_sender_per_minute),
+            members: Members::default(),
+            topics,
+            stats,
+            delivered,
+            feed,
+            resolved: commands.0,
+            commands: commands.1,
+            stop,
+            seeds: BTreeMap::new(),
+            dns_seeds: Vec::new(),
+            own: BTreeSet::from([cfg.listen]),
+            requests: HashMap::new(),
+            connections: HashMap::new(),
+            asked_feed: false,
+            cfg,
+        };
+        for seed in runner.cfg.seeds.clone() {
+            runner.add_seed(seed);
+        }
+        runner.set_members(members);
+        runner
+    }
+
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.cfg.redial_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm(event),
+                Some(command) = self.commands.recv() => self.on_command(command),
+                _ = tick.tick() => self.look_for_neighbours(),
+                _ = self.stop.changed() => break,
+            }
+        }
+    }
+
+    fn add_seed(&mut self, seed: Seed) {
+        match seed {
+            Seed::Addr(addr) => {
+                self.seeds.entry(addr).or_insert(None);
+            }
+            Seed::Dns { host, port } => self.dns_seeds.push((host, port)),
+        }
+    }
+
+    /// Allows exactly the members; a removed member's connections close at once.
+    fn set_members(&mut self, members: Members) {
+        let allow = &mut self.swarm.behaviour_mut().allow;
+        let gone: Vec<PeerId> = allow
+            .allowed_peers()
+            .iter()
+            .filter(|p| members.node_of(p).is_none())
+            .copied()
+            .collect();
+        for peer in gone {
+            allow.disallow_peer(peer);
+        }
+        for (peer, _) in members.peers() {
+            allow.allow_peer(*peer);
+        }
+        self.stats
+            .members
+            .store(members.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.members = members;
+    }
+
+    fn neighbours(&self) -> usize {
+        self.swarm.connected_peers().count()
+    }
+
+    /// Dials seeds (and peers Kademlia learnt of) while the node has fewer neighbours than it may
+    /// keep; DNS seeds are resolved again each time.
+    fn look_for_neighbours(&mut self) {
+        let room = (self.cfg.neighbours as usize).saturating_sub(self.neighbours());
+        if room == 0 {
+            return;
+        }
+        for (host, port) in self.dns_seeds.clone() {
+            let back = self.resolved.clone();
+            tokio::spawn(async move {
+                if let Ok(found) = tokio::net::lookup_host((host.as_str(), port)).await {
+                    let _ = back.send(Command::Resolved(found.collect())).await;
+                }
+            });
+        }
+        let unreached: Vec<SocketAddr> = self
+            .seeds
+            .iter()
+            .filter(|(addr, peer)| {
+                !self.own.contains(addr) && peer.is_none_or(|p| !self.swarm.is_connected(&p))
+            })
+            .map(|(addr, _)| *addr)
+            .take(room)
+            .collect();
+        for addr in unreached {
+            let _ = self.swarm.dial(multiaddr_of(addr));
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish(payload, reply) => {
+                let _ = reply.send(self.publish(&payload));
+            }
+            Command::SetMembers(members) => self.set_members(members),
+            Command::AddSeed(seed) => {
+                self.add_seed(seed);
+                self.look_for_neighbours();
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.peers());
+            }
+            Command::Request(node, request, reply) => self.request(node, request, reply),
+            Command::Resolved(addrs) => {
+                for addr in addrs {
+                    self.seeds.entry(addr).or_insert(None);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, payload: &Payload) -> Result<(), MeshError> {
+        let data = payload.encode();
+        let topic = payload.topic();
+        if data.len() > self.cfg.limits.max_message_bytes {
+            return Err(MeshError::TooLarge {
+                size: data.len(),
+                limit: self.cfg.limits.max_message_bytes,
+            });
+        }
+        if let Payload::Lesson(lesson) = payload {
+            let me = self.own_node_id();
+            remember(&self.feed, me, lesson.clone());
+        }
+        let hash = IdentTopic::new(topic.name(&self.cfg.swarm));
+        match self.swarm.behaviour_mut().gossip.publish(hash, data) {
+            Ok(_) => {
+                self.stats.published(topic);
+                Ok(())
+            }
+            Err(e) => Err(MeshError::Publish {
+                topic: topic.label(),
+                why: e.to_string(),
+            }),
+        }
+    }
+
+    fn own_node_id(&self) -> u64 {
+        self.members
+            .node_of(self.swarm.local_peer_id())
+            .unwrap_or_default()
+    }
+
+    fn peers(&self) -> Vec<Peer> {
+        let mut out: BTreeMap<PeerId, Peer> = BTreeMap::new();
+        for (peer, addr, outbound) in self.connections.values() {
+            out.entry(*peer).or_insert_with(|| Peer {
+                node_id: self.members.node_of(peer).unwrap_or_default(),
+                peer_id: peer.to_string(),
+                address: addr.to_string(),
+                outbound: *outbound,
+            });
+        }
+        out.into_values().collect()
+    }
+
+    fn request(
+        &mut self,
+        node: u64,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, MeshError>>,
+    ) {
+        let peer = self
+            .members
+            .peers()
+            .find(|(_, n)| **n == node)
+            .map(|(p, _)| *p);
+        let Some(peer) = peer.filter(|p| self.swarm.is_connected(p)) else {
+            let _ = reply.send(Err(MeshError::Request {
+                node,
+                why: "not a connected neighbour".into(),
+            }));
+            return;
+        };
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .direct
+            .send_request(&peer, request);
+        self.requests.insert(id, reply);
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => self.on_connected(peer_id, connection_id, &endpoint),
+            SwarmEvent::ConnectionClosed { connection_id, .. } => {
+                self.connections.remove(&connection_id);
+                self.count_peers();
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                ..
+            } => self.count_denied(&cause),
+            SwarmEvent::OutgoingConnectionError { error, .. } => match error {
+                DialError::Denied { cause } => self.count_denied(&cause),
+                DialError::LocalPeerId { address } => {
+                    if let Some(addr) = socket_of(&address) {
+                        self.own.insert(addr);
+                    }
+                }
+                _ => {}
+            },
+            SwarmEvent::Behaviour(event) => self.on_behaviour(event),
+            _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, peer: PeerId, id: ConnectionId, endpoint: &ConnectedPoint) {
+        let outbound = endpoint.is_dialer();
+        let remote = endpoint.get_remote_address().clone();
+        if outbound {
+            if let Some(addr) = socket_of(&remote) {
+                self.seeds.entry(addr).and_modify(|p| *p = Some(peer));
+            }
+        }
+        // A new peer beyond `neighbours` is turned away; the overlay reaches it through others.
+        let is_new = !self.connections.values().any(|(p, _, _)| *p == peer);
+        if is_new && self.neighbours() > self.cfg.neighbours as usize {
+            self.stats.refused(Refusal::NeighbourLimit);
+            let _ = self.swarm.close_connection(id);
+            return;
+        }
+        self.connections.insert(id, (peer, remote, outbound));
+        self.count_peers();
+        if !self.asked_feed {
+            self.asked_feed = true;
+            let id = self.swarm.behaviour_mut().direct.send_request(
+                &peer,
+                Request::RecentFeed {
+                    limit: FEED_KEPT as u32,
+                },
+            );
+            let (tx, _rx) = oneshot::channel();
+            self.requests.insert(id, tx);
+        }
+    }
+
+    fn count_peers(&self) {
+        let peers: BTreeSet<PeerId> = self.connections.values().map(|(p, _, _)| *p).collect();
+        self.stats
+            .peers
+            .store(peers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn count_denied(&self, cause: &ConnectionDenied) {
+        if cause
+            .downcast_ref::<libp2p::allow_block_list::NotAllowed>()
+            .is_some()
+        {
+            self.stats.refused(Refusal::NotAMember);
+        } else if cause
+            .downcast_ref::<connection_limits::Exceeded>()
+            .is_some()
+        {
+            self.stats.refused(Refusal::NeighbourLimit);
+        }
+    }
+
+    fn on_behaviour(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let verdict = self.judge(&message);
+                let acceptance = match &verdict {
+                    Ok(_) => MessageAcceptance::Accept,
+                    // Forwarders are not at fault for an author's flood: drop without blame.
+                    Err((_, Rejection::RateLimited)) => MessageAcceptance::Ignore,
+                    Err(_) => MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                match verdict {
+                    Ok(delivered) => self.deliver(delivered, message.data.len()),
+                    Err((topic, why)) => self.stats.rejected(topic, why),
+                }
+            }
+            BehaviourEvent::Direct(request_response::Event::Message { peer, message, .. }) => {
+                self.on_direct(peer, message);
+            }
+            BehaviourEvent::Direct(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            }) => {
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(MeshError::Request {
+                        node: 0,
+                        why: error.to_string(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The application's verdict on a gossiped message: its author is a member, it fits the
+    /// limit, decodes as its topic's type, and its author is within the rate limit.
+    fn judge(&mut self, message: &gossipsub::Message) -> Result<Delivered, (Topic, Rejection)> {
+        let topic = *self
+            .topics
+            .get(&message.topic)
+            .ok_or((Topic::Events, Rejection::Malformed))?;
+        let author = message
+            .source
+            .and_then(|p| self.members.node_of(&p))
+            .ok_or((topic, Rejection::NotAMember))?;
+        if message.data.len() > self.cfg.limits.max_message_bytes {
+            return Err((topic, Rejection::TooLarge));
+        }
+        let payload =
+            Payload::decode(topic, &message.data).map_err(|_| (topic, Rejection::Malformed))?;
+        if !self.rate.allow(author, topic, Instant::now()) {
+            return Err((topic, Rejection::RateLimited));
+        }
+        Ok(Delivered {
+            from: author,
+            payload,
+            received_ms: now_ms(),
+        })
+    }
+
+    fn deliver(&mut self, delivered: Delivered, bytes: usize) {
+        self.stats.delivered(delivered.payload.topic(), bytes);
+        if let Payload::Lesson(lesson) = &delivered.payload {
+            remember(&self.feed, delivered.from, lesson.clone());
+        }
+        let _ = self.delivered.send(delivered);
+    }
+
+    fn on_direct(&mut self, peer: PeerId, message: request_response::Message<Request, Response>) {
+        match message {
+            request_response::Message::Request {
+                request, channel, ..
+            } => {
+                let response = match request {
+                    Request::RecentFeed { limit } => Response::RecentFeed {
+                        lessons: recent(&self.feed, limit as usize),
+                    },
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .direct
+                    .send_response(channel, response);
+            }
+            request_response::Message::Response {
+                request_id,
+                response,
+            } => {
+                let Response::RecentFeed { lessons } = &response;
+                // A neighbour's copy of the feed: only lessons of members are kept.
+                for (author, lesson) in lessons {
+                    if self.members.peers().any(|(_, n)| n == author) {
+                        remember(&self.feed, *author, lesson.clone());
+                    }
+                }
+                let _ = peer;
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+        }
+    }
+}
+
+fn remember(feed: &Feed, author: u64, lesson: Lesson) {
+    let mut feed = feed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if feed.iter().any(|(a, l)| *a == author && *l == lesson) {
+        return;
+    }
+    if feed.len() == FEED_KEPT {
+        feed.pop_front();
+    }
+    feed.push_back((author, lesson));
+}
+
+pub fn recent(feed: &Feed, limit: usize) -> Vec<(u64, Lesson)> {
+    let feed = feed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let skip = feed.len().saturating_sub(limit);
+    feed.iter().skip(skip).cloned().collect()
+}
+
+pub fn multiaddr_of(addr: SocketAddr) -> Multiaddr {
+    Multiaddr::from(addr.ip()).with(Protocol::Tcp(addr.port()))
+}
+
+pub fn socket_of(addr: &Multiaddr) -> Option<SocketAddr> {
+    let mut ip = None;
+    let mut port = None;
+    for part in addr.iter() {
+        match part {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    Some(SocketAddr::new(ip?, port?))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
