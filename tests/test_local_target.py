@@ -96,7 +96,19 @@ def test_node_config_is_the_daemon_contract() -> None:
     membership = config["membership"]
     assert membership["mode"] == "static" and membership["nodeId"] == 2 and membership["name"] == "agents-1"
     assert config["dataDir"] == "../data/agents-1"  # relative to the config file's folder
-    assert config["listen"] == {"grpc": "127.0.0.1:20005", "metrics": "127.0.0.1:20006", "raft": "127.0.0.1:20004"}
+    assert config["listen"] == {
+        "grpc": "127.0.0.1:20005",
+        "metrics": "127.0.0.1:20006",
+        "raft": "127.0.0.1:20004",
+        "mesh": "127.0.0.1:20007",
+    }
+    # The mesh dials the other members first (docs/mesh.md).
+    assert config["discovery"] == {
+        "mode": "static",
+        "dns": None,
+        "seeds": ["127.0.0.1:20003", "127.0.0.1:20011"],
+        "neighbours": 8,
+    }
     assert [m["nodeId"] for m in membership["members"]] == [1, 2, 3]
     assert all(m["voter"] and m["publicKey"] is None for m in membership["members"])
     assert files[".gitignore"].endswith("/data/\n")

@@ -1,4 +1,4 @@
-"""`node.json`: the configuration each node daemon reads (`pyagent.dev/node/v1alpha2`).
+"""`node.json`: the configuration each node daemon reads (`pyagent.dev/node/v1alpha3`).
 
 The compiler builds one per pool for Kubernetes (in a ConfigMap) and one per process for the
 local target; `pyagent-node` reads it into serde structs that mirror these models field for
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-NODE_CONFIG_API: Literal["pyagent.dev/node/v1alpha2"] = "pyagent.dev/node/v1alpha2"
+NODE_CONFIG_API: Literal["pyagent.dev/node/v1alpha3"] = "pyagent.dev/node/v1alpha3"
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 Count = Annotated[int, Field(ge=1)]
@@ -45,11 +45,16 @@ class Listen(Contract):
     raft: str
     grpc: str
     metrics: str
+    mesh: str
 
 
 class Discovery(Contract):
+    """How the mesh finds peers (docs/mesh.md): `seeds` (the other members' mesh addresses) on the
+    local target, the headless Service's name (every pod's address, on `ports.mesh`) in Kubernetes."""
+
     mode: Literal["static", "dns", "mdns"]
     dns: str | None = Field(description="The headless Service's name (Kubernetes); null locally.")
+    seeds: list[str] = Field(description="host:port of other members' mesh listeners (the local target).")
     neighbours: Count
 
 
@@ -154,7 +159,7 @@ class Work(Contract):
 
 
 class NodeConfig(Contract):
-    api_version: Literal["pyagent.dev/node/v1alpha2"] = NODE_CONFIG_API
+    api_version: Literal["pyagent.dev/node/v1alpha3"] = NODE_CONFIG_API
     swarm: str
     pool: str
     roles: list[str]
@@ -174,6 +179,6 @@ class NodeConfig(Contract):
 def json_schema() -> str:
     """The committed specs/node-config.schema.json."""
     schema = NodeConfig.model_json_schema(by_alias=True, mode="validation")
-    schema["$id"] = "https://pyagent.dev/schemas/node-config-v1alpha2.json"
+    schema["$id"] = "https://pyagent.dev/schemas/node-config-v1alpha3.json"
     schema["title"] = "pyagent node.json"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

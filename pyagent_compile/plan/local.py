@@ -140,9 +140,14 @@ def _node_config(swarm: Swarm, node: LocalNodeEntry, nodes: tuple[LocalNodeEntry
         update={
             # The daemon resolves a relative dataDir against the config file's folder (nodes/).
             "data_dir": f"../{node.data_dir}",
-            "listen": contract.Listen(**{p: node.address(p) for p in ("grpc", "metrics", "raft")}),
+            "listen": contract.Listen(**{p: node.address(p) for p in ("grpc", "metrics", "raft", "mesh")}),
             "ports": contract.Ports(**node.ports),
-            "discovery": contract.Discovery(mode="static", dns=None, neighbours=swarm.mesh.neighbours),
+            "discovery": contract.Discovery(
+                mode="static",
+                dns=None,
+                seeds=[n.address("mesh") for n in nodes if n.id != node.id],
+                neighbours=swarm.mesh.neighbours,
+            ),
             # Every node of a local swarm shares one machine: a one-thread runtime per node saves
             # the cross-thread wake-ups (3 nodes on 2 cores: ~20% more writes; docs/local-and-raft.md).
             "runtime": contract.Runtime(worker_threads=1),

@@ -42,6 +42,7 @@ def node_config(
         discovery=contract.Discovery(
             mode="dns" if swarm.mesh.discovery == "auto" else swarm.mesh.discovery,
             dns=f"{service}.{namespace}.svc.{CLUSTER_DOMAIN}",
+            seeds=[],
             neighbours=swarm.mesh.neighbours,
         ),
         consensus=_consensus(swarm),

@@ -587,7 +587,11 @@ def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Clust
             "raft": f"{net.data_ip(node.id)}:{ports['raft']}",
             "grpc": f"0.0.0.0:{ports['grpc']}",
             "metrics": f"0.0.0.0:{ports['metrics']}",
+            "mesh": f"{net.data_ip(node.id)}:{ports['mesh']}",
         }
+        config["discovery"]["seeds"] = [
+            f"{net.data_ip(other.id)}:{other.ports['mesh']}" for other in stack.nodes if other.id != node.id
+        ]
         for member in config["membership"]["members"]:
             other = stack.nodes[member["nodeId"] - 1]
             member["raft"] = f"{net.data_ip(other.id)}:{other.ports['raft']}"

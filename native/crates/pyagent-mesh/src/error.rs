@@ -14,6 +14,8 @@ pub enum MeshError {
     TooLarge { size: usize, limit: usize },
     #[error("direct request to node {node}: {why}")]
     Request { node: u64, why: String },
+    #[error("channel handshake: {0}")]
+    Handshake(String),
     #[error("building the mesh: {0}")]
     Build(String),
 }

@@ -15,6 +15,7 @@ mod error;
 mod message;
 mod rate;
 mod runner;
+pub mod secure;
 mod stats;
 
 use std::net::SocketAddr;

@@ -338,6 +338,8 @@ pub struct Signer {
     key: SigningKey,
     public: PublicKey,
     seq: AtomicU64,
+    /// The same key for the Raft transport's encrypted channels (net.rs).
+    channel: pyagent_mesh::secure::ChannelKey,
 }
 
 impl Signer {
@@ -348,13 +350,20 @@ impl Signer {
             .unwrap_or(1);
         // Derived from the seed, so it cannot fail as decoding a received key can.
         let public = PublicKey::from(&ed25519_zebra::SigningKey::from(key.to_bytes()));
+        let channel = pyagent_mesh::secure::ChannelKey::new(key.to_bytes(), &swarm, "raft");
         Signer {
             node_id,
             swarm,
             key,
             public,
             seq: AtomicU64::new(start),
+            channel,
         }
+    }
+
+    /// The key of this node's Raft channels.
+    pub fn channel(&self) -> &pyagent_mesh::secure::ChannelKey {
+        &self.channel
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {

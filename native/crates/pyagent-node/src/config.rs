@@ -62,6 +62,21 @@ pub struct NodeConfig {
     /// Set when this node runs tasks (its pool has the `worker` role).
     pub work: Option<WorkConfig>,
     pub cores: Vec<String>,
+    /// The P2P mesh (docs/mesh.md); None only where a test runs Raft alone.
+    pub mesh: Option<MeshSettings>,
+}
+
+/// `discovery` and the mesh port, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshSettings {
+    pub listen: SocketAddr,
+    /// Other members' mesh addresses (the local target).
+    pub seeds: Vec<SocketAddr>,
+    /// The headless Service's name and the mesh port: every pod's mesh address (Kubernetes).
+    pub dns: Option<(String, u16)>,
+    pub neighbours: u32,
+    /// `discovery.mode: mdns` was asked for; mDNS itself is not built (docs/mesh.md).
+    pub mdns: bool,
 }
 
 /// The `work` section, with its file resolved like `dataDir`.
@@ -359,31 +374,58 @@ fn kubernetes_identity(
     Ok((identity, me))
 }
 
+fn socket_addr(source: &str, key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| {
+        err(
+            source,
+            key,
+            format!("expected \"host:port\" with an IP address, found {s:?}"),
+        )
+    })
+}
+
 /// Where this node listens: `listen` when given (the local target's loopback addresses), else
-/// every interface on `ports` (a pod).
-fn listen_addresses(source: &str, doc: &Document) -> Result<[SocketAddr; 3], ConfigError> {
+/// every interface on `ports` (a pod). Raft, gRPC, metrics, mesh.
+fn listen_addresses(source: &str, doc: &Document) -> Result<[SocketAddr; 4], ConfigError> {
     let Some(listen) = &doc.listen else {
         let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
         return Ok([
             any(doc.ports.raft),
             any(doc.ports.grpc),
             any(doc.ports.metrics),
+            any(doc.ports.mesh),
         ]);
     };
-    let parse = |key: &str, s: &str| {
-        s.parse().map_err(|_| {
-            err(
-                source,
-                &format!("listen.{key}"),
-                format!("expected \"host:port\" with an IP address, found {s:?}"),
-            )
-        })
-    };
     Ok([
-        parse("raft", &listen.raft)?,
-        parse("grpc", &listen.grpc)?,
-        parse("metrics", &listen.metrics)?,
+        socket_addr(source, "listen.raft", &listen.raft)?,
+        socket_addr(source, "listen.grpc", &listen.grpc)?,
+        socket_addr(source, "listen.metrics", &listen.metrics)?,
+        socket_addr(source, "listen.mesh", &listen.mesh)?,
     ])
+}
+
+fn mesh_settings(
+    source: &str,
+    doc: &Document,
+    listen: SocketAddr,
+) -> Result<MeshSettings, ConfigError> {
+    let d = &doc.discovery;
+    let seeds = d
+        .seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| socket_addr(source, &format!("discovery.seeds[{i}]"), s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if d.neighbours == 0 {
+        return Err(err(source, "discovery.neighbours", "must be at least 1"));
+    }
+    Ok(MeshSettings {
+        listen,
+        seeds,
+        dns: d.dns.clone().map(|host| (host, doc.ports.mesh)),
+        neighbours: u32::try_from(d.neighbours).unwrap_or(u32::MAX),
+        mdns: matches!(d.mode, contract::DiscoveryMode::Mdns),
+    })
 }
 
 fn check_consensus(source: &str, c: &contract::Consensus) -> Result<(), ConfigError> {
@@ -528,7 +570,8 @@ pub fn parse(
         return Err(err(source, "swarm", "must not be empty"));
     }
     let m = membership(source, &doc, members_override, env_pod_name.as_deref())?;
-    let [listen_raft, listen_grpc, listen_metrics] = listen_addresses(source, &doc)?;
+    let [listen_raft, listen_grpc, listen_metrics, listen_mesh] = listen_addresses(source, &doc)?;
+    let mesh = mesh_settings(source, &doc, listen_mesh)?;
     check_consensus(source, &doc.consensus)?;
     let c = &doc.consensus;
     Ok(NodeConfig {
@@ -551,6 +594,7 @@ pub fn parse(
         kubernetes: m.kubernetes,
         work: work_config(source, doc.work.as_ref(), base_dir)?,
         cores: doc.cores.clone(),
+        mesh: Some(mesh),
     })
 }
 
@@ -604,9 +648,9 @@ mod tests {
 
     pub(crate) fn sample(members: &str) -> String {
         format!(
-            r#"{{"apiVersion":"pyagent.dev/node/v1alpha2","swarm":"s","pool":"p","roles":["voter"],"cores":[],
+            r#"{{"apiVersion":"pyagent.dev/node/v1alpha3","swarm":"s","pool":"p","roles":["voter"],"cores":[],
             "dataDir":"data","ports":{{"mesh":1,"raft":2,"grpc":3,"metrics":4}},"listen":null,
-            "discovery":{{"mode":"static","dns":null,"neighbours":8}},
+            "discovery":{{"mode":"static","dns":null,"seeds":["127.0.0.1:7"],"neighbours":8}},
             "consensus":{{"electionTimeoutMs":[150,300],"heartbeatMs":50,"snapshotEveryEntries":100,"snapshotsKept":2}},
             "memory":{{"kv":{{"blockSize":16,"blocks":64,"eviction":"lru","ttlSeconds":null}},"decayHalfLifeSeconds":60}},
             "sovereignty":{{"jurisdiction":null,"ownerPublicKey":null,"soulKeyFile":null,"peerShare":"none","trustedPeers":[]}},
@@ -633,6 +677,10 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/etc/x/data"));
         assert_eq!(c.listen_grpc.port(), 3);
         assert!(c.is_bootstrapper());
+        let mesh = c.mesh.unwrap();
+        assert_eq!(mesh.listen.port(), 1);
+        assert_eq!(mesh.seeds, vec!["127.0.0.1:7".parse().unwrap()]);
+        assert_eq!((mesh.neighbours, mesh.dns, mesh.mdns), (8, None, false));
     }
 
     #[test]
@@ -667,7 +715,11 @@ mod tests {
             key_of_error("\"neighbours\":8", "\"neighbours\":8,\"extra\":1"),
             "discovery.extra"
         );
-        assert_eq!(key_of_error("v1alpha2", "v1alpha1"), "apiVersion");
+        assert_eq!(key_of_error("v1alpha3", "v1alpha1"), "apiVersion");
+        assert_eq!(
+            key_of_error("\"127.0.0.1:7\"", "\"peer-1:7\""),
+            "discovery.seeds[0]"
+        );
         for bad in ["0", "\"2\""] {
             let runtime = format!("\"workerThreads\":{bad}");
             assert_eq!(

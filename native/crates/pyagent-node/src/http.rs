@@ -227,6 +227,7 @@ pub fn render(shared: &Shared) -> String {
     );
     shared.metrics.render_counters(&mut out);
     crate::work::metrics::render(shared, &mut out);
+    crate::mesh::render_metrics(shared, &mut out);
     let kv = shared.kv.stats();
     gauge(
         &mut out,

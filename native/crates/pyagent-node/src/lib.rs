@@ -12,6 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod join;
 pub mod kv;
+pub mod mesh;
 pub mod metrics;
 pub mod net;
 pub mod node;

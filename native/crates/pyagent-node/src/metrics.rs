@@ -134,6 +134,14 @@ pub fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     );
 }
 
+/// Appends one counter with a sample per label set.
+pub fn counters(out: &mut String, name: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+    }
+}
+
 /// Escapes a label value.
 pub fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")

@@ -1,6 +1,12 @@
 //! Raft RPCs between nodes over TCP: every request and response is a signed [`Envelope`] in a
 //! length-prefixed frame (`[u32 BE length][msgpack]`). One connection per openraft client,
 //! reused for its request/response pairs and re-dialled after an error.
+//!
+//! Every connection is an encrypted channel of the mesh (`pyagent_mesh::secure`: Noise XX,
+//! ChaCha20-Poly1305, each side's key proven by its node key), opened only between members:
+//! the side that accepts refuses a key outside its keyring before reading a byte, the side that
+//! dials refuses a peer whose key is not the target's. Signatures on every envelope stay: they
+//! are what the replicated state checks, and what a replay window counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,8 +24,9 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::OptionalSend;
+use pyagent_mesh::secure::SecureStream;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::append::{append_prefix, APPEND_MAX_BYTES};
@@ -74,6 +81,25 @@ impl Keyring {
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
             .copied()
+    }
+
+    /// Every key, by node id.
+    pub fn snapshot(&self) -> BTreeMap<NodeId, auth::PublicKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The member holding `key` (an Ed25519 public key's bytes), if any.
+    pub fn node_of_key(&self, key: &[u8; 32]) -> Option<NodeId> {
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.iter()
+            .find(|(_, k)| <[u8; 32]>::from(**k) == *key)
+            .map(|(id, _)| *id)
     }
 
     pub fn replace(&self, keys: BTreeMap<NodeId, auth::PublicKey>) {
@@ -139,7 +165,10 @@ impl Gate {
     }
 }
 
-pub async fn write_frame(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+pub async fn write_frame<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     // length and body in one write: one segment, one wake-up on the receiving side
     let mut frame = Vec::with_capacity(4 + bytes.len());
     frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
@@ -148,7 +177,7 @@ pub async fn write_frame(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Resul
     stream.flush().await
 }
 
-pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+pub async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Vec<u8>> {
     let len = stream.read_u32().await? as usize;
     if len > MAX_FRAME {
         return Err(std::io::Error::other(format!(
@@ -172,15 +201,18 @@ pub async fn serve(
     recovery: Arc<Recovery>,
 ) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((tcp, _)) = listener.accept().await else {
             // e.g. out of file descriptors: do not spin
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         let (raft, signer, gate, recovery) =
             (raft.clone(), signer.clone(), gate.clone(), recovery.clone());
         tokio::spawn(async move {
+            let Some((_, mut stream)) = accept_channel(tcp, &signer, &gate).await else {
+                return;
+            };
             while let Ok(frame) = read_frame(&mut stream).await {
                 let Ok(env) = rmp_serde::from_slice::<Envelope>(&frame) else {
                     gate.metrics.reject(Channel::Raft, Reject::Malformed);
@@ -254,6 +286,49 @@ pub async fn serve(
     }
 }
 
+/// Opens the encrypted channel of an accepted connection; None (counted) unless the peer proved
+/// a member's key.
+pub async fn accept_channel(
+    tcp: TcpStream,
+    signer: &Signer,
+    gate: &Gate,
+) -> Option<(NodeId, SecureStream)> {
+    let Ok((key, stream)) = signer.channel().inbound(tcp).await else {
+        gate.metrics.reject(Channel::Raft, Reject::Malformed);
+        return None;
+    };
+    let Some(peer) = gate.keyring.node_of_key(&key) else {
+        gate.metrics.reject(Channel::Raft, Reject::NonMember);
+        return None;
+    };
+    Some((peer, stream))
+}
+
+/// Dials `addr` and opens an encrypted channel to node `target`, which must prove its key.
+async fn dial_channel(
+    addr: &str,
+    target: NodeId,
+    signer: &Signer,
+    gate: &Gate,
+) -> Result<SecureStream, CallError> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| CallError::Connect(addr.to_owned(), e))?;
+    let _ = tcp.set_nodelay(true);
+    let (key, stream) = signer
+        .channel()
+        .outbound(tcp)
+        .await
+        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    if gate.keyring.node_of_key(&key) != Some(target) {
+        gate.metrics.reject(Channel::Raft, Reject::NonMember);
+        return Err(CallError::Protocol(format!(
+            "the peer at {addr} is not node {target}"
+        )));
+    }
+    Ok(stream)
+}
+
 /// The answer of a recovering node to a vote or pre-vote request: its own vote, not granted,
 /// and no log id (a candidate must not take a log it lost as a reason to wait).
 fn not_granted(raft: &Raft) -> VoteResponse<TypeConfig> {
@@ -315,19 +390,19 @@ impl PeerHealth {
 /// dialled, accepted and spawned a connection per round.
 #[derive(Default)]
 pub struct IdleConnections {
-    by_peer: Mutex<BTreeMap<(NodeId, String), Vec<TcpStream>>>,
+    by_peer: Mutex<BTreeMap<(NodeId, String), Vec<SecureStream>>>,
 }
 
 /// Idle connections kept per peer at most.
 const IDLE_PER_PEER: usize = 4;
 
 impl IdleConnections {
-    fn take(&self, target: NodeId, addr: &str) -> Option<TcpStream> {
+    fn take(&self, target: NodeId, addr: &str) -> Option<SecureStream> {
         let mut idle = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
         idle.get_mut(&(target, addr.to_string()))?.pop()
     }
 
-    fn put(&self, target: NodeId, addr: &str, stream: TcpStream) {
+    fn put(&self, target: NodeId, addr: &str, stream: SecureStream) {
         let mut idle = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
         let v = idle.entry((target, addr.to_string())).or_default();
         if v.len() < IDLE_PER_PEER {
@@ -357,7 +432,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     /// A connection with no request or reply half-sent: it is dropped on any error or timeout.
-    stream: Option<TcpStream>,
+    stream: Option<SecureStream>,
     /// A request was written and its whole reply not yet read (e.g. the call's future was
     /// dropped on a timeout): the connection must not be reused, by this client's next call
     /// (`exchange`) nor by another client (`Drop`), or that call would read this call's reply.
@@ -408,10 +483,7 @@ impl PeerClient {
                     other => return other,
                 }
             }
-            let s = TcpStream::connect(&self.addr)
-                .await
-                .map_err(|e| CallError::Connect(self.addr.clone(), e))?;
-            let _ = s.set_nodelay(true);
+            let s = dial_channel(&self.addr, self.target, &self.signer, &self.gate).await?;
             self.stream = Some(s);
         }
         self.exchange_once(body).await
@@ -782,9 +854,10 @@ mod tests {
     async fn late_first_peer(listener: TcpListener, signer: Signer, gate: Gate) {
         let mut first = true;
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            let (_, mut stream) = accept_channel(tcp, &signer, &gate).await.unwrap();
             while let Ok(frame) = read_frame(&mut stream).await {
                 let env: Envelope = rmp_serde::from_slice(&frame).unwrap();
                 gate.check(&env).unwrap();
@@ -860,9 +933,10 @@ mod tests {
         gate: Gate,
         seen: tokio::sync::mpsc::UnboundedSender<Seen>,
     ) {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        let (_, mut stream) = accept_channel(tcp, &signer, &gate).await.unwrap();
         while let Ok(frame) = read_frame(&mut stream).await {
             let env: Envelope = rmp_serde::from_slice(&frame).unwrap();
             gate.check(&env).unwrap();

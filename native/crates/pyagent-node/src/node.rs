@@ -62,6 +62,8 @@ pub enum StartError {
     Raft(String),
     #[error("KV_v2 engine (memory.kv): {0}")]
     Kv(String),
+    #[error("mesh: {0}")]
+    Mesh(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -95,6 +97,7 @@ pub async fn start(
     let state = sm.state.clone();
     let sigs = sm.sigs.clone();
 
+    let mesh_key = key.clone();
     let signer = Arc::new(Signer::new(cfg.node_id, cfg.swarm.clone(), key));
     let keyring = Arc::new(initial_keyring(&cfg, &signer));
     let metrics = Arc::new(Metrics::default());
@@ -122,6 +125,14 @@ pub async fn start(
     }
 
     let kv = KvEngine::new(&cfg.kv).map_err(StartError::Kv)?;
+    let mesh = match &cfg.mesh {
+        Some(settings) => Some(Arc::new(
+            crate::mesh::start(&cfg.swarm, settings, &mesh_key, &keyring)
+                .await
+                .map_err(|e| StartError::Mesh(e.to_string()))?,
+        )),
+        None => None,
+    };
     let (proposer, proposer_task) = crate::batching::Proposer::spawn(raft.clone());
     let (verifier, verifier_task) = crate::batching::SignatureBatcher::spawn(sigs.clone());
     let shared = Arc::new(Shared {
@@ -139,6 +150,7 @@ pub async fn start(
         log_stats,
         sigs,
         recovery: recovery.clone(),
+        mesh: mesh.clone(),
     });
     let mut tasks = vec![proposer_task, verifier_task];
     let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;
@@ -151,6 +163,12 @@ pub async fn start(
     )));
     tasks.push(tokio::spawn(crate::recovery::watch(raft.clone(), recovery)));
     tasks.push(tokio::spawn(refresh_keys(shared.clone())));
+    if let Some(mesh) = mesh {
+        tasks.push(tokio::spawn(crate::mesh::follow_membership(
+            shared.clone(),
+            mesh,
+        )));
+    }
     let metrics_listener = tokio::net::TcpListener::from_std(listeners.metrics)?;
     tasks.push(tokio::spawn(crate::http::serve(
         metrics_listener,

@@ -29,6 +29,8 @@ pub struct Shared {
     pub reads: Arc<crate::batching::ReadBarrier>,
     /// Whether this node is rejoining after damage to its Raft state (recovery.rs).
     pub recovery: Arc<crate::recovery::Recovery>,
+    /// The P2P mesh (mesh.rs); None only where a test runs Raft alone.
+    pub mesh: Option<Arc<pyagent_mesh::Mesh>>,
 }
 
 impl Shared {

@@ -69,9 +69,9 @@ fn bad_config_exits_2_naming_the_key() {
     let (code, err) = run_with("{");
     assert_eq!(code, 2);
     assert!(err.contains("invalid JSON"), "{err}");
-    let base = r#"{"apiVersion":"pyagent.dev/node/v1alpha2","swarm":"s","pool":"p","roles":[],"cores":[],
+    let base = r#"{"apiVersion":"pyagent.dev/node/v1alpha3","swarm":"s","pool":"p","roles":[],"cores":[],
         "dataDir":"d","ports":{"mesh":4,"raft":1,"grpc":2,"metrics":3},"listen":null,
-        "discovery":{"mode":"static","dns":null,"neighbours":8},
+        "discovery":{"mode":"static","dns":null,"seeds":[],"neighbours":8},
         "membership":{"mode":"static","nodeId":1,"name":"n1","join":false,"members":[
             {"nodeId":1,"name":"n1","raft":"127.0.0.1:1","grpc":"127.0.0.1:2","voter":true,"publicKey":null}]},
         "consensus":{"electionTimeoutMs":[150,300],"heartbeatMs":50,"snapshotEveryEntries":10,"snapshotsKept":2},

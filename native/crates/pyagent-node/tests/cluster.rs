@@ -12,6 +12,7 @@ use prost::Message as _;
 use pyagent_node::auth::{Envelope, Reject, Signer};
 use pyagent_node::config::NodeConfig;
 use pyagent_node::metrics::Channel;
+use pyagent_node::net::{read_frame, write_frame};
 use pyagent_node::node::{self, Listeners, Node};
 use pyagent_node::proto::{self, command::Op, node_client::NodeClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -260,46 +261,53 @@ async fn three_nodes_elect_commit_and_recover() {
     assert_eq!(m.rejected(Channel::Client, Reject::Unsigned), 1);
     assert_eq!(m.rejected(Channel::Client, Reject::NonMember), 1);
 
-    // A forged Raft message on the transport is refused and counted.
+    // The Raft transport opens a channel only for a member's key: a stranger's handshake is
+    // refused before anything it sends is read, and counted.
     let target = &nodes[fi];
-    let fake = Signer::new(leader, SWARM.into(), key(42)); // the leader's id, the wrong key
+    let raft_addr = target.shared.cfg.listen_raft;
+    let stranger = Signer::new(9, SWARM.into(), key(9));
+    let tcp = tokio::net::TcpStream::connect(raft_addr).await.unwrap();
+    if let Ok((_, mut s)) = stranger.channel().outbound(tcp).await {
+        // XX completes on the dialling side first; the target then closes without reading.
+        let env = stranger.envelope(target.shared.cfg.node_id, b"junk".to_vec());
+        let _ = write_frame(&mut s, &rmp_serde::to_vec(&env).unwrap()).await;
+        assert!(read_frame(&mut s).await.is_err());
+    }
+    let refused_strangers = || {
+        target
+            .shared
+            .metrics
+            .rejected(Channel::Raft, Reject::NonMember)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refused_strangers() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the stranger's channel was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // On a member's channel, a forged message (the leader's id, the wrong key) is refused and
+    // counted, with a signed answer.
+    let member = Signer::new(leader, SWARM.into(), key(leader));
+    let tcp = tokio::net::TcpStream::connect(raft_addr).await.unwrap();
+    let (peer_key, mut s) = member.channel().outbound(tcp).await.unwrap();
+    assert_eq!(
+        peer_key,
+        key(target.shared.cfg.node_id).verifying_key().to_bytes()
+    );
+    let fake = Signer::new(leader, SWARM.into(), key(42));
     let env = fake.envelope(target.shared.cfg.node_id, b"junk".to_vec());
-    let mut s = tokio::net::TcpStream::connect(target.shared.cfg.listen_raft)
+    write_frame(&mut s, &rmp_serde::to_vec(&env).unwrap())
         .await
         .unwrap();
-    let bytes = rmp_serde::to_vec(&env).unwrap();
-    s.write_all(&(bytes.len() as u32).to_be_bytes())
-        .await
-        .unwrap();
-    s.write_all(&bytes).await.unwrap();
-    let len = s.read_u32().await.unwrap();
-    let mut buf = vec![0; len as usize];
-    s.read_exact(&mut buf).await.unwrap();
-    let reply: Envelope = rmp_serde::from_slice(&buf).unwrap();
+    let reply: Envelope = rmp_serde::from_slice(&read_frame(&mut s).await.unwrap()).unwrap();
     assert_eq!(reply.from, target.shared.cfg.node_id);
     assert_eq!(
         target
             .shared
             .metrics
             .rejected(Channel::Raft, Reject::BadSignature),
-        1
-    );
-    // ... and so is one from a node that is not a member, even correctly signed.
-    let stranger = Signer::new(9, SWARM.into(), key(9));
-    let env = stranger.envelope(target.shared.cfg.node_id, b"junk".to_vec());
-    let bytes = rmp_serde::to_vec(&env).unwrap();
-    s.write_all(&(bytes.len() as u32).to_be_bytes())
-        .await
-        .unwrap();
-    s.write_all(&bytes).await.unwrap();
-    let len = s.read_u32().await.unwrap();
-    let mut buf = vec![0; len as usize];
-    s.read_exact(&mut buf).await.unwrap();
-    assert_eq!(
-        target
-            .shared
-            .metrics
-            .rejected(Channel::Raft, Reject::NonMember),
         1
     );
 

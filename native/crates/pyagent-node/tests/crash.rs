@@ -170,10 +170,10 @@ async fn sigkill_loses_no_acknowledged_write() {
     for i in 1..=3u64 {
         let (r, g, m) = ports[(i - 1) as usize];
         let cfg = serde_json::json!({
-            "apiVersion": "pyagent.dev/node/v1alpha2", "swarm": "crash", "pool": "p", "roles": [], "cores": [],
+            "apiVersion": "pyagent.dev/node/v1alpha3", "swarm": "crash", "pool": "p", "roles": [], "cores": [],
             "dataDir": "data", "ports": {"mesh": 1, "raft": r, "grpc": g, "metrics": m},
-            "listen": {"raft": format!("127.0.0.1:{r}"), "grpc": format!("127.0.0.1:{g}"), "metrics": format!("127.0.0.1:{m}")},
-            "discovery": {"mode": "static", "dns": null, "neighbours": 8},
+            "listen": {"raft": format!("127.0.0.1:{r}"), "grpc": format!("127.0.0.1:{g}"), "metrics": format!("127.0.0.1:{m}"), "mesh": "127.0.0.1:0"},
+            "discovery": {"mode": "static", "dns": null, "seeds": [], "neighbours": 8},
             "membership": {"mode": "static", "nodeId": i, "name": format!("n{i}"), "join": false,
                 "members": members.iter().map(|m| { let mut m = m.clone(); m["publicKey"] = serde_json::Value::Null; m }).collect::<Vec<_>>()},
             "consensus": {"electionTimeoutMs": [500, 1000], "heartbeatMs": 100, "snapshotEveryEntries": 200, "snapshotsKept": 2},

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-pub const API_VERSION: &str = "pyagent.dev/node/v1alpha2";
+pub const API_VERSION: &str = "pyagent.dev/node/v1alpha3";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -47,6 +47,7 @@ pub struct Listen {
     pub raft: String,
     pub grpc: String,
     pub metrics: String,
+    pub mesh: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,7 +62,10 @@ pub enum DiscoveryMode {
 #[serde(deny_unknown_fields)]
 pub struct Discovery {
     pub mode: DiscoveryMode,
+    /// The headless Service's name: every pod's mesh address, on `ports.mesh` (Kubernetes).
     pub dns: Option<String>,
+    /// Other members' mesh addresses (the local target).
+    pub seeds: Vec<String>,
     pub neighbours: u64,
 }
 

@@ -90,6 +90,8 @@ pub fn configs(swarm: &str, root: &Path, ls: &[Listeners], snapshot_every: u64) 
                 // runs tasks on real processes.
                 work: None,
                 cores: Vec::new(),
+                // Raft alone: tests/integration/test_mesh.py runs the mesh on real processes.
+                mesh: None,
             }
         })
         .collect()

@@ -36,6 +36,7 @@ use crate::shared::Shared;
 use crate::sm::{read_state, Raft};
 use crate::state::refusal;
 use crate::types::{LogId, TypeConfig};
+use pyagent_mesh::Event;
 
 /// The longest the supervisor and runners go without looking at the applied state. They wake
 /// when the state machine applies an entry ([`Applied`]), so this is a fallback,
@@ -342,9 +343,28 @@ type McpSlot = Arc<tokio::sync::OnceCell<pyagent_mcp::McpSessions>>;
 
 async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
     let mcp: McpSlot = Arc::default();
-    run_steps(ctx, id, token, mcp.clone()).await;
+    if let Some(task) = current(&ctx.shared, &id, token) {
+        let manifest = task.manifest.clone();
+        crate::mesh::announce(
+            &ctx.shared,
+            Event::TaskStarted {
+                task: id.clone(),
+                manifest,
+            },
+        );
+    }
+    run_steps(ctx.clone(), id.clone(), token, mcp.clone()).await;
     if let Some(sessions) = mcp.get() {
         sessions.shutdown().await;
+    }
+    let ended = read_state(&ctx.shared.state)
+        .work
+        .tasks
+        .get(&id)
+        .filter(|t| t.owner == me(&ctx.shared) && t.state.is_final())
+        .map(|t| t.state.label().to_owned());
+    if let Some(outcome) = ended {
+        crate::mesh::announce(&ctx.shared, Event::TaskEnded { task: id, outcome });
     }
 }
 
