@@ -278,11 +278,16 @@ def test_a_node_that_does_not_catch_up_is_lagging_and_one_that_does_is_not(own_s
     assert swarm.lagging_nodes(own_stack, views[:1], lead.id, look) == {}, "nobody behind: no second look"
 
 
-def test_status_says_degraded_for_a_lagging_node() -> None:
-    views = [NodeView("a-0", 1, 10, "Leader", 2, 1, 9, 9), NodeView("a-1", 2, 11, "Follower", 2, 1, 0, 0)]
+def test_status_says_degraded_for_a_lagging_or_unready_node() -> None:
+    views = [NodeView("a-0", 1, 10, "Leader", 2, 1, 9, 9, 1), NodeView("a-1", 2, 11, "Follower", 2, 1, 0, 0, 1)]
     text = local_cmd.status_table(views, 1, {"a-1": 9})
-    assert text.splitlines()[-1] == "swarm DEGRADED: not catching up: a-1 9 entries behind"
+    assert text.splitlines()[-1] == "swarm DEGRADED: a-1 9 entries behind, not catching up"
+    assert text.splitlines()[0].split()[-1] == "MESH" and text.splitlines()[1].split()[-1] == "1"
     assert local_cmd.status_table(views, 1, {}).splitlines()[-1] == "swarm healthy"
+    # A node rejoining after damage answers and applies, and says it is not ready yet.
+    rejoining = NodeView("a-1", 2, 11, "Follower", 2, 1, 9, 9, 1, "recovering: log corrupt after index 4")
+    text = local_cmd.status_table([views[0], rejoining], 1, {})
+    assert text.splitlines()[-1] == "swarm DEGRADED: a-1 recovering: log corrupt after index 4"
 
 
 def test_every_rendered_local_json_is_read_back_by_the_runtime() -> None:

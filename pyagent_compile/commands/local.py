@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyagent_compile.commands.output import add_format_options, end_progress, progress, use_colour
-from pyagent_compile.diagnostics import Diagnostic, Diagnostics
+from pyagent_compile.diagnostics import Diagnostic, Diagnostics, Severity
 from pyagent_compile.diagnostics.codes import exit_code_for
 from pyagent_compile.diagnostics.machine import render_json
 from pyagent_compile.diagnostics.sources import SourceCache
@@ -138,21 +138,38 @@ def _load(args: argparse.Namespace) -> tuple[LocalStack | None, list[Diagnostic]
 
 
 def status_table(views: list[NodeView], leader: int | None, lagging: dict[str, int] | None = None) -> str:
-    header = ("NODE", "ID", "PID", "ROLE", "TERM", "LEADER", "COMMIT")
+    header = ("NODE", "ID", "PID", "ROLE", "TERM", "LEADER", "COMMIT", "MESH")
     rows = [header] + [
-        (v.name, str(v.id), str(v.pid or "-"), v.role, _opt(v.term), _opt(v.leader_id or None), _opt(v.commit_index))
+        (
+            v.name,
+            str(v.id),
+            str(v.pid or "-"),
+            v.role,
+            _opt(v.term),
+            _opt(v.leader_id or None),
+            _opt(v.commit_index),
+            _opt(v.mesh_peers),
+        )
         for v in views
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     healthy = leader is not None and all(v.term is not None for v in views)
     lines.append(f"leader: {leader}" if leader else "leader: none")
-    if healthy and lagging:
-        behind = ", ".join(f"{name} {entries} entries behind" for name, entries in lagging.items())
-        lines.append(f"swarm DEGRADED: not catching up: {behind}")
+    problems = degraded(views, lagging or {})
+    if healthy and problems:
+        lines.append(f"swarm DEGRADED: {'; '.join(problems)}")
     else:
         lines.append("swarm healthy" if healthy else "swarm NOT healthy")
     return "\n".join(lines) + "\n"
+
+
+def degraded(views: list[NodeView], lagging: dict[str, int]) -> list[str]:
+    """What keeps a swarm that has a leader from being whole: nodes not catching up, and nodes
+    whose /healthz says why they are not ready (recovering from damage, behind, stuck)."""
+    problems = [f"{name} {entries} entries behind, not catching up" for name, entries in lagging.items()]
+    problems += [f"{v.name} {v.unhealthy}" for v in views if v.unhealthy and v.name not in lagging]
+    return problems
 
 
 def _opt(value: int | None) -> str:
@@ -282,6 +299,16 @@ def run_status(args: argparse.Namespace) -> int:
             help=f"its log: {stack.node(name).log_file}",
         )
         for name, entries in lagging.items()
+    ]
+    diags += [
+        Diagnostic(
+            "PA621",
+            f"node {v.name} is not ready: {v.unhealthy}",
+            severity=Severity.WARNING,
+            help=f"its /healthz says the same; its log: {stack.node(v.name).log_file}",
+        )
+        for v in views
+        if v.unhealthy and v.name not in lagging
     ]
     payload = _status_payload(stack, views, leader, lagging)
     return _finish(args, diags, payload, _status_text(stack, views, leader, lagging))

@@ -555,6 +555,12 @@ CODES: dict[str, CodeInfo] = {
         "longer than a follower under load needs to catch up: it is stuck (for example after "
         "damage to its log) or far behind. The swarm is reported DEGRADED; the node's log says why.",
     ),
+    "PA621": CodeInfo(
+        "node not ready",
+        "A node answers but its /healthz says it is not ready: it is rejoining after damage to its "
+        "Raft state (it does not vote until it has caught up), behind, or stuck. A warning: a "
+        "rejoining node normally catches up by itself within seconds (docs/raft-recovery.md).",
+    ),
     "PA650": CodeInfo(
         "scenario failed",
         "`pyagent scenario run`: a scenario's task did not end as its `expect` says (a check failed; "

@@ -23,6 +23,9 @@ class NodeView:
     leader_id: int | None = None
     commit_index: int | None = None
     applied_index: int | None = None
+    mesh_peers: int | None = None
+    # Why the node's /healthz answers 503 (recovering from damage, behind, stuck); "" when ready.
+    unhealthy: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -34,6 +37,8 @@ class NodeView:
             "leader": self.leader_id,
             "commitIndex": self.commit_index,
             "appliedIndex": self.applied_index,
+            "meshPeers": self.mesh_peers,
+            "unhealthy": self.unhealthy,
         }
 
 
@@ -49,7 +54,16 @@ def node_view(node: StackNode, timeout: float = 1.0) -> NodeView:
     finally:
         client.close()
     return NodeView(
-        node.name, node.id, pid, status.role, status.term, status.leader_id, status.commit_index, status.applied_index
+        node.name,
+        node.id,
+        pid,
+        status.role,
+        status.term,
+        status.leader_id,
+        status.commit_index,
+        status.applied_index,
+        status.mesh_peers,
+        status.unhealthy,
     )
 
 

@@ -396,7 +396,7 @@ class KvStats(_message.Message):
     def __init__(self, available: bool = ..., block_size: _Optional[int] = ..., blocks_total: _Optional[int] = ..., blocks_used: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "name", "swarm", "role", "term", "leader_id", "commit_index", "applied_index", "last_log_index", "members", "kv", "version")
+    __slots__ = ("node_id", "name", "swarm", "role", "term", "leader_id", "commit_index", "applied_index", "last_log_index", "members", "kv", "version", "mesh_peers", "unhealthy")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SWARM_FIELD_NUMBER: _ClassVar[int]
@@ -409,6 +409,8 @@ class StatusResponse(_message.Message):
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     KV_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESH_PEERS_FIELD_NUMBER: _ClassVar[int]
+    UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     name: str
     swarm: str
@@ -421,4 +423,6 @@ class StatusResponse(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[Member]
     kv: KvStats
     version: str
-    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., swarm: _Optional[str] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., kv: _Optional[_Union[KvStats, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...
+    mesh_peers: int
+    unhealthy: str
+    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., swarm: _Optional[str] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., kv: _Optional[_Union[KvStats, _Mapping]] = ..., version: _Optional[str] = ..., mesh_peers: _Optional[int] = ..., unhealthy: _Optional[str] = ...) -> None: ...

@@ -525,5 +525,10 @@ pub fn status(shared: &Shared) -> proto::StatusResponse {
             evictions: kv.evictions,
         }),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        mesh_peers: shared
+            .mesh
+            .as_ref()
+            .map_or(0, |m| u32::try_from(m.stats().peers).unwrap_or(u32::MAX)),
+        unhealthy: shared.health().unwrap_or_default(),
     }
 }

@@ -51,7 +51,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 ("GET", "/livez") => ("200 OK", "text/plain", "ok\n".to_string()),
                 // Readiness: a leader is known, and this node is neither rejoining after damage
                 // nor behind or stuck behind its leader (the body says which).
-                ("GET", "/healthz") => match health(&shared) {
+                ("GET", "/healthz") => match shared.health() {
                     None => ("200 OK", "text/plain", "ok\n".to_string()),
                     Some(why) => ("503 Service Unavailable", "text/plain", why + "\n"),
                 },
@@ -71,14 +71,6 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             let _ = stream.shutdown().await;
         });
     }
-}
-
-/// Why this node is not ready (`/healthz`), or None.
-pub fn health(shared: &Shared) -> Option<String> {
-    let m = shared.raft.metrics().borrow_watched().clone();
-    let applied = m.last_applied.map_or(0, |l| l.index);
-    let is_leader = m.current_leader == Some(shared.cfg.node_id);
-    shared.recovery.health(m.current_leader, applied, is_leader)
 }
 
 pub fn render(shared: &Shared) -> String {

@@ -37,4 +37,13 @@ impl Shared {
     pub fn committed_index(&self) -> u64 {
         self.log.committed_index()
     }
+
+    /// Why this node is not ready (`/healthz`, `Status`), or None.
+    pub fn health(&self) -> Option<String> {
+        use openraft::async_runtime::WatchReceiver as _;
+        let m = self.raft.metrics().borrow_watched().clone();
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let is_leader = m.current_leader == Some(self.cfg.node_id);
+        self.recovery.health(m.current_leader, applied, is_leader)
+    }
 }

@@ -269,7 +269,7 @@ async fn damaged_node_rejoins(name: &str, how: Damage, on_leader: bool) -> Durat
         back.shared.recovery.is_recovering(),
         "{name}: damage not detected"
     );
-    let ready = pyagent_node::http::health(&back.shared).unwrap_or_default();
+    let ready = back.shared.health().unwrap_or_default();
     assert!(
         ready.starts_with("recovering"),
         "{name}: /healthz said {ready:?}"
@@ -302,7 +302,7 @@ async fn damaged_node_rejoins(name: &str, how: Damage, on_leader: bool) -> Durat
         started.elapsed()
     );
     assert_holds(&back, 0..450).await;
-    assert_eq!(pyagent_node::http::health(&back.shared), None);
+    assert_eq!(back.shared.health(), None);
     back.shutdown().await;
     for n in rest {
         n.shutdown().await;
