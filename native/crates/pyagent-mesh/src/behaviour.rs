@@ -79,7 +79,9 @@ fn gossip_config(cfg: &MeshConfig) -> Result<gossipsub::Config, MeshError> {
     gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
-        .max_transmit_size(cfg.limits.max_message_bytes + FRAME_OVERHEAD)
+        .max_transmit_size(
+            crate::runner::sealed_limit(cfg.limits.max_message_bytes) + FRAME_OVERHEAD,
+        )
         .heartbeat_interval(cfg.heartbeat)
         .mesh_n_high(high)
         .mesh_n(n)

@@ -5,12 +5,14 @@
 //! - Admission: a node's mesh identity is its Ed25519 node key, and only the keys of the Raft
 //!   membership are allowed; a stranger's connection is denied and counted.
 //! - `neighbours` bounds the peers a node keeps; the others are reached through gossip.
-//! - Topics: swarm events and the world feed of lessons, typed, size- and rate-limited per author.
+//! - Topics: swarm events and the world feed of lessons, typed, size- and rate-limited per author,
+//!   sealed end to end (Megolm sessions per author, their keys sent over Olm: vodozemac).
 
 mod admission;
 mod behaviour;
 mod command;
 mod config;
+mod e2e;
 mod error;
 mod message;
 mod rate;

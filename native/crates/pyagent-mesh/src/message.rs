@@ -11,15 +11,18 @@ pub enum Topic {
     Events,
     /// The world feed: lessons one node's tasks learned, for every other node.
     Feed,
+    /// Keys of the end-to-end encryption (e2e.rs): Olm bundles and room keys.
+    Keys,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 2] = [Topic::Events, Topic::Feed];
+    pub const ALL: [Topic; 3] = [Topic::Events, Topic::Feed, Topic::Keys];
 
     pub fn label(self) -> &'static str {
         match self {
             Topic::Events => "events",
             Topic::Feed => "feed",
+            Topic::Keys => "keys",
         }
     }
 
@@ -84,6 +87,7 @@ impl Payload {
         match topic {
             Topic::Events => serde_json::from_slice(data).map(Payload::Event),
             Topic::Feed => serde_json::from_slice(data).map(Payload::Lesson),
+            Topic::Keys => return Err("the keys topic carries no payloads".into()),
         }
         .map_err(|e| e.to_string())
     }

@@ -18,6 +18,7 @@ use crate::admission::Members;
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::command::{Command, Peer};
 use crate::config::{MeshConfig, Seed};
+use crate::e2e::{Crypto, KeyMessage, OpenError, Sealed};
 use crate::error::MeshError;
 use crate::message::{Delivered, Lesson, Payload, Request, Response, Topic};
 use crate::rate::RateLimiter;
@@ -25,6 +26,21 @@ use crate::stats::{MeshStats, Refusal, Rejection};
 
 /// How many lessons a node keeps (and hands to a neighbour that asks).
 pub const FEED_KEPT: usize = 256;
+
+/// Ticks between two publications of a node's key bundle (besides those a new member causes).
+const BUNDLE_EVERY_TICKS: u32 = 15;
+
+/// The largest gossiped message for payloads of `max` bytes: a sealed payload is its Megolm
+/// ciphertext (the payload, a MAC and a signature) in base64 inside a small JSON object.
+pub fn sealed_limit(max: usize) -> usize {
+    max * 4 / 3 + 512
+}
+
+/// An accepted message, before this node decrypts or applies it.
+enum Verdict {
+    Key(u64, KeyMessage),
+    Sealed(u64, Topic, Sealed),
+}
 
 pub type Feed = Arc<Mutex<VecDeque<(u64, Lesson)>>>;
 
@@ -46,6 +62,10 @@ pub struct Runner {
     /// Addresses that turned out to be this node itself.
     own: BTreeSet<SocketAddr>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, MeshError>>>,
+    /// The end-to-end encryption's keys and sessions (e2e.rs).
+    crypto: Crypto,
+    /// Ticks until this node publishes its key bundle again (0: at the next tick).
+    bundle_in: u32,
     /// Open connections: the peer, its remote address and whether this node dialled.
     connections: HashMap<ConnectionId, (PeerId, Multiaddr, bool)>,
     asked_feed: bool,
@@ -83,6 +103,8 @@ impl Runner {
             own: BTreeSet::from([cfg.listen]),
             requests: HashMap::new(),
             connections: HashMap::new(),
+            crypto: Crypto::new(0),
+            bundle_in: 0,
             asked_feed: false,
             cfg,
         };
@@ -90,6 +112,7 @@ impl Runner {
             runner.add_seed(seed);
         }
         runner.set_members(members);
+        runner.crypto = Crypto::new(runner.own_node_id());
         runner
     }
 
@@ -100,7 +123,10 @@ impl Runner {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 Some(command) = self.commands.recv() => self.on_command(command),
-                _ = tick.tick() => self.look_for_neighbours(),
+                _ = tick.tick() => {
+                    self.look_for_neighbours();
+                    self.share_keys();
+                }
                 _ = self.stop.changed() => break,
             }
         }
@@ -117,6 +143,22 @@ impl Runner {
 
     /// Allows exactly the members; a removed member's connections close at once.
     fn set_members(&mut self, members: Members) {
+        let removed: Vec<u64> = self
+            .members
+            .peers()
+            .map(|(_, n)| *n)
+            .filter(|n| !members.peers().any(|(_, m)| m == n))
+            .collect();
+        if !removed.is_empty() {
+            // What this node publishes from now on must be unreadable to the removed members.
+            for node in &removed {
+                self.crypto.forget(*node);
+            }
+            self.crypto.rotate();
+            self.stats
+                .rotations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let allow = &mut self.swarm.behaviour_mut().allow;
         let gone: Vec<PeerId> = allow
             .allowed_peers()
@@ -200,10 +242,16 @@ impl Runner {
                 limit: self.cfg.limits.max_message_bytes,
             });
         }
+        let sealed = serde_json::to_vec(&self.crypto.seal(&data)).expect("plain data serialises");
+        self.publish_raw(topic, sealed)?;
         if let Payload::Lesson(lesson) = payload {
             let me = self.own_node_id();
             remember(&self.feed, me, lesson.clone());
         }
+        Ok(())
+    }
+
+    fn publish_raw(&mut self, topic: Topic, data: Vec<u8>) -> Result<(), MeshError> {
         let hash = IdentTopic::new(topic.name(&self.cfg.swarm));
         match self.swarm.behaviour_mut().gossip.publish(hash, data) {
             Ok(_) => {
@@ -214,6 +262,31 @@ impl Runner {
                 topic: topic.label(),
                 why: e.to_string(),
             }),
+        }
+    }
+
+    /// Publishes this node's key bundle now and then (and at once when a member is new to it),
+    /// and its current session's key to every member that has a bundle and lacks the key.
+    fn share_keys(&mut self) {
+        if self.bundle_in == 0 {
+            let bundle = serde_json::to_vec(&self.crypto.bundle()).expect("plain data serialises");
+            self.bundle_in = if self.publish_raw(Topic::Keys, bundle).is_ok() {
+                BUNDLE_EVERY_TICKS
+            } else {
+                0 // no peer yet: next tick
+            };
+        } else {
+            self.bundle_in -= 1;
+        }
+        let members: BTreeSet<u64> = self.members.peers().map(|(_, n)| *n).collect();
+        for key in self.crypto.room_keys_for(&members) {
+            let bytes = serde_json::to_vec(&key).expect("plain data serialises");
+            if self.publish_raw(Topic::Keys, bytes).is_err() {
+                // Not sent: send again at the next tick.
+                if let KeyMessage::RoomKey { to, .. } = key {
+                    self.crypto.unshare(to);
+                }
+            }
         }
     }
 
@@ -367,7 +440,7 @@ impl Runner {
                     .gossip
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
                 match verdict {
-                    Ok(delivered) => self.deliver(delivered, message.data.len()),
+                    Ok(verdict) => self.take(verdict),
                     Err((topic, why)) => self.stats.rejected(topic, why),
                 }
             }
@@ -390,9 +463,11 @@ impl Runner {
         }
     }
 
-    /// The application's verdict on a gossiped message: its author is a member, it fits the
-    /// limit, decodes as its topic's type, and its author is within the rate limit.
-    fn judge(&mut self, message: &gossipsub::Message) -> Result<Delivered, (Topic, Rejection)> {
+    /// The application's verdict on a gossiped message, before it is forwarded: its author is a
+    /// member, it fits the limit, has its topic's shape, and its author is within the rate
+    /// limit. Forwarders cannot read sealed payloads: what they decrypt is checked after
+    /// ([`Runner::take`]).
+    fn judge(&mut self, message: &gossipsub::Message) -> Result<Verdict, (Topic, Rejection)> {
         let topic = *self
             .topics
             .get(&message.topic)
@@ -401,19 +476,76 @@ impl Runner {
             .source
             .and_then(|p| self.members.node_of(&p))
             .ok_or((topic, Rejection::NotAMember))?;
-        if message.data.len() > self.cfg.limits.max_message_bytes {
+        if message.data.len() > sealed_limit(self.cfg.limits.max_message_bytes) {
             return Err((topic, Rejection::TooLarge));
         }
-        let payload =
-            Payload::decode(topic, &message.data).map_err(|_| (topic, Rejection::Malformed))?;
+        let verdict = if topic == Topic::Keys {
+            serde_json::from_slice(&message.data).map(|k| Verdict::Key(author, k))
+        } else {
+            serde_json::from_slice(&message.data).map(|s| Verdict::Sealed(author, topic, s))
+        }
+        .map_err(|_| (topic, Rejection::Malformed))?;
         if !self.rate.allow(author, topic, Instant::now()) {
             return Err((topic, Rejection::RateLimited));
         }
-        Ok(Delivered {
-            from: author,
-            payload,
-            received_ms: now_ms(),
-        })
+        Ok(verdict)
+    }
+
+    /// What an accepted message gives this node.
+    fn take(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Key(author, KeyMessage::Bundle { identity, fallback }) => {
+                if self.crypto.learn_bundle(author, &identity, &fallback) {
+                    self.bundle_in = 0; // a member new to us: let it learn our bundle too
+                }
+                self.share_keys();
+            }
+            Verdict::Key(
+                author,
+                KeyMessage::RoomKey {
+                    to,
+                    message_type,
+                    ciphertext,
+                },
+            ) => {
+                if to == self.own_node_id()
+                    && self.crypto.take_room_key(author, message_type, &ciphertext)
+                {
+                    for (topic, plain) in self.crypto.release(author) {
+                        self.open_payload(author, topic, &plain);
+                    }
+                }
+            }
+            Verdict::Sealed(author, topic, sealed) => match self.crypto.open(author, &sealed) {
+                Ok(plain) => self.open_payload(author, topic, &plain),
+                Err(OpenError::NoKey) => {
+                    if self.crypto.hold(author, topic, sealed) {
+                        self.stats.rejected(topic, Rejection::NoKey);
+                    }
+                }
+                Err(OpenError::Undecryptable) => {
+                    self.stats.rejected(topic, Rejection::Undecryptable)
+                }
+            },
+        }
+    }
+
+    fn open_payload(&mut self, author: u64, topic: Topic, plain: &[u8]) {
+        if plain.len() > self.cfg.limits.max_message_bytes {
+            self.stats.rejected(topic, Rejection::TooLarge);
+            return;
+        }
+        match Payload::decode(topic, plain) {
+            Ok(payload) => self.deliver(
+                Delivered {
+                    from: author,
+                    payload,
+                    received_ms: now_ms(),
+                },
+                plain.len(),
+            ),
+            Err(_) => self.stats.rejected(topic, Rejection::Malformed),
+        }
     }
 
     fn deliver(&mut self, delivered: Delivered, bytes: usize) {

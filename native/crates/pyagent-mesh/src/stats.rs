@@ -34,6 +34,10 @@ pub enum Rejection {
     Malformed,
     /// Its author published more than the per-minute budget.
     RateLimited,
+    /// Sealed with a session whose key does not decrypt or verify it.
+    Undecryptable,
+    /// Its session's key never came while it waited (the oldest held are dropped first).
+    NoKey,
 }
 
 impl Rejection {
@@ -43,6 +47,8 @@ impl Rejection {
             Rejection::TooLarge => "too-large",
             Rejection::Malformed => "malformed",
             Rejection::RateLimited => "rate-limited",
+            Rejection::Undecryptable => "undecryptable",
+            Rejection::NoKey => "no-key",
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct MeshStats {
     delivered: Mutex<BTreeMap<Topic, u64>>,
     rejected: Mutex<BTreeMap<(Topic, Rejection), u64>>,
     pub bytes_delivered: AtomicU64,
+    /// Group sessions this node replaced because a member was removed.
+    pub rotations: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -68,6 +76,7 @@ pub struct StatsSnapshot {
     pub delivered: BTreeMap<Topic, u64>,
     pub rejected: BTreeMap<(Topic, Rejection), u64>,
     pub bytes_delivered: u64,
+    pub rotations: u64,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -111,6 +120,7 @@ impl MeshStats {
             delivered: copy(&self.delivered),
             rejected: copy(&self.rejected),
             bytes_delivered: self.bytes_delivered.load(Ordering::Relaxed),
+            rotations: self.rotations.load(Ordering::Relaxed),
         }
     }
 }

@@ -16,7 +16,7 @@ use openraft::ServerState;
 use pyagent_mesh::{Event, MemberKey, Mesh, MeshConfig, Payload, Seed};
 
 use crate::config::MeshSettings;
-use crate::metrics::{counters, esc, gauge};
+use crate::metrics::{counter, counters, esc, gauge};
 use crate::net::Keyring;
 use crate::shared::Shared;
 
@@ -116,6 +116,12 @@ pub fn render_metrics(shared: &Shared, out: &mut String) {
         "Keys the mesh admits (the Raft membership's).",
         &[("", s.members as f64)],
     );
+    counter(
+        out,
+        "pyagent_mesh_group_sessions_rotated_total",
+        "Megolm sessions this node replaced because a member was removed (end-to-end encryption).",
+        s.rotations,
+    );
     let refused: Vec<(String, u64)> = s
         .refused
         .iter()
@@ -157,7 +163,7 @@ pub fn render_metrics(shared: &Shared, out: &mut String) {
     counters(
         out,
         "pyagent_mesh_messages_rejected_total",
-        "Messages dropped by validation (author not a member, too large, malformed, rate-limited).",
+        "Messages dropped: author not a member, too large, malformed, rate-limited, undecryptable, no key.",
         &rejected,
     );
 }
