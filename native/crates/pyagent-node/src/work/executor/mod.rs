@@ -295,6 +295,7 @@ async fn supervise(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
             }
             if !owned {
                 release_workspace(&ctx.workspaces, id);
+                announce_end(&ctx.shared, id);
             }
             keep
         });
@@ -353,18 +354,29 @@ async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
             },
         );
     }
-    run_steps(ctx.clone(), id.clone(), token, mcp.clone()).await;
+    run_steps(ctx, id, token, mcp.clone()).await;
     if let Some(sessions) = mcp.get() {
         sessions.shutdown().await;
     }
-    let ended = read_state(&ctx.shared.state)
+}
+
+/// Tells the swarm how a task this node ran ended. The supervisor calls it when the task
+/// leaves this node's hands (the runner itself may be aborted by then).
+fn announce_end(shared: &Shared, id: &str) {
+    let ended = read_state(&shared.state)
         .work
         .tasks
-        .get(&id)
-        .filter(|t| t.owner == me(&ctx.shared) && t.state.is_final())
+        .get(id)
+        .filter(|t| t.owner == me(shared) && t.state.is_final())
         .map(|t| t.state.label().to_owned());
     if let Some(outcome) = ended {
-        crate::mesh::announce(&ctx.shared, Event::TaskEnded { task: id, outcome });
+        crate::mesh::announce(
+            shared,
+            Event::TaskEnded {
+                task: id.to_owned(),
+                outcome,
+            },
+        );
     }
 }
 
