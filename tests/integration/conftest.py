@@ -28,12 +28,8 @@ def netns_ok() -> None:
 
 def _cluster(tmp_path: Path, daemon: Path, prefix: str, voters: int) -> Iterator[harness.Cluster]:
     stack = harness.compile_local(tmp_path, harness.unique_name(prefix, voters), voters)
-    cluster = harness.up_local(stack, daemon)
-    try:
+    with harness.running(stack, daemon) as cluster:
         yield cluster
-    finally:
-        cluster.close()
-        harness.down_local(stack)
 
 
 @pytest.fixture

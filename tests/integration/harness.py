@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -469,6 +469,17 @@ def up_local(stack: LocalStack, daemon: Path, timeout: float = 60) -> Cluster:
         processes.start_node(stack, node, daemon)
 
     return Cluster(stack, daemon, {n.id: n.grpc for n in stack.nodes}, {n.id: n.metrics for n in stack.nodes}, relaunch)
+
+
+@contextlib.contextmanager
+def running(stack: LocalStack, daemon: Path) -> Iterator[Cluster]:
+    """The swarm of `stack` up for the duration of a `with` block, then down and purged."""
+    cluster = up_local(stack, daemon)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        down_local(stack)
 
 
 def down_local(stack: LocalStack) -> subprocess.CompletedProcess[str]:

@@ -30,12 +30,10 @@ def swarm(tmp_path_factory: pytest.TempPathFactory, daemon: Path) -> Iterator[ha
     tmp = tmp_path_factory.mktemp("mesh")
     name = harness.unique_name("mesh", 3)
     stack = harness.compile_spec(tmp, name, spec_text(name))
-    cluster = harness.up_local(stack, daemon)
     try:
-        yield cluster
+        with harness.running(stack, daemon) as cluster:
+            yield cluster
     finally:
-        cluster.close()
-        harness.down_local(stack)
         harness.release_name(name)
 
 

@@ -211,12 +211,8 @@ def _stack(tmp: Path, prefix: str, model_endpoint: str = UNREACHABLE_MODEL) -> L
 @pytest.fixture
 def swarm(tmp_path: Path, daemon: Path) -> Iterator[harness.Cluster]:
     stack = _stack(tmp_path, "tasks")
-    cluster = harness.up_local(stack, daemon)
-    try:
+    with harness.running(stack, daemon) as cluster:
         yield cluster
-    finally:
-        cluster.close()
-        harness.down_local(stack)
 
 
 def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:

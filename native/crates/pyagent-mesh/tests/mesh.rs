@@ -87,6 +87,27 @@ async fn next_lesson(rx: &mut tokio::sync::broadcast::Receiver<Delivered>) -> (u
     }
 }
 
+/// Waits until every mesh holds `n` neighbours.
+async fn wait_neighbours(meshes: &[Mesh], n: usize) {
+    for mesh in meshes {
+        eventually("every node has its neighbours", || async {
+            mesh.peers().await.unwrap().len() == n
+        })
+        .await;
+    }
+}
+
+/// Connections `mesh` refused for `why`.
+fn refused(mesh: &Mesh, why: Refusal) -> u64 {
+    mesh.stats().refused.get(&why).copied().unwrap_or(0)
+}
+
+async fn stop_all(meshes: Vec<Mesh>) {
+    for mesh in meshes {
+        mesh.stop().await;
+    }
+}
+
 async fn ring(n: u8, neighbours: u32, tune: impl Fn(&mut MeshConfig)) -> Vec<Mesh> {
     let everyone: Vec<u8> = (1..=n).collect();
     let mut meshes = Vec::new();
@@ -108,12 +129,7 @@ async fn ring(n: u8, neighbours: u32, tune: impl Fn(&mut MeshConfig)) -> Vec<Mes
 async fn members_connect_and_a_lesson_reaches_every_other_member() {
     let meshes = ring(3, 30, |_| {}).await;
     let mut rx: Vec<_> = meshes.iter().map(Mesh::subscribe).collect();
-    for mesh in &meshes {
-        eventually("each node has both others as neighbours", || async {
-            mesh.peers().await.unwrap().len() == 2
-        })
-        .await;
-    }
+    wait_neighbours(&meshes, 2).await;
     publish(&meshes[2], lesson("pin the toolchain")).await;
     for r in &mut rx[..2] {
         assert_eq!(next_lesson(r).await, (3, "pin the toolchain".into()));
@@ -124,9 +140,7 @@ async fn members_connect_and_a_lesson_reaches_every_other_member() {
     assert_eq!(ids, vec![2, 3]);
     assert_eq!(meshes[0].stats().delivered.get(&Topic::Feed), Some(&1));
     assert_eq!(meshes[2].stats().published.get(&Topic::Feed), Some(&1));
-    for mesh in meshes {
-        mesh.stop().await;
-    }
+    stop_all(meshes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,13 +154,7 @@ async fn a_stranger_with_its_own_key_is_refused_and_reads_nothing() {
         .await
         .unwrap();
     eventually("node 1 refuses the stranger", || async {
-        meshes[0]
-            .stats()
-            .refused
-            .get(&Refusal::NotAMember)
-            .copied()
-            .unwrap_or(0)
-            >= 1
+        refused(&meshes[0], Refusal::NotAMember) >= 1
     })
     .await;
     eventually("the members see each other", || async {
@@ -164,20 +172,13 @@ async fn a_stranger_with_its_own_key_is_refused_and_reads_nothing() {
         .iter()
         .all(|p| p.node_id == 2));
     stranger.stop().await;
-    for mesh in meshes {
-        mesh.stop().await;
-    }
+    stop_all(meshes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_is_cut_off_and_gets_nothing_sent_after() {
     let meshes = ring(3, 30, |_| {}).await;
-    for mesh in &meshes {
-        eventually("full mesh", || async {
-            mesh.peers().await.unwrap().len() == 2
-        })
-        .await;
-    }
+    wait_neighbours(&meshes, 2).await;
     let mut removed_rx = meshes[2].subscribe();
     for mesh in &meshes[..2] {
         mesh.set_members(&[member(1), member(2)]).await.unwrap();
@@ -194,32 +195,19 @@ async fn a_removed_member_is_cut_off_and_gets_nothing_sent_after() {
     // Node 3 keeps dialling its seed (it still counts node 1 a member) and is refused each
     // time, after the handshake and before any protocol runs.
     eventually("node 1 refuses node 3", || async {
-        meshes[0]
-            .stats()
-            .refused
-            .get(&Refusal::NotAMember)
-            .copied()
-            .unwrap_or(0)
-            >= 1
+        refused(&meshes[0], Refusal::NotAMember) >= 1
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(removed_rx.try_recv().is_err());
-    for mesh in meshes {
-        mesh.stop().await;
-    }
+    stop_all(meshes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neighbours_bound_the_peers_and_gossip_still_reaches_everyone() {
     let meshes = ring(6, 2, |_| {}).await;
     // A ring: every node dials its successor and is dialled by its predecessor.
-    for mesh in &meshes {
-        eventually("two neighbours each", || async {
-            mesh.peers().await.unwrap().len() == 2
-        })
-        .await;
-    }
+    wait_neighbours(&meshes, 2).await;
     let mut far = meshes[3].subscribe();
     publish(&meshes[0], lesson("through the overlay")).await;
     assert_eq!(
@@ -239,22 +227,14 @@ async fn neighbours_bound_the_peers_and_gossip_still_reaches_everyone() {
         .await
         .unwrap();
     eventually("node 1 turns the seventh away", || async {
-        meshes[0]
-            .stats()
-            .refused
-            .get(&Refusal::NeighbourLimit)
-            .copied()
-            .unwrap_or(0)
-            >= 1
+        refused(&meshes[0], Refusal::NeighbourLimit) >= 1
     })
     .await;
     for mesh in &meshes {
         assert!(mesh.peers().await.unwrap().len() <= 2);
     }
     late.stop().await;
-    for mesh in meshes {
-        mesh.stop().await;
-    }
+    stop_all(meshes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +325,5 @@ async fn a_node_that_joins_later_catches_up_with_the_feed_from_a_neighbour() {
     let texts: Vec<String> = late.feed(10).into_iter().map(|(_, l)| l.text).collect();
     assert_eq!(texts, vec!["first lesson", "second lesson"]);
     late.stop().await;
-    for mesh in meshes {
-        mesh.stop().await;
-    }
+    stop_all(meshes).await;
 }
