@@ -200,7 +200,7 @@ def _view_diags(views: list[NodeView]) -> list[Diagnostic]:
 def run_up(args: argparse.Namespace) -> int:
     from pyagent_compile.runtime.local.daemon import find_daemon
     from pyagent_compile.runtime.local.processes import check_ports, log_tail, node_pid, prepare, start_node, stop_nodes
-    from pyagent_compile.runtime.local.swarm import wait_for_leader
+    from pyagent_compile.runtime.local.swarm import settle, wait_for_leader
 
     stack, diags = _load(args)
     if stack is None:
@@ -249,6 +249,8 @@ def run_up(args: argparse.Namespace) -> int:
         return next((name for name, p in processes.items() if p.poll() is not None), None)
 
     leader, views = wait_for_leader(stack, args.timeout, lambda m: progress(args, m), dead)
+    if leader is not None and dead() is None:
+        views = settle(stack, views)
     end_progress(args)
     exited = dead()
     if exited is not None:

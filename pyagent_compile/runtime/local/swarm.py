@@ -109,6 +109,20 @@ def lagging_nodes(
     return {name: target - (v.applied_index or 0) for name, v in sorted(behind.items())}
 
 
+# How long `up` waits, once a leader is agreed, for every node to be ready (to know the leader,
+# or to finish joining as the bootstrapper adds it) before it reports the swarm.
+SETTLE_SECONDS = 10.0
+
+
+def settle(stack: LocalStack, views: list[NodeView], timeout: float = SETTLE_SECONDS) -> list[NodeView]:
+    """The nodes' views once none says it is not ready, or the last views when `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while any(v.unhealthy for v in views) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the nodes' state is remote; polling is the only way to observe it
+        views = swarm_view(stack, timeout=0.5)
+    return views
+
+
 def wait_for_leader(
     stack: LocalStack,
     timeout: float,
