@@ -161,6 +161,21 @@ PANELS: tuple[PanelSpec, ...] = (
         "1 when every node has the KV_v2 engine linked in.",
     ),
     PanelSpec(
+        "Mesh",
+        "Mesh peers",
+        "timeseries",
+        _q(f"pyagent_mesh_peers{{{SEL}}}", "{{pod}}"),
+        "Members each node holds a mesh connection with (at most mesh.neighbours; docs/mesh.md).",
+    ),
+    PanelSpec(
+        "Mesh",
+        "Mesh messages published",
+        "timeseries",
+        _q(f"sum by (topic) (rate(pyagent_mesh_messages_published_total{{{SEL}}}[{RATE}]))", "{{topic}}"),
+        "Messages the nodes published on the mesh's topics (events, feed, keys), sealed end to end.",
+        unit="ops",
+    ),
+    PanelSpec(
         "Process",
         "Nodes up",
         "stat",
@@ -211,7 +226,7 @@ PANELS: tuple[PanelSpec, ...] = (
     ),
 )
 
-ROWS = ("Raft", "Tasks", "KV_v2", "Process")
+ROWS = ("Raft", "Tasks", "KV_v2", "Mesh", "Process")
 
 
 def dashboard_uid(swarm: str, env: str) -> str:
