@@ -29,6 +29,9 @@ pub enum KeyMessage {
         message_type: u8,
         ciphertext: String,
     },
+    /// The author holds messages of `of`'s session `session` and lacks its key (gossip delivers
+    /// only to the peers of the moment: a key sent before the author joined never reached it).
+    KeyRequest { of: u64, session: String },
 }
 
 /// A payload sealed with its author's group session.
@@ -58,6 +61,9 @@ pub enum OpenError {
 /// How many sealed messages per author wait for a key.
 const PENDING_PER_AUTHOR: usize = 64;
 
+/// The least time between two requests for one session's key.
+const REQUEST_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Crypto {
     me: u64,
     account: Account,
@@ -74,6 +80,7 @@ pub struct Crypto {
     olm_in: HashMap<u64, Vec<Session>>,
     inbound: HashMap<(u64, String), InboundGroupSession>,
     pending: HashMap<u64, VecDeque<(crate::message::Topic, Sealed)>>,
+    requested: HashMap<(u64, String), std::time::Instant>,
     /// Sessions this node has rotated away from (counted for /metrics).
     pub rotations: u64,
 }
@@ -98,6 +105,7 @@ impl Crypto {
             olm_in: HashMap::new(),
             inbound: HashMap::new(),
             pending: HashMap::new(),
+            requested: HashMap::new(),
             rotations: 0,
         }
     }
@@ -170,6 +178,36 @@ impl Crypto {
             self.shared_with.insert(to);
         }
         out
+    }
+
+    /// Requests for the keys of held messages, at most one per session every [`REQUEST_EVERY`].
+    pub fn key_requests(&mut self, now: std::time::Instant) -> Vec<KeyMessage> {
+        let wanted: BTreeSet<(u64, String)> = self
+            .pending
+            .iter()
+            .flat_map(|(author, q)| q.iter().map(|(_, s)| (*author, s.session.clone())))
+            .collect();
+        self.requested.retain(|k, _| wanted.contains(k));
+        let mut out = Vec::new();
+        for (of, session) in wanted {
+            let due = self
+                .requested
+                .get(&(of, session.clone()))
+                .is_none_or(|at| now.saturating_duration_since(*at) >= REQUEST_EVERY);
+            if due {
+                self.requested.insert((of, session.clone()), now);
+                out.push(KeyMessage::KeyRequest { of, session });
+            }
+        }
+        out
+    }
+
+    /// `requester` asks for the key of `session`: if it is this node's current one, it will be
+    /// sent again ([`Crypto::room_keys_for`]).
+    pub fn requested_by(&mut self, requester: u64, session: &str) {
+        if session == self.outbound.session_id() {
+            self.shared_with.remove(&requester);
+        }
     }
 
     /// Forgets that `member` was sent the current key (its message could not be published).
@@ -327,7 +365,7 @@ mod tests {
                         } if *to == n.me => {
                             n.take_room_key(author, *message_type, ciphertext);
                         }
-                        KeyMessage::RoomKey { .. } => {}
+                        KeyMessage::RoomKey { .. } | KeyMessage::KeyRequest { .. } => {}
                     }
                 }
             }
@@ -371,6 +409,41 @@ mod tests {
         assert_eq!(
             nodes[1].release(1),
             vec![(crate::message::Topic::Feed, b"early".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_member_that_missed_a_key_asks_for_it_and_gets_it_again() {
+        let mut nodes: Vec<Crypto> = (1..=2).map(Crypto::new).collect();
+        exchange(&mut nodes, &[1, 2].into());
+        // Node 2 loses what it had of node 1 (as a node that joined late never had it).
+        nodes[1].inbound.clear();
+        let sealed = nodes[0].seal(b"missed");
+        assert_eq!(nodes[1].open(1, &sealed), Err(OpenError::NoKey));
+        nodes[1].hold(1, crate::message::Topic::Feed, sealed);
+        let now = std::time::Instant::now();
+        let requests = nodes[1].key_requests(now);
+        let [KeyMessage::KeyRequest { of: 1, session }] = requests.as_slice() else {
+            panic!("{requests:?}")
+        };
+        assert!(
+            nodes[1].key_requests(now).is_empty(),
+            "one request per interval"
+        );
+        nodes[0].requested_by(2, session);
+        let keys = nodes[0].room_keys_for(&[1, 2].into());
+        let [KeyMessage::RoomKey {
+            message_type,
+            ciphertext,
+            ..
+        }] = keys.as_slice()
+        else {
+            panic!("{keys:?}")
+        };
+        assert!(nodes[1].take_room_key(1, *message_type, ciphertext));
+        assert_eq!(
+            nodes[1].release(1),
+            vec![(crate::message::Topic::Feed, b"missed".to_vec())]
         );
     }
 

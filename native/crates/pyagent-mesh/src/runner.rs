@@ -126,6 +126,7 @@ impl Runner {
                 _ = tick.tick() => {
                     self.look_for_neighbours();
                     self.share_keys();
+                    self.request_keys();
                 }
                 _ = self.stop.changed() => break,
             }
@@ -262,6 +263,14 @@ impl Runner {
                 topic: topic.label(),
                 why: e.to_string(),
             }),
+        }
+    }
+
+    /// Asks the authors of held messages for their keys (at most once per session per interval).
+    fn request_keys(&mut self) {
+        for request in self.crypto.key_requests(Instant::now()) {
+            let bytes = serde_json::to_vec(&request).expect("plain data serialises");
+            let _ = self.publish_raw(Topic::Keys, bytes);
         }
     }
 
@@ -516,12 +525,19 @@ impl Runner {
                     }
                 }
             }
+            Verdict::Key(author, KeyMessage::KeyRequest { of, session }) => {
+                if of == self.own_node_id() {
+                    self.crypto.requested_by(author, &session);
+                    self.share_keys();
+                }
+            }
             Verdict::Sealed(author, topic, sealed) => match self.crypto.open(author, &sealed) {
                 Ok(plain) => self.open_payload(author, topic, &plain),
                 Err(OpenError::NoKey) => {
                     if self.crypto.hold(author, topic, sealed) {
                         self.stats.rejected(topic, Rejection::NoKey);
                     }
+                    self.request_keys();
                 }
                 Err(OpenError::Undecryptable) => {
                     self.stats.rejected(topic, Rejection::Undecryptable)
