@@ -125,6 +125,7 @@ impl Runner {
                 Some(command) = self.commands.recv() => self.on_command(command),
                 _ = tick.tick() => {
                     self.look_for_neighbours();
+                    self.tick_bundle();
                     self.share_keys();
                     self.request_keys();
                 }
@@ -274,19 +275,25 @@ impl Runner {
         }
     }
 
-    /// Publishes this node's key bundle now and then (and at once when a member is new to it),
-    /// and its current session's key to every member that has a bundle and lacks the key.
-    fn share_keys(&mut self) {
-        if self.bundle_in == 0 {
-            let bundle = serde_json::to_vec(&self.crypto.bundle()).expect("plain data serialises");
-            self.bundle_in = if self.publish_raw(Topic::Keys, bundle).is_ok() {
-                BUNDLE_EVERY_TICKS
-            } else {
-                0 // no peer yet: next tick
-            };
-        } else {
+    /// Publishes this node's key bundle every [`BUNDLE_EVERY_TICKS`] ticks, and at the next
+    /// tick after it heard of a member new to it (coalesced: one bundle however many joined).
+    /// Only ticks count down: counting on every received bundle made the nodes answer each
+    /// other's bundles with their own, a flood that grew with the swarm.
+    fn tick_bundle(&mut self) {
+        if self.bundle_in > 0 {
             self.bundle_in -= 1;
+            return;
         }
+        let bundle = serde_json::to_vec(&self.crypto.bundle()).expect("plain data serialises");
+        self.bundle_in = if self.publish_raw(Topic::Keys, bundle).is_ok() {
+            BUNDLE_EVERY_TICKS
+        } else {
+            0 // no peer yet: next tick
+        };
+    }
+
+    /// Sends this node's current session key to every member that has a bundle and lacks it.
+    fn share_keys(&mut self) {
         let members: BTreeSet<u64> = self.members.peers().map(|(_, n)| *n).collect();
         for key in self.crypto.room_keys_for(&members) {
             let bytes = serde_json::to_vec(&key).expect("plain data serialises");

@@ -52,8 +52,8 @@ async fn main() {
     cfg.neighbours = arg(&args, "--neighbours", 8);
     cfg.limits.per_sender_per_minute = 1_000_000;
     cfg.limits.max_message_bytes = 256 * 1024;
-    cfg.redial_every = Duration::from_millis(200);
-    cfg.heartbeat = Duration::from_millis(100);
+    cfg.redial_every = Duration::from_millis(u64::from(arg(&args, "--tick-ms", 200)));
+    cfg.heartbeat = Duration::from_millis(u64::from(arg(&args, "--heartbeat-ms", 100)));
     let members: Vec<MemberKey> = (0..nodes).map(member).collect();
     let mesh = match Mesh::start(cfg, &members).await {
         Ok(m) => m,
@@ -87,6 +87,7 @@ async fn main() {
                             Err(e) => println!("failed {id} {e}"),
                         }
                     }
+                    ["stats"] => println!("stats {:?}", mesh.stats()),
                     ["quit"] => break,
                     _ => {}
                 }
