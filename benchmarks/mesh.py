@@ -39,6 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.sidevenv import ensure_venv  # noqa: E402
+
 CACHE = ROOT / ".bench-cache"
 ZMQ_VENV = CACHE / "zmq-venv"
 ZMQ_VERSION = "27.3.0"
@@ -48,15 +52,7 @@ SETTLE_S = 20.0
 
 
 def ensure_zmq() -> Path:
-    python = ZMQ_VENV / "bin" / "python"
-    check = [str(python), "-c", f"import zmq, sys; sys.exit(zmq.__version__ != {ZMQ_VERSION!r})"]
-    if python.is_file() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
-        return python
-    print(f"installing pyzmq=={ZMQ_VERSION} into {ZMQ_VENV} ...", file=sys.stderr)
-    if not python.is_file():
-        subprocess.run([sys.executable, "-m", "venv", str(ZMQ_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"pyzmq=={ZMQ_VERSION}"], check=True)
-    return python
+    return ensure_venv(ZMQ_VENV, "zmq", "pyzmq", ZMQ_VERSION)
 
 
 def build_mesh_bench() -> Path:

@@ -60,6 +60,7 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.sidevenv import ensure_venv  # noqa: E402
 from pyagent_compile.runtime.local.daemon import find_daemon  # noqa: E402
 from pyagent_compile.runtime.local.stack import LocalStack, load_stack  # noqa: E402
 from pyagent_compile.runtime.nodeapi import node_pb2 as pb  # noqa: E402
@@ -319,15 +320,7 @@ def swarm(daemon: Path) -> Iterator[LocalStack]:
 
 # -- Ray --------------------------------------------------------------------------------------
 def ensure_ray() -> Path:
-    python = RAY_VENV / "bin" / "python"
-    check = [str(python), "-c", f"import ray, sys; sys.exit(ray.__version__ != {RAY_VERSION!r})"]
-    if python.is_file() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
-        return python
-    print(f"installing ray=={RAY_VERSION} into {RAY_VENV} ...", file=sys.stderr)
-    if not python.is_file():
-        subprocess.run([sys.executable, "-m", "venv", str(RAY_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"ray=={RAY_VERSION}"], check=True)
-    return python
+    return ensure_venv(RAY_VENV, "ray", "ray", RAY_VERSION)
 
 
 class RaySide:
