@@ -394,9 +394,32 @@ class FirewallRule(SpecModel):
     reason: str = ""
 
 
+# Where the API server of most clusters is: inside the cluster's private address space, on 443 (managed
+# clusters, the `kubernetes` Service) or 6443 (kubeadm and most self-managed ones).
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+API_SERVER_PORTS = (443, 6443)
+
+
+class KubernetesApi(SpecModel):
+    """The Kubernetes API server as the voters reach it (they admit joiners and follow the pools'
+    replica counts through it): one egress rule, since a NetworkPolicy cannot name the API server.
+    Policies see the server's own address and port (after the `kubernetes` Service's translation):
+    `kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes` shows them."""
+
+    cidrs: list[Cidr] = Field(
+        default_factory=lambda: list(PRIVATE_RANGES),
+        min_length=1,
+        description="The API server's addresses; by default the private IPv4 ranges.",
+    )
+    ports: list[Port] = Field(
+        default_factory=lambda: list(API_SERVER_PORTS), min_length=1, description="The API server's ports."
+    )
+
+
 class Firewall(SpecModel):
     default: Literal["deny"] = Field(default="deny", description="Everything not allowed is denied.")
     rules: list[FirewallRule] = Field(default_factory=list)
+    kubernetes_api: KubernetesApi = Field(default_factory=KubernetesApi)
 
 
 class SecretRef(SpecModel):

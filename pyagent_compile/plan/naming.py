@@ -7,7 +7,7 @@ the plan's apiVersion). Documented in docs/naming.md.
 - StatefulSet          <swarm>-<pool>
 - pool ConfigMap       <swarm>-<pool>-config
 - manifests ConfigMap  <swarm>-manifests
-- NetworkPolicies      <swarm>-default-deny, <swarm>-allow-peers, <swarm>-allow-dns,
+- NetworkPolicies      <swarm>-default-deny, <swarm>-allow-peers, <swarm>-allow-dns, <swarm>-allow-kube-api,
                        <swarm>-fw-<rule>-in / <swarm>-fw-<rule>-out
 - PodDisruptionBudget  <swarm>-voters
 - Pulumi logical name  <kind in lower case>/<name>

@@ -84,7 +84,32 @@ def baseline_policies(swarm: Swarm, env: str, ns: str) -> list[PlannedObject]:
         PlannedObject(deny, ("firewall",)),
         PlannedObject(peers, ("mesh", "ports")),
         PlannedObject(dns, ("mesh", "discovery")),
+        PlannedObject(kubernetes_api_policy(swarm, env, ns), ("firewall", "kubernetesApi")),
     ]
+
+
+def kubernetes_api_policy(swarm: Swarm, env: str, ns: str) -> dict[str, Any]:
+    """Voters talk to the API server (admission.rs reviews joiners' tokens and reads pods and
+    StatefulSets; scale.rs reads replica counts); nothing else of the swarm does."""
+    api = swarm.firewall.kubernetes_api
+    voters = {**labels.swarm_selector(swarm), labels.VOTER: "true"}
+    return policy_body(
+        swarm,
+        env,
+        ns,
+        "allow-kube-api",
+        "firewall.kubernetesApi",
+        {
+            "podSelector": {"matchLabels": voters},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{"ipBlock": {"cidr": cidr}} for cidr in api.cidrs],
+                    "ports": [{"port": port, "protocol": "TCP"} for port in sorted(set(api.ports))],
+                }
+            ],
+        },
+    )
 
 
 def _selector(swarm: Swarm, endpoint: Endpoint) -> dict[str, Any]:
