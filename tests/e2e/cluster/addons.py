@@ -11,7 +11,12 @@ from typing import Any
 from tests.e2e.cluster import layout, versions
 from tests.e2e.cluster.layout import Paths
 
-DNS_PORT = 1053  # CoreDNS listens unprivileged; the Service maps 53 to it
+# CoreDNS listens on 53 as non-root: the pod lowers its own net.ipv4.ip_unprivileged_port_start (a
+# namespaced sysctl that Kubernetes counts as safe). With 1053 behind the Service's 53, every compiled
+# `allow-dns` NetworkPolicy (port 53, what DNS is on any real cluster) would deny DNS once enforced:
+# policies match the pod's port, after the Service's translation.
+DNS_PORT = 53
+KUBE_ROUTER_USER = "system:kube-router"
 
 COREFILE = f"""\
 .:{DNS_PORT} {{
@@ -82,6 +87,7 @@ def coredns() -> list[dict[str, Any]]:
                             "runAsUser": 65532,
                             "runAsGroup": 65532,
                             "seccompProfile": {"type": "RuntimeDefault"},
+                            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": str(DNS_PORT)}],
                         },
                         "containers": [
                             {
@@ -146,6 +152,40 @@ HELPER_POD = {
         "containers": [{"name": "helper-pod", "image": versions.TEST_IMAGE, "imagePullPolicy": "Never"}],
     },
 }
+
+
+def kube_router_rbac() -> list[dict[str, Any]]:
+    """What kube-router's firewall reads (its upstream daemonset's ClusterRole, cut to the firewall's
+    needs), bound to the user of its client certificate."""
+    read = ["get", "list", "watch"]
+    name = "pyagent-e2e:kube-router"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["namespaces", "pods", "services", "nodes", "endpoints"],
+                    "verbs": read,
+                },
+                {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "pyagent-e2e:kube-router"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "pyagent-e2e:kube-router",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KUBE_ROUTER_USER}],
+        },
+    ]
 
 
 def local_path(paths: Paths) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ What is ours is known by where it lives, not by guessing: processes by their sav
 shims by our containerd's socket in their command line, container processes by the cgroup root the
 kubelet was given, mounts and network namespaces by the state folder, the bridge and cgroups by the
 project's name, nftables by kube-proxy's own tables, iptables chains by the KUBE-/CNI- prefixes that only
-the kubelet, kube-proxy and the CNI plugins use.
+the kubelet, kube-proxy, kube-router and the CNI plugins use, ipsets by kube-router's KUBE-SRC-/KUBE-DST-
+prefixes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tests.e2e.cluster.procs import kill, pids_mentioning, running, stop
 
 CGROUPS = Path("/sys/fs/cgroup")
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
+# kube-router's firewall names its ipsets by these (pkg/controllers/netpol); nothing else of ours makes one.
+IPSET_PREFIXES = ("KUBE-SRC-", "KUBE-DST-")
 RUNTIME_DIRS = ("etcd", "containerd", "kubelet", "pod-logs", "cni", "volumes")
 
 
@@ -139,6 +142,19 @@ def _remove_chains(binary: str) -> None:
             _quiet([binary, "-w", "-t", table, "-X", chain])
 
 
+def _ipsets() -> list[str]:
+    if not shutil.which("ipset"):
+        return []
+    names = _quiet(["ipset", "list", "-n"]).stdout.split()
+    return sorted(n for n in names if n.startswith(IPSET_PREFIXES))
+
+
+def _remove_ipsets() -> None:
+    # a set still named by a rule cannot be destroyed: the chains go first
+    for name in _ipsets():
+        _quiet(["ipset", "destroy", name])
+
+
 def _our_netns() -> list[str]:
     """Network namespaces in the system folder that hold an address of our pod subnet (if any landed there)."""
     out = []
@@ -168,6 +184,7 @@ def leftovers(paths: Paths) -> list[str]:
     for binary in ("iptables", "ip6tables"):
         if shutil.which(binary):
             out += [f"{binary} -t {t} chain {c}" for t, cs in _chains(binary).items() for c in cs]
+    out += [f"ipset {s}" for s in _ipsets()]
     out += [f"cgroup {d}" for d in _cgroup_dirs()]
     return out
 
@@ -180,6 +197,7 @@ def down(paths: Paths) -> list[str]:
     stop(paths, "kubelet")
     _remove_pods(paths)
     stop(paths, "kube-proxy")
+    stop(paths, "kube-router")  # before its chains and sets go: it would write them again
     stop(paths, "containerd")
     # shims (and their containers) whose containerd died before it could stop them
     kill(pids_mentioning(str(paths.containerd_socket)), timeout=10)
@@ -195,6 +213,7 @@ def down(paths: Paths) -> list[str]:
         _quiet(["nft", "delete", "table", *table.split()])
     _remove_chains("iptables")
     _remove_chains("ip6tables")
+    _remove_ipsets()
     facts = Facts.load(paths.state)
     if facts.sysctls:  # an `up` recorded which tables were there before it, and no clean `down` came since
         for table in layout.IPTABLES_NFT_TABLES:
@@ -230,7 +249,16 @@ def down(paths: Paths) -> list[str]:
     return left
 
 
-PARTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy")
+PARTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+    "kube-router",
+)
 
 
 def is_up(paths: Paths) -> bool:

@@ -103,7 +103,14 @@ LOCAL_PATH = GoTool(
     packages=("github.com/rancher/local-path-provisioner",),
     ldflags=(f"-X main.VERSION={versions.LOCAL_PATH_PROVISIONER}",),
 )
-GO_TOOLS = (KUBERNETES, ETCD, COREDNS, CRI_TOOLS, LOCAL_PATH)
+KUBE_ROUTER = GoTool(
+    name="kube-router",
+    version=versions.KUBE_ROUTER,
+    module="github.com/cloudnativelabs/kube-router/v2",
+    packages=("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",),
+    ldflags=(f"-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={versions.KUBE_ROUTER}",),
+)
+GO_TOOLS = (KUBERNETES, ETCD, COREDNS, CRI_TOOLS, LOCAL_PATH, KUBE_ROUTER)
 
 
 def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> str:
@@ -213,6 +220,7 @@ DEBIAN = {
     "umoci": "/usr/bin/umoci",
     "skopeo": "/usr/bin/skopeo",
     "busybox-static": "/bin/busybox",
+    "ipset": "/usr/sbin/ipset",
 }
 
 

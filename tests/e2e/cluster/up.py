@@ -1,7 +1,8 @@
 """`up`: starts the parts in order, each only after the one before it is healthy.
 
 etcd -> kube-apiserver -> kube-controller-manager, kube-scheduler -> containerd (+ images) -> kubelet
-(node Ready) -> kube-proxy -> CoreDNS and the persistent volumes. Any part that does not come up stops
+(node Ready) -> kube-proxy -> kube-router's firewall (NetworkPolicies) -> CoreDNS and the persistent
+volumes. Any part that does not come up stops
 `up` with one line naming it and its log; `down` then cleans whatever did start.
 """
 
@@ -35,6 +36,7 @@ PORTS = (
     "kubelet-healthz",
     "kube-proxy-healthz",
     "kube-proxy-metrics",
+    "kube-router-health",
 )
 SYSCTLS = {
     "net/ipv4/ip_forward": "1",  # pods' traffic to the host and Services is routed
@@ -156,6 +158,7 @@ def credentials(paths: Paths, facts: Facts) -> dict[str, pki.Pair]:
             ips=("127.0.0.1", facts.host_ip),
         ),
         "kube-proxy": pki.issue(folder, ca, "kube-proxy", "system:kube-proxy"),
+        "kube-router": pki.issue(folder, ca, "kube-router", addons.KUBE_ROUTER_USER),
         "sa": pki.service_account_keys(folder),
     }
     pki.admin_token(folder)
@@ -205,6 +208,7 @@ def kubeconfigs(paths: Paths, facts: Facts, creds: dict[str, pki.Pair]) -> dict[
             ("scheduler", "scheduler"),
             ("kubelet", "kubelet-client"),
             ("kube-proxy", "kube-proxy"),
+            ("kube-router", "kube-router"),
         )
     }
 
@@ -302,6 +306,40 @@ def kube_proxy(paths: Paths, facts: Facts, kcs: dict[str, Path]) -> None:
     wait_until("kube-proxy", paths.log("kube-proxy"), lambda: kube.healthz(health), TIMEOUT, proc)
 
 
+def kube_router(paths: Paths, facts: Facts, kcs: dict[str, Path]) -> None:
+    """kube-router as the NetworkPolicy controller only: it turns every NetworkPolicy into iptables rules
+    and ipsets (filter table; kube-proxy's nftables tables are its own) for the pods on this node. It
+    starts before any workload, so no pod ever runs unfiltered."""
+    log = paths.log("kube-router")
+
+    def rbac_applied() -> bool:
+        kube.apply(paths, addons.kube_router_rbac())
+        return True
+
+    wait_until("kube-router (RBAC)", log, rbac_applied, 60)
+    argv = [
+        str(tools.KUBE_ROUTER.bin / "kube-router"),
+        f"--kubeconfig={kcs['kube-router']}",
+        f"--hostname-override={layout.NODE_NAME}",
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        f"--service-cluster-ip-range={layout.SERVICE_CIDR}",
+        f"--health-port={facts.ports['kube-router-health']}",
+        "--metrics-port=0",
+        "--v=1",
+    ]
+    proc = start(paths, "kube-router", argv)
+    health = f"http://127.0.0.1:{facts.ports['kube-router-health']}/healthz"
+    wait_until("kube-router", log, lambda: kube.healthz(health) and _firewall_chains(), TIMEOUT, proc)
+
+
+def _firewall_chains() -> bool:
+    """kube-router has made its top-level chains (its first full sync is done)."""
+    rules = subprocess.run(["iptables", "-w", "-t", "filter", "-S"], capture_output=True, text=True, check=False)
+    return "-N KUBE-ROUTER-FORWARD" in rules.stdout
+
+
 def cluster_addons(paths: Paths, facts: Facts) -> None:
     log = paths.log("addons")
 
@@ -371,5 +409,6 @@ def up(paths: Paths) -> dict[str, float]:
     step("containerd+images", containerd, paths)
     step("kubelet", kubelet, paths, facts, creds, kcs)
     step("kube-proxy", kube_proxy, paths, facts, kcs)
+    step("kube-router", kube_router, paths, facts, kcs)
     step("coredns+local-path", cluster_addons, paths, facts)
     return timings

@@ -17,6 +17,10 @@ CRI_TOOLS = "v1.34.0"
 # Dynamic provisioning of node-local volumes; v0.0.30 is the newest version the Go module proxy serves
 # (v0.0.31 and v0.0.32: "403 Forbidden, This module version is not available").
 LOCAL_PATH_PROVISIONER = "v0.0.30"
+# The NetworkPolicy controller: kube-router's firewall alone (`--run-firewall`, no router, no service proxy;
+# kube-proxy stays the service proxy). v2.1.0 is the only version the Go module proxy lists. The advisory
+# reported for it (GHSA-phqm-jgc3-qf8g) is in the service proxy, which is not run here.
+KUBE_ROUTER = "v2.1.0"
 
 # The image names the cluster's containerd and kubelet expect; all are built here, never pulled.
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE}"
@@ -37,4 +41,5 @@ DEBIAN_PACKAGES = (
     "umoci",
     "skopeo",
     "busybox-static",
+    "ipset",  # 7.17, which kube-router's firewall calls
 )
