@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up, compile the default example and show what it produced
-#   make test   set up and run every test (what CI runs)
+#   make test   set up and run every test (what CI runs); as root, that includes the end-to-end
+#               tests on a real Kubernetes cluster (`make e2e`), which need root
 SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
@@ -36,7 +37,14 @@ native:
 pytest:
 	$(VENV)/pytest
 
-test: setup lint native pytest
+test: setup lint native pytest e2e-when-root
+
+# Root is what the test cluster needs (namespaces, mounts, cgroups, nftables); without it `make test`
+# says so and runs everything else.
+.PHONY: e2e-when-root
+e2e-when-root:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory e2e; \
+	else echo "e2e: not run: the test cluster needs root (docs/cluster.md); run \`make e2e\` as root"; fi
 
 # Regenerate the committed stacks and golden files after an intended change; review the diff.
 golden: setup

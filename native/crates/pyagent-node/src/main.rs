@@ -237,6 +237,7 @@ fn run(args: &[String]) -> ExitCode {
         };
         tracing::info!(node = id, %raft, %grpc, %metrics, "pyagent-node running");
         wait_for_signal().await;
+        node.leave_if_scaled_down().await;
         tracing::info!("stopping");
         node.shutdown().await;
         ExitCode::SUCCESS

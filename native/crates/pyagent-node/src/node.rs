@@ -52,6 +52,7 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     grpc: Option<JoinHandle<()>>,
+    kube: Option<Arc<crate::admission::KubeApi>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +188,7 @@ pub async fn start(
         shared.clone(),
         stop_rx.clone(),
     )));
+    let kube_api = kube.as_ref().ok().cloned();
     let grpc = serve_grpc(listeners.grpc, shared.clone(), kube, stop_rx)?;
 
     let seed_must_join = shared.cfg.kubernetes.is_some()
@@ -204,6 +206,7 @@ pub async fn start(
         tasks,
         stop,
         grpc: Some(grpc),
+        kube: kube_api,
     })
 }
 
@@ -415,6 +418,14 @@ async fn add_initial_learners(shared: Arc<Shared>) {
 }
 
 impl Node {
+    /// In a pod that a scale-down takes away, waits (bounded) until the leader has removed this
+    /// node from the membership; elsewhere returns at once (`scale::stay_until_removed`).
+    pub async fn leave_if_scaled_down(&self) {
+        if let Some(kube) = &self.kube {
+            crate::scale::stay_until_removed(&self.shared, kube).await;
+        }
+    }
+
     /// Stops serving and shuts Raft down.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
