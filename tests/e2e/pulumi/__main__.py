@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for tool in tools.GO_BUILDS:
         built = tool.home / "built.json"
         timings = json.loads(built.read_text()) if built.exists() else {}
-        print(f"{tool.name} {tool.version}: {tool.bin} (cold build: {timings})")
+        print(f"{tool.name} {tool.version}: {tool.bin} (built in s: {timings})")
     source, refusals = tools.language_host()
     if source is None:
         print(f"pulumi-language-python: not built; the Go module proxy refuses {versions.LANGUAGE_HOST_MODULE}:")

@@ -8,10 +8,11 @@ again, because `bin/` is renamed into place only after every binary of it was bu
   install`ed, its go.mod replaces `sdk/v3` by `../sdk`; the wrapper requires `sdk/v3` at the same tag
   instead and copies pkg's other replaces (the clipboard fork) as they are.
 - The Kubernetes provider, `pulumi-resource-kubernetes`: its main `//go:embed`s schema-embed.json and
-  terraform-mapping-embed.json, which its repository generates at build time (`make k8sprovider`:
-  `cd provider && VERSION=... go generate cmd/pulumi-resource-kubernetes/main.go`, which runs its own
-  generate.go over the committed schema.json). The module is copied out of the read-only module cache,
-  the provider's own generate.go is run in the copy, and the wrapper replaces the module by the copy.
+  terraform-mapping-embed.json, which its repository generates at build time. The module is copied out of
+  the read-only module cache (the wrapper replaces the module by the copy) and what its Makefile's
+  `k8sgen` and `k8sprovider` targets do before `go build` is done in the copy: build its generator
+  `pulumi-gen-kubernetes`, run its `kinds` step over the committed schema.json, then `VERSION=... go
+  generate cmd/pulumi-resource-kubernetes/main.go` (its generate.go writes the two embedded files).
 - The Python language host, `pulumi-language-python`: the proxy refuses its module; `language_host`
   asks for it and reports the proxy's answer (tests/e2e/pulumi/runtime.py stands in for it).
 """
@@ -44,10 +45,12 @@ class GoBuild:
     requires: tuple[tuple[str, str], ...]  # (module, version) the wrapper requires
     packages: tuple[str, ...]  # main packages; each binary is named by its last path element
     ldflags: tuple[str, ...] = ()
-    # Runs in the wrapper's folder after its go.mod is written and before `go mod tidy`; returns
-    # extra replace directives (the provider's generated copy).
+    # Runs in the wrapper's folder before its go.mod is written; returns extra replace directives.
     prepare: Callable[[Path, Path], list[str]] | None = field(default=None, compare=False)
+    # Runs after `go mod tidy`, before the packages are built (src, bin.partial, log); returns facts to record.
+    generate: Callable[[Path, Path, Path], dict[str, object]] | None = field(default=None, compare=False)
     replaces_of: str = ""  # a required module whose go.mod replaces are copied (local ones dropped)
+    also_imports: tuple[str, ...] = ()  # other packages the wrapper's tidy must resolve (a generator)
 
     @property
     def home(self) -> Path:
@@ -96,24 +99,44 @@ def published_replaces(gomod: str) -> list[str]:
     return out
 
 
-def _generate_provider(src: Path, log: Path) -> list[str]:
-    """Copies the provider module and runs its own generator, as `make k8sprovider` does."""
+PROVIDER_CMD = "cmd/pulumi-resource-kubernetes"
+GENERATOR = f"{versions.KUBERNETES_PROVIDER_MODULE}/cmd/pulumi-gen-kubernetes"
+
+
+def _copy_provider(src: Path, log: Path) -> list[str]:
+    """A writable copy of the provider module (the module cache is read-only), which the wrapper uses."""
     module = _module_dir(versions.KUBERNETES_PROVIDER_MODULE, versions.KUBERNETES_PROVIDER_PSEUDO, src, log)
     copy = src / "provider"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(module, copy)
     for path in (copy, *copy.rglob("*")):
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    _run(
-        ["go", "generate", "./cmd/pulumi-resource-kubernetes"],
-        copy,
-        log,
-        {"VERSION": versions.KUBERNETES_PROVIDER},
-    )
-    for name in ("schema-embed.json", "terraform-mapping-embed.json"):
-        if not (copy / "cmd/pulumi-resource-kubernetes" / name).is_file():
-            raise ToolError(f"the provider's generate.go wrote no {name}; log: {log}")
     return [f"{versions.KUBERNETES_PROVIDER_MODULE} => ./provider"]
+
+
+def _generate_provider(src: Path, out: Path, log: Path) -> dict[str, object]:
+    """What `make k8sprovider` does before its `go build`, in the copy: builds the provider's generator
+    `pulumi-gen-kubernetes` (kept in bin/, as the Makefile's bin/ keeps it), runs its `kinds` step over the
+    committed schema.json (which rewrites provider/pkg/kinds/kinds.go), then `VERSION=... go generate` of the
+    provider's main, whose generate.go writes the two *-embed.json files the main embeds."""
+    copy = src / "provider"
+    facts: dict[str, object] = {}
+    t0 = time.monotonic()
+    ldflags = f"-s -w -X {versions.KUBERNETES_PROVIDER_MODULE}/pkg/version.Version={versions.KUBERNETES_PROVIDER}"
+    generator = out / "pulumi-gen-kubernetes"
+    _run(["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(generator), GENERATOR], src, log)
+    facts["pulumi-gen-kubernetes"] = round(time.monotonic() - t0)
+    kinds = copy / "pkg" / "kinds" / "kinds.go"
+    before = kinds.read_bytes()
+    _run([str(generator), "kinds", str(copy / PROVIDER_CMD / "schema.json"), str(src)], src, log)
+    facts["kinds_go_as_committed"] = kinds.read_bytes() == before
+    t0 = time.monotonic()
+    _run(["go", "generate", f"./{PROVIDER_CMD}"], copy, log, {"VERSION": versions.KUBERNETES_PROVIDER})
+    facts["go_generate"] = round(time.monotonic() - t0)
+    for name in ("schema-embed.json", "terraform-mapping-embed.json"):
+        if not (copy / PROVIDER_CMD / name).is_file():
+            raise ToolError(f"the provider's generate.go wrote no {name}; log: {log}")
+    return facts
 
 
 CLI = GoBuild(
@@ -131,7 +154,9 @@ KUBERNETES_PROVIDER = GoBuild(
     packages=(f"{versions.KUBERNETES_PROVIDER_MODULE}/cmd/pulumi-resource-kubernetes",),
     # what its Makefile sets: -X ${PROJECT}/${VERSION_PATH}=${VERSION_GENERIC}
     ldflags=(f"-X {versions.KUBERNETES_PROVIDER_MODULE}/pkg/version.Version={versions.KUBERNETES_PROVIDER}",),
-    prepare=_generate_provider,
+    also_imports=(GENERATOR,),
+    prepare=_copy_provider,
+    generate=_generate_provider,
 )
 GO_BUILDS = (CLI, KUBERNETES_PROVIDER)
 
@@ -159,24 +184,25 @@ def build(tool: GoBuild, progress: bool = True) -> Path:
     if replaces:
         gomod += "\nreplace (\n" + "".join(f"\t{r}\n" for r in replaces) + ")\n"
     (src / "go.mod").write_text(gomod)
-    imports = "\n".join(f'\t_ "{p}"' for p in tool.packages)
+    imports = "\n".join(f'\t_ "{p}"' for p in (*tool.packages, *tool.also_imports))
     (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
-    t0 = time.monotonic()
     _run(["go", "mod", "tidy", "-e"], src, log)
-    timings = {"prepare_and_tidy": round(time.monotonic() - start)}
+    timings: dict[str, object] = {"prepare_and_tidy": round(time.monotonic() - start)}
     out = tool.home / "bin.partial"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
+    if tool.generate is not None:
+        timings.update(tool.generate(src, out, log))
     ldflags = " ".join(("-s", "-w", *tool.ldflags))
     for pkg in tool.packages:
         name = pkg.rsplit("/", 1)[1]
         t0 = time.monotonic()
         _run(["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(out / name), pkg], src, log)
-        timings[name] = round(time.monotonic() - t0)
+        timings[name] = seconds = round(time.monotonic() - t0)
         with log.open("a") as f:
-            f.write(f"# built {name} in {timings[name]} s\n")
+            f.write(f"# built {name} in {seconds} s\n")
         if progress:
-            print(f"  {name}: {timings[name]} s", file=sys.stderr)
+            print(f"  {name}: {seconds} s", file=sys.stderr)
     out.rename(tool.bin)
     timings["total"] = round(time.monotonic() - start)
     (tool.home / "built.json").write_text(json.dumps(timings, sort_keys=True) + "\n")
