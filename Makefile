@@ -125,3 +125,17 @@ image-repro:
 .PHONY: e2e
 e2e: cluster-tools
 	PYAGENT_E2E=1 $(VENV)/pytest tests/e2e -v -s
+
+# issue 20: the real Pulumi engine (docs/pulumi.md). pulumi-tools builds the Pulumi CLI v3.276.0 and the
+# Kubernetes provider from the Go module proxy into .tools/<name>-<version>/ (15 to 25 minutes cold on
+# 2 busy cores) and reports what the proxy answers for the Python language host. pulumi-test runs
+# tests/e2e/test_pulumi.py: preview, up, preview, destroy of stacks/laptop/dev and the CrossGuard pack,
+# against its own etcd + kube-apiserver + kube-controller-manager on loopback (cluster-tools' Kubernetes
+# and etcd builds, which the test makes itself when they are missing; no Debian package is needed).
+.PHONY: pulumi-tools pulumi-test
+
+pulumi-tools: setup
+	$(VENV)/python -m tests.e2e.pulumi tools
+
+pulumi-test: pulumi-tools
+	PYAGENT_E2E=1 $(VENV)/pytest tests/e2e/test_pulumi.py -v

@@ -9,7 +9,7 @@ sees resource properties only): `pyagent policy check` runs them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import (
@@ -38,12 +38,23 @@ CONFIG_SCHEMA = PolicyConfigSchema(
 )
 
 
+def plain(value: Any) -> Any:
+    """Plain dicts and lists all the way down. The analyzer hands the properties over wrapped in
+    pulumi_policy's read-only proxies (`unknown_checking_proxy`: Mapping and Sequence, not dict and list),
+    which the rules' `isinstance(..., dict)` checks would otherwise take for absent fields."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [plain(v) for v in value]
+    return value
+
+
 def kubernetes_object(resource_type: str, props: Mapping[str, Any]) -> dict[str, Any] | None:
     """The Kubernetes object a resource stands for: its properties, numbers made whole again,
     and `kind` from the type token (`kubernetes:apps/v1:StatefulSet`) when it is absent."""
     if not resource_type.startswith(K8S_PREFIX):
         return None
-    body = normalise(dict(props))
+    body = normalise(plain(props))
     body.setdefault("kind", resource_type.rsplit(":", 1)[-1])
     return dict(body)
 

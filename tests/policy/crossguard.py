@@ -1,5 +1,10 @@
 """Calling the CrossGuard pack's policies directly, as the Pulumi engine would, on resources
-captured by Pulumi's mocks. Never constructs PolicyPack (that starts a gRPC server)."""
+captured by Pulumi's mocks. Never constructs PolicyPack (that starts a gRPC server).
+
+The properties are wrapped in pulumi_policy's `unknown_checking_proxy`, as its analyzer server wraps
+what the engine sends (read-only Mapping/Sequence proxies, not dicts and lists): tests/e2e/test_pulumi.py
+found that the pack passed everything nested under the real engine while it passed these tests with
+plain dicts."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
     StackValidationArgs,
 )
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from tests.policy.helpers import ROOT
 
@@ -68,7 +74,7 @@ def run_pack(resources: list[dict[str, Any]], config: dict[str, Any]) -> set[tup
             for resource in resources:
                 args = ResourceValidationArgs(
                     resource["type"],
-                    resource["inputs"],
+                    unknown_checking_proxy(resource["inputs"]),
                     _urn(resource),
                     resource["name"],
                     _options(),
@@ -78,7 +84,9 @@ def run_pack(resources: list[dict[str, Any]], config: dict[str, Any]) -> set[tup
                 policy.validate(args, _reporter(found, resource["name"]))
         else:
             stack = [
-                PolicyResource(r["type"], r["inputs"], _urn(r), r["name"], _options(), None, None, [], {})
+                PolicyResource(
+                    r["type"], unknown_checking_proxy(r["inputs"]), _urn(r), r["name"], _options(), None, None, [], {}
+                )
                 for r in resources
             ]
             policy.validate(
