@@ -123,8 +123,10 @@ image-repro:
 # issue 16: every compiled stack of the examples on the test cluster, from the node image built here
 # (tests/e2e/test_swarms.py), with the cluster's own tests. Root only; docs/kubernetes.md.
 .PHONY: e2e
+# The Pulumi engine's test is its own target (pulumi-test, below): its tools take 15-30 minutes to build
+# cold, which `make test`'s 90-minute CI budget does not hold beside the cluster's.
 e2e: cluster-tools
-	PYAGENT_E2E=1 $(VENV)/pytest tests/e2e -v -s
+	PYAGENT_E2E=1 $(VENV)/pytest tests/e2e -v -s --ignore=tests/e2e/test_pulumi.py
 
 # issue 20: the real Pulumi engine (docs/pulumi.md). pulumi-tools builds the Pulumi CLI v3.276.0 and the
 # Kubernetes provider from the Go module proxy into .tools/<name>-<version>/ (15 to 25 minutes cold on
