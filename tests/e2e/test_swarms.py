@@ -507,12 +507,22 @@ def _members(swarm: Swarm) -> list[str] | None:
     return sorted(m.name for m in settled[1].members) if settled is not None else None
 
 
+def _views(swarm: Swarm) -> dict[str, str]:
+    return {
+        name: f"{s.role} of term {s.term}, leader {s.leader_id}, members {[m.name for m in s.members]}"
+        for name, s in swarm.statuses().items()
+    }
+
+
 def _scale(cluster: Paths, tmp: Path, replicas: int, image: str) -> Swarm:
     started = time.monotonic()
     swarm = apply_stack(cluster, _compile_with_replicas(tmp, replicas), image)
     expected = [f"laptop-agents-{i}" for i in range(replicas)]
     wait_for(f"laptop at {replicas} replicas", lambda: ready(cluster, swarm.namespace))
-    wait_for(f"the membership at {expected}", lambda: True if _members(swarm) == expected else None)
+    try:
+        wait_for(f"the membership at {expected}", lambda: True if _members(swarm) == expected else None)
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; each pod's view: {_views(swarm)}") from None
     print(f"laptop/dev: {replicas} members {time.monotonic() - started:.0f} s after applying the new spec")
     return swarm
 
