@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,7 +134,7 @@ def _remove_chains(binary: str) -> None:
     for table, chains in _chains(binary).items():
         rules = _quiet([binary, "-w", "-t", table, "-S"]).stdout.splitlines()
         for rule in rules:  # rules of built-in chains that jump into ours
-            parts = rule.split()
+            parts = shlex.split(rule)  # kube-router's rules carry quoted comments with spaces
             if parts[0] == "-A" and not parts[1].startswith(CHAIN_PREFIXES) and re.search(r"-j (KUBE-|CNI-)", rule):
                 _quiet([binary, "-w", "-t", table, "-D", *parts[1:]])
         for chain in chains:
