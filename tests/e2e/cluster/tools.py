@@ -147,30 +147,51 @@ def _replaces(tool: GoTool, src: Path, log: Path) -> list[str]:
     return out
 
 
+def begin_build(home: Path, name: str, version: str, progress: bool) -> tuple[Path, Path]:
+    """The wrapper module's folder (with a bare go.mod) and an empty build log, under `home`."""
+    src = home / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    log = home / "build.log"
+    log.write_text("")
+    if progress:
+        print(f"building {name} {version} from the Go module proxy (log: {log})", file=sys.stderr)
+    (src / "go.mod").write_text(wrapper_header(name))
+    return src, log
+
+
+def wrapper_header(name: str) -> str:
+    return f"module pyagent.dev/e2e/{name}\n\ngo 1.24\n"
+
+
+def write_tools_go(src: Path, packages: tuple[str, ...]) -> None:
+    """The file that makes the wrapper module import (and so require) the packages to build."""
+    imports = "\n".join(f'\t_ "{p}"' for p in packages)
+    (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+
+
+def empty_partial(home: Path) -> Path:
+    """A fresh folder for binaries, renamed to `bin` only once every one of them is built."""
+    out = home / "bin.partial"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    return out
+
+
 def build(tool: GoTool, progress: bool = True) -> Path:
     """Builds `tool` into its cache folder unless it is there; returns the folder of its binaries."""
     if tool.bin.is_dir():
         return tool.bin
-    src = tool.home / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    log = tool.home / "build.log"
-    log.write_text("")
-    if progress:
-        print(f"building {tool.name} {tool.version} from the Go module proxy (log: {log})", file=sys.stderr)
+    src, log = begin_build(tool.home, tool.name, tool.version, progress)
     start = time.monotonic()
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
-    (src / "go.mod").write_text(f"module pyagent.dev/e2e/{tool.name}\n\ngo 1.24\n")
     replaces = _replaces(tool, src, log)
-    imports = "\n".join(f'\t_ "{p}"' for p in tool.packages)
-    (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
-    gomod = f"module pyagent.dev/e2e/{tool.name}\n\ngo 1.24\n\nrequire {tool.module} {tool.version}\n"
+    write_tools_go(src, tool.packages)
+    gomod = f"{wrapper_header(tool.name)}\nrequire {tool.module} {tool.version}\n"
     if replaces:
         gomod += "\nreplace (\n" + "".join(f"\t{r}\n" for r in replaces) + ")\n"
     (src / "go.mod").write_text(gomod)
     _run(["go", "mod", "tidy", "-e"], src, log, env)
-    out = tool.home / "bin.partial"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
+    out = empty_partial(tool.home)
     ldflags = " ".join(("-s", "-w", *tool.ldflags))
     for i, pkg in enumerate(tool.packages):
         name = tool.binaries[i] if tool.binaries else pkg.rsplit("/", 1)[1]

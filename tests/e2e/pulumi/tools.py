@@ -31,7 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.cluster.tools import ROOT, TOOLS, ToolError
+from tests.e2e.cluster.tools import (
+    ROOT,
+    TOOLS,
+    ToolError,
+    begin_build,
+    empty_partial,
+    wrapper_header,
+    write_tools_go,
+)
 from tests.e2e.pulumi import versions
 
 PULUMI_MODULE = "github.com/pulumi/pulumi"
@@ -165,15 +173,9 @@ def build(tool: GoBuild, progress: bool = True) -> Path:
     """Builds `tool` into its cache folder unless it is there; returns the folder of its binaries."""
     if tool.bin.is_dir():
         return tool.bin
-    src = tool.home / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    log = tool.home / "build.log"
-    log.write_text("")
-    if progress:
-        print(f"building {tool.name} {tool.version} from the Go module proxy (log: {log})", file=sys.stderr)
+    src, log = begin_build(tool.home, tool.name, tool.version, progress)
     start = time.monotonic()
-    header = f"module pyagent.dev/e2e/{tool.name}\n\ngo 1.24\n"
-    (src / "go.mod").write_text(header)
+    header = wrapper_header(tool.name)
     replaces: list[str] = []
     if tool.replaces_of:
         version = dict(tool.requires)[tool.replaces_of]
@@ -184,13 +186,10 @@ def build(tool: GoBuild, progress: bool = True) -> Path:
     if replaces:
         gomod += "\nreplace (\n" + "".join(f"\t{r}\n" for r in replaces) + ")\n"
     (src / "go.mod").write_text(gomod)
-    imports = "\n".join(f'\t_ "{p}"' for p in (*tool.packages, *tool.also_imports))
-    (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+    write_tools_go(src, (*tool.packages, *tool.also_imports))
     _run(["go", "mod", "tidy", "-e"], src, log)
     timings: dict[str, object] = {"prepare_and_tidy": round(time.monotonic() - start)}
-    out = tool.home / "bin.partial"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
+    out = empty_partial(tool.home)
     if tool.generate is not None:
         timings.update(tool.generate(src, out, log))
     ldflags = " ".join(("-s", "-w", *tool.ldflags))
