@@ -180,37 +180,85 @@ def test_policy_pack_passes_a_clean_stack_like_pyagent_policy_check(tmp_path: Pa
     engine.pulumi(stack, "destroy", "--yes")
 
 
-def test_policy_pack_blocks_a_sovereignty_violation_like_pyagent_policy_check(
-    tmp_path: Path, plane: ControlPlane
-) -> None:
-    """examples/sovereign with one pool moved to a jurisdiction the owner does not allow (PA502)."""
+TODAY = "2027-01-15"
+WAIVER = """
+waivers:
+  - ruleId: PA502
+    object: statefulset/sovereign-dublin
+    reason: the dublin pool is moving back to the EU; reviewed by the data protection officer
+    expires: "2027-01-31"
+"""
+
+
+def _sovereign_in_us(tmp_path: Path, waiver: str = "") -> Path:
+    """examples/sovereign with pool `dublin` moved to a jurisdiction the owner does not allow (PA502),
+    and `waiver` appended to the spec. Returns the spec file."""
     spec_dir = tmp_path / "sovereign"
     shutil.copytree(ROOT / "examples" / "sovereign", spec_dir)
     spec = spec_dir / "swarm.yaml"
     text = spec.read_text()
     moved = re.sub(r"(dublin:.*?jurisdiction: )EU", r"\1US", text, count=1, flags=re.S)
-    assert moved != text
-    spec.write_text(moved)
+    assert moved != text and "\nwaivers:" not in text
+    spec.write_text(moved + waiver)
+    return spec
 
-    check = pyagent("policy", "check", str(spec), "--env", "staging", "--format", "json")
-    assert check.returncode == 1, check.stdout + check.stderr
-    expected = {d["code"] for d in json.loads(check.stdout)["diagnostics"] if d["severity"] == "error"}
-    assert expected == {"PA502"}, check.stdout
 
+def _checked(spec: Path, today: str) -> tuple[int, dict[str, str]]:
+    """`pyagent policy check` of staging: its exit code and {code: severity} of its diagnostics."""
+    check = pyagent("policy", "check", str(spec), "--env", "staging", "--today", today, "--format", "json")
+    assert check.returncode in (0, 1), check.stdout + check.stderr
+    return check.returncode, {d["code"]: d["severity"] for d in json.loads(check.stdout)["diagnostics"]}
+
+
+def _up_with_pack(tmp_path: Path, plane: ControlPlane, spec: Path, today: str) -> tuple[Engine, Path, Any]:
+    """`pulumi up --yes --policy-pack policies/pulumi` of the spec's staging stack, compiled, with
+    the pack configuration of `pyagent policy pack-config --today`."""
     compiled = pyagent("compile", str(spec), "--env", "staging", "--out", str(tmp_path / "stacks"))
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
     engine = engine_for(tmp_path, plane)
     stack = engine.copy_stack(tmp_path / "stacks" / "sovereign" / "staging", "sovereign-staging")
     engine.stack = "staging"
-    config = _pack_config(spec, "staging", tmp_path)
+    out = pyagent("policy", "pack-config", str(spec), "--env", "staging", "--today", today)
+    assert out.returncode == 0, out.stderr
+    config = tmp_path / "crossguard-staging.json"
+    config.write_text(out.stdout)
     shim = runtime.policy_shim(tmp_path, POLICY_PACK)
     engine.pulumi(stack, "stack", "init", "staging")
-    up = engine.pulumi(
-        stack, "up", "--yes", "--policy-pack", str(shim), "--policy-pack-config", str(config), check=False
-    )
+    args = ("up", "--yes", "--policy-pack", str(shim), "--policy-pack-config", str(config))
+    return engine, stack, engine.pulumi(stack, *args, check=False)
+
+
+def test_policy_pack_blocks_a_sovereignty_violation_like_pyagent_policy_check(
+    tmp_path: Path, plane: ControlPlane
+) -> None:
+    """examples/sovereign with one pool moved to a jurisdiction the owner does not allow (PA502)."""
+    spec = _sovereign_in_us(tmp_path)
+    code, found = _checked(spec, TODAY)
+    assert code == 1 and {c for c, severity in found.items() if severity == "error"} == {"PA502"}, found
+    _, stack, up = _up_with_pack(tmp_path, plane, spec, TODAY)
     assert up.returncode != 0, up.output
-    assert _violations(up.output) == expected, up.output
+    assert _violations(up.output) == {"PA502"}, up.output
     assert "sovereign-dublin" in up.output
     # the preview that `up` runs first stopped it: nothing was created
     namespace = next(o["object"] for o in planned(stack) if o["object"]["kind"] == "Namespace")
     assert plane.get(object_path(plane, namespace))[0] == 404
+
+
+@pytest.mark.parametrize(("today", "waived"), [(TODAY, True), ("2027-02-01", False)], ids=["active", "expired"])
+def test_a_waiver_behaves_the_same_in_the_policy_pack_and_in_pyagent_policy_check(
+    today: str, waived: bool, tmp_path: Path, plane: ControlPlane
+) -> None:
+    """The violating spec above with a waiver of PA502 for the dublin pool's StatefulSet. While the
+    waiver is active, `pyagent policy check` passes (the finding shown as a note) and so does `pulumi
+    up` with the pack; once it has expired, both fail with PA502 (the check adds PA590, the expired
+    waiver, a rule of the spec that the pack does not see)."""
+    spec = _sovereign_in_us(tmp_path, WAIVER)
+    code, found = _checked(spec, today)
+    engine, stack, up = _up_with_pack(tmp_path, plane, spec, today)
+    if waived:
+        assert code == 0 and found.get("PA502") == "note", found
+        assert up.returncode == 0 and "pyagent@v0.1.0" in up.output and not _violations(up.output), up.output
+        engine.pulumi(stack, "destroy", "--yes")
+    else:
+        assert code == 1 and {c for c, severity in found.items() if severity == "error"} == {"PA502", "PA590"}, found
+        assert up.returncode != 0 and _violations(up.output) == {"PA502"}, up.output

@@ -1,18 +1,16 @@
-"""Every compiled Kubernetes stack of the examples, applied to the real test cluster
-(tests/e2e/cluster) and run from the real node image (native/image): each swarm forms by itself,
-elects a leader, commits writes, survives deleting the leader pod with no acknowledged write
-lost, and refuses pods that are not its own. Runs only with PYAGENT_E2E=1 (`make e2e`), as root.
+"""Every compiled Kubernetes stack of the examples on the real test cluster (tests/e2e/cluster),
+run from the real node image (native/image), deployed the two ways users deploy them: `pulumi up` by
+the real Pulumi engine (tests/e2e/pulumi: the CLI and the Kubernetes provider built here, a local file
+backend) and `kubectl apply` of manifests/. Each swarm forms by itself, elects a leader, commits
+writes, survives deleting the leader pod with no acknowledged write lost, and refuses pods that are
+not its own; a spec change, compiled and deployed again, changes what `pyagent diff` said and nothing
+else. Runs only with PYAGENT_E2E=1 (`make e2e`), as root.
 
-What a single 2-core node cannot offer is adapted, and only that (`fit_to_cluster`): the pods'
-CPU, memory and GPU requests are scaled down, their placement (regions, zones, GPU models) is
-dropped, every pod runs the node image built here (the examples' production references name
-registries that do not exist), and the voters' egress to the API server names this cluster's
-API server (`firewall.kubernetesApi`, which an operator sets to their cluster's: here it is the VM's
-own address and a port chosen at start). Every other field is applied as compiled, with
-server-side apply: namespaces enforcing the `restricted` Pod Security Standard, RBAC, projected
-tokens, ConfigMaps, Services, disruption budgets and NetworkPolicies, enforced by kube-router's
-firewall (docs/cluster.md): every swarm forms through its own policies, and the firewall test
-shows a connection they deny refused.
+What a single 2-core node cannot offer is adapted, and only that (tests/e2e/stacks.py says what).
+Every other field is deployed as compiled: namespaces enforcing the `restricted` Pod Security
+Standard, RBAC, projected tokens, ConfigMaps, Services, disruption budgets and NetworkPolicies,
+enforced by kube-router's firewall (docs/cluster.md): every swarm forms through its own policies, and
+the firewall test shows a connection they deny refused.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -41,11 +38,24 @@ from pyagent_compile.runtime.nodeapi.client import NodeClient, Signer, put_comma
 from tests.conftest import ROOT
 from tests.e2e.cluster import images, kube, versions
 from tests.e2e.cluster.layout import Paths
+from tests.e2e.pulumi import tools
+from tests.e2e.pulumi.engine import Engine
+from tests.e2e.stacks import (
+    CANARY,
+    NO_API,
+    Deployed,
+    PulumiStack,
+    apply_manifests,
+    delete_manifests,
+    fit_to_cluster,
+    kubectl,
+    kubectl_json,
+    stack_objects,
+)
 
 LOCK = ROOT / "native/image/pyagent-node.lock.json"
 ARCHIVE = ROOT / "native/target/image/pyagent-node.oci.tar"
 STACKS = sorted(p.parent for p in (ROOT / "stacks").glob("*/*/manifests"))
-SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 READY_SECONDS = 600.0  # 2 loaded cores; a swarm of ten pods starts in a minute or two
 WRITES = 20
 
@@ -67,16 +77,6 @@ def wait_for(what: str, probe: Callable[[], T | None], seconds: float = READY_SE
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what} (last error: {last})")
 
 
-def kubectl(paths: Paths, *args: str, input: str | None = None) -> str:
-    done = kube.kubectl(paths, *args, input=input, check=False)
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
-
-
-def kubectl_json(paths: Paths, *args: str) -> Any:
-    return json.loads(kubectl(paths, *args, "-o", "json"))
-
-
 @pytest.fixture(scope="module")
 def node_image(cluster: Paths) -> str:
     """The node image, built (`native/image/build.py --check`: it must be the image the committed
@@ -89,60 +89,6 @@ def node_image(cluster: Paths) -> str:
     argv = [*images.ctr(cluster), "images", "import", "--base-name", lock["repository"], "--digests", str(ARCHIVE)]
     subprocess.run(argv, check=True, timeout=300, capture_output=True)
     return f"{lock['repository']}@{lock['digest']}"
-
-
-@dataclass(frozen=True)
-class ApiServer:
-    """The API server's address and port as pods reach it (behind the `kubernetes` Service)."""
-
-    ip: str
-    port: int
-
-
-def api_server(paths: Paths) -> ApiServer:
-    slices = kubectl_json(
-        paths, "get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes"
-    )
-    endpoint = slices["items"][0]
-    return ApiServer(endpoint["endpoints"][0]["addresses"][0], endpoint["ports"][0]["port"])
-
-
-def _source(obj: dict[str, Any]) -> str | None:
-    """The spec field an object was rendered from (pyagent's annotation)."""
-    annotations: dict[str, str] = obj.get("metadata", {}).get("annotations", {})
-    return annotations.get("pyagent.dev/source")
-
-
-def fit_to_cluster(obj: dict[str, Any], image: str, api: ApiServer) -> dict[str, Any]:
-    """The compiled object, with what one 2-core node without GPUs or regions cannot offer adapted,
-    and the API server's egress rule pointed at this cluster's API server."""
-    obj = copy.deepcopy(obj)
-    if (
-        obj["kind"] == "NetworkPolicy"
-        and obj["metadata"]["annotations"]["pyagent.dev/source"] == "firewall.kubernetesApi"
-    ):
-        (rule,) = obj["spec"]["egress"]
-        rule["to"] = [{"ipBlock": {"cidr": f"{api.ip}/32"}}]
-        rule["ports"] = [{"port": api.port, "protocol": "TCP"}]
-        return obj
-    if obj["kind"] != "StatefulSet":
-        return obj
-    pod = obj["spec"]["template"]["spec"]
-    for key in ("affinity", "nodeSelector", "topologySpreadConstraints", "tolerations"):
-        pod.pop(key, None)
-    for container in pod["containers"]:
-        container["image"] = image
-        container["imagePullPolicy"] = "IfNotPresent"
-        container["resources"] = copy.deepcopy(SMALL)
-    return obj
-
-
-def node_config_map(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    return next(o for o in objects if o["kind"] == "ConfigMap" and "node.json" in o.get("data", {}))
-
-
-def stack_objects(stack: Path) -> list[dict[str, Any]]:
-    return [yaml.safe_load(f.read_text()) for f in sorted((stack / "manifests").glob("*.yaml"))]
 
 
 @dataclass
@@ -162,6 +108,10 @@ class Swarm:
     namespace: str
     grpc_port: int
     replicas: int
+
+    @classmethod
+    def of(cls, paths: Paths, deployed: Deployed) -> Swarm:
+        return cls(paths, deployed.swarm, deployed.namespace, deployed.grpc_port, deployed.replicas)
 
     def pods(self) -> dict[str, Pod]:
         # The pools' pods (a stranger in the test carries the swarm's label, not a pool's).
@@ -241,103 +191,119 @@ def ready(paths: Paths, namespace: str) -> bool | None:
     return True if sets and done else None
 
 
-def _secret_sources(volume: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
-    """(Secret name, its items) of a volume: a secret volume, or the secrets of a projected one."""
-    if "secret" in volume:
-        return [(volume["secret"]["secretName"], volume["secret"].get("items", []))]
-    sources = volume.get("projected", {}).get("sources", [])
-    return [(src["secret"]["name"], src["secret"].get("items", [])) for src in sources if "secret" in src]
-
-
-def operator_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Secrets a stack refers to and never renders (the soul's key, `sovereignty.soul.secretRef`;
-    the model endpoints' API keys, `cores.<core>.model.apiKey`): made here as their operator would,
-    with a fresh random value."""
-    namespace = next(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace")
-    wanted: dict[str, set[str]] = {}
-    for obj in objects:
-        if obj["kind"] == "StatefulSet":
-            for volume in obj["spec"]["template"]["spec"]["volumes"]:
-                for name, items in _secret_sources(volume):
-                    wanted.setdefault(name, set()).update(item["key"] for item in items)
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
-            "stringData": {key: secrets.token_hex(32) for key in sorted(keys)},
-        }
-        for name, keys in sorted(wanted.items())
-    ]
-
-
-# The PodMonitor CRD as the Prometheus Operator ships it (tests/data/crds/): a stack with
-# `observability.podMonitors` needs it, and the API server then checks the PodMonitor against it.
-POD_MONITOR_CRD = ROOT / "tests" / "data" / "crds" / "monitoring.coreos.com_podmonitors.yaml"
-
-
-def install_custom_resource_definitions(paths: Paths, objects: list[dict[str, Any]]) -> None:
-    if not any(o["kind"] == "PodMonitor" for o in objects):
-        return
-    crd = yaml.safe_load(POD_MONITOR_CRD.read_text())
-    kube.apply(paths, [crd], manager="e2e-operator")
-    name = crd["metadata"]["name"]
-    kube.kubectl(paths, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=120s")
-
-
-def apply_stack(paths: Paths, stack: Path, image: str) -> Swarm:
-    api = api_server(paths)
-    objects = [fit_to_cluster(o, image, api) for o in stack_objects(stack)]
-    install_custom_resource_definitions(paths, objects)
-    kube.apply(paths, objects, manager="pyagent")
-    if secrets_needed := operator_secrets(objects):
-        kube.apply(paths, secrets_needed, manager="e2e-operator")
-    namespace = next(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace")
-    sets = [o for o in objects if o["kind"] == "StatefulSet"]
-    config = json.loads(node_config_map(objects)["data"]["node.json"])
-    replicas = sum(s["spec"]["replicas"] for s in sets)
-    return Swarm(paths, config["swarm"], namespace, config["ports"]["grpc"], replicas)
-
-
-def remove_stack(paths: Paths, stack: Path) -> None:
-    for obj in stack_objects(stack):
-        if obj["kind"] in ("Namespace", "ClusterRoleBinding"):
-            name = obj["metadata"]["name"]
-            kube.kubectl(paths, "delete", obj["kind"].lower(), name, "--wait=true", "--timeout=300s", check=False)
-
-
 def leader_pod(swarm: Swarm) -> tuple[Pod, int]:
     name, status = wait_for(f"{swarm.name}: a settled leader", swarm.settled_leader)
     return swarm.pods()[name], status.node_id
 
 
+@pytest.fixture(scope="module")
+def pulumi_tools() -> None:
+    """The Pulumi CLI and the Kubernetes provider, built from the Go module proxy (tests/e2e/pulumi/
+    tools.py, `make pulumi-tools`): cached in .tools/, 15-30 minutes on 2 cores the first time."""
+    tools.build_all()
+
+
+def engine_on(cluster: Paths, work: Path) -> Engine:
+    """The real engine on this cluster (its admin kubeconfig): nothing skips the provider's await."""
+    return Engine(work / "pulumi", cluster.kubeconfig, skip_await=())
+
+
+def _get_args(obj: dict[str, Any]) -> list[str]:
+    meta = obj["metadata"]
+    where = ["-n", meta["namespace"]] if "namespace" in meta else []
+    return ["get", f"{obj['kind']}/{meta['name']}", *where]
+
+
+def _exists(paths: Paths, obj: dict[str, Any]) -> bool:
+    return kube.kubectl(paths, *_get_args(obj), check=False).returncode == 0
+
+
+def assert_exactly_the_plan_is_live(paths: Paths, stack: PulumiStack) -> None:
+    """Each object of plan.json, as the API server has it (labels, a ConfigMap's data, a StatefulSet's
+    replicas and image), and, of each planned kind, no other object of the stack's in its namespace."""
+    planned: dict[str, set[str]] = {}
+    for obj in stack.objects():
+        live = kubectl_json(paths, *_get_args(obj))
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        assert obj["metadata"].get("labels", {}).items() <= live["metadata"].get("labels", {}).items(), name
+        if obj["kind"] == "ConfigMap":
+            assert live.get("data") == obj.get("data"), name
+        if obj["kind"] == "StatefulSet":
+            assert live["spec"]["replicas"] == obj["spec"]["replicas"], name
+            images = [c["image"] for c in live["spec"]["template"]["spec"]["containers"]]
+            assert images == [c["image"] for c in obj["spec"]["template"]["spec"]["containers"]], name
+        if "namespace" in obj["metadata"]:
+            planned.setdefault(obj["kind"], set()).add(obj["metadata"]["name"])
+    namespace = stack.plan()["namespace"]
+    for kind, names in sorted(planned.items()):
+        listed = kubectl_json(paths, "get", kind, "-n", namespace, "-l", "app.kubernetes.io/managed-by=pyagent")
+        assert {item["metadata"]["name"] for item in listed["items"]} == names, kind
+    outputs = json.loads(stack.engine.pulumi(stack.folder, "stack", "output", "--json").stdout)
+    assert outputs["objects"] == sorted(entry["logicalName"] for entry in stack.plan()["objects"])
+
+
+def assert_no_secret_in_the_state(stack: PulumiStack, deployed: Deployed) -> None:
+    """After `pulumi refresh` (the state re-read from the live objects), no file of the backend holds
+    a value of the Secrets the stack's pods mount (their canaries), and the state still names each
+    Secret: a reference, never its value."""
+    stack.engine.pulumi(stack.folder, "refresh", "--yes")
+    exported = stack.engine.pulumi(stack.folder, "stack", "export", "--show-secrets").stdout
+    state = [exported, *(f.read_text(errors="replace") for f in stack.state_files())]
+    values = [value for secret in deployed.secrets for value in secret["stringData"].values()]
+    assert all(value.startswith(CANARY) for value in values)
+    assert not [value for value in values if any(value in text for text in state)]
+    for secret in deployed.secrets:
+        assert secret["metadata"]["name"] in exported, f"the state does not refer to {secret['metadata']['name']}"
+
+
+def destroy_and_check(paths: Paths, stack: PulumiStack) -> None:
+    objects = stack.objects()
+    stack.destroy()
+    assert [o["metadata"]["name"] for o in objects if _exists(paths, o)] == []
+
+
 @pytest.mark.parametrize("stack", STACKS, ids=[str(s.relative_to(ROOT / "stacks")) for s in STACKS])
-def test_the_swarm_forms_commits_and_survives_its_leader(cluster: Paths, node_image: str, stack: Path) -> None:
-    started = time.monotonic()
-    swarm = apply_stack(cluster, stack, node_image)
+def test_pulumi_up_deploys_a_swarm_that_forms_commits_and_survives_its_leader(
+    cluster: Paths, node_image: str, pulumi_tools: None, stack: Path, tmp_path: Path
+) -> None:
+    """`pulumi up` of the compiled stack creates exactly plan.json's objects and returns once the
+    provider has seen every pod ready; the swarm forms, commits, and keeps its writes when its leader
+    pod is deleted; a second preview shows no change; the state holds no Secret's value; `pulumi
+    destroy` removes everything."""
+    name = str(stack.relative_to(ROOT / "stacks"))
+    deployment = PulumiStack.init(engine_on(cluster, tmp_path), cluster, stack, node_image)
     try:
-        wait_for(f"{stack}: every StatefulSet ready", lambda: ready(cluster, swarm.namespace))
+        deployed, up = deployment.up()
+        swarm = Swarm.of(cluster, deployed)
+        assert ready(cluster, swarm.namespace), "pulumi up returned before every StatefulSet was ready"
+        assert_exactly_the_plan_is_live(cluster, deployment)
         leader, leader_id = leader_pod(swarm)
-        took = time.monotonic() - started
-        print(f"{stack.relative_to(ROOT)}: {swarm.replicas} pods ready, one leader, {took:.0f} s after apply")
-        signer = swarm.signer(leader, leader_id)
-        written = {f"e2e/{i}": f"value-{i}".encode() for i in range(WRITES)}
-        for key, value in written.items():
-            assert swarm.put(signer, key, value).applied
-        _, before = wait_for(f"{stack}: a settled leader", swarm.settled_leader)
-        kubectl(cluster, "delete", "pod", leader.name, "-n", swarm.namespace, "--wait=false")
-        # A leader of a later term: another voter's, or, when the StatefulSet brings the pod
-        # back within an election timeout, the deleted pod's own (sovereign, 500-1000 ms).
-        new_leader = wait_for(f"{stack}: a leader after the deleted one", lambda: _later_leader(swarm, before.term))
-        for key, value in written.items():
-            got = swarm.get(key)
-            assert got.found and got.value == value, f"{key} lost after deleting the leader pod"
-        assert swarm.put(signer, "e2e/after", b"after").applied
-        wait_for(f"{stack}: the deleted pod back and ready", lambda: ready(cluster, swarm.namespace))
-        wait_for(f"{stack}: the deleted pod back in the swarm", swarm.settled_leader)
-        print(f"{stack.relative_to(ROOT)}: new leader {new_leader} after deleting {leader.name}; {WRITES} writes kept")
+        print(f"{name}: pulumi up {up.seconds:.0f} s ({swarm.replicas} pods ready), one leader")
+        _survives_its_leader(cluster, swarm, name, leader, leader_id)
+        deployment.engine.pulumi(deployment.folder, "preview", "--expect-no-changes")
+        assert_no_secret_in_the_state(deployment, deployed)
+        destroy_and_check(cluster, deployment)
     finally:
-        remove_stack(cluster, stack)
+        delete_manifests(cluster, stack)  # what a failed test left; nothing after a destroy
+
+
+def _survives_its_leader(cluster: Paths, swarm: Swarm, name: str, leader: Pod, leader_id: int) -> None:
+    signer = swarm.signer(leader, leader_id)
+    written = {f"e2e/{i}": f"value-{i}".encode() for i in range(WRITES)}
+    for key, value in written.items():
+        assert swarm.put(signer, key, value).applied
+    _, before = wait_for(f"{name}: a settled leader", swarm.settled_leader)
+    kubectl(cluster, "delete", "pod", leader.name, "-n", swarm.namespace, "--wait=false")
+    # A leader of a later term: another voter's, or, when the StatefulSet brings the pod
+    # back within an election timeout, the deleted pod's own (sovereign, 500-1000 ms).
+    new_leader = wait_for(f"{name}: a leader after the deleted one", lambda: _later_leader(swarm, before.term))
+    for key, value in written.items():
+        got = swarm.get(key)
+        assert got.found and got.value == value, f"{key} lost after deleting the leader pod"
+    assert swarm.put(signer, "e2e/after", b"after").applied
+    wait_for(f"{name}: the deleted pod back and ready", lambda: ready(cluster, swarm.namespace))
+    wait_for(f"{name}: the deleted pod back in the swarm", swarm.settled_leader)
+    print(f"{name}: new leader {new_leader} after deleting {leader.name}; {WRITES} writes kept")
 
 
 def _later_leader(swarm: Swarm, term: int) -> str | None:
@@ -353,7 +319,7 @@ def test_a_stranger_pod_is_refused(cluster: Paths, node_image: str) -> None:
     swarm's label), is refused by admission; the second never reaches the swarm (the policies
     admit peers from the swarm's own namespace only). The membership stays the StatefulSet's pods."""
     stack = ROOT / "stacks/laptop/dev"
-    swarm = apply_stack(cluster, stack, node_image)
+    swarm = Swarm.of(cluster, apply_manifests(cluster, stack, node_image))
     objects = stack_objects(stack)
     template = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]
     config_maps = [o for o in objects if o["kind"] == "ConfigMap"]
@@ -377,7 +343,7 @@ def test_a_stranger_pod_is_refused(cluster: Paths, node_image: str) -> None:
         assert sorted(m.name for m in status.members) == ["laptop-agents-0", "laptop-agents-1", "laptop-agents-2"]
     finally:
         kube.kubectl(cluster, "delete", "namespace", "stranger", "--wait=true", "--timeout=300s", check=False)
-        remove_stack(cluster, stack)
+        delete_manifests(cluster, stack)
 
 
 def _log_with(paths: Paths, name: str, namespace: str, text: str) -> Callable[[], str | None]:
@@ -388,9 +354,6 @@ def _log_with(paths: Paths, name: str, namespace: str, text: str) -> Callable[[]
         return done.stdout if text in done.stdout else None
 
     return probe
-
-
-NO_API = ApiServer("", 0)  # for objects that are not the API server's egress rule
 
 
 def _stranger(
@@ -464,7 +427,7 @@ def test_the_firewall_refuses_what_the_policies_deny(cluster: Paths, node_image:
     with the swarm's label in its namespace connects, while a pod there without it (default deny,
     egress) and a pod in another namespace (ingress from the swarm's namespace only) are refused."""
     stack = ROOT / "stacks/laptop/dev"
-    swarm = apply_stack(cluster, stack, node_image)
+    swarm = Swarm.of(cluster, apply_manifests(cluster, stack, node_image))
     try:
         wait_for("laptop ready", lambda: ready(cluster, swarm.namespace))
         leader, _ = leader_pod(swarm)
@@ -486,20 +449,44 @@ def test_the_firewall_refuses_what_the_policies_deny(cluster: Paths, node_image:
         for name, (namespace, _) in probes.items():
             kube.kubectl(cluster, "-n", namespace, "delete", "pod", name, "--wait=false", check=False)
         kube.kubectl(cluster, "delete", "namespace", "outsider", "--wait=true", "--timeout=300s", check=False)
-        remove_stack(cluster, stack)
+        delete_manifests(cluster, stack)
 
 
-def _compile_with_replicas(tmp: Path, replicas: int) -> Path:
-    """What an operator does to scale: edit the pool's `replicas` in the spec and compile again."""
-    spec_dir = tmp / f"laptop-{replicas}"
+# A firewall rule the laptop example does not have: its researchers' egress to an internal service.
+SEARCH_EGRESS = {
+    "name": "search-egress",
+    "from": {"core": "researcher"},
+    "to": {"cidrs": ["10.20.0.0/16"]},
+    "ports": [{"port": 443}],
+    "reason": "the internal search service",
+}
+
+
+def _laptop_spec(tmp: Path, replicas: int, rules: list[dict[str, Any]]) -> Path:
+    """What an operator does: edit laptop's spec (the pool's `replicas`, `firewall.rules`) and compile
+    it again. Returns the spec file; its stack is in `<spec folder>/stacks/laptop/dev`."""
+    spec_dir = tmp / f"laptop-{replicas}-{len(rules)}"
     shutil.copytree(ROOT / "examples/laptop", spec_dir)
     spec = spec_dir / "swarm.yaml"
     text = spec.read_text()
     assert text.count("replicas: 3\n") == 1, "the laptop example's one pool is expected at 3 replicas"
-    spec.write_text(text.replace("replicas: 3\n", f"replicas: {replicas}\n"))
-    argv = [str(ROOT / ".venv/bin/pyagent"), "compile", str(spec), "--env", "dev", "--out", str(tmp / "stacks")]
+    assert "\nfirewall:" not in text, "the laptop example is expected without firewall rules"
+    text = text.replace("replicas: 3\n", f"replicas: {replicas}\n")
+    if rules:
+        text += "\n" + yaml.safe_dump({"firewall": {"rules": rules}}, sort_keys=False)
+    spec.write_text(text)
+    out = spec_dir / "stacks"
+    argv = [str(ROOT / ".venv/bin/pyagent"), "compile", str(spec), "--env", "dev", "--out", str(out)]
     subprocess.run(argv, check=True, capture_output=True, timeout=300)
-    return tmp / "stacks" / "laptop" / "dev"
+    return spec
+
+
+def _diff(base: Path, head: Path) -> dict[str, set[str]]:
+    """`pyagent diff` of two specs (dev): logical names added, changed, removed."""
+    argv = [str(ROOT / ".venv/bin/pyagent"), "diff", str(base), str(head), "--env", "dev", "--format", "json"]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=300)
+    (env,) = json.loads(done.stdout)["environments"]
+    return {what: {o["logicalName"] for o in env[what]} for what in ("added", "changed", "removed")}
 
 
 def _members(swarm: Swarm) -> list[str] | None:
@@ -514,41 +501,63 @@ def _views(swarm: Swarm) -> dict[str, str]:
     }
 
 
-def _scale(cluster: Paths, tmp: Path, replicas: int, image: str) -> Swarm:
-    started = time.monotonic()
-    swarm = apply_stack(cluster, _compile_with_replicas(tmp, replicas), image)
+def _deploy_change(cluster: Paths, deployment: PulumiStack, base: Path, head: Path, replicas: int) -> Swarm:
+    """The GitOps step: the spec changed from `base` to `head`; `pulumi preview` of the recompiled
+    stack plans exactly what `pyagent diff` says (added objects created, changed ones updated or
+    replaced, removed ones deleted, nothing else touched); `pulumi up`; the membership follows."""
+    said = _diff(base, head)
+    deployment.recompiled(head.parent / "stacks" / "laptop" / "dev")
+    planned = deployment.changes()
+    assert planned.get("create", set()) == said["added"], planned
+    assert planned.get("update", set()) | planned.get("replace", set()) == said["changed"], planned
+    assert planned.get("delete", set()) == said["removed"], planned
+    deployed, up = deployment.up()
+    swarm = Swarm.of(cluster, deployed)
+    assert ready(cluster, swarm.namespace), "pulumi up returned before the StatefulSet was ready"
     expected = [f"laptop-agents-{i}" for i in range(replicas)]
-    wait_for(f"laptop at {replicas} replicas", lambda: ready(cluster, swarm.namespace))
     try:
         wait_for(f"the membership at {expected}", lambda: True if _members(swarm) == expected else None)
     except AssertionError as timed_out:
         raise AssertionError(f"{timed_out}; each pod's view: {_views(swarm)}") from None
-    print(f"laptop/dev: {replicas} members {time.monotonic() - started:.0f} s after applying the new spec")
+    ops = ", ".join(f"{op} {sorted(names)}" for op, names in sorted(planned.items()))
+    print(f"laptop/dev: pulumi up of {replicas} replicas ({ops}) {up.seconds:.0f} s; members {expected}")
     return swarm
 
 
-def test_scaling_the_spec_changes_the_membership(cluster: Paths, node_image: str, tmp_path: Path) -> None:
-    """laptop's pool at 3, then 5, then 2 replicas in its spec, each compiled and applied as an
-    operator would: the new pods join the Raft membership by themselves, the leader removes the
-    members the scale-down took away, and no acknowledged write is lost on the way."""
-    stack = ROOT / "stacks/laptop/dev"
-    swarm = apply_stack(cluster, stack, node_image)
+def test_a_spec_change_deployed_by_pulumi_changes_what_pyagent_diff_said(
+    cluster: Paths, node_image: str, pulumi_tools: None, tmp_path: Path
+) -> None:
+    """laptop's pool at 3 replicas, then 5 with a new firewall rule, then 2 without it, each spec
+    compiled and deployed with `pulumi up` as an operator would: the engine changes exactly the
+    objects `pyagent diff` named, the new pods join the Raft membership by themselves, the leader
+    removes the members the scale-down took away, and no acknowledged write is lost on the way."""
+    specs = [
+        _laptop_spec(tmp_path, 3, []),
+        _laptop_spec(tmp_path, 5, [SEARCH_EGRESS]),
+        _laptop_spec(tmp_path, 2, []),
+    ]
+    first_stack = specs[0].parent / "stacks" / "laptop" / "dev"
+    assert (first_stack / "plan.json").read_bytes() == (ROOT / "stacks/laptop/dev/plan.json").read_bytes()
+    deployment = PulumiStack.init(engine_on(cluster, tmp_path), cluster, first_stack, node_image)
     try:
-        wait_for("laptop ready", lambda: ready(cluster, swarm.namespace))
+        deployed, _ = deployment.up()
+        swarm = Swarm.of(cluster, deployed)
         wait_for("laptop settled", swarm.settled_leader)
         # commands are signed by a member's key: laptop-agents-0 stays a member throughout
         first = "laptop-agents-0"
         signer = swarm.signer(swarm.pods()[first], swarm.statuses()[first].node_id)
         written: dict[str, bytes] = {}
-        for replicas in (5, 2):
+        for base, head, replicas in ((specs[0], specs[1], 5), (specs[1], specs[2], 2)):
             key = f"e2e/before-{replicas}"
             assert swarm.put(signer, key, key.encode()).applied
             written[key] = key.encode()
-            swarm = _scale(cluster, tmp_path, replicas, node_image)
+            swarm = _deploy_change(cluster, deployment, base, head, replicas)
             for key, value in written.items():
                 got = swarm.get(key)
                 assert got.found and got.value == value, f"{key} lost when scaling to {replicas}"
         # a write commits with the two voters left
         assert swarm.put(signer, "e2e/after", b"after").applied
+        deployment.engine.pulumi(deployment.folder, "preview", "--expect-no-changes")
+        destroy_and_check(cluster, deployment)
     finally:
-        remove_stack(cluster, stack)
+        delete_manifests(cluster, first_stack)
