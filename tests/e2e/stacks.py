@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import secrets
+import subprocess
+import sys
+import time
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +30,10 @@ import yaml
 from tests.conftest import ROOT
 from tests.e2e.cluster import kube
 from tests.e2e.cluster.layout import Paths
+from tests.e2e.pulumi import runtime
 from tests.e2e.pulumi.engine import Engine, Result
 
+POLICY_PACK = ROOT / "policies" / "pulumi"
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 # What a Secret's value starts with in these tests: the state files are searched for it.
 CANARY = "pyagent-canary-"
@@ -134,7 +141,7 @@ def install_custom_resource_definitions(paths: Paths, objects: list[dict[str, An
     crd = yaml.safe_load(POD_MONITOR_CRD.read_text())
     kube.apply(paths, [crd], manager="e2e-operator")
     name = crd["metadata"]["name"]
-    kube.kubectl(paths, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=120s")
+    kubectl(paths, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=120s")
 
 
 @dataclass(frozen=True)
@@ -179,23 +186,45 @@ class PulumiStack:
     """A compiled stack deployed to the test cluster by the real engine (tests/e2e/pulumi): a copy of
     its folder whose plan.json is fitted to the cluster, one Pulumi stack of it in the engine's file
     backend, `pulumi up` with no await skipped (the provider waits for every StatefulSet's pods to
-    be ready)."""
+    be ready). Every preview and update runs the CrossGuard pack (`--policy-pack policies/pulumi`,
+    configured by `pyagent policy pack-config` of the stack's spec), as CI and operators run it, and
+    fails on any mandatory finding."""
 
     engine: Engine
     folder: Path
     env: str
     paths: Paths
     image: str
+    spec: Path
 
     @classmethod
-    def init(cls, engine: Engine, paths: Paths, compiled: Path, image: str) -> PulumiStack:
+    def init(cls, engine: Engine, paths: Paths, compiled: Path, image: str, spec: Path) -> PulumiStack:
         env = compiled.name
         folder = engine.copy_stack(compiled, f"{compiled.parent.name}-{env}")
-        stack = cls(engine, folder, env, paths, image)
+        stack = cls(engine, folder, env, paths, image, spec)
         stack._fit_plan()
         engine.stack = env
         engine.pulumi(folder, "stack", "init", env)
         return stack
+
+    def _policy_args(self) -> list[str]:
+        """`--policy-pack` (policies/pulumi, started as the language host would, runtime.policy_shim)
+        and `--policy-pack-config` for the stack's spec as it is now."""
+        folder = self.engine.work / "policy"
+        argv = [sys.executable, "-m", "pyagent_compile", "policy", "pack-config", str(self.spec), "--env", self.env]
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        config = folder / f"pack-config-{self.env}.json"
+        folder.mkdir(parents=True, exist_ok=True)
+        config.write_text(done.stdout)
+        return ["--policy-pack", str(runtime.policy_shim(folder, POLICY_PACK)), "--policy-pack-config", str(config)]
+
+    def _with_policies(self, *args: str) -> Result:
+        result = self.engine.pulumi(self.folder, *args, *self._policy_args())
+        # (--json output does not name the packs that ran; a mandatory violation fails the command)
+        assert "--json" in args or "pyagent@v0.1.0" in result.output, f"no policy pack ran:\n{result.output}"
+        assert not mandatory_violations(result.output), result.output
+        return result
 
     def plan(self) -> dict[str, Any]:
         plan: dict[str, Any] = json.loads((self.folder / "plan.json").read_text())
@@ -211,10 +240,10 @@ class PulumiStack:
             entry["object"] = fit_to_cluster(entry["object"], self.image, api)
         (self.folder / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
 
-    def recompiled(self, compiled: Path) -> None:
-        """Takes a recompiled stack's files in place of the copy's, as a GitOps checkout would; the
-        copy's Pulumi.<env>.yaml stays (it holds the stack's secrets salt), and must be the only
-        difference there."""
+    def recompiled(self, compiled: Path, spec: Path) -> None:
+        """Takes the stack compiled from a changed spec in place of the copy's files, as a GitOps
+        checkout would; the copy's Pulumi.<env>.yaml stays (it holds the stack's secrets salt)."""
+        self.spec = spec
         settings = f"Pulumi.{self.env}.yaml"
         for src in compiled.rglob("*"):
             rel = src.relative_to(compiled)
@@ -223,24 +252,23 @@ class PulumiStack:
                 (self.folder / rel).write_bytes(src.read_bytes())
         self._fit_plan()
 
-    def project(self) -> str:
-        return str(yaml.safe_load((self.folder / "Pulumi.yaml").read_text())["name"])
-
-    def urn(self, type_token: str, logical_name: str) -> str:
-        return f"urn:pulumi:{self.env}::{self.project()}::{type_token}::{logical_name}"
-
     def up(self) -> tuple[Deployed, Result]:
-        """`pulumi up --yes`. A stack whose pods mount Secrets that its operator provides gets its
-        namespace first (`pulumi up --target` of it), then the Secrets, then everything."""
+        """`pulumi up --yes`. The Secrets that the pods mount and their operator provides are made
+        as soon as the stack's namespace exists, while the update runs: the kubelet retries a
+        mount until its Secret exists, and the provider waits for the pods. (Making the namespace
+        first with `pulumi up --target` is what the policy pack refuses: PA510, the namespace would
+        stand without its default-deny policy.)"""
         objects = self.objects()
         install_custom_resource_definitions(self.paths, objects)
         made = operator_secrets(objects)
-        if made and not self._namespace_exists(objects):
-            namespace = next(e["logicalName"] for e in self.plan()["objects"] if e["object"]["kind"] == "Namespace")
-            target = self.urn("kubernetes:core/v1:Namespace", namespace)
-            self.engine.pulumi(self.folder, "up", "--yes", "--target", target)
-            kube.apply(self.paths, made, manager="e2e-operator")
-        result = self.engine.pulumi(self.folder, "up", "--yes")
+        with futures.ThreadPoolExecutor(max_workers=1) as pool:
+            update = pool.submit(self._with_policies, "up", "--yes")
+            if made:
+                while not update.done() and not self._namespace_exists(objects):
+                    time.sleep(0.2)
+                if not update.done():
+                    kube.apply(self.paths, made, manager="e2e-operator")
+            result = update.result()
         return Deployed.of(objects, made), result
 
     def _namespace_exists(self, objects: list[dict[str, Any]]) -> bool:
@@ -249,7 +277,7 @@ class PulumiStack:
 
     def changes(self) -> dict[str, set[str]]:
         """What `pulumi preview` would do, by logical name: {"create", "update", "replace", "delete"}."""
-        preview = json.loads(self.engine.pulumi(self.folder, "preview", "--json").stdout)
+        preview = json.loads(self._with_policies("preview", "--json").stdout)
         ops: dict[str, set[str]] = {}
         for step in preview.get("steps", []):
             urn, op = step["urn"], step["op"]
@@ -265,3 +293,8 @@ class PulumiStack:
 
     def state_files(self) -> list[Path]:
         return sorted(p for p in self.engine.backend.rglob("*") if p.is_file())
+
+
+def mandatory_violations(output: str) -> set[str]:
+    """Rule ids (PA5xx) of the mandatory policy violations the engine printed."""
+    return {m.upper() for m in re.findall(r"\b(pa5\d\d)-[a-z-]+", output, flags=re.I)}

@@ -33,6 +33,7 @@ from tests.e2e.cluster.procs import wait_until
 from tests.e2e.pulumi import apiserver, runtime, tools, versions
 from tests.e2e.pulumi.apiserver import ControlPlane
 from tests.e2e.pulumi.engine import Engine
+from tests.e2e.stacks import mandatory_violations
 
 ROOT = tools.ROOT
 STACK = ROOT / "stacks" / "laptop" / "dev"
@@ -136,11 +137,6 @@ def _pack_config(spec: Path, env: str, folder: Path) -> Path:
     return path
 
 
-def _violations(text: str) -> set[str]:
-    """Rule ids (PA5xx) of the mandatory violations the engine printed."""
-    return {m.upper() for m in re.findall(r"\b(pa5\d\d)-[a-z-]+", text, flags=re.I)}
-
-
 COMMITTED = sorted(
     str(p.parent.relative_to(ROOT / "stacks"))
     for p in (ROOT / "stacks").glob("*/*/plan.json")
@@ -164,7 +160,7 @@ def test_policy_pack_and_pyagent_policy_check_agree_on_the_committed_stacks(
     shim = runtime.policy_shim(tmp_path, POLICY_PACK)
     engine.pulumi(stack, "stack", "init", env)
     preview = engine.pulumi(stack, "preview", "--policy-pack", str(shim), "--policy-pack-config", str(config))
-    assert "pyagent@v0.1.0" in preview.output and not _violations(preview.output), preview.output
+    assert "pyagent@v0.1.0" in preview.output and not mandatory_violations(preview.output), preview.output
 
 
 def test_policy_pack_passes_a_clean_stack_like_pyagent_policy_check(tmp_path: Path, plane: ControlPlane) -> None:
@@ -176,7 +172,7 @@ def test_policy_pack_passes_a_clean_stack_like_pyagent_policy_check(tmp_path: Pa
     assert pyagent("policy", "check", str(spec), "--env", "dev").returncode == 0
     engine.pulumi(stack, "stack", "init", "dev")
     up = engine.pulumi(stack, "up", "--yes", "--policy-pack", str(shim), "--policy-pack-config", str(config))
-    assert "pyagent" in up.output and not _violations(up.output), up.output
+    assert "pyagent" in up.output and not mandatory_violations(up.output), up.output
     engine.pulumi(stack, "destroy", "--yes")
 
 
@@ -237,7 +233,7 @@ def test_policy_pack_blocks_a_sovereignty_violation_like_pyagent_policy_check(
     assert code == 1 and {c for c, severity in found.items() if severity == "error"} == {"PA502"}, found
     _, stack, up = _up_with_pack(tmp_path, plane, spec, TODAY)
     assert up.returncode != 0, up.output
-    assert _violations(up.output) == {"PA502"}, up.output
+    assert mandatory_violations(up.output) == {"PA502"}, up.output
     assert "sovereign-dublin" in up.output
     # the preview that `up` runs first stopped it: nothing was created
     namespace = next(o["object"] for o in planned(stack) if o["object"]["kind"] == "Namespace")
@@ -257,8 +253,8 @@ def test_a_waiver_behaves_the_same_in_the_policy_pack_and_in_pyagent_policy_chec
     engine, stack, up = _up_with_pack(tmp_path, plane, spec, today)
     if waived:
         assert code == 0 and found.get("PA502") == "note", found
-        assert up.returncode == 0 and "pyagent@v0.1.0" in up.output and not _violations(up.output), up.output
+        assert up.returncode == 0 and "pyagent@v0.1.0" in up.output and not mandatory_violations(up.output), up.output
         engine.pulumi(stack, "destroy", "--yes")
     else:
         assert code == 1 and {c for c, severity in found.items() if severity == "error"} == {"PA502", "PA590"}, found
-        assert up.returncode != 0 and _violations(up.output) == {"PA502"}, up.output
+        assert up.returncode != 0 and mandatory_violations(up.output) == {"PA502"}, up.output

@@ -271,7 +271,8 @@ def test_pulumi_up_deploys_a_swarm_that_forms_commits_and_survives_its_leader(
     pod is deleted; a second preview shows no change; the state holds no Secret's value; `pulumi
     destroy` removes everything."""
     name = str(stack.relative_to(ROOT / "stacks"))
-    deployment = PulumiStack.init(engine_on(cluster, tmp_path), cluster, stack, node_image)
+    spec = ROOT / "examples" / stack.parent.name / "swarm.yaml"
+    deployment = PulumiStack.init(engine_on(cluster, tmp_path), cluster, stack, node_image, spec)
     try:
         deployed, up = deployment.up()
         swarm = Swarm.of(cluster, deployed)
@@ -506,7 +507,7 @@ def _deploy_change(cluster: Paths, deployment: PulumiStack, base: Path, head: Pa
     stack plans exactly what `pyagent diff` says (added objects created, changed ones updated or
     replaced, removed ones deleted, nothing else touched); `pulumi up`; the membership follows."""
     said = _diff(base, head)
-    deployment.recompiled(head.parent / "stacks" / "laptop" / "dev")
+    deployment.recompiled(head.parent / "stacks" / "laptop" / "dev", head)
     planned = deployment.changes()
     assert planned.get("create", set()) == said["added"], planned
     assert planned.get("update", set()) | planned.get("replace", set()) == said["changed"], planned
@@ -538,7 +539,7 @@ def test_a_spec_change_deployed_by_pulumi_changes_what_pyagent_diff_said(
     ]
     first_stack = specs[0].parent / "stacks" / "laptop" / "dev"
     assert (first_stack / "plan.json").read_bytes() == (ROOT / "stacks/laptop/dev/plan.json").read_bytes()
-    deployment = PulumiStack.init(engine_on(cluster, tmp_path), cluster, first_stack, node_image)
+    deployment = PulumiStack.init(engine_on(cluster, tmp_path), cluster, first_stack, node_image, specs[0])
     try:
         deployed, _ = deployment.up()
         swarm = Swarm.of(cluster, deployed)
