@@ -30,10 +30,12 @@ import yaml
 from tests.conftest import ROOT
 from tests.e2e.cluster import kube
 from tests.e2e.cluster.layout import Paths
-from tests.e2e.pulumi import runtime
+from tests.e2e.pulumi import runtime, tools
 from tests.e2e.pulumi.engine import Engine, Result
 
 POLICY_PACK = ROOT / "policies" / "pulumi"
+# What the engine says when it starts the language host built here (an ambient plugin, on PATH).
+LANGUAGE_HOST_RAN = "using pulumi-language-python from $PATH"
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 # What a Secret's value starts with in these tests: the state files are searched for it.
 CANARY = "pyagent-canary-"
@@ -185,10 +187,11 @@ def delete_manifests(paths: Paths, stack: Path) -> None:
 class PulumiStack:
     """A compiled stack deployed to the test cluster by the real engine (tests/e2e/pulumi): a copy of
     its folder whose plan.json is fitted to the cluster, one Pulumi stack of it in the engine's file
-    backend, `pulumi up` with no await skipped (the provider waits for every StatefulSet's pods to
-    be ready). Every preview and update runs the CrossGuard pack (`--policy-pack policies/pulumi`,
-    configured by `pyagent policy pack-config` of the stack's spec), as CI and operators run it, and
-    fails on any mandatory finding."""
+    backend, the program started by the real language host in the stack's virtualenv, `pulumi up`
+    with no await skipped (the provider waits for every StatefulSet's pods to be ready). Every
+    preview and update runs the CrossGuard pack (`--policy-pack policies/pulumi`, configured by
+    `pyagent policy pack-config` of the stack's spec), as CI and operators run it, and fails on any
+    mandatory finding."""
 
     engine: Engine
     folder: Path
@@ -203,6 +206,9 @@ class PulumiStack:
         folder = engine.copy_stack(compiled, f"{compiled.parent.name}-{env}")
         stack = cls(engine, folder, env, paths, image, spec)
         stack._fit_plan()
+        # the stack's `virtualenv: venv`, made from its requirements.txt as `pulumi install` makes it
+        (folder / "venv").symlink_to(tools.stack_venv(folder / "requirements.txt"), target_is_directory=True)
+        engine.python_env = folder / "venv"
         engine.stack = env
         engine.pulumi(folder, "stack", "init", env)
         return stack
@@ -223,6 +229,7 @@ class PulumiStack:
         result = self.engine.pulumi(self.folder, *args, *self._policy_args())
         # (--json output does not name the packs that ran; a mandatory violation fails the command)
         assert "--json" in args or "pyagent@v0.1.0" in result.output, f"no policy pack ran:\n{result.output}"
+        assert LANGUAGE_HOST_RAN in result.output, f"the language host did not run the program:\n{result.output}"
         assert not mandatory_violations(result.output), result.output
         return result
 

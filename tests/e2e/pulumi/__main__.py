@@ -1,7 +1,8 @@
 """python -m tests.e2e.pulumi tools|runtime STACK_DIR
 
-tools    builds the Pulumi CLI and the Kubernetes provider into .tools/ (see tools.py, docs/pulumi.md) and
-         asks the Go module proxy for the Python language host, printing its answer.
+tools    builds the Pulumi CLI, the Kubernetes provider and the Python language host (v3.68.0, from the
+         sdk/v3 module) into .tools/ (see tools.py, docs/pulumi.md), and asks the Go module proxy for the
+         language host's own module at the CLI's version, printing its answer.
 runtime  serves a stack's program as a LanguageRuntime for `pulumi ... --client` (see runtime.py).
 """
 
@@ -41,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{tool.name} {tool.version}: {tool.bin} (built in s: {timings})")
     source, refusals = tools.language_host()
     if source is None:
-        print(f"pulumi-language-python: not built; the Go module proxy refuses {versions.LANGUAGE_HOST_MODULE}:")
+        module = versions.LANGUAGE_HOST_MODULE
+        print(f"pulumi-language-python at the CLI's version: the Go module proxy refuses {module}:")
         for r in refusals:
             print(f"  @{r.version}: {r.answer}")
     else:
-        print(f"pulumi-language-python: the proxy now serves it ({source}); build it and drop runtime.py")
+        print(f"pulumi-language-python: the proxy now serves its own module ({source}): build that one instead")
     return 0
 
 

@@ -6,7 +6,15 @@ Pulumi.<stack>.yaml, so the committed one is left alone) and the logs. The Kuber
 here is put first on PATH, where the engine takes it as an ambient plugin; plugin downloads are off, so
 a plugin the engine cannot find is an error, never a fetch.
 
-Each command that runs the program gets its own LanguageRuntime (runtime.py) through `--client`.
+Each command that runs the program is given one of two language runtimes:
+- `python_env` set (a virtualenv with the stack's requirements, tools.stack_venv): the real language
+  host `pulumi-language-python` (tools.LANGUAGE_HOST), which the engine starts itself, as for users,
+  with that virtualenv activated (first on PATH). The host is v3.68.0, which takes the virtualenv from a
+  `-virtualenv` flag that this engine no longer passes (it hands runtime options over in the Run
+  request), so the activated virtualenv is what it runs the program with, as it would be for a
+  project without the option.
+- otherwise the Python SDK's own LanguageRuntime (runtime.py) through `--client`, which can also add
+  the skipAwait annotation that a control plane without nodes needs.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class Engine:
     kubeconfig: Path
     stack: str = "dev"
     skip_await: tuple[str, ...] = runtime.NO_NODE_SKIP_AWAIT
+    python_env: Path | None = None  # the real language host, with this virtualenv activated
     history: list[Result] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -65,10 +74,13 @@ class Engine:
 
     def env(self) -> dict[str, str]:
         bins = tools.binaries()
+        first = [str(self.python_env / "bin"), str(bins["pulumi-language-python"].parent)] if self.python_env else []
         path = os.pathsep.join(
-            [str(bins["pulumi-resource-kubernetes"].parent), str(bins["pulumi"].parent), os.environ.get("PATH", "")]
+            [*first, str(bins["pulumi-resource-kubernetes"].parent), str(bins["pulumi"].parent), os.environ["PATH"]]
         )
+        activated = {"VIRTUAL_ENV": str(self.python_env)} if self.python_env else {}
         return {
+            **activated,
             **os.environ,
             "PATH": path,
             "PULUMI_BACKEND_URL": f"file://{self.backend}",
@@ -95,7 +107,16 @@ class Engine:
         n = sum(1 for f in self.logs.glob("??-*.log") if not f.name.endswith(".runtime.log"))
         log = self.logs / f"{n:02d}-{command or 'pulumi'}.runtime.log"
         t0 = time.monotonic()
-        if command in RUNS_PROGRAM:
+        if command in RUNS_PROGRAM and self.python_env is not None:
+            proc = subprocess.run(
+                [*base, "--stack", self.stack],
+                cwd=stack_dir,
+                env=self.env(),
+                capture_output=True,
+                text=True,
+                timeout=COMMAND_TIMEOUT,
+            )
+        elif command in RUNS_PROGRAM:
             with runtime.language_runtime(stack_dir, log, self.skip_await) as address:
                 argv = [*base, "--stack", self.stack, f"--client={address}", "--exec-kind=auto.inline"]
                 proc = subprocess.run(

@@ -13,12 +13,17 @@ again, because `bin/` is renamed into place only after every binary of it was bu
   `k8sgen` and `k8sprovider` targets do before `go build` is done in the copy: build its generator
   `pulumi-gen-kubernetes`, run its `kinds` step over the committed schema.json, then `VERSION=... go
   generate cmd/pulumi-resource-kubernetes/main.go` (its generate.go writes the two embedded files).
-- The Python language host, `pulumi-language-python`: the proxy refuses its module; `language_host`
-  asks for it and reports the proxy's answer (tests/e2e/pulumi/runtime.py stands in for it).
+- The Python language host, `pulumi-language-python`: the proxy refuses the module it has had since
+  2023; `language_host` asks for it and reports the proxy's answer. It is built from the sdk/v3
+  module at v3.68.0, the newest version the proxy serves that still holds it as a package, with its
+  `pulumi-language-python-exec` script beside it (what the host runs the program with).
+- The stacks' Python environment: a virtualenv with the stack's requirements.txt installed from PyPI,
+  what `pulumi install` makes; shared by every stack whose requirements.txt is the same (`stack_venv`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -166,7 +171,46 @@ KUBERNETES_PROVIDER = GoBuild(
     prepare=_copy_provider,
     generate=_generate_provider,
 )
-GO_BUILDS = (CLI, KUBERNETES_PROVIDER)
+EXEC_SCRIPT = "pulumi-language-python-exec"
+
+
+def _copy_exec_script(src: Path, out: Path, log: Path) -> dict[str, object]:
+    """The script the language host runs a program with (found beside the host, on PATH)."""
+    sdk = _module_dir(f"{PULUMI_MODULE}/sdk/v3", versions.LANGUAGE_HOST_IN_SDK, src, log)
+    script = out / EXEC_SCRIPT
+    shutil.copyfile(sdk / "python" / "cmd" / EXEC_SCRIPT, script)
+    script.chmod(0o755)
+    return {}
+
+
+LANGUAGE_HOST = GoBuild(
+    name="pulumi-language-python",
+    version=versions.LANGUAGE_HOST_IN_SDK,
+    requires=((f"{PULUMI_MODULE}/sdk/v3", versions.LANGUAGE_HOST_IN_SDK),),
+    packages=(f"{PULUMI_MODULE}/sdk/v3/python/cmd/pulumi-language-python",),
+    ldflags=(f"-X {PULUMI_MODULE}/sdk/v3/go/common/version.Version={versions.LANGUAGE_HOST_IN_SDK}",),
+    generate=_copy_exec_script,
+)
+GO_BUILDS = (CLI, KUBERNETES_PROVIDER, LANGUAGE_HOST)
+
+
+def stack_venv(requirements: Path) -> Path:
+    """A virtualenv with `requirements` installed (pip, from PyPI), cached under .tools/ by the file's
+    hash; made in a partial folder that is renamed into place once pip has finished."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    home = TOOLS / f"pulumi-stack-venv-{digest}"
+    if (home / "bin" / "python").exists():
+        return home
+    partial = home.with_name(home.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    log = TOOLS / f"{home.name}.log"
+    log.write_text("")
+    base = getattr(sys, "_base_executable", sys.executable)
+    _run([base, "-m", "venv", str(partial)], TOOLS, log)
+    pip = [str(partial / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    _run([*pip, "-r", str(requirements)], TOOLS, log)
+    partial.rename(home)  # its python is a symlink to the base interpreter, and is run as `python -m ...`
+    return home
 
 
 def build(tool: GoBuild, progress: bool = True) -> Path:
@@ -245,8 +289,8 @@ def binaries() -> dict[str, Path]:
     """The built binaries by name; raises ToolError naming `make pulumi-tools` when one is missing."""
     out = {}
     for tool in GO_BUILDS:
-        for pkg in tool.packages:
-            name = pkg.rsplit("/", 1)[1]
+        names = [pkg.rsplit("/", 1)[1] for pkg in tool.packages] + ([EXEC_SCRIPT] if tool is LANGUAGE_HOST else [])
+        for name in names:
             path = tool.bin / name
             if not path.is_file():
                 raise ToolError(f"{path} is not built: run `make pulumi-tools`")
@@ -259,4 +303,14 @@ def build_all() -> None:
         build(tool)
 
 
-__all__ = ["CLI", "GO_BUILDS", "KUBERNETES_PROVIDER", "ROOT", "ToolError", "binaries", "build", "build_all"]
+__all__ = [
+    "CLI",
+    "GO_BUILDS",
+    "KUBERNETES_PROVIDER",
+    "LANGUAGE_HOST",
+    "ROOT",
+    "ToolError",
+    "binaries",
+    "build",
+    "build_all",
+]

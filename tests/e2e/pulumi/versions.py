@@ -22,11 +22,16 @@ KUBERNETES_PROVIDER = "4.25.0"
 PULUMI_SDK_PYTHON = "3.272.0"
 KUBERNETES_SDK_PYTHON = "4.34.2"
 
-# The Python language host has a module of its own, which the proxy refuses at every version asked for
-# (its version list, @latest, @v3.276.0, and explicit pseudo-versions of real commits): `tools` asks again
-# for these and reports the answer. The commit tagged v3.276.0 is not in the stored snapshot of
-# pulumi/pulumi (it ends at v3.259.0, 2026-08-21), so its pseudo-version cannot be written; the ones here
-# are of v3.259.0's commit and of the snapshot's newest commit.
+# The Python language host, as a package of the sdk/v3 module: until v3.68.0 it was
+# github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python, built from the sdk/v3 module the
+# proxy serves; v3.68.0 is the newest version of sdk/v3 the proxy lists that still holds it (v3.90.0 and
+# later hold only its pulumi-language-python-exec script).
+LANGUAGE_HOST_IN_SDK = "v3.68.0"
+# Since then it has had a module of its own, which the proxy refuses at every version asked for (its
+# version list, @latest, @v3.276.0, and explicit pseudo-versions of real commits): `tools` asks again for
+# these and reports the answer. The commit tagged v3.276.0 is not in the stored snapshot of pulumi/pulumi
+# (it ends at v3.259.0, 2026-08-21), so its pseudo-version cannot be written; the ones here are of
+# v3.259.0's commit and of the snapshot's newest commit.
 LANGUAGE_HOST_MODULE = "github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3"
 LANGUAGE_HOST_TRIES = (
     "v3.276.0",
