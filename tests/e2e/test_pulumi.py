@@ -1,14 +1,17 @@
-"""`pulumi up` of a compiled stack by the real Pulumi engine (issue 20), against a real kube-apiserver.
+"""The real Pulumi engine (issue 20) against a real kube-apiserver without nodes: `pulumi up` of a
+compiled stack, and the CrossGuard pack enforced by the engine, compared with `pyagent policy check`.
 
 The engine is the Pulumi CLI v3.276.0 and the Kubernetes provider built from the Go module proxy by
 tests/e2e/pulumi/tools.py (`make pulumi-tools`); the state is in a local file backend; the stack's
-program runs on the SDKs it pins, through the Python SDK's own language runtime (tests/e2e/pulumi/
-runtime.py says why not through pulumi-language-python). The API server is etcd + kube-apiserver +
-kube-controller-manager on loopback with no node (tests/e2e/pulumi/apiserver.py): objects are created
-and deleted for real, no pod runs. docs/pulumi.md has the details and timings.
+program runs on the SDKs it pins, through the Python SDK's own language runtime, which can add the
+skipAwait annotation that a cluster without nodes needs (tests/e2e/pulumi/runtime.py). The API server
+is etcd + kube-apiserver + kube-controller-manager on loopback with no node (tests/e2e/pulumi/
+apiserver.py): objects are created and deleted for real, no pod runs. The stacks deployed with pods,
+through the real language host, are tests/e2e/test_swarms.py's. docs/pulumi.md has the details and
+timings.
 
-Runs only with PYAGENT_E2E=1 (`make pulumi-test`, or `PYAGENT_E2E=1 .venv/bin/pytest tests/e2e/test_pulumi.py`);
-`make e2e` (and so CI) leaves it out: its tools take 15-30 minutes to build cold.
+Runs only with PYAGENT_E2E=1: in `make e2e` (and so in `make test` and CI, as root), or alone with
+`make pulumi-test` (no root needed).
 """
 
 from __future__ import annotations
