@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,7 +20,20 @@ class PartFailed(Exception):
     """A part of the cluster did not start or is not healthy: one line naming it and its log."""
 
 
-def start(paths: Paths, part: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends it SIGTERM when the process that started it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start(
+    paths: Paths, part: str, argv: list[str], env: dict[str, str] | None = None, die_with_parent: bool = False
+) -> subprocess.Popen[bytes]:
+    """Starts a part in its own process group, its pid saved for `down`. A part of a throwaway control
+    plane (`die_with_parent`) is also stopped by the kernel if the test that started it is killed,
+    when no `down` will run; the cluster's parts outlive `up` by design."""
     log = paths.log(part)
     with log.open("ab") as out:
         out.write(f"\n==== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
@@ -33,6 +47,7 @@ def start(paths: Paths, part: str, argv: list[str], env: dict[str, str] | None =
                 cwd=paths.state,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # its own process group: `down` signals it, a terminal's ^C does not
+                preexec_fn=_die_with_parent if die_with_parent else None,
             )
         except OSError as e:
             raise PartFailed(f"{part}: cannot start {argv[0]}: {e.strerror}; log: {log}") from None

@@ -80,7 +80,7 @@ def _etcd(paths: Paths, facts: Facts, etcd_bin: Path) -> None:
         "--initial-cluster-state=new",
         "--unsafe-no-fsync",  # a throwaway store; the disk is shared with builds
     ]
-    proc = procs.start(paths, "etcd", argv)
+    proc = procs.start(paths, "etcd", argv, die_with_parent=True)
 
     def healthy() -> bool:
         with urllib.request.urlopen(f"{client}/health", timeout=5) as resp:
@@ -109,7 +109,7 @@ def _apiserver(paths: Paths, facts: Facts, k8s_bin: Path, creds: dict[str, pki.P
         "--allow-privileged=false",
         "--profiling=false",
     ]
-    proc = procs.start(paths, "kube-apiserver", argv)
+    proc = procs.start(paths, "kube-apiserver", argv, die_with_parent=True)
     procs.wait_until(
         "kube-apiserver",
         paths.log("kube-apiserver"),
@@ -138,7 +138,7 @@ def _controller_manager(paths: Paths, facts: Facts, k8s_bin: Path, creds: dict[s
         "--leader-elect=false",
         "--profiling=false",
     ]
-    proc = procs.start(paths, "kube-controller-manager", argv)
+    proc = procs.start(paths, "kube-controller-manager", argv, die_with_parent=True)
     probe = functools.partial(kube.healthz, f"https://127.0.0.1:{facts.ports['controller-manager']}/healthz")
     procs.wait_until("kube-controller-manager", paths.log("kube-controller-manager"), probe, TIMEOUT, proc)
 
