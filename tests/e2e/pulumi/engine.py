@@ -80,8 +80,8 @@ class Engine:
         )
         activated = {"VIRTUAL_ENV": str(self.python_env)} if self.python_env else {}
         return {
-            **activated,
             **os.environ,
+            **activated,
             "PATH": path,
             "PULUMI_BACKEND_URL": f"file://{self.backend}",
             "PULUMI_HOME": str(self.home),
