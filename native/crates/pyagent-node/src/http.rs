@@ -180,6 +180,13 @@ pub fn render(shared: &Shared) -> String {
         "Vote and pre-vote requests refused while recovering.",
         rec.refused_votes(),
     );
+    counter(
+        &mut out,
+        "pyagent_raft_leader_requests_refused_total",
+        "Requests from a leader refused by a node whose vote was lost: before it learnt its term \
+         floor from the other voters, or from a leader below that floor.",
+        rec.refused_leaders(),
+    );
     gauge(
         &mut out,
         "pyagent_raft_leader_commit_index",

@@ -188,7 +188,15 @@ fn run(args: &[String]) -> ExitCode {
     };
     let key = match identity::load_or_create(&cfg.data_dir) {
         Ok(k) => k,
-        Err(e) => return config_error(&e.to_string()),
+        Err(e) => {
+            // The data folder, not the configuration (issue 24: this read "error: config ...").
+            eprintln!(
+                "error: data dir {}: {e} (the node's identity key is kept there: check the \
+                 folder's permissions and free space, or restore its identity.key)",
+                cfg.data_dir.display()
+            );
+            return ExitCode::from(2);
+        }
     };
     let own = identity::public_key_b64(&key);
     if cfg.kubernetes.is_some() {

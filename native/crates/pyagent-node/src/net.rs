@@ -50,6 +50,9 @@ pub enum RaftRequest {
         data: SnapshotData,
     },
     PreVote(VoteRequest<TypeConfig>),
+    /// The term of the receiver's saved vote, asked by a node whose own vote was lost
+    /// (recovery.rs).
+    CurrentTerm,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,7 +63,17 @@ pub enum RaftReply {
     /// The receiver refused the request (signature, membership, replay); the reason label.
     Rejected(String),
     PreVote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
+    /// None: the receiver lost its own vote and has not relearnt a floor (not to be counted).
+    CurrentTerm(Option<u64>),
 }
+
+/// How a node whose vote was lost learns what term it may have reached: the term of its saved
+/// vote, which a peer's [`RaftRequest::CurrentTerm`] is answered with.
+pub type DurableTerm = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The label a recovering node refuses a leader's request with while it does not know its term
+/// floor, or when the leader's term is below it (recovery.rs).
+const REFUSED_BELOW_FLOOR: &str = "recovering: the leader's term is not known to be current";
 
 /// Public keys of the current members, refreshed from the Raft membership.
 #[derive(Debug, Default)]
@@ -192,13 +205,15 @@ pub async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result
 /// Serves Raft RPCs from peers until the listener fails. While `recovery` says this node is
 /// recovering from damage, vote and pre-vote requests are answered "not granted" without
 /// reaching openraft (recovery.rs says why), and what each leader's request says is reported
-/// to it.
+/// to it. A node whose vote was lost takes no leader's request below its term floor (nor any
+/// before it knows the floor), and `durable_term` answers peers in that state.
 pub async fn serve(
     listener: TcpListener,
     raft: Raft,
     signer: Arc<Signer>,
     gate: Arc<Gate>,
     recovery: Arc<Recovery>,
+    durable_term: DurableTerm,
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -207,8 +222,13 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (raft, signer, gate, recovery) =
-            (raft.clone(), signer.clone(), gate.clone(), recovery.clone());
+        let (raft, signer, gate, recovery, durable_term) = (
+            raft.clone(),
+            signer.clone(),
+            gate.clone(),
+            recovery.clone(),
+            durable_term.clone(),
+        );
         tokio::spawn(async move {
             let Some((_, mut stream)) = accept_channel(tcp, &signer, &gate).await else {
                 return;
@@ -224,6 +244,24 @@ pub async fn serve(
                         Err(_) => {
                             gate.metrics.reject(Channel::Raft, Reject::Malformed);
                             RaftReply::Rejected(Reject::Malformed.label().to_string())
+                        }
+                        Ok(RaftRequest::Append(r))
+                            if !recovery.admits_leader(r.vote.leader_id.term) =>
+                        {
+                            recovery.leader_said(LeaderSaid {
+                                term: r.vote.leader_id.term,
+                                committed: r.leader_commit,
+                                accepted: false,
+                            });
+                            RaftReply::Rejected(REFUSED_BELOW_FLOOR.to_string())
+                        }
+                        Ok(RaftRequest::Snapshot { vote, .. })
+                            if !recovery.admits_leader(vote.leader_id.term) =>
+                        {
+                            RaftReply::Rejected(REFUSED_BELOW_FLOOR.to_string())
+                        }
+                        Ok(RaftRequest::CurrentTerm) => {
+                            RaftReply::CurrentTerm(recovery.term_to_tell(durable_term()))
                         }
                         Ok(RaftRequest::Append(r)) => {
                             let (term, committed) = (r.vote.leader_id.term, r.leader_commit);
@@ -327,6 +365,48 @@ async fn dial_channel(
         )));
     }
     Ok(stream)
+}
+
+/// How long one peer has to tell its term, and the pause between rounds of asking.
+const ASK_TERM_TIMEOUT: Duration = Duration::from_secs(2);
+const ASK_TERM_EVERY: Duration = Duration::from_millis(200);
+
+/// For a node whose vote was lost (recovery.rs): asks the other voters for the terms of their
+/// saved votes until [`answers_needed`](crate::recovery::answers_needed) of them have answered,
+/// and sets the highest as the node's term floor. `voters` names the voters this node knows (its
+/// Raft membership and its configuration); it is asked again every round, since the membership
+/// can change meanwhile. An answer, once given, stands: a voter's term only grows.
+pub async fn learn_term_floor(
+    mut network: NetworkFactory,
+    me: NodeId,
+    voters: impl Fn() -> BTreeMap<NodeId, Member>,
+    recovery: Arc<Recovery>,
+) {
+    let mut terms: BTreeMap<NodeId, u64> = BTreeMap::new();
+    while recovery.needs_floor() {
+        let mut all = voters();
+        let needed =
+            crate::recovery::answers_needed(all.len() + usize::from(!all.contains_key(&me)));
+        all.remove(&me);
+        let mut asks = Vec::new();
+        for (id, member) in all.iter().filter(|(id, _)| !terms.contains_key(id)) {
+            let mut client = network.new_client(*id, member).await;
+            let id = *id;
+            asks.push(async move { (id, client.current_term(ASK_TERM_TIMEOUT).await) });
+        }
+        for (id, answer) in futures_util::future::join_all(asks).await {
+            if let Ok(Some(term)) = answer {
+                terms.insert(id, term);
+            }
+        }
+        let told: Vec<u64> = all.keys().filter_map(|id| terms.get(id).copied()).collect();
+        recovery.asked(told.len(), needed);
+        if told.len() >= needed {
+            recovery.set_floor(told.into_iter().max().unwrap_or(0));
+            return;
+        }
+        tokio::time::sleep(ASK_TERM_EVERY).await;
+    }
 }
 
 /// The answer of a recovering node to a vote or pre-vote request: its own vote, not granted,
@@ -558,6 +638,14 @@ impl PeerClient {
 }
 
 impl PeerClient {
+    /// The term of the peer's saved vote (None: the peer lost its own and does not know).
+    async fn current_term(&mut self, ttl: Duration) -> Result<Option<u64>, RPCError<TypeConfig>> {
+        match self.call(RaftRequest::CurrentTerm, ttl).await? {
+            RaftReply::CurrentTerm(term) => Ok(term),
+            _ => Err(RPCError::Network(self.unexpected())),
+        }
+    }
+
     /// A reply of another kind than the request's: whatever this connection carries next cannot
     /// be trusted to answer the next request either, so it is not reused.
     fn unexpected(&mut self) -> NetworkError<TypeConfig> {

@@ -78,6 +78,28 @@ pub fn member_of(m: &crate::config::MemberConfig) -> Member {
     }
 }
 
+/// The voters this node knows, itself included: those of its configuration and of its Raft
+/// membership (which, after damage, may be empty until the leader sends it).
+fn known_voters(cfg: &NodeConfig, raft: Raft) -> impl Fn() -> BTreeMap<NodeId, Member> {
+    let configured: BTreeMap<NodeId, Member> = cfg
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| (m.node_id, member_of(m)))
+        .collect();
+    move || {
+        let mut all = configured.clone();
+        let config = raft.metrics().borrow_watched().membership_config.clone();
+        let membership = config.membership();
+        for id in membership.voter_ids() {
+            if let Some(node) = membership.get_node(&id) {
+                all.insert(id, node.clone());
+            }
+        }
+        all
+    }
+}
+
 /// How long sending one snapshot to a follower may take (see `install_snapshot_timeout` below).
 pub const SNAPSHOT_SEND_TIMEOUT_MS: u64 = 30_000;
 
@@ -94,7 +116,10 @@ pub async fn start(
     let log = LogStore::open_with(&raft_dir, snapshot)
         .map_err(|e| StartError::Storage(raft_dir.display().to_string(), e))?;
     let damage = log.damage().join("; ");
-    let recovery = Arc::new(Recovery::new((!damage.is_empty()).then_some(damage)));
+    let recovery = Arc::new(Recovery::new(
+        (!damage.is_empty()).then_some(damage),
+        log.vote_lost(),
+    ));
     let state = sm.state.clone();
     let sigs = sm.sigs.clone();
 
@@ -117,13 +142,27 @@ pub async fn start(
         health: Arc::default(),
     };
     let log_stats = log.stats.clone();
-    let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log.clone(), sm)
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        cfg.node_id,
+        Arc::new(raft_config),
+        network.clone(),
+        log.clone(),
+        sm,
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
     if recovery.is_recovering() {
         // Before the first election timeout can fire (it is at least election_timeout_min).
         raft.runtime_config().elect(false);
     }
+    let learning_floor = recovery.needs_floor().then(|| {
+        tokio::spawn(crate::net::learn_term_floor(
+            network,
+            cfg.node_id,
+            known_voters(&cfg, raft.clone()),
+            recovery.clone(),
+        ))
+    });
 
     let kv = KvEngine::new(&cfg.kv).map_err(StartError::Kv)?;
     let mesh = match &cfg.mesh {
@@ -155,12 +194,18 @@ pub async fn start(
     });
     let mut tasks = vec![proposer_task, verifier_task];
     let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;
+    let durable_term: crate::net::DurableTerm = {
+        let log = shared.log.clone();
+        Arc::new(move || log.durable_vote().map_or(0, |v| v.leader_id().term))
+    };
+    tasks.extend(learning_floor);
     tasks.push(tokio::spawn(crate::net::serve(
         raft_listener,
         raft.clone(),
         signer.clone(),
         gate,
         recovery.clone(),
+        durable_term,
     )));
     tasks.push(tokio::spawn(crate::recovery::watch(raft.clone(), recovery)));
     tasks.push(tokio::spawn(refresh_keys(shared.clone())));

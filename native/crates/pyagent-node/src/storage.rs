@@ -216,6 +216,8 @@ pub struct LogStore {
     hint: Arc<Mutex<Option<Option<LogId>>>>,
     pub stats: Arc<LogStats>,
     damage: Arc<Vec<String>>,
+    /// Whether the vote this node last saved may be lost (see [`LogStore::vote_lost`]).
+    vote_lost: bool,
 }
 
 struct Writer {
@@ -240,16 +242,15 @@ fn cut_and_preallocate(file: &File, end: u64) -> io::Result<u64> {
     Ok(end + PREALLOC)
 }
 
-/// Whether the non-zero bytes after the valid records (`tail`, `dropped` of them; `why` the scan
-/// stopped) can be a write torn by a crash rather than damage to written data. A record is
-/// acknowledged only after its batch was fsynced, so a torn write never held an acknowledged
-/// entry; and a torn write into the preallocated space (a hole that reads as zeros) leaves the
-/// record incomplete: its last bytes never reached the disk. Everything else is damage: a whole,
-/// valid record after the bad one (a bit flip or lost bytes mid-log), a whole last record whose
-/// checksum fails (a flip in it), one that checks out but does not decode or does not follow,
-/// or a length larger than this store writes. (A flip that enlarges the last record's length
-/// field, or that hits it while its last bytes are zeros, still reads as a torn write:
-/// docs/raft-recovery.md.)
+/// Whether the non-zero bytes after the valid records (`tail`, `dropped` of them, then the
+/// preallocated zeros; `why` the scan stopped) can be a write torn by a crash rather than damage
+/// to written data. A record is acknowledged only after its batch was fsynced, so a torn write
+/// never held an acknowledged entry; and a torn write into the preallocated space (a hole that
+/// reads as zeros) leaves the record incomplete: its last bytes never reached the disk.
+/// Everything else is damage: a whole, valid record after the bad one (a bit flip or lost bytes
+/// mid-log), a whole last record whose checksum fails (a flip in it), one that checks out but
+/// does not decode or does not follow, a length larger than this store writes, and a record that
+/// only looks incomplete because one bit of it flipped ([`one_flip_from_valid`]).
 fn torn_write(tail: &[u8], dropped: u64, why: &str) -> bool {
     if why.starts_with("undecodable") || why.starts_with("index") {
         return false;
@@ -262,7 +263,58 @@ fn torn_write(tail: &[u8], dropped: u64, why: &str) -> bool {
         return true;
     }
     let len = u32::from_le_bytes([nonzero[0], nonzero[1], nonzero[2], nonzero[3]]) as usize;
-    len <= MAX_RECORD && HEADER + len > nonzero.len()
+    len <= MAX_RECORD && HEADER + len > nonzero.len() && !one_flip_from_valid(tail)
+}
+
+/// Payloads up to this size are searched bit by bit for a flip ([`one_flip_from_valid`]): 32 Ki
+/// hashes of 4 KiB, some tens of milliseconds, and only at a start-up that found a bad tail.
+const FLIP_SEARCH_MAX: usize = 4096;
+
+/// Whether the record at the start of `tail` is one flipped bit away from a whole record whose
+/// checksum matches: in its length field (a flip that made it longer reaches into the zeros
+/// after it and looks like a torn write), in its checksum, or in a payload of up to
+/// [`FLIP_SEARCH_MAX`] bytes (a payload that ends in zeros also looks incomplete). A torn write
+/// is not one flip away: the part of it that never reached the disk reads as whole runs of
+/// zeros, and were those its real bytes, the record would be whole and valid. Larger payloads
+/// whose last bytes are zeros stay ambiguous (docs/raft-recovery.md).
+fn one_flip_from_valid(tail: &[u8]) -> bool {
+    let Some(header) = tail.get(..HEADER) else {
+        return false;
+    };
+    let stored = &header[4..HEADER];
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let hashes_to_stored = |payload: &[u8]| blake3::hash(payload).as_bytes() == stored;
+    let length_flipped = (0..32).map(|bit| len ^ (1 << bit)).any(|other| {
+        other > 0
+            && other <= MAX_RECORD
+            && tail
+                .get(HEADER..HEADER + other)
+                .is_some_and(hashes_to_stored)
+    });
+    if length_flipped {
+        return true;
+    }
+    let Some(payload) = tail.get(HEADER..HEADER + len) else {
+        return false;
+    };
+    let actual = blake3::hash(payload);
+    let checksum_flipped = actual
+        .as_bytes()
+        .iter()
+        .zip(stored)
+        .map(|(a, b)| (a ^ b).count_ones())
+        .sum::<u32>()
+        == 1;
+    if checksum_flipped || len > FLIP_SEARCH_MAX {
+        return checksum_flipped;
+    }
+    let mut candidate = payload.to_vec();
+    (0..len * 8).any(|bit| {
+        candidate[bit / 8] ^= 1 << (bit % 8);
+        let found = hashes_to_stored(&candidate);
+        candidate[bit / 8] ^= 1 << (bit % 8);
+        found
+    })
 }
 
 /// Whether a whole record with a matching checksum starts at `pos` of `buf`. Only candidates
@@ -583,6 +635,7 @@ impl LogStore {
             }
         };
         let committed: Option<LogId> = read_small(&dir.join(COMMITTED_FILE)).unwrap_or(None);
+        let vote_lost = marked && vote.is_none();
         if marked && vote.is_none() && !damage.iter().any(|d| d.contains(VOTE_FILE)) {
             damage.push(if scan.entries.is_empty() && last_purged.is_none() {
                 "the Raft state is gone (raft/ is empty) though this data dir held it".to_string()
@@ -726,6 +779,7 @@ impl LogStore {
             hint,
             stats,
             damage: Arc::new(damage),
+            vote_lost,
         })
     }
 
@@ -733,6 +787,20 @@ impl LogStore {
     /// node acknowledged (a torn last write is not: it was never acknowledged). Empty: intact.
     pub fn damage(&self) -> &[String] {
         &self.damage
+    }
+
+    /// Whether the vote this node last saved may be lost: this data dir held Raft state but no
+    /// vote was found (its file missing, unreadable, or the whole folder gone). Such a node may
+    /// have granted a vote in a term it no longer knows, or accepted entries of that term, and
+    /// must not take entries from a leader of an older term (recovery.rs).
+    pub fn vote_lost(&self) -> bool {
+        self.vote_lost
+    }
+
+    /// The vote as last written to disk (what openraft saved), for peers that ask a node whose
+    /// vote was lost.
+    pub fn durable_vote(&self) -> Option<Vote> {
+        self.mem().vote
     }
 
     fn mem(&self) -> std::sync::MutexGuard<'_, Mem> {
@@ -1190,6 +1258,61 @@ mod tests {
 
     /// A log purged past the newest readable snapshot cannot be re-applied (issue 24: "Cannot
     /// re-apply logs"): it is dropped, the purged id becomes the snapshot's, and the node starts.
+    /// Appends record 31, whose payload ends in a zero byte (its last command was proposed at
+    /// 0 ms), to a node's log of 30; returns the log folder and where record 31 starts.
+    fn log_ending_in_zeros(data: &Path) -> (PathBuf, u64) {
+        let (raft, entries) = node_log(data, 30);
+        let zero_ending = Entry {
+            log_id: lid(4, 31),
+            payload: EntryPayload::Normal(crate::types::Batch(vec![LogCommand {
+                signer: 1,
+                seq: 310,
+                command: vec![1; 20],
+                signature: vec![7; 64],
+                proposed_at_ms: 0,
+            }])),
+        };
+        let rec = encode_record(&zero_ending).unwrap();
+        assert_eq!(
+            rec.last(),
+            Some(&0),
+            "the test needs a payload ending in zeros"
+        );
+        rt().block_on(async {
+            let mut s = LogStore::open_with(&raft, None).unwrap();
+            s.blocking_append(vec![zero_ending]).await.unwrap();
+        });
+        (raft, *record_ends(&entries).last().unwrap())
+    }
+
+    /// A flipped bit that makes the last record look incomplete (as a torn write does) is
+    /// damage: in its length field (longer: it reaches into the preallocated zeros), in its
+    /// checksum, or in a payload that ends in zeros. Unlike a torn write, each is one bit away
+    /// from a whole, valid record.
+    #[test]
+    fn a_flip_that_looks_like_a_torn_write_is_damage() {
+        let dir = TempDir::new("log-flip-torn");
+        let (raft, _) = log_ending_in_zeros(&dir.path().join("intact"));
+        assert_eq!(damage_of(&raft, None), Vec::<String>::new());
+        for (name, offset, bit) in [
+            ("length", 1, 4),           // the length grows by 4 KiB
+            ("checksum", 4 + 17, 2),    // one bit of the blake3 hash
+            ("payload", HEADER + 5, 6), // one bit inside the payload
+        ] {
+            let (raft, start) = log_ending_in_zeros(&dir.path().join(name));
+            let path = raft.join(LOG_FILE);
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[start as usize + offset] ^= 1 << bit;
+            fs::write(&path, &bytes).unwrap();
+            let d = damage_of(&raft, None);
+            assert!(
+                d.first()
+                    .is_some_and(|d| d.starts_with("log corrupt after index 30")),
+                "{name}: {d:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_log_purged_past_the_snapshot_is_dropped() {
         let dir = TempDir::new("log-past-snap");

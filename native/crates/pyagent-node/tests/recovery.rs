@@ -16,7 +16,7 @@ use pyagent_node::auth::Signer;
 use pyagent_node::config::NodeConfig;
 use pyagent_node::node::{self, Listeners, Node};
 use pyagent_node::proto::{self, command::Op, node_client::NodeClient};
-use pyagent_node::storage::{self, COMMITTED_FILE, LOG_FILE};
+use pyagent_node::storage::{self, COMMITTED_FILE, LOG_FILE, VOTE_FILE};
 use pyagent_node::types::LogId;
 
 const SWARM: &str = "recovery-swarm";
@@ -146,6 +146,8 @@ enum Damage {
     Wipe,
     /// Every snapshot corrupt, while the log was purged past them.
     CorruptSnapshots,
+    /// vote.bin removed; the log stays.
+    LoseVote,
 }
 
 fn records(dir: &Path) -> Vec<(u64, u64)> {
@@ -191,6 +193,7 @@ fn damage(data: &Path, how: Damage) {
                 .set_len(off)
                 .unwrap();
         }
+        Damage::LoseVote => fs::remove_file(data.join("raft").join(VOTE_FILE)).unwrap(),
         Damage::Wipe => {
             fs::remove_dir_all(data.join("raft")).unwrap();
             fs::remove_dir_all(data.join("snapshots")).unwrap();
@@ -401,6 +404,76 @@ async fn a_recovering_node_does_not_vote() {
     .await;
     assert_holds(&back, 0..50).await;
     for n in [intact_node, back, old] {
+        n.shutdown().await;
+    }
+}
+
+/// A node whose vote was lost takes no entries until `n - m + 1` other voters (here both) have
+/// told it their terms (recovery.rs: a stale leader of an older term could otherwise commit
+/// through it). With one of the two down it refuses even the current leader and says why on
+/// /healthz; once that one is back, it learns the leader's term as its floor and rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_vote_waits_for_the_other_voters_terms() {
+    let root = std::env::temp_dir().join(format!("pyagent-rec-lostvote-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    let _guard = Dir(root.clone());
+    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
+    let cfgs = configs(&root, &ls);
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let signer = Signer::new(1, SWARM.into(), key(1));
+    write(&nodes[(leader - 1) as usize], &signer, 0..50).await;
+    let term = nodes[(leader - 1) as usize]
+        .shared
+        .raft
+        .metrics()
+        .borrow_watched()
+        .current_term;
+    let lost = leader % 3 + 1;
+    let other = lost % 3 + 1;
+    let mut lead = None;
+    for n in nodes {
+        if n.shared.cfg.node_id == leader {
+            lead = Some(n);
+        } else {
+            n.shutdown().await;
+        }
+    }
+    let lead = lead.unwrap();
+    let li = (lost - 1) as usize;
+    damage(&cfgs[li].data_dir, Damage::LoseVote);
+    let back = node::start(cfgs[li].clone(), key(lost), rebind(&cfgs[li]))
+        .await
+        .unwrap();
+    assert!(back.shared.recovery.needs_floor());
+    wait_until(&back, "refusing the leader, its term unknown", |n| {
+        n.shared.recovery.refused_leaders() >= 3
+            && n.shared
+                .health()
+                .is_some_and(|h| h.contains("vote lost") && h.contains("(1 answered)"))
+    })
+    .await;
+    assert!(back.shared.recovery.needs_floor());
+    let oi = (other - 1) as usize;
+    let returned = node::start(cfgs[oi].clone(), key(other), rebind(&cfgs[oi]))
+        .await
+        .unwrap();
+    wait_until(&back, "caught up and voting", |n| {
+        !n.shared.recovery.is_recovering()
+    })
+    .await;
+    let floor = back.shared.recovery.floor().unwrap();
+    assert!(
+        floor >= term,
+        "floor {floor} below the leader's term {term}"
+    );
+    assert_holds(&back, 0..50).await;
+    assert_eq!(back.shared.health(), None);
+    for n in [lead, back, returned] {
         n.shutdown().await;
     }
 }
