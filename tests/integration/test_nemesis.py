@@ -12,10 +12,11 @@ A failing seed is reproducible in its schedule (not in its timing): rerun it alo
 PYAGENT_NEMESIS_SEED=<n>.
 
 `test_nemesis_disk` adds damage to a node's disk at random points (docs/raft-recovery.md): a
-flipped bit anywhere in the log, a log cut short, a lost file, the Raft state wiped, a corrupt
-snapshot; on followers and on the leader, under write load. Every acknowledged write is checked
-at the end, and every node must come back healthy (/healthz 200: not recovering, not behind)
-without help. One damaged node at a time: damage to a majority at once cannot be recovered
+flipped bit anywhere in the log or in its last bytes (where it can look like a torn write), a
+log cut short, a lost file (vote.bin among them: the term floor), the Raft state wiped, a
+corrupt snapshot; on followers and on the leader, under write load. Every acknowledged write is
+checked at the end, and every node must come back healthy (/healthz 200: not recovering, not
+behind) without help. One damaged node at a time: damage to a majority at once cannot be recovered
 safely by any automatic means (the docs say what the nodes do then). Its seeds:
 PYAGENT_NEMESIS_DISK_SEEDS (default 2), PYAGENT_NEMESIS_DISK_SECONDS (default 8).
 """
@@ -156,7 +157,7 @@ DISK_SEEDS = (
     if "PYAGENT_NEMESIS_SEED" in os.environ
     else list(range(1000, 1000 + int(os.environ.get("PYAGENT_NEMESIS_DISK_SEEDS", "2"))))
 )
-DAMAGES = ("flip", "cut", "lose-file", "wipe", "snapshot")
+DAMAGES = ("flip", "flip-last", "cut", "lose-file", "wipe", "snapshot")
 
 
 def _nonzero_len(path: Path) -> int:
@@ -174,10 +175,11 @@ def damage_disk(data_dir: Path, kind: str, rng: random.Random) -> str:
     if kind == "snapshot" and not snapshots:
         kind = "flip"
     used = _nonzero_len(log) if log.is_file() else 0
-    if kind in ("flip", "cut") and used == 0:
+    if kind in ("flip", "flip-last", "cut") and used == 0:
         kind = "wipe"
-    if kind == "flip":
-        at = rng.randrange(used)
+    if kind in ("flip", "flip-last"):
+        # flip-last: within the last record's bytes, where a flip can look like a torn write
+        at = rng.randrange(max(0, used - 64) if kind == "flip-last" else 0, used)
         with log.open("r+b") as f:
             f.seek(at)
             byte = f.read(1)[0]
