@@ -585,8 +585,9 @@ class Netns:
             _ip("link", "del", self._bridge(which), check=False)
 
 
-def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Cluster:
-    """Start every node in its namespace, from the rendered configs with addresses rewritten."""
+def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path, mdns: bool = False) -> Cluster:
+    """Start every node in its namespace, from the rendered configs with addresses rewritten.
+    `mdns`: the mesh finds its peers by mDNS alone (discovery mode mdns, no seeds)."""
     assert not processes.prepare(stack, daemon)
     folder.mkdir(parents=True, exist_ok=True)
     configs: dict[int, Path] = {}
@@ -603,6 +604,8 @@ def up_netns(stack: LocalStack, daemon: Path, net: Netns, folder: Path) -> Clust
         config["discovery"]["seeds"] = [
             f"{net.data_ip(other.id)}:{other.ports['mesh']}" for other in stack.nodes if other.id != node.id
         ]
+        if mdns:
+            config["discovery"].update(mode="mdns", seeds=[])
         for member in config["membership"]["members"]:
             other = stack.nodes[member["nodeId"] - 1]
             member["raft"] = f"{net.data_ip(other.id)}:{other.ports['raft']}"

@@ -10,6 +10,7 @@ removed member cut off, the feed's catch-up) is tested in native/crates/pyagent-
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +154,34 @@ def _answers(node: StackNode, address: str) -> bool:
     except OSError:  # URLError is one: not listening yet
         return False
     return True
+
+
+def test_mdns_finds_the_members_without_seeds(tmp_path: Path, daemon: Path, netns_ok: None) -> None:
+    """discovery mode mdns: three nodes, each in a network namespace of the test's (bridged), are
+    given no seeds at all and form the full mesh from what libp2p's mDNS hears. Without mDNS
+    nothing would ever dial: the Raft transport is not the mesh."""
+    name = harness.unique_name("mdns", 3)
+    stack = harness.compile_local(tmp_path, name, 3, 100)
+    net = harness.Netns(f"md{os.getpid() % 1000}", [n.id for n in stack.nodes])
+    net.create()
+    cluster = None
+    try:
+        cluster = harness.up_netns(stack, daemon, net, tmp_path / "netns", mdns=True)
+        running = cluster
+
+        def metric(node_id: int, name: str, **labels: str) -> float:
+            try:
+                values = harness.metrics(running.node_by_id(node_id), running.metrics_addresses[node_id])
+            except OSError:  # not listening yet
+                return -1.0
+            return harness.metric_sum(values, name, **labels)
+
+        ids = [n.id for n in stack.nodes]
+        harness.wait_for(lambda: all(metric(i, "pyagent_mesh_peers") == 2 for i in ids), PATIENCE)
+        for i in ids:
+            assert metric(i, "pyagent_mesh_mdns_announcements_total", kind="member") >= 2
+    finally:
+        if cluster is not None:
+            harness.stop_all(cluster)
+        net.destroy()
+        harness.release_name(name)

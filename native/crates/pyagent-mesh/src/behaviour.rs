@@ -5,8 +5,9 @@ use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::gossipsub::{self, MessageAuthenticity, ValidationMode};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, kad, StreamProtocol};
+use libp2p::{identify, kad, mdns, StreamProtocol};
 
 use crate::config::MeshConfig;
 use crate::error::MeshError;
@@ -18,10 +19,34 @@ use crate::message::{Request, Response};
 pub struct Behaviour {
     pub allow: allow_block_list::Behaviour<AllowedPeers>,
     pub limits: connection_limits::Behaviour,
+    /// Only with `discovery.mode: mdns`: what it finds is dialled only if it is a member.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub identify: identify::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub gossip: gossipsub::Behaviour,
     pub direct: request_response::json::Behaviour<Request, Response>,
+}
+
+/// How often mDNS asks the network again (libp2p's default is 5 minutes; a node also asks when
+/// an interface comes up, and answers every query it hears, so a newcomer is found at once).
+const MDNS_QUERY_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// libp2p's mDNS (service `_p2p._udp.local`, IPv4) when the configuration asks for it. Every
+/// libp2p node on the network answers it, of any swarm: the runner keeps only members.
+fn mdns_behaviour(
+    cfg: &MeshConfig,
+    peer_id: libp2p::PeerId,
+) -> Result<Option<mdns::tokio::Behaviour>, MeshError> {
+    if !cfg.mdns {
+        return Ok(None);
+    }
+    let config = mdns::Config {
+        query_interval: MDNS_QUERY_EVERY,
+        ..mdns::Config::default()
+    };
+    mdns::tokio::Behaviour::new(config, peer_id)
+        .map(Some)
+        .map_err(|e| MeshError::Build(format!("mdns: {e}")))
 }
 
 /// Bytes a gossipsub RPC adds around one payload (signature, key, ids, framing), so that the
@@ -50,6 +75,7 @@ impl Behaviour {
         Ok(Behaviour {
             allow: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
+            mdns: Toggle::from(mdns_behaviour(cfg, peer_id)?),
             identify: identify::Behaviour::new(identify::Config::new(
                 format!("/pyagent/{}/1", cfg.swarm),
                 key.public(),

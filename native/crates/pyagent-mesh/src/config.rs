@@ -48,6 +48,8 @@ pub struct MeshConfig {
     pub redial_every: Duration,
     /// Gossipsub's heartbeat (mesh maintenance and gossip of message ids).
     pub heartbeat: Duration,
+    /// Also find peers by mDNS on the local network (`discovery.mode: mdns`), beside the seeds.
+    pub mdns: bool,
 }
 
 impl MeshConfig {
@@ -61,6 +63,7 @@ impl MeshConfig {
             limits: Limits::default(),
             redial_every: Duration::from_secs(2),
             heartbeat: Duration::from_millis(500),
+            mdns: false,
         }
     }
 }

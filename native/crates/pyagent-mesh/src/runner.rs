@@ -10,8 +10,9 @@ use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionDenied, ConnectionId, DialError, ListenError, SwarmEvent};
-use libp2p::{connection_limits, identify, Multiaddr, PeerId, Swarm};
+use libp2p::{connection_limits, identify, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::admission::Members;
@@ -59,6 +60,8 @@ pub struct Runner {
     /// Seed addresses, and which peer each turned out to be (None: not reached yet).
     seeds: BTreeMap<SocketAddr, Option<PeerId>>,
     dns_seeds: Vec<(String, u16)>,
+    /// Members that mDNS found, with the addresses they announced (until they expire).
+    found: BTreeMap<PeerId, BTreeSet<Multiaddr>>,
     /// Addresses that turned out to be this node itself.
     own: BTreeSet<SocketAddr>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, MeshError>>>,
@@ -100,6 +103,7 @@ impl Runner {
             stop,
             seeds: BTreeMap::new(),
             dns_seeds: Vec::new(),
+            found: BTreeMap::new(),
             own: BTreeSet::from([cfg.listen]),
             requests: HashMap::new(),
             connections: HashMap::new(),
@@ -208,8 +212,60 @@ impl Runner {
             .map(|(addr, _)| *addr)
             .take(room)
             .collect();
+        let room = room.saturating_sub(unreached.len());
         for addr in unreached {
             let _ = self.swarm.dial(multiaddr_of(addr));
+        }
+        self.dial_found(room);
+    }
+
+    /// Dials up to `room` of the members mDNS found that this node is not connected to.
+    fn dial_found(&mut self, room: usize) {
+        let unreached: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .found
+            .iter()
+            .filter(|(peer, _)| !self.swarm.is_connected(peer))
+            .take(room)
+            .map(|(peer, addrs)| (*peer, addrs.iter().cloned().collect()))
+            .collect();
+        for (peer, addrs) in unreached {
+            let _ = self
+                .swarm
+                .dial(DialOpts::peer_id(peer).addresses(addrs).build());
+        }
+    }
+
+    /// What mDNS heard: a member is remembered (and told to Kademlia) and dialled while there is
+    /// room; any other libp2p node on the network (another swarm, a stranger) is counted and
+    /// left alone: the allow list would refuse it anyway.
+    fn on_found(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        for (peer, addr) in found {
+            if peer == *self.swarm.local_peer_id() {
+                continue;
+            }
+            if self.members.node_of(&peer).is_none() {
+                self.stats.mdns_found(false);
+                continue;
+            }
+            self.stats.mdns_found(true);
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
+            self.found.entry(peer).or_default().insert(addr);
+        }
+        let room = (self.cfg.neighbours as usize).saturating_sub(self.neighbours());
+        self.dial_found(room);
+    }
+
+    fn on_expired(&mut self, gone: Vec<(PeerId, Multiaddr)>) {
+        for (peer, addr) in gone {
+            if let Some(addrs) = self.found.get_mut(&peer) {
+                addrs.remove(&addr);
+                if addrs.is_empty() {
+                    self.found.remove(&peer);
+                }
+            }
         }
     }
 
@@ -434,6 +490,8 @@ impl Runner {
 
     fn on_behaviour(&mut self, event: BehaviourEvent) {
         match event {
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => self.on_found(found),
+            BehaviourEvent::Mdns(mdns::Event::Expired(gone)) => self.on_expired(gone),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);

@@ -64,6 +64,9 @@ pub struct MeshStats {
     pub bytes_delivered: AtomicU64,
     /// Group sessions this node replaced because a member was removed.
     pub rotations: AtomicU64,
+    /// Peers mDNS announced: members, and any other libp2p node (ignored).
+    mdns_members: AtomicU64,
+    mdns_others: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -77,6 +80,8 @@ pub struct StatsSnapshot {
     pub rejected: BTreeMap<(Topic, Rejection), u64>,
     pub bytes_delivered: u64,
     pub rotations: u64,
+    /// Announcements mDNS heard: (of members, of other libp2p nodes).
+    pub mdns_found: (u64, u64),
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -111,6 +116,16 @@ impl MeshStats {
         bump(&self.rejected, (topic, why));
     }
 
+    /// Counts a peer (address) mDNS announced; `member`: whether its key is admitted.
+    pub fn mdns_found(&self, member: bool) {
+        let counter = if member {
+            &self.mdns_members
+        } else {
+            &self.mdns_others
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             peers: self.peers.load(Ordering::Relaxed),
@@ -121,6 +136,10 @@ impl MeshStats {
             rejected: copy(&self.rejected),
             bytes_delivered: self.bytes_delivered.load(Ordering::Relaxed),
             rotations: self.rotations.load(Ordering::Relaxed),
+            mdns_found: (
+                self.mdns_members.load(Ordering::Relaxed),
+                self.mdns_others.load(Ordering::Relaxed),
+            ),
         }
     }
 }

@@ -75,7 +75,7 @@ pub struct MeshSettings {
     /// The headless Service's name and the mesh port: every pod's mesh address (Kubernetes).
     pub dns: Option<(String, u16)>,
     pub neighbours: u32,
-    /// `discovery.mode: mdns` was asked for; mDNS itself is not built (docs/mesh.md).
+    /// `discovery.mode: mdns`: the mesh also finds members by mDNS (docs/mesh.md).
     pub mdns: bool,
 }
 

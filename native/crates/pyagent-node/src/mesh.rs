@@ -29,14 +29,11 @@ pub async fn start(
     key: &SigningKey,
     keyring: &Keyring,
 ) -> Result<Mesh, pyagent_mesh::MeshError> {
-    if settings.mdns {
-        tracing::warn!(
-            "discovery.mode is mdns, which this build does not have: the mesh uses the rendered \
-             seeds and the headless Service's DNS name (docs/mesh.md)"
-        );
-    }
     let mut cfg = MeshConfig::new(swarm, key.to_bytes(), settings.listen);
     cfg.neighbours = settings.neighbours;
+    // mDNS beside the seeds: where the network carries no multicast (most pod networks) the
+    // seeds and the headless Service's DNS name still find the members.
+    cfg.mdns = settings.mdns;
     cfg.seeds = settings.seeds.iter().copied().map(Seed::Addr).collect();
     if let Some((host, port)) = &settings.dns {
         cfg.seeds.push(Seed::Dns {
@@ -115,6 +112,16 @@ pub fn render_metrics(shared: &Shared, out: &mut String) {
         "pyagent_mesh_members_admitted",
         "Keys the mesh admits (the Raft membership's).",
         &[("", s.members as f64)],
+    );
+    counters(
+        out,
+        "pyagent_mesh_mdns_announcements_total",
+        "Peer addresses mDNS announced (discovery.mode mdns): of members (dialled while there is \
+         room), and of other libp2p nodes on the network (ignored).",
+        &[
+            ("kind=\"member\"".to_string(), s.mdns_found.0),
+            ("kind=\"other\"".to_string(), s.mdns_found.1),
+        ],
     );
     counter(
         out,
