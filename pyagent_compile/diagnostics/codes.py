@@ -717,8 +717,9 @@ CODES: dict[str, CodeInfo] = {
     ),
     "PA738": CodeInfo(
         "MCP server not supported",
-        "The node cannot run this server: `transport: http` servers are not supported yet (stdio "
-        "only), or a stdio server without a command.",
+        "The node cannot run this server: an http server whose `url` is not http:// (the node "
+        "speaks no TLS to MCP servers yet: reach a remote one through a local hop), an http server "
+        "with neither `url` nor `port`, or a stdio server without a command.",
     ),
     "PA740": CodeInfo(
         "model endpoint not usable",

@@ -47,6 +47,8 @@ cores:
     resources: {{cpu: 500m, memory: 256Mi}}
     tools:
       - {{name: time, command: ["{mcp_time}", --local-timezone, UTC]}}
+      # By default nothing listens there (the discard port); test_mcp_over_http starts a server.
+      - {{name: search, transport: http, port: {search_port}}}
     # By default nothing listens there (the discard port): a cort step gets PA741 (unreachable).
     model: {{name: tiny, endpoint: "{model_endpoint}", temperature: 0, seed: 7, maxTokens: 16}}
   researcher: {{}}
@@ -162,6 +164,17 @@ manifests:
         kind: mcp
         tool: time.convert_time
         arguments: {{source_timezone: UTC, time: "12:00", target_timezone: Asia/Tokyo}}
+  lookup:
+    core: coder
+    inputs: {{query: string}}
+    outputs:
+      found: {{type: json, from: steps.find}}
+    steps:
+      - id: find
+        kind: mcp
+        tool: search.lookup
+        arguments: {{limit: 3}}
+        inputs: {{query: inputs.query}}
   badclock:
     core: coder
     steps:
@@ -198,14 +211,14 @@ LLAMA_PYTHON = ROOT / ".tools" / "llama-venv" / "bin" / "python"
 TINY_GGUF = ROOT / "native" / "crates" / "pyagent-model" / "tests" / "tiny_gguf.py"
 
 
-def spec_text(name: str, model_endpoint: str = UNREACHABLE_MODEL) -> str:
+def spec_text(name: str, model_endpoint: str = UNREACHABLE_MODEL, search_port: int = 9) -> str:
     """The tasks spec for a swarm named `name` (other test modules run it too)."""
-    return SPEC.format(name=name, mcp_time=MCP_TIME, model_endpoint=model_endpoint)
+    return SPEC.format(name=name, mcp_time=MCP_TIME, model_endpoint=model_endpoint, search_port=search_port)
 
 
-def _stack(tmp: Path, prefix: str, model_endpoint: str = UNREACHABLE_MODEL) -> LocalStack:
+def _stack(tmp: Path, prefix: str, model_endpoint: str = UNREACHABLE_MODEL, search_port: int = 9) -> LocalStack:
     name = harness.unique_name(prefix, 3)
-    return harness.compile_spec(tmp, name, spec_text(name, model_endpoint))
+    return harness.compile_spec(tmp, name, spec_text(name, model_endpoint, search_port))
 
 
 @pytest.fixture
@@ -428,6 +441,30 @@ def test_mcp_steps_call_a_real_server_in_the_tasks_sandbox(swarm: harness.Cluste
     task = _json(bad)["task"]
     assert bad.returncode == 1 and task["errorCode"] == "PA735", task
     assert "time" in task["steps"][0]["error"] and "get_current_time" in task["steps"][0]["error"], task
+
+
+HTTP_SERVER = ROOT / "tests" / "data" / "tools" / "http_server.py"
+
+
+def test_mcp_over_http_calls_a_real_server_at_its_port(tmp_path: Path, daemon: Path) -> None:
+    """A core's `transport: http` server (the official Python SDK's MCPServer under uvicorn, run
+    beside the nodes): the node that runs the task reaches it at http://127.0.0.1:<port>/mcp."""
+    python = MCP_TIME.parent / "python"
+    server = subprocess.Popen([str(python), str(HTTP_SERVER)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("port "), f"the test server did not start: {line!r}"
+        stack = _stack(tmp_path, "mcphttp", search_port=int(line.split()[1]))
+        with harness.running(stack, daemon) as cluster:
+            folder = str(cluster.stack.folder)
+            done = harness.pyagent("run", folder, "lookup", "--input", "query=raft", "--wait", "--format", "json")
+            task = _json(done)["task"]
+            assert done.returncode == 0 and task["state"] == "succeeded", json.dumps(task["steps"])
+            assert "3 results for raft" in json.dumps(task["outputs"]["found"]), task["outputs"]
+    finally:
+        server.kill()
+        server.wait(timeout=30)
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -38,6 +38,9 @@
 //! kills after a grace period, and a daemon killed with -9 takes its servers along
 //! (the sandbox helper watches the daemon's pidfd and kills bwrap, and so its pid namespace).
 //!
+//! An http server (`transport: http`) is not started: the session reaches it over streamable
+//! HTTP at its `url` (http:// only) or at `http://127.0.0.1:<port>/mcp`, with rmcp's own client.
+//!
 //! # Errors
 //!
 //! Every failure is an [`McpError`] with a stable code (PA730 to PA738) and a message naming the

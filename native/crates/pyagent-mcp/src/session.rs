@@ -8,6 +8,7 @@ use std::time::Duration;
 use pyagent_sandbox::{SandboxSpec, SandboxedChild};
 use rmcp::model::{CallToolRequestParams, Tool};
 use rmcp::service::{Peer, RunningService, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -150,10 +151,7 @@ impl McpSessions {
     async fn start(&self, server: &ToolServer) -> Result<Arc<Connection>, McpError> {
         let name = server.name.clone();
         if server.transport == Transport::Http {
-            return Err(McpError::Unsupported {
-                server: name,
-                message: "http MCP servers are not supported by this node yet (stdio only)".into(),
-            });
+            return self.start_http(server).await;
         }
         if server.command.is_empty() {
             return Err(McpError::Unsupported {
@@ -218,6 +216,47 @@ impl McpSessions {
             peer: service.peer().clone(),
             service: Mutex::new(Some(service)),
             child: Mutex::new(Some(child)),
+            tools,
+        }))
+    }
+
+    /// Connects to a server over streamable HTTP (MCP 2025-03-26 and later) with the SDK's own
+    /// client: `initialize` and `tools/list` within the start timeout. Nothing is started, so
+    /// nothing is left to kill: closing the session ends the client (and its HTTP session).
+    async fn start_http(&self, server: &ToolServer) -> Result<Arc<Connection>, McpError> {
+        let url = http_url(server)?;
+        let deadline = Instant::now() + self.config.start_timeout;
+        let handshake = async {
+            let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+            let service = ().serve(transport).await.map_err(|e| e.to_string())?;
+            let tools = service
+                .peer()
+                .list_all_tools()
+                .await
+                .map_err(|e| format!("tools/list: {e}"))?;
+            Ok::<_, String>((service, tools))
+        };
+        let (service, tools) = match timeout_at(deadline, handshake).await {
+            Err(_) => {
+                return Err(McpError::StartTimeout {
+                    server: server.name.clone(),
+                    after: self.config.start_timeout,
+                    stderr: format!(" (at {url})"),
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(McpError::Start {
+                    server: server.name.clone(),
+                    message: format!("{url}: {e}"),
+                })
+            }
+            Ok(Ok(started)) => started,
+        };
+        Ok(Arc::new(Connection {
+            name: server.name.clone(),
+            peer: service.peer().clone(),
+            service: Mutex::new(Some(service)),
+            child: Mutex::new(None),
             tools,
         }))
     }
@@ -319,6 +358,24 @@ impl Connection {
             let _ = tokio::time::timeout(grace, child.wait()).await;
             child.kill().await;
         }
+    }
+}
+
+/// The URL of an http server: its `url`, or the MCP endpoint of its `port` on this machine
+/// (`http://127.0.0.1:<port>/mcp`, as `pyagent tools lock` asks it). Only plain http: this node
+/// has no TLS stack for MCP (PA738); a server elsewhere is reached through a local hop.
+fn http_url(server: &ToolServer) -> Result<String, McpError> {
+    let unsupported = |message: String| McpError::Unsupported {
+        server: server.name.clone(),
+        message,
+    };
+    match (&server.url, server.port) {
+        (Some(url), _) if url.starts_with("http://") => Ok(url.clone()),
+        (Some(url), _) => Err(unsupported(format!(
+            "{url}: only http:// URLs are spoken by this node (no TLS for MCP yet)"
+        ))),
+        (None, Some(port)) => Ok(format!("http://127.0.0.1:{port}/mcp")),
+        (None, None) => Err(unsupported("an http server needs a url or a port".into())),
     }
 }
 
