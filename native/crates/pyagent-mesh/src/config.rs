@@ -50,6 +50,9 @@ pub struct MeshConfig {
     pub heartbeat: Duration,
     /// Also find peers by mDNS on the local network (`discovery.mode: mdns`), beside the seeds.
     pub mdns: bool,
+    /// Where the end-to-end encryption's sessions are kept across restarts (encrypted with a
+    /// key derived from `secret`); None: new keys at every start.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl MeshConfig {
@@ -64,6 +67,7 @@ impl MeshConfig {
             redial_every: Duration::from_secs(2),
             heartbeat: Duration::from_millis(500),
             mdns: false,
+            state_file: None,
         }
     }
 }

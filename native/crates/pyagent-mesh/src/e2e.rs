@@ -12,9 +12,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use vodozemac::megolm::{
-    GroupSession, InboundGroupSession, MegolmMessage, SessionConfig as MegolmConfig, SessionKey,
+    GroupSession, InboundGroupSession, InboundGroupSessionPickle, MegolmMessage,
+    SessionConfig as MegolmConfig, SessionKey,
 };
-use vodozemac::olm::{Account, OlmMessage, Session, SessionConfig as OlmConfig};
+use vodozemac::olm::{
+    Account, AccountPickle, OlmMessage, Session, SessionConfig as OlmConfig, SessionPickle,
+};
 use vodozemac::Curve25519PublicKey;
 
 /// What travels on the keys topic.
@@ -83,6 +86,45 @@ pub struct Crypto {
     requested: HashMap<(u64, String), std::time::Instant>,
     /// Sessions this node has rotated away from (counted for /metrics).
     pub rotations: u64,
+    /// Something worth keeping across a restart changed since the last [`Crypto::save`].
+    dirty: bool,
+    /// Members whose bundle came with another identity than the one known (a member that
+    /// restarted without its saved state), counted for /metrics.
+    pub identity_changes: u64,
+}
+
+/// What a node keeps of its end-to-end encryption across a restart (docs/mesh.md): its Olm
+/// account (so its identity, and the members' sessions with it, stay valid), its pairwise
+/// sessions, the group sessions of the others it holds keys of, and the others' bundles. Every
+/// secret is a vodozemac pickle encrypted with the pickle key (AES-256-CBC and HMAC-SHA-256, as
+/// Matrix clients keep theirs); the bundles are public keys. Its own group session is not kept:
+/// a node that restarts from a state older than its last message would reuse that session's
+/// message keys, so it starts a new one and sends its key over the kept Olm sessions.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    version: u32,
+    me: u64,
+    account: String,
+    fallback: String,
+    bundles: BTreeMap<u64, (String, String)>,
+    olm_out: BTreeMap<u64, String>,
+    olm_in: BTreeMap<u64, Vec<String>>,
+    inbound: Vec<(u64, String)>,
+    rotations: u64,
+}
+
+const SAVED_VERSION: u32 = 1;
+
+/// Why a saved state could not be restored (the node then starts with new keys).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("not a saved encryption state: {0}")]
+    Format(String),
+    #[error("saved for node {saved}, not node {me}")]
+    OtherNode { saved: u64, me: u64 },
+    #[error("does not decrypt with this node's key (another key, or damaged): {0}")]
+    Key(String),
 }
 
 impl Crypto {
@@ -107,7 +149,105 @@ impl Crypto {
             pending: HashMap::new(),
             requested: HashMap::new(),
             rotations: 0,
+            dirty: true,
+            identity_changes: 0,
         }
+    }
+
+    /// Whether something worth keeping changed since the last [`Crypto::save`].
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The state to keep across a restart ([`Saved`]), as bytes; clears the dirty flag.
+    pub fn save(&mut self, pickle_key: &[u8; 32]) -> Vec<u8> {
+        let saved = Saved {
+            version: SAVED_VERSION,
+            me: self.me,
+            account: self.account.pickle().encrypt(pickle_key),
+            fallback: self.fallback.to_base64(),
+            bundles: self
+                .bundles
+                .iter()
+                .map(|(m, (i, f))| (*m, (i.to_base64(), f.to_base64())))
+                .collect(),
+            olm_out: self
+                .olm_out
+                .iter()
+                .map(|(m, s)| (*m, s.pickle().encrypt(pickle_key)))
+                .collect(),
+            olm_in: self
+                .olm_in
+                .iter()
+                .map(|(m, ss)| {
+                    (
+                        *m,
+                        ss.iter().map(|s| s.pickle().encrypt(pickle_key)).collect(),
+                    )
+                })
+                .collect(),
+            inbound: self
+                .inbound
+                .iter()
+                .map(|((author, _), s)| (*author, s.pickle().encrypt(pickle_key)))
+                .collect(),
+            rotations: self.rotations,
+        };
+        self.dirty = false;
+        serde_json::to_vec(&saved).expect("plain data serialises")
+    }
+
+    /// A node's state as [`Crypto::save`] kept it, with a new group session of its own (see
+    /// [`Saved`]), whose key goes to every member over the kept Olm sessions.
+    pub fn restore(bytes: &[u8], pickle_key: &[u8; 32], me: u64) -> Result<Crypto, RestoreError> {
+        let saved: Saved =
+            serde_json::from_slice(bytes).map_err(|e| RestoreError::Format(e.to_string()))?;
+        if saved.version != SAVED_VERSION {
+            return Err(RestoreError::Format(format!("version {}", saved.version)));
+        }
+        if saved.me != me {
+            return Err(RestoreError::OtherNode {
+                saved: saved.me,
+                me,
+            });
+        }
+        let key = |e: vodozemac::PickleError| RestoreError::Key(e.to_string());
+        let public = |s: &str| {
+            Curve25519PublicKey::from_base64(s).map_err(|e| RestoreError::Format(e.to_string()))
+        };
+        let session =
+            |p: &str| SessionPickle::from_encrypted(p, pickle_key).map(Session::from_pickle);
+        let account = Account::from_pickle(
+            AccountPickle::from_encrypted(&saved.account, pickle_key).map_err(key)?,
+        );
+        let mut crypto = Crypto::new(me);
+        crypto.account = account;
+        crypto.fallback = public(&saved.fallback)?;
+        crypto.rotations = saved.rotations;
+        for (m, (identity, fallback)) in &saved.bundles {
+            crypto
+                .bundles
+                .insert(*m, (public(identity)?, public(fallback)?));
+        }
+        for (m, pickle) in &saved.olm_out {
+            crypto.olm_out.insert(*m, session(pickle).map_err(key)?);
+        }
+        for (m, pickles) in &saved.olm_in {
+            let sessions = pickles
+                .iter()
+                .map(|p| session(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(key)?;
+            crypto.olm_in.insert(*m, sessions);
+        }
+        for (author, pickle) in &saved.inbound {
+            let s = InboundGroupSession::from_pickle(
+                InboundGroupSessionPickle::from_encrypted(pickle, pickle_key).map_err(key)?,
+            );
+            crypto.inbound.insert((*author, s.session_id()), s);
+        }
+        crypto.dirty = false;
+        Ok(crypto)
     }
 
     pub fn bundle(&self) -> KeyMessage {
@@ -127,8 +267,11 @@ impl Crypto {
             return false;
         };
         let old = self.bundles.insert(author, (identity, fallback));
+        self.dirty |= old != Some((identity, fallback));
         if old.is_some_and(|(i, _)| i != identity) {
-            // A new identity (the member restarted): its old sessions are of no use.
+            // A new identity (the member restarted without its saved state): its old sessions
+            // are of no use.
+            self.identity_changes += 1;
             self.olm_out.remove(&author);
             self.shared_with.remove(&author);
         }
@@ -176,6 +319,7 @@ impl Crypto {
                 ciphertext: vodozemac::base64_encode(bytes),
             });
             self.shared_with.insert(to);
+            self.dirty = true;
         }
         out
     }
@@ -238,6 +382,7 @@ impl Crypto {
         if session.session_id() != room.session {
             return false;
         }
+        self.dirty = true;
         self.inbound
             .insert((author, room.session), session)
             .is_none()
@@ -249,6 +394,7 @@ impl Crypto {
         identity: Curve25519PublicKey,
         message: &OlmMessage,
     ) -> Option<Vec<u8>> {
+        self.dirty = true; // a receiving chain advances, or a session is added
         let sessions = self.olm_in.entry(author).or_default();
         for s in sessions.iter_mut() {
             if let Ok(p) = s.decrypt(message) {
@@ -297,6 +443,7 @@ impl Crypto {
 
     /// Forgets a removed member's keys and sessions.
     pub fn forget(&mut self, member: u64) {
+        self.dirty = true;
         self.bundles.remove(&member);
         self.olm_out.remove(&member);
         self.olm_in.remove(&member);
@@ -399,6 +546,79 @@ mod tests {
         assert_eq!(nodes[2].open(1, &forged), Err(OpenError::Undecryptable));
     }
 
+    /// A node restored from its saved state keeps its identity and every session: it opens what
+    /// the others seal in their sessions of before its restart, its new group session's key
+    /// reaches them over the kept Olm sessions (no new pre-key session), and the others see no
+    /// new identity. The saved bytes hold no secret in the clear, and open with no other key.
+    #[test]
+    fn a_restored_node_resumes_its_sessions() {
+        let pickle_key = [7u8; 32];
+        let mut nodes: Vec<Crypto> = (1..=2).map(Crypto::new).collect();
+        let both: BTreeSet<u64> = [1, 2].into();
+        exchange(&mut nodes, &both);
+        let before = nodes[1].seal(b"before the restart");
+        assert_eq!(nodes[0].open(2, &before).unwrap(), b"before the restart");
+        let identity = nodes[0].bundle();
+        let room_key = nodes[0].outbound_key.clone();
+        let olm_out_before = nodes[0].olm_out[&2].session_id();
+        let bytes = nodes[0].save(&pickle_key);
+        assert!(!nodes[0].is_dirty());
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&room_key) && !text.contains("before the restart"));
+        assert!(matches!(
+            Crypto::restore(&bytes, &[8u8; 32], 1),
+            Err(RestoreError::Key(_))
+        ));
+        assert!(matches!(
+            Crypto::restore(&bytes, &pickle_key, 2),
+            Err(RestoreError::OtherNode { .. })
+        ));
+
+        let mut restored = Crypto::restore(&bytes, &pickle_key, 1).unwrap();
+        assert_eq!(restored.bundle(), identity, "the same identity");
+        let old_outbound = nodes[0].outbound.session_id();
+        nodes[0] = restored;
+        assert_ne!(
+            nodes[0].outbound.session_id(),
+            old_outbound,
+            "a new group session"
+        );
+        let after = nodes[1].seal(b"after the restart");
+        assert_eq!(nodes[0].open(2, &after).unwrap(), b"after the restart");
+        // Its new session's key goes to node 2 over the kept Olm session, which node 2 still
+        // holds: no new pairwise session on either side.
+        assert_eq!(nodes[0].olm_out[&2].session_id(), olm_out_before);
+        let keys = nodes[0].room_keys_for(&both);
+        let [KeyMessage::RoomKey {
+            message_type,
+            ciphertext,
+            ..
+        }] = keys.as_slice()
+        else {
+            panic!("one room key: {keys:?}");
+        };
+        assert!(nodes[1].take_room_key(1, *message_type, ciphertext));
+        assert_eq!(nodes[1].olm_in[&1].len(), 1, "node 2 made no new session");
+        let sealed = nodes[0].seal(b"from the restored node");
+        assert_eq!(
+            nodes[1].open(1, &sealed).unwrap(),
+            b"from the restored node"
+        );
+        let KeyMessage::Bundle { identity, fallback } = nodes[0].bundle() else {
+            unreachable!()
+        };
+        assert!(
+            !nodes[1].learn_bundle(1, &identity, &fallback),
+            "no new identity"
+        );
+        restored = Crypto::new(1);
+        assert_ne!(
+            restored.bundle(),
+            nodes[0].bundle(),
+            "a fresh node is another identity"
+        );
+    }
+
     #[test]
     fn a_message_that_comes_before_its_key_is_held_then_opened() {
         let mut nodes: Vec<Crypto> = (1..=2).map(Crypto::new).collect();
@@ -441,6 +661,7 @@ mod tests {
             panic!("{keys:?}")
         };
         assert!(nodes[1].take_room_key(1, *message_type, ciphertext));
+        assert_eq!(nodes[1].olm_in[&1].len(), 1, "node 2 made no new session");
         assert_eq!(
             nodes[1].release(1),
             vec![(crate::message::Topic::Feed, b"missed".to_vec())]
@@ -473,5 +694,6 @@ mod tests {
         // Node 3 sees the key meant for node 2 and cannot use it.
         assert!(!nodes[2].take_room_key(1, *message_type, ciphertext));
         assert!(nodes[1].take_room_key(1, *message_type, ciphertext));
+        assert_eq!(nodes[1].olm_in[&1].len(), 1, "node 2 made no new session");
     }
 }

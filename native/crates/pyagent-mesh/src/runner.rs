@@ -107,7 +107,7 @@ impl Runner {
             own: BTreeSet::from([cfg.listen]),
             requests: HashMap::new(),
             connections: HashMap::new(),
-            crypto: Crypto::new(0),
+            crypto: Crypto::new(0), // replaced below, once this node's id is known
             bundle_in: 0,
             asked_feed: false,
             cfg,
@@ -116,7 +116,7 @@ impl Runner {
             runner.add_seed(seed);
         }
         runner.set_members(members);
-        runner.crypto = Crypto::new(runner.own_node_id());
+        runner.crypto = runner.restore_crypto();
         runner
     }
 
@@ -132,9 +132,60 @@ impl Runner {
                     self.tick_bundle();
                     self.share_keys();
                     self.request_keys();
+                    self.save_crypto();
                 }
                 _ = self.stop.changed() => break,
             }
+        }
+        self.save_crypto();
+    }
+
+    /// The pickle key of the saved encryption state: derived from the node's secret key, so
+    /// only this node's key opens it.
+    fn pickle_key(&self) -> [u8; 32] {
+        blake3::derive_key("pyagent mesh e2e state v1", &self.cfg.secret)
+    }
+
+    /// This node's encryption state as it saved it (same identity, same sessions), or new keys
+    /// when there is none or it cannot be read (logged: the members then re-key with it).
+    fn restore_crypto(&self) -> Crypto {
+        let me = self.own_node_id();
+        let Some(path) = &self.cfg.state_file else {
+            return Crypto::new(me);
+        };
+        match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Crypto::new(me),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot read the saved encryption state, new keys: {e}");
+                Crypto::new(me)
+            }
+            Ok(bytes) => match Crypto::restore(&bytes, &self.pickle_key(), me) {
+                Ok(crypto) => {
+                    self.stats
+                        .restored
+                        .store(1, std::sync::atomic::Ordering::Relaxed);
+                    crypto
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "saved encryption state not used, new keys: {e}");
+                    Crypto::new(me)
+                }
+            },
+        }
+    }
+
+    /// Writes the encryption state if it changed (atomically: a crash leaves the old or the
+    /// new, never half of one; readable by the node's user only).
+    fn save_crypto(&mut self) {
+        let Some(path) = self.cfg.state_file.clone() else {
+            return;
+        };
+        if !self.crypto.is_dirty() {
+            return;
+        }
+        let bytes = self.crypto.save(&self.pickle_key());
+        if let Err(e) = write_atomic(&path, &bytes) {
+            tracing::warn!(path = %path.display(), "cannot save the encryption state: {e}");
         }
     }
 
@@ -351,7 +402,11 @@ impl Runner {
     /// Sends this node's current session key to every member that has a bundle and lacks it.
     fn share_keys(&mut self) {
         let members: BTreeSet<u64> = self.members.peers().map(|(_, n)| *n).collect();
-        for key in self.crypto.room_keys_for(&members) {
+        let keys = self.crypto.room_keys_for(&members);
+        // Kept before they are sent: a restart from a state older than a sent Olm message would
+        // encrypt the next one with a message key already used.
+        self.save_crypto();
+        for key in keys {
             let bytes = serde_json::to_vec(&key).expect("plain data serialises");
             if self.publish_raw(Topic::Keys, bytes).is_err() {
                 // Not sent: send again at the next tick.
@@ -569,8 +624,14 @@ impl Runner {
     fn take(&mut self, verdict: Verdict) {
         match verdict {
             Verdict::Key(author, KeyMessage::Bundle { identity, fallback }) => {
+                let changes = self.crypto.identity_changes;
                 if self.crypto.learn_bundle(author, &identity, &fallback) {
                     self.bundle_in = 0; // a member new to us: let it learn our bundle too
+                }
+                if self.crypto.identity_changes != changes {
+                    self.stats
+                        .identity_changes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 self.share_keys();
             }
@@ -717,4 +778,24 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsynced and renamed, mode 0600.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }

@@ -64,6 +64,10 @@ pub struct MeshStats {
     pub bytes_delivered: AtomicU64,
     /// Group sessions this node replaced because a member was removed.
     pub rotations: AtomicU64,
+    /// Members whose bundle came with a new identity (restarted without their saved state).
+    pub identity_changes: AtomicU64,
+    /// 1 when this node resumed its saved encryption state at start.
+    pub restored: AtomicU64,
     /// Peers mDNS announced: members, and any other libp2p node (ignored).
     mdns_members: AtomicU64,
     mdns_others: AtomicU64,
@@ -82,6 +86,8 @@ pub struct StatsSnapshot {
     pub rotations: u64,
     /// Announcements mDNS heard: (of members, of other libp2p nodes).
     pub mdns_found: (u64, u64),
+    pub identity_changes: u64,
+    pub restored: bool,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -140,6 +146,8 @@ impl MeshStats {
                 self.mdns_members.load(Ordering::Relaxed),
                 self.mdns_others.load(Ordering::Relaxed),
             ),
+            identity_changes: self.identity_changes.load(Ordering::Relaxed),
+            restored: self.restored.load(Ordering::Relaxed) == 1,
         }
     }
 }

@@ -327,3 +327,54 @@ async fn a_node_that_joins_later_catches_up_with_the_feed_from_a_neighbour() {
     late.stop().await;
     stop_all(meshes).await;
 }
+
+/// Sessions kept across a restart (vodozemac pickles, encrypted with a key derived from the
+/// node's own): a member restarted with its saved state keeps its identity, so the others see
+/// no new one and re-key nothing; it reads the others' sessions of before at once and is read.
+/// The same member restarted without it is a new identity to the others (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_member_resumes_its_encryption_from_its_saved_state() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("pyagent-mesh-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("e2e.json");
+    let mut saving = config(1);
+    saving.state_file = Some(state.clone());
+    let b = start(config(2), &[1, 2]).await;
+    let mut from_b = b.subscribe();
+
+    let first = start(saving.clone(), &[1, 2]).await;
+    first.add_seed(Seed::Addr(b.listening())).await.unwrap();
+    wait_neighbours(std::slice::from_ref(&first), 1).await;
+    publish(&first, lesson("before")).await;
+    assert_eq!(next_lesson(&mut from_b).await, (1, "before".into()));
+    assert!(!first.stats().restored);
+    first.stop().await;
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    let again = start(saving, &[1, 2]).await;
+    assert!(again.stats().restored, "the saved state was not used");
+    again.add_seed(Seed::Addr(b.listening())).await.unwrap();
+    let mut from_again = again.subscribe();
+    wait_neighbours(std::slice::from_ref(&again), 1).await;
+    publish(&again, lesson("after")).await;
+    assert_eq!(next_lesson(&mut from_b).await, (1, "after".into()));
+    publish(&b, lesson("to the restarted")).await;
+    assert_eq!(
+        next_lesson(&mut from_again).await,
+        (2, "to the restarted".into())
+    );
+    assert_eq!(b.stats().identity_changes, 0, "node 2 saw a new identity");
+    again.stop().await;
+
+    // Without the saved state: a new identity, which node 2 notices and re-keys with.
+    let fresh = start(config(1), &[1, 2]).await;
+    fresh.add_seed(Seed::Addr(b.listening())).await.unwrap();
+    wait_neighbours(std::slice::from_ref(&fresh), 1).await;
+    publish(&fresh, lesson("fresh")).await;
+    assert_eq!(next_lesson(&mut from_b).await, (1, "fresh".into()));
+    assert_eq!(b.stats().identity_changes, 1);
+    stop_all(vec![fresh, b]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,17 +23,23 @@ use crate::shared::Shared;
 /// How often the node compares its keyring with what the mesh admits.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
+/// The file in the node's data dir where the mesh keeps its end-to-end encryption's sessions
+/// (encrypted with a key derived from the node's own: docs/mesh.md).
+pub const E2E_STATE_FILE: &str = "mesh-e2e.json";
+
 pub async fn start(
     swarm: &str,
     settings: &MeshSettings,
     key: &SigningKey,
     keyring: &Keyring,
+    data_dir: &std::path::Path,
 ) -> Result<Mesh, pyagent_mesh::MeshError> {
     let mut cfg = MeshConfig::new(swarm, key.to_bytes(), settings.listen);
     cfg.neighbours = settings.neighbours;
     // mDNS beside the seeds: where the network carries no multicast (most pod networks) the
     // seeds and the headless Service's DNS name still find the members.
     cfg.mdns = settings.mdns;
+    cfg.state_file = Some(data_dir.join(E2E_STATE_FILE));
     cfg.seeds = settings.seeds.iter().copied().map(Seed::Addr).collect();
     if let Some((host, port)) = &settings.dns {
         cfg.seeds.push(Seed::Dns {
@@ -122,6 +128,19 @@ pub fn render_metrics(shared: &Shared, out: &mut String) {
             ("kind=\"member\"".to_string(), s.mdns_found.0),
             ("kind=\"other\"".to_string(), s.mdns_found.1),
         ],
+    );
+    gauge(
+        out,
+        "pyagent_mesh_e2e_state_restored",
+        "1 when this node resumed its saved end-to-end encryption state (identity and sessions) at start.",
+        &[("", f64::from(u8::from(s.restored)))],
+    );
+    counter(
+        out,
+        "pyagent_mesh_identity_changes_total",
+        "Members whose key bundle came with a new identity (restarted without their saved state): \
+         their sessions are rebuilt.",
+        s.identity_changes,
     );
     counter(
         out,

@@ -167,7 +167,7 @@ pub async fn start(
     let kv = KvEngine::new(&cfg.kv).map_err(StartError::Kv)?;
     let mesh = match &cfg.mesh {
         Some(settings) => Some(Arc::new(
-            crate::mesh::start(&cfg.swarm, settings, &mesh_key, &keyring)
+            crate::mesh::start(&cfg.swarm, settings, &mesh_key, &keyring, &cfg.data_dir)
                 .await
                 .map_err(|e| StartError::Mesh(e.to_string()))?,
         )),
