@@ -128,12 +128,18 @@ pub enum RestoreError {
 }
 
 impl Crypto {
+    /// A new identity: a new Olm account and fallback key, and a new group session.
     pub fn new(me: u64) -> Crypto {
         let mut account = Account::new();
         let fallback = account
             .generate_fallback_key()
             .or_else(|| account.fallback_key().into_values().next())
             .expect("a new account makes a fallback key");
+        Crypto::with_account(me, account, fallback)
+    }
+
+    /// A new group session over a given Olm account, with nothing else known yet.
+    fn with_account(me: u64, account: Account, fallback: Curve25519PublicKey) -> Crypto {
         let outbound = GroupSession::new(MegolmConfig::version_1());
         Crypto {
             me,
@@ -220,9 +226,7 @@ impl Crypto {
         let account = Account::from_pickle(
             AccountPickle::from_encrypted(&saved.account, pickle_key).map_err(key)?,
         );
-        let mut crypto = Crypto::new(me);
-        crypto.account = account;
-        crypto.fallback = public(&saved.fallback)?;
+        let mut crypto = Crypto::with_account(me, account, public(&saved.fallback)?);
         crypto.rotations = saved.rotations;
         for (m, (identity, fallback)) in &saved.bundles {
             crypto

@@ -90,6 +90,8 @@ impl Runner {
             .into_iter()
             .map(|t| (IdentTopic::new(t.name(&cfg.swarm)).hash(), t))
             .collect();
+        let me = members.node_of(swarm.local_peer_id()).unwrap_or_default();
+        let crypto = restore_crypto(&cfg, &stats, me);
         let mut runner = Runner {
             swarm,
             rate: RateLimiter::new(cfg.limits.per_sender_per_minute),
@@ -107,7 +109,7 @@ impl Runner {
             own: BTreeSet::from([cfg.listen]),
             requests: HashMap::new(),
             connections: HashMap::new(),
-            crypto: Crypto::new(0), // replaced below, once this node's id is known
+            crypto,
             bundle_in: 0,
             asked_feed: false,
             cfg,
@@ -116,7 +118,6 @@ impl Runner {
             runner.add_seed(seed);
         }
         runner.set_members(members);
-        runner.crypto = runner.restore_crypto();
         runner
     }
 
@@ -140,40 +141,6 @@ impl Runner {
         self.save_crypto();
     }
 
-    /// The pickle key of the saved encryption state: derived from the node's secret key, so
-    /// only this node's key opens it.
-    fn pickle_key(&self) -> [u8; 32] {
-        blake3::derive_key("pyagent mesh e2e state v1", &self.cfg.secret)
-    }
-
-    /// This node's encryption state as it saved it (same identity, same sessions), or new keys
-    /// when there is none or it cannot be read (logged: the members then re-key with it).
-    fn restore_crypto(&self) -> Crypto {
-        let me = self.own_node_id();
-        let Some(path) = &self.cfg.state_file else {
-            return Crypto::new(me);
-        };
-        match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Crypto::new(me),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "cannot read the saved encryption state, new keys: {e}");
-                Crypto::new(me)
-            }
-            Ok(bytes) => match Crypto::restore(&bytes, &self.pickle_key(), me) {
-                Ok(crypto) => {
-                    self.stats
-                        .restored
-                        .store(1, std::sync::atomic::Ordering::Relaxed);
-                    crypto
-                }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "saved encryption state not used, new keys: {e}");
-                    Crypto::new(me)
-                }
-            },
-        }
-    }
-
     /// Writes the encryption state if it changed (atomically: a crash leaves the old or the
     /// new, never half of one; readable by the node's user only).
     fn save_crypto(&mut self) {
@@ -183,7 +150,7 @@ impl Runner {
         if !self.crypto.is_dirty() {
             return;
         }
-        let bytes = self.crypto.save(&self.pickle_key());
+        let bytes = self.crypto.save(&pickle_key(&self.cfg));
         if let Err(e) = write_atomic(&path, &bytes) {
             tracing::warn!(path = %path.display(), "cannot save the encryption state: {e}");
         }
@@ -778,6 +745,40 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+/// The pickle key of the saved encryption state: derived from the node's secret key, so only
+/// this node's key opens it.
+fn pickle_key(cfg: &MeshConfig) -> [u8; 32] {
+    blake3::derive_key("pyagent mesh e2e state v1", &cfg.secret)
+}
+
+/// Node `me`'s encryption state as it saved it (same identity, same sessions), or new keys when
+/// there is none or it cannot be read (logged: the members then re-key with it).
+fn restore_crypto(cfg: &MeshConfig, stats: &MeshStats, me: u64) -> Crypto {
+    let Some(path) = &cfg.state_file else {
+        return Crypto::new(me);
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Crypto::new(me),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot read the saved encryption state, new keys: {e}");
+            return Crypto::new(me);
+        }
+    };
+    match Crypto::restore(&bytes, &pickle_key(cfg), me) {
+        Ok(crypto) => {
+            stats
+                .restored
+                .store(1, std::sync::atomic::Ordering::Relaxed);
+            crypto
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "saved encryption state not used, new keys: {e}");
+            Crypto::new(me)
+        }
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsynced and renamed, mode 0600.
