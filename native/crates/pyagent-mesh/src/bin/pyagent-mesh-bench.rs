@@ -1,7 +1,9 @@
 //! One mesh node in a process of its own, driven over stdin, for benchmarks/mesh.py: the
 //! benchmark starts many of these and measures how long a message takes to reach them all.
 //!
-//! Node `i` of `n` has the key `[i + 1; 32]`; every node of the run is a member. Commands
+//! Node `i` of `n` has the key `[i + 1; 32]`; every node of the run is a member. It listens on
+//! `--listen HOST:PORT` (default 127.0.0.1, any port: a test in network namespaces gives each
+//! node its namespace's address). Commands
 //! (one per line): `seed HOST:PORT`, `peers`, `publish ID BYTES`, `quit`. Output: `listening
 //! ADDR` once, `peers N`, `sent ID NS`, and `recv ID SENT_NS RECV_NS` for each delivered
 //! message (nanoseconds since the Unix epoch: all processes run on one machine).
@@ -48,7 +50,16 @@ fn secret(i: u32) -> [u8; 32] {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (index, nodes) = (arg(&args, "--index", 0), arg(&args, "--nodes", 1));
-    let mut cfg = MeshConfig::new("bench", secret(index), "127.0.0.1:0".parse().unwrap());
+    let listen = args
+        .iter()
+        .position(|a| a == "--listen")
+        .and_then(|i| args.get(i + 1))
+        .map_or("127.0.0.1:0", String::as_str);
+    let Ok(listen) = listen.parse() else {
+        eprintln!("error: --listen {listen}: not HOST:PORT");
+        std::process::exit(2);
+    };
+    let mut cfg = MeshConfig::new("bench", secret(index), listen);
     cfg.neighbours = arg(&args, "--neighbours", 8);
     cfg.limits.per_sender_per_minute = 1_000_000;
     cfg.limits.max_message_bytes = 256 * 1024;
