@@ -186,16 +186,7 @@ impl McpSessions {
                 message: "the sandbox gave no stdin or stdout pipe".into(),
             });
         };
-        let handshake = async {
-            let service = ().serve((stdout, stdin)).await.map_err(|e| e.to_string())?;
-            let tools = service
-                .peer()
-                .list_all_tools()
-                .await
-                .map_err(|e| format!("tools/list: {e}"))?;
-            Ok::<_, String>((service, tools))
-        };
-        let (service, tools) = match timeout_at(deadline, handshake).await {
+        let (service, tools) = match timeout_at(deadline, handshake((stdout, stdin))).await {
             Err(_) => {
                 let stderr = child.stderr_tail();
                 child.kill().await;
@@ -226,17 +217,8 @@ impl McpSessions {
     async fn start_http(&self, server: &ToolServer) -> Result<Arc<Connection>, McpError> {
         let url = http_url(server)?;
         let deadline = Instant::now() + self.config.start_timeout;
-        let handshake = async {
-            let transport = StreamableHttpClientTransport::from_uri(url.as_str());
-            let service = ().serve(transport).await.map_err(|e| e.to_string())?;
-            let tools = service
-                .peer()
-                .list_all_tools()
-                .await
-                .map_err(|e| format!("tools/list: {e}"))?;
-            Ok::<_, String>((service, tools))
-        };
-        let (service, tools) = match timeout_at(deadline, handshake).await {
+        let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+        let (service, tools) = match timeout_at(deadline, handshake(transport)).await {
             Err(_) => {
                 return Err(McpError::StartTimeout {
                     server: server.name.clone(),
@@ -359,6 +341,24 @@ impl Connection {
             child.kill().await;
         }
     }
+}
+
+/// `initialize` and `tools/list` over `transport` (a stdio server's pipes, or streamable HTTP):
+/// the running client and the server's tools, or what failed.
+async fn handshake<T, E, A>(
+    transport: T,
+) -> Result<(RunningService<RoleClient, ()>, Vec<Tool>), String>
+where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let service = ().serve(transport).await.map_err(|e| e.to_string())?;
+    let tools = service
+        .peer()
+        .list_all_tools()
+        .await
+        .map_err(|e| format!("tools/list: {e}"))?;
+    Ok((service, tools))
 }
 
 /// The URL of an http server: its `url`, or the MCP endpoint of its `port` on this machine

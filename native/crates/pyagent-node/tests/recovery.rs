@@ -27,6 +27,35 @@ fn configs(root: &Path, ls: &[Listeners]) -> Vec<NodeConfig> {
     common::configs(SWARM, root, ls, 100)
 }
 
+/// Three nodes started in a fresh folder (removed when the guard drops): their configurations
+/// and the running nodes, in node-id order.
+async fn three_nodes(tag: &str) -> (Dir, Vec<NodeConfig>, Vec<Node>) {
+    let root = std::env::temp_dir().join(format!("pyagent-rec-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    let guard = Dir(root.clone());
+    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
+    let cfgs = configs(&root, &ls);
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    (guard, cfgs, nodes)
+}
+
+/// Stops every node but `id`, which it returns.
+async fn keep_only(nodes: Vec<Node>, id: u64) -> Node {
+    let mut kept = None;
+    for n in nodes {
+        if n.shared.cfg.node_id == id {
+            kept = Some(n);
+        } else {
+            n.shutdown().await;
+        }
+    }
+    kept.expect("the node to keep")
+}
+
 /// Waits until `cond` holds for `n`, re-checking on every change of its Raft metrics (and every
 /// second: the recovery flag is not one of them).
 async fn wait_until(n: &Node, what: &str, cond: impl Fn(&Node) -> bool) {
@@ -217,16 +246,7 @@ fn damage(data: &Path, how: Damage) {
 /// knows it is recovering, does not vote, and rejoins by itself while writes go on; it then holds
 /// every acknowledged write. Returns the time from its start to voting again.
 async fn damaged_node_rejoins(name: &str, how: Damage, on_leader: bool) -> Duration {
-    let root = std::env::temp_dir().join(format!("pyagent-rec-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
-    let _guard = Dir(root.clone());
-    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
-    let cfgs = configs(&root, &ls);
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let (_guard, cfgs, nodes) = three_nodes(name).await;
     let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
     let signer = Signer::new(1, SWARM.into(), key(1));
     let li = (leader - 1) as usize;
@@ -346,31 +366,14 @@ async fn a_leader_with_a_bit_flipped_mid_log_rejoins_as_a_follower() {
 /// node catches up and votes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovering_node_does_not_vote() {
-    let root = std::env::temp_dir().join(format!("pyagent-rec-novote-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
-    let _guard = Dir(root.clone());
-    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
-    let cfgs = configs(&root, &ls);
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let (_guard, cfgs, nodes) = three_nodes("novote").await;
     let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
     let signer = Signer::new(1, SWARM.into(), key(1));
     write(&nodes[(leader - 1) as usize], &signer, 0..50).await;
     let wiped = leader % 3 + 1;
     let intact = wiped % 3 + 1;
     assert_ne!(intact, leader);
-    let mut keep = None;
-    for n in nodes {
-        if n.shared.cfg.node_id == intact {
-            keep = Some(n);
-        } else {
-            n.shutdown().await;
-        }
-    }
-    let intact_node = keep.unwrap();
+    let intact_node = keep_only(nodes, intact).await;
     let wi = (wiped - 1) as usize;
     damage(&cfgs[wi].data_dir, Damage::Wipe);
     let back = node::start(cfgs[wi].clone(), key(wiped), rebind(&cfgs[wi]))
@@ -414,16 +417,7 @@ async fn a_recovering_node_does_not_vote() {
 /// /healthz; once that one is back, it learns the leader's term as its floor and rejoins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_lost_its_vote_waits_for_the_other_voters_terms() {
-    let root = std::env::temp_dir().join(format!("pyagent-rec-lostvote-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
-    let _guard = Dir(root.clone());
-    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
-    let cfgs = configs(&root, &ls);
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let (_guard, cfgs, nodes) = three_nodes("lostvote").await;
     let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
     let signer = Signer::new(1, SWARM.into(), key(1));
     write(&nodes[(leader - 1) as usize], &signer, 0..50).await;
@@ -435,15 +429,7 @@ async fn a_node_that_lost_its_vote_waits_for_the_other_voters_terms() {
         .current_term;
     let lost = leader % 3 + 1;
     let other = lost % 3 + 1;
-    let mut lead = None;
-    for n in nodes {
-        if n.shared.cfg.node_id == leader {
-            lead = Some(n);
-        } else {
-            n.shutdown().await;
-        }
-    }
-    let lead = lead.unwrap();
+    let lead = keep_only(nodes, leader).await;
     let li = (lost - 1) as usize;
     damage(&cfgs[li].data_dir, Damage::LoseVote);
     let back = node::start(cfgs[li].clone(), key(lost), rebind(&cfgs[li]))
@@ -482,27 +468,10 @@ async fn a_node_that_lost_its_vote_waits_for_the_other_voters_terms() {
 /// the same node (openraft's runtime switch), so the test fails if pre-vote stops working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_minority_keeps_its_term() {
-    let root = std::env::temp_dir().join(format!("pyagent-rec-prevote-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
-    let _guard = Dir(root.clone());
-    let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
-    let cfgs = configs(&root, &ls);
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let (_guard, _, nodes) = three_nodes("prevote").await;
     let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
     let alone_id = leader % 3 + 1;
-    let mut alone = None;
-    for n in nodes {
-        if n.shared.cfg.node_id == alone_id {
-            alone = Some(n);
-        } else {
-            n.shutdown().await;
-        }
-    }
-    let alone = alone.unwrap();
+    let alone = keep_only(nodes, alone_id).await;
     let term = || alone.shared.raft.metrics().borrow_watched().current_term;
     // Several election timeouts (1-2 s here) each way.
     let window = Duration::from_secs(8);
