@@ -2,7 +2,7 @@
 //! refuses forged and unsigned messages, enforces fencing, and survives a full restart.
 
 mod common;
-use common::{key, listeners, rebind, Dir};
+use common::{key, listeners, rebind, start_nodes, Dir};
 use openraft::async_runtime::WatchReceiver as _;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -119,11 +119,7 @@ async fn three_nodes_elect_commit_and_recover() {
     let _guard = Dir(root.clone());
     let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
     let cfgs = configs(&root, &ls);
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let mut nodes = start_nodes(&cfgs, ls).await;
     let leader = wait_leader(&nodes).await;
     let li = (leader - 1) as usize;
     let signer = Signer::new(1, SWARM.into(), key(1));
@@ -490,11 +486,7 @@ async fn replace_a_member_through_raft_membership_changes() {
     }
     cfgs[3].join = true;
     let l4 = ls.pop().unwrap();
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().take(3).cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let nodes = start_nodes(&cfgs[..3], ls).await;
     let leader = wait_leader(&nodes).await;
     let signer = Signer::new(1, SWARM.into(), key(1));
     let mut c = client(&nodes[(leader - 1) as usize]).await;
@@ -699,11 +691,7 @@ async fn a_leader_without_a_quorum_waits_a_bounded_time_for_its_lease() {
     let _guard = Dir(root.clone());
     let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
     let cfgs = configs(&root, &ls);
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let nodes = start_nodes(&cfgs, ls).await;
     let leader = wait_leader(&nodes).await;
     let signer = Signer::new(1, SWARM.into(), key(1));
     let mut lead = None;
@@ -776,11 +764,7 @@ async fn initial_non_voters_join_as_learners() {
     for cfg in &mut cfgs {
         cfg.members[3].voter = false;
     }
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let nodes = start_nodes(&cfgs, ls).await;
     let m = nodes[0]
         .shared
         .raft

@@ -4,7 +4,7 @@
 //! helpers these repeat in small).
 
 mod common;
-use common::{key, listeners, rebind, Dir};
+use common::{key, listeners, rebind, start_nodes, Dir};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -35,11 +35,7 @@ async fn three_nodes(tag: &str) -> (Dir, Vec<NodeConfig>, Vec<Node>) {
     let guard = Dir(root.clone());
     let ls: Vec<Listeners> = (0..3).map(|_| listeners()).collect();
     let cfgs = configs(&root, &ls);
-    let mut nodes = Vec::new();
-    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
-        let id = cfg.node_id;
-        nodes.push(node::start(cfg, key(id), l).await.unwrap());
-    }
+    let nodes = start_nodes(&cfgs, ls).await;
     (guard, cfgs, nodes)
 }
 

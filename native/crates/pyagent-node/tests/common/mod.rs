@@ -9,7 +9,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use pyagent_node::config::{KvConfig, MemberConfig, NodeConfig};
 use pyagent_node::identity::public_key_b64;
-use pyagent_node::node::{self, Listeners};
+use pyagent_node::node::{self, Listeners, Node};
 
 pub struct Dir(pub PathBuf);
 impl Drop for Dir {
@@ -106,4 +106,14 @@ pub fn rebind(cfg: &NodeConfig) -> Listeners {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("could not re-bind {:?}", cfg.listen_raft);
+}
+
+/// Starts a node per configuration, each on its listeners and with its key (node ids start at 1).
+pub async fn start_nodes(cfgs: &[NodeConfig], ls: Vec<Listeners>) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for (cfg, l) in cfgs.iter().cloned().zip(ls) {
+        let id = cfg.node_id;
+        nodes.push(node::start(cfg, key(id), l).await.unwrap());
+    }
+    nodes
 }
