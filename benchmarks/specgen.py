@@ -36,8 +36,9 @@ def _core(i: int) -> dict[str, Any]:
         "description": f"synthetic core {i}",
         "tools": [
             {"name": "git", "command": ["mcp-server-git"]},
-            {"name": "search", "transport": "http", "url": f"https://search-{i}.example/mcp"},
+            {"name": "search", "transport": "http", "url": f"http://search-{i}.example/mcp"},
         ],
+        "model": {"name": f"model-{i}", "endpoint": f"http://model-{i}.example:8000/v1"},
         "resources": {"cpu": 1, "memory": "2Gi"},
     }
 

@@ -263,6 +263,14 @@ def test_compile_imports_neither_other_commands_nor_the_runtime(tmp_path: Path) 
     assert not {"grpc", "mcp", "anyio", "jsonschema"} & loaded
 
 
+def test_validate_imports_no_renderer_and_no_format_it_does_not_print() -> None:
+    loaded = imported_by("validate", str(LAPTOP))
+    assert "pyagent_compile.pipeline" in loaded
+    for unused in ("emit", "render", "render.pulumi", "diagnostics.junit", "diagnostics.sarif"):
+        assert f"pyagent_compile.{unused}" not in loaded
+    assert not {"jinja2", "xml.etree.ElementTree"} & loaded
+
+
 def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
     from pyagent_compile.cli import COMMANDS, build_parser
 

@@ -6,14 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyagent_compile import emit
 from pyagent_compile.commands.output import add_format_options, end_progress, progress, report
 from pyagent_compile.commands.specs import Target, resolve_targets
 from pyagent_compile.diagnostics import Diagnostic
 from pyagent_compile.pipeline import SpecResult, compile_spec, display_path
 from pyagent_compile.plan.local import LOCAL_ENV
-from pyagent_compile.render import render_stack
-from pyagent_compile.render.local import render_local
 
 COMPILE_HELP = """\
 Validate swarm specs and render, for every environment, a stack folder
@@ -86,6 +83,12 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_compile(args: argparse.Namespace) -> int:
+    # Rendering and writing are imported here, not at the top: `validate` shares this module and
+    # needs neither (editors and hooks run it constantly; its start-up is a benchmarked figure).
+    from pyagent_compile import emit
+    from pyagent_compile.render import render_stack
+    from pyagent_compile.render.local import render_local
+
     results, diags = compile_targets(args)
     if any(not r.ok for _, r in results) or (diags and not results):
         return report(args, diags, len(results))
@@ -111,6 +114,8 @@ def run_compile(args: argparse.Namespace) -> int:
 
 def _emit(args: argparse.Namespace, folder: Path, files: dict[str, str] | None, lines: list[str]) -> list[Diagnostic]:
     """Write (or with --check, compare) one stack folder; `files` None removes an orphaned stack."""
+    from pyagent_compile import emit
+
     diff = emit.compare(folder, files) if files is not None else emit.compare_orphan(folder)
     shown = display_path(folder)
     if args.check:

@@ -10,9 +10,6 @@ from pathlib import Path
 
 from pyagent_compile.diagnostics import Diagnostic, Diagnostics
 from pyagent_compile.diagnostics.codes import exit_code_for
-from pyagent_compile.diagnostics.junit import render_junit
-from pyagent_compile.diagnostics.machine import render_github, render_json
-from pyagent_compile.diagnostics.sarif import render_sarif
 from pyagent_compile.diagnostics.sources import SourceCache
 from pyagent_compile.diagnostics.text import render_text, summary_line
 
@@ -66,13 +63,22 @@ def add_output_files_option(parser: argparse.ArgumentParser) -> None:
 
 
 def render(fmt: str, ordered: list[Diagnostic], collected: Diagnostics, passed: Sequence[str] = ()) -> str:
-    """One machine rendering of sorted diagnostics."""
+    """One machine rendering of sorted diagnostics. Each format's module is imported when asked
+    for: editors and hooks run the CLI constantly, and most runs print text."""
     if fmt == "json":
+        from pyagent_compile.diagnostics.machine import render_json
+
         return render_json(ordered, collected.errors, collected.warnings)
     if fmt == "github":
+        from pyagent_compile.diagnostics.machine import render_github
+
         return render_github(ordered)
     if fmt == "sarif":
+        from pyagent_compile.diagnostics.sarif import render_sarif
+
         return render_sarif(ordered)
+    from pyagent_compile.diagnostics.junit import render_junit
+
     return render_junit(ordered, passed=passed)
 
 

@@ -25,7 +25,9 @@ Count = Annotated[int, Field(ge=1)]
 
 
 class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     def to_json(self) -> dict[str, Any]:
         # Every field is written, None as null: the daemon's structs have no defaults to fill in.

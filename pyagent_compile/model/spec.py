@@ -33,7 +33,9 @@ API_VERSION = "pyagent.dev/v1alpha1"
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
 
 # -- metadata ------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ PACKAGE_LOCK_NAME = "tools.lock.json"
 
 
 class LockModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
 
 class ServerInfo(LockModel):

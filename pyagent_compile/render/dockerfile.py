@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-from pyagent_compile import __version__, resources
+from pyagent_compile import __version__
 from pyagent_compile.plan.model import Plan
-
-TEMPLATES = resources.templates("node")
+from pyagent_compile.render.templates import template
 
 # Base images, pinned by digest (docs/node-daemon.md: Rust >= 1.88, the same glibc as the runtime).
 # No registry is reachable where this was written: these digests are the ones several public
@@ -25,11 +22,8 @@ def render_dockerfile(plan: Plan) -> dict[str, str]:
     """{"Dockerfile": ...} for a plan that builds its image, else {}."""
     if plan.image_build is None:
         return {}
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
     ports = plan.image_build.ports
-    text = env.get_template("Dockerfile.j2").render(
+    text = template("node", "Dockerfile.j2").render(
         pyagent_version=__version__,
         swarm=plan.swarm,
         builder_image=BUILDER_IMAGE,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-from pyagent_compile import __version__, resources
+from pyagent_compile import __version__
 from pyagent_compile.canonical import to_json, to_yaml
 from pyagent_compile.contracts.local_stack import DATA_DIR
 from pyagent_compile.plan.dashboard import DASHBOARD_FILE, dashboard_name
 from pyagent_compile.plan.local import LOCAL_ENV, WORK_FILE_NAME, LocalPlan
-
-TEMPLATES = resources.templates("local")
+from pyagent_compile.render.templates import template
 
 # Runtime state (keys, Raft log, pid files, logs) never belongs in git, and it is not listed
 # in the stack marker, so `pyagent compile --check` ignores it.
@@ -23,16 +20,13 @@ PROMETHEUS_HEADER = (
 
 
 def render_local(plan: LocalPlan) -> dict[str, str]:
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
     dashboard_file = DASHBOARD_FILE.format(name=dashboard_name(plan.swarm, LOCAL_ENV))
     files = {
         ".gitignore": GITIGNORE,
         PROMETHEUS_FILE: PROMETHEUS_HEADER.format(swarm=plan.swarm) + to_yaml(plan.scrape_config),
         dashboard_file: to_json(plan.dashboard),
         "local.json": to_json(plan.to_json()),
-        "README.md": env.get_template("README.md.j2").render(
+        "README.md": template("local", "README.md.j2").render(
             swarm=plan.swarm,
             source=plan.source_environment,
             nodes=plan.nodes,
