@@ -27,6 +27,7 @@ Kubernetes manifests for pyagent's Rust node image.
   pyagent tasks STACK | task STACK ID | cancel STACK ID
                                   list, show or cancel tasks
   pyagent trace STACK TASK        a task's waterfall: steps, owner, attempts, delegated sub-tasks
+  pyagent dashboard STACK         a live web page of the swarm: map, tasks, traces, graphs
   pyagent scenario run [SPEC]     run a spec's scenarios on a headless local swarm (CI gate)
   pyagent tools lock [SPEC]       list the MCP servers' tools into the tools lock beside the spec
                                   (compile then checks mcp steps against it)
@@ -37,7 +38,7 @@ Exit codes: 0 ok, 1 the spec is invalid (or stacks are stale), 2 usage or unread
 # The modules under pyagent_compile/commands/, each with a `register(sub)` that adds its commands.
 # A new command: its module's name here, each of its command words in COMMANDS below, and no
 # import of it at the top of this file (tests/test_cli.py checks all three).
-COMMAND_MODULES = ("compile", "info", "policy", "diff", "local", "tasks", "trace", "tools", "scenario")
+COMMAND_MODULES = ("compile", "info", "policy", "diff", "local", "tasks", "trace", "dashboard", "tools", "scenario")
 # Which module registers each command word. Start-up is a user-facing cost (editors and
 # pre-commit hooks run the CLI constantly), so a command imports only its own module, and
 # `--version` none: the pipeline, pydantic and jinja2 load only for the commands that use them.
@@ -57,6 +58,7 @@ COMMANDS = {
     "task": "tasks",
     "cancel": "tasks",
     "trace": "trace",
+    "dashboard": "dashboard",
     "tools": "tools",
     "scenario": "scenario",
 }

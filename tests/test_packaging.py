@@ -6,10 +6,12 @@ extra and a daemon)."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,6 +252,28 @@ def test_the_installed_wheel_runs_the_local_target(
         assert up.returncode == 0, up.stdout + up.stderr
         status = _run(bin_dir, own_stack.parent, "status", str(own_stack), "--format", "json", env=env)
         assert status.returncode == 0 and '"leader"' in status.stdout, status.stdout + status.stderr
+        _the_dashboard_serves_its_page_and_data(bin_dir, own_stack)
     finally:
         down = _run(bin_dir, own_stack.parent, "down", str(own_stack), "--purge", env=env)
     assert down.returncode == 0, down.stderr
+
+
+def _the_dashboard_serves_its_page_and_data(bin_dir: Path, stack: Path) -> None:
+    """The page's files ship inside the wheel, and the `local` extra has what the server reads with."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    command = [str(bin_dir / "pyagent"), "dashboard", str(stack), "--listen", "127.0.0.1:0"]
+    process = subprocess.Popen(command, cwd=stack.parent, env=clean, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url, _, token = line.strip().rpartition(" ")[2].partition("/#token=")
+        assert url.startswith("http://127.0.0.1:") and token, line
+        base = url
+        with urllib.request.urlopen(f"{base}/static/app.js", timeout=30) as page:
+            assert b"pyagentDashboard" in page.read()
+        request = urllib.request.Request(f"{base}/api/swarm", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.loads(answer.read())["leader"] is not None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 # What the runtime imports beyond the compiler's own dependencies (pyproject's `local` extra).
-RUNTIME_MODULES = ("grpc", "google.protobuf", "cryptography", "pyagent_compile._native")
+RUNTIME_MODULES = ("grpc", "google.protobuf", "cryptography", "prometheus_client", "pyagent_compile._native")
 
 
 def _needs_runtime(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

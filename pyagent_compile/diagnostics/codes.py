@@ -561,6 +561,25 @@ CODES: dict[str, CodeInfo] = {
         "Raft state (it does not vote until it has caught up), behind, or stuck. A warning: a "
         "rejoining node normally catches up by itself within seconds (docs/raft-recovery.md).",
     ),
+    "PA622": CodeInfo(
+        "dashboard cannot listen",
+        "`pyagent dashboard` could not bind its address: the port is in use or the address is not "
+        "this machine's. Give another with `--listen HOST:PORT` (port 0 picks a free one).",
+        EXIT_USAGE,
+    ),
+    "PA623": CodeInfo(
+        "dashboard would be reachable from other machines",
+        "`--listen` named an address other than loopback. The dashboard is read-only and asks for "
+        "its token, but it shows the swarm's tasks and their inputs' shape to whoever reaches it: "
+        "say `--allow-remote` to mean it, and keep the token to yourself.",
+        EXIT_USAGE,
+    ),
+    "PA624": CodeInfo(
+        "dashboard token unreadable",
+        "`--token-file` could not be read, or holds fewer than 16 characters: a short token can be "
+        "guessed. Write a long random one to the file, or leave the option out for a new one per run.",
+        EXIT_USAGE,
+    ),
     "PA650": CodeInfo(
         "scenario failed",
         "`pyagent scenario run`: a scenario's task did not end as its `expect` says (a check failed; "

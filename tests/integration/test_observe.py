@@ -4,7 +4,10 @@
   PromQL of every panel of the Grafana dashboard that `pyagent compile` generated for the same
   spec returns data through Prometheus' HTTP API;
 - `pyagent trace` draws the task's waterfall with the sub-task nested under its step, in text
-  and JSON, and gives coded errors for an unknown task and a swarm that is down.
+  and JSON, and gives coded errors for an unknown task and a swarm that is down;
+- `pyagent dashboard` serves its page to a real headless Chromium (Debian's package, driven by
+  Selenium), which shows the swarm's map, a task submitted while it is open, that task's
+  waterfall and the graphs, fetching nothing from any other origin.
 
 One swarm serves the module (starting one is most of the time these tests take).
 """
@@ -12,11 +15,15 @@ One swarm serves the module (starting one is most of the time these tests take).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -252,3 +259,162 @@ def test_trace_on_a_swarm_that_is_down_is_a_coded_error(tmp_path: Path, daemon: 
         assert "answered" in done.stderr, done.stderr
     finally:
         harness.down_local(stack)
+
+
+# -- pyagent dashboard, in a real browser ----------------------------------------------------------
+# Screenshots go to this folder when PYAGENT_DOCS_SCREENSHOTS is set (docs/images/ holds the last ones).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+@dataclass
+class Board:
+    url: str
+    base: str
+    token: str
+
+
+def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """The URL line the dashboard prints once it listens; its stderr if it exits instead."""
+    found: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        found.append(process.stdout.readline())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not found or not found[0]:
+        process.kill()
+        _, err = process.communicate(timeout=30)
+        raise AssertionError(f"pyagent dashboard printed no URL: {err}")
+    return found[0].strip()
+
+
+@pytest.fixture
+def board(observed: Observed) -> Iterator[Board]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyagent_compile", "dashboard", str(observed.stack.folder), "--listen", "127.0.0.1:0",
+         "--interval", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=harness.ROOT,
+    )  # fmt: skip
+    try:
+        line = _first_line(process, timeout=60)
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/#token=(\S+)$", line)
+        assert match, line
+        yield Board(match.group(0), match.group(1), match.group(2))
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0, process.stderr.read() if process.stderr else ""
+
+
+def _get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method=method)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_dashboard_api_needs_the_token_and_is_read_only(board: Board) -> None:
+    assert _get(f"{board.base}/api/swarm")[0] == 401
+    assert _get(f"{board.base}/api/swarm", token="x" * 32)[0] == 401
+    status, headers, body = _get(f"{board.base}/api/swarm", token=board.token)
+    assert status == 200 and json.loads(body)["leader"] is not None
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert _get(f"{board.base}/api/swarm", token=board.token, method="POST")[0] == 405
+    assert _get(f"{board.base}/api/tasks/no-such-task", token=board.token)[0] == 404
+    # The page's files and nothing beside them.
+    assert _get(f"{board.base}/static/app.js")[0] == 200
+    assert _get(f"{board.base}/static/../server.py")[0] == 404
+    assert _get(f"{board.base}/static/%2e%2e/server.py")[0] == 404
+
+
+def test_dashboard_in_chromium_shows_the_swarm_and_a_task_as_it_runs(
+    observed: Observed, board: Board, tmp_path: Path
+) -> None:
+    browser = _chromium()
+    try:
+        browser.get(board.url)
+        nodes = len(observed.stack.nodes)
+        _until(browser, f"return document.querySelectorAll('#map g.node').length === {nodes} "
+                        "&& document.querySelectorAll('#map g.node[data-role=Leader]').length === 1")  # fmt: skip
+        # Raft replication links: from the leader to every other node.
+        assert browser.execute_script("return document.querySelectorAll('#map path.link').length") == nodes - 1
+        assert browser.find_element("id", "health").text == "healthy"
+        _until(browser, f"return !!document.querySelector('#tasks tr[data-task=\"{observed.task_id}\"]')")
+
+        # A task submitted while the page is open appears, and ends, without a reload.
+        started = harness.pyagent(
+            "run", str(observed.stack.folder), "triage", "--id", "observed-live",
+            "--input", f"source=@{BUGGY / 'calc.py'}", "--input", f"tests=@{BUGGY / 'test_calc.py'}",
+        )  # fmt: skip
+        assert started.returncode == 0, started.stdout + started.stderr
+        live = '#tasks tr[data-task="observed-live"]'
+        _until(browser, f"return !!document.querySelector('{live}')")
+        _until(browser, f"return document.querySelector('{live} td.state').textContent === 'succeeded'", timeout=120)
+
+        # Its waterfall: the task, its three steps, and the delegated sub-task nested under `outline`.
+        browser.find_element("css selector", live).click()
+        _until(browser, "return document.querySelectorAll('#trace .wf-row[data-kind=task]').length === 2")
+        labels = browser.execute_script(
+            "return [...document.querySelectorAll('#trace .wf-label')].map(e => e.textContent)"
+        )
+        assert labels[0].startswith("observed-live (triage)"), labels
+        assert [label.split(" ")[0] for label in labels[1:4]] == ["reproduce", "analyse", "outline"], labels
+        assert labels[4].startswith("observed-live.outline (outline)"), labels
+        assert browser.execute_script("return document.querySelectorAll('#trace .wf-bar.succeeded').length") == 6
+
+        # The graphs have points, and the page fetched nothing from anywhere but its server.
+        _until(browser, "return document.querySelectorAll('#graphs canvas').length === 4 "
+                        "&& window.pyagentDashboard.metrics.series.t.length >= 2")  # fmt: skip
+        origins = browser.execute_script(
+            "return [...new Set(performance.getEntriesByType('resource').map(e => new URL(e.name).origin))]"
+        )
+        assert origins == [board.base], origins
+        assert browser.execute_script("return window.pyagentDashboard.error") == ""
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        _screenshots(browser, tmp_path)
+    finally:
+        browser.quit()
+
+
+def _chromium() -> Any:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.skip("headless Chromium is not installed: run .ci/install-chromium.sh")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):  # fmt: skip
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def _until(browser: Any, script: str, timeout: float = 60) -> None:
+    """Polls a JavaScript condition; on timeout says what the page last showed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if browser.execute_script(script):
+            return
+        time.sleep(0.2)
+    shown = browser.execute_script(
+        "const s = window.pyagentDashboard; return JSON.stringify({error: s.error, polls: s.polls, tasks: s.tasks})"
+    )
+    raise AssertionError(f"not true within {timeout} s: {script}\npage: {shown}")
+
+
+def _screenshots(browser: Any, tmp_path: Path) -> None:
+    folder = SCREENSHOTS if os.environ.get("PYAGENT_DOCS_SCREENSHOTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(folder / "dashboard.png"))
+    assert (folder / "dashboard.png").stat().st_size > 10_000
