@@ -30,7 +30,7 @@ def exported_metrics() -> set[str]:
     """The metric names the daemon's source writes into /metrics."""
     names: set[str] = set()
     for source in NODE_SRC.rglob("*.rs"):
-        names.update(re.findall(r'"(pyagent_[a-z0-9_]+)', source.read_text()))
+        names.update(re.findall(r'"((?:pyagent|process)_[a-z0-9_]+)', source.read_text()))
     return names
 
 

@@ -225,6 +225,7 @@ pub fn render(shared: &Shared) -> String {
         ls.truncated_bytes.load(Ordering::Relaxed),
     );
     shared.metrics.render_counters(&mut out);
+    crate::process::render(&crate::process::read(), &mut out);
     crate::work::metrics::render(shared, &mut out);
     crate::mesh::render_metrics(shared, &mut out);
     let kv = shared.kv.stats();

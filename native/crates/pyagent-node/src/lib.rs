@@ -16,6 +16,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod process;
 pub mod recovery;
 pub mod scale;
 pub mod shared;

@@ -19,17 +19,41 @@ pub const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
+/// Upper bounds (seconds) of the step-duration buckets: a step is a sandbox run, a tool or model
+/// call, or a whole sub-task, from milliseconds to minutes.
+pub const STEP_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
+/// Which bucket bounds a histogram counts in (commit latency's unless told otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds(&'static [f64; 14]);
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds(&BUCKETS)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Histogram {
+    bounds: Bounds,
     counts: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
 impl Histogram {
+    pub fn with_bounds(bounds: &'static [f64; 14]) -> Self {
+        Histogram {
+            bounds: Bounds(bounds),
+            ..Histogram::default()
+        }
+    }
+
     pub fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+        if let Some(i) = self.bounds.0.iter().position(|b| s <= *b) {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -43,19 +67,57 @@ impl Histogram {
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_samples(name, "", out);
+    }
+
+    /// The samples only, each with `labels` (`k="v",...`, or empty) before `le`.
+    fn render_samples(&self, name: &str, labels: &str, out: &mut String) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
         let mut cum = 0;
-        for (i, b) in BUCKETS.iter().enumerate() {
+        for (i, b) in self.bounds.0.iter().enumerate() {
             cum += self.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cum}");
         }
         let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+    }
+}
+
+/// One histogram per label set, made on first use (a step kind and its outcome: a handful),
+/// counting in STEP_BUCKETS.
+#[derive(Debug, Default)]
+pub struct LabelledHistograms {
+    by_labels: std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<Histogram>>>,
+}
+
+impl LabelledHistograms {
+    /// `labels` in the text format's `k="v",...` form, values already escaped.
+    pub fn observe(&self, labels: String, d: Duration) {
+        let histogram = {
+            let mut map = self.by_labels.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(labels)
+                .or_insert_with(|| std::sync::Arc::new(Histogram::with_bounds(&STEP_BUCKETS)))
+                .clone()
+        };
+        histogram.observe(d);
+    }
+
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        let map = self.by_labels.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (labels, histogram) in map.iter() {
+            histogram.render_samples(name, labels, out);
+        }
     }
 }
 
@@ -65,6 +127,8 @@ pub struct Metrics {
     pub applied: AtomicU64,
     pub refused: AtomicU64,
     pub commit_latency: Histogram,
+    /// Each step attempt this node ran, by kind and outcome (executor).
+    pub step_duration: LabelledHistograms,
 }
 
 impl Metrics {
@@ -112,6 +176,11 @@ impl Metrics {
             "Submit latency from proposal to applied on the leader.",
             out,
         );
+        self.step_duration.render(
+            "pyagent_step_duration_seconds",
+            "Step attempts this node ran, by kind and outcome (succeeded, failed, timed_out).",
+            out,
+        );
     }
 }
 
@@ -147,4 +216,52 @@ pub fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labelled_histograms_render_one_series_per_label_set_with_their_own_bounds() {
+        let steps = LabelledHistograms::default();
+        steps.observe(
+            "kind=\"sandbox\",outcome=\"succeeded\"".into(),
+            Duration::from_millis(40),
+        );
+        steps.observe(
+            "kind=\"sandbox\",outcome=\"succeeded\"".into(),
+            Duration::from_secs(60),
+        );
+        steps.observe(
+            "kind=\"mcp\",outcome=\"failed\"".into(),
+            Duration::from_millis(2),
+        );
+        let mut out = String::new();
+        steps.render("s", "help", &mut out);
+        assert!(
+            out.starts_with("# HELP s help\n# TYPE s histogram\n"),
+            "{out}"
+        );
+        for line in [
+            "s_bucket{kind=\"sandbox\",outcome=\"succeeded\",le=\"0.025\"} 0",
+            "s_bucket{kind=\"sandbox\",outcome=\"succeeded\",le=\"0.05\"} 1",
+            "s_bucket{kind=\"sandbox\",outcome=\"succeeded\",le=\"120\"} 2",
+            "s_bucket{kind=\"sandbox\",outcome=\"succeeded\",le=\"+Inf\"} 2",
+            "s_count{kind=\"sandbox\",outcome=\"succeeded\"} 2",
+            "s_sum{kind=\"sandbox\",outcome=\"succeeded\"} 60.04",
+            "s_bucket{kind=\"mcp\",outcome=\"failed\",le=\"0.005\"} 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line}:\n{out}");
+        }
+        // The unlabelled histogram keeps its own bounds and format.
+        let commit = Histogram::default();
+        commit.observe(Duration::from_micros(700));
+        let mut out = String::new();
+        commit.render("c", "h", &mut out);
+        assert!(
+            out.contains("c_bucket{le=\"0.001\"} 1\n") && out.contains("c_count 1\n"),
+            "{out}"
+        );
+    }
 }

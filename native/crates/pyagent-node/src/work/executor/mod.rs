@@ -477,15 +477,27 @@ impl StepJob {
                 return false;
             }
             let timeout = Duration::from_millis(self.step.timeout_ms.max(1)) + TIMEOUT_GRACE;
-            let outcome = match tokio::time::timeout(timeout, self.execute()).await {
-                Ok(r) => r,
-                Err(_) => Err(StepError {
-                    code: "PA720",
-                    message: format!("step timed out after {} ms", self.step.timeout_ms),
-                    retryable: true,
-                    output: None,
-                }),
+            let began = std::time::Instant::now();
+            let (outcome, label) = match tokio::time::timeout(timeout, self.execute()).await {
+                Ok(Ok(output)) => (Ok(output), "succeeded"),
+                Ok(Err(e)) => (Err(e), "failed"),
+                Err(_) => (
+                    Err(StepError {
+                        code: "PA720",
+                        message: format!("step timed out after {} ms", self.step.timeout_ms),
+                        retryable: true,
+                        output: None,
+                    }),
+                    "timed_out",
+                ),
             };
+            self.ctx.shared.metrics.step_duration.observe(
+                format!(
+                    "kind=\"{}\",outcome=\"{label}\"",
+                    crate::metrics::esc(&self.step.kind)
+                ),
+                began.elapsed(),
+            );
             match outcome {
                 Ok(output) => {
                     let mut u = self.update("succeeded", attempt);
