@@ -134,7 +134,8 @@ PANELS: tuple[PanelSpec, ...] = (
         "Step duration p95 by kind",
         "timeseries",
         _q(
-            f"histogram_quantile(0.95, sum by (kind, le) (rate(pyagent_step_duration_seconds_bucket{{{SEL}}}[{RATE}])))",
+            "histogram_quantile(0.95, sum by (kind, le) "
+            f"(rate(pyagent_step_duration_seconds_bucket{{{SEL}}}[{RATE}])))",
             "{{kind}}",
         ),
         "How long step attempts take, by kind (sandbox, mcp, cort, verify, analyze-trace, delegate), on the workers.",
