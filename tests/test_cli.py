@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +283,49 @@ def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
         lazy = build_parser([word])
         lazy_choices = next(a for a in lazy._actions if a.dest == "command").choices
         assert lazy_choices is not None and word in lazy_choices
+
+
+# -- pyagent dashboard: what it refuses before serving (tests/integration/test_observe.py serves it) --
+def _dashboard(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_subprocess("dashboard", *args)
+
+
+@pytest.fixture(scope="module")
+def laptop_local(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dashboard")
+    done = run_subprocess("compile", str(LAPTOP), "--out", str(out), "--env", "local")
+    assert done.returncode == 0, done.stderr
+    return out / "laptop" / "local"
+
+
+def _refused(done: subprocess.CompletedProcess[str], code: str) -> None:
+    assert done.returncode == 2 and f"error[{code}]" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == "", done.stdout + done.stderr
+
+
+def test_dashboard_refuses_a_listen_address_it_cannot_use(laptop_local: Path) -> None:
+    _refused(_dashboard(str(laptop_local), "--listen", "no-port"), "PA622")
+    _refused(_dashboard(str(laptop_local), "--listen", "127.0.0.1:70000"), "PA622")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        _refused(_dashboard(str(laptop_local), "--listen", f"127.0.0.1:{taken.getsockname()[1]}"), "PA622")
+
+
+def test_dashboard_beyond_loopback_needs_allow_remote(laptop_local: Path) -> None:
+    _refused(_dashboard(str(laptop_local), "--listen", "0.0.0.0:0"), "PA623")
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(None, "cannot read"), (b"short", "shorter than 16"), (b"\xff\xfe" * 20, "not UTF-8")],
+)
+def test_dashboard_token_file_problems_are_pa624(
+    laptop_local: Path, tmp_path: Path, content: bytes | None, why: str
+) -> None:
+    token = tmp_path / "token"
+    if content is not None:
+        token.write_bytes(content)
+    done = _dashboard(str(laptop_local), "--listen", "127.0.0.1:0", "--token-file", str(token))
+    _refused(done, "PA624")
+    assert why in done.stderr, done.stderr

@@ -76,6 +76,8 @@ def _token(args: argparse.Namespace) -> tuple[str | None, Diagnostic | None]:
         token = args.token_file.read_text().strip()
     except OSError as error:
         return None, Diagnostic("PA624", f"cannot read the token file {args.token_file}: {error.strerror}")
+    except UnicodeDecodeError:
+        return None, Diagnostic("PA624", f"the token file {args.token_file} is not UTF-8 text")
     if len(token) < MIN_TOKEN:
         return None, Diagnostic(
             "PA624",
