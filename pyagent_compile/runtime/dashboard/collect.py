@@ -37,7 +37,9 @@ def swarm_document(stack: LocalStack, views: list[NodeView]) -> dict[str, Any]:
         "swarm": stack.swarm,
         "leader": leader,
         "pools": [{"name": name, "nodes": nodes} for name, nodes in sorted(pools.items())],
-        "healthy": leader is not None and all(v.role in ("Leader", "Follower") and not v.unhealthy for v in views),
+        # `pyagent status`'s verdict: an agreed leader, every node answering, none not ready
+        # (learners of non-voter pools are healthy; a node behind or rejoining is not).
+        "healthy": leader is not None and all(v.term is not None and not v.unhealthy for v in views),
     }
 
 
