@@ -165,3 +165,78 @@ def test_promtool_accepts_each_local_scrape_config() -> None:
     for config in sorted((ROOT / "stacks").glob("*/local/prometheus.yml")):
         done = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- observability.traces ---------------------------------------------------------------------------
+def _node_configs(stack: Path) -> list[dict[str, Any]]:
+    configs = []
+    for manifest in sorted((stack / "manifests").glob("05-configmap-*-config.yaml")):
+        body = yaml.safe_load(manifest.read_text())
+        configs.append(json.loads(body["data"]["node.json"]))
+    for node in sorted((stack / "nodes").glob("*.json")):
+        configs.append(json.loads(node.read_text()))
+    return configs
+
+
+def test_traces_reach_every_node_and_the_network_policy_only_where_the_spec_asks() -> None:
+    stacks = sorted(p.parent for p in (ROOT / "stacks").glob("*/*/.pyagent-stack.json"))
+    with_traces = set()
+    for stack in stacks:
+        configs = _node_configs(stack)
+        assert configs, stack
+        endpoints = {json.dumps(c["traces"]) for c in configs}
+        assert len(endpoints) == 1, (stack, endpoints)  # every node of a stack alike
+        if configs[0]["traces"] is not None:
+            with_traces.add(stack.relative_to(ROOT / "stacks").as_posix())
+            assert configs[0]["traces"] == {"otlpEndpoint": "http://otel-collector.monitoring.svc:4317"}
+        policy = stack / "manifests" / f"06-networkpolicy-{stack.parent.name}-allow-otlp.yaml"
+        assert policy.exists() == (configs[0]["traces"] is not None), stack
+    assert with_traces == {"research/prod"}
+    body = yaml.safe_load(
+        (ROOT / "stacks/research/prod/manifests/06-networkpolicy-research-allow-otlp.yaml").read_text()
+    )
+    assert body["spec"]["policyTypes"] == ["Egress"]
+    assert body["spec"]["podSelector"] == {"matchLabels": {"pyagent.dev/swarm": "research"}}
+    (rule,) = body["spec"]["egress"]
+    assert rule["ports"] == [{"port": 4317, "protocol": "TCP"}]
+    assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+
+
+TRACES_SPEC = """\
+apiVersion: pyagent.dev/v1alpha1
+kind: Swarm
+metadata:
+  name: traced
+nodes:
+  agents:
+    replicas: 1
+    roles: [voter, worker]
+    hardware: {{cpu: 2, memory: 4Gi}}
+observability:
+  traces: {traces}
+environments:
+  dev: {{}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("traces", "code", "col"),
+    [
+        # The node speaks plain OTLP/gRPC to a collector beside it: https is the collector's job.
+        ("{endpoint: 'https://collector:4317'}", "PA206", 22),
+        ("{endpoint: 'http://collector'}", "PA206", 22),
+        ("{endpoint: 'http://collector:4317/v1/traces'}", "PA206", 22),
+        ("{endpoint: 'http://collector:70000'}", "PA206", 22),
+        ("{endpoint: 'http://c:4317', collectorNamespace: Monitoring}", "PA206", 59),
+        ("{endpoint: 'http://c:4317', sampling: 1}", "PA201", 39),
+        ("{collectorNamespace: monitoring}", "PA202", 3),
+    ],
+)
+def test_bad_traces_settings_are_located(tmp_path: Path, traces: str, code: str, col: int) -> None:
+    from pyagent_compile.pipeline import compile_spec
+
+    spec = tmp_path / "swarm.yaml"
+    spec.write_text(TRACES_SPEC.format(traces=traces), encoding="utf-8")
+    result = compile_spec(spec, "swarm.yaml")
+    found = [(d.code, d.primary.span.line, d.primary.span.col) for d in result.diagnostics if d.primary]
+    assert found == [(code, 11, col)], [(d.code, d.message) for d in result.diagnostics]

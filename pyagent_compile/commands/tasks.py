@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--id", help="the task's id (default: <manifest>-<time>-<random>); resubmitting an id is a no-op")
     run.add_argument(
         "--wait", action="store_true", help="wait until the task ends, showing its steps; exit 1 unless it succeeded"
+    )
+    run.add_argument(
+        "--traceparent",
+        default=os.environ.get("TRACEPARENT", ""),
+        metavar="W3C",
+        help="run the task's trace under this span (W3C traceparent; default: $TRACEPARENT, else a new trace)",
     )
     _common(run)
     run.set_defaults(run=_needs_runtime(run_task))
@@ -103,7 +110,7 @@ def run_task(args: argparse.Namespace) -> int:
     except rt.TaskError as error:
         return _finish(args, [error.diagnostic])
     task_id = args.id or rt.new_task_id(manifest.name)
-    command = rt.submit_command(task_id, manifest, inputs, work)
+    command = rt.submit_command(task_id, manifest, inputs, work, args.traceparent)
 
     def body(client: rt.SwarmClient) -> int:
         result = client.submit(command)
@@ -152,6 +159,8 @@ def task_text(view: pb.TaskView) -> str:
     lines = [f"task {view.id} ({view.manifest}, core {view.core}): {view.state}{owner}, placed {view.placements}x"]
     if view.reason:
         lines.append(f"  reason: {view.reason}")
+    if view.trace_id:
+        lines.append(f"  trace: {view.trace_id}")
     lines.append(f"  {'STEP':<16} {'KIND':<14} {'STATE':<10} {'TRY':>3}  TIME")
     for s in view.steps:
         lines.append(

@@ -160,6 +160,12 @@ class Work(Contract):
     )
 
 
+class Traces(Contract):
+    """OTLP export of task traces (`observability.traces`; pyagent-node telemetry.rs)."""
+
+    otlp_endpoint: str = Field(description="An OTLP/gRPC receiver, http://host:port.")
+
+
 class NodeConfig(Contract):
     api_version: Literal["pyagent.dev/node/v1alpha3"] = NODE_CONFIG_API
     swarm: str
@@ -176,6 +182,7 @@ class NodeConfig(Contract):
     runtime: Runtime
     membership: Membership
     work: Work | None
+    traces: Traces | None
 
 
 def json_schema() -> str:

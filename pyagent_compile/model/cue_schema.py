@@ -67,6 +67,7 @@ SCALARS: dict[Any, tuple[str, str]] = {
         "#ModelEndpoint",
         'string & =~#"^http://[A-Za-z0-9.\\[\\]:-]+(/[A-Za-z0-9._~%!$&\'()*+,;=:@/-]*)?$"#',
     ),
+    scalars._otlp_endpoint: ("#OtlpEndpoint", f'string & =~#"{scalars.OTLP_ENDPOINT.pattern}"#'),
     scalars._jurisdiction: ("#Jurisdiction", 'string & =~#"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"#'),
 }
 

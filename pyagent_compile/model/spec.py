@@ -23,6 +23,7 @@ from pyagent_compile.model.types import (
     LabelKey,
     LabelValue,
     ModelEndpoint,
+    OtlpEndpoint,
     Port,
     PublicKey,
     Quantity,
@@ -475,6 +476,20 @@ class Waiver(SpecModel):
 
 
 # -- observability ------------------------------------------------------------------------------------
+class Traces(SpecModel):
+    """Every task as an OpenTelemetry trace, exported by the nodes that run it (docs/observability.md)."""
+
+    endpoint: OtlpEndpoint = Field(
+        description="The OTLP/gRPC receiver the nodes export to, http://host:port: usually an OpenTelemetry "
+        "Collector beside the swarm (e.g. http://otel-collector.monitoring.svc:4317)."
+    )
+    collector_namespace: DnsLabel = Field(
+        default="monitoring",
+        description="The namespace the receiver runs in: the nodes may reach it on the endpoint's port "
+        "(a NetworkPolicy).",
+    )
+
+
 class Observability(SpecModel):
     """How the swarm is watched. The Grafana dashboard is always emitted (a ConfigMap for Grafana's
     dashboard sidecar and dashboards/<name>.json); scraping objects are opt-in because they need
@@ -494,6 +509,7 @@ class Observability(SpecModel):
         "(kube-prometheus-stack: `release: <its Helm release>`).",
     )
     scrape_interval: Duration = Field(default="30s", description="How often Prometheus scrapes each node.")
+    traces: Traces | None = Field(default=None, description="Export task traces over OTLP; off when absent.")
 
 
 # -- environments ---------------------------------------------------------------------------------------

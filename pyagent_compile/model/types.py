@@ -115,6 +115,27 @@ def _model_endpoint(value: str) -> str:
     return value
 
 
+# host:port, no path: the OTLP/gRPC service is at the root of the receiver.
+OTLP_ENDPOINT = re.compile(
+    r"^http://[A-Za-z0-9.-]+:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$"
+)
+
+
+def _otlp_endpoint(value: str) -> str:
+    # The node sends plain OTLP/gRPC to a collector beside the swarm (pyagent-node telemetry.rs);
+    # TLS and credentials towards a tracing backend are the collector's job.
+    if not OTLP_ENDPOINT.match(value):
+        raise invalid(
+            f"{value!r} is not an OTLP/gRPC endpoint: http://host:port, without a path "
+            "(e.g. http://otel-collector.monitoring.svc:4317)"
+        )
+    return value
+
+
+def otlp_port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
 def is_pinned(image: str) -> bool:
     return bool(_DIGEST.search(image))
 
@@ -129,4 +150,5 @@ PublicKey = Annotated[str, AfterValidator(_public_key)]
 ImageRef = Annotated[str, AfterValidator(_image_ref)]
 Jurisdiction = Annotated[str, AfterValidator(_jurisdiction)]
 ModelEndpoint = Annotated[str, AfterValidator(_model_endpoint)]
+OtlpEndpoint = Annotated[str, AfterValidator(_otlp_endpoint)]
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -51,7 +51,13 @@ def node_config(
         runtime=contract.Runtime(worker_threads=None),
         membership=membership or kubernetes_membership(swarm, namespace, pool_name),
         work=work_section(swarm, pool_name, WORK_FILE, IMAGE_LAYOUT),
+        traces=_traces(swarm),
     )
+
+
+def _traces(swarm: Swarm) -> contract.Traces | None:
+    traces = swarm.observability.traces
+    return contract.Traces(otlp_endpoint=traces.endpoint) if traces else None
 
 
 def work_section(swarm: Swarm, pool_name: str, file: str, image_layout: str) -> contract.Work | None:

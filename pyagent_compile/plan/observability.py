@@ -1,6 +1,7 @@
 """What watches the swarm: the Grafana dashboard as a ConfigMap for Grafana's dashboard sidecar,
-and (with `observability.podMonitors`) a Prometheus Operator PodMonitor plus the NetworkPolicy
-that lets Prometheus through the default deny to the nodes' metrics port."""
+(with `observability.podMonitors`) a Prometheus Operator PodMonitor plus the NetworkPolicy
+that lets Prometheus through the default deny to the nodes' metrics port, and (with
+`observability.traces`) the NetworkPolicy that lets the nodes reach their OTLP receiver."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from pyagent_compile.canonical import to_json as canonical_json
 from pyagent_compile.model.spec import Swarm
+from pyagent_compile.model.types import otlp_port
 from pyagent_compile.plan import labels, naming
 from pyagent_compile.plan.dashboard import SIDECAR_LABEL, dashboard_json, dashboard_name
 from pyagent_compile.plan.model import PlannedObject
@@ -56,10 +58,29 @@ def metrics_policy_object(swarm: Swarm, env: str, ns: str) -> PlannedObject:
     return PlannedObject(body, ("observability", "prometheusNamespace"))
 
 
+def traces_policy_object(swarm: Swarm, env: str, ns: str) -> PlannedObject | None:
+    """Egress from every node to the receiver's namespace on the endpoint's port: through the
+    default deny, and no further (not to the whole namespace, not to other ports)."""
+    traces = swarm.observability.traces
+    if traces is None:
+        return None
+    collector = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": traces.collector_namespace}}}
+    spec = {
+        "podSelector": {"matchLabels": labels.swarm_selector(swarm)},
+        "policyTypes": ["Egress"],
+        "egress": [{"to": [collector], "ports": [{"port": otlp_port(traces.endpoint), "protocol": "TCP"}]}],
+    }
+    body = policy_body(swarm, env, ns, "allow-otlp", "observability.traces", spec)
+    return PlannedObject(body, ("observability", "traces"))
+
+
 def observability_objects(swarm: Swarm, env: str, ns: str, dashboard: dict[str, Any]) -> list[PlannedObject]:
     objects = [dashboard_object(swarm, env, ns, dashboard)]
     if swarm.observability.pod_monitors:
         objects += [pod_monitor_object(swarm, env, ns), metrics_policy_object(swarm, env, ns)]
+    traces = traces_policy_object(swarm, env, ns)
+    if traces is not None:
+        objects.append(traces)
     return objects
 
 

@@ -225,7 +225,11 @@ class SwarmClient:
                 time.sleep(0.2)
 
 
-def submit_command(task_id: str, manifest: Manifest, inputs: dict[str, Any], work: WorkFile) -> pb.Command:
+def submit_command(
+    task_id: str, manifest: Manifest, inputs: dict[str, Any], work: WorkFile, traceparent: str = ""
+) -> pb.Command:
+    """The signed command's body. `traceparent` (W3C) puts the task's trace under the caller's
+    span; empty: the task starts a trace of its own."""
     core = work.cores.get(manifest.core)
     return pb.Command(
         submit_task=pb.SubmitTask(
@@ -239,6 +243,7 @@ def submit_command(task_id: str, manifest: Manifest, inputs: dict[str, Any], wor
                 memory_bytes=core.memory_bytes if core else 0,
                 gpu_memory_bytes=core.gpu_memory_bytes if core else 0,
             ),
+            traceparent=traceparent,
         )
     )
 
@@ -265,6 +270,7 @@ def view_to_json(view: pb.TaskView) -> dict[str, Any]:
         "outputs": parsed(view.outputs_json),
         "submittedMs": view.submitted_ms,
         "finishedMs": view.finished_ms,
+        "trace": {"traceId": view.trace_id, "spanId": view.span_id, "parentSpanId": view.parent_span_id},
         "steps": [
             {
                 "id": s.id,

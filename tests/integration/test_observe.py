@@ -5,6 +5,9 @@
   spec returns data through Prometheus' HTTP API;
 - `pyagent trace` draws the task's waterfall with the sub-task nested under its step, in text
   and JSON, and gives coded errors for an unknown task and a swarm that is down;
+- every node exports the task as one OpenTelemetry trace over OTLP to a real OpenTelemetry
+  Collector (native/otelcol), the sub-task's spans under the step that delegated it, from the
+  node that ran it;
 - `pyagent dashboard` serves its page to a real headless Chromium (Debian's package, driven by
   Selenium), which shows the swarm's map, a task submitted while it is open, that task's
   waterfall and the graphs, fetching nothing from any other origin.
@@ -36,6 +39,7 @@ import yaml
 
 from pyagent_compile.plan.dashboard import panel_queries
 from pyagent_compile.runtime.local.stack import LocalStack
+from tests.integration import collector as otel
 from tests.integration import harness
 from tests.integration.test_tasks import BUGGY, spec_text
 
@@ -51,13 +55,34 @@ class Observed:
     dashboard: dict[str, Any]
     namespace: str
     task_id: str
+    collector: otel.Collector | None
+
+
+TRACES = """
+observability:
+  traces:
+    endpoint: {endpoint}
+"""
 
 
 @pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory, daemon: Path) -> Iterator[Observed]:
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[otel.Collector | None]:
+    running = otel.start(tmp_path_factory.mktemp("otelcol"))
+    try:
+        yield running
+    finally:
+        if running is not None:
+            running.stop()
+
+
+@pytest.fixture(scope="module")
+def observed(
+    tmp_path_factory: pytest.TempPathFactory, daemon: Path, collector: otel.Collector | None
+) -> Iterator[Observed]:
     tmp = tmp_path_factory.mktemp("observe")
     name = harness.unique_name("observe", 3)
-    stack = harness.compile_spec(tmp, name, spec_text(name))
+    text = spec_text(name) + (TRACES.format(endpoint=collector.endpoint) if collector else "")
+    stack = harness.compile_spec(tmp, name, text)
     # The Kubernetes stack of the same spec: the dashboard a user would load.
     done = harness.pyagent("compile", str(tmp / "swarm.yaml"), "--out", str(tmp / "stacks"), "--env", "dev")
     assert done.returncode == 0, done.stderr
@@ -77,7 +102,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory, daemon: Path) -> Iterator
             "--input", f"source=@{BUGGY / 'calc.py'}", "--input", f"tests=@{BUGGY / 'test_calc.py'}",
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr
-        yield Observed(cluster, stack, dashboard, namespace, task_id)
+        yield Observed(cluster, stack, dashboard, namespace, task_id, collector)
     finally:
         cluster.close()
         harness.down_local(stack)
@@ -235,6 +260,99 @@ def test_trace_shows_the_task_with_its_delegated_sub_task_nested(observed: Obser
     outline = labels.index("  outline")
     assert labels[outline + 1] == f"    task {observed.task_id}.outline", text.stdout
     assert "      list" in labels[outline + 1 :], text.stdout
+
+
+# -- OTLP -------------------------------------------------------------------------------------
+def _task_json(observed: Observed, task_id: str) -> dict[str, Any]:
+    done = harness.pyagent("task", str(observed.stack.folder), task_id, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    task: dict[str, Any] = json.loads(done.stdout)["task"]
+    return task
+
+
+def _trace_spans(c: otel.Collector, trace_id: str, task_spans: int) -> list[otel.Span]:
+    """The spans of one trace, once `task_spans` task spans of it have arrived (a task's own
+    span is exported last, when it ends)."""
+
+    def of_trace() -> list[otel.Span]:
+        return [s for s in c.spans() if s.trace_id == trace_id]
+
+    harness.wait_for(lambda: sum(s.name.startswith("task ") for s in of_trace()) >= task_spans, timeout=60)
+    spans = of_trace()
+    assert sum(s.name.startswith("task ") for s in spans) == task_spans, [s.name for s in spans]
+    return spans
+
+
+def _within(child: otel.Span, parent: otel.Span) -> bool:
+    # Task spans take their times from the committed record (ms), steps from the node's clock.
+    slack = 2_000_000
+    return parent.start_ns - slack <= child.start_ns <= child.end_ns <= parent.end_ns + slack
+
+
+def test_every_node_exports_the_task_as_one_otlp_trace(observed: Observed) -> None:
+    c = observed.collector
+    if c is None:
+        pytest.skip("pyagent-otelcol is not installed: run .ci/install-otelcol.sh")
+    task = _task_json(observed, observed.task_id)
+    child_task = _task_json(observed, f"{observed.task_id}.outline")
+    ids = task["trace"]
+    assert len(ids["traceId"]) == 32 and len(ids["spanId"]) == 16 and ids["parentSpanId"] == "", ids
+    assert child_task["trace"]["traceId"] == ids["traceId"]
+    spans = _trace_spans(c, ids["traceId"], task_spans=2)
+    by_id = {s.span_id: s for s in spans}
+    assert len(by_id) == len(spans), "a span id exported twice"
+
+    root = by_id[ids["spanId"]]
+    assert (root.name, root.parent_span_id, root.status) == ("task triage", "", otel.STATUS_OK)
+    assert root.attributes["pyagent.task.id"] == observed.task_id
+    steps = {
+        s.attributes["pyagent.step.id"]: s for s in spans if s.parent_span_id == root.span_id and s.name != "queued"
+    }
+    assert sorted(steps) == ["analyse", "outline", "reproduce"], [s.name for s in spans]
+    for step_id, step in steps.items():
+        assert step.name == f"step {step_id}" and step.attributes["pyagent.step.outcome"] == "succeeded"
+        assert _within(step, root), (step, root)
+    (queued,) = [s for s in spans if s.name == "queued" and s.parent_span_id == root.span_id]
+    assert queued.start_ns == root.start_ns
+
+    # The sub-task's span hangs under the attempt of the step that delegated it, in the same
+    # trace, and was exported by the node that ran it.
+    sub = by_id[child_task["trace"]["spanId"]]
+    assert (sub.name, sub.parent_span_id) == ("task outline", steps["outline"].span_id)
+    assert child_task["trace"]["parentSpanId"] == steps["outline"].span_id
+    assert _within(sub, steps["outline"])
+    (listing,) = [s for s in spans if s.parent_span_id == sub.span_id and s.name.startswith("step ")]
+    assert listing.name == "step list"
+    for owner_task, span in ((task, root), (child_task, sub)):
+        assert span.resource["pyagent.node.id"] == owner_task["owner"], span.resource
+        assert span.resource["service.name"] == "pyagent-node"
+        assert span.resource["service.namespace"] == observed.stack.swarm
+    # Every span of the trace hangs from another span of it, but the root.
+    assert all(s.parent_span_id in by_id for s in spans if s is not root), [
+        (s.name, s.parent_span_id) for s in spans if s.parent_span_id not in by_id
+    ]
+
+
+def test_a_traceparent_puts_the_task_under_the_callers_span(observed: Observed) -> None:
+    c = observed.collector
+    if c is None:
+        pytest.skip("pyagent-otelcol is not installed: run .ci/install-otelcol.sh")
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    done = harness.pyagent(
+        "run", str(observed.stack.folder), "outline", "--id", "traced-by-caller", "--wait",
+        "--traceparent", f"00-{caller_trace}-{caller_span}-01",
+        "--input", f"source=@{BUGGY / 'calc.py'}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (task_span,) = [s for s in _trace_spans(c, caller_trace, task_spans=1) if s.name.startswith("task ")]
+    assert (task_span.name, task_span.parent_span_id) == ("task outline", caller_span)
+
+    bad = harness.pyagent(
+        "run", str(observed.stack.folder), "outline", "--id", "traced-badly",
+        "--traceparent", "00-xyz-00f067aa0ba902b7-01", "--input", f"source=@{BUGGY / 'calc.py'}",
+    )  # fmt: skip
+    assert bad.returncode != 0 and "PA706" in bad.stderr and "traceparent" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_trace_of_an_unknown_task_is_a_coded_error(observed: Observed) -> None:
@@ -418,3 +536,43 @@ def _screenshots(browser: Any, tmp_path: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(folder / "dashboard.png"))
     assert (folder / "dashboard.png").stat().st_size > 10_000
+
+
+# Last in the module: it adds tasks that the dashboard and Prometheus tests above do not expect.
+def test_tool_calls_are_spans_of_their_steps_and_failures_are_errors(observed: Observed) -> None:
+    """An MCP tool call (mcp-server-time, in the task's sandbox) is a client span under its step's
+    attempt; a tool error makes the call, the step and the task spans errors."""
+    c = observed.collector
+    if c is None:
+        pytest.skip("pyagent-otelcol is not installed: run .ci/install-otelcol.sh")
+    folder = str(observed.stack.folder)
+    for task_id, manifest, args in (
+        ("clock-traced", "clock", ["--input", "zone=Europe/Paris"]),
+        ("badclock-traced", "badclock", []),
+    ):
+        harness.pyagent("run", folder, manifest, "--id", task_id, "--wait", *args)
+
+    ok = _task_json(observed, "clock-traced")
+    assert ok["state"] == "succeeded", ok
+    spans = _trace_spans(c, ok["trace"]["traceId"], task_spans=1)
+    steps = {s.attributes["pyagent.step.id"]: s for s in spans if s.name.startswith("step ")}
+    calls = {s.attributes["gen_ai.tool.name"]: s for s in spans if s.name.startswith("tools/call ")}
+    assert sorted(calls) == ["convert_time", "get_current_time"], [s.name for s in spans]
+    for step_id, tool in (("ask", "get_current_time"), ("convert", "convert_time")):
+        call = calls[tool]
+        assert call.parent_span_id == steps[step_id].span_id and call.status == otel.STATUS_OK
+        assert call.attributes["mcp.method.name"] == "tools/call" and call.attributes["pyagent.mcp.server"] == "time"
+        assert _within(call, steps[step_id])
+
+    bad = _task_json(observed, "badclock-traced")
+    assert (bad["state"], bad["errorCode"]) == ("failed", "PA735"), bad
+    spans = _trace_spans(c, bad["trace"]["traceId"], task_spans=1)
+    (task_span,) = [s for s in spans if s.name == "task badclock"]
+    attempts = [s for s in spans if s.name == "step ask"]
+    calls_made = [s for s in spans if s.name == "tools/call get_current_time"]
+    assert task_span.status == otel.STATUS_ERROR and task_span.attributes["error.type"] == "PA735"
+    # One span per attempt, each with its own call under it, all errors.
+    assert len(attempts) == len(calls_made) >= 1, [s.name for s in spans]
+    assert sorted(s.attributes["pyagent.step.attempt"] for s in attempts) == list(range(1, len(attempts) + 1))
+    assert {call.parent_span_id for call in calls_made} == {a.span_id for a in attempts}
+    assert all(s.status == otel.STATUS_ERROR and s.attributes["error.type"] == "PA735" for s in attempts + calls_made)

@@ -66,7 +66,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_millis: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_memory_bytes: _Optional[int] = ...) -> None: ...
 
 class SubmitTask(_message.Message):
-    __slots__ = ("id", "manifest", "core", "manifest_json", "inputs_json", "resources", "parent", "parent_step", "stubs_json")
+    __slots__ = ("id", "manifest", "core", "manifest_json", "inputs_json", "resources", "parent", "parent_step", "stubs_json", "traceparent")
     ID_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     CORE_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class SubmitTask(_message.Message):
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PARENT_STEP_FIELD_NUMBER: _ClassVar[int]
     STUBS_JSON_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     manifest: str
     core: str
@@ -85,7 +86,8 @@ class SubmitTask(_message.Message):
     parent: str
     parent_step: str
     stubs_json: bytes
-    def __init__(self, id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., manifest_json: _Optional[bytes] = ..., inputs_json: _Optional[bytes] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., parent: _Optional[str] = ..., parent_step: _Optional[str] = ..., stubs_json: _Optional[bytes] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., manifest_json: _Optional[bytes] = ..., inputs_json: _Optional[bytes] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., parent: _Optional[str] = ..., parent_step: _Optional[str] = ..., stubs_json: _Optional[bytes] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class CancelTask(_message.Message):
     __slots__ = ("id", "reason")
@@ -164,7 +166,7 @@ class StepView(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempt: _Optional[int] = ..., output_json: _Optional[str] = ..., error_code: _Optional[str] = ..., error: _Optional[str] = ..., started_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ...) -> None: ...
 
 class TaskView(_message.Message):
-    __slots__ = ("found", "id", "manifest", "core", "state", "reason", "owner", "token", "placements", "inputs_json", "outputs_json", "steps", "submitted_ms", "finished_ms", "parent", "error_code", "revision")
+    __slots__ = ("found", "id", "manifest", "core", "state", "reason", "owner", "token", "placements", "inputs_json", "outputs_json", "steps", "submitted_ms", "finished_ms", "parent", "error_code", "revision", "trace_id", "span_id", "parent_span_id")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +184,9 @@ class TaskView(_message.Message):
     PARENT_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
     found: bool
     id: str
     manifest: str
@@ -199,7 +204,10 @@ class TaskView(_message.Message):
     parent: str
     error_code: str
     revision: int
-    def __init__(self, found: bool = ..., id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[int] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., placements: _Optional[int] = ..., inputs_json: _Optional[str] = ..., outputs_json: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[StepView, _Mapping]]] = ..., submitted_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., parent: _Optional[str] = ..., error_code: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    def __init__(self, found: bool = ..., id: _Optional[str] = ..., manifest: _Optional[str] = ..., core: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., owner: _Optional[int] = ..., token: _Optional[_Union[FencingToken, _Mapping]] = ..., placements: _Optional[int] = ..., inputs_json: _Optional[str] = ..., outputs_json: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[StepView, _Mapping]]] = ..., submitted_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., parent: _Optional[str] = ..., error_code: _Optional[str] = ..., revision: _Optional[int] = ..., trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ...) -> None: ...
 
 class DescribeTaskRequest(_message.Message):
     __slots__ = ("id", "stale")

@@ -64,6 +64,8 @@ pub struct NodeConfig {
     pub cores: Vec<String>,
     /// The P2P mesh (docs/mesh.md); None only where a test runs Raft alone.
     pub mesh: Option<MeshSettings>,
+    /// The OTLP/gRPC receiver of task traces (`http://host:port`); None: no traces exported.
+    pub traces_endpoint: Option<String>,
 }
 
 /// `discovery` and the mesh port, resolved.
@@ -595,7 +597,32 @@ pub fn parse(
         work: work_config(source, doc.work.as_ref(), base_dir)?,
         cores: doc.cores.clone(),
         mesh: Some(mesh),
+        traces_endpoint: traces_endpoint(source, doc.traces.as_ref())?,
     })
+}
+
+/// `traces.otlpEndpoint`: plain `http://host:port` (TLS to a tracing backend is the collector's
+/// job; the node sends to a collector beside it).
+fn traces_endpoint(
+    source: &str,
+    t: Option<&contract::Traces>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(t) = t else {
+        return Ok(None);
+    };
+    let bad = |why: &str| err(source, "traces.otlpEndpoint", why.to_string());
+    let Some(rest) = t.otlp_endpoint.strip_prefix("http://") else {
+        return Err(bad("must be http://host:port (an OTLP/gRPC receiver)"));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let port = authority.rsplit_once(':').map(|(_, p)| p);
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@'])
+        || !port.is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+    {
+        return Err(bad("must be http://host:port, with a port and no path"));
+    }
+    Ok(Some(format!("http://{authority}")))
 }
 
 fn work_config(
@@ -681,6 +708,35 @@ mod tests {
         assert_eq!(mesh.listen.port(), 1);
         assert_eq!(mesh.seeds, vec!["127.0.0.1:7".parse().unwrap()]);
         assert_eq!((mesh.neighbours, mesh.dns, mesh.mdns), (8, None, false));
+    }
+
+    #[test]
+    fn traces_are_off_without_the_key_and_need_http_host_port() {
+        let base = sample(&keyed());
+        let c = parse("n.json", &base, Path::new("/"), None, None).unwrap();
+        assert_eq!(
+            c.traces_endpoint, None,
+            "a node.json written before traces existed"
+        );
+        let with = |endpoint: &str| {
+            let text = base.replacen(
+                r#""runtime":"#,
+                &format!(r#""traces":{{"otlpEndpoint":"{endpoint}"}},"runtime":"#),
+                1,
+            );
+            parse("n.json", &text, Path::new("/"), None, None)
+        };
+        let c = with("http://127.0.0.1:4317/").unwrap();
+        assert_eq!(c.traces_endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+        for bad in [
+            "https://c:4317",
+            "http://c",
+            "http://c:0",
+            "http://c:4317/v1/traces",
+            "http://u@c:4317",
+        ] {
+            assert_eq!(with(bad).unwrap_err().key, "traces.otlpEndpoint", "{bad}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod shared;
 pub mod sm;
 pub mod state;
 pub mod storage;
+pub mod telemetry;
 pub mod types;
 pub mod work;
 

@@ -175,6 +175,7 @@ pub async fn start(
     };
     let (proposer, proposer_task) = crate::batching::Proposer::spawn(raft.clone());
     let (verifier, verifier_task) = crate::batching::SignatureBatcher::spawn(sigs.clone());
+    let telemetry = Arc::new(start_telemetry(&cfg));
     let shared = Arc::new(Shared {
         kv,
         proposer,
@@ -191,6 +192,7 @@ pub async fn start(
         sigs,
         recovery: recovery.clone(),
         mesh: mesh.clone(),
+        telemetry,
     });
     let mut tasks = vec![proposer_task, verifier_task];
     let raft_listener = tokio::net::TcpListener::from_std(listeners.raft)?;
@@ -481,5 +483,32 @@ impl Node {
             t.abort();
         }
         let _ = self.shared.raft.shutdown().await;
+        let telemetry = self.shared.telemetry.clone();
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    }
+}
+
+/// The exporter of task traces, if the spec names a receiver. A receiver that cannot be set up
+/// costs the node its traces, never its work: said in the log, and the node goes on.
+fn start_telemetry(cfg: &NodeConfig) -> crate::telemetry::Telemetry {
+    use crate::telemetry::{Origin, Telemetry};
+    let Some(endpoint) = &cfg.traces_endpoint else {
+        return Telemetry::disabled();
+    };
+    let origin = Origin {
+        swarm: &cfg.swarm,
+        pool: &cfg.pool,
+        node_name: &cfg.name,
+        node_id: cfg.node_id,
+    };
+    match Telemetry::start(endpoint, &origin) {
+        Ok(t) => {
+            tracing::info!(endpoint = %endpoint, "exporting task traces over OTLP");
+            t
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "task traces will not be exported");
+            Telemetry::disabled()
+        }
     }
 }

@@ -31,6 +31,8 @@ pub struct Shared {
     pub recovery: Arc<crate::recovery::Recovery>,
     /// The P2P mesh (mesh.rs); None only where a test runs Raft alone.
     pub mesh: Option<Arc<pyagent_mesh::Mesh>>,
+    /// Task traces to the spec's OTLP endpoint (telemetry.rs); inert without one.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Shared {

@@ -301,7 +301,7 @@ impl SwarmState {
                 self.tasks.remove(&r.task);
                 ApplyResult::ok()
             }
-            Some(Op::SubmitTask(s)) => self.work.submit(s, at),
+            Some(Op::SubmitTask(s)) => self.work.submit_in(swarm, s, at),
             Some(Op::CancelTask(c)) => self.work.cancel(c, at),
             Some(Op::RegisterWorker(r)) => self.work.register_worker(cmd.signer, r, at),
             Some(Op::WorkerHeartbeat(h)) => self.work.heartbeat(cmd.signer, h, at),

@@ -29,6 +29,17 @@ pub struct Document {
     pub membership: Membership,
     /// Set on nodes whose pool has the `worker` role: they run tasks.
     pub work: Option<Work>,
+    /// Where the node exports its traces (`observability.traces`); none: it exports none.
+    #[serde(default)]
+    pub traces: Option<Traces>,
+}
+
+/// OTLP export of task traces (telemetry.rs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Traces {
+    /// An OTLP/gRPC receiver: `http://host:port` (an OpenTelemetry Collector's 4317).
+    pub otlp_endpoint: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::proto;
 use crate::state::refusal;
+use crate::telemetry::TaskTrace;
 use crate::types::ApplyResult;
 use manifest::Manifest;
 
@@ -195,6 +196,9 @@ pub struct WorkTask {
     /// empty for other tasks. Last, with a default: a snapshot saved before it loads.
     #[serde(default, with = "crate::types::serde_bytes_vec")]
     pub stubs_json: Vec<u8>,
+    /// Its place in its trace (telemetry.rs). Last, with a default, like `stubs_json`.
+    #[serde(default)]
+    pub trace: TaskTrace,
 }
 
 impl WorkTask {
@@ -475,7 +479,13 @@ impl WorkState {
         Ok(manifest)
     }
 
+    #[cfg(test)]
     pub fn submit(&mut self, s: proto::SubmitTask, at: At) -> ApplyResult {
+        self.submit_in("test-swarm", s, at)
+    }
+
+    /// Applies a submission to swarm `swarm` (which keys the ids of the traces it starts).
+    pub fn submit_in(&mut self, swarm: &str, s: proto::SubmitTask, at: At) -> ApplyResult {
         if !valid_id(&s.id) {
             return refused(
                 refusal::INVALID,
@@ -501,6 +511,10 @@ impl WorkState {
         let manifest = match self.check_submission(&s) {
             Ok(m) => m,
             Err(r) => return r,
+        };
+        let trace = match TaskTrace::for_submission(swarm, &s.id, at.index, &s.traceparent) {
+            Ok(t) => t,
+            Err(e) => return refused(refusal::INVALID, format!("task {:?}: {e}", s.id)),
         };
         let steps = manifest
             .steps
@@ -544,6 +558,7 @@ impl WorkState {
             submitted_index: order,
             revision: at.index,
             stubs_json: s.stubs_json,
+            trace,
         };
         if !task.parent.is_empty() {
             self.children

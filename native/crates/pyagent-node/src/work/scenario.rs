@@ -261,6 +261,7 @@ mod tests {
             submitted_index: 1,
             revision: 1,
             stubs_json: Vec::new(),
+            trace: Default::default(),
         }
     }
 

@@ -27,6 +27,7 @@ fn submission(id: &str, steps: Vec<manifest::Step>) -> proto::SubmitTask {
         parent: String::new(),
         parent_step: String::new(),
         stubs_json: Vec::new(),
+        traceparent: String::new(),
     }
 }
 

@@ -43,5 +43,8 @@ pub fn task_view(t: &WorkTask) -> proto::TaskView {
         parent: t.parent.clone(),
         error_code: t.error_code.clone(),
         revision: t.revision,
+        trace_id: t.trace.trace_id.clone(),
+        span_id: t.trace.span_id.clone(),
+        parent_span_id: t.trace.parent_span_id.clone(),
     }
 }

@@ -92,6 +92,7 @@ pub fn configs(swarm: &str, root: &Path, ls: &[Listeners], snapshot_every: u64) 
                 cores: Vec::new(),
                 // Raft alone: tests/integration/test_mesh.py runs the mesh on real processes.
                 mesh: None,
+                traces_endpoint: None,
             }
         })
         .collect()

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 mod model_steps;
+mod spans;
 mod sub_tasks;
 mod tool_steps;
 mod workspace;
@@ -368,8 +369,10 @@ fn announce_end(shared: &Shared, id: &str) {
         .tasks
         .get(id)
         .filter(|t| t.owner == me(shared) && t.state.is_final())
-        .map(|t| t.state.label().to_owned());
-    if let Some(outcome) = ended {
+        .cloned();
+    if let Some(task) = ended {
+        spans::task_ended(&shared.telemetry, &task);
+        let outcome = task.state.label().to_owned();
         crate::mesh::announce(
             shared,
             Event::TaskEnded {
@@ -478,7 +481,13 @@ impl StepJob {
             }
             let timeout = Duration::from_millis(self.step.timeout_ms.max(1)) + TIMEOUT_GRACE;
             let began = std::time::Instant::now();
-            let (outcome, label) = match tokio::time::timeout(timeout, self.execute()).await {
+            let at = spans::Attempt {
+                task: &self.task,
+                step: &self.step,
+                number: attempt,
+                started: std::time::SystemTime::now(),
+            };
+            let (outcome, label) = match tokio::time::timeout(timeout, self.execute(&at)).await {
                 Ok(Ok(output)) => (Ok(output), "succeeded"),
                 Ok(Err(e)) => (Err(e), "failed"),
                 Err(_) => (
@@ -498,6 +507,7 @@ impl StepJob {
                 ),
                 began.elapsed(),
             );
+            at.export(&self.ctx.shared.telemetry, label, outcome.as_ref().err());
             match outcome {
                 Ok(output) => {
                     let mut u = self.update("succeeded", attempt);
@@ -550,15 +560,15 @@ impl StepJob {
         Ok(values)
     }
 
-    async fn execute(&self) -> Result<serde_json::Value, StepError> {
+    async fn execute(&self, at: &spans::Attempt<'_>) -> Result<serde_json::Value, StepError> {
         let inputs = self.inputs()?;
         match self.step.kind.as_str() {
             "sandbox" => super::sandbox_step::run(&self.ctx, &self.task, &self.step, &inputs).await,
-            "delegate" => self.delegate(inputs).await,
+            "delegate" => self.delegate(inputs, at.number).await,
             "analyze-trace" => self.analyze_trace(&inputs),
-            "mcp" => self.call_tool(inputs).await,
-            "cort" => self.cort(&inputs).await,
-            "verify" => self.verify().await,
+            "mcp" => self.call_tool(inputs, at).await,
+            "cort" => self.cort(&inputs, at).await,
+            "verify" => self.verify(at.number).await,
             other => Err(StepError::new(
                 "PA721",
                 format!(

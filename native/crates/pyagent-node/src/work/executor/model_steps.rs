@@ -12,6 +12,7 @@ impl StepJob {
     pub(super) async fn cort(
         &self,
         inputs: &BTreeMap<String, serde_json::Value>,
+        at: &super::spans::Attempt<'_>,
     ) -> Result<serde_json::Value, StepError> {
         let params = &self.step.params;
         let count = |key: &str| {
@@ -36,7 +37,15 @@ impl StepJob {
                 });
                 pyagent_model::cort(replay, &task, settings).await
             }
-            None => pyagent_model::cort(&self.model_client()?, &task, settings).await,
+            None => {
+                let client = self.model_client()?;
+                let traced = super::spans::TracedChat {
+                    inner: &client,
+                    telemetry: &self.ctx.shared.telemetry,
+                    parent: at.place(),
+                };
+                pyagent_model::cort(&traced, &task, settings).await
+            }
         };
         match result {
             Ok(record) => Ok(serde_json::to_value(record).unwrap_or(serde_json::Value::Null)),

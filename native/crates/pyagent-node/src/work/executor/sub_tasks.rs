@@ -15,6 +15,7 @@ impl StepJob {
     pub(super) async fn delegate(
         &self,
         inputs: BTreeMap<String, serde_json::Value>,
+        attempt: u32,
     ) -> Result<serde_json::Value, StepError> {
         let work = self.work_file()?;
         let core = self.step.core.clone().unwrap_or_default();
@@ -23,7 +24,9 @@ impl StepJob {
             None => only_manifest_of(work, &core)?,
         };
         let inputs = serde_json::to_vec(&inputs).unwrap_or_default();
-        let t = self.run_sub_task(work, &name, inputs, Vec::new()).await?;
+        let t = self
+            .run_sub_task(work, &name, inputs, Vec::new(), attempt)
+            .await?;
         match t.state {
             TaskState::Succeeded => {
                 Ok(serde_json::from_slice(&t.outputs_json).unwrap_or(serde_json::Value::Null))
@@ -39,7 +42,7 @@ impl StepJob {
     /// manifest as the sub-task `<task>.<step>`, with its inputs and stubs, then checks what it
     /// expects. The verdict is the output; a check that fails fails the step (PA729), with the
     /// verdict kept as the failed step's output.
-    pub(super) async fn verify(&self) -> Result<serde_json::Value, StepError> {
+    pub(super) async fn verify(&self, attempt: u32) -> Result<serde_json::Value, StepError> {
         let work = self.work_file()?;
         let key = self
             .step
@@ -56,7 +59,7 @@ impl StepJob {
         let inputs = serde_json::to_vec(&scenario.inputs).unwrap_or_default();
         let stubs = serde_json::to_vec(&scenario.stubs).unwrap_or_default();
         let t = self
-            .run_sub_task(work, &scenario.manifest, inputs, stubs)
+            .run_sub_task(work, &scenario.manifest, inputs, stubs, attempt)
             .await?;
         let verdict = crate::work::scenario::verdict(scenario, &t);
         if verdict["passed"] == serde_json::Value::Bool(true) {
@@ -98,6 +101,7 @@ impl StepJob {
         name: &str,
         inputs_json: Vec<u8>,
         stubs_json: Vec<u8>,
+        attempt: u32,
     ) -> Result<WorkTask, StepError> {
         let m = work.manifests.get(name).ok_or_else(|| {
             StepError::new("PA726", format!("no manifest {name:?} in the work file"))
@@ -118,6 +122,7 @@ impl StepJob {
             parent: self.task.id.clone(),
             parent_step: self.step.id.clone(),
             stubs_json,
+            traceparent: self.task.trace.child_of_step(&self.step.id, attempt),
         };
         let r = propose_until_answered(&self.ctx.shared, Op::SubmitTask(submit), &self.stop)
             .await

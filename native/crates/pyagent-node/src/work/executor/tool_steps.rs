@@ -37,6 +37,7 @@ impl StepJob {
     pub(super) async fn call_tool(
         &self,
         inputs: BTreeMap<String, serde_json::Value>,
+        at: &super::spans::Attempt<'_>,
     ) -> Result<serde_json::Value, StepError> {
         let work =
             self.ctx.work.as_ref().map_err(|e| {
@@ -79,10 +80,22 @@ impl StepJob {
                 })
             })
             .await?;
-        sessions
+        let started = std::time::SystemTime::now();
+        let result = sessions
             .call(server, tool, pyagent_mcp::arguments(&given, &bound))
             .await
-            .map_err(mcp_error)
+            .map_err(mcp_error);
+        let call = super::spans::ToolCall {
+            server: &server.name,
+            tool: tool.unwrap_or(""),
+            started,
+        };
+        call.export(
+            &self.ctx.shared.telemetry,
+            at.place(),
+            result.as_ref().err(),
+        );
+        result
     }
 }
 
