@@ -297,16 +297,17 @@ class Ours:
 
 
 @contextlib.contextmanager
-def swarm(daemon: Path) -> Iterator[LocalStack]:
-    work = CACHE / "tasks"  # on the repository's disk, so fsync is real (not tmpfs)
+def swarm(daemon: Path, name: str = "bench-tasks", extra: str = "") -> Iterator[LocalStack]:
+    """A running local stack of SPEC named `name`, with `extra` (YAML, top-level keys) added."""
+    work = CACHE / ("tasks" if name == "bench-tasks" else name)  # the repository's disk: real fsync
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     spec = work / "swarm.yaml"
-    spec.write_text(SPEC, encoding="utf-8")
+    spec.write_text(SPEC.replace("name: bench-tasks", f"name: {name}", 1) + extra, encoding="utf-8")
     done = pyagent_cli("compile", str(spec), "--env", "local", "--out", str(work / "stacks"))
     if done.returncode != 0:
         raise SystemExit(f"pyagent compile failed:\n{done.stdout}{done.stderr}")
-    stack, diag = load_stack(work / "stacks" / "bench-tasks" / "local")
+    stack, diag = load_stack(work / "stacks" / name / "local")
     if stack is None:
         raise SystemExit(f"cannot load the stack: {diag}")
     up = pyagent_cli("up", "--local", str(stack.folder), env=dict(os.environ, PYAGENT_NODE_BIN=str(daemon)))

@@ -141,6 +141,6 @@ def run_dashboard(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        board.metrics.stop()
+        board.close()
         server.server_close()
     return 0

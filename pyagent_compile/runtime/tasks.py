@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,15 +147,20 @@ class SwarmClient:
         self.signer = Signer.from_file(self.stack.swarm, signer_node.id, signer_node.key_file)
         self._addresses = [n.grpc for n in self.stack.nodes]
         self._clients: dict[str, NodeClient] = {}
+        # The dashboard's request threads share one client.
+        self._clients_lock = threading.Lock()
 
     def close(self) -> None:
-        for c in self._clients.values():
-            c.close()
+        with self._clients_lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
 
     def _client(self, address: str) -> NodeClient:
-        if address not in self._clients:
-            self._clients[address] = NodeClient(address)
-        return self._clients[address]
+        with self._clients_lock:
+            if address not in self._clients:
+                self._clients[address] = NodeClient(address)
+            return self._clients[address]
 
     def _unreachable(self, last: str) -> TaskError:
         return TaskError(

@@ -124,20 +124,22 @@ class MetricsHistory:
 
     def sample_once(self) -> None:
         nodes = []
+        errors = {}
         for node in self.stack.nodes:
             try:
                 nodes.append(scrape(node.metrics))
-                self.errors.pop(node.name, None)
             except (OSError, ValueError) as error:  # a stopped node: the graphs show the others
-                self.errors[node.name] = str(error)
+                errors[node.name] = str(error)
         with self._lock:
             self.samples.append(Sample(time.time(), nodes))
+            self.errors = errors
 
     def series(self) -> dict[str, Any]:
         """Per interval: commits/s (the highest commit index), mesh messages delivered/s, mean
         commit latency (ms) and the tasks running and queued (the leader's table)."""
         with self._lock:
             samples = list(self.samples)
+            unreachable = dict(sorted(self.errors.items()))
         out: dict[str, list[float | None]] = {
             "t": [],
             "commitsPerSecond": [],
@@ -156,7 +158,7 @@ class MetricsHistory:
             out["commitLatencyMs"].append(_mean_latency_ms(before, after))
             out["tasksRunning"].append(_leader_tasks(after, "running"))
             out["tasksQueued"].append(_leader_tasks(after, "queued"))
-        return {"interval": self.interval, "series": out, "unreachable": dict(sorted(self.errors.items()))}
+        return {"interval": self.interval, "series": out, "unreachable": unreachable}
 
 
 def _highest(name: str) -> Callable[[list[dict[str, float]]], float]:

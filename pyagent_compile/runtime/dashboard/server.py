@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import mimetypes
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,9 +40,24 @@ class Dashboard:
         self.stack = stack
         self.token = token
         self.metrics = MetricsHistory(stack, interval)
+        self._client: SwarmClient | None = None
+        self._client_lock = threading.Lock()
 
     def client(self) -> SwarmClient:
-        return SwarmClient(self.stack, timeout=LEADER_TIMEOUT)
+        """One client for every request thread: its gRPC channels (one per node, opened as
+        needed) are kept between polls rather than dialled again every second or two. Made on
+        first use, so a swarm started after the dashboard is found."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = SwarmClient(self.stack, timeout=LEADER_TIMEOUT)
+            return self._client
+
+    def close(self) -> None:
+        self.metrics.stop()
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def authorised(self, header: str | None) -> bool:
         scheme, _, given = (header or "").partition(" ")
@@ -69,8 +85,6 @@ class Dashboard:
             return result
         except TaskError as error:  # no leader within the timeout: the page says so and retries
             return HTTPStatus.SERVICE_UNAVAILABLE, {"error": error.diagnostic.message}
-        finally:
-            client.close()
 
 
 def _trace_answer(client: SwarmClient, task_id: str) -> tuple[HTTPStatus, Any]:
