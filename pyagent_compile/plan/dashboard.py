@@ -154,6 +154,15 @@ PANELS: tuple[PanelSpec, ...] = (
     ),
     PanelSpec(
         "Tasks",
+        "Sandbox kills by reason",
+        "timeseries",
+        _q(f"sum by (reason) (rate(pyagent_sandbox_kills_total{{{SEL}}}[{RATE}]))", "{{reason}}"),
+        "Sandboxed commands killed per second: past their step's timeout (wall_clock), by the OOM killer at "
+        "their memory limit (memory), or with their task cancelled or moved (cancelled).",
+        unit="ops",
+    ),
+    PanelSpec(
+        "Tasks",
         "Workers",
         "stat",
         _q(f"max(pyagent_workers{{{SEL}}})"),

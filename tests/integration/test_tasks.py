@@ -117,6 +117,13 @@ manifests:
         kind: sandbox
         command: [sh, -c, "exec sleep $MARKER"]
         inputs: {{marker: inputs.marker}}
+  overrun:
+    core: coder
+    steps:
+      - id: wait
+        kind: sandbox
+        command: [sleep, "30"]
+        timeout: 1s
   flood:
     core: coder
     outputs:
@@ -489,6 +496,22 @@ def test_cancel_kills_the_sandboxed_command(swarm: harness.Cluster) -> None:
     task = _task(swarm, "hang-1")
     assert (task["state"], task["errorCode"], task["reason"]) == ("cancelled", "PA723", "test")
     harness.wait_for(lambda: not _sleepers(marker), timeout=30)
+    assert _kills(swarm, task["owner"], "cancelled") == 1
+
+
+def _kills(cluster: harness.Cluster, node_id: int, reason: str) -> float:
+    (node,) = [n for n in cluster.stack.nodes if n.id == node_id]
+    return harness.metric_sum(harness.metrics(node), "pyagent_sandbox_kills_total", reason=reason)
+
+
+def test_a_command_past_its_timeout_is_killed_and_counted(swarm: harness.Cluster) -> None:
+    done = harness.pyagent("run", str(swarm.stack.folder), "overrun", "--id", "overrun-1", "--wait")
+    assert done.returncode == 1, done.stdout + done.stderr
+    task = _task(swarm, "overrun-1")
+    assert (task["state"], task["errorCode"]) == ("failed", "PA720"), task
+    assert "wall-clock limit of 1000 ms" in task["steps"][0]["error"], task
+    assert _kills(swarm, task["owner"], "wall_clock") == 1
+    assert _kills(swarm, task["owner"], "cancelled") == 0
 
 
 def test_a_node_killed_mid_task_loses_it_and_no_step_is_committed_twice(swarm: harness.Cluster) -> None:

@@ -129,12 +129,25 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// Each step attempt this node ran, by kind and outcome (executor).
     pub step_duration: LabelledHistograms,
+    /// Sandboxed commands killed, by [`SANDBOX_KILLS`] reason.
+    sandbox_kills: [AtomicU64; SANDBOX_KILLS.len()],
 }
+
+/// Why a sandboxed command was killed: it ran past its step's timeout, the kernel's OOM killer
+/// struck at its memory limit, or its task was cancelled or taken away while it ran.
+pub const SANDBOX_KILLS: [&str; 3] = ["wall_clock", "memory", "cancelled"];
 
 impl Metrics {
     pub fn reject(&self, channel: Channel, reason: Reject) {
         let i = Reject::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.rejected[channel as usize][i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a kill; `reason` is one of [`SANDBOX_KILLS`].
+    pub fn sandbox_killed(&self, reason: &str) {
+        if let Some(i) = SANDBOX_KILLS.iter().position(|r| *r == reason) {
+            self.sandbox_kills[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn rejected(&self, channel: Channel, reason: Reject) -> u64 {
@@ -181,6 +194,17 @@ impl Metrics {
             "Step attempts this node ran, by kind and outcome (succeeded, failed, timed_out).",
             out,
         );
+        let _ = writeln!(
+            out,
+            "# HELP pyagent_sandbox_kills_total Sandboxed step commands killed, by reason (wall_clock, memory, cancelled).\n# TYPE pyagent_sandbox_kills_total counter"
+        );
+        for (reason, n) in SANDBOX_KILLS.iter().zip(&self.sandbox_kills) {
+            let _ = writeln!(
+                out,
+                "pyagent_sandbox_kills_total{{reason=\"{reason}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 

@@ -104,56 +104,60 @@ pub fn read() -> ProcessStats {
 
 /// Appends the figures that could be read, in the text format.
 pub fn render(stats: &ProcessStats, out: &mut String) {
-    let mut one = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+    let as_f64 = |v: Option<u64>| v.map(|v| v as f64);
+    // The names, types and help texts of the Prometheus client libraries' process collector.
+    let rows: [(&str, &str, &str, Option<f64>); 7] = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            stats.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            as_f64(stats.resident_bytes),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            as_f64(stats.virtual_bytes),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            as_f64(stats.open_fds),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            as_f64(stats.max_fds),
+        ),
+        (
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            as_f64(stats.threads),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            stats.start_time_seconds,
+        ),
+    ];
+    for (name, kind, help, value) in rows {
         if let Some(v) = value {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
             );
         }
-    };
-    one(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        stats.cpu_seconds,
-    );
-    one(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        stats.resident_bytes.map(|v| v as f64),
-    );
-    one(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-        stats.virtual_bytes.map(|v| v as f64),
-    );
-    one(
-        "process_open_fds",
-        "gauge",
-        "Number of open file descriptors.",
-        stats.open_fds.map(|v| v as f64),
-    );
-    one(
-        "process_max_fds",
-        "gauge",
-        "Maximum number of open file descriptors.",
-        stats.max_fds.map(|v| v as f64),
-    );
-    one(
-        "process_threads",
-        "gauge",
-        "Number of OS threads in the process.",
-        stats.threads.map(|v| v as f64),
-    );
-    one(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        stats.start_time_seconds,
-    );
+    }
 }
 
 #[cfg(test)]

@@ -300,9 +300,20 @@ pub async fn run(
         Some(image) => Some(image_root(ctx, image).await?),
         None => None,
     };
-    let outcome = pyagent_sandbox::run(&spec)
-        .await
+    let cancelled = CountIfDropped {
+        metrics: &ctx.shared.metrics,
+        armed: true,
+    };
+    let outcome = pyagent_sandbox::run(&spec).await;
+    cancelled.disarm();
+    let outcome = outcome
         .map_err(|e| StepError::new("PA722", format!("{}: {e} (hint: {})", e.code(), e.hint())))?;
+    if let Some(k) = outcome.killed {
+        ctx.shared.metrics.sandbox_killed(match k {
+            KillReason::WallClock => "wall_clock",
+            KillReason::Memory => "memory",
+        });
+    }
     match outcome.killed {
         // Beside the workspace, not in it: the command cannot alter its own record.
         None => Ok(trace(
@@ -326,6 +337,27 @@ pub async fn run(
             retryable: true,
             output: None,
         }),
+    }
+}
+
+/// Counts a sandbox killed because its run was dropped (the task cancelled or taken away, the
+/// step's own timeout in the executor): dropping the run's future kills its process tree.
+struct CountIfDropped<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    armed: bool,
+}
+
+impl CountIfDropped<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CountIfDropped<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.metrics.sandbox_killed("cancelled");
+        }
     }
 }
 
