@@ -462,6 +462,14 @@ def test_dashboard_in_chromium_shows_the_swarm_and_a_task_as_it_runs(
                         "&& document.querySelectorAll('#map g.node[data-role=Leader]').length === 1")  # fmt: skip
         # Raft replication links: from the leader to every other node.
         assert browser.execute_script("return document.querySelectorAll('#map path.link').length") == nodes - 1
+        # Mesh connections: with 30 neighbours allowed, every pair of the 3 nodes holds one.
+        pairs = nodes * (nodes - 1) // 2
+        _until(browser, f"return document.querySelectorAll('#map path.mesh-link').length === {pairs}")
+        ids = sorted(n.id for n in observed.stack.nodes)
+        drawn = browser.execute_script(
+            "return [...document.querySelectorAll('#map path.mesh-link')].map(l => l.dataset.pair).sort()"
+        )
+        assert drawn == sorted(f"{a}-{b}" for a in ids for b in ids if a < b), drawn
         assert browser.find_element("id", "health").text == "healthy"
         _until(browser, f"return !!document.querySelector('#tasks tr[data-task=\"{observed.task_id}\"]')")
 

@@ -26,6 +26,8 @@ class NodeView:
     mesh_peers: int | None = None
     # Why the node's /healthz answers 503 (recovering from damage, behind, stuck); "" when ready.
     unhealthy: str = ""
+    # The members this node holds a mesh connection with (by node id).
+    mesh_peer_ids: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -38,6 +40,7 @@ class NodeView:
             "commitIndex": self.commit_index,
             "appliedIndex": self.applied_index,
             "meshPeers": self.mesh_peers,
+            "meshPeerIds": list(self.mesh_peer_ids),
             "unhealthy": self.unhealthy,
         }
 
@@ -64,6 +67,7 @@ def node_view(node: StackNode, timeout: float = 1.0) -> NodeView:
         status.applied_index,
         status.mesh_peers,
         status.unhealthy,
+        tuple(status.mesh_peer_ids),
     )
 
 

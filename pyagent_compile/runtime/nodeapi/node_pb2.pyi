@@ -404,7 +404,7 @@ class KvStats(_message.Message):
     def __init__(self, available: bool = ..., block_size: _Optional[int] = ..., blocks_total: _Optional[int] = ..., blocks_used: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "name", "swarm", "role", "term", "leader_id", "commit_index", "applied_index", "last_log_index", "members", "kv", "version", "mesh_peers", "unhealthy")
+    __slots__ = ("node_id", "name", "swarm", "role", "term", "leader_id", "commit_index", "applied_index", "last_log_index", "members", "kv", "version", "mesh_peers", "unhealthy", "mesh_peer_ids")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SWARM_FIELD_NUMBER: _ClassVar[int]
@@ -419,6 +419,7 @@ class StatusResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MESH_PEERS_FIELD_NUMBER: _ClassVar[int]
     UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
+    MESH_PEER_IDS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     name: str
     swarm: str
@@ -433,4 +434,5 @@ class StatusResponse(_message.Message):
     version: str
     mesh_peers: int
     unhealthy: str
-    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., swarm: _Optional[str] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., kv: _Optional[_Union[KvStats, _Mapping]] = ..., version: _Optional[str] = ..., mesh_peers: _Optional[int] = ..., unhealthy: _Optional[str] = ...) -> None: ...
+    mesh_peer_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., swarm: _Optional[str] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., kv: _Optional[_Union[KvStats, _Mapping]] = ..., version: _Optional[str] = ..., mesh_peers: _Optional[int] = ..., unhealthy: _Optional[str] = ..., mesh_peer_ids: _Optional[_Iterable[int]] = ...) -> None: ...

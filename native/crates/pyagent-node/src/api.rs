@@ -459,8 +459,30 @@ impl node_server::Node for Api {
         &self,
         _request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
-        Ok(Response::new(status(&self.shared)))
+        let mut answer = status(&self.shared);
+        answer.mesh_peer_ids = mesh_peer_ids(&self.shared).await;
+        Ok(Response::new(answer))
     }
+}
+
+/// Which members this node holds a mesh connection with (the dashboard draws them); empty when
+/// the mesh does not answer within a moment (it is busy or stopping: the status goes on).
+async fn mesh_peer_ids(shared: &Shared) -> Vec<u64> {
+    let Some(mesh) = &shared.mesh else {
+        return Vec::new();
+    };
+    let peers = tokio::time::timeout(std::time::Duration::from_secs(1), mesh.peers()).await;
+    let mut ids: Vec<u64> = match peers {
+        Ok(Ok(peers)) => peers
+            .iter()
+            .map(|p| p.node_id)
+            .filter(|id| *id != 0)
+            .collect(),
+        _ => Vec::new(),
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 const TASK_FINAL: &[&str] = &["succeeded", "failed", "cancelled"];
@@ -530,5 +552,7 @@ pub fn status(shared: &Shared) -> proto::StatusResponse {
             .as_ref()
             .map_or(0, |m| u32::try_from(m.stats().peers).unwrap_or(u32::MAX)),
         unhealthy: shared.health().unwrap_or_default(),
+        // Asked of the mesh's task by the gRPC handler (it is async); /healthz needs none.
+        mesh_peer_ids: Vec::new(),
     }
 }

@@ -51,6 +51,21 @@ function drawMap(swarm) {
       centres.set(node.id, { cx, cy, node });
     });
   });
+  // The mesh: a line for each pair of members that hold a connection (either side's report
+  // will do), bent below the nodes as Raft's replication arcs are bent above them, so that a
+  // link between far nodes does not run through the nodes between.
+  const drawn = new Set();
+  for (const { cx, cy, node } of centres.values()) {
+    for (const peer of node.meshPeerIds || []) {
+      const other = centres.get(peer);
+      const key = [Math.min(node.id, peer), Math.max(node.id, peer)].join("-");
+      if (!other || drawn.has(key)) continue;
+      drawn.add(key);
+      const bend = Math.min(110, Math.hypot(cx - other.cx, cy - other.cy) / 2.5);
+      const d = `M ${cx} ${cy} Q ${(cx + other.cx) / 2} ${(cy + other.cy) / 2 + bend} ${other.cx} ${other.cy}`;
+      svg.append(el("svg:path", { class: "mesh-link", d, fill: "none", "data-pair": key }));
+    }
+  }
   const leader = centres.get(swarm.leader);
   if (leader) {
     for (const { cx, cy, node } of centres.values()) {
