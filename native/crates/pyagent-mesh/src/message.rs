@@ -42,9 +42,21 @@ pub enum SwarmEvent {
         learners: Vec<u64>,
     },
     /// The author started running a task placed on it.
-    TaskStarted { task: String, manifest: String },
+    TaskStarted {
+        task: String,
+        manifest: String,
+        /// The task's span as a W3C `traceparent` (its trace and the task span), so that what a
+        /// receiver does about the event joins the task's trace; empty when it has none.
+        #[serde(default)]
+        traceparent: String,
+    },
     /// A task the author ran ended (`succeeded`, `failed`, `cancelled`).
-    TaskEnded { task: String, outcome: String },
+    TaskEnded {
+        task: String,
+        outcome: String,
+        #[serde(default)]
+        traceparent: String,
+    },
 }
 
 /// A lesson learned, as published on [`Topic::Feed`].
@@ -126,6 +138,7 @@ mod tests {
         let event = Payload::Event(SwarmEvent::TaskStarted {
             task: "t1".into(),
             manifest: "fix-bug".into(),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         });
         assert_eq!(
             Payload::decode(Topic::Events, &event.encode()).unwrap(),

@@ -80,6 +80,14 @@ impl TaskTrace {
         (trace != TraceId::INVALID && span != SpanId::INVALID).then_some((trace, span, parent))
     }
 
+    /// The task's own span as a W3C `traceparent`; empty for a record without trace ids.
+    pub fn traceparent(&self) -> String {
+        match self.ids() {
+            Some((trace, span, _)) => format!("00-{trace}-{span}-01"),
+            None => String::new(),
+        }
+    }
+
     /// The `traceparent` that makes a span a child of attempt `attempt` of step `step`.
     pub fn child_of_step(&self, step: &str, attempt: u32) -> String {
         match self.ids() {
@@ -332,6 +340,12 @@ mod tests {
             "the same id submitted again is another trace"
         );
         assert_eq!(a, TaskTrace::for_submission("s", "t1", 7, "").unwrap());
+        let (trace, span) = parse_traceparent(&a.traceparent()).unwrap();
+        assert_eq!(
+            (trace.to_string(), span.to_string()),
+            (a.trace_id, a.span_id)
+        );
+        assert_eq!(TaskTrace::default().traceparent(), "");
     }
 
     #[test]

@@ -346,12 +346,12 @@ type McpSlot = Arc<tokio::sync::OnceCell<pyagent_mcp::McpSessions>>;
 async fn run_task(ctx: Arc<Context>, id: String, token: (u64, u64)) {
     let mcp: McpSlot = Arc::default();
     if let Some(task) = current(&ctx.shared, &id, token) {
-        let manifest = task.manifest.clone();
         crate::mesh::announce(
             &ctx.shared,
             Event::TaskStarted {
                 task: id.clone(),
-                manifest,
+                manifest: task.manifest.clone(),
+                traceparent: task.trace.traceparent(),
             },
         );
     }
@@ -378,6 +378,7 @@ fn announce_end(shared: &Shared, id: &str) {
             Event::TaskEnded {
                 task: id.to_owned(),
                 outcome,
+                traceparent: task.trace.traceparent(),
             },
         );
     }
