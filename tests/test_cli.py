@@ -329,3 +329,49 @@ def test_dashboard_token_file_problems_are_pa624(
     done = _dashboard(str(laptop_local), "--listen", "127.0.0.1:0", "--token-file", str(token))
     _refused(done, "PA624")
     assert why in done.stderr, done.stderr
+
+
+def _stderr_on_a_terminal(*args: str) -> str:
+    """`pyagent ARGS` with its stderr on a pseudo-terminal (stdout piped), as a user sees it."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pyagent_compile", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=120,
+            check=False,
+        )
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert done.returncode == 0, b"".join(chunks).decode(errors="replace")
+        return b"".join(chunks).decode()
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+def test_compiling_several_specs_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    specs = ("examples/laptop/swarm.yaml", "examples/research/swarm.yaml")
+    shown = _stderr_on_a_terminal("compile", *specs, "--out", str(tmp_path / "tty"))
+    # A status line rewritten in place: each spec, then each stack folder, counted.
+    assert "\r\x1b[2Kcompiling examples/laptop/swarm.yaml (1/2)" in shown, shown
+    assert "\r\x1b[2Kcompiling examples/research/swarm.yaml (2/2)" in shown, shown
+    assert "rendering " in shown and "(1/" in shown, shown
+    piped = run_subprocess("compile", *specs, "--out", str(tmp_path / "piped"))
+    assert piped.returncode == 0, piped.stderr
+    assert "\r" not in piped.stderr and "\x1b" not in piped.stderr and "compiling " not in piped.stderr

@@ -64,8 +64,8 @@ def compile_targets(
     """Compile every target; `local=False` skips the local target for commands that never use it."""
     targets, diags = resolve_targets(args.specs, getattr(args, "out", None))
     results = []
-    for target in targets:
-        progress(args, f"compiling {target.display}")
+    for i, target in enumerate(targets, 1):
+        progress(args, f"compiling {target.display} ({i}/{len(targets)})")
         result = compile_spec(target.path, target.display, args.env, local=local)
         results.append((target, result))
         diags += result.diagnostics
@@ -93,19 +93,30 @@ def run_compile(args: argparse.Namespace) -> int:
     if any(not r.ok for _, r in results) or (diags and not results):
         return report(args, diags, len(results))
     lines: list[str] = []
+    stacks = sum(len(r.environments) + (r.local is not None) for _, r in results)
+    written = 0
+
+    def rendering(folder: Path) -> None:
+        nonlocal written
+        written += 1
+        progress(args, f"rendering {folder} ({written}/{stacks})")
+
     for target, result in results:
         for env in result.environments:
             assert env.plan is not None
             folder = target.out / env.plan.swarm / env.name
+            rendering(folder)
             diags += _emit(args, folder, render_stack(env.plan), lines)
         if result.local is not None:
             folder = target.out / result.local.swarm / LOCAL_ENV
+            rendering(folder)
             diags += _emit(args, folder, render_local(result.local), lines)
         swarm = next((e.plan.swarm for e in result.environments if e.plan is not None), None)
         if args.env is None and swarm is not None:
             current = {e.name for e in result.environments} | {LOCAL_ENV}
             for orphan in emit.orphan_stacks(target.out / swarm, current):
                 diags += _emit(args, orphan, None, lines)
+    end_progress(args)
     code = report(args, diags, len(results))
     if args.format == "text":
         sys.stderr.write("".join(lines))
