@@ -466,6 +466,14 @@ def warm_up(ours: Ours, timeout: float = 120) -> None:
             time.sleep(0.5)
 
 
+def write_record(kind: str, utc: str, record: dict[str, Any]) -> None:
+    """benchmarks/results/<kind>-<utc>.json, and a line saying where."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{kind}-{utc}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"recorded: {path.relative_to(ROOT)}")
+
+
 def git_commit() -> str:
     done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
     dirty = subprocess.run(["git", "status", "--porcelain", "native"], cwd=ROOT, capture_output=True, text=True)
@@ -571,10 +579,7 @@ def main() -> int:
             "sandbox_true_ms": {key: spread(values) for key, values in steps.items() if values},
             "crate_level": crate,
         }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"tasks-{utc}.json"
-        path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        print(f"recorded: {path.relative_to(ROOT)}")
+        write_record("tasks", utc, record)
     return 0
 
 

@@ -25,7 +25,6 @@ counted, so "on" is seen to be on. A JSON record goes to benchmarks/results/tele
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -41,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.tasks import (  # noqa: E402
     MANY,
-    RESULTS,
     Ours,
     Sample,
     git_commit,
@@ -51,6 +49,7 @@ from benchmarks.tasks import (  # noqa: E402
     spread,
     swarm,
     warm_up,
+    write_record,
 )
 from pyagent_compile.plan.local import port_slot  # noqa: E402
 from pyagent_compile.runtime.local.daemon import find_daemon  # noqa: E402
@@ -226,10 +225,7 @@ def main() -> int:
                 for name, taken in results.items()
             },
         }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"telemetry-{utc}.json"
-        path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        print(f"recorded: {path.relative_to(ROOT)}")
+        write_record("telemetry", utc, record)
     return 0
 
 

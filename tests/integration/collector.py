@@ -121,13 +121,6 @@ class Collector:
             self.process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -145,7 +138,7 @@ def start(folder: Path) -> Collector | None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     for _ in range(5):
-        port = _free_port()
+        port = harness.free_port()
         config = folder / "otelcol.yaml"
         config.write_text(CONFIG.format(port=port, spans=folder / "spans.jsonl"), encoding="utf-8")
         log = folder / "otelcol.log"

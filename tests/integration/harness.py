@@ -435,6 +435,14 @@ def acked_count(history: History) -> int:
         return sum(1 for op in history.ops if op.kind == "put" and op.ret != float("inf"))
 
 
+def free_port() -> int:
+    """A loopback port no one listens on now (whoever binds it next must retry if it is taken)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def wait_for(condition: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -109,13 +108,6 @@ def observed(
 
 
 # -- Prometheus --------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _prometheus_config(observed: Observed) -> str:
     """The local stack's generated prometheus.yml (targets labelled `namespace` and `pod` as a
     PodMonitor labels them), scraping every second instead of the spec's interval."""
@@ -147,7 +139,7 @@ def prometheus(observed: Observed, tmp_path: Path) -> Iterator[str]:
         pytest.skip("prometheus is not installed: run .ci/install-prometheus.sh")
     config = tmp_path / "prometheus.yml"
     config.write_text(_prometheus_config(observed))
-    port = _free_port()
+    port = harness.free_port()
     log = (tmp_path / "prometheus.log").open("w")
     process = subprocess.Popen(
         [
