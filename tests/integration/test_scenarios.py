@@ -222,6 +222,10 @@ def _running_scenario_step(address: str) -> bool:
     return any(t.parent and any(s.state == "running" for s in t.steps) for t in tasks)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_takes_the_swarm_down(tmp_path: Path, daemon: Path) -> None:
     name = harness.unique_name("scen", 1)
     try:
@@ -241,6 +245,9 @@ def test_ctrl_c_takes_the_swarm_down(tmp_path: Path, daemon: Path) -> None:
             text=True,
             cwd=ROOT,
             env={**os.environ, "PYAGENT_NODE_BIN": str(daemon)},
+            # A shell without job control starts background jobs with SIGINT ignored, and a
+            # Python started so never raises KeyboardInterrupt: give the child Ctrl-C back.
+            preexec_fn=_default_sigint,
         )
         grpc_port = port_slot(name) + PORT_OFFSETS["grpc"]
         try:
